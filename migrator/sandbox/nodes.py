@@ -1,0 +1,137 @@
+"""One single-node Elasticsearch cluster of the test bed: configure, start, wait for green, stop.
+
+Each node gets its own config folder (ES_PATH_CONF), data, logs and temp folders inside the
+sandbox folder, `path.repo` pointing at the bucket directories (so an `fs` repository there is the
+very set of objects the OSS server serves), a 512 MB heap and loopback ports.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from migrator.clients.es import EsClient, EsError
+from migrator.sandbox.distributions import Distribution, find_java_home
+from migrator.sandbox.processes import SandboxError, hand_over, is_alive, spawn, tail
+
+HEAP = "512m"
+
+
+@dataclass
+class NodeLayout:
+    """Where one node lives and what it listens on."""
+
+    role: str  # "source" or "destination"
+    dist: Distribution
+    home: Path  # the unpacked distribution
+    folder: Path  # DIR/<role>
+    http_port: int
+    transport_port: int
+    repo_paths: list[Path]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def stdout_log(self) -> Path:
+        return self.folder / "logs" / "stdout.log"
+
+    @property
+    def cluster_log(self) -> Path:
+        return self.folder / "logs" / f"{self.cluster_name}.log"
+
+    @property
+    def cluster_name(self) -> str:
+        return f"migrator-{self.role}"
+
+
+def settings(layout: NodeLayout) -> dict[str, str]:
+    values = {
+        "cluster.name": layout.cluster_name,
+        "node.name": f"{layout.role}-0",
+        "discovery.type": "single-node",
+        "network.host": "127.0.0.1",
+        "http.port": str(layout.http_port),
+        "transport.port" if layout.dist.major >= 8 else "transport.tcp.port": str(layout.transport_port),
+        "path.data": str(layout.folder / "data"),
+        "path.logs": str(layout.folder / "logs"),
+        "path.repo": ",".join(str(path) for path in layout.repo_paths),
+        "cluster.routing.allocation.disk.threshold_enabled": "false",
+        "action.destructive_requires_name": "false",
+    }
+    if (layout.home / "modules" / "x-pack-security").is_dir():
+        values["xpack.security.enabled"] = "false"
+    return values
+
+
+def configure(layout: NodeLayout, owner: tuple[int, int] | None) -> None:
+    config = layout.folder / "config"
+    if not config.is_dir():
+        shutil.copytree(layout.home / "config", config)
+    for sub in ("data", "logs", "tmp"):
+        (layout.folder / sub).mkdir(parents=True, exist_ok=True)
+    lines = [f"{key}: {value}" for key, value in settings(layout).items()]
+    (config / "elasticsearch.yml").write_text("\n".join(lines) + "\n")
+    jvm_options = config / "jvm.options"
+    text = (layout.home / "config" / "jvm.options").read_text()
+    text = text.replace("=logs/", f"={layout.folder}/logs/").replace("HeapDumpPath=data", f"HeapDumpPath={layout.folder}/data")
+    jvm_options.write_text(text)
+    hand_over(layout.folder, owner)
+
+
+def start(layout: NodeLayout, owner: tuple[int, int] | None) -> int:
+    """Start the node; returns its process group id."""
+    configure(layout, owner)
+    java_home = str(find_java_home(layout.dist.java_feature))
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(layout.folder),
+        "LANG": "C.UTF-8",
+        "ES_PATH_CONF": str(layout.folder / "config"),
+        "ES_TMPDIR": str(layout.folder / "tmp"),
+        "ES_JAVA_OPTS": f"-Xms{HEAP} -Xmx{HEAP} -XX:-HeapDumpOnOutOfMemoryError",
+        "ES_JAVA_HOME": java_home,
+        "JAVA_HOME": java_home,
+    }
+    process = spawn(
+        [str(layout.home / "bin" / "elasticsearch")],
+        env=env,
+        cwd=layout.folder,
+        log=layout.stdout_log,
+        owner=owner,
+    )
+    return process.pid
+
+
+def wait_green(layout: NodeLayout, pid: int, timeout_s: float = 240.0) -> None:
+    """Poll cluster health until green; a dead process or a timeout shows the log's tail."""
+    client = EsClient(layout.url, label=layout.role, timeout_s=5, max_retries=0)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            if not is_alive(pid):
+                raise SandboxError(failure(layout, "the process exited during start-up"))
+            try:
+                health = client.health(wait_for_status="green", timeout="2s")
+                if health.get("status") == "green":
+                    return
+            except EsError:
+                time.sleep(1.0)
+        raise SandboxError(failure(layout, f"not green after {timeout_s:.0f} s"))
+    finally:
+        client.close()
+
+
+def failure(layout: NodeLayout, reason: str) -> str:
+    has_cluster_log = layout.cluster_log.is_file() and layout.cluster_log.stat().st_size > 0
+    log = layout.cluster_log if has_cluster_log else layout.stdout_log
+    return (
+        f"{layout.role} Elasticsearch {layout.dist.version} on port {layout.http_port} failed: {reason}.\n"
+        f"Last lines of {log}:\n{tail(log, 15)}"
+    )
+
+
