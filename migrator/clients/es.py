@@ -167,7 +167,12 @@ class EsClient:
             )
         except (TransportConnectionError, ConnectionTimeout) as exc:
             self._notify(request, None)
-            raise EsError(self.label, request, None, f"{self.url} unreachable ({exc.message}); check the URL and that the cluster runs") from exc
+            raise EsError(
+                self.label,
+                request,
+                None,
+                f"{self.url} unreachable ({exc.message}); check the URL and that the cluster runs",
+            ) from exc
         except TransportError as exc:
             self._notify(request, None)
             raise EsError(self.label, request, None, str(exc)) from exc
@@ -204,7 +209,12 @@ class EsClient:
             "_cat",
             "indices",
             expression,
-            params={"format": "json", "bytes": "b", "expand_wildcards": expand_wildcards, "h": "index,health,status,pri,rep,docs.count,store.size,pri.store.size"},
+            params={
+                "format": "json",
+                "bytes": "b",
+                "expand_wildcards": expand_wildcards,
+                "h": "index,health,status,pri,rep,docs.count,store.size,pri.store.size",
+            },
         )
         return self.get(path, ok=(200,))
 

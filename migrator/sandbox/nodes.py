@@ -78,7 +78,9 @@ def configure(layout: NodeLayout, owner: tuple[int, int] | None) -> None:
     (config / "elasticsearch.yml").write_text("\n".join(lines) + "\n")
     jvm_options = config / "jvm.options"
     text = (layout.home / "config" / "jvm.options").read_text()
-    text = text.replace("=logs/", f"={layout.folder}/logs/").replace("HeapDumpPath=data", f"HeapDumpPath={layout.folder}/data")
+    text = text.replace("=logs/", f"={layout.folder}/logs/").replace(
+        "HeapDumpPath=data", f"HeapDumpPath={layout.folder}/data"
+    )
     jvm_options.write_text(text)
     hand_over(layout.folder, owner)
 
@@ -133,5 +135,3 @@ def failure(layout: NodeLayout, reason: str) -> str:
         f"{layout.role} Elasticsearch {layout.dist.version} on port {layout.http_port} failed: {reason}.\n"
         f"Last lines of {log}:\n{tail(log, 15)}"
     )
-
-

@@ -1,0 +1,117 @@
+"""`migrator sandbox ...`: the local test bed's commands (thin: the work is in migrator.sandbox)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from migrator.exit_codes import ExitCode
+from migrator.sandbox.distributions import (
+    DEFAULT_DESTINATION_VERSION,
+    DEFAULT_SOURCE_VERSION,
+    KNOWN_VERSIONS,
+    DistributionError,
+)
+from migrator.sandbox.manager import Sandbox, default_dir
+from migrator.sandbox.processes import SandboxError
+
+app = typer.Typer(
+    help=(
+        "A local rehearsal ground: two real Elasticsearch clusters (source and destination) and an "
+        "OSS-compatible server whose bucket is the clusters' shared `fs` repository. Rehearse a "
+        "migration here before touching production."
+    ),
+    no_args_is_help=True,
+)
+
+VERSIONS_HELP = "Elasticsearch version: " + ", ".join(f"{k} (= {v})" for k, v in KNOWN_VERSIONS.items())
+DirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--dir", help="Sandbox folder [default: $MIGRATOR_SANDBOX_DIR, /var/tmp/migrator-sandbox as root]"
+    ),
+]
+
+
+def _sandbox(folder: Path | None) -> Sandbox:
+    return Sandbox((folder or default_dir()).resolve())
+
+
+def _fail(message: str, code: ExitCode) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(int(code))
+
+
+@app.command()
+def up(
+    source_version: Annotated[str, typer.Option(help=VERSIONS_HELP)] = DEFAULT_SOURCE_VERSION,
+    destination_version: Annotated[str, typer.Option(help=VERSIONS_HELP)] = DEFAULT_DESTINATION_VERSION,
+    folder: DirOption = None,
+) -> None:
+    """Start the source and destination clusters and the OSS server; print the sandbox as JSON.
+
+    The JSON (also written to DIR/sandbox.json) holds both URLs and versions, the OSS endpoint,
+    bucket and key pair, the `fs` repository settings and a ready plan file. Running `up` on a
+    running sandbox changes nothing and exits 0.
+    """
+    sandbox = _sandbox(folder)
+    try:
+        document, started = sandbox.up(source_version, destination_version)
+    except DistributionError as exc:
+        raise _fail(str(exc), ExitCode.BAD_INPUT) from None
+    except SandboxError as exc:
+        raise _fail(str(exc), ExitCode.FAILED) from None
+    if not started:
+        typer.echo(f"the sandbox in {sandbox.folder} is already running", err=True)
+    typer.echo(json.dumps(document, indent=2))
+
+
+@app.command()
+def status(
+    folder: DirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Show what runs: each cluster (URL, version, health) and the OSS server. Exit 3 when stopped."""
+    report = _sandbox(folder).status()
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    elif not report["running"]:
+        typer.echo(f"no sandbox running in {report['dir']}")
+    else:
+        for name in ("source", "destination", "oss"):
+            item = report.get(name)
+            if item is None:
+                continue
+            state = "running" if item["running"] else "STOPPED"
+            where = item.get("url") or item.get("endpoint")
+            extra = (
+                f" Elasticsearch {item['version']}, health {item.get('health', '-')}"
+                if "version" in item
+                else ""
+            )
+            typer.echo(f"{name:<12} {state:<8} {where}{extra}")
+    if not report["running"]:
+        raise typer.Exit(int(ExitCode.NEEDS_ATTENTION))
+
+
+@app.command()
+def down(folder: DirOption = None) -> None:
+    """Stop both clusters and the OSS server; no process of the sandbox is left behind."""
+    stopped = _sandbox(folder).down()
+    typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@app.command()
+def seed(
+    docs: Annotated[int, typer.Option(min=1, max=10_000_000, help="Documents per example index.")] = 1000,
+    folder: DirOption = None,
+) -> None:
+    """Create example indices with real documents on the source (bulk), one of them `.`-prefixed."""
+    try:
+        counts = _sandbox(folder).seed(docs)
+    except SandboxError as exc:
+        raise _fail(str(exc), ExitCode.NEEDS_ATTENTION) from None
+    typer.echo(json.dumps(counts, indent=2))
