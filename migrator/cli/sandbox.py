@@ -30,9 +30,7 @@ app = typer.Typer(
 VERSIONS_HELP = "Elasticsearch version: " + ", ".join(f"{k} (= {v})" for k, v in KNOWN_VERSIONS.items())
 DirOption = Annotated[
     Path | None,
-    typer.Option(
-        "--dir", help="Sandbox folder [default: $MIGRATOR_SANDBOX_DIR, /var/tmp/migrator-sandbox as root]"
-    ),
+    typer.Option("--dir", help="Sandbox folder [default: $MIGRATOR_SANDBOX_DIR, /var/tmp/migrator-sandbox as root]"),
 ]
 
 
@@ -87,11 +85,7 @@ def status(
                 continue
             state = "running" if item["running"] else "STOPPED"
             where = item.get("url") or item.get("endpoint")
-            extra = (
-                f" Elasticsearch {item['version']}, health {item.get('health', '-')}"
-                if "version" in item
-                else ""
-            )
+            extra = f" Elasticsearch {item['version']}, health {item.get('health', '-')}" if "version" in item else ""
             typer.echo(f"{name:<12} {state:<8} {where}{extra}")
     if not report["running"]:
         raise typer.Exit(int(ExitCode.NEEDS_ATTENTION))

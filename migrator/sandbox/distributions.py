@@ -59,9 +59,7 @@ def resolve_version(requested: str) -> Distribution:
         return Distribution(requested)
     if requested in KNOWN_VERSIONS:
         return Distribution(KNOWN_VERSIONS[requested])
-    listing = ", ".join(
-        f"{alias} (= {full})" if alias != full else full for alias, full in KNOWN_VERSIONS.items()
-    )
+    listing = ", ".join(f"{alias} (= {full})" if alias != full else full for alias, full in KNOWN_VERSIONS.items())
     raise DistributionError(f"unknown Elasticsearch version {requested!r}; known versions: {listing}")
 
 

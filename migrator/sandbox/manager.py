@@ -177,9 +177,7 @@ class Sandbox:
     def _credentials(self) -> tuple[str, str]:
         """The sandbox's OSS key pair: kept across restarts of the same folder."""
         if self.env_path.is_file():
-            values = dict(
-                line.split("=", 1) for line in self.env_path.read_text().splitlines() if "=" in line
-            )
+            values = dict(line.split("=", 1) for line in self.env_path.read_text().splitlines() if "=" in line)
             if KEY_ID_VAR in values and SECRET_VAR in values:
                 return values[KEY_ID_VAR], values[SECRET_VAR]
         return f"sandbox{secrets.token_hex(8)}", secrets.token_urlsafe(24)
@@ -207,9 +205,7 @@ class Sandbox:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise SandboxError(
-                    f"the OSS server exited at start-up; last lines of {log}:\n{tail(log, 15)}"
-                )
+                raise SandboxError(f"the OSS server exited at start-up; last lines of {log}:\n{tail(log, 15)}")
             if '"endpoint"' in log.read_text(errors="replace"):
                 return endpoint, process.pid
             time.sleep(0.1)
@@ -259,9 +255,7 @@ class Sandbox:
         document = self.document()
         running = self.running()
         if not running.get("source"):
-            raise SandboxError(
-                "the sandbox's source cluster is not running; start it with `migrator sandbox up`"
-            )
+            raise SandboxError("the sandbox's source cluster is not running; start it with `migrator sandbox up`")
         client = EsClient(document["source"]["url"], label="source", timeout_s=60)
         try:
             return seed_cluster(client, docs)

@@ -7,7 +7,6 @@ very set of objects the OSS server serves), a 512 MB heap and loopback ports.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from dataclasses import dataclass

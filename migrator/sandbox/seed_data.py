@@ -35,7 +35,20 @@ def document(rng: random.Random, index: str, number: int) -> dict[str, object]:
     }
 
 
-WORDS = "alpha beta gamma delta shard replica snapshot restore bucket region node index".split()
+WORDS = [
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "shard",
+    "replica",
+    "snapshot",
+    "restore",
+    "bucket",
+    "region",
+    "node",
+    "index",
+]
 
 
 def seed_cluster(client: EsClient, docs: int) -> dict[str, int]:
