@@ -1,0 +1,74 @@
+"""The state store: checkpoints survive reopening, events are ordered, the lock names its holder."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from migrator.state import LockHeld, StateStore
+
+
+def test_checkpoints_merge_detail_and_count_attempts(tmp_path):
+    store = StateStore(tmp_path / "s.db")
+    store.checkpoint("snapshot.create", "acting", {"snapshot": "s1"})
+    store.checkpoint("snapshot.create", "done", {"state": "SUCCESS"})
+    store.close()
+    reopened = StateStore(tmp_path / "s.db")
+    cp = reopened.get_checkpoint("snapshot.create")
+    assert cp is not None
+    assert (cp.status, cp.attempts) == ("done", 1)
+    assert cp.detail == {"snapshot": "s1", "state": "SUCCESS"}
+    assert oct(os.stat(tmp_path / "s.db").st_mode & 0o777) == "0o600"
+
+
+def test_events_are_tagged_with_the_run(tmp_path):
+    store = StateStore(tmp_path / "s.db")
+    assert store.begin_run() == 1
+    store.event("request", "GET /", data={"method": "GET"})
+    assert store.begin_run() == 2
+    store.event("request", "PUT /x", step="a")
+    assert [e.message for e in store.events(kind="request", run=2)] == ["PUT /x"]
+    assert [e.run for e in store.events()] == [1, 2]
+
+
+def test_a_live_holder_is_refused_and_named(tmp_path):
+    path = tmp_path / "s.db"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import sys,time; from pathlib import Path; from migrator.state import StateStore;"
+            f"s=StateStore(Path({str(path)!r})); s.acquire_lock('apply by tester'); print('locked', flush=True);"
+            "time.sleep(60)"
+        )],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        store = StateStore(path)
+        with pytest.raises(LockHeld, match="apply by tester.*--force-unlock"):
+            store.acquire_lock("second apply")
+        store.acquire_lock("forced", force=True)
+        assert store.lock_holder()["holder"] == "forced"
+        store.release_lock()
+        assert store.lock_holder() is None
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_dead_holder_on_this_host_is_taken_over(tmp_path):
+    path = tmp_path / "s.db"
+    subprocess.run(
+        [sys.executable, "-c", (
+            "import os; from pathlib import Path; from migrator.state import StateStore;"
+            f"s=StateStore(Path({str(path)!r})); s.acquire_lock('killed run'); os._exit(9)"
+        )],
+        check=False,
+    )
+    store = StateStore(path)
+    assert store.lock_holder()["holder"] == "killed run"
+    store.acquire_lock("resume")
+    time.sleep(0.1)
+    assert store.lock_holder()["holder"] == "resume"
+    store.close()
