@@ -1,0 +1,1441 @@
+"""An OSS-compatible HTTP server that serves local directories as buckets (the sandbox's stand-in for OSS).
+
+Place in the flow: the local test bed starts it next to the Elasticsearch nodes. Those nodes write
+snapshots straight into `<root>/<bucket>/<base_path>` through an `fs` repository; this server exposes
+the same directories over the OSS REST API, so that migrator's storage layer and the unmodified `oss2`
+client read (and write) them as they would a real bucket.
+
+What it speaks (see shared/notes/oss.md): path-style URLs `/<bucket>/<key>`, V1 and V4 signatures
+(plus an optional STS token), GetBucketInfo/GetBucketLocation, Get/Head/GetObjectMeta with ranges and
+conditions, ListObjects v1 and v2, PutObject, multipart upload, DeleteObject and DeleteMultipleObjects,
+CRC64 (`x-oss-hash-crc64ecma`) and quoted uppercase MD5 ETags, OSS error XML.
+
+The bucket directories belong to whoever writes them (Elasticsearch too), so the server keeps its own
+state under `<root>/.oss-server/` (temp files, multipart parts) and computes MD5/CRC64 of files lazily,
+caching them in memory by (path, size, mtime_ns). A multipart object's `"HEX-N"` ETag lives in that
+cache only: after a restart it reads as the plain MD5 of the content.
+
+Faults (errors, latency, truncated bodies) can be injected for reliability tests, from Python with
+`OssServer.set_faults` or from another process with `PUT /-/faults` (`GET /-/faults`, `GET /-/stats`).
+Run it alone with `python -m migrator.sandbox.oss_server --config FILE`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import contextlib
+import dataclasses
+import email.utils
+import hashlib
+import hmac
+import json
+import logging
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import stat
+import sys
+import threading
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import parse_qsl, quote, unquote
+
+import crcmod
+
+logger = logging.getLogger(__name__)
+
+STATE_DIR = ".oss-server"
+CRC64_POLY = 0x142F0E1EBA9EA3693
+_CHUNK = 1024 * 1024
+_MAX_CLOCK_SKEW_S = 15 * 60
+_MIN_PART_SIZE = 100 * 1024
+_MAX_PART_NUMBER = 10000
+_MAX_KEY_BYTES = 1023
+_DEFAULT_MAX_KEYS = 100
+_MAX_KEYS = 1000
+_MAX_DELETE_KEYS = 1000
+_ISO8601 = "%Y-%m-%dT%H:%M:%S.000Z"
+_OWNER_ID = "1000000000000000"
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+# Query parameters that V1 signs (a subset of OSS's list: those this server's operations can receive).
+_V1_SUBRESOURCES = frozenset(
+    {
+        "acl",
+        "append",
+        "bucketInfo",
+        "continuation-token",
+        "delete",
+        "location",
+        "objectMeta",
+        "partNumber",
+        "position",
+        "response-cache-control",
+        "response-content-disposition",
+        "response-content-encoding",
+        "response-content-language",
+        "response-content-type",
+        "response-expires",
+        "security-token",
+        "stat",
+        "uploadId",
+        "uploads",
+        "versionId",
+        "x-oss-process",
+    }
+)
+_V4_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
+
+
+# Rebuilds the string to sign; returns (string to sign, expected signature, given signature).
+SignatureCheck = Callable[[], tuple[str, str, str]]
+
+
+def new_crc64() -> crcmod.Crc:
+    """A fresh CRC-64/XZ (ECMA-182) digest, the one OSS reports in `x-oss-hash-crc64ecma`."""
+    return crcmod.Crc(CRC64_POLY, initCrc=0, rev=True, xorOut=0xFFFFFFFFFFFFFFFF)
+
+
+@dataclass
+class BucketConfig:
+    """One bucket: the directory `<root>/<name>`, the region it reports and its storage class."""
+
+    name: str
+    region: str = "oss-cn-hangzhou"
+    storage_class: str = "Standard"
+
+    @property
+    def region_id(self) -> str:
+        """The region as V4 signatures name it (`cn-hangzhou` for `oss-cn-hangzhou`)."""
+        return self.region.removeprefix("oss-")
+
+
+@dataclass
+class Faults:
+    """Faults injected into non-admin requests.
+
+    error_rate: fraction of requests answered 503 ServiceUnavailable; error_keys: substrings of object
+    keys whose requests always get 500 InternalError; latency_ms: delay added to every request;
+    truncate_rate: fraction of GET object bodies cut short (headers promise the full length, then the
+    connection closes); seed: seeds the random choices.
+    """
+
+    error_rate: float = 0.0
+    latency_ms: int = 0
+    truncate_rate: float = 0.0
+    error_keys: list[str] = field(default_factory=list)
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("error_rate", "truncate_rate"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be a number between 0 and 1, not {value!r}")
+        if isinstance(self.latency_ms, bool) or not isinstance(self.latency_ms, int) or self.latency_ms < 0:
+            raise ValueError(f"latency_ms must be a non-negative integer, not {self.latency_ms!r}")
+        if isinstance(self.error_keys, str) or not all(isinstance(k, str) for k in self.error_keys):
+            raise ValueError(f"error_keys must be a list of strings, not {self.error_keys!r}")
+        self.error_keys = list(self.error_keys)
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise ValueError(f"seed must be an integer or null, not {self.seed!r}")
+
+    @classmethod
+    def from_json(cls, data: object) -> Faults:
+        """Faults from a decoded JSON object; ValueError names what is wrong."""
+        if not isinstance(data, dict):
+            raise ValueError("faults must be a JSON object")
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown fault fields: {sorted(unknown)}")
+        return cls(**data)
+
+    def to_json(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+class OssError(Exception):
+    """An OSS error answer: HTTP status, Code, Message and extra detail elements."""
+
+    def __init__(self, status: int, code: str, message: str, **details: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+def _no_such_key(key: str) -> OssError:
+    return OssError(404, "NoSuchKey", "The specified key does not exist.", Key=key)
+
+
+def _invalid_argument(message: str, name: str, value: str) -> OssError:
+    return OssError(400, "InvalidArgument", message, ArgumentName=name, ArgumentValue=value)
+
+
+@dataclass(frozen=True)
+class _Digest:
+    etag: str  # quoted, uppercase hex; multipart objects "HEX-N"
+    crc64: int
+
+
+@dataclass(frozen=True)
+class _ObjectMeta:
+    size: int
+    mtime: float
+    digest: _Digest
+
+    @property
+    def object_type(self) -> str:
+        return "Multipart" if "-" in self.digest.etag else "Normal"
+
+
+def _hash_file(f: BinaryIO) -> tuple[bytes, int]:
+    """MD5 digest and CRC64 of a whole open file (read from its start)."""
+    f.seek(0)
+    md5 = hashlib.md5()
+    crc = new_crc64()
+    while chunk := f.read(_CHUNK):
+        md5.update(chunk)
+        crc.update(chunk)
+    f.seek(0)
+    return md5.digest(), crc.crcValue
+
+
+def _quoted_etag(md5: bytes) -> str:
+    return f'"{md5.hex().upper()}"'
+
+
+class _DigestCache:
+    """ETag and CRC64 per file path, valid while the file keeps its size and mtime_ns."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[int, int, _Digest]] = {}
+
+    def get(self, path: str, f: BinaryIO, st: os.stat_result) -> _Digest:
+        with self._lock:
+            entry = self._entries.get(path)
+        if entry is not None and entry[:2] == (st.st_size, st.st_mtime_ns):
+            return entry[2]
+        md5, crc = _hash_file(f)
+        digest = _Digest(_quoted_etag(md5), crc)
+        self.put(path, st, digest)
+        return digest
+
+    def put(self, path: str, st: os.stat_result, digest: _Digest) -> None:
+        with self._lock:
+            self._entries[path] = (st.st_size, st.st_mtime_ns, digest)
+
+    def forget(self, path: str) -> None:
+        with self._lock:
+            self._entries.pop(path, None)
+
+
+def _iso8601(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime(_ISO8601)
+
+
+def _http_date(timestamp: float) -> str:
+    return email.utils.formatdate(timestamp, usegmt=True)
+
+
+def _v4_encode(text: str, keep_slash: bool) -> str:
+    out = []
+    for byte in text.encode("utf-8"):
+        if byte in _V4_UNRESERVED or (keep_slash and byte == 0x2F):
+            out.append(chr(byte))
+        else:
+            out.append(f"%{byte:02X}")
+    return "".join(out)
+
+
+def _xml(root: ET.Element) -> bytes:
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8")
+
+
+def _sub(parent: ET.Element, tag: str, text: str | int | None = None) -> ET.Element:
+    child = ET.SubElement(parent, tag)
+    if text is not None:
+        child.text = str(text)
+    return child
+
+
+def _error_xml(error: OssError, request_id: str, host_id: str) -> bytes:
+    root = ET.Element("Error")
+    _sub(root, "Code", error.code)
+    _sub(root, "Message", error.message)
+    _sub(root, "RequestId", request_id)
+    _sub(root, "HostId", host_id)
+    for name, value in error.details.items():
+        _sub(root, name, value)
+    return _xml(root)
+
+
+def _key_parts(key: str) -> list[str]:
+    """The path segments of an object key; OssError InvalidObjectName when the disk cannot hold it."""
+    invalid = None
+    if not key:
+        invalid = "the object name is empty"
+    elif len(key.encode("utf-8", "surrogatepass")) > _MAX_KEY_BYTES:
+        invalid = f"the object name is longer than {_MAX_KEY_BYTES} bytes"
+    elif "\x00" in key or any(0xD800 <= ord(c) <= 0xDFFF for c in key):
+        invalid = "the object name holds a NUL or a lone surrogate"
+    elif any(part in ("", ".", "..") for part in key.split("/")):
+        invalid = "the object name has an empty, '.' or '..' path segment (or starts or ends with '/')"
+    elif any(len(part.encode("utf-8")) > 255 for part in key.split("/")):
+        invalid = "a path segment of the object name is longer than 255 bytes"
+    if invalid:
+        raise OssError(400, "InvalidObjectName", f"The specified object name is not valid: {invalid}.", Key=key)
+    return key.split("/")
+
+
+@dataclass
+class _Request:
+    method: str
+    bucket: str
+    key: str
+    params: dict[str, str]
+    headers: dict[str, str]  # lower-case names
+    header_items: list[tuple[str, str]]
+    op: str
+    body: bytes = b""
+    spool: _Spool | None = None
+
+
+@dataclass
+class _Spool:
+    """A request body written to a temp file while its MD5 and CRC64 were computed."""
+
+    path: str
+    size: int
+    md5: bytes
+    crc64: int
+
+
+@dataclass
+class _Response:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    file: BinaryIO | None = None  # streamed instead of body: `length` bytes from `offset`
+    offset: int = 0
+    length: int = 0
+
+
+def _operation(method: str, key: str, params: dict[str, str]) -> str:
+    """The OSS operation a request asks for (names as in the OSS API reference)."""
+    if not key:
+        if method == "GET" and "bucketInfo" in params:
+            return "GetBucketInfo"
+        if method == "GET" and "location" in params:
+            return "GetBucketLocation"
+        if method == "GET" and not params.keys() & {"uploads", "acl", "stat"}:
+            return "ListObjectsV2" if params.get("list-type") == "2" else "ListObjects"
+        if method == "POST" and "delete" in params:
+            return "DeleteMultipleObjects"
+        return "Unsupported"
+    if method == "GET":
+        return "ListParts" if "uploadId" in params else "GetObject"
+    if method == "HEAD":
+        return "GetObjectMeta" if "objectMeta" in params else "HeadObject"
+    if method == "PUT":
+        if "uploadId" in params:
+            return "UploadPart"
+        return "PutObject" if not params.keys() & {"acl", "symlink", "tagging"} else "Unsupported"
+    if method == "POST":
+        if "uploads" in params:
+            return "InitiateMultipartUpload"
+        return "CompleteMultipartUpload" if "uploadId" in params else "Unsupported"
+    if method == "DELETE":
+        return "AbortMultipartUpload" if "uploadId" in params else "DeleteObject"
+    return "Unsupported"
+
+
+class OssServer:
+    """Serves `<root>/<bucket>` directories as OSS buckets on http://host:port (see the module doc)."""
+
+    def __init__(
+        self,
+        root: Path,
+        buckets: list[BucketConfig],
+        access_key_id: str,
+        access_key_secret: str,
+        security_token: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        faults: Faults | None = None,
+    ) -> None:
+        for bucket in buckets:
+            if not _BUCKET_NAME.match(bucket.name):
+                raise ValueError(
+                    f"bucket name {bucket.name!r} is not valid for OSS: 3-63 characters of a-z, 0-9 and '-',"
+                    " starting and ending with a letter or digit"
+                )
+        self.root = Path(root)
+        self.buckets = {bucket.name: bucket for bucket in buckets}
+        self.access_key_id = access_key_id
+        self._secret = access_key_secret
+        self.security_token = security_token
+        self.host = host
+        self.port = port
+        self.endpoint = ""
+        self.request_count = 0
+        self.requests_by_op: Counter[str] = Counter()
+        self._state = self.root / STATE_DIR
+        self._digests = _DigestCache()
+        self._lock = threading.Lock()
+        self._faults = Faults()
+        self._rng = random.Random()
+        self.set_faults(faults or Faults())
+        self._created = time.time()
+        self._httpd: _HttpServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create the bucket and state directories, listen, and serve from a background thread."""
+        for name in self.buckets:
+            (self.root / name).mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self._state / "tmp", ignore_errors=True)
+        (self._state / "tmp").mkdir(parents=True, exist_ok=True)
+        (self._state / "uploads").mkdir(parents=True, exist_ok=True)
+        self._httpd = _HttpServer((self.host, self.port), self)
+        host, port = self._httpd.server_address[:2]
+        self.port = int(port)
+        self.endpoint = f"http://{host}:{self.port}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="oss-server", daemon=True)
+        self._thread.start()
+        logger.info("OSS server on %s serving %s (buckets %s)", self.endpoint, self.root, sorted(self.buckets))
+
+    def stop(self) -> None:
+        """Stop listening, close open connections and wait for the serving thread."""
+        if self._httpd is None:
+            return
+        self._httpd.shutdown()
+        self._httpd.close_connections()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        self._httpd = None
+        self._thread = None
+
+    def __enter__(self) -> OssServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # faults and counters -----------------------------------------------------------------------
+
+    def set_faults(self, faults: Faults) -> None:
+        with self._lock:
+            self._faults = dataclasses.replace(faults, error_keys=list(faults.error_keys))
+            self._rng = random.Random(faults.seed)
+
+    @property
+    def faults(self) -> Faults:
+        with self._lock:
+            return dataclasses.replace(self._faults, error_keys=list(self._faults.error_keys))
+
+    def _count(self, op: str) -> None:
+        with self._lock:
+            self.request_count += 1
+            self.requests_by_op[op] += 1
+
+    def stats(self) -> dict[str, object]:
+        with self._lock:
+            return {"request_count": self.request_count, "requests_by_op": dict(self.requests_by_op)}
+
+    def _roll(self, rate: float) -> bool:
+        with self._lock:
+            return rate > 0 and self._rng.random() < rate
+
+    def _inject_faults(self, req: _Request) -> None:
+        faults = self.faults
+        if req.key and any(part in req.key for part in faults.error_keys):
+            raise OssError(500, "InternalError", "Injected fault: this key always fails.")
+        if self._roll(faults.error_rate):
+            raise OssError(503, "ServiceUnavailable", "Injected fault: please reduce your request rate.")
+
+    def _should_truncate(self) -> bool:
+        return self._roll(self.faults.truncate_rate)
+
+    # request handling --------------------------------------------------------------------------
+
+    def _handle(self, req: _Request) -> _Response:
+        """Answer one parsed request (body already read); OssError for an error answer."""
+        self._count(req.op)
+        latency = self.faults.latency_ms
+        if latency:
+            time.sleep(latency / 1000)
+        if not req.bucket:
+            raise OssError(501, "NotImplemented", "This server implements bucket and object operations only.")
+        bucket = self.buckets.get(req.bucket)
+        if bucket is None:
+            raise OssError(404, "NoSuchBucket", "The specified bucket does not exist.", BucketName=req.bucket)
+        self._authenticate(req, bucket)
+        self._inject_faults(req)
+        handler = {
+            "GetBucketInfo": self._get_bucket_info,
+            "GetBucketLocation": self._get_bucket_location,
+            "ListObjects": self._list_objects,
+            "ListObjectsV2": self._list_objects_v2,
+            "DeleteMultipleObjects": self._delete_multiple_objects,
+            "PutObject": self._put_object,
+            "GetObject": self._get_object,
+            "HeadObject": self._head_object,
+            "GetObjectMeta": self._head_object,
+            "DeleteObject": self._delete_object,
+            "InitiateMultipartUpload": self._initiate_multipart_upload,
+            "UploadPart": self._upload_part,
+            "ListParts": self._list_parts,
+            "AbortMultipartUpload": self._abort_multipart_upload,
+            "CompleteMultipartUpload": self._complete_multipart_upload,
+        }.get(req.op)
+        if handler is None:
+            raise OssError(
+                501,
+                "NotImplemented",
+                f"This server does not implement {req.method} with these parameters: {sorted(req.params)}.",
+            )
+        return handler(req, bucket)
+
+    # authentication ----------------------------------------------------------------------------
+
+    def _authenticate(self, req: _Request, bucket: BucketConfig) -> None:
+        auth = req.headers.get("authorization", "")
+        if not auth:
+            raise OssError(403, "AccessDenied", "Anonymous access is forbidden for this operation.")
+        if auth.startswith("OSS4-HMAC-SHA256"):
+            access_key_id, check = self._v4(req, bucket, auth)
+        elif auth.startswith("OSS "):
+            access_key_id, check = self._v1(req, auth)
+        else:
+            raise OssError(403, "AccessDenied", "Authorization must be OSS (V1) or OSS4-HMAC-SHA256 (V4).")
+        if access_key_id != self.access_key_id:
+            raise OssError(
+                403,
+                "InvalidAccessKeyId",
+                "The OSS Access Key Id you provided does not exist in our records.",
+                OSSAccessKeyId=access_key_id,
+            )
+        if self.security_token is not None and req.headers.get("x-oss-security-token") != self.security_token:
+            raise OssError(403, "InvalidSecurityToken", "The security token you provided is invalid.")
+        string_to_sign, expected, given = check()
+        if not hmac.compare_digest(expected, given):
+            raise OssError(
+                403,
+                "SignatureDoesNotMatch",
+                "The request signature we calculated does not match "
+                "the signature you provided. Check your key and signing method.",
+                StringToSign=string_to_sign,
+            )
+
+    def _check_skew(self, when: datetime | None, header: str) -> None:
+        if when is None:
+            raise OssError(403, "AccessDenied", f"The request needs a valid {header} header.")
+        if abs(when.timestamp() - time.time()) > _MAX_CLOCK_SKEW_S:
+            raise OssError(
+                403,
+                "RequestTimeTooSkewed",
+                "The difference between the request time and the current time is too large.",
+            )
+
+    def _v1(self, req: _Request, auth: str) -> tuple[str, SignatureCheck]:
+        access_key_id, _, signature = auth[len("OSS ") :].strip().rpartition(":")
+        date = req.headers.get("x-oss-date") or req.headers.get("date", "")
+        try:
+            when = email.utils.parsedate_to_datetime(date)
+        except (TypeError, ValueError):
+            when = None
+        self._check_skew(when, "Date")
+
+        def check() -> tuple[str, str, str]:
+            oss_headers = sorted((k.lower(), v) for k, v in req.header_items if k.lower().startswith("x-oss-"))
+            canonical = "".join(f"{k}:{v}\n" for k, v in oss_headers)
+            sub = sorted((k, v) for k, v in req.params.items() if k in _V1_SUBRESOURCES)
+            resource = f"/{req.bucket}/{req.key}"
+            if sub:
+                resource += "?" + "&".join(f"{k}={v}" if v else k for k, v in sub)
+            headers = req.headers
+            text = "\n".join(
+                [
+                    req.method,
+                    headers.get("content-md5", ""),
+                    headers.get("content-type", ""),
+                    date,
+                    canonical + resource,
+                ]
+            )
+            mac = hmac.new(self._secret.encode(), text.encode("utf-8"), hashlib.sha1)
+            return text, base64.b64encode(mac.digest()).decode(), signature
+
+        return access_key_id, check
+
+    def _v4(self, req: _Request, bucket: BucketConfig, auth: str) -> tuple[str, SignatureCheck]:
+        fields: dict[str, str] = {}
+        for item in auth[len("OSS4-HMAC-SHA256") :].split(","):
+            name, _, value = item.strip().partition("=")
+            fields[name] = value.strip()
+        scope = fields.get("Credential", "").split("/")
+        if len(scope) != 5 or not fields.get("Signature") or scope[4] != "aliyun_v4_request":
+            raise OssError(
+                400,
+                "InvalidArgument",
+                "The V4 Authorization header needs "
+                "Credential=<ak>/<date>/<region>/oss/aliyun_v4_request and Signature=<hex>.",
+            )
+        access_key_id, day, region, product, _ = scope
+        if product != "oss" or region != bucket.region_id:
+            raise _invalid_argument(
+                f"Invalid signing region in Authorization header: bucket {bucket.name} is in region "
+                f"{bucket.region_id} (product oss).",
+                "Credential",
+                fields["Credential"],
+            )
+        stamp = req.headers.get("x-oss-date", "")
+        try:
+            when = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        except ValueError:
+            when = None
+        self._check_skew(when, "x-oss-date")
+        additional = sorted({h.strip().lower() for h in fields.get("AdditionalHeaders", "").split(";") if h.strip()})
+
+        def check() -> tuple[str, str, str]:
+            signed = sorted(
+                (
+                    (k.lower(), v)
+                    for k, v in req.header_items
+                    if k.lower().startswith("x-oss-") or k.lower() in ("content-type", "content-md5", *additional)
+                ),
+                key=lambda item: item[0],
+            )
+            query = sorted((_v4_encode(k, False), _v4_encode(v, False)) for k, v in req.params.items())
+            canonical_request = "\n".join(
+                [
+                    req.method,
+                    _v4_encode(f"/{req.bucket}/{req.key}", True),
+                    "&".join(f"{k}={v}" if v else k for k, v in query),
+                    "".join(f"{k}:{v}\n" for k, v in signed),
+                    ";".join(additional),
+                    req.headers.get("x-oss-content-sha256", "UNSIGNED-PAYLOAD"),
+                ]
+            )
+            text = "\n".join(
+                [
+                    "OSS4-HMAC-SHA256",
+                    stamp,
+                    f"{day}/{region}/oss/aliyun_v4_request",
+                    hashlib.sha256(canonical_request.encode("utf-8")).hexdigest(),
+                ]
+            )
+            key = ("aliyun_v4" + self._secret).encode()
+            for part in (day, region, "oss", "aliyun_v4_request"):
+                key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+            return text, hmac.new(key, text.encode(), hashlib.sha256).hexdigest(), fields["Signature"]
+
+        return access_key_id, check
+
+    # files -------------------------------------------------------------------------------------
+
+    def _object_path(self, bucket: BucketConfig, key: str) -> str:
+        return os.path.join(self.root, bucket.name, *_key_parts(key))
+
+    def _tmp_path(self) -> str:
+        return os.path.join(self._state, "tmp", uuid.uuid4().hex)
+
+    def _open(self, path: str, key: str) -> tuple[BinaryIO, _ObjectMeta]:
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - handed to the caller, which closes it
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise _no_such_key(key) from None
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            f.close()
+            raise _no_such_key(key)
+        return f, _ObjectMeta(st.st_size, st.st_mtime, self._digests.get(path, f, st))
+
+    def _meta(self, path: str, key: str) -> _ObjectMeta:
+        f, meta = self._open(path, key)
+        f.close()
+        return meta
+
+    def _install(self, src: str, path: str, key: str, digest: _Digest) -> os.stat_result:
+        """Move a finished temp file into place atomically (creating parent directories)."""
+        for _ in range(5):  # a concurrent delete may remove a freshly created, still empty parent
+            try:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                os.replace(src, path)
+                break
+            except FileNotFoundError:
+                continue
+            except (NotADirectoryError, IsADirectoryError, FileExistsError):
+                raise OssError(
+                    400,
+                    "InvalidObjectName",
+                    "The object name conflicts with another object on this "
+                    "server's disk: a key cannot be both an object and a '/'-prefix of another.",
+                    Key=key,
+                ) from None
+        else:
+            raise OssError(500, "InternalError", "Could not place the object after several attempts.")
+        st = os.stat(path)
+        self._digests.put(path, st, digest)
+        return st
+
+    def _remove(self, bucket: BucketConfig, path: str) -> None:
+        try:
+            os.unlink(path)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return
+        self._digests.forget(path)
+        bucket_dir = os.path.join(self.root, bucket.name)
+        parent = os.path.dirname(path)
+        while parent != bucket_dir and parent.startswith(bucket_dir + os.sep):
+            try:
+                os.rmdir(parent)
+            except OSError:
+                break
+            parent = os.path.dirname(parent)
+
+    def _object_headers(self, bucket: BucketConfig, meta: _ObjectMeta) -> dict[str, str]:
+        return {
+            "Content-Type": "application/octet-stream",
+            "ETag": meta.digest.etag,
+            "Last-Modified": _http_date(meta.mtime),
+            "Accept-Ranges": "bytes",
+            "x-oss-object-type": meta.object_type,
+            "x-oss-storage-class": bucket.storage_class,
+            "x-oss-hash-crc64ecma": str(meta.digest.crc64),
+        }
+
+    # bucket operations -------------------------------------------------------------------------
+
+    def _get_bucket_info(self, req: _Request, bucket: BucketConfig) -> _Response:
+        root = ET.Element("BucketInfo")
+        node = _sub(root, "Bucket")
+        _sub(node, "Name", bucket.name)
+        _sub(node, "CreationDate", _iso8601(self._created))
+        _sub(node, "Location", bucket.region)
+        _sub(node, "ExtranetEndpoint", f"{bucket.region}.aliyuncs.com")
+        _sub(node, "IntranetEndpoint", f"{bucket.region}-internal.aliyuncs.com")
+        _sub(node, "StorageClass", bucket.storage_class)
+        _sub(node, "DataRedundancyType", "LRS")
+        owner = _sub(node, "Owner")
+        _sub(owner, "DisplayName", _OWNER_ID)
+        _sub(owner, "ID", _OWNER_ID)
+        _sub(_sub(node, "AccessControlList"), "Grant", "private")
+        return _Response(200, {"Content-Type": "application/xml"}, _xml(root))
+
+    def _get_bucket_location(self, req: _Request, bucket: BucketConfig) -> _Response:
+        root = ET.Element("LocationConstraint")
+        root.text = bucket.region
+        return _Response(200, {"Content-Type": "application/xml"}, _xml(root))
+
+    def _list_objects(self, req: _Request, bucket: BucketConfig) -> _Response:
+        return self._list(req, bucket, v2=False)
+
+    def _list_objects_v2(self, req: _Request, bucket: BucketConfig) -> _Response:
+        return self._list(req, bucket, v2=True)
+
+    def _list(self, req: _Request, bucket: BucketConfig, v2: bool) -> _Response:
+        params = req.params
+        prefix = params.get("prefix", "")
+        delimiter = params.get("delimiter", "")
+        encoding = params.get("encoding-type", "")
+        if encoding not in ("", "url"):
+            raise _invalid_argument("encoding-type must be url.", "encoding-type", encoding)
+        raw_max = params.get("max-keys") or str(_DEFAULT_MAX_KEYS)
+        if not raw_max.isdigit() or not 0 < int(raw_max) <= _MAX_KEYS:
+            raise _invalid_argument(f"max-keys must be between 1 and {_MAX_KEYS}.", "max-keys", raw_max)
+        max_keys = int(raw_max)
+        token = params.get("continuation-token", "")
+        if v2 and token:
+            try:
+                after = base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+            except (ValueError, UnicodeError):
+                raise _invalid_argument("The continuation-token is not valid.", "continuation-token", token) from None
+        else:
+            after = params.get("start-after", "") if v2 else params.get("marker", "")
+        entries, truncated = _list_entries(os.path.join(self.root, bucket.name), prefix, delimiter, after, max_keys)
+
+        def enc(text: str) -> str:
+            return quote(text, safe="") if encoding else text
+
+        root = ET.Element("ListBucketResult")
+        _sub(root, "Name", bucket.name)
+        _sub(root, "Prefix", enc(prefix))
+        if v2:
+            if "start-after" in params:
+                _sub(root, "StartAfter", enc(params["start-after"]))
+            if token:
+                _sub(root, "ContinuationToken", token)
+        else:
+            _sub(root, "Marker", enc(after))
+        _sub(root, "MaxKeys", max_keys)
+        _sub(root, "Delimiter", enc(delimiter))
+        if encoding:
+            _sub(root, "EncodingType", encoding)
+        _sub(root, "IsTruncated", "true" if truncated else "false")
+        if truncated:
+            last = entries[-1][0]
+            if v2:
+                _sub(root, "NextContinuationToken", base64.urlsafe_b64encode(last.encode("utf-8")).decode())
+            else:
+                _sub(root, "NextMarker", enc(last))
+        if v2:
+            _sub(root, "KeyCount", len(entries))
+        with_owner = not v2 or params.get("fetch-owner") == "true"
+        bucket_dir = os.path.join(self.root, bucket.name)
+        for name, is_prefix in entries:
+            if is_prefix:
+                _sub(_sub(root, "CommonPrefixes"), "Prefix", enc(name))
+                continue
+            try:
+                meta = self._meta(os.path.join(bucket_dir, *name.split("/")), name)
+            except OssError:  # deleted between the walk and now
+                continue
+            node = _sub(root, "Contents")
+            _sub(node, "Key", enc(name))
+            _sub(node, "LastModified", _iso8601(meta.mtime))
+            _sub(node, "ETag", meta.digest.etag)
+            _sub(node, "Type", meta.object_type)
+            _sub(node, "Size", meta.size)
+            _sub(node, "StorageClass", bucket.storage_class)
+            if with_owner:
+                owner = _sub(node, "Owner")
+                _sub(owner, "ID", _OWNER_ID)
+                _sub(owner, "DisplayName", _OWNER_ID)
+        return _Response(200, {"Content-Type": "application/xml"}, _xml(root))
+
+    def _delete_multiple_objects(self, req: _Request, bucket: BucketConfig) -> _Response:
+        given = req.headers.get("content-md5", "")
+        if not given:
+            raise OssError(400, "InvalidDigest", "DeleteMultipleObjects needs a Content-MD5 header.")
+        if given != base64.b64encode(hashlib.md5(req.body).digest()).decode():
+            raise OssError(400, "InvalidDigest", "The Content-MD5 you specified is not valid.")
+        try:
+            root = ET.fromstring(req.body)
+        except ET.ParseError:
+            raise OssError(400, "MalformedXML", "The XML you provided was not well-formed.") from None
+        keys = [node.text or "" for node in root.findall("Object/Key")]
+        if root.tag != "Delete" or not keys or len(keys) > _MAX_DELETE_KEYS:
+            raise OssError(400, "MalformedXML", f"Delete needs 1 to {_MAX_DELETE_KEYS} Object/Key elements.")
+        quiet = (root.findtext("Quiet") or "false").strip().lower() == "true"
+        paths = [self._object_path(bucket, key) for key in keys]
+        for path in paths:
+            self._remove(bucket, path)
+        encoding = req.params.get("encoding-type", "")
+        result = ET.Element("DeleteResult")
+        if encoding == "url":
+            _sub(result, "EncodingType", "url")
+        if not quiet:
+            for key in keys:
+                _sub(_sub(result, "Deleted"), "Key", quote(key, safe="") if encoding == "url" else key)
+        return _Response(200, {"Content-Type": "application/xml"}, _xml(result))
+
+    # object operations -------------------------------------------------------------------------
+
+    def _put_object(self, req: _Request, bucket: BucketConfig) -> _Response:
+        path = self._object_path(bucket, req.key)
+        spool = _checked_spool(req)
+        digest = _Digest(_quoted_etag(spool.md5), spool.crc64)
+        self._install(spool.path, path, req.key, digest)
+        return _Response(200, _write_headers(spool, digest))
+
+    def _get_object(self, req: _Request, bucket: BucketConfig) -> _Response:
+        f, meta = self._open(self._object_path(bucket, req.key), req.key)
+        try:
+            headers = self._object_headers(bucket, meta)
+            _check_conditions(req, meta)
+            span = _parse_range(
+                req.headers.get("range", ""), meta.size, req.headers.get("x-oss-range-behavior") == "standard"
+            )
+        except BaseException:
+            f.close()
+            raise
+        if span is None:
+            return _Response(200, headers, file=f, length=meta.size)
+        start, end = span
+        headers["Content-Range"] = f"bytes {start}-{end}/{meta.size}"
+        return _Response(206, headers, file=f, offset=start, length=end - start + 1)
+
+    def _head_object(self, req: _Request, bucket: BucketConfig) -> _Response:
+        meta = self._meta(self._object_path(bucket, req.key), req.key)
+        _check_conditions(req, meta)
+        return _Response(200, self._object_headers(bucket, meta), length=meta.size)
+
+    def _delete_object(self, req: _Request, bucket: BucketConfig) -> _Response:
+        self._remove(bucket, self._object_path(bucket, req.key))
+        return _Response(204)
+
+    # multipart ---------------------------------------------------------------------------------
+
+    def _upload_dir(self, req: _Request, bucket: BucketConfig) -> str:
+        upload_id = req.params.get("uploadId", "")
+        directory = os.path.join(self._state, "uploads", upload_id)
+        try:
+            with open(os.path.join(directory, "upload.json"), encoding="utf-8") as f:
+                record = json.load(f)
+        except (FileNotFoundError, NotADirectoryError, ValueError):
+            record = None
+        if not re.fullmatch(r"[0-9A-F]{32}", upload_id) or record != {"bucket": bucket.name, "key": req.key}:
+            raise OssError(
+                404,
+                "NoSuchUpload",
+                "The specified upload does not exist. The upload ID may be "
+                "invalid, or the upload may have been aborted or completed.",
+                UploadId=upload_id,
+            )
+        return directory
+
+    def _parts(self, directory: str) -> list[tuple[int, str]]:
+        return sorted((int(name), os.path.join(directory, name)) for name in os.listdir(directory) if name.isdigit())
+
+    def _initiate_multipart_upload(self, req: _Request, bucket: BucketConfig) -> _Response:
+        _key_parts(req.key)
+        upload_id = uuid.uuid4().hex.upper()
+        directory = os.path.join(self._state, "uploads", upload_id)
+        os.makedirs(directory)
+        with open(os.path.join(directory, "upload.json"), "w", encoding="utf-8") as f:
+            json.dump({"bucket": bucket.name, "key": req.key}, f)
+        root = ET.Element("InitiateMultipartUploadResult")
+        _sub(root, "Bucket", bucket.name)
+        _sub(root, "Key", req.key)
+        _sub(root, "UploadId", upload_id)
+        return _Response(200, {"Content-Type": "application/xml"}, _xml(root))
+
+    def _upload_part(self, req: _Request, bucket: BucketConfig) -> _Response:
+        directory = self._upload_dir(req, bucket)
+        number = req.params.get("partNumber", "")
+        if not number.isdigit() or not 1 <= int(number) <= _MAX_PART_NUMBER:
+            raise _invalid_argument(f"partNumber must be between 1 and {_MAX_PART_NUMBER}.", "partNumber", number)
+        spool = _checked_spool(req)
+        digest = _Digest(_quoted_etag(spool.md5), spool.crc64)
+        self._install(spool.path, os.path.join(directory, str(int(number))), req.key, digest)
+        return _Response(200, _write_headers(spool, digest))
+
+    def _list_parts(self, req: _Request, bucket: BucketConfig) -> _Response:
+        directory = self._upload_dir(req, bucket)
+        marker = req.params.get("part-number-marker") or "0"
+        raw_max = req.params.get("max-parts") or "1000"
+        if not marker.isdigit() or not raw_max.isdigit() or not 0 < int(raw_max) <= 1000:
+            raise _invalid_argument("part-number-marker and max-parts (1-1000) must be numbers.", "max-parts", raw_max)
+        parts = [(n, path) for n, path in self._parts(directory) if n > int(marker)]
+        page, truncated = parts[: int(raw_max)], len(parts) > int(raw_max)
+        root = ET.Element("ListPartsResult")
+        _sub(root, "Bucket", bucket.name)
+        _sub(root, "Key", req.key)
+        _sub(root, "UploadId", req.params["uploadId"])
+        _sub(root, "StorageClass", bucket.storage_class)
+        _sub(root, "PartNumberMarker", int(marker))
+        _sub(root, "NextPartNumberMarker", page[-1][0] if page else int(marker))
+        _sub(root, "MaxParts", int(raw_max))
+        _sub(root, "IsTruncated", "true" if truncated else "false")
+        for number, path in page:
+            meta = self._meta(path, req.key)
+            node = _sub(root, "Part")
+            _sub(node, "PartNumber", number)
+            _sub(node, "LastModified", _iso8601(meta.mtime))
+            _sub(node, "ETag", meta.digest.etag)
+            _sub(node, "HashCrc64ecma", meta.digest.crc64)
+            _sub(node, "Size", meta.size)
+        return _Response(200, {"Content-Type": "application/xml"}, _xml(root))
+
+    def _abort_multipart_upload(self, req: _Request, bucket: BucketConfig) -> _Response:
+        shutil.rmtree(self._upload_dir(req, bucket), ignore_errors=True)
+        return _Response(204)
+
+    def _complete_multipart_upload(self, req: _Request, bucket: BucketConfig) -> _Response:
+        directory = self._upload_dir(req, bucket)
+        path = self._object_path(bucket, req.key)
+        try:
+            root = ET.fromstring(req.body)
+            wanted = [
+                (int(node.findtext("PartNumber") or ""), (node.findtext("ETag") or "").strip('"').upper())
+                for node in root.findall("Part")
+            ]
+        except (ET.ParseError, ValueError):
+            raise OssError(400, "MalformedXML", "The XML you provided was not well-formed.") from None
+        if root.tag != "CompleteMultipartUpload" or not wanted:
+            raise OssError(400, "MalformedXML", "CompleteMultipartUpload needs at least one Part.")
+        numbers = [number for number, _ in wanted]
+        if numbers != sorted(set(numbers)):
+            raise OssError(400, "InvalidPartOrder", "The list of parts was not in ascending order.")
+        uploaded = dict(self._parts(directory))
+        tmp = self._tmp_path()
+        md5s = hashlib.md5()
+        crc = new_crc64()
+        with contextlib.ExitStack() as stack:
+            parts = []
+            for index, (number, etag) in enumerate(wanted):
+                if number not in uploaded:
+                    raise OssError(400, "InvalidPart", f"Part {number} was not uploaded.", PartNumber=str(number))
+                f, meta = self._open(uploaded[number], req.key)
+                stack.enter_context(f)
+                if meta.digest.etag.strip('"') != etag:
+                    raise OssError(400, "InvalidPart", f"Part {number}'s ETag does not match.", PartNumber=str(number))
+                if index < len(wanted) - 1 and meta.size < _MIN_PART_SIZE:
+                    raise OssError(
+                        400,
+                        "EntityTooSmall",
+                        f"Part {number} is smaller than {_MIN_PART_SIZE} bytes.",
+                        PartNumber=str(number),
+                    )
+                parts.append((f, meta))
+            with open(tmp, "wb") as out:
+                for f, meta in parts:
+                    md5s.update(bytes.fromhex(meta.digest.etag.strip('"')))
+                    while chunk := f.read(_CHUNK):
+                        out.write(chunk)
+                        crc.update(chunk)
+        digest = _Digest(f'"{md5s.hexdigest().upper()}-{len(wanted)}"', crc.crcValue)
+        try:
+            self._install(tmp, path, req.key, digest)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        shutil.rmtree(directory, ignore_errors=True)
+        result = ET.Element("CompleteMultipartUploadResult")
+        encode = req.params.get("encoding-type") == "url"
+        if encode:
+            _sub(result, "EncodingType", "url")
+        _sub(result, "Location", f"{self.endpoint}/{bucket.name}/{quote(req.key, safe='/')}")
+        _sub(result, "Bucket", bucket.name)
+        _sub(result, "Key", quote(req.key, safe="") if encode else req.key)
+        _sub(result, "ETag", digest.etag)
+        headers = {"Content-Type": "application/xml", "ETag": digest.etag, "x-oss-hash-crc64ecma": str(digest.crc64)}
+        return _Response(200, headers, _xml(result))
+
+
+def _checked_spool(req: _Request) -> _Spool:
+    spool = req.spool
+    assert spool is not None, "object writes are spooled by the handler"
+    given = req.headers.get("content-md5")
+    if given is not None:
+        try:
+            wanted = base64.b64decode(given, validate=True)
+        except binascii.Error:
+            wanted = b""
+        if wanted != spool.md5:
+            raise OssError(400, "InvalidDigest", "The Content-MD5 you specified is not valid.")
+    return spool
+
+
+def _write_headers(spool: _Spool, digest: _Digest) -> dict[str, str]:
+    return {
+        "ETag": digest.etag,
+        "Content-MD5": base64.b64encode(spool.md5).decode(),
+        "x-oss-hash-crc64ecma": str(digest.crc64),
+    }
+
+
+def _check_conditions(req: _Request, meta: _ObjectMeta) -> None:
+    """If-Match / If-Unmodified-Since → 412; If-None-Match / If-Modified-Since → 304."""
+    etag = meta.digest.etag.strip('"')
+    mtime = int(meta.mtime)
+
+    def etags(value: str) -> set[str]:
+        return {tag.strip().strip('"').upper() for tag in value.split(",")}
+
+    def since(value: str) -> int | None:
+        try:
+            return int(email.utils.parsedate_to_datetime(value).timestamp())
+        except (TypeError, ValueError):
+            return None
+
+    headers = req.headers
+    if "if-match" in headers and not etags(headers["if-match"]) & {etag, "*"}:
+        raise OssError(
+            412,
+            "PreconditionFailed",
+            "At least one of the pre-conditions you specified did not hold.",
+            Condition="If-Match",
+        )
+    unmodified = since(headers.get("if-unmodified-since", ""))
+    if unmodified is not None and mtime > unmodified:
+        raise OssError(
+            412,
+            "PreconditionFailed",
+            "At least one of the pre-conditions you specified did not hold.",
+            Condition="If-Unmodified-Since",
+        )
+    if "if-none-match" in headers and etags(headers["if-none-match"]) & {etag, "*"}:
+        raise OssError(304, "NotModified", "Not Modified")
+    modified = since(headers.get("if-modified-since", ""))
+    if modified is not None and mtime <= modified:
+        raise OssError(304, "NotModified", "Not Modified")
+
+
+def _parse_range(value: str, size: int, standard: bool) -> tuple[int, int] | None:
+    """The (first, last) byte a Range header asks for, or None for the whole object (OSS answers an
+    invalid range with 200 and everything; with `x-oss-range-behavior: standard` it clamps the end and
+    answers a start past the end with 416)."""
+    match = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", value)
+    if not match or match.groups() == ("", "") or size == 0:
+        return None
+    first, last = match.groups()
+    if not first:  # suffix: the last N bytes
+        count = int(last)
+        if count == 0 or (count > size and not standard):
+            return None
+        return max(size - count, 0), size - 1
+    start = int(first)
+    end = int(last) if last else size - 1
+    if start >= size:
+        if standard:
+            raise OssError(416, "InvalidRange", "The requested range cannot be satisfied.")
+        return None
+    if end < start:
+        return None
+    if end >= size:
+        if not standard:
+            return None
+        end = size - 1
+    return start, end
+
+
+def _list_entries(
+    bucket_dir: str, prefix: str, delimiter: str, after: str, max_keys: int
+) -> tuple[list[tuple[str, bool]], bool]:
+    """Up to max_keys (name, is_common_prefix) entries after `after`, sorted, and whether more follow."""
+    entries: list[tuple[str, bool]] = []
+    last_prefix = None
+    for key, is_dir_prefix in _walk(bucket_dir, prefix, after, roll_up_dirs=delimiter == "/"):
+        entry = (key, is_dir_prefix)
+        if not is_dir_prefix and delimiter:
+            cut = key.find(delimiter, len(prefix))
+            if cut >= 0:
+                common = key[: cut + len(delimiter)]
+                if common == last_prefix or common <= after:
+                    continue
+                last_prefix = common
+                entry = (common, True)
+        if len(entries) == max_keys:
+            return entries, True
+        entries.append(entry)
+    return entries, False
+
+
+def _walk(bucket_dir: str, prefix: str, after: str, roll_up_dirs: bool) -> Iterator[tuple[str, bool]]:
+    """Keys starting with prefix and greater than after, in UTF-8 byte order, walking only below the
+    directory part of the prefix and skipping subtrees that lie wholly before `after`. With
+    roll_up_dirs, directories at the prefix's level come back once, as common prefixes `dir/`.
+
+    Within a directory, sorting entries by name (files) or name + '/' (directories) puts every key of
+    an earlier entry before every key of a later one, so a depth-first walk yields keys sorted; code
+    point order of str equals UTF-8 byte order.
+    """
+    dir_part = prefix[: prefix.rfind("/") + 1]
+    if any(part in ("", ".", "..") for part in dir_part.split("/")[:-1]):
+        return
+    start = os.path.join(bucket_dir, *dir_part.split("/"))
+
+    def visit(path: str, rel: str, top: bool) -> Iterator[tuple[str, bool]]:
+        try:
+            with os.scandir(path) as it:
+                items = []
+                for entry in it:
+                    try:
+                        entry.name.encode("utf-8")
+                        is_dir = entry.is_dir()
+                    except (UnicodeError, OSError):
+                        continue
+                    items.append((rel + entry.name + ("/" if is_dir else ""), entry.path, is_dir))
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            return
+        items.sort()
+        for full, child, is_dir in items:
+            if top and not full.startswith(prefix):
+                continue
+            if not is_dir:
+                if full > after:
+                    yield full, False
+            elif full < after and not after.startswith(full):
+                continue
+            elif top and roll_up_dirs:
+                if full > after and _has_file(child):
+                    yield full, True
+            else:
+                yield from visit(child, full, False)
+
+    yield from visit(start, dir_part, True)
+
+
+def _has_file(path: str) -> bool:
+    try:
+        with os.scandir(path) as it:
+            for entry in it:
+                try:
+                    if (entry.is_dir() and _has_file(entry.path)) or entry.is_file():
+                        return True
+                except OSError:
+                    continue
+    except OSError:
+        return False
+    return False
+
+
+class _HttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], oss: OssServer) -> None:
+        self.oss = oss
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        logger.debug("OSS server: connection from %s failed", client_address, exc_info=True)
+
+    def track(self, conn: socket.socket, alive: bool) -> None:
+        with self._connections_lock:
+            if alive:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HttpServer
+    timeout = 120  # idle keep-alive connections
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.track(self.connection, False)
+
+    def version_string(self) -> str:
+        return "AliyunOSS"
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+        logger.debug("%s " + format, self.address_string(), *args)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._serve()
+
+    do_HEAD = do_PUT = do_POST = do_DELETE = do_GET  # noqa: N815
+
+    # body --------------------------------------------------------------------------------------
+
+    def _body_chunks(self) -> Iterator[bytes]:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            while True:
+                size = int(self.rfile.readline(1024).split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(8192).strip():  # trailers
+                        pass
+                    return
+                remaining = size
+                while remaining:
+                    chunk = self.rfile.read(min(remaining, _CHUNK))
+                    if not chunk:
+                        raise ConnectionError("request body ended early")
+                    remaining -= len(chunk)
+                    yield chunk
+                self.rfile.readline(1024)
+        remaining = int(self.headers.get("Content-Length") or 0)
+        while remaining > 0:
+            chunk = self.rfile.read(min(remaining, _CHUNK))
+            if not chunk:
+                raise ConnectionError("request body ended early")
+            remaining -= len(chunk)
+            yield chunk
+
+    def _spool(self) -> _Spool:
+        path = self.server.oss._tmp_path()
+        md5 = hashlib.md5()
+        crc = new_crc64()
+        size = 0
+        with open(path, "wb") as f:
+            for chunk in self._body_chunks():
+                f.write(chunk)
+                md5.update(chunk)
+                crc.update(chunk)
+                size += len(chunk)
+        return _Spool(path, size, md5.digest(), crc.crcValue)
+
+    # dispatch ----------------------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        request_id = uuid.uuid4().hex[:24].upper()
+        raw_path, _, query = self.path.partition("?")
+        if raw_path == "/-" or raw_path.startswith("/-/"):
+            self._admin(raw_path)
+            return
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        bucket, _, raw_key = raw_path.lstrip("/").partition("/")
+        try:
+            key = unquote(raw_key, errors="strict")
+        except UnicodeDecodeError:
+            key = None
+        op = _operation(self.command, key or "", params)
+        req = _Request(
+            self.command,
+            bucket,
+            key or "",
+            params,
+            {k.lower(): v for k, v in self.headers.items()},
+            list(self.headers.items()),
+            op,
+        )
+        try:
+            if op in ("PutObject", "UploadPart"):
+                req.spool = self._spool()
+            else:
+                req.body = b"".join(self._body_chunks())
+            if key is None:
+                raise OssError(400, "InvalidURI", "The object name is not valid percent-encoded UTF-8.")
+            response = self.server.oss._handle(req)
+        except OssError as error:
+            self._send_error(error, request_id, bucket)
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+        except Exception as exc:  # answer 500 rather than dropping the connection
+            logger.exception("OSS server: %s %s failed", self.command, self.path)
+            self._send_error(OssError(500, "InternalError", f"{type(exc).__name__}: {exc}"), request_id, bucket)
+        else:
+            self._send(response, request_id)
+        finally:
+            if req.spool is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(req.spool.path)
+
+    def _send_error(self, error: OssError, request_id: str, bucket: str) -> None:
+        body = _error_xml(error, request_id, f"{bucket}.{self.server.server_address[0]}" if bucket else "")
+        headers = {"Content-Type": "application/xml"}
+        if self.command == "HEAD":
+            headers["x-oss-err"] = base64.b64encode(body).decode()
+        if error.status == 304:
+            headers, body = {}, b""
+        self._send(_Response(error.status, headers, body, length=len(body)), request_id)
+
+    def _send(self, response: _Response, request_id: str) -> None:
+        file = response.file
+        try:
+            self.send_response(response.status)
+            length = response.length if file is not None or self.command == "HEAD" else len(response.body)
+            if self.command == "HEAD" and response.status >= 300:
+                length = 0
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(length))
+            self.send_header("x-oss-request-id", request_id)
+            self.send_header("Connection", "close" if self.close_connection else "keep-alive")
+            self.end_headers()
+            if self.command == "HEAD":
+                return
+            if file is None:
+                self.wfile.write(response.body)
+                return
+            send = length
+            if length and self.server.oss._should_truncate():
+                send = length // 2
+                self.close_connection = True
+            file.seek(response.offset)
+            while send > 0:
+                chunk = file.read(min(send, _CHUNK))
+                if not chunk:  # the file shrank under us: the client sees a short body
+                    self.close_connection = True
+                    break
+                self.wfile.write(chunk)
+                send -= len(chunk)
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+        finally:
+            if file is not None:
+                file.close()
+
+    # admin -------------------------------------------------------------------------------------
+
+    def _admin(self, path: str) -> None:
+        oss = self.server.oss
+        status, payload = 200, None
+        try:
+            body = b"".join(self._body_chunks())
+            if path == "/-/faults" and self.command == "GET":
+                payload = oss.faults.to_json()
+            elif path == "/-/faults" and self.command == "PUT":
+                oss.set_faults(Faults.from_json(json.loads(body or b"{}")))
+                payload = oss.faults.to_json()
+            elif path == "/-/stats" and self.command == "GET":
+                payload = oss.stats()
+            else:
+                status, payload = 404, {"error": f"no admin endpoint {self.command} {path}"}
+        except (ValueError, TypeError) as exc:
+            status, payload = 400, {"error": str(exc)}
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+            return
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; print `{"endpoint": ...}` once listening."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--config",
+        required=True,
+        type=Path,
+        help="JSON file: {root, host, port, buckets: [{name, region, storage_class}], "
+        "access_key_id, access_key_secret, security_token?, faults?}",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    config = json.loads(args.config.read_text(encoding="utf-8"))
+    server = OssServer(
+        root=Path(config["root"]),
+        buckets=[BucketConfig(**bucket) for bucket in config["buckets"]],
+        access_key_id=config["access_key_id"],
+        access_key_secret=config["access_key_secret"],
+        security_token=config.get("security_token"),
+        host=config.get("host", "127.0.0.1"),
+        port=int(config.get("port", 0)),
+        faults=Faults.from_json(config["faults"]) if config.get("faults") else None,
+    )
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    server.start()
+    print(json.dumps({"endpoint": server.endpoint}), flush=True)
+    stopping.wait()
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
