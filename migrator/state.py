@@ -131,6 +131,14 @@ class StateStore:
                 (step, status, json.dumps(merged, sort_keys=True), attempts, time.time()),
             )
 
+    def reset(self, steps: list[str] | None = None) -> None:
+        """Forget the checkpoints of `steps` (all when None): a new run will observe and redo them."""
+        with self._tx() as db:
+            if steps is None:
+                db.execute("DELETE FROM steps")
+            else:
+                db.executemany("DELETE FROM steps WHERE step = ?", [(step,) for step in steps])
+
     def checkpoints(self) -> dict[str, Checkpoint]:
         with self._mutex:
             rows = self._db.execute("SELECT step, status, detail, attempts, updated FROM steps").fetchall()

@@ -1,0 +1,189 @@
+"""The executor: runs the plan's DAG in topological order, independent steps in parallel.
+
+For each ready step: skip it when its checkpoint says done; else observe the real clusters and
+bucket, record an `acting` checkpoint, act only when nothing is under way already, wait, and
+record `done`. Transient failures (connection errors, 429/5xx after the HTTP layer's own retries,
+storage faults) are retried with backoff; anything else stops the run cleanly: steps in flight
+finish their current request, nothing new starts, and `resume` picks up from the checkpoints.
+Every request sent to a cluster is recorded in the event log, redacted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from migrator.clients.es import EsError, Request
+from migrator.clients.storage import StorageError
+from migrator.redact import Redactor
+from migrator.state import StateStore
+from migrator.steps import STEP_KINDS
+from migrator.steps.base import Cancelled, Step, StepContext, StepFailed
+
+STEP_RETRIES = 3
+MUTATING = ("PUT", "POST", "DELETE")
+
+
+@dataclass
+class RunResult:
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    cancelled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.cancelled
+
+
+class RequestLog:
+    """The ES clients' observer: every request becomes a redacted event tagged with its step."""
+
+    def __init__(self, state: StateStore, redactor: Redactor) -> None:
+        self.state = state
+        self.redactor = redactor
+        self.current = threading.local()
+
+    def __call__(self, cluster: str, request: Request, status: int | None) -> None:
+        data = {"cluster": cluster, "method": request.method, "path": request.path, "status": status}
+        if request.body is not None and not isinstance(request.body, bytes):
+            data["body"] = request.body
+        step = getattr(self.current, "step", None)
+        self.state.event("request", self.redactor.text(f"{request.method} {request.path}"), step=step,
+                         data=self.redactor.data(data))
+
+
+def build_steps(graph: nx.DiGraph, ctx: StepContext) -> dict[str, Step]:
+    return {node: STEP_KINDS[attrs["kind"]](node, attrs["params"], ctx) for node, attrs in graph.nodes(data=True)}
+
+
+def is_transient(exc: Exception) -> bool:
+    if isinstance(exc, StepFailed):
+        return exc.transient
+    if isinstance(exc, EsError):
+        return exc.status is None or exc.status in (429, 500, 502, 503, 504)
+    if isinstance(exc, StorageError):
+        return bool(getattr(exc, "transient", False))
+    return False
+
+
+class Executor:
+    def __init__(
+        self,
+        graph: nx.DiGraph,
+        ctx: StepContext,
+        state: StateStore,
+        request_log: RequestLog,
+        redactor: Redactor,
+        *,
+        parallel: int = 2,
+        on_step: Callable[[str, str, str], None] | None = None,
+    ) -> None:
+        self.graph = graph
+        self.ctx = ctx
+        self.state = state
+        self.request_log = request_log
+        self.redactor = redactor
+        self.parallel = max(1, parallel)
+        self.on_step = on_step or (lambda step, status, text: None)
+        self.steps = build_steps(graph, ctx)
+        self._stop = threading.Event()
+
+    def run(self) -> RunResult:
+        result = RunResult()
+        checkpoints = self.state.checkpoints()
+        finished = {node for node, cp in checkpoints.items() if cp.status == "done" and node in self.graph}
+        result.skipped.extend(sorted(finished))
+        for node in nx.topological_sort(self.graph):
+            if node in finished:
+                self.on_step(node, "skipped", "already done (checkpoint)")
+        running: dict[Future[str], str] = {}
+        with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="step") as pool:
+            while True:
+                if not self._stop.is_set():
+                    for node in self._ready(finished, set(running.values()), result):
+                        if len(running) >= self.parallel:
+                            break
+                        running[pool.submit(self._run_step, node)] = node
+                if not running:
+                    break
+                completed, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for future in completed:
+                    node = running.pop(future)
+                    try:
+                        future.result()
+                        finished.add(node)
+                        result.done.append(node)
+                    except Cancelled:
+                        result.cancelled = True
+                        self._stop.set()
+                    except Exception as exc:  # noqa: BLE001 - every failure is reported, none is lost
+                        message = self.redactor.text(str(exc))
+                        result.failed[node] = message
+                        self.state.checkpoint(node, "failed", {"error": message})
+                        self.state.event("step.failed", message, step=node)
+                        self.on_step(node, "failed", message)
+                        self._stop.set()
+        return result
+
+    def _ready(self, finished: set[str], running: set[str], result: RunResult) -> list[str]:
+        return [
+            node
+            for node in nx.topological_sort(self.graph)
+            if node not in finished
+            and node not in running
+            and node not in result.failed
+            and all(pred in finished for pred in self.graph.predecessors(node))
+        ]
+
+    def _run_step(self, node: str) -> str:
+        self.request_log.current.step = node
+        step = self.steps[node]
+        started = time.monotonic()
+        for attempt in range(1, STEP_RETRIES + 2):
+            try:
+                self._attempt(step)
+                break
+            except Cancelled:
+                raise
+            except Exception as exc:
+                if attempt > STEP_RETRIES or not is_transient(exc):
+                    raise
+                delay = min(30.0, 2.0**attempt)
+                message = self.redactor.text(f"transient failure, retry {attempt} in {delay:.0f} s: {exc}")
+                self.state.event("step.retry", message, step=node)
+                self.on_step(node, "retry", message)
+                self.ctx.sleep(delay)
+        elapsed = time.monotonic() - started
+        self.state.event("step.done", f"{node} done in {elapsed:.1f} s", step=node, data={"seconds": elapsed})
+        return node
+
+    def _attempt(self, step: Step) -> None:
+        if self.ctx.cancel_requested():
+            raise Cancelled("cancel requested")
+        self.on_step(step.id, "start", step.title)
+        observation = step.observe()
+        self.state.event("step.observe", observation.summary, step=step.id, data={"done": observation.done})
+        if observation.done:
+            self.state.checkpoint(step.id, "done", observation.detail)
+            self.on_step(step.id, "done", observation.summary)
+            return
+        previous = self.state.get_checkpoint(step.id)
+        self.state.checkpoint(step.id, "acting", observation.detail)
+        if observation.in_progress:
+            self.on_step(step.id, "attach", f"already under way ({observation.summary}): following it")
+        else:
+            if previous is not None and previous.status == "acting":
+                self.state.event("step.reattempt", "acting before, nothing under way now: acting again", step=step.id)
+            step.act()
+        detail = step.wait()
+        after = step.observe()
+        if not after.done:
+            raise StepFailed(f"{step.id}: still not done after acting ({after.summary})", transient=True)
+        self.state.checkpoint(step.id, "done", {**detail, **after.detail})
+        self.on_step(step.id, "done", after.summary)

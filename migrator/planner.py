@@ -1,0 +1,254 @@
+"""The planner: a pure function from the plan spec and discovered facts to a DAG of steps.
+
+No I/O here. It selects the indices (wildcards, exclusions, `.`-prefixed indices only when named),
+computes each target name with Elasticsearch's own rename semantics, refuses what Elasticsearch
+would refuse (restoring into an older version or across two majors, two sources renamed to one
+target, a target that already exists) and lays out the steps as a networkx DAG with stable node
+ids, so checkpoints survive a re-plan, and a plan hash, so `resume` notices a changed plan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+import networkx as nx
+
+from migrator.clients.es import Version
+from migrator.discovery import Facts
+from migrator.rename import RenameError, RenameRule
+from migrator.spec import MigrationSpec, Problem
+
+PREFLIGHT = "preflight"
+SOURCE_REPOSITORY = "repository.source"
+SNAPSHOT_CREATE = "snapshot.create"
+SNAPSHOT_WAIT = "snapshot.wait"
+STORAGE_VERIFY = "storage.verify"
+DESTINATION_REPOSITORY = "repository.destination"
+FINISH = "finish"
+
+
+def restore_id(target: str) -> str:
+    return f"restore[{target}]"
+
+
+def recovery_id(target: str) -> str:
+    return f"recovery[{target}]"
+
+
+def validate_id(target: str) -> str:
+    return f"validate[{target}]"
+
+
+@dataclass(frozen=True)
+class IndexMove:
+    """One index: where it comes from, where it goes, and how big it is."""
+
+    source: str
+    target: str
+    docs: int
+    primary_bytes: int
+    primary_shards: int
+
+
+@dataclass
+class MigrationPlan:
+    spec: MigrationSpec
+    facts: Facts
+    snapshot: str
+    moves: list[IndexMove]
+    skipped: dict[str, str]  # source index -> why it is left out
+    graph: nx.DiGraph
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def plan_hash(self) -> str:
+        payload = {
+            "spec": json.loads(self.spec.canonical_json()),
+            "moves": [asdict(move) for move in self.moves],
+            "versions": [self.facts.source.version, self.facts.destination.version],
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(move.primary_bytes for move in self.moves)
+
+    @property
+    def total_shards(self) -> int:
+        return sum(move.primary_shards for move in self.moves)
+
+
+def render_snapshot_name(template: str, plan_name: str, when: datetime) -> str:
+    """`{name}` and `{date:<strftime>}` (or `{date}` = %Y.%m.%d) in a snapshot name template."""
+
+    def date(match: re.Match[str]) -> str:
+        return when.strftime(match.group(1) or "%Y.%m.%d")
+
+    text = re.sub(r"\{date(?::([^}]*))?\}", date, template)
+    return text.replace("{name}", plan_name).lower()
+
+
+def wildcard(pattern: str) -> re.Pattern[str]:
+    """Elasticsearch index wildcards: `*` only."""
+    return re.compile("^" + ".*".join(re.escape(part) for part in pattern.split("*")) + "$")
+
+
+def version_rule(source: str, destination: str) -> str | None:
+    """Why Elasticsearch cannot restore a snapshot of `source` on `destination`, or None."""
+    src, dst = Version.parse(source), Version.parse(destination)
+    if dst < src:
+        return (
+            f"newer to older: a snapshot taken on {src} cannot be restored on {dst}; "
+            "the destination must run the same or a newer version"
+        )
+    if dst.major > src.major + 1:
+        return (
+            f"skipping a major: {dst} restores indices created by {dst.major - 1}.x or {dst.major}.x only; "
+            f"go through {src.major + 1}.x first (or reindex)"
+        )
+    return None
+
+
+def select(spec: MigrationSpec, facts: Facts) -> tuple[list[str], dict[str, str], list[Problem]]:
+    """The source indices to move, the ones left out (and why), and problems."""
+    available = sorted(facts.source.indices)
+    selected: list[str] = []
+    skipped: dict[str, str] = {}
+    problems: list[Problem] = []
+    excludes = [wildcard(pattern) for pattern in spec.snapshot.exclude]
+    for position, pattern in enumerate(spec.snapshot.indices):
+        matcher = wildcard(pattern)
+        matched = [name for name in available if matcher.match(name)]
+        if "*" in pattern:
+            for name in [n for n in matched if n.startswith(".")]:
+                skipped[name] = f"`.`-prefixed (system) index: list it by name to include it (matched {pattern!r})"
+            matched = [name for name in matched if not name.startswith(".")]
+        if not matched and not spec.snapshot.ignore_unavailable:
+            problems.append(
+                Problem(
+                    f"snapshot.indices[{position}]",
+                    f"{pattern!r} matches no index on the source",
+                    "correct the name or pattern, or set snapshot.ignore_unavailable: true",
+                )
+            )
+        for name in matched:
+            if any(ex.match(name) for ex in excludes):
+                skipped[name] = "excluded by snapshot.exclude"
+            elif name not in selected:
+                selected.append(name)
+    for name in selected:
+        skipped.pop(name, None)
+    return sorted(selected), skipped, problems
+
+
+def build_plan(
+    spec: MigrationSpec,
+    facts: Facts,
+    when: datetime,
+    *,
+    snapshot_name: str | None = None,
+    owned_targets: frozenset[str] = frozenset(),
+) -> MigrationPlan:
+    """The whole plan. `owned_targets` are destination indices this migration restored itself."""
+    problems: list[Problem] = []
+    warnings: list[str] = []
+    rule = version_rule(facts.source.version, facts.destination.version)
+    if rule:
+        problems.append(Problem("destination", rule, "pick a destination Elasticsearch can restore into"))
+    snapshot = snapshot_name or render_snapshot_name(spec.snapshot.name, spec.name, when)
+
+    selected, skipped, selection_problems = select(spec, facts)
+    problems.extend(selection_problems)
+
+    rename = RenameRule(spec.restore.rename_pattern, spec.restore.rename_replacement)
+    moves: list[IndexMove] = []
+    by_target: dict[str, str] = {}
+    for name in selected:
+        try:
+            target = rename.apply(name)
+        except RenameError as exc:
+            problems.append(Problem("restore.rename_replacement", str(exc), "fix the rename rule"))
+            continue
+        if target in by_target:
+            problems.append(
+                Problem(
+                    "restore.rename_pattern",
+                    f"{by_target[target]!r} and {name!r} would both be restored as {target!r}",
+                    "change the rename rule so every target name is distinct",
+                )
+            )
+            continue
+        by_target[target] = name
+        existing = facts.destination.indices.get(target)
+        if existing is not None and target not in owned_targets:
+            if spec.restore.if_exists == "skip":
+                skipped[name] = f"target {target!r} already exists on the destination (restore.if_exists: skip)"
+                continue
+            problems.append(
+                Problem(
+                    "restore.if_exists",
+                    f"{name!r} would be restored as {target!r}, which already exists on the destination "
+                    f"({existing.status})",
+                    "choose a rename rule to a new name, delete that index, or set restore.if_exists: skip",
+                )
+            )
+            continue
+        facts_of = facts.source.indices[name]
+        moves.append(IndexMove(name, target, facts_of.docs, facts_of.primary_bytes, facts_of.primary_shards))
+
+    free = facts.destination.free_disk_bytes
+    needed = sum(move.primary_bytes for move in moves)
+    if free is not None and needed > free:
+        problems.append(
+            Problem("destination", f"needs {needed} bytes but only {free} are free", "free disk on the destination")
+        )
+    if facts.source.health == "red":
+        warnings.append("the source cluster is red: some shards may be missing from the snapshot")
+
+    return MigrationPlan(
+        spec=spec,
+        facts=facts,
+        snapshot=snapshot,
+        moves=moves,
+        skipped=skipped,
+        graph=build_graph(spec, moves),
+        problems=problems,
+        warnings=warnings,
+    )
+
+
+def build_graph(spec: MigrationSpec, moves: list[IndexMove]) -> nx.DiGraph:
+    graph: nx.DiGraph = nx.DiGraph()
+    chain = [PREFLIGHT, SOURCE_REPOSITORY, SNAPSHOT_CREATE, SNAPSHOT_WAIT, STORAGE_VERIFY, DESTINATION_REPOSITORY]
+    for node in chain:
+        graph.add_node(node, kind=node, params={})
+    nx.add_path(graph, chain)
+    finish = spec.finish
+    wants_finish = bool(
+        finish.replicas is not None or finish.aliases or finish.delete_snapshot or finish.unregister_repositories
+    )
+    if wants_finish:
+        graph.add_node(FINISH, kind=FINISH, params={})
+    for move in moves:
+        params: dict[str, Any] = {"source": move.source, "target": move.target}
+        restore, recovery, validate = restore_id(move.target), recovery_id(move.target), validate_id(move.target)
+        graph.add_node(restore, kind="restore", params=params)
+        graph.add_node(recovery, kind="recovery", params=params)
+        graph.add_edge(DESTINATION_REPOSITORY, restore)
+        graph.add_edge(restore, recovery)
+        last = recovery
+        if spec.validate.doc_counts:
+            graph.add_node(validate, kind="validate", params=params)
+            graph.add_edge(recovery, validate)
+            last = validate
+        if wants_finish:
+            graph.add_edge(last, FINISH)
+    if wants_finish and not moves:
+        graph.add_edge(DESTINATION_REPOSITORY, FINISH)
+    return graph

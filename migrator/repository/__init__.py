@@ -1,0 +1,1 @@
+"""Reading an Elasticsearch snapshot repository straight from its blobs, through the storage layer."""

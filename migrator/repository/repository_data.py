@@ -1,0 +1,69 @@
+"""The repository's root: the live generation `index-N` and the snapshots it lists.
+
+`index-N` is plain JSON in every version. The live generation is the largest numeric N among the
+root's `index-*` blobs (Elasticsearch lists too; `index.latest` is only a hint). A snapshot exists
+for a restore only once an `index-N` names it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from migrator.clients.storage import Storage
+
+STATES = {0: "IN_PROGRESS", 1: "SUCCESS", 2: "FAILED", 3: "PARTIAL", 4: "INCOMPATIBLE"}
+GENERATION = re.compile(r"^index-(\d+)$")
+
+
+class RepositoryFormatError(Exception):
+    """The repository's blobs are not what Elasticsearch writes; the message names the blob."""
+
+
+@dataclass(frozen=True)
+class SnapshotEntry:
+    name: str
+    uuid: str
+    state: str
+    indices: list[str]
+
+
+@dataclass(frozen=True)
+class RepositoryData:
+    generation: int
+    snapshots: dict[str, SnapshotEntry]
+    raw: dict[str, Any]
+
+
+def latest_generation(storage: Storage) -> int | None:
+    generations = [int(m.group(1)) for info in storage.list("index-") if (m := GENERATION.match(info.key))]
+    return max(generations) if generations else None
+
+
+def read_repository_data(storage: Storage) -> RepositoryData | None:
+    """The live `index-N` decoded, or None for an empty repository."""
+    generation = latest_generation(storage)
+    if generation is None:
+        return None
+    key = f"index-{generation}"
+    try:
+        raw = json.loads(storage.read(key))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RepositoryFormatError(f"{storage.description}/{key} is not valid JSON: {exc}") from exc
+    indices_by_uuid: dict[str, list[str]] = {}
+    for index_name, index in (raw.get("indices") or {}).items():
+        for entry in index.get("snapshots", []):
+            uuid = entry if isinstance(entry, str) else entry.get("uuid", "")
+            indices_by_uuid.setdefault(uuid, []).append(index_name)
+    snapshots = {}
+    for item in raw.get("snapshots") or []:
+        state = item.get("state", 1)
+        snapshots[item["name"]] = SnapshotEntry(
+            name=item["name"],
+            uuid=item["uuid"],
+            state=STATES.get(state, str(state)) if isinstance(state, int) else str(state),
+            indices=sorted(indices_by_uuid.get(item["uuid"], [])),
+        )
+    return RepositoryData(generation, snapshots, raw)

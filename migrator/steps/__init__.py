@@ -1,0 +1,34 @@
+"""The steps of a migration, one module each, all with the contract of `migrator.steps.base`.
+
+`STEP_KINDS` maps a DAG node's `kind` to the class that runs it.
+"""
+
+from __future__ import annotations
+
+from migrator.steps.base import Step
+from migrator.steps.destination_repository import RegisterDestinationRepository
+from migrator.steps.finish import Finish
+from migrator.steps.preflight import Preflight
+from migrator.steps.recovery import FollowRecovery
+from migrator.steps.restore import Restore
+from migrator.steps.snapshot_create import CreateSnapshot
+from migrator.steps.snapshot_wait import FollowSnapshot
+from migrator.steps.source_repository import RegisterSourceRepository
+from migrator.steps.storage_verify import VerifyInStorage
+from migrator.steps.validate import ValidateCounts
+
+STEP_KINDS: dict[str, type[Step]] = {
+    cls.kind: cls
+    for cls in (
+        Preflight,
+        RegisterSourceRepository,
+        CreateSnapshot,
+        FollowSnapshot,
+        VerifyInStorage,
+        RegisterDestinationRepository,
+        Restore,
+        FollowRecovery,
+        ValidateCounts,
+        Finish,
+    )
+}

@@ -1,0 +1,140 @@
+"""The step contract: observe (read-only), act (only what is missing), wait, describe (dry run).
+
+Every step of the DAG is a small object built from its node's params and a shared context. The
+executor calls `observe()`; when the step is not done it records an `acting` checkpoint, calls
+`act()` unless the observation shows the work already under way, then `wait()`. `describe()`
+returns the requests the step would send, in the Kibana console form, with secrets masked.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from migrator.clients.es import EsClient
+from migrator.clients.storage import Storage
+from migrator.planner import MigrationPlan
+from migrator.spec import MigrationSpec
+
+MASK = "******"
+
+
+class StepFailed(Exception):
+    """A step cannot complete; the message says what is wrong and what to do next."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class Cancelled(Exception):
+    """`migrator cancel` asked this run to stop."""
+
+
+@dataclass(frozen=True)
+class ConsoleRequest:
+    """A request in the form the Kibana console takes (and the Alibaba Cloud document shows)."""
+
+    cluster: str
+    method: str
+    path: str
+    body: Any = None
+
+    def console(self) -> str:
+        text = f"{self.method} {self.path.lstrip('/')}"
+        if self.body is not None:
+            text += "\n" + json.dumps(self.body, indent=2)
+        return text
+
+
+@dataclass
+class Observation:
+    done: bool
+    in_progress: bool = False
+    summary: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class ProgressSink(ABC):
+    """Where steps report what they are doing (rich bars on a terminal, plain lines otherwise)."""
+
+    @abstractmethod
+    def update(self, step: str, completed: float, total: float, unit: str, text: str = "") -> None: ...
+
+    @abstractmethod
+    def message(self, step: str | None, text: str) -> None: ...
+
+
+@dataclass
+class StepContext:
+    """What every step may use: the plan, both clusters, the repository storage, the secrets."""
+
+    spec: MigrationSpec
+    plan: MigrationPlan
+    source: EsClient
+    destination: EsClient
+    environment: dict[str, str]
+    storage_factory: Callable[[], Storage]
+    progress: ProgressSink
+    cancel_requested: Callable[[], bool] = lambda: False
+    poll_s: float = 2.0
+    _storage: Storage | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def snapshot(self) -> str:
+        return self.plan.snapshot
+
+    @property
+    def repository(self) -> str:
+        return self.spec.repository.name
+
+    def storage(self) -> Storage:
+        with self._lock:
+            if self._storage is None:
+                self._storage = self.storage_factory()
+            return self._storage
+
+    def sleep(self, seconds: float | None = None) -> None:
+        """Wait between polls; stops the run early when a cancel was requested."""
+        deadline = time.monotonic() + (self.poll_s if seconds is None else seconds)
+        while True:
+            if self.cancel_requested():
+                raise Cancelled("cancel requested")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            time.sleep(min(remaining, 0.5))
+
+
+class Step(ABC):
+    """One node of the DAG."""
+
+    kind: ClassVar[str]
+    title: ClassVar[str]
+    waits_for: ClassVar[str] = ""
+
+    def __init__(self, node_id: str, params: dict[str, Any], ctx: StepContext) -> None:
+        self.id = node_id
+        self.params = params
+        self.ctx = ctx
+
+    @abstractmethod
+    def describe(self) -> list[ConsoleRequest]:
+        """The requests `act` sends (secrets masked), for the dry run."""
+
+    @abstractmethod
+    def observe(self) -> Observation:
+        """What is true now. Read-only."""
+
+    def act(self) -> None:  # noqa: B027 - read-only steps have nothing to do
+        """Do the missing part; safe to repeat."""
+
+    def wait(self) -> dict[str, Any]:
+        """Poll until done; returns what to record in the checkpoint."""
+        return {}

@@ -1,0 +1,48 @@
+"""Register the same bucket and base_path on the destination, read-only.
+
+Two clusters must never both write one repository: the destination's registration always has
+`readonly: true`. A registration of that name that is writable is refused, never overwritten.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from migrator.clients.es import build_path
+from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
+from migrator.steps.source_repository import registration, repository_body, same_settings
+
+
+class RegisterDestinationRepository(Step):
+    kind = "repository.destination"
+    title = "Register the repository on the destination (read-only)"
+    waits_for = "the repository verification (read-only: every node can read it)"
+
+    def _body(self, reveal: bool) -> dict[str, Any]:
+        return repository_body(self.ctx.spec, self.ctx.environment, destination=True, reveal=reveal)
+
+    def describe(self) -> list[ConsoleRequest]:
+        return [
+            ConsoleRequest("destination", "PUT", f"_snapshot/{self.ctx.repository}", self._body(reveal=False)),
+            ConsoleRequest("destination", "POST", f"_snapshot/{self.ctx.repository}/_verify"),
+        ]
+
+    def observe(self) -> Observation:
+        current = registration(self.ctx.destination, self.ctx.repository)
+        if current is None:
+            return Observation(False, summary="not registered")
+        settings = current.get("settings", {})
+        wanted = self._body(reveal=False)
+        if str(settings.get("readonly", "false")).lower() != "true":
+            raise StepFailed(
+                f"the destination already has a writable repository {self.ctx.repository!r}; two clusters must "
+                "never write one repository. Unregister it (DELETE _snapshot/"
+                f"{self.ctx.repository}) or choose another repository.name"
+            )
+        if current.get("type") == wanted["type"] and same_settings(settings, wanted["settings"]):
+            return Observation(True, summary="registered read-only with the planned settings")
+        return Observation(False, summary="registered with other settings: will update")
+
+    def act(self) -> None:
+        self.ctx.destination.request("PUT", build_path("_snapshot", self.ctx.repository), self._body(reveal=True))
+        self.ctx.destination.request("POST", build_path("_snapshot", self.ctx.repository, "_verify"))

@@ -1,0 +1,79 @@
+"""Finish, when the plan asks: replicas back, aliases on the restored indices, snapshot deleted,
+repositories unregistered. Each part is observed first and done only when missing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from migrator.clients.es import build_path
+from migrator.steps.base import ConsoleRequest, Observation, Step
+
+
+class Finish(Step):
+    kind = "finish"
+    title = "Finish: replicas, aliases, clean-up"
+    waits_for = "nothing: settings, aliases and deletions are acknowledged at once"
+
+    def _targets(self) -> dict[str, str]:
+        return {move.source: move.target for move in self.ctx.plan.moves}
+
+    def _alias_actions(self) -> list[dict[str, Any]]:
+        targets = self._targets()
+        return [
+            {"add": {"index": targets[source], "alias": alias}}
+            for alias, sources in sorted(self.ctx.spec.finish.aliases.items())
+            for source in sources
+            if source in targets
+        ]
+
+    def _wanted(self) -> list[ConsoleRequest]:
+        finish, repo, snap = self.ctx.spec.finish, self.ctx.repository, self.ctx.snapshot
+        requests: list[ConsoleRequest] = []
+        if finish.replicas is not None:
+            for target in self._targets().values():
+                body = {"index": {"number_of_replicas": finish.replicas}}
+                requests.append(ConsoleRequest("destination", "PUT", f"{target}/_settings", body))
+        if finish.aliases:
+            requests.append(ConsoleRequest("destination", "POST", "_aliases", {"actions": self._alias_actions()}))
+        if finish.delete_snapshot:
+            requests.append(ConsoleRequest("source", "DELETE", f"_snapshot/{repo}/{snap}"))
+        if finish.unregister_repositories:
+            requests.append(ConsoleRequest("destination", "DELETE", f"_snapshot/{repo}"))
+            requests.append(ConsoleRequest("source", "DELETE", f"_snapshot/{repo}"))
+        return requests
+
+    def describe(self) -> list[ConsoleRequest]:
+        return self._wanted()
+
+    def _missing(self) -> list[ConsoleRequest]:
+        missing = []
+        for request in self._wanted():
+            client = self.ctx.source if request.cluster == "source" else self.ctx.destination
+            if request.path.endswith("/_settings"):
+                index = request.path.split("/")[0]
+                current = client.get(build_path(index, "_settings", "index.number_of_replicas"))
+                value = current.get(index, {}).get("settings", {}).get("index", {}).get("number_of_replicas")
+                if str(value) != str(self.ctx.spec.finish.replicas):
+                    missing.append(request)
+            elif request.path == "_aliases":
+                actions = [a for a in request.body["actions"] if not self._has_alias(a["add"])]
+                if actions:
+                    missing.append(ConsoleRequest(request.cluster, request.method, request.path, {"actions": actions}))
+            else:
+                status, _ = client.request("GET", "/" + request.path, ok=(200, 404))
+                if status == 200:
+                    missing.append(request)
+        return missing
+
+    def _has_alias(self, add: dict[str, str]) -> bool:
+        status, _ = self.ctx.destination.request("GET", build_path(add["index"], "_alias", add["alias"]), ok=(200, 404))
+        return status == 200
+
+    def observe(self) -> Observation:
+        missing = self._missing()
+        return Observation(not missing, summary=f"{len(missing)} finishing request(s) to send")
+
+    def act(self) -> None:
+        for request in self._missing():
+            client = self.ctx.source if request.cluster == "source" else self.ctx.destination
+            client.request(request.method, "/" + request.path, request.body)

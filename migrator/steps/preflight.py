@@ -1,0 +1,59 @@
+"""Preflight: both clusters answer, versions fit, the repository type exists, nothing is red.
+
+The planner already refused what the discovered facts rule out (versions, collisions, missing
+indices, disk); this step re-reads the live clusters right before anything changes.
+"""
+
+from __future__ import annotations
+
+from migrator.planner import version_rule
+from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
+
+BUILT_IN_TYPES = {"fs", "url", "source"}
+
+
+def plugin_for(repository_type: str) -> str | None:
+    """The plugin or module a repository type needs (None for built-in types)."""
+    if repository_type in BUILT_IN_TYPES:
+        return None
+    if repository_type == "oss":
+        return "elasticsearch-repository-oss"
+    return f"repository-{repository_type}"
+
+
+class Preflight(Step):
+    kind = "preflight"
+    title = "Check both clusters before anything changes"
+    waits_for = "nothing: read-only checks"
+
+    def describe(self) -> list[ConsoleRequest]:
+        return [
+            ConsoleRequest(side, "GET", path)
+            for side in ("source", "destination")
+            for path in ("_nodes/_all/version", "_cluster/health", "_nodes/plugins")
+        ]
+
+    def observe(self) -> Observation:
+        problems: list[str] = []
+        versions = {}
+        for side, client in (("source", self.ctx.source), ("destination", self.ctx.destination)):
+            versions[side] = str(client.version())
+            health = client.health().get("status")
+            if health == "red":
+                problems.append(f"the {side} cluster is red; fix its unassigned shards first")
+            wanted = plugin_for(self.ctx.spec.repository.type)
+            if wanted:
+                nodes = client.get("/_nodes/plugins?filter_path=nodes.*.plugins.name,nodes.*.modules.name")
+                for node_id, node in nodes.get("nodes", {}).items():
+                    names = {p["name"] for p in node.get("plugins", []) + node.get("modules", [])}
+                    if not any(wanted in name for name in names):
+                        problems.append(
+                            f"{side} node {node_id} lacks the {wanted!r} plugin needed by repository type "
+                            f"{self.ctx.spec.repository.type!r}; install it on every node"
+                        )
+        rule = version_rule(versions["source"], versions["destination"])
+        if rule:
+            problems.append(rule)
+        if problems:
+            raise StepFailed("preflight: " + "; ".join(problems))
+        return Observation(True, summary=f"source {versions['source']}, destination {versions['destination']}")

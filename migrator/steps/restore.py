@@ -1,0 +1,76 @@
+"""Restore one index from the snapshot on the destination, with the plan's rename rule.
+
+Before acting it looks at the destination: an index with the target name that a restore of this
+very snapshot created is ours (the run was interrupted after sending the restore) and is followed,
+not restored again; any other index with that name stops the step: it is never overwritten.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from migrator.clients.es import EsError, build_path
+from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
+
+RETRYABLE = ("concurrent_snapshot_execution_exception", "snapshot_restore_exception: [")
+
+
+def restored_from(ctx: Any, target: str) -> dict[str, Any] | None:
+    """The snapshot source of the target's recovery (None when the index does not exist)."""
+    status, body = ctx.destination.request("GET", build_path(target, "_recovery"), ok=(200, 404))
+    if status == 404:
+        return None
+    for shard in (body.get(target) or {}).get("shards", []):
+        if shard.get("type") == "SNAPSHOT":
+            return shard.get("source", {})
+    return {}
+
+
+class Restore(Step):
+    kind = "restore"
+    title = "Restore the index on the destination"
+    waits_for = "nothing: the restore runs in the background (next step follows the recovery)"
+
+    def body(self) -> dict[str, Any]:
+        restore = self.ctx.spec.restore
+        body: dict[str, Any] = {
+            "indices": self.params["source"],
+            "include_global_state": False,
+            "include_aliases": restore.include_aliases,
+        }
+        if restore.rename_pattern:
+            body["rename_pattern"] = restore.rename_pattern
+            body["rename_replacement"] = restore.rename_replacement or ""
+        if restore.index_settings:
+            body["index_settings"] = restore.index_settings
+        if restore.ignore_index_settings:
+            body["ignore_index_settings"] = restore.ignore_index_settings
+        return body
+
+    def describe(self) -> list[ConsoleRequest]:
+        path = f"_snapshot/{self.ctx.repository}/{self.ctx.snapshot}/_restore"
+        return [ConsoleRequest("destination", "POST", path, self.body())]
+
+    def observe(self) -> Observation:
+        target = self.params["target"]
+        source = restored_from(self.ctx, target)
+        if source is None:
+            return Observation(False, summary=f"{target} does not exist yet")
+        if source.get("snapshot") == self.ctx.snapshot and source.get("repository") == self.ctx.repository:
+            return Observation(True, summary=f"{target} restored from {self.ctx.snapshot}")
+        raise StepFailed(
+            f"{target} exists on the destination and was not restored from snapshot {self.ctx.snapshot}; "
+            "migrator never overwrites it. Delete it, or change restore.rename_replacement"
+        )
+
+    def act(self) -> None:
+        path = build_path("_snapshot", self.ctx.repository, self.ctx.snapshot, "_restore")
+        for attempt in range(30):
+            try:
+                self.ctx.destination.request("POST", path, self.body())
+                return
+            except EsError as exc:
+                if exc.status in (400, 503) and any(mark in str(exc) for mark in RETRYABLE) and attempt < 29:
+                    self.ctx.sleep(1.0)
+                    continue
+                raise

@@ -1,0 +1,84 @@
+"""Register the snapshot repository on the source (PUT; POST to update changed settings), verify it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from migrator.clients.es import EsClient, build_path
+from migrator.spec import MigrationSpec, SecretRef
+from migrator.steps.base import MASK, ConsoleRequest, Observation, Step
+
+
+def repository_settings(
+    spec: MigrationSpec, environment: dict[str, str], *, destination: bool, reveal: bool
+) -> dict[str, Any]:
+    """The settings sent to Elasticsearch: secrets resolved (or masked), destination overrides applied."""
+    repository = spec.repository
+    merged = dict(repository.settings_dict())
+    if destination:
+        merged.update(repository.destination_settings_dict())
+        merged["readonly"] = True
+    settings: dict[str, Any] = {}
+    for key, value in merged.items():
+        if value is None:
+            continue
+        if isinstance(value, SecretRef):
+            value = value.resolve(environment) if reveal else MASK
+        settings[key] = value
+    return settings
+
+
+def repository_body(
+    spec: MigrationSpec, environment: dict[str, str], *, destination: bool, reveal: bool
+) -> dict[str, Any]:
+    return {
+        "type": spec.repository.type,
+        "settings": repository_settings(spec, environment, destination=destination, reveal=reveal),
+    }
+
+
+def same_settings(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Elasticsearch returns settings as strings; secure settings are not returned at all."""
+    for key, value in wanted.items():
+        if key in current and str(current[key]).lower() != str(value).lower():
+            return False
+        if key not in current and key not in ("secret_access_key", "access_key_id", "security_token"):
+            return False
+    return True
+
+
+def registration(client: EsClient, name: str) -> dict[str, Any] | None:
+    status, body = client.request("GET", build_path("_snapshot", name), ok=(200, 404))
+    return body.get(name) if status == 200 else None
+
+
+class RegisterSourceRepository(Step):
+    kind = "repository.source"
+    title = "Register the snapshot repository on the source"
+    waits_for = "the repository verification (every node can write to it)"
+
+    existing: dict[str, Any] | None = None
+
+    def _body(self, reveal: bool) -> dict[str, Any]:
+        return repository_body(self.ctx.spec, self.ctx.environment, destination=False, reveal=reveal)
+
+    def describe(self) -> list[ConsoleRequest]:
+        return [
+            ConsoleRequest("source", "PUT", f"_snapshot/{self.ctx.repository}", self._body(reveal=False)),
+            ConsoleRequest("source", "POST", f"_snapshot/{self.ctx.repository}/_verify"),
+        ]
+
+    def observe(self) -> Observation:
+        current = registration(self.ctx.source, self.ctx.repository)
+        self.existing = current
+        if current is None:
+            return Observation(False, summary="not registered")
+        wanted = self._body(reveal=False)
+        if current.get("type") == wanted["type"] and same_settings(current.get("settings", {}), wanted["settings"]):
+            return Observation(True, summary="registered with the planned settings")
+        return Observation(False, summary="registered with other settings: will update with POST")
+
+    def act(self) -> None:
+        method = "POST" if self.existing else "PUT"
+        self.ctx.source.request(method, build_path("_snapshot", self.ctx.repository), self._body(reveal=True))
+        self.ctx.source.request("POST", build_path("_snapshot", self.ctx.repository, "_verify"))
