@@ -1,0 +1,146 @@
+"""Shared test bed: one set of real Elasticsearch nodes (7.10.2, 7.17, 8.x, 9.x) and one OSS server.
+
+Started once per test session and shared by every test marked `cluster` (the slow ones). All
+nodes list the same bucket root in `path.repo`, so any pair can migrate through one `fs`
+repository that the OSS server serves to oss2 as a bucket.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from migrator.clients.es import EsClient
+from migrator.sandbox import nodes
+from migrator.sandbox.distributions import KNOWN_VERSIONS, resolve_version, unpack
+from migrator.sandbox.oss_server import BucketConfig, OssServer
+from migrator.sandbox.processes import hand_over, pick_port, run_as, stop_group
+
+BUCKET = "migrator-tests"
+REGION = "oss-cn-hangzhou"
+TESTBED_VERSIONS = {"7.10": KNOWN_VERSIONS["7.10"], "7.17": KNOWN_VERSIONS["7.17"], "8": KNOWN_VERSIONS["8"],
+                    "9": KNOWN_VERSIONS["9"]}
+
+
+@dataclass
+class TestBed:
+    folder: Path
+    urls: dict[str, str]
+    versions: dict[str, str]
+    oss: OssServer
+    key_id: str
+    secret: str
+    groups: list[int] = field(default_factory=list)
+
+    @property
+    def bucket_dir(self) -> Path:
+        return self.folder / "buckets" / BUCKET
+
+    def client(self, alias: str) -> EsClient:
+        return EsClient(self.urls[alias], label=alias, timeout_s=60)
+
+    def environment(self) -> dict[str, str]:
+        return {"TESTBED_OSS_KEY_ID": self.key_id, "TESTBED_OSS_SECRET": self.secret}
+
+    def write_plan(self, folder: Path, source: str, destination: str, **sections: dict) -> Path:
+        """A plan from `source` to `destination` (aliases like "7.17") with a repository of its own."""
+        base_path = f"repos/{uuid.uuid4().hex[:10]}"
+        plan = {
+            "name": sections.pop("name", "test"),
+            "source": {"url": self.urls[source]},
+            "destination": {"url": self.urls[destination]},
+            "repository": {
+                "name": "migrator_test",
+                "type": "fs",
+                "settings": {"location": str(self.bucket_dir / base_path), "compress": True},
+            },
+            "storage": {
+                "kind": "oss",
+                "endpoint": self.oss.endpoint,
+                "bucket": BUCKET,
+                "base_path": base_path,
+                "region": REGION,
+                "access_key_id": "${TESTBED_OSS_KEY_ID}",
+                "access_key_secret": "${TESTBED_OSS_SECRET}",
+            },
+        }
+        for key, value in sections.items():
+            if isinstance(value, dict) and isinstance(plan.get(key), dict):
+                plan[key] = {**plan[key], **value}
+            else:
+                plan[key] = value
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "plan.yaml"
+        path.write_text(yaml.safe_dump(plan, sort_keys=False))
+        return path
+
+
+def _testbed_root() -> Path:
+    return Path(os.environ.get("MIGRATOR_TEST_DIR", "/var/tmp/migrator-tests")) / uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def testbed() -> Iterator[TestBed]:
+    folder = _testbed_root()
+    (folder / "buckets" / BUCKET).mkdir(parents=True)
+    os.chmod(folder, 0o755)
+    owner = run_as()
+    hand_over(folder / "buckets", owner)
+    taken: set[int] = set()
+    layouts, groups = {}, {}
+    for number, (alias, version) in enumerate(TESTBED_VERSIONS.items()):
+        dist = resolve_version(version)
+        layouts[alias] = nodes.NodeLayout(
+            role=f"n{alias.replace('.', '')}",
+            dist=dist,
+            home=unpack(dist, folder / "dist"),
+            folder=folder / f"node-{alias}",
+            http_port=pick_port(19400 + number * 10, taken),
+            transport_port=pick_port(19500 + number * 10, taken),
+            repo_paths=[folder / "buckets"],
+        )
+    key_id, secret = f"testbed{secrets.token_hex(6)}", secrets.token_urlsafe(18)
+    server = OssServer(folder / "buckets", [BucketConfig(BUCKET, region=REGION)], key_id, secret)
+    try:
+        for alias, layout in layouts.items():
+            groups[alias] = nodes.start(layout, owner)
+        errors: list[str] = []
+
+        def wait(alias: str) -> None:
+            try:
+                nodes.wait_green(layouts[alias], groups[alias], timeout_s=300)
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(str(exc))
+
+        threads = [threading.Thread(target=wait, args=(alias,)) for alias in layouts]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise RuntimeError("\n".join(errors))
+        server.start()
+        bed = TestBed(
+            folder=folder,
+            urls={alias: layout.url for alias, layout in layouts.items()},
+            versions={alias: layout.dist.version for alias, layout in layouts.items()},
+            oss=server,
+            key_id=key_id,
+            secret=secret,
+            groups=list(groups.values()),
+        )
+        yield bed
+    finally:
+        server.stop()
+        for pgid in groups.values():
+            stop_group(pgid)
+        shutil.rmtree(folder, ignore_errors=True)

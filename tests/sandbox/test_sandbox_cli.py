@@ -1,0 +1,99 @@
+"""`migrator sandbox` end to end: real nodes, the OSS server, a snapshot seen through oss2, down."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import oss2
+import pytest
+
+from migrator.clients.es import EsClient
+from migrator.sandbox.distributions import KNOWN_VERSIONS
+
+
+def migrator(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-m", "migrator", *args], capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"migrator {' '.join(args)} exited {result.returncode}: {result.stderr}")
+    return result
+
+
+def processes_mentioning(text: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(f"{entry.name}: {cmdline[:120]}")
+    return found
+
+
+def test_unknown_version_names_the_known_ones(tmp_path):
+    result = migrator("sandbox", "up", "--source-version", "6.2", "--dir", str(tmp_path), check=False)
+    assert result.returncode == 2
+    assert "unknown Elasticsearch version '6.2'" in result.stderr
+    for version in KNOWN_VERSIONS.values():
+        assert version in result.stderr
+
+
+@pytest.mark.cluster
+def test_sandbox_up_seed_snapshot_through_oss_and_down():
+    folder = Path("/var/tmp/migrator-tests") / f"sandbox-{uuid.uuid4().hex[:8]}"
+    try:
+        document = json.loads(migrator("sandbox", "up", "--dir", str(folder)).stdout)
+        assert document["source"]["version"] == KNOWN_VERSIONS["7.17"]
+        assert document["destination"]["version"] == KNOWN_VERSIONS["8"]
+        assert json.loads((folder / "sandbox.json").read_text()) == document
+        assert oct(os.stat(folder / "sandbox.json").st_mode & 0o777) == "0o600"
+        assert Path(document["plan"]).is_file()
+
+        again = migrator("sandbox", "up", "--dir", str(folder))
+        assert "already running" in again.stderr
+        assert json.loads(again.stdout) == document
+
+        counts = json.loads(migrator("sandbox", "seed", "--docs", "300", "--dir", str(folder)).stdout)
+        assert counts["orders"] == 300 and counts[".sandbox-settings"] == 30
+
+        status = json.loads(migrator("sandbox", "status", "--json", "--dir", str(folder)).stdout)
+        assert status["source"]["health"] == "green" and status["destination"]["health"] == "green"
+
+        source = EsClient(document["source"]["url"], label="source")
+        destination = EsClient(document["destination"]["url"], label="destination")
+        repo = {"type": "fs", "settings": document["repository"]["settings"]}
+        source.request("PUT", "/_snapshot/cli_test", repo)
+        source.request("PUT", "/_snapshot/cli_test/snap-1?wait_for_completion=true",
+                       {"indices": "orders,logs-*", "include_global_state": False})
+
+        oss = document["oss"]
+        bucket = oss2.Bucket(oss2.AuthV4(oss["access_key_id"], oss["access_key_secret"]), oss["endpoint"],
+                             oss["bucket"], region=oss["region"])
+        prefix = oss["base_path"] + "/"
+        keys = [obj.key[len(prefix):] for obj in oss2.ObjectIteratorV2(bucket, prefix=prefix)]
+        assert any(key.startswith("index-") and key[6:].isdigit() for key in keys), keys
+        assert any(key.startswith("snap-") and key.endswith(".dat") for key in keys), keys
+        assert any(key.startswith("indices/") and "/0/" in key for key in keys), keys
+
+        read_only = {"type": "fs", "settings": {**document["repository"]["settings"], "readonly": True}}
+        destination.request("PUT", "/_snapshot/cli_test", read_only)
+        listed = destination.get("/_snapshot/cli_test/_all")["snapshots"]
+        assert [snap["snapshot"] for snap in listed] == ["snap-1"]
+        source.close()
+        destination.close()
+    finally:
+        stopped = migrator("sandbox", "down", "--dir", str(folder), check=False)
+        leftovers = processes_mentioning(str(folder))
+        shutil.rmtree(folder, ignore_errors=True)
+    assert stopped.returncode == 0
+    assert "source" in stopped.stdout and "oss" in stopped.stdout
+    assert leftovers == []
+    assert migrator("sandbox", "status", "--dir", str(folder), check=False).returncode == 3

@@ -1,0 +1,216 @@
+"""Migrations on real nodes, driven through the CLI exactly as a user would run them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from migrator.clients.es import build_path
+from migrator.sandbox.seed_data import seed_cluster
+from migrator.state import StateStore
+
+pytestmark = pytest.mark.cluster
+BIG_INDEX = "big-events"
+
+
+def cli(bed, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **bed.environment()}
+    result = subprocess.run(
+        [sys.executable, "-m", "migrator", *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"migrator {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def background(bed, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, **bed.environment()}
+    return subprocess.Popen(
+        [sys.executable, "-m", "migrator", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+
+
+@pytest.fixture(scope="session")
+def seeded(testbed):
+    """Example indices on every cluster that serves as a source, plus one bigger index on 7.17."""
+    for alias in ("7.10", "7.17", "8"):
+        client = testbed.client(alias)
+        seed_cluster(client, 400)
+        client.close()
+    client = testbed.client("7.17")
+    client.request("PUT", build_path(BIG_INDEX), {"settings": {"number_of_shards": 2, "number_of_replicas": 0}})
+    for start in range(0, 40_000, 5000):
+        lines = []
+        for number in range(start, start + 5000):
+            lines.append(json.dumps({"index": {"_index": BIG_INDEX, "_id": str(number)}}))
+            lines.append(json.dumps({"n": number, "text": f"event {number} " + "payload " * 20 + str(number * 7919)}))
+        client.request("POST", "/_bulk", ("\n".join(lines) + "\n").encode(), timeout_s=120)
+    client.request("POST", build_path(BIG_INDEX, "_refresh"))
+    client.close()
+    return testbed
+
+
+def counts(bed, alias: str, pattern: str) -> dict[str, int]:
+    client = bed.client(alias)
+    try:
+        rows = client.indices(pattern)
+        return {row["index"]: client.doc_count(row["index"]) for row in rows}
+    finally:
+        client.close()
+
+
+def request_events(plan: Path, run: int | None = None) -> list:
+    store = StateStore(plan.with_name("plan.state.db"))
+    try:
+        return [event for event in store.events(kind="request", run=run)]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("source", "destination", "prefix"),
+    [("7.17", "8", "a717"), ("7.10", "8", "a710"), ("8", "9", "a8")],
+)
+def test_migration_with_wildcard_exclusion_and_rename(seeded, tmp_path, source, destination, prefix):
+    plan = seeded.write_plan(
+        tmp_path,
+        source,
+        destination,
+        name=prefix,
+        snapshot={"indices": ["logs-*", "orders"], "exclude": ["logs-debug"]},
+        restore={"rename_pattern": "(.+)", "rename_replacement": f"{prefix}-$1"},
+    )
+    dry = cli(seeded, "plan", str(plan))
+    assert f"logs-2026.11.01 -> {prefix}-logs-2026.11.01" in dry.stdout
+    assert "logs-debug: excluded" in dry.stdout
+
+    cli(seeded, "apply", str(plan), "--yes", "--poll", "0.5")
+
+    expected = {f"{prefix}-{name}": count for name, count in counts(seeded, source, "logs-*,orders").items()
+                if name != "logs-debug"}
+    assert counts(seeded, destination, f"{prefix}-*") == expected
+    assert len(expected) == 3
+
+    second = cli(seeded, "apply", str(plan), "--yes")
+    assert "already done" in second.stdout
+    store = StateStore(plan.with_name("plan.state.db"))
+    last_run = store.run
+    store.close()
+    mutating = [e.message for e in request_events(plan, last_run) if e.data["method"] in ("PUT", "POST", "DELETE")]
+    assert mutating == []
+
+
+def test_dot_prefixed_index_is_left_out_unless_named(seeded, tmp_path):
+    plan = seeded.write_plan(
+        tmp_path, "7.17", "8", name="dots",
+        snapshot={"indices": ["*"], "exclude": ["logs-*", BIG_INDEX]},
+        restore={"rename_pattern": "(.+)", "rename_replacement": "dots-$1"},
+    )
+    dry = cli(seeded, "plan", str(plan), "--json")
+    document = json.loads(dry.stdout)
+    assert [item["source"] for item in document["indices"]] == ["orders"]
+    assert ".sandbox-settings" in document["skipped"]
+
+
+def test_seven_to_nine_is_refused_by_plan_naming_the_rule(seeded, tmp_path):
+    plan = seeded.write_plan(tmp_path, "7.17", "9", snapshot={"indices": ["orders"]})
+    result = cli(seeded, "plan", str(plan), check=False)
+    assert result.returncode == 2
+    assert "skipping a major" in result.stderr
+
+
+def test_colliding_renames_are_refused_with_exit_2(seeded, tmp_path):
+    plan = seeded.write_plan(
+        tmp_path, "7.17", "8", snapshot={"indices": ["logs-*"]},
+        restore={"rename_pattern": "logs-.*", "rename_replacement": "same"},
+    )
+    result = cli(seeded, "apply", str(plan), "--yes", check=False)
+    assert result.returncode == 2
+    assert "restore.rename_pattern" in result.stderr and "'same'" in result.stderr
+
+
+def wait_for_checkpoint(state_file: Path, predicate, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if state_file.exists():
+            store = StateStore(state_file)
+            try:
+                if predicate(store.checkpoints()):
+                    return
+            finally:
+                store.close()
+        time.sleep(0.2)
+    raise AssertionError(f"checkpoint never reached in {state_file}")
+
+
+def test_kill_during_snapshot_and_recovery_then_resume(seeded, tmp_path):
+    plan = seeded.write_plan(
+        tmp_path, "7.17", "8", name="kill",
+        snapshot={"indices": [BIG_INDEX, "orders"]},
+        restore={"rename_pattern": "(.+)", "rename_replacement": "kill-$1"},
+    )
+    _throttle(plan)
+    state_file = plan.with_name("plan.state.db")
+
+    first = background(seeded, "apply", str(plan), "--yes", "--poll", "0.5")
+    wait_for_checkpoint(state_file, lambda cps: cps.get("snapshot.wait") and cps["snapshot.wait"].status == "acting")
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+
+    second = background(seeded, "resume", str(plan), "--poll", "0.5")
+    wait_for_checkpoint(
+        state_file,
+        lambda cps: any(step.startswith("recovery[") and cp.status == "acting" for step, cp in cps.items()),
+        timeout=300,
+    )
+    os.kill(second.pid, signal.SIGKILL)
+    second.wait()
+
+    cli(seeded, "resume", str(plan), "--poll", "0.5")
+
+    source = seeded.client("7.17")
+    snapshots = source.get("/_snapshot/migrator_test/_all")["snapshots"]
+    source.close()
+    assert len(snapshots) == 1 and snapshots[0]["state"] == "SUCCESS"
+    restores = [e for e in request_events(plan) if e.data["method"] == "POST" and e.data["path"].endswith("/_restore")]
+    assert sorted(e.data["body"]["indices"] for e in restores) == sorted([BIG_INDEX, "orders"])
+    assert counts(seeded, "8", "kill-*") == {
+        f"kill-{name}": count for name, count in counts(seeded, "7.17", f"{BIG_INDEX},orders").items()
+    }
+
+
+def test_cancel_during_snapshot_leaves_no_snapshot(seeded, tmp_path):
+    plan = seeded.write_plan(
+        tmp_path, "7.17", "8", name="cancel",
+        snapshot={"indices": [BIG_INDEX]},
+        restore={"rename_pattern": "(.+)", "rename_replacement": "cancel-$1"},
+    )
+    _throttle(plan, snapshot="100kb")
+    state_file = plan.with_name("plan.state.db")
+    running = background(seeded, "apply", str(plan), "--yes", "--poll", "0.5")
+    wait_for_checkpoint(state_file, lambda cps: cps.get("snapshot.wait") and cps["snapshot.wait"].status == "acting")
+    cancelled = cli(seeded, "cancel", str(plan), "--json")
+    output, _ = running.communicate(timeout=120)
+    assert running.returncode == 3, output
+    assert "snapshot_deleted" in cancelled.stdout
+    source = seeded.client("7.17")
+    assert source.get("/_snapshot/migrator_test/_all")["snapshots"] == []
+    source.close()
+    assert counts(seeded, "8", "cancel-*") == {}
+    status = cli(seeded, "status", str(plan), "--json")
+    assert '"status": "cancelled"' in status.stdout
+
+
+def _throttle(plan: Path, snapshot: str = "400kb", restore: str = "400kb") -> None:
+    document = yaml.safe_load(plan.read_text())
+    document["repository"]["settings"]["max_snapshot_bytes_per_sec"] = snapshot
+    document["repository"]["destination_settings"] = {"max_restore_bytes_per_sec": restore}
+    plan.write_text(yaml.safe_dump(document, sort_keys=False))
