@@ -29,6 +29,7 @@ import contextlib
 import dataclasses
 import email.utils
 import hashlib
+import heapq
 import hmac
 import json
 import logging
@@ -224,11 +225,15 @@ class _DigestCache:
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[int, int, _Digest]] = {}
 
-    def get(self, path: str, f: BinaryIO, st: os.stat_result) -> _Digest:
+    def cached(self, path: str, st: os.stat_result) -> _Digest | None:
         with self._lock:
             entry = self._entries.get(path)
-        if entry is not None and entry[:2] == (st.st_size, st.st_mtime_ns):
-            return entry[2]
+        return entry[2] if entry is not None and entry[:2] == (st.st_size, st.st_mtime_ns) else None
+
+    def get(self, path: str, f: BinaryIO, st: os.stat_result) -> _Digest:
+        digest = self.cached(path, st)
+        if digest is not None:
+            return digest
         md5, crc = _hash_file(f)
         digest = _Digest(_quoted_etag(md5), crc)
         self.put(path, st, digest)
@@ -670,7 +675,14 @@ class OssServer:
         return f, _ObjectMeta(st.st_size, st.st_mtime, self._digests.get(path, f, st))
 
     def _meta(self, path: str, key: str) -> _ObjectMeta:
-        f, meta = self._open(path, key)
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise _no_such_key(key) from None
+        digest = self._digests.cached(path, st)
+        if digest is not None and stat.S_ISREG(st.st_mode):
+            return _ObjectMeta(st.st_size, st.st_mtime, digest)
+        f, meta = self._open(path, key)  # not hashed yet (or not a file: _open says NoSuchKey)
         f.close()
         return meta
 
@@ -1146,34 +1158,45 @@ def _walk(bucket_dir: str, prefix: str, after: str, roll_up_dirs: bool) -> Itera
     start = os.path.join(bucket_dir, *dir_part.split("/"))
 
     def visit(path: str, rel: str, top: bool) -> Iterator[tuple[str, bool]]:
+        items = []  # (key or 'dir/' prefix, is_dir) still in range, then taken in order from a heap
         try:
             with os.scandir(path) as it:
-                items = []
                 for entry in it:
                     try:
-                        entry.name.encode("utf-8")
                         is_dir = entry.is_dir()
-                    except (UnicodeError, OSError):
+                    except OSError:
                         continue
-                    items.append((rel + entry.name + ("/" if is_dir else ""), entry.path, is_dir))
+                    full = rel + entry.name + "/" if is_dir else rel + entry.name
+                    if top and not full.startswith(prefix):
+                        continue
+                    before = (full < after and not after.startswith(full)) if is_dir else full <= after
+                    if before:  # the key, or every key below the directory, lies at or before `after`
+                        continue
+                    items.append((full, is_dir))
         except (FileNotFoundError, NotADirectoryError, PermissionError):
             return
-        items.sort()
-        for full, child, is_dir in items:
-            if top and not full.startswith(prefix):
-                continue
+        heapq.heapify(items)
+        while items:
+            full, is_dir = heapq.heappop(items)
+            if not _is_utf8(full):
+                continue  # a name no OSS key can spell
             if not is_dir:
-                if full > after:
-                    yield full, False
-            elif full < after and not after.startswith(full):
-                continue
+                yield full, False
             elif top and roll_up_dirs:
-                if full > after and _has_file(child):
+                if full > after and _has_file(os.path.join(path, full[len(rel) : -1])):
                     yield full, True
             else:
-                yield from visit(child, full, False)
+                yield from visit(os.path.join(path, full[len(rel) : -1]), full, False)
 
     yield from visit(start, dir_part, True)
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _has_file(path: str) -> bool:
