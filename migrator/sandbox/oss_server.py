@@ -401,8 +401,8 @@ class OssServer:
         self._state = self.root / STATE_DIR
         self._digests = _DigestCache()
         self._lock = threading.Lock()
-        self._faults = Faults()
-        self._rng = random.Random()
+        self._faults: Faults
+        self._rng: random.Random
         self.set_faults(faults or Faults())
         self._created = time.time()
         self._httpd: _HttpServer | None = None
@@ -1272,22 +1272,26 @@ class _Handler(BaseHTTPRequestHandler):
     # body --------------------------------------------------------------------------------------
 
     def _body_chunks(self) -> Iterator[bytes]:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            while True:
-                size = int(self.rfile.readline(1024).split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline(8192).strip():  # trailers
-                        pass
-                    return
-                remaining = size
-                while remaining:
-                    chunk = self.rfile.read(min(remaining, _CHUNK))
-                    if not chunk:
-                        raise ConnectionError("request body ended early")
-                    remaining -= len(chunk)
-                    yield chunk
-                self.rfile.readline(1024)
-        remaining = int(self.headers.get("Content-Length") or 0)
+        """The request body, whole: Content-Length or chunked. ConnectionError when framing breaks."""
+        if "chunked" not in self.headers.get("Transfer-Encoding", "").lower():
+            yield from self._read_exactly(self.headers.get("Content-Length") or "0")
+            return
+        while True:
+            size_line = self.rfile.readline(1024).split(b";", 1)[0].strip()
+            yield from self._read_exactly(size_line.decode("ascii", "replace") or "-", base=16)
+            if size_line.strip(b"0") == b"":
+                break
+            self.rfile.readline(1024)  # the CRLF after the chunk
+        while self.rfile.readline(8192).strip():  # trailers up to the empty line
+            pass
+
+    def _read_exactly(self, count: str, base: int = 10) -> Iterator[bytes]:
+        try:
+            remaining = int(count, base)
+        except ValueError:
+            raise ConnectionError(f"bad request body framing: {count!r}") from None
+        if remaining < 0:
+            raise ConnectionError(f"bad request body length: {count!r}")
         while remaining > 0:
             chunk = self.rfile.read(min(remaining, _CHUNK))
             if not chunk:
@@ -1300,12 +1304,16 @@ class _Handler(BaseHTTPRequestHandler):
         md5 = hashlib.md5()
         crc = new_crc64()
         size = 0
-        with open(path, "wb") as f:
-            for chunk in self._body_chunks():
-                f.write(chunk)
-                md5.update(chunk)
-                crc.update(chunk)
-                size += len(chunk)
+        try:
+            with open(path, "wb") as f:
+                for chunk in self._body_chunks():
+                    f.write(chunk)
+                    md5.update(chunk)
+                    crc.update(chunk)
+                    size += len(chunk)
+        except BaseException:
+            os.unlink(path)
+            raise
         return _Spool(path, size, md5.digest(), crc.crcValue)
 
     # dispatch ----------------------------------------------------------------------------------
