@@ -1,0 +1,131 @@
+"""The planner, pure: selection, renames, refusals, the DAG and its hash, from synthetic facts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import networkx as nx
+import pytest
+
+from migrator.discovery import ClusterFacts, Facts, IndexFacts
+from migrator.planner import build_plan, render_snapshot_name, version_rule
+from migrator.spec import parse_plan
+
+WHEN = datetime(2026, 11, 26, 12, 30, 5, tzinfo=UTC)
+BASE = """
+name: unit
+source: {url: "http://127.0.0.1:9200"}
+destination: {url: "http://127.0.0.1:9201"}
+repository: {name: repo, type: fs, settings: {location: /tmp/repo}}
+storage: {kind: local, path: /tmp/repo}
+"""
+
+
+def spec(extra: str):
+    return parse_plan(BASE + extra)
+
+
+def facts(source: list[str], destination: list[str] = (), versions=("7.17.29", "8.19.21")) -> Facts:
+    def cluster(names, version):
+        return ClusterFacts(
+            url="http://x", version=version, health="green", free_disk_bytes=10**12,
+            indices={n: IndexFacts(n, "open", "green", 10, 1000, 1000, 1) for n in names},
+        )
+
+    return Facts(cluster(source, versions[0]), cluster(destination, versions[1]))
+
+
+def test_selection_wildcards_exclusions_and_dot_indices():
+    plan = build_plan(
+        spec('snapshot: {indices: ["logs-*", "orders", "*", ".kept"], exclude: ["logs-debug"]}'),
+        facts(["logs-a", "logs-b", "logs-debug", "orders", ".hidden", ".kept", "other"]),
+        WHEN,
+    )
+    assert [m.source for m in plan.moves] == [".kept", "logs-a", "logs-b", "orders", "other"]
+    assert plan.skipped["logs-debug"] == "excluded by snapshot.exclude"
+    assert "list it by name" in plan.skipped[".hidden"]
+    assert plan.problems == []
+
+
+def test_a_pattern_matching_nothing_is_a_problem_naming_its_position():
+    plan = build_plan(spec('snapshot: {indices: ["orders", "nope-*"]}'), facts(["orders"]), WHEN)
+    assert [p.field for p in plan.problems] == ["snapshot.indices[1]"]
+
+
+def test_renames_follow_java_semantics_and_collisions_are_refused():
+    ok = build_plan(
+        spec('snapshot: {indices: ["logs-*"]}\nrestore: {rename_pattern: "logs-(.+)", rename_replacement: "v8-$1"}'),
+        facts(["logs-a", "logs-b"]),
+        WHEN,
+    )
+    assert [(m.source, m.target) for m in ok.moves] == [("logs-a", "v8-a"), ("logs-b", "v8-b")]
+    clash = build_plan(
+        spec('snapshot: {indices: ["logs-*"]}\nrestore: {rename_pattern: "logs-.*", rename_replacement: "same"}'),
+        facts(["logs-a", "logs-b"]),
+        WHEN,
+    )
+    assert [p.field for p in clash.problems] == ["restore.rename_pattern"]
+    assert "'same'" in clash.problems[0].message
+
+
+def test_an_existing_target_is_refused_unless_skip_or_ours():
+    plan = build_plan(spec('snapshot: {indices: ["orders"]}'), facts(["orders"], ["orders"]), WHEN)
+    assert [p.field for p in plan.problems] == ["restore.if_exists"]
+    skip = build_plan(spec('snapshot: {indices: ["orders"]}\nrestore: {if_exists: skip}'),
+                      facts(["orders"], ["orders"]), WHEN)
+    assert skip.moves == [] and "already exists" in skip.skipped["orders"]
+    ours = build_plan(spec('snapshot: {indices: ["orders"]}'), facts(["orders"], ["orders"]), WHEN,
+                      owned_targets=frozenset({"orders"}))
+    assert ours.problems == [] and [m.target for m in ours.moves] == ["orders"]
+
+
+@pytest.mark.parametrize(
+    ("source", "destination", "rule"),
+    [
+        ("7.17.29", "8.19.21", None),
+        ("7.10.2", "7.17.29", None),
+        ("6.8.23", "7.17.29", None),
+        ("8.19.21", "9.5.4", None),
+        ("8.19.21", "7.17.29", "newer to older"),
+        ("7.17.29", "7.10.2", "newer to older"),
+        ("7.17.29", "9.5.4", "skipping a major"),
+        ("6.8.23", "8.19.21", "skipping a major"),
+    ],
+)
+def test_version_rules(source, destination, rule):
+    found = version_rule(source, destination)
+    assert (found is None) if rule is None else (rule in found)
+
+
+def test_version_rule_is_a_plan_problem():
+    plan = build_plan(spec('snapshot: {indices: ["orders"]}'), facts(["orders"], versions=("7.17.29", "9.5.4")), WHEN)
+    assert any("skipping a major" in p.message for p in plan.problems)
+
+
+def test_dag_has_stable_ids_and_order():
+    plan = build_plan(
+        spec('snapshot: {indices: ["a", "b"]}\nfinish: {replicas: 1}'), facts(["a", "b"]), WHEN
+    )
+    graph = plan.graph
+    assert nx.is_directed_acyclic_graph(graph)
+    assert set(graph.nodes) == {
+        "preflight", "repository.source", "snapshot.create", "snapshot.wait", "storage.verify",
+        "repository.destination", "restore[a]", "restore[b]", "recovery[a]", "recovery[b]",
+        "validate[a]", "validate[b]", "finish",
+    }
+    assert nx.has_path(graph, "storage.verify", "restore[a]")
+    assert not nx.has_path(graph, "restore[a]", "restore[b]")
+    assert set(graph.predecessors("finish")) == {"validate[a]", "validate[b]"}
+
+
+def test_plan_hash_is_stable_and_changes_with_the_plan():
+    first = build_plan(spec('snapshot: {indices: ["a"]}'), facts(["a"]), WHEN)
+    again = build_plan(spec('snapshot: {indices: ["a"]}'), facts(["a"]), datetime.now(UTC))
+    changed = build_plan(spec('snapshot: {indices: ["a"]}\nrestore: {include_aliases: true}'), facts(["a"]), WHEN)
+    assert first.plan_hash == again.plan_hash
+    assert first.plan_hash != changed.plan_hash
+
+
+def test_snapshot_name_template():
+    assert render_snapshot_name("{name}-{date:%Y.%m.%d-%H%M%S}", "Demo", WHEN) == "demo-2026.11.26-123005"
+    assert render_snapshot_name("snap-{date}", "x", WHEN) == "snap-2026.11.26"
