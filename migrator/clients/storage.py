@@ -40,7 +40,6 @@ _ADVICE = {
     "AccessDenied": "grant this key read and list permissions on the bucket",
     "NoSuchBucket": "check the bucket name and that the endpoint is in the bucket's region",
     "InvalidArgument": "check the endpoint, region and key",
-    "InvalidRange": "the range starts past the end of the object",
 }
 
 
@@ -92,10 +91,11 @@ def _check_range(start: int, length: int) -> None:
         raise ValueError(f"a range needs start >= 0 and length >= 0, not start={start} length={length}")
 
 
-def _short_range(where: str, key: str, start: int, length: int, size: int) -> StorageError:
+def _short_range(where: str, key: str, start: int, length: int, size: int | None) -> StorageError:
+    has = f"has only {size} bytes" if size is not None else f"ends before offset {start}"
     return StorageError(
-        f"{where}: cannot read {length} bytes at offset {start} of {key!r}: the object has only {size} bytes "
-        "(the repository may be incomplete or a caller computed a wrong offset)"
+        f"{where}: cannot read {length} bytes at offset {start} of {key!r}: the object {has} "
+        "(the repository may be incomplete, or a caller computed a wrong offset)"
     )
 
 
@@ -326,11 +326,16 @@ class OssStorage:
             return b""
 
         def attempt() -> bytes:
-            result = self._bucket.get_object(
-                self._root + key,
-                byte_range=(start, start + length - 1),
-                headers={"x-oss-range-behavior": "standard"},  # HTTP range semantics: clamp, or 416
-            )
+            try:
+                result = self._bucket.get_object(
+                    self._root + key,
+                    byte_range=(start, start + length - 1),
+                    headers={"x-oss-range-behavior": "standard"},  # HTTP range semantics: clamp, or 416
+                )
+            except oss2.exceptions.ServerError as error:
+                if error.status == 416:
+                    raise _short_range(self.description, key, start, length, None) from error
+                raise
             data = result.read()
             if result.content_length is not None and len(data) != result.content_length:
                 raise _Retry(f"short body: {len(data)} of {result.content_length} bytes")
