@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import os
 import random
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -179,7 +180,7 @@ class LocalStorage:
             st = path.stat()
         except OSError as error:
             raise self._fail("size", key, error) from error
-        if not path.is_file():
+        if not stat.S_ISREG(st.st_mode):
             raise NotFound(f"{self.description}: size {key!r}: no such object")
         return st.st_size
 
