@@ -37,9 +37,14 @@ class RepositoryData:
     raw: dict[str, Any]
 
 
+def list_generations(storage: Storage) -> list[int]:
+    """Every numeric N of the root's `index-N` blobs, ascending (one listing)."""
+    return sorted(int(m.group(1)) for info in storage.list("index-") if (m := GENERATION.match(info.key)))
+
+
 def latest_generation(storage: Storage) -> int | None:
-    generations = [int(m.group(1)) for info in storage.list("index-") if (m := GENERATION.match(info.key))]
-    return max(generations) if generations else None
+    generations = list_generations(storage)
+    return generations[-1] if generations else None
 
 
 def read_repository_data(storage: Storage) -> RepositoryData | None:
@@ -47,11 +52,25 @@ def read_repository_data(storage: Storage) -> RepositoryData | None:
     generation = latest_generation(storage)
     if generation is None:
         return None
+    return parse_repository_data(storage, generation, storage.read(f"index-{generation}"))
+
+
+def parse_repository_data(storage: Storage, generation: int, data: bytes) -> RepositoryData:
+    """The bytes of `index-<generation>` decoded; RepositoryFormatError names the blob when they are not JSON."""
     key = f"index-{generation}"
     try:
-        raw = json.loads(storage.read(key))
+        raw = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RepositoryFormatError(f"{storage.description}/{key} is not valid JSON: {exc}") from exc
+    try:
+        return _repository_data(generation, raw)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise RepositoryFormatError(
+            f"{storage.description}/{key} is JSON but not a repository's index-N (bad or missing {exc})"
+        ) from exc
+
+
+def _repository_data(generation: int, raw: dict[str, Any]) -> RepositoryData:
     indices_by_uuid: dict[str, list[str]] = {}
     for index_name, index in (raw.get("indices") or {}).items():
         for entry in index.get("snapshots", []):
