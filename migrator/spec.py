@@ -237,7 +237,7 @@ class ClusterSpec(_Model):
     api_key: SecretRef | None = Field(None, description="API key (instead of username/password), ${ENV_VAR}")
     verify_tls: bool = Field(True, description="verify the cluster's TLS certificate")
     ca_file: Path | None = Field(None, description="CA bundle to verify the certificate with")
-    request_timeout_s: float = Field(30, gt=0, description="seconds to wait for one request")
+    request_timeout_s: float = Field(30, gt=0, allow_inf_nan=False, description="seconds to wait for one request")
 
     @model_validator(mode="after")
     def _credentials(self) -> ClusterSpec:
@@ -279,9 +279,9 @@ class RepositorySettings(_Model):
     def _extra_keys(cls, extra: dict[str, Any]) -> dict[str, Any]:
         for key in extra:
             if key == "readonly":
-                raise _invalid("readonly is set by migrator", "remove it", f"extra.{key}")
+                raise _invalid("readonly is set by migrator", "remove it", key)
             if key in cls.model_fields:
-                raise _invalid(f"{key} has its own field", f"write it as {key}: beside extra", f"extra.{key}")
+                raise _invalid(f"{key} has its own field", f"write it as {key}: beside extra", key)
         return extra
 
     def as_dict(self) -> dict[str, Any]:
@@ -496,10 +496,15 @@ class MigrationSpec(_Model):
                 rendered = _render_snapshot_name(self.snapshot.name, self.name, when)
             except ValueError:
                 raise _invalid("bad strftime format", "fix the {date:...} format", "snapshot.name") from None
-            if not rendered or rendered.startswith("_") or any(c in _SNAPSHOT_FORBIDDEN for c in rendered):
+            if (
+                not rendered
+                or rendered.startswith("_")
+                or len(rendered.encode()) > 255
+                or any(c.isspace() or c in _SNAPSHOT_FORBIDDEN for c in rendered)
+            ):
                 raise _invalid(
                     f"gives the snapshot name {rendered!r}, which Elasticsearch refuses",
-                    'keep it non-empty, without a leading "_", spaces or ,"*\\<|>/?#',
+                    'keep it 1 to 255 bytes, without a leading "_", spaces or ,"*\\<|>/?#',
                     "snapshot.name",
                 )
         selected = [_wildcard(p) for p in self.snapshot.indices]
