@@ -1,4 +1,4 @@
-"""Elasticsearch's index rename on restore, reproduced exactly in Python.
+r"""Elasticsearch's index rename on restore, reproduced exactly in Python.
 
 Place in the flow: plan spec (``restore.rename_pattern`` / ``rename_replacement``, validated here when the
 plan loads) → planner (predicts each restored index name with :class:`RenameRule`) → DAG → executor →
@@ -8,13 +8,16 @@ Elasticsearch renames every restored index with Java's ``indexName.replaceAll(pa
 This module translates the ``java.util.regex`` pattern into an equivalent Python :mod:`re` pattern and
 replays ``Matcher.replaceAll``: Java's rule for advancing after an empty match (one UTF-16 unit, which can
 split a surrogate pair), Java's replacement syntax (``$n`` taking as many digits as still name a group,
-``${name}``, ``\\`` escapes) and Java's errors.  A Java construct that Python cannot reproduce exactly is
-refused with a :class:`RenameError` rather than approximated: nested or intersected character classes,
-Unicode property classes, ``\\G``, ``\\X``, ``\\N{...}``, the ``u``/``U``/``x``/``c`` flags, and
-backreferences to a group that is not closed yet.  Known limits: ``\\b``/``\\B`` use Java's word characters
-(Unicode letters and decimal digits, and ``_``) from Python's Unicode tables, which are one Unicode version
-newer than Java 17's, and a text containing a non-spacing mark is refused for patterns with ``\\b``/``\\B``
-(Java looks through such marks to their base character).
+``${name}``, backslash escapes) and Java's errors.  The reference is JDK 17 (tests/RenameOracle.java).
+
+What Python cannot reproduce exactly is refused with a :class:`RenameError` instead of approximated.
+When the rule is built: nested or intersected character classes, Unicode properties (the ASCII POSIX
+classes such as ``\p{Lower}`` are fine), ``\G``, ``\X``, ``\N{...}``, ``\b{g}``, the ``u``, ``U``,
+``x`` and ``c`` flags, variable-width look-behinds, backreferences to a group not closed before them,
+and references to a group whose capture Java can leave stale (inside a look-around, an atomic group, a
+possessive quantifier, or nested in a repeated group).  When a name is renamed: ``\b``/``\B`` on a
+non-ASCII name (JDK 19 changed their meaning there) and a look-behind over a supplementary character
+(Java measures those in UTF-16 units).
 """
 
 from __future__ import annotations
@@ -83,7 +86,7 @@ class _JavaRegex:
     group_count: int
     names: dict[str, int]
     stale: frozenset[int]  # groups whose captures Java can leave stale (see note_stale_captures)
-    word_boundary: bool  # uses \\b or \\B
+    word_boundary: bool  # uses a word boundary, \b or \B
     lookbehind: bool  # has a look-behind that Java measures in UTF-16 units (no literal supplementary char)
     supplementary: bool  # Java's Pattern.hasSupplementary: matches start only at code point boundaries
 
@@ -256,7 +259,7 @@ class _Translator:
             text = found.group(0)
         else:
             return ""
-        if self.peek() in ("?", "+") and self.peek():
+        if self.peek() in ("?", "+"):
             text += self.take()
         return text
 

@@ -410,7 +410,8 @@ class SnapshotSpec(_Model):
     @field_validator("name")
     @classmethod
     def _template(cls, template: str) -> str:
-        if "{" in _template_leftover(template) or "}" in _template_leftover(template):
+        leftover = _template_leftover(template)
+        if "{" in leftover or "}" in leftover:
             raise _invalid("unknown placeholder in the snapshot name", "use only {name} and {date:<strftime>}")
         return template
 
