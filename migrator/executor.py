@@ -54,8 +54,9 @@ class RequestLog:
         if request.body is not None and not isinstance(request.body, bytes):
             data["body"] = request.body
         step = getattr(self.current, "step", None)
-        self.state.event("request", self.redactor.text(f"{request.method} {request.path}"), step=step,
-                         data=self.redactor.data(data))
+        self.state.event(
+            "request", self.redactor.text(f"{request.method} {request.path}"), step=step, data=self.redactor.data(data)
+        )
 
 
 def build_steps(graph: nx.DiGraph, ctx: StepContext) -> dict[str, Step]:

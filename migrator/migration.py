@@ -360,4 +360,3 @@ def _undo(migration: Migration, state: StateStore) -> dict[str, Any]:
     state.set_meta(status="cancelled", cancel_requested="0")
     state.event("cancelled", json.dumps(report))
     return report
-

@@ -21,7 +21,7 @@ import networkx as nx
 from migrator.clients.es import Version
 from migrator.discovery import Facts
 from migrator.rename import RenameError, RenameRule
-from migrator.spec import MigrationSpec, Problem
+from migrator.spec import MigrationSpec, Problem, render_snapshot_name
 
 PREFLIGHT = "preflight"
 SOURCE_REPOSITORY = "repository.source"
@@ -82,16 +82,6 @@ class MigrationPlan:
     @property
     def total_shards(self) -> int:
         return sum(move.primary_shards for move in self.moves)
-
-
-def render_snapshot_name(template: str, plan_name: str, when: datetime) -> str:
-    """`{name}` and `{date:<strftime>}` (or `{date}` = %Y.%m.%d) in a snapshot name template."""
-
-    def date(match: re.Match[str]) -> str:
-        return when.strftime(match.group(1) or "%Y.%m.%d")
-
-    text = re.sub(r"\{date(?::([^}]*))?\}", date, template)
-    return text.replace("{name}", plan_name).lower()
 
 
 def wildcard(pattern: str) -> re.Pattern[str]:

@@ -387,7 +387,7 @@ def _template_leftover(template: str) -> str:
     return _DATE_PLACEHOLDER.sub("", template).replace(_NAME_PLACEHOLDER, "")
 
 
-def _render_snapshot_name(template: str, plan_name: str, when: datetime) -> str:
+def render_snapshot_name(template: str, plan_name: str, when: datetime) -> str:
     def date(match: re.Match[str]) -> str:
         return when.strftime(match.group(1) or "%Y.%m.%d")
 
@@ -494,7 +494,7 @@ class MigrationSpec(_Model):
                 raise _invalid(derived.message, derived.fix, derived.field)
         for when in _SAMPLE_DATES:
             try:
-                rendered = _render_snapshot_name(self.snapshot.name, self.name, when)
+                rendered = render_snapshot_name(self.snapshot.name, self.name, when)
             except ValueError:
                 raise _invalid("bad strftime format", "fix the {date:...} format", "snapshot.name") from None
             if (

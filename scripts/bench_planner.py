@@ -37,8 +37,7 @@ def synthetic_facts() -> Facts:
         name = f"{family}-{number:05d}"
         indices[name] = IndexFacts(name, "open", "green", 1000 + number, 10_000_000, 10_000_000, SHARDS_PER_INDEX)
     source = ClusterFacts(url="http://127.0.0.1:9200", version="7.17.29", health="green", indices=indices)
-    destination = ClusterFacts(url="http://127.0.0.1:9201", version="8.19.21", health="green",
-                               free_disk_bytes=10**15)
+    destination = ClusterFacts(url="http://127.0.0.1:9201", version="8.19.21", health="green", free_disk_bytes=10**15)
     return Facts(source, destination)
 
 
@@ -58,8 +57,10 @@ def main() -> None:
     tracemalloc.stop()
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"indices in facts        {INDICES} ({INDICES * SHARDS_PER_INDEX} shards)")
-    print(f"indices planned         {len(plan.moves)} ({plan.total_shards} shards), DAG {plan.graph.number_of_nodes()} "
-          f"nodes / {plan.graph.number_of_edges()} edges")
+    print(
+        f"indices planned         {len(plan.moves)} ({plan.total_shards} shards), DAG {plan.graph.number_of_nodes()} "
+        f"nodes / {plan.graph.number_of_edges()} edges"
+    )
     print(f"build_plan              {elapsed:.3f} s (target <= 2 s)")
     print(f"baseline: name matching {baseline_s:.3f} s ({len(baseline)} names); ratio {elapsed / baseline_s:.1f}x")
     print(f"peak traced memory      {peak / 2**20:.1f} MB (target <= 300 MB); process max RSS {rss_mb:.0f} MB")

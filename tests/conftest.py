@@ -27,8 +27,12 @@ from migrator.sandbox.processes import hand_over, pick_port, run_as, stop_group
 
 BUCKET = "migrator-tests"
 REGION = "oss-cn-hangzhou"
-TESTBED_VERSIONS = {"7.10": KNOWN_VERSIONS["7.10"], "7.17": KNOWN_VERSIONS["7.17"], "8": KNOWN_VERSIONS["8"],
-                    "9": KNOWN_VERSIONS["9"]}
+TESTBED_VERSIONS = {
+    "7.10": KNOWN_VERSIONS["7.10"],
+    "7.17": KNOWN_VERSIONS["7.17"],
+    "8": KNOWN_VERSIONS["8"],
+    "9": KNOWN_VERSIONS["9"],
+}
 
 
 @dataclass

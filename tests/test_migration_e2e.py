@@ -94,8 +94,11 @@ def test_migration_with_wildcard_exclusion_and_rename(seeded, tmp_path, source, 
 
     cli(seeded, "apply", str(plan), "--yes", "--poll", "0.5")
 
-    expected = {f"{prefix}-{name}": count for name, count in counts(seeded, source, "logs-*,orders").items()
-                if name != "logs-debug"}
+    expected = {
+        f"{prefix}-{name}": count
+        for name, count in counts(seeded, source, "logs-*,orders").items()
+        if name != "logs-debug"
+    }
     assert counts(seeded, destination, f"{prefix}-*") == expected
     assert len(expected) == 3
 
@@ -110,7 +113,10 @@ def test_migration_with_wildcard_exclusion_and_rename(seeded, tmp_path, source, 
 
 def test_dot_prefixed_index_is_left_out_unless_named(seeded, tmp_path):
     plan = seeded.write_plan(
-        tmp_path, "7.17", "8", name="dots",
+        tmp_path,
+        "7.17",
+        "8",
+        name="dots",
         snapshot={"indices": ["*"], "exclude": ["logs-*", BIG_INDEX]},
         restore={"rename_pattern": "(.+)", "rename_replacement": "dots-$1"},
     )
@@ -129,7 +135,10 @@ def test_seven_to_nine_is_refused_by_plan_naming_the_rule(seeded, tmp_path):
 
 def test_colliding_renames_are_refused_with_exit_2(seeded, tmp_path):
     plan = seeded.write_plan(
-        tmp_path, "7.17", "8", snapshot={"indices": ["logs-*"]},
+        tmp_path,
+        "7.17",
+        "8",
+        snapshot={"indices": ["logs-*"]},
         restore={"rename_pattern": "logs-.*", "rename_replacement": "same"},
     )
     result = cli(seeded, "apply", str(plan), "--yes", check=False)
@@ -153,7 +162,10 @@ def wait_for_checkpoint(state_file: Path, predicate, timeout: float = 120) -> No
 
 def test_kill_during_snapshot_and_recovery_then_resume(seeded, tmp_path):
     plan = seeded.write_plan(
-        tmp_path, "7.17", "8", name="kill",
+        tmp_path,
+        "7.17",
+        "8",
+        name="kill",
         snapshot={"indices": [BIG_INDEX, "orders"]},
         restore={"rename_pattern": "(.+)", "rename_replacement": "kill-$1"},
     )
@@ -189,7 +201,10 @@ def test_kill_during_snapshot_and_recovery_then_resume(seeded, tmp_path):
 
 def test_cancel_during_snapshot_leaves_no_snapshot(seeded, tmp_path):
     plan = seeded.write_plan(
-        tmp_path, "7.17", "8", name="cancel",
+        tmp_path,
+        "7.17",
+        "8",
+        name="cancel",
         snapshot={"indices": [BIG_INDEX]},
         restore={"rename_pattern": "(.+)", "rename_replacement": "cancel-$1"},
     )

@@ -8,8 +8,8 @@ import networkx as nx
 import pytest
 
 from migrator.discovery import ClusterFacts, Facts, IndexFacts
-from migrator.planner import build_plan, render_snapshot_name, version_rule
-from migrator.spec import parse_plan
+from migrator.planner import build_plan, version_rule
+from migrator.spec import parse_plan, render_snapshot_name
 
 WHEN = datetime(2026, 11, 26, 12, 30, 5, tzinfo=UTC)
 BASE = """
@@ -28,7 +28,10 @@ def spec(extra: str):
 def facts(source: list[str], destination: list[str] = (), versions=("7.17.29", "8.19.21")) -> Facts:
     def cluster(names, version):
         return ClusterFacts(
-            url="http://x", version=version, health="green", free_disk_bytes=10**12,
+            url="http://x",
+            version=version,
+            health="green",
+            free_disk_bytes=10**12,
             indices={n: IndexFacts(n, "open", "green", 10, 1000, 1000, 1) for n in names},
         )
 
@@ -71,11 +74,16 @@ def test_renames_follow_java_semantics_and_collisions_are_refused():
 def test_an_existing_target_is_refused_unless_skip_or_ours():
     plan = build_plan(spec('snapshot: {indices: ["orders"]}'), facts(["orders"], ["orders"]), WHEN)
     assert [p.field for p in plan.problems] == ["restore.if_exists"]
-    skip = build_plan(spec('snapshot: {indices: ["orders"]}\nrestore: {if_exists: skip}'),
-                      facts(["orders"], ["orders"]), WHEN)
+    skip = build_plan(
+        spec('snapshot: {indices: ["orders"]}\nrestore: {if_exists: skip}'), facts(["orders"], ["orders"]), WHEN
+    )
     assert skip.moves == [] and "already exists" in skip.skipped["orders"]
-    ours = build_plan(spec('snapshot: {indices: ["orders"]}'), facts(["orders"], ["orders"]), WHEN,
-                      owned_targets=frozenset({"orders"}))
+    ours = build_plan(
+        spec('snapshot: {indices: ["orders"]}'),
+        facts(["orders"], ["orders"]),
+        WHEN,
+        owned_targets=frozenset({"orders"}),
+    )
     assert ours.problems == [] and [m.target for m in ours.moves] == ["orders"]
 
 
@@ -103,15 +111,23 @@ def test_version_rule_is_a_plan_problem():
 
 
 def test_dag_has_stable_ids_and_order():
-    plan = build_plan(
-        spec('snapshot: {indices: ["a", "b"]}\nfinish: {replicas: 1}'), facts(["a", "b"]), WHEN
-    )
+    plan = build_plan(spec('snapshot: {indices: ["a", "b"]}\nfinish: {replicas: 1}'), facts(["a", "b"]), WHEN)
     graph = plan.graph
     assert nx.is_directed_acyclic_graph(graph)
     assert set(graph.nodes) == {
-        "preflight", "repository.source", "snapshot.create", "snapshot.wait", "storage.verify",
-        "repository.destination", "restore[a]", "restore[b]", "recovery[a]", "recovery[b]",
-        "validate[a]", "validate[b]", "finish",
+        "preflight",
+        "repository.source",
+        "snapshot.create",
+        "snapshot.wait",
+        "storage.verify",
+        "repository.destination",
+        "restore[a]",
+        "restore[b]",
+        "recovery[a]",
+        "recovery[b]",
+        "validate[a]",
+        "validate[b]",
+        "finish",
     }
     assert nx.has_path(graph, "storage.verify", "restore[a]")
     assert not nx.has_path(graph, "restore[a]", "restore[b]")

@@ -15,8 +15,8 @@ from migrator import __version__
 from migrator.cli import sandbox
 from migrator.clients.es import EsError
 from migrator.clients.storage import StorageError
-from migrator.exit_codes import ExitCode
 from migrator.executor import build_steps
+from migrator.exit_codes import ExitCode
 from migrator.migration import (
     Migration,
     NeedsAttention,
@@ -202,9 +202,7 @@ def run(
 
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 ReplanOpt = Annotated[bool, typer.Option("--replan", help="Continue even though the plan file changed.")]
-UnlockOpt = Annotated[
-    bool, typer.Option("--force-unlock", help="Take the lock from another run you know is gone.")
-]
+UnlockOpt = Annotated[bool, typer.Option("--force-unlock", help="Take the lock from another run you know is gone.")]
 ParallelOpt = Annotated[int | None, typer.Option(min=1, max=32, help="Steps at once [default: restore.parallel]")]
 PollOpt = Annotated[float, typer.Option(min=0.2, max=60, help="Seconds between status polls.")]
 
@@ -221,8 +219,16 @@ def apply(
 ) -> None:
     """Run the migration: every step observes the clusters and the bucket, does only what is missing,
     and records a checkpoint. Applying a finished plan again changes nothing."""
-    run(plan_file, state, yes=yes, replan=replan, force_unlock=force_unlock, resuming=False, parallel=parallel,
-        poll=poll)
+    run(
+        plan_file,
+        state,
+        yes=yes,
+        replan=replan,
+        force_unlock=force_unlock,
+        resuming=False,
+        parallel=parallel,
+        poll=poll,
+    )
 
 
 @app.command()
@@ -236,8 +242,16 @@ def resume(
 ) -> None:
     """Continue an interrupted run (crash, Ctrl-C, kill -9) from its checkpoints; an in-flight snapshot
     or restore is followed, never started twice."""
-    run(plan_file, state, yes=True, replan=replan, force_unlock=force_unlock, resuming=True, parallel=parallel,
-        poll=poll)
+    run(
+        plan_file,
+        state,
+        yes=True,
+        replan=replan,
+        force_unlock=force_unlock,
+        resuming=True,
+        parallel=parallel,
+        poll=poll,
+    )
 
 
 @app.command("status")

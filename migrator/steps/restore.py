@@ -16,13 +16,22 @@ RETRYABLE = ("concurrent_snapshot_execution_exception", "snapshot_restore_except
 
 
 def restored_from(ctx: Any, target: str) -> dict[str, Any] | None:
-    """The snapshot source of the target's recovery (None when the index does not exist)."""
+    """The snapshot the target was restored from, from its recovery or, before any shard started
+    recovering, from the routing table's recovery source. None when the index does not exist;
+    an empty dict when it exists but was not restored from a snapshot."""
     status, body = ctx.destination.request("GET", build_path(target, "_recovery"), ok=(200, 404))
     if status == 404:
         return None
     for shard in (body.get(target) or {}).get("shards", []):
         if shard.get("type") == "SNAPSHOT":
             return shard.get("source", {})
+    state = ctx.destination.get(build_path("_cluster", "state", "routing_table", target))
+    shards = state.get("routing_table", {}).get("indices", {}).get(target, {}).get("shards", {})
+    for copies in shards.values():
+        for copy in copies:
+            source = copy.get("recovery_source") or {}
+            if source.get("type") == "SNAPSHOT":
+                return source
     return {}
 
 

@@ -71,14 +71,21 @@ def test_sandbox_up_seed_snapshot_through_oss_and_down():
         destination = EsClient(document["destination"]["url"], label="destination")
         repo = {"type": "fs", "settings": document["repository"]["settings"]}
         source.request("PUT", "/_snapshot/cli_test", repo)
-        source.request("PUT", "/_snapshot/cli_test/snap-1?wait_for_completion=true",
-                       {"indices": "orders,logs-*", "include_global_state": False})
+        source.request(
+            "PUT",
+            "/_snapshot/cli_test/snap-1?wait_for_completion=true",
+            {"indices": "orders,logs-*", "include_global_state": False},
+        )
 
         oss = document["oss"]
-        bucket = oss2.Bucket(oss2.AuthV4(oss["access_key_id"], oss["access_key_secret"]), oss["endpoint"],
-                             oss["bucket"], region=oss["region"])
+        bucket = oss2.Bucket(
+            oss2.AuthV4(oss["access_key_id"], oss["access_key_secret"]),
+            oss["endpoint"],
+            oss["bucket"],
+            region=oss["region"],
+        )
         prefix = oss["base_path"] + "/"
-        keys = [obj.key[len(prefix):] for obj in oss2.ObjectIteratorV2(bucket, prefix=prefix)]
+        keys = [obj.key[len(prefix) :] for obj in oss2.ObjectIteratorV2(bucket, prefix=prefix)]
         assert any(key.startswith("index-") and key[6:].isdigit() for key in keys), keys
         assert any(key.startswith("snap-") and key.endswith(".dat") for key in keys), keys
         assert any(key.startswith("indices/") and "/0/" in key for key in keys), keys
