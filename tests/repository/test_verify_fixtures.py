@@ -11,6 +11,7 @@ import math
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Literal
 
 import pytest
 import typer
@@ -54,9 +55,7 @@ def test_every_fixture_repository_lists_its_snapshots():
 @pytest.mark.parametrize("level", ["normal", "deep", "full"])
 @pytest.mark.parametrize(("repository", "snapshot"), CASES)
 def test_every_fixture_snapshot_verifies_clean(repository, snapshot, level):
-    result = verify_snapshot(
-        LocalStorage(FIXTURES / repository), snapshot, deep=level == "deep", full=level == "full"
-    )
+    result = verify_snapshot(LocalStorage(FIXTURES / repository), snapshot, deep=level == "deep", full=level == "full")
     assert_clean(result)
     assert result.level == level
     garbage = [f.code for f in result.findings]
@@ -74,10 +73,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OssServer]:
         yield srv
 
 
-def oss(server: OssServer, repository: str, signature: str = "v4") -> OssStorage:
-    return OssStorage(
-        server.endpoint, BUCKET, repository, AK, SK, region=REGION, signature=signature, backoff_s=0.01  # type: ignore[arg-type]
-    )
+def oss(server: OssServer, repository: str, signature: Literal["v4", "v1"] = "v4") -> OssStorage:
+    return OssStorage(server.endpoint, BUCKET, repository, AK, SK, region=REGION, signature=signature, backoff_s=0.01)
 
 
 @pytest.mark.parametrize(("repository", "snapshot"), CASES)
