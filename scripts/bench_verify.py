@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+import urllib.request
 import zlib
 from pathlib import Path
 
@@ -78,11 +79,15 @@ def build(root: Path, blobs: int, indices: int, shards: int, compress: bool) -> 
         folder.mkdir(parents=True)
         settings = {"index.number_of_shards": str(shards), "index.number_of_replicas": "0", "index.uuid": uid()}
         (folder / f"meta-{meta_id}.dat").write_bytes(
-            encode_blob("index-metadata", {name: {"version": 1, "settings": settings, "mappings": []}}, compress=compress)
+            encode_blob(
+                "index-metadata", {name: {"version": 1, "settings": settings, "mappings": []}}, compress=compress
+            )
         )
         written += 1
         for shard in range(shards):
-            share = data_blobs // (indices * shards) + (1 if number * shards + shard < data_blobs % (indices * shards) else 0)
+            share = data_blobs // (indices * shards) + (
+                1 if number * shards + shard < data_blobs % (indices * shards) else 0
+            )
             shard_folder = folder / str(shard)
             shard_folder.mkdir()
             files = []
@@ -95,7 +100,9 @@ def build(root: Path, blobs: int, indices: int, shards: int, compress: bool) -> 
                     (shard_folder / name_).write_bytes(content)
                 else:
                     for part in range(parts):
-                        (shard_folder / f"{name_}.part{part}").write_bytes(content[part * PART_SIZE : (part + 1) * PART_SIZE])
+                        (shard_folder / f"{name_}.part{part}").write_bytes(
+                            content[part * PART_SIZE : (part + 1) * PART_SIZE]
+                        )
                 written += parts
                 share -= parts
                 files.append(
@@ -140,7 +147,9 @@ def build(root: Path, blobs: int, indices: int, shards: int, compress: bool) -> 
 def start_server(folder: Path, key: str, secret: str) -> tuple[subprocess.Popen[str], str]:
     config = folder / "server.json"
     buckets = [{"name": BUCKET, "region": REGION}]
-    config.write_text(json.dumps({"root": str(folder), "buckets": buckets, "access_key_id": key, "access_key_secret": secret}))
+    config.write_text(
+        json.dumps({"root": str(folder), "buckets": buckets, "access_key_id": key, "access_key_secret": secret})
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "migrator.sandbox.oss_server", "--config", str(config)],
         stdout=subprocess.PIPE,
@@ -151,11 +160,8 @@ def start_server(folder: Path, key: str, secret: str) -> tuple[subprocess.Popen[
     return process, json.loads(process.stdout.readline())["endpoint"]
 
 
-def server_requests(storage: OssStorage) -> int:
-    """The server's own request count (its admin endpoint, not counted itself)."""
-    import urllib.request
-
-    endpoint = storage._bucket.endpoint  # noqa: SLF001 - the benchmark reads the server it started
+def server_requests(endpoint: str) -> int:
+    """The server's own request count (from its admin endpoint, which it does not count)."""
     with urllib.request.urlopen(f"{endpoint}/-/stats") as answer:
         return int(json.load(answer)["request_count"])
 
@@ -165,6 +171,10 @@ def raw_listing(storage: OssStorage) -> tuple[float, int, int]:
     started = time.perf_counter()
     keys = sum(1 for _ in storage.list(""))
     return time.perf_counter() - started, keys, storage.request_count - before
+
+
+def rounds(times: list[float]) -> str:
+    return ", ".join(f"{t:.2f}" for t in times)
 
 
 def timed_verify(storage: OssStorage, workers: int, deep: bool = False) -> tuple[float, VerifyResult]:
@@ -190,8 +200,10 @@ def main() -> int:
         started = time.perf_counter()
         blobs = build(folder / BUCKET / BASE, args.blobs, args.indices, args.shards, args.compress)
         shards = args.indices * args.shards
-        print(f"repository: {blobs} blobs, {args.indices} indices x {args.shards} shards "
-              f"(built in {time.perf_counter() - started:.1f}s)")
+        print(
+            f"repository: {blobs} blobs, {args.indices} indices x {args.shards} shards "
+            f"(built in {time.perf_counter() - started:.1f}s)"
+        )
         key, secret = "bench", secrets.token_urlsafe(16)
         process, endpoint = start_server(folder, key, secret)
         try:
@@ -201,22 +213,28 @@ def main() -> int:
             for _ in range(args.rounds):
                 seconds, keys, list_requests = raw_listing(storage)
                 listing_times.append(seconds)
-                server_before = server_requests(storage)
+                server_before = server_requests(endpoint)
                 seconds, result = timed_verify(storage, args.workers)
                 verify_times.append(seconds)
-                served = server_requests(storage) - server_before
+                served = server_requests(endpoint) - server_before
                 if not result.restorable or keys != blobs:
                     print(result.summary())
                     return 1
-            bound_pages = math.ceil(blobs / 1000)
-            print(f"raw paged listing: {keys} keys, {list_requests} requests, median {statistics.median(listing_times):.2f}s "
-                  f"(rounds: {', '.join(f'{t:.2f}' for t in listing_times)})")
-            print(f"verify (normal):   {result.requests} requests (server counted {served}), "
-                  f"median {statistics.median(verify_times):.2f}s (rounds: {', '.join(f'{t:.2f}' for t in verify_times)})")
-            print(f"  requests bound:  ceil(N/1000) = {bound_pages}; + 2 x {shards} shards + 2 x {args.indices} indices "
-                  f"+ 10 at the root = {bound_pages + 2 * shards + 2 * args.indices + 10}")
-            print(f"  time ratio:      {statistics.median(verify_times) / statistics.median(listing_times):.2f}x "
-                  "the raw listing (target <= 1.5x)")
+            pages = math.ceil(blobs / 1000)
+            listing_median, verify_median = statistics.median(listing_times), statistics.median(verify_times)
+            print(
+                f"raw paged listing: {keys} keys, {list_requests} requests, median {listing_median:.2f}s "
+                f"(rounds: {rounds(listing_times)})"
+            )
+            print(
+                f"verify (normal):   {result.requests} requests (server counted {served}), "
+                f"median {verify_median:.2f}s (rounds: {rounds(verify_times)})"
+            )
+            print(
+                f"  requests bound:  ceil(N/1000) = {pages}; + 2 x {shards} shards + 2 x {args.indices} indices "
+                f"+ 10 at the root = {pages + 2 * shards + 2 * args.indices + 10}"
+            )
+            print(f"  time ratio:      {verify_median / listing_median:.2f}x the raw listing (target <= 1.5x)")
             print(f"  checked:         {result.files} files, {result.blobs} data blobs, {result.listed} listed")
 
             tracemalloc.start()
@@ -227,12 +245,16 @@ def main() -> int:
             verify_peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            print(f"  memory:          verify peak {verify_peak / 2**20:.1f} MiB of Python allocations "
-                  f"(raw listing {listing_peak / 2**20:.1f} MiB); process peak RSS {rss:.0f} MiB")
+            print(
+                f"  memory:          verify peak {verify_peak / 2**20:.1f} MiB of Python allocations "
+                f"(raw listing {listing_peak / 2**20:.1f} MiB); process peak RSS {rss:.0f} MiB"
+            )
             if args.deep:
                 seconds, deep = timed_verify(storage, args.workers, deep=True)
-                print(f"verify --deep:     {deep.requests} requests in {seconds:.2f}s "
-                      f"({'restorable' if deep.restorable else 'NOT restorable'})")
+                print(
+                    f"verify --deep:     {deep.requests} requests in {seconds:.2f}s "
+                    f"({'restorable' if deep.restorable else 'NOT restorable'})"
+                )
         finally:
             process.terminate()
             process.wait(timeout=30)
