@@ -332,6 +332,8 @@ class _Verifier:
                 self.snapshot_blobs(data, indices)
                 self.tasks.wait()
                 self.recheck(data)
+        order = {"error": 0, "warning": 1, "garbage": 2}
+        self.result.findings.sort(key=lambda f: (order[f.severity], f.index or "", f.shard or 0, f.message))
         self.result.requests = self.storage.request_count - requests_before
         self.result.seconds = round(time.monotonic() - started, 3)
         return self.result
