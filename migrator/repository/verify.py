@@ -646,7 +646,14 @@ class _IndexCheck:
             except (KeyError, TypeError, ValueError) as exc:
                 self.v.add("error", "metadata_damaged", f"{key} has a malformed file entry ({exc!r})", key=key, **where)
         generation = self.generation(shard)
-        if generation is not None:
+        if generation in _NO_DATA_GENERATIONS:
+            self.v.add(
+                "error",
+                "shard_generation_missing",
+                f"the live index-N records shard generation {generation} (no data) for a shard this snapshot has",
+                **where,
+            )
+        elif generation is not None:
             fetched.generation_body = self.read_generation(shard, f"index-{generation}")
         return fetched
 
@@ -719,11 +726,11 @@ class _IndexCheck:
                     key=f"{self.prefix}{shard}/",
                     **where,
                 )
-        if unexplained:
-            referenced = self.referenced_files(shard, body)
+        referenced = self.referenced_files(shard, body) if unexplained else None
+        if referenced is not None:  # without a readable index-<gen> nothing can be called garbage
             for name, size in unexplained:
                 match = _PART.match(name)
-                if referenced is None or (match.group(1) if match else name) not in referenced:
+                if (match.group(1) if match else name) not in referenced:
                     self.garbage.add(f"{self.prefix}{shard}/{name}", size)
         for info in files:
             self.check_file(shard, info, seen)

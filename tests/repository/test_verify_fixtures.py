@@ -236,6 +236,13 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], dict, str, str, str]] = {
         "shard_generation_damaged",
         "CRC32 mismatch",
     ),
+    "shard generation _new": (
+        lambda r: edit_index_n(r, lambda d: d["indices"]["posts_2024_01_01"].update(shard_generations=["_new"])),
+        {},
+        "error",
+        "shard_generation_missing",
+        "shard 0: the live index-N records shard generation _new (no data)",
+    ),
     "data blob missing": (
         lambda r: first_data_file(r).unlink(),
         {},
