@@ -106,6 +106,7 @@ def _print_listing(storage: Storage, as_json: bool) -> None:
                     "state": s.state,
                     "indices": s.indices,
                     "version": s.version,
+                    "index_version": s.index_version,
                     "end_time_millis": s.end_time_millis,
                 }
                 for s in snapshots
@@ -123,7 +124,8 @@ def _print_listing(storage: Storage, as_json: bool) -> None:
             if isinstance(s.end_time_millis, int)
             else "-"
         )
-        typer.echo(f"  {s.name:<40} {s.state:<12} {len(s.indices):>5} indices  {s.version or '-':<10} {ended}")
+        version = f"index {s.index_version}" if s.index_version else s.version or "-"
+        typer.echo(f"  {s.name:<40} {s.state:<12} {len(s.indices):>5} indices  {version:<14} {ended}")
     typer.echo("Verify one with --snapshot NAME (add --deep to check every file's checksum footer).")
 
 

@@ -133,7 +133,8 @@ class SnapshotListing:
     uuid: str
     state: str
     indices: list[str]
-    version: str | None
+    version: str | None  # 8.x+ write a frozen "8.11.0" here: index_version tells the writer
+    index_version: int | None
     end_time_millis: int | None
 
 
@@ -154,6 +155,7 @@ def list_snapshots(storage: Storage) -> tuple[int | None, list[SnapshotListing]]
                 entry.state,
                 entry.indices,
                 None if version is None else str(version),
+                raw.get("index_version"),
                 raw.get("end_time_millis"),
             )
         )
