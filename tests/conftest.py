@@ -57,13 +57,14 @@ class TestBed:
 
     def write_plan(self, folder: Path, source: str, destination: str, **sections: dict) -> Path:
         """A plan from `source` to `destination` (aliases like "7.17") with a repository of its own."""
-        base_path = f"repos/{uuid.uuid4().hex[:10]}"
+        unique = uuid.uuid4().hex[:10]
+        base_path = f"repos/{unique}"
         plan = {
             "name": sections.pop("name", "test"),
             "source": {"url": self.urls[source]},
             "destination": {"url": self.urls[destination]},
             "repository": {
-                "name": "migrator_test",
+                "name": f"repo_{unique}",
                 "type": "fs",
                 "settings": {"location": str(self.bucket_dir / base_path), "compress": True},
             },

@@ -58,6 +58,10 @@ def seeded(testbed):
     return testbed
 
 
+def repository_of(plan: Path) -> str:
+    return yaml.safe_load(plan.read_text())["repository"]["name"]
+
+
 def counts(bed, alias: str, pattern: str) -> dict[str, int]:
     client = bed.client(alias)
     try:
@@ -189,7 +193,7 @@ def test_kill_during_snapshot_and_recovery_then_resume(seeded, tmp_path):
     cli(seeded, "resume", str(plan), "--poll", "0.5")
 
     source = seeded.client("7.17")
-    snapshots = source.get("/_snapshot/migrator_test/_all")["snapshots"]
+    snapshots = source.get(f"/_snapshot/{repository_of(plan)}/_all")["snapshots"]
     source.close()
     assert len(snapshots) == 1 and snapshots[0]["state"] == "SUCCESS"
     restores = [e for e in request_events(plan) if e.data["method"] == "POST" and e.data["path"].endswith("/_restore")]
@@ -217,7 +221,7 @@ def test_cancel_during_snapshot_leaves_no_snapshot(seeded, tmp_path):
     assert running.returncode == 3, output
     assert "snapshot_deleted" in cancelled.stdout
     source = seeded.client("7.17")
-    assert source.get("/_snapshot/migrator_test/_all")["snapshots"] == []
+    assert source.get(f"/_snapshot/{repository_of(plan)}/_all")["snapshots"] == []
     source.close()
     assert counts(seeded, "8", "cancel-*") == {}
     status = cli(seeded, "status", str(plan), "--json")

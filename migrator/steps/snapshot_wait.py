@@ -10,6 +10,7 @@ from typing import Any
 
 from migrator.clients.es import build_path
 from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
+from migrator.steps.snapshot_create import snapshot_info
 
 
 class FollowSnapshot(Step):
@@ -32,10 +33,11 @@ class FollowSnapshot(Step):
 
     def _check(self, status: dict[str, Any]) -> bool:
         state = status.get("state")
-        if state == "SUCCESS":
-            return True
-        if state == "PARTIAL" and self.ctx.spec.snapshot.partial:
-            return True
+        if state == "SUCCESS" or (state == "PARTIAL" and self.ctx.spec.snapshot.partial):
+            # The status says SUCCESS as soon as every shard is done, before the snapshot is
+            # finalized (written to index-N); the snapshot's own info says so only afterwards.
+            info = snapshot_info(self.ctx) or {}
+            return info.get("state") == state
         if state in ("FAILED", "PARTIAL", "ABORTED"):
             raise StepFailed(
                 f"snapshot {self.ctx.snapshot} ended {state}; see GET _snapshot/{self.ctx.repository}/"

@@ -30,10 +30,12 @@ class VerifyInStorage(Step):
             raise StepFailed(f"cannot read the repository from storage: {exc}", transient=True) from exc
         where = self.ctx.storage().description
         if data is None:
-            raise StepFailed(f"no index-N in {where}: the storage settings do not point at the repository")
+            raise StepFailed(
+                f"no index-N in {where}: do the storage settings point at the repository?", transient=True
+            )
         entry = data.snapshots.get(self.ctx.snapshot)
         if entry is None:
-            raise StepFailed(f"snapshot {self.ctx.snapshot} is not in {where}/index-{data.generation}")
+            raise StepFailed(f"snapshot {self.ctx.snapshot} is not in {where}/index-{data.generation}", transient=True)
         allowed = {"SUCCESS", "PARTIAL"} if self.ctx.spec.snapshot.partial else {"SUCCESS"}
         if entry.state not in allowed:
             raise StepFailed(f"snapshot {self.ctx.snapshot} is {entry.state} in {where}/index-{data.generation}")
