@@ -13,6 +13,7 @@ import typer
 
 from migrator import __version__
 from migrator.cli import sandbox
+from migrator.cli.verify import verify
 from migrator.clients.es import EsError
 from migrator.clients.storage import StorageError
 from migrator.executor import build_steps
@@ -47,6 +48,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(sandbox.app, name="sandbox")
+app.command()(verify)
 
 PlanArg = Annotated[Path, typer.Argument(help="The plan file (YAML); see `migrator schema` and plans/.")]
 StateOpt = Annotated[
