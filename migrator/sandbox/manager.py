@@ -39,7 +39,8 @@ from migrator.sandbox.processes import (
 from migrator.sandbox.seed_data import seed_cluster
 
 BUCKET = "migrator-sandbox"
-REGION = "oss-cn-hangzhou"
+LOCATION = "oss-cn-hangzhou"  # the bucket's Location (GetBucketInfo)
+REGION = "cn-hangzhou"  # the region id oss2 signs V4 requests with
 BASE_PATH = "snapshots/sandbox"
 PREFERRED_PORTS = {"source": 19200, "destination": 19210, "oss": 19000}
 TRANSPORT_PORTS = {"source": 19300, "destination": 19310}
@@ -187,7 +188,7 @@ class Sandbox:
             "root": str(self.bucket_root),
             "host": "127.0.0.1",
             "port": port,
-            "buckets": [{"name": BUCKET, "region": REGION, "storage_class": "Standard"}],
+            "buckets": [{"name": BUCKET, "region": LOCATION, "storage_class": "Standard"}],
             "access_key_id": key_id,
             "access_key_secret": secret,
         }
