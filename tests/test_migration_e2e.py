@@ -150,6 +150,10 @@ def test_colliding_renames_are_refused_with_exit_2(seeded, tmp_path):
     assert "restore.rename_pattern" in result.stderr and "'same'" in result.stderr
 
 
+def snapshot_waiting(checkpoints) -> bool:
+    return bool(checkpoints.get("snapshot.wait")) and checkpoints["snapshot.wait"].status == "acting"
+
+
 def wait_for_checkpoint(state_file: Path, predicate, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -177,7 +181,7 @@ def test_kill_during_snapshot_and_recovery_then_resume(seeded, tmp_path):
     state_file = plan.with_name("plan.state.db")
 
     first = background(seeded, "apply", str(plan), "--yes", "--poll", "0.5")
-    wait_for_checkpoint(state_file, lambda cps: cps.get("snapshot.wait") and cps["snapshot.wait"].status == "acting")
+    wait_for_checkpoint(state_file, snapshot_waiting)
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
 
@@ -215,7 +219,7 @@ def test_cancel_during_snapshot_leaves_no_snapshot(seeded, tmp_path):
     _throttle(plan, snapshot="100kb")
     state_file = plan.with_name("plan.state.db")
     running = background(seeded, "apply", str(plan), "--yes", "--poll", "0.5")
-    wait_for_checkpoint(state_file, lambda cps: cps.get("snapshot.wait") and cps["snapshot.wait"].status == "acting")
+    wait_for_checkpoint(state_file, snapshot_waiting)
     cancelled = cli(seeded, "cancel", str(plan), "--json")
     output, _ = running.communicate(timeout=120)
     assert running.returncode == 3, output
@@ -233,3 +237,100 @@ def _throttle(plan: Path, snapshot: str = "400kb", restore: str = "400kb") -> No
     document["repository"]["settings"]["max_snapshot_bytes_per_sec"] = snapshot
     document["repository"]["destination_settings"] = {"max_restore_bytes_per_sec": restore}
     plan.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def test_a_damaged_snapshot_stops_the_run_before_the_destination_is_touched(seeded, tmp_path):
+    plan = seeded.write_plan(
+        tmp_path,
+        "7.17",
+        "8",
+        name="damaged",
+        snapshot={"indices": ["orders"], "name": "fixed-damaged"},
+        restore={"rename_pattern": "(.+)", "rename_replacement": "damaged-$1"},
+    )
+    document = yaml.safe_load(plan.read_text())
+    repository = document["repository"]
+    source = seeded.client("7.17")
+    source.request("PUT", f"/_snapshot/{repository['name']}", {"type": "fs", "settings": repository["settings"]})
+    source.request(
+        "PUT",
+        f"/_snapshot/{repository['name']}/fixed-damaged?wait_for_completion=true",
+        {"indices": "orders", "include_global_state": False},
+    )
+    source.close()
+    location = Path(repository["settings"]["location"])
+    data_blob = next(path for path in sorted(location.glob("indices/*/0/__*")) if path.stat().st_size > 0)
+    data_blob.unlink()
+
+    result = cli(seeded, "apply", str(plan), "--yes", "--poll", "0.5", check=False)
+    assert result.returncode == 1
+    assert "fixed-damaged" in result.stderr and data_blob.name in result.stderr and "missing" in result.stderr
+    destination_requests = [e.data for e in request_events(plan) if e.data["cluster"] == "destination"]
+    assert [r for r in destination_requests if r["method"] != "GET"] == []
+    destination = seeded.client("8")
+    status, _ = destination.request("GET", f"/_snapshot/{repository['name']}", ok=(200, 404))
+    destination.close()
+    assert status == 404
+
+
+def test_second_apply_is_refused_while_the_first_holds_the_lock_and_a_changed_plan_needs_replan(seeded, tmp_path):
+    plan = seeded.write_plan(
+        tmp_path,
+        "7.17",
+        "8",
+        name="locked",
+        snapshot={"indices": [BIG_INDEX]},
+        restore={"rename_pattern": "(.+)", "rename_replacement": "locked-$1"},
+    )
+    _throttle(plan, snapshot="200kb")
+    state_file = plan.with_name("plan.state.db")
+    first = background(seeded, "apply", str(plan), "--yes", "--poll", "0.5")
+    try:
+        wait_for_checkpoint(state_file, snapshot_waiting)
+        second = cli(seeded, "apply", str(plan), "--yes", check=False)
+        assert second.returncode == 3
+        assert f"pid {first.pid}" in second.stderr and "--force-unlock" in second.stderr
+    finally:
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+
+    document = yaml.safe_load(plan.read_text())
+    document["restore"]["include_aliases"] = True
+    plan.write_text(yaml.safe_dump(document, sort_keys=False))
+    changed = cli(seeded, "resume", str(plan), check=False)
+    assert changed.returncode == 3 and "the plan changed" in changed.stderr and "--replan" in changed.stderr
+    cli(seeded, "resume", str(plan), "--replan", "--poll", "0.5")
+    assert counts(seeded, "8", "locked-*") == {f"locked-{BIG_INDEX}": counts(seeded, "7.17", BIG_INDEX)[BIG_INDEX]}
+
+
+def test_secrets_never_reach_output_or_state(seeded, tmp_path):
+    plan = seeded.write_plan(
+        tmp_path,
+        "7.17",
+        "8",
+        name="secrets",
+        snapshot={"indices": ["orders"]},
+        restore={"rename_pattern": "(.+)", "rename_replacement": "secrets-$1"},
+    )
+    document = yaml.safe_load(plan.read_text())
+    document["repository"]["settings"]["extra"] = {"canary_secret": "${CANARY_SECRET}"}
+    plan.write_text(yaml.safe_dump(document, sort_keys=False))
+    canary = "canary-9f27c1d0e5"
+    os.environ["CANARY_SECRET"] = canary
+    try:
+        outputs = [
+            cli(seeded, "plan", str(plan)),
+            cli(seeded, "apply", str(plan), "--yes", "--poll", "0.5"),
+            cli(seeded, "apply", str(plan), "--yes"),
+            cli(seeded, "status", str(plan), "--json"),
+        ]
+    finally:
+        del os.environ["CANARY_SECRET"]
+    for result in outputs:
+        for secret in (canary, seeded.secret):
+            assert secret not in result.stdout and secret not in result.stderr
+    for path in tmp_path.iterdir():
+        if path.name.startswith("plan.state.db"):
+            data = path.read_bytes()
+            assert canary.encode() not in data and seeded.secret.encode() not in data
+    assert "******" in outputs[0].stdout

@@ -32,7 +32,7 @@ class RegisterDestinationRepository(Step):
         if current is None:
             return Observation(False, summary="not registered")
         settings = current.get("settings", {})
-        wanted = self._body(reveal=False)
+        wanted = self._body(reveal=True)
         if str(settings.get("readonly", "false")).lower() != "true":
             raise StepFailed(
                 f"the destination already has a writable repository {self.ctx.repository!r}; two clusters must "

@@ -73,7 +73,7 @@ class RegisterSourceRepository(Step):
         self.existing = current
         if current is None:
             return Observation(False, summary="not registered")
-        wanted = self._body(reveal=False)
+        wanted = self._body(reveal=True)
         if current.get("type") == wanted["type"] and same_settings(current.get("settings", {}), wanted["settings"]):
             return Observation(True, summary="registered with the planned settings")
         return Observation(False, summary="registered with other settings: will update with POST")
