@@ -84,6 +84,7 @@ class Executor:
         *,
         parallel: int = 2,
         on_step: Callable[[str, str, str], None] | None = None,
+        steps: dict[str, Step] | None = None,
     ) -> None:
         self.graph = graph
         self.ctx = ctx
@@ -92,7 +93,7 @@ class Executor:
         self.redactor = redactor
         self.parallel = max(1, parallel)
         self.on_step = on_step or (lambda step, status, text: None)
-        self.steps = build_steps(graph, ctx)
+        self.steps = steps if steps is not None else build_steps(graph, ctx)
         self._stop = threading.Event()
 
     def run(self) -> RunResult:

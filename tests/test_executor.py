@@ -1,0 +1,104 @@
+"""The executor with fake steps: order, parallelism, checkpoints, retries, failures, cancel."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+
+import networkx as nx
+
+from migrator.clients.es import EsError, Request
+from migrator.executor import Executor, RequestLog
+from migrator.redact import Redactor
+from migrator.state import StateStore
+from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepFailed
+
+
+class FakeStep(Step):
+    kind = "fake"
+    title = "fake"
+
+    def __init__(self, node_id, world, *, fail_times=0, error=None, duration=0.0):
+        super().__init__(node_id, {}, world.ctx)
+        self.world = world
+        self.fail_times = fail_times
+        self.error = error
+        self.duration = duration
+        self.acts = 0
+
+    def describe(self):
+        return [ConsoleRequest("source", "PUT", self.id)]
+
+    def observe(self):
+        return Observation(self.id in self.world.done)
+
+    def act(self):
+        with self.world.lock:
+            self.world.running += 1
+            self.world.peak = max(self.world.peak, self.world.running)
+            self.world.order.append(self.id)
+        try:
+            time.sleep(self.duration)
+            self.acts += 1
+            if self.acts <= self.fail_times:
+                raise self.error
+            self.world.done.add(self.id)
+        finally:
+            with self.world.lock:
+                self.world.running -= 1
+
+
+def make_world(tmp_path, graph, **step_options):
+    world = SimpleNamespace(done=set(), order=[], running=0, peak=0, lock=threading.Lock(), cancel=False)
+    world.ctx = SimpleNamespace(cancel_requested=lambda: world.cancel, sleep=lambda seconds=None: None)
+    state = StateStore(tmp_path / "state.db")
+    state.begin_run()
+    redactor = Redactor(["s3cr3t-value"])
+    steps = {node: FakeStep(node, world, **step_options.get(node, {})) for node in graph}
+    executor = Executor(graph, world.ctx, state, RequestLog(state, redactor), redactor, parallel=2, steps=steps)
+    return world, state, executor, steps
+
+
+def diamond() -> nx.DiGraph:
+    graph = nx.DiGraph()
+    nx.add_path(graph, ["a", "b", "d"])
+    nx.add_path(graph, ["a", "c", "d"])
+    return graph
+
+
+def test_topological_order_parallel_branches_and_checkpoints(tmp_path):
+    world, state, executor, _ = make_world(tmp_path, diamond(), b={"duration": 0.2}, c={"duration": 0.2})
+    result = executor.run()
+    assert result.ok and sorted(result.done) == ["a", "b", "c", "d"]
+    assert world.order[0] == "a" and world.order[-1] == "d"
+    assert world.peak == 2
+    assert {step: cp.status for step, cp in state.checkpoints().items()} == dict.fromkeys("abcd", "done")
+
+
+def test_done_checkpoints_are_skipped_without_observing(tmp_path):
+    world, state, executor, steps = make_world(tmp_path, diamond())
+    for node in "abcd":
+        state.checkpoint(node, "done")
+    result = executor.run()
+    assert result.done == [] and sorted(result.skipped) == ["a", "b", "c", "d"]
+    assert all(step.acts == 0 for step in steps.values())
+
+
+def test_transient_errors_are_retried_permanent_ones_stop_the_run(tmp_path):
+    transient = EsError("source", Request("PUT", "/x"), 503, "unavailable")
+    world, state, executor, steps = make_world(tmp_path, diamond(), b={"fail_times": 2, "error": transient})
+    assert executor.run().ok and steps["b"].acts == 3
+
+    permanent = StepFailed("broken for good, token s3cr3t-value")
+    world, state, executor, steps = make_world(tmp_path / "2", diamond(), c={"fail_times": 9, "error": permanent})
+    result = executor.run()
+    assert list(result.failed) == ["c"] and "s3cr3t-value" not in result.failed["c"] and "******" in result.failed["c"]
+    assert "d" not in world.order and steps["c"].acts == 1
+    assert state.get_checkpoint("c").status == "failed"
+
+
+def test_cancel_stops_before_the_next_step(tmp_path):
+    world, state, executor, _ = make_world(tmp_path, diamond(), a={"error": Cancelled("stop"), "fail_times": 1})
+    result = executor.run()
+    assert result.cancelled and world.order == ["a"]
