@@ -42,7 +42,8 @@ class RunResult:
 
 
 class RequestLog:
-    """The ES clients' observer: every request becomes a redacted event tagged with its step."""
+    """The ES clients' observer: every request becomes a redacted `request` event tagged with its step,
+    written before it is sent, and its answer a `response` event."""
 
     def __init__(self, state: StateStore, redactor: Redactor) -> None:
         self.state = state
@@ -50,12 +51,15 @@ class RequestLog:
         self.current = threading.local()
 
     def __call__(self, cluster: str, request: Request, status: int | None) -> None:
-        data = {"cluster": cluster, "method": request.method, "path": request.path, "status": status}
-        if request.body is not None and not isinstance(request.body, bytes):
+        data: dict[str, object] = {"cluster": cluster, "method": request.method, "path": request.path}
+        if status is not None:
+            data["status"] = status
+        elif request.body is not None and not isinstance(request.body, bytes):
             data["body"] = request.body
         step = getattr(self.current, "step", None)
+        kind = "request" if status is None else "response"
         self.state.event(
-            "request", self.redactor.text(f"{request.method} {request.path}"), step=step, data=self.redactor.data(data)
+            kind, self.redactor.text(f"{request.method} {request.path}"), step=step, data=self.redactor.data(data)
         )
 
 

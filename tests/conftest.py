@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -89,13 +88,12 @@ class TestBed:
         return path
 
 
-def _testbed_root() -> Path:
-    return Path(os.environ.get("MIGRATOR_TEST_DIR", "/var/tmp/migrator-tests")) / uuid.uuid4().hex[:8]
+TESTS_ROOT = Path(os.environ.get("MIGRATOR_TEST_DIR", "/var/tmp/migrator-tests"))
 
 
 @pytest.fixture(scope="session")
 def testbed() -> Iterator[TestBed]:
-    folder = _testbed_root()
+    folder = TESTS_ROOT / uuid.uuid4().hex[:8]
     (folder / "buckets" / BUCKET).mkdir(parents=True)
     os.chmod(folder, 0o755)
     owner = run_as()
@@ -107,7 +105,7 @@ def testbed() -> Iterator[TestBed]:
         layouts[alias] = nodes.NodeLayout(
             role=f"n{alias.replace('.', '')}",
             dist=dist,
-            home=unpack(dist, folder / "dist"),
+            home=unpack(dist, TESTS_ROOT / "dist"),  # unpacked once, kept across sessions
             folder=folder / f"node-{alias}",
             http_port=pick_port(19400 + number * 10, taken),
             transport_port=pick_port(19500 + number * 10, taken),
@@ -118,21 +116,7 @@ def testbed() -> Iterator[TestBed]:
     try:
         for alias, layout in layouts.items():
             groups[alias] = nodes.start(layout, owner)
-        errors: list[str] = []
-
-        def wait(alias: str) -> None:
-            try:
-                nodes.wait_green(layouts[alias], groups[alias], timeout_s=300)
-            except Exception as exc:  # noqa: BLE001 - reported below
-                errors.append(str(exc))
-
-        threads = [threading.Thread(target=wait, args=(alias,)) for alias in layouts]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        if errors:
-            raise RuntimeError("\n".join(errors))
+        nodes.wait_all_green(layouts, groups, timeout_s=300)
         server.start()
         bed = TestBed(
             folder=folder,

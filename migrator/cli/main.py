@@ -13,6 +13,7 @@ import typer
 
 from migrator import __version__
 from migrator.cli import sandbox
+from migrator.cli.errors import fail
 from migrator.cli.verify import verify
 from migrator.clients.es import EsError
 from migrator.clients.storage import StorageError
@@ -62,11 +63,6 @@ def main(version: bool = typer.Option(False, "--version", help="Print the versio
     if version:
         typer.echo(__version__)
         raise typer.Exit()
-
-
-def fail(message: str, code: ExitCode) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(int(code))
 
 
 @contextmanager

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from migrator.cli.errors import fail
 from migrator.exit_codes import ExitCode
 from migrator.sandbox.distributions import (
     DEFAULT_DESTINATION_VERSION,
@@ -38,11 +39,6 @@ def _sandbox(folder: Path | None) -> Sandbox:
     return Sandbox((folder or default_dir()).resolve())
 
 
-def _fail(message: str, code: ExitCode) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(int(code))
-
-
 @app.command()
 def up(
     source_version: Annotated[str, typer.Option(help=VERSIONS_HELP)] = DEFAULT_SOURCE_VERSION,
@@ -59,9 +55,9 @@ def up(
     try:
         document, started = sandbox.up(source_version, destination_version)
     except DistributionError as exc:
-        raise _fail(str(exc), ExitCode.BAD_INPUT) from None
+        raise fail(str(exc), ExitCode.BAD_INPUT) from None
     except SandboxError as exc:
-        raise _fail(str(exc), ExitCode.FAILED) from None
+        raise fail(str(exc), ExitCode.FAILED) from None
     if not started:
         typer.echo(f"the sandbox in {sandbox.folder} is already running", err=True)
     typer.echo(json.dumps(document, indent=2))
@@ -107,5 +103,5 @@ def seed(
     try:
         counts = _sandbox(folder).seed(docs)
     except SandboxError as exc:
-        raise _fail(str(exc), ExitCode.NEEDS_ATTENTION) from None
+        raise fail(str(exc), ExitCode.NEEDS_ATTENTION) from None
     typer.echo(json.dumps(counts, indent=2))

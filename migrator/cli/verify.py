@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 
 import typer
 
+from migrator.cli.errors import fail
 from migrator.clients.storage import LocalStorage, OssStorage, Storage, StorageError
 from migrator.exit_codes import ExitCode
 from migrator.migration import open_migration
@@ -29,20 +30,15 @@ _COLORS = {"error": typer.colors.RED, "warning": typer.colors.YELLOW, "garbage":
 _HEADINGS = {"error": "Problems", "warning": "Warnings", "garbage": "Leftovers (normal, not a problem)"}
 
 
-def _fail(message: str, code: ExitCode) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(int(code))
-
-
 def _oss_storage(
     endpoint: str, bucket: str | None, base_path: str, region: str | None, signature: Literal["v4", "v1"]
 ) -> Storage:
     if not bucket:
-        raise _fail("--endpoint needs --bucket (and --base-path, the repository's folder in it)", ExitCode.BAD_INPUT)
+        raise fail("--endpoint needs --bucket (and --base-path, the repository's folder in it)", ExitCode.BAD_INPUT)
     key_id, secret = os.environ.get("OSS_ACCESS_KEY_ID"), os.environ.get("OSS_ACCESS_KEY_SECRET")
     if not key_id or not secret:
         missing = "set OSS_ACCESS_KEY_ID and OSS_ACCESS_KEY_SECRET (and OSS_SESSION_TOKEN with STS)"
-        raise _fail(missing, ExitCode.BAD_INPUT)
+        raise fail(missing, ExitCode.BAD_INPUT)
     try:
         return OssStorage(
             endpoint=endpoint,
@@ -55,7 +51,7 @@ def _oss_storage(
             signature=signature,
         )
     except ValueError as exc:
-        raise _fail(str(exc), ExitCode.BAD_INPUT) from None
+        raise fail(str(exc), ExitCode.BAD_INPUT) from None
 
 
 def _open_storage(
@@ -70,7 +66,7 @@ def _open_storage(
     """The storage to read, and whether the plan allows PARTIAL snapshots."""
     chosen = [name for name, value in (("--plan", plan), ("--dir", directory), ("--endpoint", endpoint)) if value]
     if len(chosen) != 1:
-        raise _fail(
+        raise fail(
             "name the repository once: --plan PLAN, or --dir FOLDER, or --endpoint/--bucket/--base-path/--region"
             + (f" (got {' and '.join(chosen)})" if chosen else ""),
             ExitCode.BAD_INPUT,
@@ -79,16 +75,16 @@ def _open_storage(
         try:
             migration = open_migration(plan.resolve())
         except PlanError as exc:
-            raise _fail(f"the plan is not valid:\n{exc}", ExitCode.BAD_INPUT) from None
+            raise fail(f"the plan is not valid:\n{exc}", ExitCode.BAD_INPUT) from None
         try:
             return migration.storage(), migration.spec.snapshot.partial
         except (ValueError, PlanError) as exc:
-            raise _fail(migration.redactor.text(str(exc)), ExitCode.BAD_INPUT) from None
+            raise fail(migration.redactor.text(str(exc)), ExitCode.BAD_INPUT) from None
         finally:
             migration.close()
     if directory is not None:
         if not directory.is_dir():
-            raise _fail(f"--dir {directory} is not a folder", ExitCode.BAD_INPUT)
+            raise fail(f"--dir {directory} is not a folder", ExitCode.BAD_INPUT)
         return LocalStorage(directory), False
     return _oss_storage(endpoint or "", bucket, base_path, region, signature), False
 
@@ -201,7 +197,7 @@ def verify(
     1 when it is not (or the repository cannot be read), 2 for bad options.
     """
     if signature not in ("v4", "v1"):
-        raise _fail(f"--signature must be v4 or v1, not {signature!r}", ExitCode.BAD_INPUT)
+        raise fail(f"--signature must be v4 or v1, not {signature!r}", ExitCode.BAD_INPUT)
     storage, plan_partial = _open_storage(
         plan, directory, endpoint, bucket, base_path, region, "v1" if signature == "v1" else "v4"
     )
@@ -219,7 +215,7 @@ def verify(
             workers=workers,
         )
     except (StorageError, RepositoryFormatError) as exc:
-        raise _fail(f"cannot read the repository: {exc}", ExitCode.FAILED) from None
+        raise fail(f"cannot read the repository: {exc}", ExitCode.FAILED) from None
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:

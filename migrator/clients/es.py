@@ -5,7 +5,9 @@ Source and destination are often different majors (7.10 without the product head
 the `X-Elastic-Product` header, which breaks older servers; so this layer sends plain JSON through
 `elastic_transport.Transport`, which does neither. Transient answers (429/502/503/504, connection
 errors) are retried with backoff by the transport; every request has a timeout. Every request is
-reported to an optional observer (the executor's event log) with its body as sent.
+reported to an optional observer (the executor's event log) with its body, once before it is sent
+(status None: the record exists even if the process dies mid-request) and once answered (the
+status, or NO_ANSWER).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout, NodeConfig, Transport, TransportError
 
 RETRY_STATUSES = (429, 502, 503, 504)
+NO_ANSWER = -1
 MUTATING_METHODS = frozenset({"PUT", "POST", "DELETE"})
 
 
@@ -156,6 +159,7 @@ class EsClient:
     ) -> tuple[int, Any]:
         """Send one request; statuses outside `ok` raise EsError. Returns (status, parsed body)."""
         request = Request(method, path, body)
+        self._notify(request, None)
         try:
             response = self._transport.perform_request(
                 method,
@@ -166,7 +170,7 @@ class EsClient:
                 retry_on_timeout=method in ("GET", "HEAD"),
             )
         except (TransportConnectionError, ConnectionTimeout) as exc:
-            self._notify(request, None)
+            self._notify(request, NO_ANSWER)
             raise EsError(
                 self.label,
                 request,
@@ -174,7 +178,7 @@ class EsClient:
                 f"{self.url} unreachable ({exc.message}); check the URL and that the cluster runs",
             ) from exc
         except TransportError as exc:
-            self._notify(request, None)
+            self._notify(request, NO_ANSWER)
             raise EsError(self.label, request, None, str(exc)) from exc
         status = response.meta.status
         self._notify(request, status)

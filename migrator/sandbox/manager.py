@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,22 +138,11 @@ class Sandbox:
         processes["oss"] = {"pgid": oss_pid, "port": oss_port}
         self.processes_path.write_text(json.dumps(processes, indent=2))
 
-        errors: list[str] = []
-
-        def wait(role: str) -> None:
-            try:
-                nodes.wait_green(layouts[role], processes[role]["pgid"])
-            except SandboxError as exc:
-                errors.append(str(exc))
-
-        waiters = [threading.Thread(target=wait, args=(role,)) for role in layouts]
-        for waiter in waiters:
-            waiter.start()
-        for waiter in waiters:
-            waiter.join()
-        if errors:
+        try:
+            nodes.wait_all_green(layouts, {role: processes[role]["pgid"] for role in layouts})
+        except SandboxError:
             self.down()
-            raise SandboxError("\n".join(errors))
+            raise
 
         document = {
             "source": {"url": layouts["source"].url, "version": source_dist.version},

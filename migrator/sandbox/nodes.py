@@ -8,6 +8,7 @@ very set of objects the OSS server serves), a 512 MB heap and loopback ports.
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,6 +126,25 @@ def wait_green(layout: NodeLayout, pid: int, timeout_s: float = 240.0) -> None:
         raise SandboxError(failure(layout, f"not green after {timeout_s:.0f} s"))
     finally:
         client.close()
+
+
+def wait_all_green(layouts: dict[str, NodeLayout], groups: dict[str, int], timeout_s: float = 240.0) -> None:
+    """Wait for every node at once; one SandboxError lists every node that failed."""
+    errors: list[str] = []
+
+    def wait(name: str) -> None:
+        try:
+            wait_green(layouts[name], groups[name], timeout_s)
+        except SandboxError as exc:
+            errors.append(str(exc))
+
+    waiters = [threading.Thread(target=wait, args=(name,)) for name in layouts]
+    for waiter in waiters:
+        waiter.start()
+    for waiter in waiters:
+        waiter.join()
+    if errors:
+        raise SandboxError("\n".join(errors))
 
 
 def failure(layout: NodeLayout, reason: str) -> str:
