@@ -105,6 +105,37 @@ def version_rule(source: str, destination: str) -> str | None:
     return None
 
 
+def repository_location(repository_type: str, settings: dict[str, Any]) -> tuple[str, ...] | None:
+    """What identifies where a repository's blobs live: the folder, or the bucket and base path."""
+    if repository_type == "fs" and settings.get("location"):
+        return ("fs", str(settings["location"]).rstrip("/"))
+    if settings.get("bucket"):
+        return (repository_type, str(settings["bucket"]), str(settings.get("base_path") or "").strip("/"))
+    return None
+
+
+def writable_location_problems(spec: MigrationSpec, facts: Facts) -> list[Problem]:
+    """Two clusters must never both write one repository: a destination registration of the same
+    location that is not read-only (under any name) is refused."""
+    wanted = {**spec.repository.settings_dict(), **spec.repository.destination_settings_dict()}
+    location = repository_location(spec.repository.type, {k: v for k, v in wanted.items() if isinstance(v, str)})
+    problems = []
+    for name, registered in sorted(facts.destination.repositories.items()):
+        settings = registered.get("settings", {})
+        if repository_location(registered.get("type", ""), settings) != location or location is None:
+            continue
+        if str(settings.get("readonly", "false")).lower() != "true":
+            problems.append(
+                Problem(
+                    "repository",
+                    f"the destination already has repository {name!r} at the same location, writable; two clusters "
+                    "must never write one repository",
+                    f"unregister it (DELETE _snapshot/{name}) or register it with readonly: true",
+                )
+            )
+    return problems
+
+
 def select(spec: MigrationSpec, facts: Facts) -> tuple[list[str], dict[str, str], list[Problem]]:
     """The source indices to move, the ones left out (and why), and problems."""
     available = sorted(facts.source.indices)
@@ -198,6 +229,7 @@ def build_plan(
         problems.append(
             Problem("destination", f"needs {needed} bytes but only {free} are free", "free disk on the destination")
         )
+    problems.extend(writable_location_problems(spec, facts))
     if facts.source.health == "red":
         warnings.append("the source cluster is red: some shards may be missing from the snapshot")
 

@@ -145,3 +145,22 @@ def test_plan_hash_is_stable_and_changes_with_the_plan():
 def test_snapshot_name_template():
     assert render_snapshot_name("{name}-{date:%Y.%m.%d-%H%M%S}", "Demo", WHEN) == "demo-2026.11.26-123005"
     assert render_snapshot_name("snap-{date}", "x", WHEN) == "snap-2026.11.26"
+
+
+def test_a_writable_registration_of_the_same_location_on_the_destination_is_refused():
+    the_spec = spec('snapshot: {indices: ["a"]}')
+    base = facts(["a"])
+
+    def with_repositories(repositories):
+        destination = ClusterFacts(
+            url="http://x", version="8.19.21", health="green", free_disk_bytes=10**12, repositories=repositories
+        )
+        return Facts(base.source, destination)
+
+    writable = {"theirs": {"type": "fs", "settings": {"location": "/tmp/repo/"}}}
+    plan = build_plan(the_spec, with_repositories(writable), WHEN)
+    assert [p.field for p in plan.problems] == ["repository"] and "'theirs'" in plan.problems[0].message
+    read_only = {"theirs": {"type": "fs", "settings": {"location": "/tmp/repo", "readonly": "true"}}}
+    assert build_plan(the_spec, with_repositories(read_only), WHEN).problems == []
+    elsewhere = {"theirs": {"type": "fs", "settings": {"location": "/tmp/other"}}}
+    assert build_plan(the_spec, with_repositories(elsewhere), WHEN).problems == []
