@@ -265,7 +265,7 @@ def build_graph(spec: MigrationSpec, moves: list[IndexMove]) -> nx.DiGraph:
         graph.add_edge(DESTINATION_REPOSITORY, restore)
         graph.add_edge(restore, recovery)
         last = recovery
-        if spec.validate.doc_counts:
+        if spec.validate.enabled:
             graph.add_node(validate, kind="validate", params=params)
             graph.add_edge(recovery, validate)
             last = validate

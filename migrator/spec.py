@@ -42,6 +42,7 @@ from migrator.rename import RenameError, RenameRule
 
 __all__ = [
     "ClusterSpec",
+    "EstimateSpec",
     "FinishSpec",
     "MigrationSpec",
     "PlanError",
@@ -439,9 +440,27 @@ class RestoreSpec(_Model):
 
 
 class ValidateSpec(_Model):
-    """Checks after each restore."""
+    """Checks after each restore (read-only requests on both clusters)."""
 
     doc_counts: bool = Field(True, description="compare document counts of source and restored index")
+    mappings: bool = Field(True, description="compare mappings (modulo what a newer version changes by itself)")
+    settings: bool = Field(True, description="compare the settings that matter (shards, analysis, sort...)")
+    sample_docs: int = Field(
+        0, ge=0, le=10_000, description="compare this many documents by id and source hash (0: none)"
+    )
+
+    @property
+    def enabled(self) -> bool:
+        """Whether there is anything to check (the planner adds a validate step per index only then)."""
+        return self.doc_counts or self.mappings or self.settings or self.sample_docs > 0
+
+
+class EstimateSpec(_Model):
+    """How the dry run estimates the duration."""
+
+    throughput_mb_s: float = Field(
+        50, gt=0, allow_inf_nan=False, description="MB/s the snapshot and the restore each move data at"
+    )
 
 
 class FinishSpec(_Model):
@@ -481,6 +500,7 @@ class MigrationSpec(_Model):
     restore: RestoreSpec = Field(default_factory=RestoreSpec)
     validation: ValidateSpec = Field(default_factory=ValidateSpec, alias="validate")
     finish: FinishSpec = Field(default_factory=FinishSpec)
+    estimate: EstimateSpec = Field(default_factory=EstimateSpec)
 
     @property
     def validate(self) -> ValidateSpec:  # type: ignore[override]  # the plan's `validate:` section

@@ -140,7 +140,8 @@ def test_full_plan_round_trips_and_keeps_only_references() -> None:
     assert spec.restore.if_exists == "skip" and spec.restore.parallel == 4
     assert spec.storage_spec().region == "cn-hangzhou"
     canonical = spec.canonical_json()
-    assert json.loads(canonical)["validate"] == {"doc_counts": False}
+    validate = {"doc_counts": False, "mappings": True, "settings": True, "sample_docs": 0}
+    assert json.loads(canonical)["validate"] == validate
     reordered = dict(reversed(list(FULL.items())))
     assert parse_plan(yaml.safe_dump(reordered, sort_keys=False)).canonical_json() == canonical
 
@@ -166,6 +167,19 @@ def test_repository_settings_for_each_side() -> None:
     assert source["max_retries"] == 3 and source["endpoint_token"] == SecretRef("OSS_EXTRA_TOKEN")
     assert "location" not in source
     assert spec.repository.destination_settings_dict() == {"endpoint": "oss-cn-shanghai-internal.aliyuncs.com"}
+
+
+def test_validation_and_estimate_sections() -> None:
+    spec = parse_plan(yaml.safe_dump(plan(validate={"sample_docs": 25}, estimate={"throughput_mb_s": 12.5})))
+    assert spec.validate.sample_docs == 25 and spec.validate.mappings and spec.validate.settings
+    assert spec.estimate.throughput_mb_s == 12.5
+    assert parse_plan(yaml.safe_dump(plan(estimate=None))).estimate.throughput_mb_s == 50
+    nothing = {"doc_counts": False, "mappings": False, "settings": False}
+    assert not parse_plan(yaml.safe_dump(plan(validate=nothing))).validate.enabled
+    assert parse_plan(yaml.safe_dump(plan(validate={**nothing, "sample_docs": 1}))).validate.enabled
+    assert fields(refusal(plan(estimate={"throughput_mb_s": 0}))) == ["estimate.throughput_mb_s"]
+    assert fields(refusal(plan(validate={"sample_docs": -1}))) == ["validate.sample_docs"]
+    assert fields(refusal(plan(estimate={"mb_s": 3}))) == ["estimate.mb_s"]
 
 
 # -- refusals -----------------------------------------------------------------------------------------
