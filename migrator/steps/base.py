@@ -3,7 +3,8 @@
 Every step of the DAG is a small object built from its node's params and a shared context. The
 executor calls `observe()`; when the step is not done it records an `acting` checkpoint, calls
 `act()` unless the observation shows the work already under way, then `wait()`. `describe()`
-returns the requests the step would send, in the Kibana console form, with secrets masked.
+returns the requests the step would send, in the Kibana console form, with secrets masked, and
+`checks()` the read-only ones its observation and polling add (the runbook lists both).
 """
 
 from __future__ import annotations
@@ -127,6 +128,10 @@ class Step(ABC):
     @abstractmethod
     def describe(self) -> list[ConsoleRequest]:
         """The requests `act` sends (secrets masked), for the dry run."""
+
+    def checks(self) -> list[ConsoleRequest]:
+        """The read-only requests `observe` and `wait` send beyond those of `describe`, for the runbook."""
+        return []
 
     @abstractmethod
     def observe(self) -> Observation:

@@ -27,6 +27,9 @@ class RegisterDestinationRepository(Step):
             ConsoleRequest("destination", "POST", f"_snapshot/{self.ctx.repository}/_verify"),
         ]
 
+    def checks(self) -> list[ConsoleRequest]:
+        return [ConsoleRequest("destination", "GET", f"_snapshot/{self.ctx.repository}")]
+
     def observe(self) -> Observation:
         current = registration(self.ctx.destination, self.ctx.repository)
         if current is None:

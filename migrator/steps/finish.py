@@ -45,6 +45,20 @@ class Finish(Step):
     def describe(self) -> list[ConsoleRequest]:
         return self._wanted()
 
+    def checks(self) -> list[ConsoleRequest]:
+        reads = []
+        for request in self._wanted():
+            if request.path.endswith("/_settings"):
+                reads.append(ConsoleRequest(request.cluster, "GET", f"{request.path}/index.number_of_replicas"))
+            elif request.path == "_aliases":
+                reads.extend(
+                    ConsoleRequest(request.cluster, "GET", f"{a['add']['index']}/_alias/{a['add']['alias']}")
+                    for a in request.body["actions"]
+                )
+            else:
+                reads.append(ConsoleRequest(request.cluster, "GET", request.path))
+        return reads
+
     def _missing(self) -> list[ConsoleRequest]:
         missing = []
         for request in self._wanted():

@@ -16,6 +16,9 @@ class FollowRecovery(Step):
     def describe(self) -> list[ConsoleRequest]:
         return [ConsoleRequest("destination", "GET", f"{self.params['target']}/_recovery")]
 
+    def checks(self) -> list[ConsoleRequest]:
+        return [ConsoleRequest("destination", "GET", f"_cluster/health/{self.params['target']}?timeout=0s")]
+
     def _progress(self) -> tuple[bool, int, int, str]:
         target = self.params["target"]
         status, body = self.ctx.destination.request("GET", build_path(target, "_recovery"), ok=(200, 404))

@@ -60,6 +60,13 @@ class Restore(Step):
         path = f"_snapshot/{self.ctx.repository}/{self.ctx.snapshot}/_restore"
         return [ConsoleRequest("destination", "POST", path, self.body())]
 
+    def checks(self) -> list[ConsoleRequest]:
+        target = self.params["target"]
+        return [
+            ConsoleRequest("destination", "GET", f"{target}/_recovery"),
+            ConsoleRequest("destination", "GET", f"_cluster/state/routing_table/{target}"),
+        ]
+
     def observe(self) -> Observation:
         target = self.params["target"]
         source = restored_from(self.ctx, target)

@@ -38,6 +38,9 @@ class CreateSnapshot(Step):
     def describe(self) -> list[ConsoleRequest]:
         return [ConsoleRequest("source", "PUT", f"_snapshot/{self.ctx.repository}/{self.ctx.snapshot}", self.body())]
 
+    def checks(self) -> list[ConsoleRequest]:
+        return [ConsoleRequest("source", "GET", f"_snapshot/{self.ctx.repository}/{self.ctx.snapshot}")]
+
     def observe(self) -> Observation:
         info = snapshot_info(self.ctx)
         if info is None:

@@ -21,6 +21,9 @@ class FollowSnapshot(Step):
     def describe(self) -> list[ConsoleRequest]:
         return [ConsoleRequest("source", "GET", f"_snapshot/{self.ctx.repository}/{self.ctx.snapshot}/_status")]
 
+    def checks(self) -> list[ConsoleRequest]:
+        return [ConsoleRequest("source", "GET", f"_snapshot/{self.ctx.repository}/{self.ctx.snapshot}")]
+
     def _status(self) -> dict[str, Any]:
         path = build_path("_snapshot", self.ctx.repository, self.ctx.snapshot, "_status")
         status, body = self.ctx.source.request("GET", path, ok=(200, 404))

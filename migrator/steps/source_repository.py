@@ -68,6 +68,9 @@ class RegisterSourceRepository(Step):
             ConsoleRequest("source", "POST", f"_snapshot/{self.ctx.repository}/_verify"),
         ]
 
+    def checks(self) -> list[ConsoleRequest]:
+        return [ConsoleRequest("source", "GET", f"_snapshot/{self.ctx.repository}")]
+
     def observe(self) -> Observation:
         current = registration(self.ctx.source, self.ctx.repository)
         self.existing = current
