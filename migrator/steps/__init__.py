@@ -15,7 +15,7 @@ from migrator.steps.snapshot_create import CreateSnapshot
 from migrator.steps.snapshot_wait import FollowSnapshot
 from migrator.steps.source_repository import RegisterSourceRepository
 from migrator.steps.storage_verify import VerifyInStorage
-from migrator.steps.validate import ValidateCounts
+from migrator.steps.validate import ValidateIndex
 
 STEP_KINDS: dict[str, type[Step]] = {
     cls.kind: cls
@@ -28,7 +28,7 @@ STEP_KINDS: dict[str, type[Step]] = {
         RegisterDestinationRepository,
         Restore,
         FollowRecovery,
-        ValidateCounts,
+        ValidateIndex,
         Finish,
     )
 }

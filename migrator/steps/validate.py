@@ -1,28 +1,221 @@
-"""Validate one index: the destination's document count equals the source's."""
+"""Validate one restored index against its source: the last step of each index's branch of the DAG.
+
+Read-only (GET requests only, some with a body), so observing a finished migration again changes
+nothing. What is compared, each switchable in the plan's `validate:` section:
+
+- document counts (`GET <index>/_count` on both sides);
+- mappings (`GET <index>/_mapping`), equal modulo what a newer version changes by itself: the type
+  level of a 6.x mapping (`{"_doc": {...}}`) and the 6.x `_default_` mapping are dropped, scalar
+  values compare as text (`"false"` equals `false`, `"256"` equals `256`) and an empty `properties`
+  equals none;
+- the settings that matter (`GET <index>/_settings?flat_settings=true`): shard and routing counts,
+  analysis, similarity, index sorting, mapping limits, codec, max_result_window, hidden. Settings
+  the plan changes or drops on restore (`restore.index_settings`, `restore.ignore_index_settings`)
+  are not compared, nor are those every restore changes (uuid, creation, version, allocation);
+- optionally `sample_docs` documents picked at random (a seed fixed by the snapshot name, so a
+  second run checks the same ones) on the source with `GET <index>/_search`, fetched from the
+  destination with `GET <target>/_mget` and compared by id and a SHA-256 of their `_source`.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from typing import Any
+
+from migrator.clients.es import EsClient, build_path
 from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
 
+SETTINGS_THAT_MATTER = (
+    "index.number_of_shards",
+    "index.number_of_routing_shards",
+    "index.routing_partition_size",
+    "index.analysis.",
+    "index.similarity.",
+    "index.sort.",
+    "index.mapping.",
+    "index.codec",
+    "index.max_result_window",
+    "index.hidden",
+)
+MAPPING_KEYS = {"properties", "dynamic", "dynamic_templates", "_source", "_meta", "_routing", "runtime", "enabled"}
+SHOWN = 5  # differences named in a failure message
+MGET_BATCH = 1000
+FLAT = {"flat_settings": True}
 
-class ValidateCounts(Step):
+
+def normalized_mapping(mapping: dict[str, Any]) -> Any:
+    """An index's mapping without what a newer version changes by itself (see the module docstring)."""
+    mapping = {key: value for key, value in mapping.items() if key != "_default_"}
+    if len(mapping) == 1:
+        ((key, inner),) = mapping.items()
+        if key not in MAPPING_KEYS and isinstance(inner, dict) and set(inner) & MAPPING_KEYS:
+            mapping = inner  # the 6.x type level
+    return _as_text(mapping)
+
+
+def _as_text(value: Any) -> Any:
+    if isinstance(value, dict):
+        cleaned = {key: _as_text(item) for key, item in value.items()}
+        if cleaned.get("properties") == {}:
+            del cleaned["properties"]
+        return cleaned
+    if isinstance(value, list):
+        return [_as_text(item) for item in value]
+    if isinstance(value, bool):
+        return str(value).lower()
+    return value if value is None else str(value)
+
+
+def differences(left: Any, right: Any, path: str = "") -> list[str]:
+    """Dotted paths where two JSON values differ."""
+    if isinstance(left, dict) and isinstance(right, dict):
+        found: list[str] = []
+        for key in sorted(set(left) | set(right)):
+            where = f"{path}.{key}" if path else key
+            if key not in left or key not in right:
+                found.append(f"{where} ({'only on the destination' if key not in left else 'only on the source'})")
+            else:
+                found.extend(differences(left[key], right[key], where))
+        return found
+    return [] if left == right else [f"{path or '(root)'} ({left!r} != {right!r})"]
+
+
+def settings_that_matter(flat: dict[str, Any], excluded: list[str]) -> dict[str, str]:
+    """The compared settings of one index (values as text), less those the plan changes on restore."""
+    prefixes = [("index." + e.removeprefix("index.")).rstrip("*").rstrip(".") for e in excluded]
+    return {
+        key: json.dumps(value, sort_keys=True) if isinstance(value, list | dict) else str(value).lower()
+        for key, value in flat.items()
+        if any(key == p or (p.endswith(".") and key.startswith(p)) for p in SETTINGS_THAT_MATTER)
+        and not any(key == p or key.startswith(p + ".") for p in prefixes)
+    }
+
+
+def source_hash(source: Any) -> str:
+    return hashlib.sha256(json.dumps(source, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _only(body: dict[str, Any], key: str) -> Any:
+    """The one index's section of a per-index answer (`{"<index>": {key: ...}}`)."""
+    return next(iter(body.values()), {}).get(key, {})
+
+
+class ValidateIndex(Step):
     kind = "validate"
-    title = "Compare document counts"
-    waits_for = "nothing: two counts compared"
+    title = "Validate the restored index against its source"
+    waits_for = "nothing: counts, mappings, settings and sampled documents are read and compared"
+
+    def _seed(self) -> int:
+        return int(hashlib.sha256(f"{self.ctx.snapshot}/{self.params['source']}".encode()).hexdigest()[:7], 16)
+
+    def _sample_body(self) -> dict[str, Any]:
+        random = {"random_score": {"seed": self._seed(), "field": "_seq_no"}, "boost_mode": "replace"}
+        return {
+            "size": self.ctx.spec.validate.sample_docs,
+            "query": {"function_score": {"query": {"match_all": {}}, **random}},
+            "_source": True,
+        }
 
     def describe(self) -> list[ConsoleRequest]:
-        return [
-            ConsoleRequest("source", "GET", f"{self.params['source']}/_count"),
-            ConsoleRequest("destination", "GET", f"{self.params['target']}/_count"),
-        ]
+        validate, source, target = self.ctx.spec.validate, self.params["source"], self.params["target"]
+        reads: list[ConsoleRequest] = []
+        for wanted, path in (
+            (validate.doc_counts, "_count"),
+            (validate.mappings or validate.sample_docs > 0, "_mapping"),
+            (validate.settings, "_settings?flat_settings=true"),
+        ):
+            if wanted:
+                reads.append(ConsoleRequest("source", "GET", f"{source}/{path}"))
+                reads.append(ConsoleRequest("destination", "GET", f"{target}/{path}"))
+        if validate.sample_docs:
+            reads.append(ConsoleRequest("source", "GET", f"{source}/_search", self._sample_body()))
+            ids = {"docs": [{"_id": "<each sampled id>", "routing": "<its routing, if any>"}]}
+            reads.append(ConsoleRequest("destination", "GET", f"{target}/_mget", ids))
+        return reads
 
     def observe(self) -> Observation:
+        validate, target = self.ctx.spec.validate, self.params["target"]
+        detail: dict[str, Any] = {"warnings": []}
+        problems: list[str] = []
+        if validate.doc_counts:
+            problems += self._counts(detail)
+        mappings = self._mappings() if validate.mappings or validate.sample_docs else None
+        if validate.mappings and mappings is not None:
+            found = differences(*(normalized_mapping(m) for m in mappings))
+            detail["mapping_differences"] = len(found)
+            if found:
+                problems.append(f"mappings differ at {self._some(found)}")
+        if validate.settings:
+            problems += self._settings(detail)
+        if validate.sample_docs and mappings is not None:
+            problems += self._documents(mappings[0], detail)
+        if problems:
+            raise StepFailed(f"{target}: " + "; ".join(problems))
+        wanted = {"counts": validate.doc_counts, "mappings": validate.mappings, "settings": validate.settings}
+        checks = [name for name, on in {**wanted, "sample": validate.sample_docs > 0}.items() if on]
+        count = f"{detail['destination_docs']} documents, " if "destination_docs" in detail else ""
+        return Observation(True, summary=f"{count}{', '.join(checks)} equal", detail=detail)
+
+    def _counts(self, detail: dict[str, Any]) -> list[str]:
         source, target = self.params["source"], self.params["target"]
         expected = self.ctx.source.doc_count(source)
         actual = self.ctx.destination.doc_count(target)
-        if expected != actual:
-            raise StepFailed(
-                f"{target} has {actual} documents on the destination but {source} has {expected} on the source "
-                "(writes since the snapshot? run the cutover phase, or delete the index and apply again)"
-            )
-        return Observation(True, summary=f"{actual} documents on both sides", detail={"docs": actual})
+        detail.update(source_docs=expected, destination_docs=actual)
+        if expected == actual:
+            return []
+        return [
+            f"{target} has {actual} documents on the destination but {source} has {expected} on the source "
+            "(writes since the snapshot? run the cutover phase, or delete the index and apply again)"
+        ]
+
+    def _mappings(self) -> list[Any]:
+        return [_only(client.get(build_path(index, "_mapping")), "mappings") for client, index in self._sides()]
+
+    def _settings(self, detail: dict[str, Any]) -> list[str]:
+        excluded = [*self.ctx.spec.restore.index_settings, *self.ctx.spec.restore.ignore_index_settings]
+        compared = [
+            settings_that_matter(_only(client.get(build_path(index, "_settings", params=FLAT)), "settings"), excluded)
+            for client, index in self._sides()
+        ]
+        detail["settings_compared"] = sorted(set(compared[0]) | set(compared[1]))
+        found = differences(*compared)
+        return [f"settings differ: {self._some(found)}"] if found else []
+
+    def _documents(self, source_mapping: dict[str, Any], detail: dict[str, Any]) -> list[str]:
+        if str(source_mapping.get("_source", {}).get("enabled", True)).lower() == "false":
+            detail["warnings"].append(f"{self.params['source']} stores no _source: the document sample was skipped")
+            return []
+        checked, mismatched = self._sample()
+        detail["sample_checked"] = checked
+        return (
+            [f"sampled documents differ or are missing on the destination: {self._some(mismatched)}"]
+            if mismatched
+            else []
+        )
+
+    def _sides(self) -> list[tuple[EsClient, str]]:
+        return [(self.ctx.source, self.params["source"]), (self.ctx.destination, self.params["target"])]
+
+    @staticmethod
+    def _some(items: list[str]) -> str:
+        more = f" and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
+        return ", ".join(items[:SHOWN]) + more
+
+    def _sample(self) -> tuple[int, list[str]]:
+        """Sampled documents checked, and the ids missing or different on the destination."""
+        source, target = self.params["source"], self.params["target"]
+        _, found = self.ctx.source.request("GET", build_path(source, "_search"), self._sample_body())
+        hits = found.get("hits", {}).get("hits", [])
+        expected = {hit["_id"]: source_hash(hit.get("_source")) for hit in hits}
+        mismatched: list[str] = []
+        for start in range(0, len(hits), MGET_BATCH):
+            docs = [
+                {"_id": hit["_id"], **({"routing": hit["_routing"]} if "_routing" in hit else {})}
+                for hit in hits[start : start + MGET_BATCH]
+            ]
+            _, answer = self.ctx.destination.request("GET", build_path(target, "_mget"), {"docs": docs})
+            for doc in answer.get("docs", []):
+                if not doc.get("found") or source_hash(doc.get("_source")) != expected.get(doc["_id"]):
+                    mismatched.append(doc["_id"])
+        return len(hits), sorted(mismatched)
