@@ -5,7 +5,8 @@ bucket, record an `acting` checkpoint, act only when nothing is under way alread
 record `done`. Transient failures (connection errors, 429/5xx after the HTTP layer's own retries,
 storage faults) are retried with backoff; anything else stops the run cleanly: steps in flight
 finish their current request, nothing new starts, and `resume` picks up from the checkpoints.
-Every request sent to a cluster is recorded in the event log, redacted.
+Every request sent to a cluster is recorded in the event log, redacted. A run may be limited to
+some steps (`selected`), and a `gate` may be asked before each step sends anything (step by step).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class RunResult:
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     cancelled: bool = False
+    declined: str | None = None  # the step the gate refused
+    not_run: list[str] = field(default_factory=list)  # steps left for a later run
 
     @property
     def ok(self) -> bool:
@@ -89,6 +92,8 @@ class Executor:
         parallel: int = 2,
         on_step: Callable[[str, str, str], None] | None = None,
         steps: dict[str, Step] | None = None,
+        gate: Callable[[Step], bool] | None = None,
+        selected: set[str] | None = None,
     ) -> None:
         self.graph = graph
         self.ctx = ctx
@@ -98,6 +103,8 @@ class Executor:
         self.parallel = max(1, parallel)
         self.on_step = on_step or (lambda step, status, text: None)
         self.steps = steps if steps is not None else build_steps(graph, ctx)
+        self.gate = gate
+        self.selected = selected
         self._stop = threading.Event()
 
     def run(self) -> RunResult:
@@ -114,6 +121,11 @@ class Executor:
                 if not self._stop.is_set():
                     for node in self._ready(finished, set(running.values()), result):
                         if len(running) >= self.parallel:
+                            break
+                        if self.gate is not None and not self.gate(self.steps[node]):
+                            result.declined = node
+                            self.state.event("step.declined", "not confirmed: the run stops before it", step=node)
+                            self._stop.set()
                             break
                         running[pool.submit(self._run_step, node)] = node
                 if not running:
@@ -135,6 +147,7 @@ class Executor:
                         self.state.event("step.failed", message, step=node)
                         self.on_step(node, "failed", message)
                         self._stop.set()
+        result.not_run = [node for node in nx.topological_sort(self.graph) if node not in finished]
         return result
 
     def _ready(self, finished: set[str], running: set[str], result: RunResult) -> list[str]:
@@ -144,6 +157,7 @@ class Executor:
             if node not in finished
             and node not in running
             and node not in result.failed
+            and (self.selected is None or node in self.selected)
             and all(pred in finished for pred in self.graph.predecessors(node))
         ]
 

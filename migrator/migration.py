@@ -1,34 +1,40 @@
-"""The thin middle between the CLI and the models: open a migration, plan it, apply, status, cancel.
+"""The thin middle between the CLI and the models: open a migration, review it, apply, status, report, cancel.
 
-A migration is a plan file plus its state file (beside it, `<plan>.state.db`, or `--state`). The
-first `apply` discovers the facts, plans, and records the facts, the snapshot name and the plan
-hash; later runs re-plan from those recorded facts, so `resume` rebuilds exactly the same DAG and
-notices a plan file that changed under it.
+A migration is a plan file plus its state file (beside it, `<plan>.state.db`, or `--state`) and a
+JSON-lines copy of the state's event log (`<plan>.events.jsonl`). The first `apply` discovers the
+facts, plans, and records the facts, the snapshot name and the plan hash; later runs re-plan from
+those recorded facts, so `resume` rebuilds exactly the same DAG and notices a plan file that
+changed under it. `plan --out` saves a reviewed plan (spec, facts, snapshot name, hash; no secret)
+and `apply SAVED` executes exactly it, after checking that a fresh discovery gives the same plan.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from migrator.clients.es import EsClient, EsError, build_path
+from migrator.clients.es import EsClient, EsError, Request, build_path
 from migrator.clients.storage import LocalStorage, OssStorage, Storage
 from migrator.discovery import Facts, discover
-from migrator.executor import Executor, RequestLog, RunResult
+from migrator.executor import Executor, RequestLog, RunResult, build_steps
 from migrator.planner import MigrationPlan, build_plan, recovery_id
 from migrator.redact import Redactor
 from migrator.spec import ClusterSpec, MigrationSpec, PlanError, Problem, SecretRef, load_plan
-from migrator.state import StateStore
-from migrator.steps.base import ProgressSink, StepContext
+from migrator.state import STALE_AFTER_S, StateStore
+from migrator.steps.base import ConsoleRequest, ProgressSink, Step, StepContext
+
+SAVED_PLAN_VERSION = 1
+MB = 1024 * 1024
 
 
 class NeedsAttention(Exception):
@@ -43,8 +49,93 @@ class PlanRefused(Exception):
         super().__init__("\n".join(f"{p.field}: {p.message} (fix: {p.fix})" for p in problems))
 
 
+class UsageError(Exception):
+    """A command-line option that does not fit the plan (e.g. an unknown step for --until)."""
+
+
 def default_state_path(plan_path: Path) -> Path:
-    return plan_path.with_name(plan_path.stem + ".state.db")
+    """`<plan>.state.db` beside the plan; for a saved plan, beside the plan file it was saved from."""
+    saved = load_saved_plan(plan_path)
+    origin = Path(saved.plan_file) if saved else plan_path
+    return origin.with_name(origin.stem + ".state.db")
+
+
+def event_log_path(state_path: Path) -> Path:
+    """The JSON-lines event log beside the state file: `<plan>.events.jsonl`."""
+    name = state_path.name.removesuffix(".state.db") if state_path.name.endswith(".state.db") else state_path.stem
+    return state_path.with_name(name + ".events.jsonl")
+
+
+class JournaledState(StateStore):
+    """The state store with every event also appended, as one JSON line, to the event log file.
+
+    Events are redacted before they are recorded, so the file holds no secret either."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.journal = event_log_path(path)
+        self._journal_lock = threading.Lock()
+
+    def event(self, kind: str, message: str, *, step: str | None = None, data: dict[str, Any] | None = None) -> None:
+        with self._journal_lock:
+            super().event(kind, message, step=step, data=data)
+            line = {"ts": time.time(), "run": self.run, "step": step, "kind": kind, "message": message, "data": data}
+            descriptor = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with os.fdopen(descriptor, "a", encoding="utf-8") as journal:
+                journal.write(json.dumps(line, sort_keys=True) + "\n")
+
+
+@dataclass(frozen=True)
+class SavedPlan:
+    """A reviewed plan saved with `plan --out`: what `apply SAVED` executes exactly."""
+
+    plan_file: str
+    plan_hash: str
+    snapshot: str
+    started: datetime
+    spec: dict[str, Any]
+    facts: Facts
+    document: dict[str, Any]
+
+
+def load_saved_plan(path: Path) -> SavedPlan | None:
+    """The saved plan in `path`, or None when it is a plan file (YAML) or unreadable."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or "migrator_saved_plan" not in data:
+        return None
+    if data["migrator_saved_plan"] != SAVED_PLAN_VERSION:
+        raise PlanError(
+            [
+                Problem(
+                    str(path),
+                    f"saved plan version {data['migrator_saved_plan']} is not {SAVED_PLAN_VERSION}",
+                    "save it again with this migrator: migrator plan PLAN --out FILE",
+                )
+            ]
+        )
+    try:
+        return SavedPlan(
+            plan_file=data["plan_file"],
+            plan_hash=data["plan_hash"],
+            snapshot=data["snapshot"],
+            started=datetime.fromisoformat(data["started"]),
+            spec=data["spec"],
+            facts=Facts.from_json(data["facts"]),
+            document=data.get("plan", {}),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PlanError(
+            [Problem(str(path), f"not a complete saved plan ({exc})", "save it again: migrator plan PLAN --out FILE")]
+        ) from None
 
 
 def secret_refs(model: Any, prefix: str = "") -> Iterator[tuple[str, SecretRef]]:
@@ -75,6 +166,7 @@ class Migration:
     redactor: Redactor
     source: EsClient
     destination: EsClient
+    saved: SavedPlan | None = None
 
     def close(self) -> None:
         self.source.close()
@@ -99,8 +191,20 @@ class Migration:
         facts = facts or discover(self.source, self.destination)
         return build_plan(self.spec, facts, when or datetime.now(UTC), **kwargs)
 
-    def open_state(self) -> StateStore:
-        return StateStore(self.state_path)
+    def open_state(self) -> JournaledState:
+        return JournaledState(self.state_path)
+
+    def saved_plan(self) -> MigrationPlan:
+        """The saved plan rebuilt from its recorded facts; refused unless it gives the hash it was saved with."""
+        saved = self.saved
+        assert saved is not None
+        plan = build_plan(self.spec, saved.facts, saved.started, snapshot_name=saved.snapshot)
+        if plan.plan_hash != saved.plan_hash:
+            raise NeedsAttention(
+                f"the saved plan {self.plan_path} rebuilds to hash {plan.plan_hash}, not {saved.plan_hash} "
+                "(edited, or saved by another migrator version); save it again with `migrator plan PLAN --out FILE`"
+            )
+        return plan
 
 
 def open_migration(
@@ -109,9 +213,20 @@ def open_migration(
     environ: dict[str, str] | None = None,
     observer: Callable[..., None] | None = None,
 ) -> Migration:
-    """Load and validate the plan, resolve its secrets, build both clients (no request sent)."""
-    spec = load_plan(plan_path)
-    environment = spec.environment(plan_path.parent, dict(os.environ if environ is None else environ))
+    """Load and validate the plan (a plan file or a saved plan), resolve its secrets, build both clients
+    (no request sent)."""
+    saved = load_saved_plan(plan_path)
+    if saved is None:
+        spec = load_plan(plan_path)
+    else:
+        try:
+            spec = MigrationSpec.model_validate(saved.spec)
+        except ValidationError as exc:
+            fix = "save it again: migrator plan PLAN --out FILE"
+            problem = Problem(str(plan_path), f"the saved spec is not valid ({exc.error_count()} errors)", fix)
+            raise PlanError([problem]) from None
+    base_dir = Path(saved.plan_file).parent if saved else plan_path.parent
+    environment = spec.environment(base_dir, dict(os.environ if environ is None else environ))
     problems, values = [], []
     for field_path, ref in secret_refs(spec):
         try:
@@ -143,6 +258,7 @@ def open_migration(
         redactor=redactor,
         source=client("source", spec.source),
         destination=client("destination", spec.destination),
+        saved=saved,
     )
 
 
@@ -166,9 +282,12 @@ def recorded_plan(migration: Migration, state: StateStore) -> MigrationPlan | No
     )
 
 
-def record_run(state: StateStore, plan: MigrationPlan, when: datetime) -> None:
-    state.set_json("facts", plan.facts.to_json())
+def record_run(state: StateStore, plan: MigrationPlan, when: datetime, redactor: Redactor) -> None:
+    state.set_json("facts", redactor.data(plan.facts.to_json()))
     state.set_json("nodes", list(nx.topological_sort(plan.graph)))
+    state.set_json("moves", [vars(move) for move in plan.moves])
+    state.set_json("warnings", plan.warnings)
+    state.set_json("estimate", estimate(plan))
     state.set_meta(
         plan_name=plan.spec.name,
         plan_hash=plan.plan_hash,
@@ -180,6 +299,49 @@ def record_run(state: StateStore, plan: MigrationPlan, when: datetime) -> None:
     )
 
 
+def plan_changes(saved: MigrationPlan, fresh: MigrationPlan) -> list[str]:
+    """What a fresh discovery changes in a saved plan: versions, the indices moved, their targets and
+    shards, and what would be refused now. Document counts and sizes only change the estimates."""
+    changes = []
+    for side in ("source", "destination"):
+        before, after = getattr(saved.facts, side).version, getattr(fresh.facts, side).version
+        if before != after:
+            changes.append(f"the {side} now runs Elasticsearch {after}, not {before}")
+    before_moves = {move.source: move for move in saved.moves}
+    after_moves = {move.source: move for move in fresh.moves}
+    for name in sorted(before_moves.keys() - after_moves.keys()):
+        why = fresh.skipped.get(name) or ("gone from the source" if name not in fresh.facts.source.indices else "")
+        changes.append(f"{name} would no longer be migrated" + (f" ({why})" if why else ""))
+    for name in sorted(after_moves.keys() - before_moves.keys()):
+        changes.append(f"{name} would now be migrated too (as {after_moves[name].target})")
+    for name in sorted(before_moves.keys() & after_moves.keys()):
+        before, after = before_moves[name], after_moves[name]
+        if before.target != after.target:
+            changes.append(f"{name} would be restored as {after.target}, not {before.target}")
+        if before.primary_shards != after.primary_shards:
+            changes.append(f"{name} has {after.primary_shards} primary shards now, not {before.primary_shards}")
+    changes.extend(f"refused now: {p.field}: {p.message}" for p in fresh.problems)
+    if not changes and set(saved.graph.edges) != set(fresh.graph.edges):
+        changes.append("the steps of the plan changed")
+    return changes
+
+
+def _saved_plan_to_run(migration: Migration) -> tuple[MigrationPlan, datetime]:
+    """The saved plan, once a fresh discovery shows the clusters still give the same plan (else refused)."""
+    saved = migration.saved
+    assert saved is not None
+    plan = migration.saved_plan()
+    fresh = migration.plan(when=saved.started, snapshot_name=saved.snapshot)
+    changes = plan_changes(plan, fresh)
+    if changes:
+        listed = "\n".join(f"  - {change}" for change in changes)
+        raise NeedsAttention(
+            f"the clusters changed since the plan was saved; nothing was changed:\n{listed}\n"
+            "Review the new plan and save it again: migrator plan PLAN --out FILE"
+        )
+    return plan, saved.started
+
+
 def prepare(
     migration: Migration,
     state: StateStore,
@@ -188,20 +350,31 @@ def prepare(
     confirm: Callable[[MigrationPlan], bool],
     resuming: bool,
 ) -> MigrationPlan:
-    """The plan to execute: the recorded one (resume) or a new one (first apply)."""
+    """The plan to execute: the recorded one (resume), the saved one, or a new one (first apply)."""
+    saved = migration.saved
     plan = recorded_plan(migration, state)
     if plan is None:
         if resuming:
             raise NeedsAttention(f"no run to resume in {state.path}; start one with `migrator apply`")
-        when = datetime.now(UTC).replace(microsecond=0)
-        plan = migration.plan(when=when)
+        if saved is not None:
+            plan, when = _saved_plan_to_run(migration)
+        else:
+            when = datetime.now(UTC).replace(microsecond=0)
+            plan = migration.plan(when=when)
         if plan.problems:
             raise PlanRefused(plan.problems)
         if not confirm(plan):
             raise NeedsAttention("not confirmed; nothing was changed")
         state.reset()
-        record_run(state, plan, when)
+        record_run(state, plan, when, migration.redactor)
+        origin = f" (saved plan {migration.plan_path})" if saved else ""
+        state.event("planned", f"planned: hash {plan.plan_hash}{origin}")
         return plan
+    if saved is not None and saved.plan_hash != state.get_meta("plan_hash"):
+        raise NeedsAttention(
+            f"{state.path} holds a run of another plan (hash {state.get_meta('plan_hash')}) than the saved plan "
+            f"(hash {saved.plan_hash}); finish it with `migrator resume`, or cancel it first"
+        )
     if plan.problems:
         raise PlanRefused(plan.problems)
     if plan.plan_hash != state.get_meta("plan_hash"):
@@ -214,9 +387,61 @@ def prepare(
         plan = migration.plan(when=when, snapshot_name=state.get_meta("snapshot"), owned_targets=owned_targets(state))
         if plan.problems:
             raise PlanRefused(plan.problems)
-        record_run(state, plan, when)
+        record_run(state, plan, when, migration.redactor)
         state.event("replan", f"re-planned: hash {plan.plan_hash}")
     return plan
+
+
+def steps_named(graph: nx.DiGraph, name: str, option: str) -> set[str]:
+    """The nodes a step name designates: one node id (`restore[orders]`) or every node of a kind (`restore`)."""
+    nodes = {node for node, kind in graph.nodes(data="kind") if name in (node, kind)}
+    if not nodes:
+        known = ", ".join(nx.topological_sort(graph))
+        raise UsageError(f"{option} {name}: no such step in this plan; steps: {known}")
+    return nodes
+
+
+def selection(graph: nx.DiGraph, state: StateStore, until: str | None, only: str | None) -> set[str] | None:
+    """The steps this run may execute: all (None), up to and including `until`, or `only`."""
+    if until is not None and only is not None:
+        raise UsageError("--until and --only exclude each other")
+    if until is not None:
+        named = steps_named(graph, until, "--until")
+        return set().union(*(nx.ancestors(graph, node) | {node} for node in named))
+    if only is not None:
+        named = steps_named(graph, only, "--only")
+        done = {step for step, cp in state.checkpoints().items() if cp.status == "done"}
+        missing = sorted({pred for node in named for pred in graph.predecessors(node)} - done - named)
+        if missing:
+            raise NeedsAttention(f"--only {only}: first finish {', '.join(missing)} (e.g. with --until)")
+        return named
+    return None
+
+
+class RecordedProgress(ProgressSink):
+    """Progress shown as usual and kept in the state file (at most every `every_s` per step), so that
+    `migrator status --watch` can show it from another terminal."""
+
+    def __init__(self, inner: ProgressSink, state: StateStore, every_s: float = 1.0) -> None:
+        self.inner = inner
+        self.state = state
+        self.every_s = every_s
+        self.latest: dict[str, dict[str, Any]] = {}
+        self._written: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def update(self, step: str, completed: float, total: float, unit: str, text: str = "") -> None:
+        self.inner.update(step, completed, total, unit, text)
+        now = time.time()
+        with self._lock:
+            self.latest[step] = {"completed": completed, "total": total, "unit": unit, "text": text, "ts": now}
+            if now - self._written.get(step, 0.0) < self.every_s and completed < total:
+                return
+            self._written[step] = now
+            self.state.set_json("progress", self.latest)
+
+    def message(self, step: str | None, text: str) -> None:
+        self.inner.message(step, text)
 
 
 def execute(
@@ -230,7 +455,12 @@ def execute(
     parallel: int | None = None,
     poll_s: float = 2.0,
     on_step: Callable[[str, str, str], None] | None = None,
+    gate: Callable[[Step], bool] | None = None,
+    until: str | None = None,
+    only: str | None = None,
 ) -> tuple[MigrationPlan, RunResult]:
+    """Run the plan. `gate` is asked before each step sends anything (step by step: one step at a
+    time); `until` and `only` limit the run to some steps (the others stay pending)."""
     state = migration.open_state()
     try:
         state.acquire_lock(f"{'resume' if resuming else 'apply'} of {migration.plan_path}", force=force_unlock)
@@ -239,6 +469,7 @@ def execute(
         migration.destination.observer = request_log
         state.begin_run()
         plan = prepare(migration, state, replan=replan, confirm=confirm, resuming=resuming)
+        selected = selection(plan.graph, state, until, only)
         state.set_meta(status="running", cancel_requested="0")
         ctx = StepContext(
             spec=migration.spec,
@@ -247,7 +478,7 @@ def execute(
             destination=migration.destination,
             environment=migration.environment,
             storage_factory=migration.storage,
-            progress=progress,
+            progress=RecordedProgress(progress, state),
             cancel_requested=lambda: state.get_meta("cancel_requested") == "1",
             poll_s=poll_s,
         )
@@ -257,28 +488,177 @@ def execute(
             state,
             request_log,
             migration.redactor,
-            parallel=parallel or migration.spec.restore.parallel,
+            parallel=1 if gate is not None else parallel or migration.spec.restore.parallel,
             on_step=on_step,
+            gate=gate,
+            selected=selected,
         )
+        state.set_json("dag", {"nodes": list(executor.graph.nodes), "edges": sorted(executor.graph.edges)})
         result = executor.run()
         if result.cancelled or (result.failed and ctx.cancel_requested()):
             result.cancelled = True
             state.set_meta(status="cancelling")
+        elif result.failed:
+            state.set_meta(status="failed")
         else:
-            state.set_meta(status="done" if result.ok else "failed")
+            state.set_meta(status="paused" if result.not_run else "done")
         return plan, result
     finally:
         state.close()
 
 
-def status(state_path: Path) -> dict[str, Any]:
-    """What the state file says: the run, each step, the lock, the last events."""
+# -- review: what the dry run shows ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CancelAdvice:
+    """How to stop the run at one step, as the document says (and as `migrator cancel` does it)."""
+
+    note: str
+    requests: list[ConsoleRequest] = field(default_factory=list)
+
+
+@dataclass
+class Review:
+    """Everything the dry run shows: the plan, its steps, the requests discovery sent, estimates, cancels."""
+
+    plan: MigrationPlan
+    when: datetime
+    steps: dict[str, Step]
+    discovery: list[ConsoleRequest]
+    estimate: dict[str, Any]
+    cancel: dict[str, CancelAdvice]
+    saved: bool = False
+
+
+def estimate(plan: MigrationPlan) -> dict[str, Any]:
+    """Expected seconds from the plan's throughput: the snapshot moves every primary byte once, the
+    restores move them again (sharing the throughput). Transfers only: polls and checks add seconds."""
+    throughput = plan.spec.estimate.throughput_mb_s * MB
+    seconds = plan.total_bytes / throughput
+    return {
+        "throughput_mb_s": plan.spec.estimate.throughput_mb_s,
+        "primary_bytes": plan.total_bytes,
+        "primary_shards": plan.total_shards,
+        "snapshot_seconds": round(seconds, 1),
+        "restore_seconds": round(seconds, 1),
+        "total_seconds": round(2 * seconds, 1),
+        "per_index_seconds": {move.target: round(2 * move.primary_bytes / throughput, 1) for move in plan.moves},
+    }
+
+
+def cancel_advice(plan: MigrationPlan, node: str) -> CancelAdvice:
+    """What `migrator cancel` sends when the run is at `node` (see `_undo`)."""
+    kind, params = plan.graph.nodes[node]["kind"], plan.graph.nodes[node]["params"]
+    snapshot = ConsoleRequest("source", "DELETE", f"_snapshot/{plan.spec.repository.name}/{plan.snapshot}")
+    if kind in ("preflight", "repository.source"):
+        return CancelAdvice("nothing to undo yet: no snapshot exists and no index was restored")
+    if kind in ("restore", "recovery"):
+        return CancelAdvice(
+            "delete the index being restored (this stops its restore), then the snapshot",
+            [ConsoleRequest("destination", "DELETE", params["target"]), snapshot],
+        )
+    if kind in ("validate", "finish"):
+        return CancelAdvice("restored indices that finished recovering are kept; the snapshot is deleted", [snapshot])
+    return CancelAdvice("delete the snapshot (this stops it while it is being taken)", [snapshot])
+
+
+def describe_steps(migration: Migration, plan: MigrationPlan) -> dict[str, Step]:
+    """The plan's steps, for their descriptions only (no secret resolved, nothing sent)."""
+    ctx = StepContext(
+        spec=migration.spec,
+        plan=plan,
+        source=migration.source,
+        destination=migration.destination,
+        environment={},
+        storage_factory=migration.storage,
+        progress=_NoProgress(),
+    )
+    return build_steps(plan.graph, ctx)
+
+
+class _NoProgress(ProgressSink):
+    def update(self, step: str, completed: float, total: float, unit: str, text: str = "") -> None:
+        return None
+
+    def message(self, step: str | None, text: str) -> None:
+        return None
+
+
+def review(migration: Migration) -> Review:
+    """The dry run: discover both clusters (read-only, each request kept for the runbook) and plan; for
+    a saved plan, its recorded facts (nothing is sent)."""
+    if migration.saved is not None:
+        plan, when = migration.saved_plan(), migration.saved.started
+        discovery = [ConsoleRequest(**r) for r in migration.saved.document.get("discovery", [])]
+    else:
+        sent: list[ConsoleRequest] = []
+
+        def record(cluster: str, request: Request, status: int | None) -> None:
+            console = ConsoleRequest(cluster, request.method, request.path.lstrip("/"))
+            if status is None and console not in sent:
+                sent.append(console)
+
+        migration.source.observer = migration.destination.observer = record
+        when = datetime.now(UTC).replace(microsecond=0)
+        try:
+            plan = migration.plan(when=when)
+        finally:
+            migration.source.observer = migration.destination.observer = None
+        discovery = [ConsoleRequest(r.cluster, r.method, migration.redactor.text(r.path)) for r in sent]
+    return Review(
+        plan=plan,
+        when=when,
+        steps=describe_steps(migration, plan),
+        discovery=discovery,
+        estimate=estimate(plan),
+        cancel={node: cancel_advice(plan, node) for node in plan.graph},
+        saved=migration.saved is not None,
+    )
+
+
+def save_plan(migration: Migration, reviewed: Review, document: dict[str, Any], path: Path) -> None:
+    """Write the reviewed plan for `apply SAVED` (mode 600; secrets only as ${VAR} references)."""
+    plan = reviewed.plan
+    data = {
+        "migrator_saved_plan": SAVED_PLAN_VERSION,
+        "plan_file": str(migration.plan_path if migration.saved is None else migration.saved.plan_file),
+        "saved_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
+        "plan_hash": plan.plan_hash,
+        "snapshot": plan.snapshot,
+        "started": reviewed.when.isoformat(),
+        "spec": json.loads(plan.spec.canonical_json()),
+        "facts": plan.facts.to_json(),
+        "plan": document,
+    }
+    text = migration.redactor.text(json.dumps(data, indent=2, sort_keys=True)) + "\n"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write(text)
+
+
+# -- status and report: read from the state file alone -------------------------------------------------
+
+
+def _open_existing(state_path: Path) -> StateStore:
     if not state_path.is_file():
         raise NeedsAttention(f"no state file at {state_path}: this plan was never applied")
-    state = StateStore(state_path)
+    return StateStore(state_path)
+
+
+def _durations(state: StateStore) -> dict[str, float]:
+    """Seconds each step took in the run that finished it."""
+    return {e.step: float((e.data or {}).get("seconds", 0.0)) for e in state.events(kind="step.done") if e.step}
+
+
+def status(state_path: Path) -> dict[str, Any]:
+    """What the state file says: the run, each step (with progress and duration), the lock, the last events."""
+    state = _open_existing(state_path)
     try:
         checkpoints = state.checkpoints()
         nodes = state.get_json("nodes") or sorted(checkpoints)
+        progress = state.get_json("progress") or {}
+        durations = _durations(state)
         steps = []
         for node in nodes:
             cp = checkpoints.get(node)
@@ -289,10 +669,14 @@ def status(state_path: Path) -> dict[str, Any]:
                     "attempts": cp.attempts if cp else 0,
                     "detail": cp.detail if cp else {},
                     "updated": cp.updated if cp else None,
+                    "seconds": durations.get(node),
+                    "progress": progress.get(node),
                 }
             )
+        lock = state.lock_holder()
         return {
             "state_file": str(state_path),
+            "event_log": str(event_log_path(state_path)),
             "plan": state.get_meta("plan_name"),
             "plan_hash": state.get_meta("plan_hash"),
             "status": state.get_meta("status", "never run"),
@@ -300,12 +684,83 @@ def status(state_path: Path) -> dict[str, Any]:
             "repository": state.get_meta("repository"),
             "started": state.get_meta("started"),
             "runs": state.run,
-            "lock": state.lock_holder(),
+            "lock": lock,
+            "live": lock is not None and time.time() - lock["heartbeat"] < STALE_AFTER_S,
             "steps": steps,
             "last_events": [
                 {"ts": e.ts, "run": e.run, "step": e.step, "kind": e.kind, "message": e.message}
                 for e in state.events()[-10:]
             ],
+        }
+    finally:
+        state.close()
+
+
+def report(state_path: Path) -> dict[str, Any]:
+    """The run's report: per index the documents on each side and the bytes; per step its duration,
+    attempts and retries; every warning. From the state file alone (no cluster is asked)."""
+    state = _open_existing(state_path)
+    try:
+        checkpoints = state.checkpoints()
+        durations = _durations(state)
+        events = state.events()
+        retries: dict[str, int] = {}
+        warnings = list(state.get_json("warnings") or [])
+        for e in events:
+            if e.kind in ("step.retry", "step.reattempt") and e.step:
+                retries[e.step] = retries.get(e.step, 0) + 1
+                warnings.append(f"{e.step}: {e.message}")
+        indices = []
+        for move in state.get_json("moves") or []:
+            target = move["target"]
+            validated = checkpoints.get(f"validate[{target}]")
+            recovered = checkpoints.get(recovery_id(target))
+            detail = validated.detail if validated and validated.status == "done" else {}
+            warnings.extend(f"validate[{target}]: {w}" for w in detail.get("warnings", []))
+            indices.append(
+                {
+                    "source": move["source"],
+                    "target": target,
+                    "primary_shards": move["primary_shards"],
+                    "primary_bytes": move["primary_bytes"],
+                    "docs_planned": move["docs"],
+                    "source_docs": detail.get("source_docs"),
+                    "destination_docs": detail.get("destination_docs"),
+                    "recovered_bytes": (recovered.detail.get("bytes") if recovered else None),
+                    "validated": bool(validated and validated.status == "done"),
+                }
+            )
+        steps = [
+            {
+                "step": node,
+                "status": checkpoints[node].status if node in checkpoints else "pending",
+                "seconds": durations.get(node),
+                "attempts": checkpoints[node].attempts if node in checkpoints else 0,
+                "retries": retries.get(node, 0),
+                "error": checkpoints[node].detail.get("error") if node in checkpoints else None,
+            }
+            for node in state.get_json("nodes") or sorted(checkpoints)
+        ]
+        return {
+            "plan": state.get_meta("plan_name"),
+            "plan_hash": state.get_meta("plan_hash"),
+            "status": state.get_meta("status", "never run"),
+            "snapshot": state.get_meta("snapshot"),
+            "repository": state.get_meta("repository"),
+            "started": state.get_meta("started"),
+            "runs": state.run,
+            "estimate": state.get_json("estimate"),
+            "indices": indices,
+            "totals": {
+                "indices": len(indices),
+                "primary_bytes": sum(i["primary_bytes"] for i in indices),
+                "source_docs": sum(i["source_docs"] or 0 for i in indices),
+                "destination_docs": sum(i["destination_docs"] or 0 for i in indices),
+                "seconds": round(sum(d for d in durations.values()), 1),
+            },
+            "steps": steps,
+            "warnings": warnings,
+            "event_log": str(event_log_path(state_path)),
         }
     finally:
         state.close()

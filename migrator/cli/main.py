@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
+from rich.console import Console
+from rich.live import Live
 
 from migrator import __version__
 from migrator.cli import sandbox
@@ -17,24 +22,37 @@ from migrator.cli.errors import fail
 from migrator.cli.verify import verify
 from migrator.clients.es import EsError
 from migrator.clients.storage import StorageError
-from migrator.executor import build_steps
 from migrator.exit_codes import ExitCode
 from migrator.migration import (
     Migration,
     NeedsAttention,
     PlanRefused,
+    UsageError,
     cancel,
     default_state_path,
     execute,
     open_migration,
+    review,
+    save_plan,
     status,
 )
+from migrator.migration import report as build_report
 from migrator.planner import MigrationPlan
-from migrator.render.plan import graph_dot, graph_mermaid, human_bytes, plan_document, plan_text
+from migrator.render.plan import (
+    graph_dot,
+    graph_mermaid,
+    human_bytes,
+    plan_document,
+    plan_markdown,
+    plan_text,
+    step_text,
+)
 from migrator.render.progress import progress_for
+from migrator.render.report import report_markdown
+from migrator.render.status import status_text, status_view
 from migrator.spec import PlanError, plan_json_schema
 from migrator.state import LockHeld
-from migrator.steps.base import StepContext
+from migrator.steps.base import Step
 
 app = typer.Typer(
     help=(
@@ -51,7 +69,10 @@ app = typer.Typer(
 app.add_typer(sandbox.app, name="sandbox")
 app.command()(verify)
 
-PlanArg = Annotated[Path, typer.Argument(help="The plan file (YAML); see `migrator schema` and plans/.")]
+PlanArg = Annotated[
+    Path,
+    typer.Argument(help="The plan file (YAML; see `migrator schema` and plans/), or a plan saved with `plan --out`."),
+]
 StateOpt = Annotated[
     Path | None, typer.Option("--state", help="State file [default: beside the plan, <plan>.state.db]")
 ]
@@ -72,6 +93,8 @@ def errors_to_exit_codes(redact: Callable[[str], str] = lambda text: text) -> It
         yield
     except PlanError as exc:
         raise fail(f"the plan is not valid:\n{exc}", ExitCode.BAD_INPUT) from None
+    except UsageError as exc:
+        raise fail(str(exc), ExitCode.BAD_INPUT) from None
     except PlanRefused as exc:
         raise fail(f"the plan is refused, nothing was changed:\n{redact(str(exc))}", ExitCode.BAD_INPUT) from None
     except (LockHeld, NeedsAttention) as exc:
@@ -91,41 +114,55 @@ def opened(plan_file: Path, state: Path | None) -> Iterator[Migration]:
         migration.close()
 
 
-def describe_steps(migration: Migration, plan: MigrationPlan) -> dict:
-    ctx = StepContext(
-        spec=migration.spec,
-        plan=plan,
-        source=migration.source,
-        destination=migration.destination,
-        environment={},
-        storage_factory=migration.storage,
-        progress=progress_for(False),
-    )
-    return build_steps(plan.graph, ctx)
-
-
 @app.command()
 def schema() -> None:
     """Print the plan file's JSON Schema (point your editor's YAML support at it)."""
     typer.echo(json.dumps(plan_json_schema(), indent=2))
 
 
+FORMATS = ("text", "json", "markdown", "mermaid", "dot")
+
+
 @app.command("plan")
-def plan_command(plan_file: PlanArg, state: StateOpt = None, as_json: JsonOpt = False) -> None:
-    """Dry run: discover both clusters (read-only) and print every step with the requests it will send.
+def plan_command(
+    plan_file: PlanArg,
+    state: StateOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="text, json, markdown (a runbook), mermaid or dot")] = "text",
+    as_json: Annotated[bool, typer.Option("--json", help="The same as --format json.")] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Save the reviewed plan here; `migrator apply FILE` runs exactly it.")
+    ] = None,
+) -> None:
+    """Dry run: discover both clusters (read-only) and print every step with the requests it will send,
+    what it waits for, how to cancel it, and the estimates.
 
     Secrets are shown as ******. A plan Elasticsearch would refuse (a newer-to-older restore, a
     skipped major, colliding renames, an existing target) is refused here already, with exit 2.
     """
+    if as_json and fmt not in ("text", "json"):
+        raise fail(f"--json and --format {fmt} exclude each other", ExitCode.BAD_INPUT)
+    fmt = "json" if as_json else fmt
+    if fmt not in FORMATS:
+        raise fail(f"unknown --format {fmt!r}; use one of {', '.join(FORMATS)}", ExitCode.BAD_INPUT)
     with opened(plan_file, state) as migration:
-        plan = migration.plan()
-        steps = describe_steps(migration, plan)
-        if as_json:
-            typer.echo(json.dumps(plan_document(plan, steps), indent=2))
-        else:
-            typer.echo(plan_text(plan, steps))
-        if plan.problems:
-            raise PlanRefused(plan.problems)
+        reviewed = review(migration)
+        document = plan_document(reviewed)
+        rendered = {
+            "text": lambda: plan_text(reviewed),
+            "json": lambda: json.dumps(document, indent=2),
+            "markdown": lambda: plan_markdown(reviewed),
+            "mermaid": lambda: graph_mermaid(reviewed.plan.graph),
+            "dot": lambda: graph_dot(reviewed.plan.graph),
+        }[fmt]()
+        typer.echo(migration.redactor.text(rendered))
+        if reviewed.plan.problems:
+            raise PlanRefused(reviewed.plan.problems)
+        if out is not None:
+            save_plan(migration, reviewed, document, out)
+            typer.echo(
+                f"saved the plan (hash {reviewed.plan.plan_hash}) to {out}; run it with `migrator apply {out}`",
+                err=True,
+            )
 
 
 @app.command()
@@ -134,12 +171,10 @@ def graph(
     fmt: Annotated[str, typer.Option("--format", help="dot or mermaid")] = "dot",
     state: StateOpt = None,
 ) -> None:
-    """Print the plan's DAG (Graphviz dot or Mermaid)."""
+    """Print the plan's DAG (Graphviz dot or Mermaid); the same as `plan --format dot|mermaid`."""
     if fmt not in ("dot", "mermaid"):
         raise fail(f"unknown --format {fmt!r}; use dot or mermaid", ExitCode.BAD_INPUT)
-    with opened(plan_file, state) as migration:
-        plan = migration.plan()
-        typer.echo(graph_dot(plan.graph) if fmt == "dot" else graph_mermaid(plan.graph))
+    plan_command(plan_file, state=state, fmt=fmt)
 
 
 def run(
@@ -152,9 +187,13 @@ def run(
     resuming: bool,
     parallel: int | None,
     poll: float,
+    step_by_step: bool = False,
+    until: str | None = None,
+    only: str | None = None,
 ) -> None:
     tty = sys.stderr.isatty()
-    progress = progress_for(tty)
+    progress = progress_for(tty and not step_by_step)
+    ask_each = [step_by_step]
 
     def confirm(plan: MigrationPlan) -> bool:
         summary = (
@@ -171,6 +210,21 @@ def run(
         progress.message(step, f"{status_}: {text}" if text else status_)
 
     with opened(plan_file, state) as migration:
+
+        def gate(step: Step) -> bool:
+            """Step by step: show the step's requests, send nothing until answered."""
+            if not ask_each[0]:
+                return True
+            typer.secho(f"\nnext step: {step.id}: {step.title}", bold=True)
+            typer.echo(textwrap.indent(migration.redactor.text(step_text(step)), "  "))
+            answer = typer.prompt(
+                "Send these requests? [y]es, [n]o: stop here, [a]ll: the rest without asking",
+                type=click.Choice(["y", "n", "a"]),
+                show_choices=False,
+            )
+            ask_each[0] = answer != "a"
+            return answer != "n"
+
         try:
             plan, result = execute(
                 migration,
@@ -182,6 +236,9 @@ def run(
                 parallel=parallel,
                 poll_s=poll,
                 on_step=on_step,
+                gate=gate if step_by_step else None,
+                until=until,
+                only=only,
             )
         finally:
             progress.close()
@@ -191,7 +248,18 @@ def run(
         for step, message in result.failed.items():
             typer.secho(f"failed: {step}: {message}", err=True, fg=typer.colors.RED)
         raise fail(f"stopped; fix the cause, then run `migrator resume {plan_file}`", ExitCode.FAILED)
+    if result.declined:
+        raise fail(
+            f"stopped before {result.declined} as answered; `migrator resume {plan_file}` continues",
+            ExitCode.NEEDS_ATTENTION,
+        )
     done = len(result.done)
+    if result.not_run:
+        typer.echo(
+            f"paused as asked: {done} step(s) run, {len(result.not_run)} left ({', '.join(result.not_run[:5])}"
+            f"{', ...' if len(result.not_run) > 5 else ''}); `migrator resume {plan_file}` continues"
+        )
+        return
     typer.echo(
         f"migration {plan.spec.name} complete: {len(plan.moves)} indices, snapshot {plan.snapshot} "
         f"({done} step(s) run, {len(result.skipped)} already done)"
@@ -203,6 +271,18 @@ ReplanOpt = Annotated[bool, typer.Option("--replan", help="Continue even though 
 UnlockOpt = Annotated[bool, typer.Option("--force-unlock", help="Take the lock from another run you know is gone.")]
 ParallelOpt = Annotated[int | None, typer.Option(min=1, max=32, help="Steps at once [default: restore.parallel]")]
 PollOpt = Annotated[float, typer.Option(min=0.2, max=60, help="Seconds between status polls.")]
+StepByStepOpt = Annotated[
+    bool, typer.Option("--step-by-step", help="Show each step's requests and ask before sending them.")
+]
+UntilOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--until", metavar="STEP", help="Stop after this step (an id like snapshot.wait, or a kind: restore)."
+    ),
+]
+OnlyOpt = Annotated[
+    str | None, typer.Option("--only", metavar="STEP", help="Run only this step (its predecessors must be done).")
+]
 
 
 @app.command()
@@ -214,9 +294,15 @@ def apply(
     force_unlock: UnlockOpt = False,
     parallel: ParallelOpt = None,
     poll: PollOpt = 2.0,
+    step_by_step: StepByStepOpt = False,
+    until: UntilOpt = None,
+    only: OnlyOpt = None,
 ) -> None:
     """Run the migration: every step observes the clusters and the bucket, does only what is missing,
-    and records a checkpoint. Applying a finished plan again changes nothing."""
+    and records a checkpoint. Applying a finished plan again changes nothing.
+
+    Given a plan saved with `plan --out`, runs exactly it, and refuses (exit 3, naming what changed)
+    when a fresh discovery of the clusters gives a different plan."""
     run(
         plan_file,
         state,
@@ -226,6 +312,9 @@ def apply(
         resuming=False,
         parallel=parallel,
         poll=poll,
+        step_by_step=step_by_step,
+        until=until,
+        only=only,
     )
 
 
@@ -237,9 +326,12 @@ def resume(
     force_unlock: UnlockOpt = False,
     parallel: ParallelOpt = None,
     poll: PollOpt = 2.0,
+    step_by_step: StepByStepOpt = False,
+    until: UntilOpt = None,
+    only: OnlyOpt = None,
 ) -> None:
-    """Continue an interrupted run (crash, Ctrl-C, kill -9) from its checkpoints; an in-flight snapshot
-    or restore is followed, never started twice."""
+    """Continue an interrupted (or paused) run from its checkpoints; an in-flight snapshot or restore is
+    followed, never started twice."""
     run(
         plan_file,
         state,
@@ -249,22 +341,62 @@ def resume(
         resuming=True,
         parallel=parallel,
         poll=poll,
+        step_by_step=step_by_step,
+        until=until,
+        only=only,
     )
 
 
+OUTCOMES = {"done": ExitCode.OK, "paused": ExitCode.OK, "failed": ExitCode.FAILED}
+
+
 @app.command("status")
-def status_command(plan_file: PlanArg, state: StateOpt = None, as_json: JsonOpt = False) -> None:
-    """Show the run recorded in the state file: each step's status, the lock, the last events."""
+def status_command(
+    plan_file: PlanArg,
+    state: StateOpt = None,
+    as_json: JsonOpt = False,
+    watch: Annotated[bool, typer.Option("--watch", help="Follow the run live until it ends.")] = False,
+    interval: Annotated[float, typer.Option(min=0.2, max=60, help="Seconds between refreshes (--watch).")] = 1.0,
+) -> None:
+    """Show the run recorded in the state file: each step's status, duration and progress, the lock, the
+    last events. With --watch, follow it live; the exit code then tells how it ended (0 done or paused,
+    1 failed, 3 cancelled or interrupted)."""
+    path = (state or default_state_path(plan_file)).resolve()
     with errors_to_exit_codes():
-        report = status((state or default_state_path(plan_file)).resolve())
+        report = status(path)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return
-    typer.echo(f"plan {report['plan']} — {report['status']} — snapshot {report['snapshot']} ({report['runs']} run(s))")
-    if report["lock"]:
-        typer.echo(f"locked by {report['lock']['holder']} (pid {report['lock']['pid']} on {report['lock']['host']})")
-    for step in report["steps"]:
-        typer.echo(f"  {step['status']:<9} {step['step']}")
+    if not watch:
+        typer.echo(status_text(report))
+        return
+    with Live(status_view(report), console=Console(), refresh_per_second=4) as live:
+        while report["live"] and report["status"] in ("planned", "running", "cancelling"):
+            time.sleep(interval)
+            with errors_to_exit_codes():
+                report = status(path)
+            live.update(status_view(report))
+    if report["status"] == "running":
+        raise fail(
+            f"the run stopped without finishing (killed?); `migrator resume {plan_file}` continues",
+            ExitCode.NEEDS_ATTENTION,
+        )
+    raise typer.Exit(int(OUTCOMES.get(report["status"], ExitCode.NEEDS_ATTENTION)))
+
+
+@app.command("report")
+def report_command(
+    plan_file: PlanArg,
+    state: StateOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="markdown or json")] = "markdown",
+) -> None:
+    """Report the run from its state file: per index the documents on each side and the bytes, each
+    step's duration, attempts and retries, and every warning."""
+    if fmt not in ("markdown", "json"):
+        raise fail(f"unknown --format {fmt!r}; use markdown or json", ExitCode.BAD_INPUT)
+    with errors_to_exit_codes():
+        data = build_report((state or default_state_path(plan_file)).resolve())
+    typer.echo(json.dumps(data, indent=2) if fmt == "json" else report_markdown(data))
 
 
 @app.command("cancel")

@@ -1,1 +1,2 @@
-"""Rendering for people and scripts: the dry run (text, json), the DAG (dot, mermaid), progress."""
+"""Rendering for people and scripts: the dry run (text, json, markdown runbook), the DAG (dot,
+mermaid), progress, status (plain or live) and the report (markdown)."""

@@ -1,17 +1,26 @@
-"""The dry run: the whole plan for review, as text (requests in Kibana console form) or JSON.
+"""The dry run for review: the plan as text, JSON (a stable schema), a Markdown runbook, and its DAG
+(Graphviz dot, Mermaid).
 
-Secrets are masked: the requests come from each step's `describe()`, which never resolves them.
+Everything comes from a `migration.Review`: the requests are each step's `describe()` and
+`checks()`, in the Kibana console form the Alibaba Cloud document uses, with secrets as `******`
+(steps never resolve them to describe themselves); discovery's requests are the ones the dry run
+itself sent. The JSON form is documented in the README ("The plan as JSON").
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import networkx as nx
 
-from migrator.planner import MigrationPlan
-from migrator.steps.base import Step
+from migrator.migration import Review
+from migrator.steps.base import ConsoleRequest, Step
+
+SCHEMA = "migrator.plan/v1"
+WHERE = {
+    "source": "on the source (Kibana console of the source cluster)",
+    "destination": "on the destination (Kibana console of the destination cluster)",
+}
 
 
 def human_bytes(size: float) -> str:
@@ -22,16 +31,51 @@ def human_bytes(size: float) -> str:
     return f"{size:.1f} TB"
 
 
-def plan_document(plan: MigrationPlan, steps: dict[str, Step]) -> dict[str, Any]:
-    """The stable JSON form of a plan."""
+def human_seconds(seconds: float) -> str:
+    if seconds < 1:
+        return "< 1 s"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def expected(estimate: dict[str, Any]) -> str:
+    return (
+        f"{human_seconds(estimate['total_seconds'])} at {estimate['throughput_mb_s']:g} MB/s (snapshot "
+        f"{human_seconds(estimate['snapshot_seconds'])}, restore {human_seconds(estimate['restore_seconds'])})"
+    )
+
+
+def request_json(request: ConsoleRequest) -> dict[str, Any]:
+    return {"cluster": request.cluster, "method": request.method, "path": request.path, "body": request.body}
+
+
+def step_requests(step: Step) -> list[ConsoleRequest]:
+    """What the step sends, then what it reads beyond that (each request once)."""
+    requests = list(step.describe())
+    requests.extend(r for r in step.checks() if r not in requests)
+    return requests
+
+
+def plan_document(review: Review) -> dict[str, Any]:
+    """The stable JSON form of a plan (schema `migrator.plan/v1`, documented in the README)."""
+    plan, estimate = review.plan, review.estimate
     order = list(nx.topological_sort(plan.graph))
+    facts = plan.facts
     return {
+        "schema": SCHEMA,
         "name": plan.spec.name,
         "plan_hash": plan.plan_hash,
         "snapshot": plan.snapshot,
         "repository": plan.spec.repository.name,
-        "source": {"url": plan.facts.source.url, "version": plan.facts.source.version},
-        "destination": {"url": plan.facts.destination.url, "version": plan.facts.destination.version},
+        "source": {"url": facts.source.url, "version": facts.source.version, "health": facts.source.health},
+        "destination": {
+            "url": facts.destination.url,
+            "version": facts.destination.version,
+            "health": facts.destination.health,
+        },
         "indices": [
             {
                 "source": move.source,
@@ -39,31 +83,44 @@ def plan_document(plan: MigrationPlan, steps: dict[str, Step]) -> dict[str, Any]
                 "docs": move.docs,
                 "primary_bytes": move.primary_bytes,
                 "primary_shards": move.primary_shards,
+                "expected_seconds": estimate["per_index_seconds"][move.target],
             }
             for move in plan.moves
         ],
         "skipped": plan.skipped,
-        "totals": {"indices": len(plan.moves), "primary_bytes": plan.total_bytes, "primary_shards": plan.total_shards},
+        "totals": {
+            "indices": len(plan.moves),
+            "docs": sum(move.docs for move in plan.moves),
+            "primary_bytes": plan.total_bytes,
+            "primary_shards": plan.total_shards,
+        },
+        "estimate": {key: value for key, value in estimate.items() if key != "per_index_seconds"},
         "problems": [{"field": p.field, "message": p.message, "fix": p.fix} for p in plan.problems],
         "warnings": plan.warnings,
+        "discovery": [request_json(r) for r in review.discovery],
         "steps": [
             {
                 "id": node,
-                "title": steps[node].title,
+                "kind": plan.graph.nodes[node]["kind"],
+                "title": review.steps[node].title,
                 "after": sorted(plan.graph.predecessors(node)),
-                "waits_for": steps[node].waits_for,
-                "requests": [
-                    {"cluster": r.cluster, "method": r.method, "path": r.path, "body": r.body}
-                    for r in steps[node].describe()
-                ],
+                "waits_for": review.steps[node].waits_for,
+                "requests": [request_json(r) for r in review.steps[node].describe()],
+                "checks": [request_json(r) for r in review.steps[node].checks()],
+                "cancel": {
+                    "note": review.cancel[node].note,
+                    "requests": [request_json(r) for r in review.cancel[node].requests],
+                },
             }
             for node in order
         ],
+        "graph": {"nodes": order, "edges": [list(edge) for edge in sorted(plan.graph.edges)]},
     }
 
 
-def plan_text(plan: MigrationPlan, steps: dict[str, Step]) -> str:
-    doc = plan_document(plan, steps)
+def plan_text(review: Review) -> str:
+    doc = plan_document(review)
+    plan, estimate = review.plan, review.estimate
     lines = [
         f"Plan {doc['name']} (hash {doc['plan_hash']})",
         f"  source       {doc['source']['url']}  Elasticsearch {doc['source']['version']}",
@@ -77,6 +134,7 @@ def plan_text(plan: MigrationPlan, steps: dict[str, Step]) -> str:
             f"  {move.source} -> {move.target}   {move.docs} docs, {human_bytes(move.primary_bytes)}, "
             f"{move.primary_shards} shard(s)"
         )
+    lines.append(f"Expected duration: {expected(estimate)}")
     if plan.skipped:
         lines.append("Left out:")
         lines.extend(f"  {name}: {why}" for name, why in sorted(plan.skipped.items()))
@@ -88,17 +146,130 @@ def plan_text(plan: MigrationPlan, steps: dict[str, Step]) -> str:
         lines.extend(f"  {p.field}: {p.message} (fix: {p.fix})" for p in plan.problems)
     lines.append("")
     lines.append("Steps:")
-    for number, step in enumerate(doc["steps"], 1):
-        after = f" (after {', '.join(step['after'])})" if step["after"] else ""
-        lines.append(f"{number:>3}. {step['id']}: {step['title']}{after}")
-        for request in step["requests"]:
-            console = request["method"] + " " + request["path"].lstrip("/")
-            lines.append(f"       [{request['cluster']}] {console}")
-            if request["body"] is not None:
-                lines.extend("       " + line for line in json.dumps(request["body"], indent=2).splitlines())
-        if step["waits_for"]:
-            lines.append(f"       waits for: {step['waits_for']}")
+    for number, node in enumerate(doc["graph"]["nodes"], 1):
+        step = review.steps[node]
+        after = sorted(plan.graph.predecessors(node))
+        lines.append(f"{number:>3}. {node}: {step.title}" + (f" (after {', '.join(after)})" if after else ""))
+        lines.extend("       " + line for line in step_text(step).splitlines())
     return "\n".join(lines)
+
+
+def step_text(step: Step) -> str:
+    """One step's requests (cluster, console form) and what it waits for, for a terminal."""
+    lines = []
+    for request in step_requests(step):
+        shown = f"{request.method} {request.path}" if request.cluster == "storage" else request.console()
+        lines.append(f"[{request.cluster}] {shown}")
+    if step.waits_for:
+        lines.append(f"waits for: {step.waits_for}")
+    return "\n".join(lines)
+
+
+def plan_markdown(review: Review) -> str:
+    """The runbook a reviewer approves: every request in Kibana console form, what each step waits
+    for, how to cancel at each step, and the estimates."""
+    plan, estimate = review.plan, review.estimate
+    facts = plan.facts
+    out = [
+        f"# Migration runbook: {plan.spec.name}",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| Plan hash | `{plan.plan_hash}` |",
+        f"| Source | {facts.source.url} (Elasticsearch {facts.source.version}, {facts.source.health}) |",
+        f"| Destination | {facts.destination.url} (Elasticsearch {facts.destination.version}, "
+        f"{facts.destination.health}) |",
+        f"| Snapshot | `{plan.snapshot}` in repository `{plan.spec.repository.name}` |",
+        f"| Expected duration | {human_seconds(estimate['total_seconds'])} at {estimate['throughput_mb_s']:g} MB/s |",
+        "",
+        "Every request `migrator apply` sends is listed below in the Kibana console form, under the step",
+        "that sends it; secrets are shown as `******`. Each step first reads (its checks), then sends only",
+        "what is missing. To stop at any point: `migrator cancel PLAN`, which sends the requests listed",
+        "under the step the run is at.",
+        "",
+        "## Indices",
+        "",
+        "| source | target | documents | primary size | primary shards | expected |",
+        "|---|---|--:|--:|--:|--:|",
+    ]
+    for move in plan.moves:
+        out.append(
+            f"| `{move.source}` | `{move.target}` | {move.docs} | {human_bytes(move.primary_bytes)} | "
+            f"{move.primary_shards} | {human_seconds(estimate['per_index_seconds'][move.target])} |"
+        )
+    out.append(
+        f"| **total: {len(plan.moves)}** | | {sum(m.docs for m in plan.moves)} | {human_bytes(plan.total_bytes)} | "
+        f"{plan.total_shards} | {human_seconds(estimate['total_seconds'])} |"
+    )
+    out += [
+        "",
+        f"Expected duration: {expected(estimate)}, from `estimate.throughput_mb_s`; data transfer only:",
+        "registrations, verification and polling add seconds.",
+    ]
+    if plan.skipped:
+        out += ["", "## Left out", ""]
+        out.extend(f"- `{name}`: {why}" for name, why in sorted(plan.skipped.items()))
+    if plan.warnings:
+        out += ["", "## Warnings", ""]
+        out.extend(f"- {warning}" for warning in plan.warnings)
+    if plan.problems:
+        out += ["", "## REFUSED: nothing will run", ""]
+        out.extend(f"- `{p.field}`: {p.message} (fix: {p.fix})" for p in plan.problems)
+    out += ["", "## Discovery (read-only)", ""]
+    if review.saved:
+        out.append("These requests were sent when the plan was saved; `apply` sends them again to check it.")
+    else:
+        out.append("This dry run sent these requests to read both clusters; `apply` sends them again to plan.")
+    out += _console_blocks(review.discovery)
+    out += ["", "## Steps"]
+    for number, node in enumerate(nx.topological_sort(plan.graph), 1):
+        out += ["", *_step_markdown(review, node, number)]
+    return "\n".join(out) + "\n"
+
+
+def _step_markdown(review: Review, node: str, number: int) -> list[str]:
+    step, graph = review.steps[node], review.plan.graph
+    after = ", ".join(f"`{pred}`" for pred in sorted(graph.predecessors(node))) or "nothing (first step)"
+    out = [f"### {number}. `{node}`: {step.title}", "", f"After: {after}.", ""]
+    sends = step.describe()
+    checks = [r for r in step.checks() if r not in sends]
+    storage = [r for r in sends if r.cluster == "storage"]
+    if storage:
+        out.append("Reads the repository itself with oss2 (or from its folder), not through Elasticsearch:")
+        out.extend(f"- {r.method} {r.path}" for r in storage)
+        out.append("")
+    console = [r for r in sends if r.cluster != "storage"]
+    if console:
+        out.append("Requests:")
+        out += _console_blocks(console)
+        out.append("")
+    if checks:
+        out.append("Checks (read-only, sent before acting and while waiting):")
+        out += _console_blocks(checks)
+        out.append("")
+    out.append(f"Waits for: {step.waits_for or 'nothing'}.")
+    out.append("")
+    cancel = review.cancel[node]
+    out.append(f"To cancel at this step: `migrator cancel PLAN`; {cancel.note}.")
+    if cancel.requests:
+        out += _console_blocks(cancel.requests)
+    return out
+
+
+def _console_blocks(requests: list[ConsoleRequest]) -> list[str]:
+    """Requests grouped per cluster, each group one fenced block in Kibana console form."""
+    out: list[str] = []
+    groups: list[tuple[str, list[ConsoleRequest]]] = []
+    for request in requests:
+        if groups and groups[-1][0] == request.cluster:
+            groups[-1][1].append(request)
+        else:
+            groups.append((request.cluster, [request]))
+    for cluster, members in groups:
+        out += ["", f"{WHERE.get(cluster, cluster)}:", "", "```"]
+        out.append("\n\n".join(member.console() for member in members))
+        out.append("```")
+    return out
 
 
 def graph_dot(graph: nx.DiGraph) -> str:

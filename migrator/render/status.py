@@ -1,0 +1,79 @@
+"""`migrator status`: the run recorded in the state file, as plain text or as a live rich table
+(`--watch`), from the dictionary `migration.status()` returns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from migrator.render.plan import human_bytes, human_seconds
+
+COLOURS = {"done": "green", "acting": "yellow", "failed": "red", "pending": "dim"}
+
+
+def headline(report: dict[str, Any]) -> str:
+    return f"plan {report['plan']} — {report['status']} — snapshot {report['snapshot']} ({report['runs']} run(s))"
+
+
+def lock_line(report: dict[str, Any]) -> str | None:
+    lock = report["lock"]
+    if lock is None:
+        return None
+    state = "" if report["live"] else " (no heartbeat: the process is gone; `migrator resume` takes over)"
+    return f"locked by {lock['holder']} (pid {lock['pid']} on {lock['host']}){state}"
+
+
+def progress_text(progress: dict[str, Any] | None) -> str:
+    if not progress:
+        return ""
+    completed, total = progress["completed"], progress["total"]
+    if progress["unit"] == "bytes":
+        amount = f"{human_bytes(completed)} / {human_bytes(total)}"
+    else:
+        amount = f"{completed:g} / {total:g} {progress['unit']}"
+    percent = f"{100.0 * completed / total:.0f}% " if total else ""
+    return f"{percent}{amount} {progress['text']}".strip()
+
+
+def status_text(report: dict[str, Any]) -> str:
+    lines = [headline(report)]
+    if lock := lock_line(report):
+        lines.append(lock)
+    for step in report["steps"]:
+        took = f" {human_seconds(step['seconds'])}" if step["seconds"] is not None else ""
+        shown = progress_text(step["progress"]) if step["status"] == "acting" else ""
+        lines.append(f"  {step['status']:<9} {step['step']}{took}" + (f"  {shown}" if shown else ""))
+    return "\n".join(lines)
+
+
+def status_view(report: dict[str, Any]) -> Group:
+    """A live view: one row per step with its status, attempts, duration and progress bar."""
+    table = Table(title=headline(report), title_justify="left", expand=False)
+    for column in ("step", "status", "attempts", "took", "progress", ""):
+        table.add_column(column)
+    for step in report["steps"]:
+        progress = step["progress"]
+        bar: Any = ""
+        if progress and progress["total"] and step["status"] in ("acting", "done"):
+            completed = progress["total"] if step["status"] == "done" else progress["completed"]
+            bar = ProgressBar(total=progress["total"], completed=completed, width=24)
+        table.add_row(
+            step["step"],
+            Text(step["status"], style=COLOURS.get(step["status"], "")),
+            str(step["attempts"]),
+            human_seconds(step["seconds"]) if step["seconds"] is not None else "",
+            bar,
+            progress_text(progress) if step["status"] == "acting" else "",
+        )
+    events = Text(
+        "\n".join(f"{e['kind']:<14} {e['step'] or '':<28} {e['message']}" for e in report["last_events"][-5:])
+    )
+    parts: list[Any] = [table]
+    if lock := lock_line(report):
+        parts.append(Text(lock))
+    parts.append(events)
+    return Group(*parts)
