@@ -589,7 +589,8 @@ def verdict(met: bool) -> str:
     return "met" if met else "MISSED"
 
 
-def report(results: list[RunResult], contenders: list[str], poll_s: float) -> None:
+def report(results: list[RunResult], contenders: list[str], poll_s: float, missing: dict[str, str]) -> None:
+    """Print every run, the medians and the ratios; `missing` names the contenders left out and why."""
     print("\nruns (wall = the contender's whole run; cpu = user+sys of its own processes):")
     print(f"  {'round':>5}  {'contender':<12} {'wall s':>8} {'cpu s':>7}  result")
     for r in results:
@@ -617,7 +618,10 @@ def report(results: list[RunResult], contenders: list[str], poll_s: float) -> No
     print("\nratios and targets:")
     mig = walls.get(MIGRATOR, float("nan"))
     for name, key, label in ((MINIMAL, "vs_minimal", "<="), (CURATOR, "vs_curator", "<")):
-        if name not in walls or not ok.get(name) or not ok.get(MIGRATOR):
+        if name in missing:
+            print(f"  migrator / {name}: NOT MEASURED ({missing[name]})")
+            continue
+        if not ok.get(name) or not ok.get(MIGRATOR):
             print(f"  migrator / {name}: n/a (no successful run of both)")
             continue
         ratio = mig / walls[name]
@@ -661,7 +665,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--indices", type=int, default=6, help="indices to spread it over (default 6)")
     parser.add_argument("--poll", type=float, default=2.0, help="migrator apply --poll seconds (default 2, its own)")
     parser.add_argument("--es-version", default="7.17", help="Elasticsearch on both sides (default 7.17 = 7.17.29)")
-    parser.add_argument("--dir", type=Path, default=Path("/var/tmp/migrator-bench"), help="sandbox folder")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=Path("/var/tmp/migrator-bench"),
+        help="parent of the sandbox folders, one per version (a folder once run by 8.x cannot start 7.x)",
+    )
     parser.add_argument("--curator-venv", type=Path, default=cache_dir() / "curator-venv")
     parser.add_argument("--no-curator", action="store_true", help="leave Curator out")
     parser.add_argument("--keep-sandbox", action="store_true", help="leave the sandbox running at the end")
@@ -686,7 +695,7 @@ def terminated_as_exit() -> Iterator[None]:
 def main() -> int:
     args = parse_args()
     began = time.perf_counter()
-    folder = args.dir.resolve()
+    folder = args.dir.resolve() / f"es-{args.es_version}"
     print("bench_speed: migrator apply vs (a) a minimal script of the same REST calls vs (b) Curator 8")
     print(f"machine: {machine_line()}; load average at start {os.getloadavg()[0]:.2f} (other jobs share the cores)")
     with terminated_as_exit():
@@ -705,9 +714,9 @@ def bench(args: argparse.Namespace, folder: Path, began: float) -> int:
     how = "already running" if running else f"up in {time.perf_counter() - started:.1f} s"
     print(
         f"clusters: Elasticsearch {document['source']['version']} -> {document['destination']['version']} "
-        f"(`migrator sandbox up --dir {folder}`, one node each, 512 MB heap; {how}); "
-        "both sides on one version so that Curator 8 can take part: its client starts with GET /, "
-        "which the 8.19.21 integ-test zip lacks (no rest-root module)"
+        f"(`migrator sandbox up --dir {folder}`, one node each, 512 MB heap; {how}); one version on both "
+        "sides, 7.17 by default so that Curator 8 can take part: its client starts with GET /, which the 8.19.21 "
+        "integ-test zip lacks (no rest-root module)"
     )
     source = EsClient(document["source"]["url"], label="source", timeout_s=120)
     destination = EsClient(document["destination"]["url"], label="destination", timeout_s=120)
@@ -737,11 +746,14 @@ def bench(args: argparse.Namespace, folder: Path, began: float) -> int:
             + f"; restore index_settings {INDEX_SETTINGS}, new name prefix per run; counts compared"
         )
         contenders = [MIGRATOR, MINIMAL]
+        missing: dict[str, str] = {}
         if args.no_curator:
+            missing[CURATOR] = "left out with --no-curator"
             print("curator: left out (--no-curator)")
         else:
             bed.curator_bin, described = prepare_curator(args.curator_venv, bed)
             if bed.curator_bin is None:
+                missing[CURATOR] = "Curator could not be used, see the curator line above"
                 print(f"curator: COULD NOT BE USED, so (b) is not measured: {described}")
             else:
                 contenders.append(CURATOR)
@@ -769,7 +781,7 @@ def bench(args: argparse.Namespace, folder: Path, began: float) -> int:
                 if contender == CURATOR and not result.ok and not any(r.ok for r in results if r.contender == CURATOR):
                     contenders.remove(CURATOR)
                     print("  curator failed on its first run: left out of the remaining rounds", flush=True)
-        report(results, [MIGRATOR, MINIMAL, CURATOR] if bed.curator_bin else [MIGRATOR, MINIMAL], args.poll)
+        report(results, [MIGRATOR, MINIMAL, CURATOR] if bed.curator_bin else [MIGRATOR, MINIMAL], args.poll, missing)
         print(f"\nload average at end {os.getloadavg()[0]:.2f}; benchmark took {time.perf_counter() - began:.0f} s")
         return 0 if all(r.ok for r in results) else 1
     finally:
