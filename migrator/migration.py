@@ -552,15 +552,15 @@ def cancel_advice(plan: MigrationPlan, node: str) -> CancelAdvice:
     kind, params = plan.graph.nodes[node]["kind"], plan.graph.nodes[node]["params"]
     snapshot = ConsoleRequest("source", "DELETE", f"_snapshot/{plan.spec.repository.name}/{plan.snapshot}")
     if kind in ("preflight", "repository.source"):
-        return CancelAdvice("nothing to undo yet: no snapshot exists and no index was restored")
+        return CancelAdvice("has nothing to undo yet: no snapshot exists and no index was restored")
     if kind in ("restore", "recovery"):
         return CancelAdvice(
-            "delete the index being restored (this stops its restore), then the snapshot",
+            "deletes the index being restored (which stops its restore), then the snapshot",
             [ConsoleRequest("destination", "DELETE", params["target"]), snapshot],
         )
     if kind in ("validate", "finish"):
-        return CancelAdvice("restored indices that finished recovering are kept; the snapshot is deleted", [snapshot])
-    return CancelAdvice("delete the snapshot (this stops it while it is being taken)", [snapshot])
+        return CancelAdvice("deletes the snapshot; restored indices that finished recovering are kept", [snapshot])
+    return CancelAdvice("deletes the snapshot (which stops it while it is being taken)", [snapshot])
 
 
 def describe_steps(migration: Migration, plan: MigrationPlan) -> dict[str, Step]:

@@ -250,7 +250,7 @@ def _step_markdown(review: Review, node: str, number: int) -> list[str]:
     out.append(f"Waits for: {step.waits_for or 'nothing'}.")
     out.append("")
     cancel = review.cancel[node]
-    out.append(f"To cancel at this step: `migrator cancel PLAN`; {cancel.note}.")
+    out.append(f"To cancel at this step: `migrator cancel PLAN` {cancel.note}" + (":" if cancel.requests else "."))
     if cancel.requests:
         out += _console_blocks(cancel.requests)
     return out

@@ -9,6 +9,7 @@ import time
 
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from migrator.steps.base import ProgressSink
 
@@ -48,10 +49,10 @@ class RichProgress(ProgressSink):
     def __init__(self) -> None:
         self.console = Console(stderr=True)
         self.bars = Progress(
-            TextColumn("{task.description:<36}"),
+            TextColumn("{task.description:<36}", markup=False),
             BarColumn(),
             DownloadColumn(),
-            TextColumn("{task.fields[note]}"),
+            TextColumn("{task.fields[note]}", markup=False),
             TimeElapsedColumn(),
             console=self.console,
             transient=False,
@@ -65,7 +66,7 @@ class RichProgress(ProgressSink):
         self.bars.update(self.tasks[step], completed=completed, total=total or None, note=text)
 
     def message(self, step: str | None, text: str) -> None:
-        self.bars.console.print(f"[bold]{step}[/bold] {text}" if step else text, highlight=False)
+        self.bars.console.print(Text.assemble((step, "bold"), " ", text) if step else Text(text), highlight=False)
 
     def close(self) -> None:
         self.bars.stop()

@@ -52,7 +52,7 @@ def status_text(report: dict[str, Any]) -> str:
 
 def status_view(report: dict[str, Any]) -> Group:
     """A live view: one row per step with its status, attempts, duration and progress bar."""
-    table = Table(title=headline(report), title_justify="left", expand=False)
+    table = Table(title=Text(headline(report)), title_justify="left", expand=False)
     for column in ("step", "status", "attempts", "took", "progress", ""):
         table.add_column(column)
     for step in report["steps"]:
@@ -62,12 +62,12 @@ def status_view(report: dict[str, Any]) -> Group:
             completed = progress["total"] if step["status"] == "done" else progress["completed"]
             bar = ProgressBar(total=progress["total"], completed=completed, width=24)
         table.add_row(
-            step["step"],
+            Text(step["step"]),
             Text(step["status"], style=COLOURS.get(step["status"], "")),
             str(step["attempts"]),
             human_seconds(step["seconds"]) if step["seconds"] is not None else "",
             bar,
-            progress_text(progress) if step["status"] == "acting" else "",
+            Text(progress_text(progress) if step["status"] == "acting" else ""),
         )
     events = Text(
         "\n".join(f"{e['kind']:<14} {e['step'] or '':<28} {e['message']}" for e in report["last_events"][-5:])
