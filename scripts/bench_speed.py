@@ -436,6 +436,8 @@ def run_once(bed: Bed, contender: str, round_number: int) -> RunResult:
         result.ok = True
     except (ContenderFailed, EsError) as exc:
         result.error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - one broken run is reported, the others still run
+        result.error = f"{type(exc).__name__}: {exc}"
     finally:
         clean_up(bed, run_id, failed=not result.ok)
     return result
