@@ -42,11 +42,19 @@ class TestBed:
     oss: OssServer
     key_id: str
     secret: str
-    groups: list[int] = field(default_factory=list)
+    groups: dict[str, int] = field(default_factory=dict)
+    layouts: dict[str, nodes.NodeLayout] = field(default_factory=dict)
+    owner: tuple[int, int] | None = None
 
     @property
     def bucket_dir(self) -> Path:
         return self.folder / "buckets" / BUCKET
+
+    def restart(self, alias: str) -> None:
+        """Stop one node (SIGTERM, then SIGKILL) and start it again on the same data; wait for green."""
+        stop_group(self.groups[alias], grace_s=20)
+        self.groups[alias] = nodes.start(self.layouts[alias], self.owner)
+        nodes.wait_all_green({alias: self.layouts[alias]}, {alias: self.groups[alias]}, timeout_s=300)
 
     def client(self, alias: str) -> EsClient:
         return EsClient(self.urls[alias], label=alias, timeout_s=60)
@@ -99,6 +107,9 @@ def testbed() -> Iterator[TestBed]:
     owner = run_as()
     hand_over(folder / "buckets", owner)
     taken: set[int] = set()
+    # Ports from a per-session base: a node binds its port seconds after start, so two sessions
+    # picking "the first free port" at once would collide.
+    port_base = 20000 + (os.getpid() % 500) * 40
     layouts, groups = {}, {}
     for number, (alias, version) in enumerate(TESTBED_VERSIONS.items()):
         dist = resolve_version(version)
@@ -107,12 +118,13 @@ def testbed() -> Iterator[TestBed]:
             dist=dist,
             home=unpack(dist, TESTS_ROOT / "dist"),  # unpacked once, kept across sessions
             folder=folder / f"node-{alias}",
-            http_port=pick_port(19400 + number * 10, taken),
-            transport_port=pick_port(19500 + number * 10, taken),
+            http_port=pick_port(port_base + number * 2, taken),
+            transport_port=pick_port(port_base + 10 + number * 2, taken),
             repo_paths=[folder / "buckets"],
         )
     key_id, secret = f"testbed{secrets.token_hex(6)}", secrets.token_urlsafe(18)
     server = OssServer(folder / "buckets", [BucketConfig(BUCKET, region=REGION)], key_id, secret)
+    bed: TestBed | None = None
     try:
         for alias, layout in layouts.items():
             groups[alias] = nodes.start(layout, owner)
@@ -125,11 +137,13 @@ def testbed() -> Iterator[TestBed]:
             oss=server,
             key_id=key_id,
             secret=secret,
-            groups=list(groups.values()),
+            groups=groups,
+            layouts=layouts,
+            owner=owner,
         )
         yield bed
     finally:
         server.stop()
-        for pgid in groups.values():
+        for pgid in (bed.groups if bed else groups).values():
             stop_group(pgid)
         shutil.rmtree(folder, ignore_errors=True)

@@ -177,7 +177,7 @@ def test_kill_during_snapshot_and_recovery_then_resume(seeded, tmp_path):
         snapshot={"indices": [BIG_INDEX, "orders"]},
         restore={"rename_pattern": "(.+)", "rename_replacement": "kill-$1"},
     )
-    _throttle(plan)
+    throttle(plan)
     state_file = plan.with_name("plan.state.db")
 
     first = background(seeded, "apply", str(plan), "--yes", "--poll", "0.5")
@@ -216,7 +216,7 @@ def test_cancel_during_snapshot_leaves_no_snapshot(seeded, tmp_path):
         snapshot={"indices": [BIG_INDEX]},
         restore={"rename_pattern": "(.+)", "rename_replacement": "cancel-$1"},
     )
-    _throttle(plan, snapshot="100kb")
+    throttle(plan, snapshot="100kb")
     state_file = plan.with_name("plan.state.db")
     running = background(seeded, "apply", str(plan), "--yes", "--poll", "0.5")
     wait_for_checkpoint(state_file, snapshot_waiting)
@@ -232,7 +232,7 @@ def test_cancel_during_snapshot_leaves_no_snapshot(seeded, tmp_path):
     assert '"status": "cancelled"' in status.stdout
 
 
-def _throttle(plan: Path, snapshot: str = "400kb", restore: str = "400kb") -> None:
+def throttle(plan: Path, snapshot: str = "400kb", restore: str = "400kb") -> None:
     document = yaml.safe_load(plan.read_text())
     document["repository"]["settings"]["max_snapshot_bytes_per_sec"] = snapshot
     document["repository"]["destination_settings"] = {"max_restore_bytes_per_sec": restore}
@@ -282,7 +282,7 @@ def test_second_apply_is_refused_while_the_first_holds_the_lock_and_a_changed_pl
         snapshot={"indices": [BIG_INDEX]},
         restore={"rename_pattern": "(.+)", "rename_replacement": "locked-$1"},
     )
-    _throttle(plan, snapshot="200kb")
+    throttle(plan, snapshot="200kb")
     state_file = plan.with_name("plan.state.db")
     first = background(seeded, "apply", str(plan), "--yes", "--poll", "0.5")
     try:

@@ -7,6 +7,7 @@ very set of objects the OSS server serves), a 512 MB heap and loopback ports.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import threading
 import time
@@ -46,7 +47,8 @@ class NodeLayout:
 
     @property
     def cluster_name(self) -> str:
-        return f"migrator-{self.role}"
+        """Unique per sandbox folder, so a node of another sandbox on the same port is never taken for ours."""
+        return f"migrator-{self.role}-{hashlib.sha1(str(self.folder).encode()).hexdigest()[:6]}"
 
 
 def settings(layout: NodeLayout) -> dict[str, str]:
@@ -119,6 +121,14 @@ def wait_green(layout: NodeLayout, pid: int, timeout_s: float = 240.0) -> None:
                 raise SandboxError(failure(layout, "the process exited during start-up"))
             try:
                 health = client.health(wait_for_status="green", timeout="2s")
+                if health.get("cluster_name") != layout.cluster_name:
+                    raise SandboxError(
+                        failure(
+                            layout,
+                            f"port {layout.http_port} is answered by another cluster "
+                            f"({health.get('cluster_name')}); stop it or start again to get another port",
+                        )
+                    )
                 if health.get("status") == "green":
                     return
             except EsError:

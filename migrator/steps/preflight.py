@@ -6,6 +6,7 @@ indices, disk); this step re-reads the live clusters right before anything chang
 
 from __future__ import annotations
 
+from migrator.clients.es import build_path
 from migrator.planner import version_rule
 from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
 
@@ -22,15 +23,19 @@ def plugin_for(repository_type: str) -> str | None:
 
 
 class Preflight(Step):
+    """Read-only checks of the live clusters."""
+
     kind = "preflight"
     title = "Check both clusters before anything changes"
     waits_for = "nothing: read-only checks"
 
     def describe(self) -> list[ConsoleRequest]:
         return [
-            ConsoleRequest(side, "GET", path)
-            for side in ("source", "destination")
-            for path in ("_nodes/_all/version", "_cluster/health", "_nodes/plugins")
+            ConsoleRequest("source", "GET", "_nodes/_all/version"),
+            ConsoleRequest("source", "GET", "_cluster/health?level=indices"),
+            ConsoleRequest("source", "GET", "_nodes/plugins"),
+            ConsoleRequest("destination", "GET", "_nodes/_all/version"),
+            ConsoleRequest("destination", "GET", "_nodes/plugins"),
         ]
 
     def observe(self) -> Observation:
@@ -38,9 +43,8 @@ class Preflight(Step):
         versions = {}
         for side, client in (("source", self.ctx.source), ("destination", self.ctx.destination)):
             versions[side] = str(client.version())
-            health = client.health().get("status")
-            if health == "red":
-                problems.append(f"the {side} cluster is red; fix its unassigned shards first")
+            if side == "source":
+                problems.extend(self._red_sources())
             wanted = plugin_for(self.ctx.spec.repository.type)
             if wanted:
                 nodes = client.get("/_nodes/plugins?filter_path=nodes.*.plugins.name,nodes.*.modules.name")
@@ -57,3 +61,16 @@ class Preflight(Step):
         if problems:
             raise StepFailed("preflight: " + "; ".join(problems))
         return Observation(True, summary=f"source {versions['source']}, destination {versions['destination']}")
+
+    def _red_sources(self) -> list[str]:
+        """Selected source indices with unassigned primaries: their snapshot would fail."""
+        health = self.ctx.source.get(build_path("_cluster", "health", params={"level": "indices"}))
+        selected = {move.source for move in self.ctx.plan.moves}
+        red = sorted(name for name, index in health.get("indices", {}).items() if index.get("status") == "red")
+        blocking = [name for name in red if name in selected]
+        if not blocking or self.ctx.spec.snapshot.partial:
+            return []
+        return [
+            f"source index {', '.join(blocking)} has unassigned primary shards (red): its snapshot would fail; "
+            "fix its allocation (GET _cluster/allocation/explain) or set snapshot.partial: true"
+        ]
