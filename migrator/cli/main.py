@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.live import Live
@@ -217,11 +216,9 @@ def run(
                 return True
             typer.secho(f"\nnext step: {step.id}: {step.title}", bold=True)
             typer.echo(textwrap.indent(migration.redactor.text(step_text(step)), "  "))
-            answer = typer.prompt(
-                "Send these requests? [y]es, [n]o: stop here, [a]ll: the rest without asking",
-                type=click.Choice(["y", "n", "a"]),
-                show_choices=False,
-            )
+            question = "Send these requests? [y]es, [n]o: stop here, [a]ll: the rest without asking"
+            while (answer := typer.prompt(question).strip().lower()[:1]) not in ("y", "n", "a"):
+                typer.echo("answer y, n or a")
             ask_each[0] = answer != "a"
             return answer != "n"
 
