@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from migrator.clients.es import build_path
-from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
+from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepFailed
 
 
 class FollowRecovery(Step):
@@ -17,7 +17,8 @@ class FollowRecovery(Step):
         return [ConsoleRequest("destination", "GET", f"{self.params['target']}/_recovery")]
 
     def checks(self) -> list[ConsoleRequest]:
-        return [ConsoleRequest("destination", "GET", f"_cluster/health/{self.params['target']}?timeout=0s")]
+        path = f"_cluster/health/{self.params['target']}?wait_for_status=yellow&timeout=10s"
+        return [ConsoleRequest("destination", "GET", path)]
 
     def _progress(self) -> tuple[bool, int, int, str]:
         target = self.params["target"]
@@ -28,19 +29,30 @@ class FollowRecovery(Step):
         recovered = sum(s.get("index", {}).get("size", {}).get("recovered_in_bytes", 0) for s in shards)
         total = sum(s.get("index", {}).get("size", {}).get("total_in_bytes", 0) for s in shards)
         all_done = bool(shards) and all(s.get("stage") == "DONE" for s in shards if s.get("primary", True))
-        health = self.ctx.destination.get(build_path("_cluster", "health", target, params={"timeout": "0s"}))
-        active = health.get("status") in ("green", "yellow")
         stages = ",".join(sorted({str(s.get("stage")) for s in shards})) or "-"
-        return all_done and active, recovered, total, stages
+        return all_done and self._active("0s"), recovered, total, stages
+
+    def _active(self, timeout: str) -> bool:
+        """Primaries active (green or yellow); with a timeout, a long poll that returns as soon as they are."""
+        path = build_path(
+            "_cluster", "health", self.params["target"], params={"wait_for_status": "yellow", "timeout": timeout}
+        )
+        _, health = self.ctx.destination.request("GET", path, ok=(200, 408), timeout_s=self.ctx.poll_s * 10 + 30)
+        return health.get("status") in ("green", "yellow")
 
     def observe(self) -> Observation:
         done, recovered, total, stages = self._progress()
         return Observation(done, in_progress=not done, summary=f"{recovered}/{total} bytes, stages {stages}")
 
     def wait(self) -> dict[str, Any]:
+        """One progress read, then a long poll of the index's health for a few poll periods: few requests,
+        and the end of the recovery is seen the moment it happens."""
+        long_poll = f"{max(1, round(self.ctx.poll_s * 5))}s"
         while True:
             done, recovered, total, stages = self._progress()
             self.ctx.progress.update(self.id, recovered, total, "bytes", f"stage {stages}")
             if done:
                 return {"bytes": total}
-            self.ctx.sleep()
+            if self.ctx.cancel_requested():
+                raise Cancelled("cancel requested")
+            self._active(long_poll)
