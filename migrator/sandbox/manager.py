@@ -107,6 +107,8 @@ class Sandbox:
             self.down()
         source_dist = resolve_version(source_version or DEFAULT_SOURCE_VERSION)
         destination_dist = resolve_version(destination_version or DEFAULT_DESTINATION_VERSION)
+        for role, dist in (("source", source_dist), ("destination", destination_dist)):
+            self._check_data_version(role, dist.version)
         self.folder.mkdir(parents=True, exist_ok=True)
         os.chmod(self.folder, 0o755)
         owner = run_as()
@@ -162,6 +164,18 @@ class Sandbox:
         self._write_private(self.env_path, f"{KEY_ID_VAR}={key_id}\n{SECRET_VAR}={secret}\n")
         self.plan_path.write_text(sandbox_plan(document, self.env_path.name))
         return document, True
+
+    def _check_data_version(self, role: str, version: str) -> None:
+        """A cluster's data folder cannot go back to an older version (nor skip one): refuse, naming the fix."""
+        marker = self.folder / role / "es-version"
+        if marker.is_file() and marker.read_text().strip() != version:
+            written = marker.read_text().strip()
+            raise SandboxError(
+                f"{self.folder / role} holds the data of Elasticsearch {written}, not {version}; "
+                f"use another --dir for {version}, or delete {self.folder / role} to start that cluster afresh"
+            )
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(version)
 
     def _credentials(self) -> tuple[str, str]:
         """The sandbox's OSS key pair: kept across restarts of the same folder."""

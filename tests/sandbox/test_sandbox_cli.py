@@ -104,3 +104,13 @@ def test_sandbox_up_seed_snapshot_through_oss_and_down():
     assert "source" in stopped.stdout and "oss" in stopped.stdout
     assert leftovers == []
     assert migrator("sandbox", "status", "--dir", str(folder), check=False).returncode == 3
+
+
+def test_a_folder_with_data_of_another_version_is_refused(tmp_path):
+    folder = tmp_path / "sandbox"
+    (folder / "source").mkdir(parents=True)
+    (folder / "source" / "es-version").write_text("8.19.21")
+    result = migrator("sandbox", "up", "--source-version", "7.17", "--dir", str(folder), check=False)
+    assert result.returncode == 1
+    assert "holds the data of Elasticsearch 8.19.21, not 7.17.29" in result.stderr
+    assert "use another --dir" in result.stderr
