@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from migrator.clients.es import EsClient, EsError, build_path
+from migrator.clients.es import EsClient, EsError, Request, build_path
 
 
 @dataclass(frozen=True)
@@ -108,4 +108,12 @@ def discover_cluster(client: EsClient) -> ClusterFacts:
 
 
 def discover(source: EsClient, destination: EsClient) -> Facts:
-    return Facts(discover_cluster(source), discover_cluster(destination))
+    facts = []
+    for client in (source, destination):
+        try:
+            facts.append(discover_cluster(client))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise EsError(
+                client.label, Request("GET", client.url), 200, f"an answer did not have the expected shape ({exc!r})"
+            ) from exc
+    return Facts(*facts)

@@ -177,13 +177,16 @@ class EsClient:
                 None,
                 f"{self.url} unreachable ({exc.message}); check the URL and that the cluster runs",
             ) from exc
-        except TransportError as exc:
+        except (TransportError, ValueError) as exc:  # ValueError: an answer that does not parse
             self._notify(request, NO_ANSWER)
-            raise EsError(self.label, request, None, str(exc)) from exc
+            raise EsError(self.label, request, None, f"unusable answer: {exc}") from exc
         status = response.meta.status
         self._notify(request, status)
         if status not in ok:
             raise EsError(self.label, request, status, error_reason(response.body))
+        if method != "HEAD" and not isinstance(response.body, dict | list):
+            sample = str(response.body)[:120].replace("\n", " ")
+            raise EsError(self.label, request, status, f"the answer is not JSON ({sample!r}): is this Elasticsearch?")
         return status, response.body
 
     def get(self, path: str, *, ok: tuple[int, ...] = (200,)) -> Any:
