@@ -315,11 +315,11 @@ def plan_changes(saved: MigrationPlan, fresh: MigrationPlan) -> list[str]:
     for name in sorted(after_moves.keys() - before_moves.keys()):
         changes.append(f"{name} would now be migrated too (as {after_moves[name].target})")
     for name in sorted(before_moves.keys() & after_moves.keys()):
-        before, after = before_moves[name], after_moves[name]
-        if before.target != after.target:
-            changes.append(f"{name} would be restored as {after.target}, not {before.target}")
-        if before.primary_shards != after.primary_shards:
-            changes.append(f"{name} has {after.primary_shards} primary shards now, not {before.primary_shards}")
+        old, new = before_moves[name], after_moves[name]
+        if old.target != new.target:
+            changes.append(f"{name} would be restored as {new.target}, not {old.target}")
+        if old.primary_shards != new.primary_shards:
+            changes.append(f"{name} has {new.primary_shards} primary shards now, not {old.primary_shards}")
     changes.extend(f"refused now: {p.field}: {p.message}" for p in fresh.problems)
     if not changes and set(saved.graph.edges) != set(fresh.graph.edges):
         changes.append("the steps of the plan changed")
