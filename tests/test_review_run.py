@@ -6,12 +6,17 @@ from __future__ import annotations
 import io
 import json
 import stat
+import threading
+import time
 from datetime import UTC, datetime
 
 import networkx as nx
 import pytest
 from rich.console import Console
+from typer.testing import CliRunner
 
+from migrator.cli.main import app
+from migrator.clients.es import Request
 from migrator.discovery import ClusterFacts, Facts, IndexFacts
 from migrator.executor import RequestLog
 from migrator.migration import (
@@ -99,8 +104,6 @@ def test_events_are_mirrored_to_a_private_json_lines_file(tmp_path):
     state = JournaledState(tmp_path / "plan.state.db")
     state.begin_run()
     log = RequestLog(state, Redactor(["hunter2-secret"]))
-    from migrator.clients.es import Request
-
     log("source", Request("PUT", "/_snapshot/r", {"settings": {"token": "hunter2-secret"}}), None)
     log("source", Request("PUT", "/_snapshot/r"), 200)
     state.close()
@@ -161,3 +164,28 @@ def test_status_and_report_from_the_state_file(tmp_path):
     console.print(status_view(current))
     shown = console.export_text()
     assert "recovery[a]" in shown and "4.0 KB" not in shown  # progress is shown while a step acts only
+
+
+def test_status_watch_follows_the_run_until_it_ends(tmp_path):
+    plan_file = tmp_path / "plan.yaml"
+    plan_file.write_text(PLAN)
+    state = JournaledState(tmp_path / "plan.state.db")
+    state.acquire_lock("apply of plan.yaml")
+    record_run(state, unit_plan(), datetime(2026, 1, 2, tzinfo=UTC), Redactor([]))
+    state.set_meta(status="running")
+    state.checkpoint("preflight", "acting")
+
+    def finish() -> None:
+        time.sleep(1.0)
+        state.checkpoint("preflight", "done")
+        state.set_meta(status="failed")
+        state.release_lock()
+
+    worker = threading.Thread(target=finish)
+    worker.start()
+    started = time.monotonic()
+    result = CliRunner().invoke(app, ["status", str(plan_file), "--watch", "--interval", "0.2"])
+    worker.join()
+    state.close()
+    assert time.monotonic() - started >= 1.0 and result.exit_code == 1, result.output
+    assert "preflight" in result.output and "failed" in result.output
