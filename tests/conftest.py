@@ -7,6 +7,7 @@ repository that the OSS server serves to oss2 as a bucket.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -18,11 +19,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from migrator.clients.es import EsClient
+from migrator.clients.es import EsClient, build_path
 from migrator.sandbox import nodes
 from migrator.sandbox.distributions import KNOWN_VERSIONS, resolve_version, unpack
 from migrator.sandbox.oss_server import BucketConfig, OssServer
 from migrator.sandbox.processes import hand_over, pick_port, run_as, stop_group
+from migrator.sandbox.seed_data import seed_cluster
+from tests.helpers import BIG_INDEX
 
 BUCKET = "migrator-tests"
 REGION = "oss-cn-hangzhou"
@@ -147,3 +150,23 @@ def testbed() -> Iterator[TestBed]:
         for pgid in (bed.groups if bed else groups).values():
             stop_group(pgid)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def seeded(testbed):
+    """Example indices on every cluster that serves as a source, plus one bigger index on 7.17."""
+    for alias in ("7.10", "7.17", "8"):
+        client = testbed.client(alias)
+        seed_cluster(client, 400)
+        client.close()
+    client = testbed.client("7.17")
+    client.request("PUT", build_path(BIG_INDEX), {"settings": {"number_of_shards": 2, "number_of_replicas": 0}})
+    for start in range(0, 40_000, 5000):
+        lines = []
+        for number in range(start, start + 5000):
+            lines.append(json.dumps({"index": {"_index": BIG_INDEX, "_id": str(number)}}))
+            lines.append(json.dumps({"n": number, "text": f"event {number} " + "payload " * 20 + str(number * 7919)}))
+        client.request("POST", "/_bulk", ("\n".join(lines) + "\n").encode(), timeout_s=120)
+    client.request("POST", build_path(BIG_INDEX, "_refresh"))
+    client.close()
+    return testbed

@@ -5,78 +5,25 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from migrator.clients.es import build_path
-from migrator.sandbox.seed_data import seed_cluster
 from migrator.state import StateStore
+from tests.helpers import (
+    BIG_INDEX,
+    background,
+    cli,
+    counts,
+    repository_of,
+    request_events,
+    snapshot_waiting,
+    throttle,
+    wait_for_checkpoint,
+)
 
 pytestmark = pytest.mark.cluster
-BIG_INDEX = "big-events"
-
-
-def cli(bed, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **bed.environment()}
-    result = subprocess.run(
-        [sys.executable, "-m", "migrator", *args], capture_output=True, text=True, env=env, timeout=timeout
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"migrator {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def background(bed, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, **bed.environment()}
-    return subprocess.Popen(
-        [sys.executable, "-m", "migrator", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    )
-
-
-@pytest.fixture(scope="session")
-def seeded(testbed):
-    """Example indices on every cluster that serves as a source, plus one bigger index on 7.17."""
-    for alias in ("7.10", "7.17", "8"):
-        client = testbed.client(alias)
-        seed_cluster(client, 400)
-        client.close()
-    client = testbed.client("7.17")
-    client.request("PUT", build_path(BIG_INDEX), {"settings": {"number_of_shards": 2, "number_of_replicas": 0}})
-    for start in range(0, 40_000, 5000):
-        lines = []
-        for number in range(start, start + 5000):
-            lines.append(json.dumps({"index": {"_index": BIG_INDEX, "_id": str(number)}}))
-            lines.append(json.dumps({"n": number, "text": f"event {number} " + "payload " * 20 + str(number * 7919)}))
-        client.request("POST", "/_bulk", ("\n".join(lines) + "\n").encode(), timeout_s=120)
-    client.request("POST", build_path(BIG_INDEX, "_refresh"))
-    client.close()
-    return testbed
-
-
-def repository_of(plan: Path) -> str:
-    return yaml.safe_load(plan.read_text())["repository"]["name"]
-
-
-def counts(bed, alias: str, pattern: str) -> dict[str, int]:
-    client = bed.client(alias)
-    try:
-        rows = client.indices(pattern)
-        return {row["index"]: client.doc_count(row["index"]) for row in rows}
-    finally:
-        client.close()
-
-
-def request_events(plan: Path, run: int | None = None) -> list:
-    store = StateStore(plan.with_name("plan.state.db"))
-    try:
-        return [event for event in store.events(kind="request", run=run)]
-    finally:
-        store.close()
 
 
 @pytest.mark.parametrize(
@@ -150,24 +97,6 @@ def test_colliding_renames_are_refused_with_exit_2(seeded, tmp_path):
     assert "restore.rename_pattern" in result.stderr and "'same'" in result.stderr
 
 
-def snapshot_waiting(checkpoints) -> bool:
-    return bool(checkpoints.get("snapshot.wait")) and checkpoints["snapshot.wait"].status == "acting"
-
-
-def wait_for_checkpoint(state_file: Path, predicate, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if state_file.exists():
-            store = StateStore(state_file)
-            try:
-                if predicate(store.checkpoints()):
-                    return
-            finally:
-                store.close()
-        time.sleep(0.2)
-    raise AssertionError(f"checkpoint never reached in {state_file}")
-
-
 def test_kill_during_snapshot_and_recovery_then_resume(seeded, tmp_path):
     plan = seeded.write_plan(
         tmp_path,
@@ -230,13 +159,6 @@ def test_cancel_during_snapshot_leaves_no_snapshot(seeded, tmp_path):
     assert counts(seeded, "8", "cancel-*") == {}
     status = cli(seeded, "status", str(plan), "--json")
     assert '"status": "cancelled"' in status.stdout
-
-
-def throttle(plan: Path, snapshot: str = "400kb", restore: str = "400kb") -> None:
-    document = yaml.safe_load(plan.read_text())
-    document["repository"]["settings"]["max_snapshot_bytes_per_sec"] = snapshot
-    document["repository"]["destination_settings"] = {"max_restore_bytes_per_sec": restore}
-    plan.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
 def test_a_damaged_snapshot_stops_the_run_before_the_destination_is_touched(seeded, tmp_path):

@@ -8,12 +8,11 @@ import pytest
 
 from migrator.clients.es import build_path
 from migrator.sandbox.oss_server import Faults
-from tests.test_migration_e2e import (
+from tests.helpers import (
     BIG_INDEX,
     background,
     cli,
     counts,
-    seeded,  # noqa: F401 - the fixture
     throttle,
     wait_for_checkpoint,
 )
@@ -21,9 +20,12 @@ from tests.test_migration_e2e import (
 pytestmark = pytest.mark.cluster
 
 
-def test_oss_faults_during_verification_are_absorbed(seeded, tmp_path):  # noqa: F811
+def test_oss_faults_during_verification_are_absorbed(seeded, tmp_path):
     plan = seeded.write_plan(
-        tmp_path, "7.17", "8", name="ossfaults",
+        tmp_path,
+        "7.17",
+        "8",
+        name="ossfaults",
         snapshot={"indices": ["orders", "logs-2026.11.01"]},
         restore={"rename_pattern": "(.+)", "rename_replacement": "ossfaults-$1"},
     )
@@ -36,18 +38,26 @@ def test_oss_faults_during_verification_are_absorbed(seeded, tmp_path):  # noqa:
     assert sorted(counts(seeded, "8", "ossfaults-*")) == ["ossfaults-logs-2026.11.01", "ossfaults-orders"]
 
 
-def test_an_index_without_primaries_stops_the_snapshot_cleanly(seeded, tmp_path):  # noqa: F811
+def test_an_index_without_primaries_stops_the_snapshot_cleanly(seeded, tmp_path):
     source = seeded.client("7.17")
     index = "rel-unassigned"
     source.request(
         "PUT",
         build_path(index, params={"wait_for_active_shards": 0}),
-        {"settings": {"number_of_shards": 1, "number_of_replicas": 0,
-                      "index.routing.allocation.require._name": "nowhere"}},
+        {
+            "settings": {
+                "number_of_shards": 1,
+                "number_of_replicas": 0,
+                "index.routing.allocation.require._name": "nowhere",
+            }
+        },
     )
     try:
         plan = seeded.write_plan(
-            tmp_path, "7.17", "8", name="unassigned",
+            tmp_path,
+            "7.17",
+            "8",
+            name="unassigned",
             snapshot={"indices": [index]},
             restore={"rename_pattern": "(.+)", "rename_replacement": "unassigned-$1"},
         )
@@ -60,15 +70,21 @@ def test_an_index_without_primaries_stops_the_snapshot_cleanly(seeded, tmp_path)
     assert "migrator resume" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_a_snapshot_someone_else_runs_does_not_stop_ours(seeded, tmp_path):  # noqa: F811
+def test_a_snapshot_someone_else_runs_does_not_stop_ours(seeded, tmp_path):
     source = seeded.client("7.17")
     foreign = f"{seeded.bucket_dir}/foreign-{tmp_path.name}"
-    source.request("PUT", "/_snapshot/rel_foreign",
-                   {"type": "fs", "settings": {"location": foreign, "max_snapshot_bytes_per_sec": "300kb"}})
+    source.request(
+        "PUT",
+        "/_snapshot/rel_foreign",
+        {"type": "fs", "settings": {"location": foreign, "max_snapshot_bytes_per_sec": "300kb"}},
+    )
     source.request("PUT", "/_snapshot/rel_foreign/theirs", {"indices": BIG_INDEX})
     try:
         plan = seeded.write_plan(
-            tmp_path, "7.17", "8", name="foreign",
+            tmp_path,
+            "7.17",
+            "8",
+            name="foreign",
             snapshot={"indices": ["orders"]},
             restore={"rename_pattern": "(.+)", "rename_replacement": "foreign-$1"},
         )
@@ -83,9 +99,12 @@ def test_a_snapshot_someone_else_runs_does_not_stop_ours(seeded, tmp_path):  # n
         source.close()
 
 
-def test_destination_restarted_during_recovery(seeded, tmp_path):  # noqa: F811
+def test_destination_restarted_during_recovery(seeded, tmp_path):
     plan = seeded.write_plan(
-        tmp_path, "7.17", "8", name="restart",
+        tmp_path,
+        "7.17",
+        "8",
+        name="restart",
         snapshot={"indices": [BIG_INDEX]},
         restore={"rename_pattern": "(.+)", "rename_replacement": "restart-$1"},
     )
