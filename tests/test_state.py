@@ -36,12 +36,17 @@ def test_events_are_tagged_with_the_run(tmp_path):
 def test_a_live_holder_is_refused_and_named(tmp_path):
     path = tmp_path / "s.db"
     holder = subprocess.Popen(
-        [sys.executable, "-c", (
-            "import sys,time; from pathlib import Path; from migrator.state import StateStore;"
-            f"s=StateStore(Path({str(path)!r})); s.acquire_lock('apply by tester'); print('locked', flush=True);"
-            "time.sleep(60)"
-        )],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys,time; from pathlib import Path; from migrator.state import StateStore;"
+                f"s=StateStore(Path({str(path)!r})); s.acquire_lock('apply by tester'); print('locked', flush=True);"
+                "time.sleep(60)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
@@ -60,10 +65,14 @@ def test_a_live_holder_is_refused_and_named(tmp_path):
 def test_a_dead_holder_on_this_host_is_taken_over(tmp_path):
     path = tmp_path / "s.db"
     subprocess.run(
-        [sys.executable, "-c", (
-            "import os; from pathlib import Path; from migrator.state import StateStore;"
-            f"s=StateStore(Path({str(path)!r})); s.acquire_lock('killed run'); os._exit(9)"
-        )],
+        [
+            sys.executable,
+            "-c",
+            (
+                "import os; from pathlib import Path; from migrator.state import StateStore;"
+                f"s=StateStore(Path({str(path)!r})); s.acquire_lock('killed run'); os._exit(9)"
+            ),
+        ],
         check=False,
     )
     store = StateStore(path)
