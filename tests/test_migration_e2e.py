@@ -225,7 +225,9 @@ def test_second_apply_is_refused_while_the_first_holds_the_lock_and_a_changed_pl
     assert counts(seeded, "8", "locked-*") == {f"locked-{BIG_INDEX}": counts(seeded, "7.17", BIG_INDEX)[BIG_INDEX]}
 
 
-def test_secrets_never_reach_output_or_state(seeded, tmp_path):
+def test_secrets_never_reach_output_or_state(seeded, tmp_path, monkeypatch):
+    """A canary for every kind of secret: cluster password and API key, repository access key id, secret
+    and STS token, a secret extra setting, and the storage key pair."""
     plan = seeded.write_plan(
         tmp_path,
         "7.17",
@@ -234,25 +236,41 @@ def test_secrets_never_reach_output_or_state(seeded, tmp_path):
         snapshot={"indices": ["orders"]},
         restore={"rename_pattern": "(.+)", "rename_replacement": "secrets-$1"},
     )
+    canaries = {
+        "CANARY_PASSWORD": "canary-password-41d2",
+        "CANARY_API_KEY": "canary-apikey-88f0",
+        "CANARY_KEY_ID": "canary-keyid-1c9e",
+        "CANARY_KEY_SECRET": "canary-keysecret-7b3a",
+        "CANARY_TOKEN": "canary-ststoken-5e61",
+        "CANARY_SECRET": "canary-extra-9f27",
+    }
+    for name, value in canaries.items():
+        monkeypatch.setenv(name, value)
     document = yaml.safe_load(plan.read_text())
-    document["repository"]["settings"]["extra"] = {"canary_secret": "${CANARY_SECRET}"}
+    document["source"].update(username="elastic", password="${CANARY_PASSWORD}")
+    document["destination"]["api_key"] = "${CANARY_API_KEY}"
+    document["repository"]["settings"].update(
+        access_key_id="${CANARY_KEY_ID}",
+        secret_access_key="${CANARY_KEY_SECRET}",
+        security_token="${CANARY_TOKEN}",
+        extra={"canary_secret": "${CANARY_SECRET}"},
+    )
     plan.write_text(yaml.safe_dump(document, sort_keys=False))
-    canary = "canary-9f27c1d0e5"
-    os.environ["CANARY_SECRET"] = canary
-    try:
-        outputs = [
-            cli(seeded, "plan", str(plan)),
-            cli(seeded, "apply", str(plan), "--yes", "--poll", "0.5"),
-            cli(seeded, "apply", str(plan), "--yes"),
-            cli(seeded, "status", str(plan), "--json"),
-        ]
-    finally:
-        del os.environ["CANARY_SECRET"]
+    outputs = [
+        cli(seeded, "plan", str(plan)),
+        cli(seeded, "plan", str(plan), "--json"),
+        cli(seeded, "apply", str(plan), "--yes", "--poll", "0.5"),
+        cli(seeded, "apply", str(plan), "--yes"),
+        cli(seeded, "status", str(plan), "--json"),
+    ]
+    secrets = [*canaries.values(), seeded.secret]
     for result in outputs:
-        for secret in (canary, seeded.secret):
+        for secret in secrets:
             assert secret not in result.stdout and secret not in result.stderr
-    for path in tmp_path.iterdir():
-        if path.name.startswith("plan.state.db"):
-            data = path.read_bytes()
-            assert canary.encode() not in data and seeded.secret.encode() not in data
+    written = [path for path in tmp_path.iterdir() if path.name != "plan.yaml"]
+    assert any(path.name.startswith("plan.state.db") for path in written)
+    for path in written:
+        data = path.read_bytes()
+        for secret in secrets:
+            assert secret.encode() not in data, (secret, path)
     assert "******" in outputs[0].stdout
