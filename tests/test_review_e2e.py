@@ -23,8 +23,8 @@ from migrator.migration import describe_steps, open_migration
 from migrator.sandbox.seed_data import seed_cluster
 from migrator.state import StateStore
 from migrator.steps.base import StepFailed
+from tests.helpers import cli
 from tests.render.test_plan_formats import parse_dot, parse_mermaid
-from tests.test_migration_e2e import cli
 
 pytestmark = pytest.mark.cluster
 MUTATING = ("PUT", "POST", "DELETE")
