@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
+from migrator import failpoints
 from migrator.clients.es import EsError, Request
 from migrator.clients.storage import StorageError
 from migrator.redact import Redactor
@@ -191,19 +192,23 @@ class Executor:
         self.state.event("step.observe", observation.summary, step=step.id, data={"done": observation.done})
         if observation.done:
             self.state.checkpoint(step.id, "done", observation.detail)
+            failpoints.hit(step.id, "done")
             self.on_step(step.id, "done", observation.summary)
             return
         previous = self.state.get_checkpoint(step.id)
         self.state.checkpoint(step.id, "acting", observation.detail)
+        failpoints.hit(step.id, "acting")
         if observation.in_progress:
             self.on_step(step.id, "attach", f"already under way ({observation.summary}): following it")
         else:
             if previous is not None and previous.status == "acting":
                 self.state.event("step.reattempt", "acting before, nothing under way now: acting again", step=step.id)
             step.act()
+            failpoints.hit(step.id, "acted")
         detail = step.wait()
         after = step.observe()
         if not after.done:
             raise StepFailed(f"{step.id}: still not done after acting ({after.summary})", transient=True)
         self.state.checkpoint(step.id, "done", {**detail, **after.detail})
+        failpoints.hit(step.id, "done")
         self.on_step(step.id, "done", after.summary)

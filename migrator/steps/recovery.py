@@ -9,6 +9,7 @@ again from the snapshot. The same happens when the index vanished while we follo
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from migrator.clients.es import build_path
@@ -23,7 +24,7 @@ LIVE_REASONS = {"NEW_INDEX_RESTORED", "EXISTING_INDEX_RESTORED", "INDEX_CREATED"
 class FollowRecovery(Step):
     kind = "recovery"
     title = "Follow the recovery of the restored index"
-    waits_for = "every shard's recovery stage DONE (files and bytes recovered / total) and health green or yellow"
+    waits_for = "every primary shard STARTED (recovery: files and bytes recovered / total)"
 
     def describe(self) -> list[ConsoleRequest]:
         return [ConsoleRequest("destination", "GET", f"{self.params['target']}/_recovery")]
@@ -31,41 +32,37 @@ class FollowRecovery(Step):
     def checks(self) -> list[ConsoleRequest]:
         target = self.params["target"]
         return [
-            ConsoleRequest("destination", "GET", f"_cluster/health/{target}?wait_for_status=yellow&timeout=10s"),
+            ConsoleRequest("destination", "GET", f"_cluster/health/{target}?wait_for_no_initializing_shards=true"),
             ConsoleRequest("destination", "GET", f"_cat/shards/{target}"),
         ]
 
     def _progress(self, heal: bool = False) -> tuple[bool, int, int, str]:
-        """(done, bytes recovered, bytes total, stages); with `heal`, a lost restore is started again."""
+        """(done, bytes recovered, bytes total, stages); with `heal`, a lost restore is started again.
+
+        Done means every primary shard STARTED. Health alone cannot tell: Elasticsearch reports the
+        primaries of a freshly restored index as yellow while they are still initializing."""
         target = self.params["target"]
         status, body = self.ctx.destination.request("GET", build_path(target, "_recovery"), ok=(200, 404))
-        if status == 404 or (not (body.get(target) or {}).get("shards") and self._lost()):
+        path = build_path("_cat", "shards", target, params={"format": "json", "h": "prirep,state,ur"})
+        rows = [] if status == 404 else self.ctx.destination.get(path)
+        primaries = [row for row in rows if row.get("prirep") == "p"]
+        lost = any(row.get("state") == "UNASSIGNED" and row.get("ur") not in LIVE_REASONS for row in primaries)
+        if status == 404 or lost:
             if heal:
                 self._restore_again(missing=status == 404)
             return False, 0, 0, "restore lost"
         shards = (body.get(target) or {}).get("shards", [])
         recovered = sum(s.get("index", {}).get("size", {}).get("recovered_in_bytes", 0) for s in shards)
         total = sum(s.get("index", {}).get("size", {}).get("total_in_bytes", 0) for s in shards)
-        all_done = bool(shards) and all(s.get("stage") == "DONE" for s in shards if s.get("primary", True))
+        started = bool(primaries) and all(row.get("state") == "STARTED" for row in primaries)
         stages = ",".join(sorted({str(s.get("stage")) for s in shards})) or "-"
-        return all_done and self._active("0s"), recovered, total, stages
+        return started, recovered, total, stages
 
-    def _active(self, timeout: str) -> bool:
-        """Primaries active (green or yellow); with a timeout, a long poll that returns as soon as they are."""
-        path = build_path(
-            "_cluster", "health", self.params["target"], params={"wait_for_status": "yellow", "timeout": timeout}
-        )
-        _, health = self.ctx.destination.request("GET", path, ok=(200, 408), timeout_s=self.ctx.poll_s * 10 + 30)
-        return health.get("status") in ("green", "yellow")
-
-    def _lost(self) -> bool:
-        """Primaries unassigned for a reason other than the restore that is starting."""
-        path = build_path("_cat", "shards", self.params["target"], params={"format": "json", "h": "prirep,state,ur"})
-        rows = self.ctx.destination.get(path)
-        return any(
-            row.get("prirep") == "p" and row.get("state") == "UNASSIGNED" and row.get("ur") not in LIVE_REASONS
-            for row in rows
-        )
+    def _long_poll(self, timeout: str) -> None:
+        """Returns as soon as no shard of the index is initializing any more (or after `timeout`)."""
+        params = {"wait_for_no_initializing_shards": True, "timeout": timeout}
+        path = build_path("_cluster", "health", self.params["target"], params=params)
+        self.ctx.destination.request("GET", path, ok=(200, 408), timeout_s=self.ctx.poll_s * 10 + 30)
 
     def _restore_again(self, *, missing: bool) -> None:
         target = self.params["target"]
@@ -90,4 +87,7 @@ class FollowRecovery(Step):
                 return {"bytes": total}
             if self.ctx.cancel_requested():
                 raise Cancelled("cancel requested")
-            self._active(long_poll)
+            started = time.monotonic()
+            self._long_poll(long_poll)
+            if time.monotonic() - started < self.ctx.poll_s:  # nothing initializing yet: queued shards
+                self.ctx.sleep()
