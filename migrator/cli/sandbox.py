@@ -17,6 +17,7 @@ from migrator.sandbox.distributions import (
     DistributionError,
 )
 from migrator.sandbox.manager import Sandbox, default_dir
+from migrator.sandbox.oss_server import Faults
 from migrator.sandbox.processes import SandboxError
 
 app = typer.Typer(
@@ -105,3 +106,21 @@ def seed(
     except SandboxError as exc:
         raise fail(str(exc), ExitCode.NEEDS_ATTENTION) from None
     typer.echo(json.dumps(counts, indent=2))
+
+
+@app.command()
+def faults(
+    error_rate: Annotated[float, typer.Option(min=0, max=1, help="Fraction of requests answered 503.")] = 0.0,
+    latency_ms: Annotated[int, typer.Option(min=0, help="Delay added to every request.")] = 0,
+    truncate_rate: Annotated[float, typer.Option(min=0, max=1, help="Fraction of GET bodies cut short.")] = 0.0,
+    error_key: Annotated[list[str] | None, typer.Option(help="Keys containing this always get 500.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the fault dice, for repeatable runs.")] = None,
+    folder: DirOption = None,
+) -> None:
+    """Inject faults into the running OSS server (no option: remove them), to rehearse a flaky bucket."""
+    wanted = Faults(error_rate, latency_ms, truncate_rate, list(error_key or []), seed)
+    try:
+        current = _sandbox(folder).set_faults(wanted)
+    except SandboxError as exc:
+        raise fail(str(exc), ExitCode.NEEDS_ATTENTION) from None
+    typer.echo(json.dumps(current, indent=2))

@@ -13,6 +13,7 @@ import os
 import secrets
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from migrator.sandbox.distributions import (
     resolve_version,
     unpack,
 )
+from migrator.sandbox.oss_server import Faults
 from migrator.sandbox.processes import (
     SandboxError,
     group_alive,
@@ -253,6 +255,20 @@ class Sandbox:
         if self.processes_path.exists():
             self.processes_path.unlink()
         return stopped
+
+    def set_faults(self, faults: Faults) -> dict[str, object]:
+        """Change the running OSS server's injected faults (its admin endpoint); returns them as set."""
+        entry = self.processes().get("oss")
+        if entry is None or not group_alive(entry["pgid"]):
+            raise SandboxError("the sandbox's OSS server is not running; start it with `migrator sandbox up`")
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{entry['port']}/-/faults",
+            data=json.dumps(faults.to_json()).encode(),
+            method="PUT",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.loads(answer.read())
 
     def seed(self, docs: int) -> dict[str, int]:
         document = self.document()

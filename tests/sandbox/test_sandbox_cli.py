@@ -90,6 +90,14 @@ def test_sandbox_up_seed_snapshot_through_oss_and_down():
         assert any(key.startswith("snap-") and key.endswith(".dat") for key in keys), keys
         assert any(key.startswith("indices/") and "/0/" in key for key in keys), keys
 
+        faulty = json.loads(migrator("sandbox", "faults", "--error-rate", "1", "--dir", str(folder)).stdout)
+        assert faulty["error_rate"] == 1.0
+        with pytest.raises(oss2.exceptions.ServerError) as refused:
+            bucket.get_bucket_info()
+        assert refused.value.status == 503
+        migrator("sandbox", "faults", "--dir", str(folder))
+        assert bucket.get_bucket_info().name == oss["bucket"]
+
         read_only = {"type": "fs", "settings": {**document["repository"]["settings"], "readonly": True}}
         destination.request("PUT", "/_snapshot/cli_test", read_only)
         listed = destination.get("/_snapshot/cli_test/_all")["snapshots"]
