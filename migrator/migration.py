@@ -651,6 +651,19 @@ def _durations(state: StateStore) -> dict[str, float]:
     return {e.step: float((e.data or {}).get("seconds", 0.0)) for e in state.events(kind="step.done") if e.step}
 
 
+def run_summary(state: StateStore) -> dict[str, Any]:
+    """What status and report both say of the run: plan, hash, status, snapshot, repository, start, runs."""
+    return {
+        "plan": state.get_meta("plan_name"),
+        "plan_hash": state.get_meta("plan_hash"),
+        "status": state.get_meta("status", "never run"),
+        "snapshot": state.get_meta("snapshot"),
+        "repository": state.get_meta("repository"),
+        "started": state.get_meta("started"),
+        "runs": state.run,
+    }
+
+
 def status(state_path: Path) -> dict[str, Any]:
     """What the state file says: the run, each step (with progress and duration), the lock, the last events."""
     state = _open_existing(state_path)
@@ -677,13 +690,7 @@ def status(state_path: Path) -> dict[str, Any]:
         return {
             "state_file": str(state_path),
             "event_log": str(event_log_path(state_path)),
-            "plan": state.get_meta("plan_name"),
-            "plan_hash": state.get_meta("plan_hash"),
-            "status": state.get_meta("status", "never run"),
-            "snapshot": state.get_meta("snapshot"),
-            "repository": state.get_meta("repository"),
-            "started": state.get_meta("started"),
-            "runs": state.run,
+            **run_summary(state),
             "lock": lock,
             "live": lock is not None and time.time() - lock["heartbeat"] < STALE_AFTER_S,
             "steps": steps,
@@ -742,13 +749,7 @@ def report(state_path: Path) -> dict[str, Any]:
             for node in state.get_json("nodes") or sorted(checkpoints)
         ]
         return {
-            "plan": state.get_meta("plan_name"),
-            "plan_hash": state.get_meta("plan_hash"),
-            "status": state.get_meta("status", "never run"),
-            "snapshot": state.get_meta("snapshot"),
-            "repository": state.get_meta("repository"),
-            "started": state.get_meta("started"),
-            "runs": state.run,
+            **run_summary(state),
             "estimate": state.get_json("estimate"),
             "indices": indices,
             "totals": {
