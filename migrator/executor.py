@@ -25,7 +25,7 @@ from migrator.clients.storage import StorageError
 from migrator.redact import Redactor
 from migrator.state import StateStore
 from migrator.steps import STEP_KINDS
-from migrator.steps.base import Cancelled, Step, StepContext, StepFailed
+from migrator.steps.base import Cancelled, Observation, Step, StepContext, StepFailed
 
 STEP_RETRIES = 3
 MUTATING = ("PUT", "POST", "DELETE")
@@ -112,6 +112,8 @@ class Executor:
         result = RunResult()
         checkpoints = self.state.checkpoints()
         finished = {node for node, cp in checkpoints.items() if cp.status == "done" and node in self.graph}
+        if finished != set(self.graph):
+            finished -= self._undone_behind_our_back(finished)
         result.skipped.extend(sorted(finished))
         for node in nx.topological_sort(self.graph):
             if node in finished:
@@ -150,6 +152,25 @@ class Executor:
                         self._stop.set()
         result.not_run = [node for node in nx.topological_sort(self.graph) if node not in finished]
         return result
+
+    def _undone_behind_our_back(self, finished: set[str]) -> set[str]:
+        """Done steps of an unfinished run whose work is gone now (observed again), with what follows them."""
+        redo: set[str] = set()
+        for node in nx.topological_sort(self.graph):
+            step = self.steps[node]
+            if node not in finished or node in redo or not step.recheck:
+                continue
+            self.request_log.current.step = node
+            try:
+                observation = step.observe()
+            except Exception as exc:  # noqa: BLE001 - the step runs again and reports it properly
+                observation = Observation(False, summary=self.redactor.text(str(exc)))
+            if not observation.done:
+                message = f"done before, but not any more ({observation.summary}): doing it again"
+                self.state.event("step.recheck", message, step=node)
+                self.on_step(node, "recheck", message)
+                redo |= {node} | nx.descendants(self.graph, node)
+        return redo
 
     def _ready(self, finished: set[str], running: set[str], result: RunResult) -> list[str]:
         return [

@@ -119,6 +119,9 @@ class Step(ABC):
     kind: ClassVar[str]
     title: ClassVar[str]
     waits_for: ClassVar[str] = ""
+    # Observed again when an unfinished run continues, even if its checkpoint says done: what it made
+    # (a repository registration) can be undone behind our back, and everything after it depends on it.
+    recheck: ClassVar[bool] = False
 
     def __init__(self, node_id: str, params: dict[str, Any], ctx: StepContext) -> None:
         self.id = node_id

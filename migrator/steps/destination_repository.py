@@ -15,6 +15,7 @@ from migrator.steps.source_repository import registration, repository_body, same
 
 class RegisterDestinationRepository(Step):
     kind = "repository.destination"
+    recheck = True
     title = "Register the repository on the destination (read-only)"
     waits_for = "the repository verification (read-only: every node can read it)"
 

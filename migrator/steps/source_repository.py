@@ -54,6 +54,7 @@ def registration(client: EsClient, name: str) -> dict[str, Any] | None:
 
 class RegisterSourceRepository(Step):
     kind = "repository.source"
+    recheck = True
     title = "Register the snapshot repository on the source"
     waits_for = "the repository verification (every node can write to it)"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pytest
@@ -13,6 +15,7 @@ from tests.helpers import (
     background,
     cli,
     counts,
+    repository_of,
     throttle,
     wait_for_checkpoint,
 )
@@ -119,3 +122,27 @@ def test_destination_restarted_during_recovery(seeded, tmp_path):
     output, _ = running.communicate(timeout=600)
     assert running.returncode == 0, output
     assert counts(seeded, "8", "restart-*") == {f"restart-{BIG_INDEX}": counts(seeded, "7.17", BIG_INDEX)[BIG_INDEX]}
+
+
+def test_a_destination_repository_unregistered_between_runs_is_registered_again(seeded, tmp_path):
+    plan = seeded.write_plan(
+        tmp_path,
+        "7.17",
+        "8",
+        name="unregistered",
+        snapshot={"indices": ["orders"]},
+        restore={"rename_pattern": "(.+)", "rename_replacement": "unregistered-$1"},
+    )
+    os.environ["MIGRATOR_FAILPOINT"] = "restore[unregistered-orders]:acting"
+    try:
+        killed = cli(seeded, "apply", str(plan), "--yes", "--poll", "0.5", check=False)
+    finally:
+        del os.environ["MIGRATOR_FAILPOINT"]
+    assert killed.returncode == -signal.SIGKILL
+    destination = seeded.client("8")
+    destination.request("DELETE", f"/_snapshot/{repository_of(plan)}")
+    destination.close()
+
+    resumed = cli(seeded, "resume", str(plan), "--poll", "0.5")
+    assert "recheck" in resumed.stderr
+    assert counts(seeded, "8", "unregistered-*") == {"unregistered-orders": counts(seeded, "7.17", "orders")["orders"]}
