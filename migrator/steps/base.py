@@ -128,6 +128,11 @@ class Step(ABC):
         self.params = params
         self.ctx = ctx
 
+    @property
+    def snapshot(self) -> str:
+        """The snapshot this step works with: the node's own (the cutover's incremental one) or the run's."""
+        return str(self.params.get("snapshot") or self.ctx.snapshot)
+
     @abstractmethod
     def describe(self) -> list[ConsoleRequest]:
         """The requests `act` sends (secrets masked), for the dry run."""

@@ -67,7 +67,7 @@ class FollowRecovery(Step):
     def _restore_again(self, *, missing: bool) -> None:
         target = self.params["target"]
         why = "vanished during its recovery" if missing else "lost its restore (the destination restarted?)"
-        self.ctx.progress.message(self.id, f"{target} {why}: restoring it again from {self.ctx.snapshot}")
+        self.ctx.progress.message(self.id, f"{target} {why}: restoring it again from {self.snapshot}")
         if not missing:
             self.ctx.destination.request("DELETE", build_path(target), ok=(200, 404))
         Restore(restore_id(target), self.params, self.ctx).act()

@@ -57,7 +57,7 @@ class Restore(Step):
         return body
 
     def describe(self) -> list[ConsoleRequest]:
-        path = f"_snapshot/{self.ctx.repository}/{self.ctx.snapshot}/_restore"
+        path = f"_snapshot/{self.ctx.repository}/{self.snapshot}/_restore"
         return [ConsoleRequest("destination", "POST", path, self.body())]
 
     def checks(self) -> list[ConsoleRequest]:
@@ -72,15 +72,15 @@ class Restore(Step):
         source = restored_from(self.ctx, target)
         if source is None:
             return Observation(False, summary=f"{target} does not exist yet")
-        if source.get("snapshot") == self.ctx.snapshot and source.get("repository") == self.ctx.repository:
-            return Observation(True, summary=f"{target} restored from {self.ctx.snapshot}")
+        if source.get("snapshot") == self.snapshot and source.get("repository") == self.ctx.repository:
+            return Observation(True, summary=f"{target} restored from {self.snapshot}")
         raise StepFailed(
-            f"{target} exists on the destination and was not restored from snapshot {self.ctx.snapshot}; "
+            f"{target} exists on the destination and was not restored from snapshot {self.snapshot}; "
             "migrator never overwrites it. Delete it, or change restore.rename_replacement"
         )
 
     def act(self) -> None:
-        path = build_path("_snapshot", self.ctx.repository, self.ctx.snapshot, "_restore")
+        path = build_path("_snapshot", self.ctx.repository, self.snapshot, "_restore")
         for attempt in range(30):
             try:
                 self.ctx.destination.request("POST", path, self.body())

@@ -12,9 +12,9 @@ from migrator.clients.es import build_path
 from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
 
 
-def snapshot_info(ctx: Any) -> dict[str, Any] | None:
+def snapshot_info(ctx: Any, snapshot: str) -> dict[str, Any] | None:
     """The snapshot as the source sees it, or None when it does not exist."""
-    status, body = ctx.source.request("GET", build_path("_snapshot", ctx.repository, ctx.snapshot), ok=(200, 404))
+    status, body = ctx.source.request("GET", build_path("_snapshot", ctx.repository, snapshot), ok=(200, 404))
     if status == 404:
         return None
     snapshots = body.get("snapshots") or []
@@ -36,19 +36,19 @@ class CreateSnapshot(Step):
         }
 
     def describe(self) -> list[ConsoleRequest]:
-        return [ConsoleRequest("source", "PUT", f"_snapshot/{self.ctx.repository}/{self.ctx.snapshot}", self.body())]
+        return [ConsoleRequest("source", "PUT", f"_snapshot/{self.ctx.repository}/{self.snapshot}", self.body())]
 
     def checks(self) -> list[ConsoleRequest]:
-        return [ConsoleRequest("source", "GET", f"_snapshot/{self.ctx.repository}/{self.ctx.snapshot}")]
+        return [ConsoleRequest("source", "GET", f"_snapshot/{self.ctx.repository}/{self.snapshot}")]
 
     def observe(self) -> Observation:
-        info = snapshot_info(self.ctx)
+        info = snapshot_info(self.ctx, self.snapshot)
         if info is None:
-            return Observation(False, summary=f"snapshot {self.ctx.snapshot} does not exist yet")
-        return Observation(True, summary=f"snapshot {self.ctx.snapshot} exists ({info.get('state')})")
+            return Observation(False, summary=f"snapshot {self.snapshot} does not exist yet")
+        return Observation(True, summary=f"snapshot {self.snapshot} exists ({info.get('state')})")
 
     def act(self) -> None:
         if not self.ctx.plan.moves:
             raise StepFailed("no index to snapshot: the plan selects nothing")
-        path = build_path("_snapshot", self.ctx.repository, self.ctx.snapshot, params={"wait_for_completion": False})
+        path = build_path("_snapshot", self.ctx.repository, self.snapshot, params={"wait_for_completion": False})
         self.ctx.source.request("PUT", path, self.body())

@@ -19,17 +19,17 @@ class FollowSnapshot(Step):
     waits_for = "state SUCCESS in the snapshot status (shards done / total, bytes processed / total)"
 
     def describe(self) -> list[ConsoleRequest]:
-        return [ConsoleRequest("source", "GET", f"_snapshot/{self.ctx.repository}/{self.ctx.snapshot}/_status")]
+        return [ConsoleRequest("source", "GET", f"_snapshot/{self.ctx.repository}/{self.snapshot}/_status")]
 
     def checks(self) -> list[ConsoleRequest]:
-        return [ConsoleRequest("source", "GET", f"_snapshot/{self.ctx.repository}/{self.ctx.snapshot}")]
+        return [ConsoleRequest("source", "GET", f"_snapshot/{self.ctx.repository}/{self.snapshot}")]
 
     def _status(self) -> dict[str, Any]:
-        path = build_path("_snapshot", self.ctx.repository, self.ctx.snapshot, "_status")
+        path = build_path("_snapshot", self.ctx.repository, self.snapshot, "_status")
         status, body = self.ctx.source.request("GET", path, ok=(200, 404))
         if status == 404 or not body.get("snapshots"):
             raise StepFailed(
-                f"snapshot {self.ctx.snapshot} is missing from repository {self.ctx.repository} "
+                f"snapshot {self.snapshot} is missing from repository {self.ctx.repository} "
                 "(deleted or cancelled?); run `migrator apply` again to take a new one"
             )
         return body["snapshots"][0]
@@ -39,12 +39,12 @@ class FollowSnapshot(Step):
         if state == "SUCCESS" or (state == "PARTIAL" and self.ctx.spec.snapshot.partial):
             # The status says SUCCESS as soon as every shard is done, before the snapshot is
             # finalized (written to index-N); the snapshot's own info says so only afterwards.
-            info = snapshot_info(self.ctx) or {}
+            info = snapshot_info(self.ctx, self.snapshot) or {}
             return info.get("state") == state
         if state in ("FAILED", "PARTIAL", "ABORTED"):
             raise StepFailed(
-                f"snapshot {self.ctx.snapshot} ended {state}; see GET _snapshot/{self.ctx.repository}/"
-                f"{self.ctx.snapshot} for the failed shards, fix the cause, delete the snapshot and run apply again"
+                f"snapshot {self.snapshot} ended {state}; see GET _snapshot/{self.ctx.repository}/"
+                f"{self.snapshot} for the failed shards, fix the cause, delete the snapshot and run apply again"
             )
         return False
 

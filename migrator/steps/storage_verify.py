@@ -30,7 +30,7 @@ class VerifyInStorage(Step):
         try:
             result = verify_snapshot(
                 self.ctx.storage(),
-                self.ctx.snapshot,
+                self.snapshot,
                 allow_partial=self.ctx.spec.snapshot.partial,
                 indices=[move.source for move in self.ctx.plan.moves],
             )
