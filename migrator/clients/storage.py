@@ -1,11 +1,18 @@
-"""The one storage layer migrator reads a snapshot repository through: OSS (via oss2) or a local directory.
+"""The one storage layer migrator reads (and, for a client-side copy, writes) a snapshot repository through.
 
-Place in the flow: steps -> clients -> storage. Steps that inspect a repository (its index-N files,
-snapshot and index metadata, shard blobs) ask a `Storage` for objects by key relative to the
-repository root; they never see bucket names, base paths or the SDK. `OssStorage` talks to OSS (or
-the sandbox's OSS server) with V4 signatures by default, retries transient faults itself (oss2
-retries nothing for single calls) and checks the CRC64 of whole-object reads; `LocalStorage` reads an
-`fs` repository folder directly. Both list in UTF-8 byte order, so their answers compare equal.
+Place in the flow: steps -> clients -> storage, and steps -> repository.copy -> storage. Steps that
+inspect a repository (its index-N files, snapshot and index metadata, shard blobs) ask a `Storage`
+for objects by key relative to the repository root; they never see bucket names, base paths or the
+SDK. `OssStorage` talks to OSS (or the sandbox's OSS server) with V4 signatures by default, retries
+transient faults itself (oss2 retries nothing for single calls) and checks the CRC64 of whole-object
+reads and of every write; `LocalStorage` reads and writes an `fs` repository folder directly. Both
+list in UTF-8 byte order, so their answers compare equal, and both report the CRC-64/XZ OSS keeps
+for an object (`crc64`), so a copy between them can be checked end to end.
+
+Writes: `write` puts a whole object; `write_stream` writes a big one part by part from a ranged
+reader, so memory stays bounded by one part (OSS: a multipart upload that a later call for the same
+key resumes, skipping parts already uploaded with the same bytes; local: a temporary file renamed
+into place). Both return the CRC64 of what is stored.
 
 Errors are `StorageError` (with `.transient`) or its subclass `NotFound`; messages name the
 operation, the object and what to do, and never contain the secret.
@@ -13,17 +20,21 @@ operation, the object and what to do, and never contain the secret.
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import os
 import random
 import stat
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol, TypeVar
 
+import crcmod
 import oss2
 import requests
 import urllib3
@@ -31,6 +42,11 @@ import urllib3
 T = TypeVar("T")
 
 PAGE_SIZE = 1000
+PART_SIZE = 8 * 1024 * 1024
+MIN_PART_SIZE = 100 * 1024  # OSS refuses smaller parts (all but the last)
+MAX_PARTS = 10000
+CRC64_POLY = 0x142F0E1EBA9EA3693  # CRC-64/XZ (ECMA-182), what OSS reports in x-oss-hash-crc64ecma
+_READ_CHUNK = 1024 * 1024
 _MAX_BACKOFF_S = 10.0
 _TRANSIENT_STATUSES = frozenset({408, 429})
 _ADVICE = {
@@ -38,7 +54,7 @@ _ADVICE = {
     "InvalidAccessKeyId": "check access_key_id",
     "InvalidSecurityToken": "the STS security token is wrong or expired: fetch a new one",
     "SecurityTokenExpired": "the STS security token expired: fetch a new one",
-    "AccessDenied": "grant this key read and list permissions on the bucket",
+    "AccessDenied": "grant this key read and list permissions on the bucket (and write, to copy into it)",
     "NoSuchBucket": "check the bucket name and that the endpoint is in the bucket's region",
     "InvalidArgument": "check the endpoint, region and key",
 }
@@ -50,6 +66,27 @@ class ObjectInfo:
 
     key: str
     size: int
+
+
+RangeReader = Callable[[int, int], bytes]
+"""`read(start, length)`: exactly `length` bytes of the object being written, from offset `start`."""
+
+
+def new_crc64() -> crcmod.Crc:
+    """A fresh CRC-64/XZ digest, computed the way OSS computes `x-oss-hash-crc64ecma`."""
+    return crcmod.Crc(CRC64_POLY, initCrc=0, rev=True, xorOut=0xFFFFFFFFFFFFFFFF)
+
+
+def crc64_of(data: bytes) -> int:
+    """The CRC-64/XZ of `data`, as OSS would report it for an object with these bytes."""
+    digest = new_crc64()
+    digest.update(data)
+    return int(digest.crcValue)
+
+
+def part_size_for(size: int, part_size: int = PART_SIZE) -> int:
+    """`part_size`, raised to OSS's minimum and to what keeps an object of `size` bytes within 10000 parts."""
+    return max(part_size, MIN_PART_SIZE, -(-size // MAX_PARTS))
 
 
 class StorageError(Exception):
@@ -84,6 +121,23 @@ class Storage(Protocol):
 
     def size(self, key: str) -> int:
         """The object's size; NotFound when it does not exist."""
+        ...
+
+    def crc64(self, key: str) -> int | None:
+        """The object's CRC-64/XZ (None when OSS keeps none for it); NotFound when it does not exist."""
+        ...
+
+    def write(self, key: str, data: bytes) -> int:
+        """Create or replace the object with `data`; returns the CRC64 of what is stored."""
+        ...
+
+    def write_stream(self, key: str, size: int, read: RangeReader, part_size: int = PART_SIZE) -> int:
+        """Create or replace the object with `size` bytes taken part by part from `read`; returns the stored
+        CRC64. Memory holds one part at a time."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove the object; no error when it does not exist."""
         ...
 
 
@@ -183,6 +237,52 @@ class LocalStorage:
         if not stat.S_ISREG(st.st_mode):
             raise NotFound(f"{self.description}: size {key!r}: no such object")
         return st.st_size
+
+    def crc64(self, key: str) -> int:
+        path = self._path(key)
+        self._count()
+        digest = new_crc64()
+        try:
+            with path.open("rb") as f:
+                while chunk := f.read(_READ_CHUNK):
+                    digest.update(chunk)
+        except OSError as error:
+            raise self._fail("crc64", key, error) from error
+        return int(digest.crcValue)
+
+    def write(self, key: str, data: bytes) -> int:
+        return self.write_stream(key, len(data), lambda start, length: data[start : start + length], len(data) or 1)
+
+    def write_stream(self, key: str, size: int, read: RangeReader, part_size: int = PART_SIZE) -> int:
+        """Write to a `pending-` file beside the object, then rename it into place: a reader never sees half an
+        object, and a crash leaves only the pending file (which the next write of the key does not need)."""
+        path = self._path(key)
+        pending = path.with_name(f"pending-{path.name}-{uuid.uuid4().hex}")
+        digest = new_crc64()
+        self._count()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with pending.open("wb") as f:
+                for start in range(0, size, max(1, part_size)):
+                    data = read(start, min(part_size, size - start))
+                    digest.update(data)
+                    f.write(data)
+            os.replace(pending, path)
+        except OSError as error:
+            raise StorageError(
+                f"{self.description}: write {key!r} failed: {error} (check the folder's permissions and free space)"
+            ) from error
+        finally:
+            pending.unlink(missing_ok=True)
+        return int(digest.crcValue)
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        self._count()
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as error:
+            raise self._fail("delete", key, error) from error
 
 
 class _Retry(Exception):
@@ -352,3 +452,109 @@ class OssStorage:
     def size(self, key: str) -> int:
         result = self._call("HeadObject", key, functools.partial(self._bucket.head_object, self._root + key))
         return int(result.content_length)
+
+    def crc64(self, key: str) -> int | None:
+        result = self._call("HeadObject", key, functools.partial(self._bucket.head_object, self._root + key))
+        return result.server_crc
+
+    def write(self, key: str, data: bytes) -> int:
+        expected = crc64_of(data)
+        headers = {"Content-MD5": base64.b64encode(hashlib.md5(data).digest()).decode()}
+
+        def attempt() -> int:
+            result = self._bucket.put_object(self._root + key, data, headers=headers)  # oss2 checks the CRC64
+            return self._stored_crc(result.crc, expected)
+
+        return self._call("PutObject", key, attempt)
+
+    def write_stream(self, key: str, size: int, read: RangeReader, part_size: int = PART_SIZE) -> int:
+        """A multipart upload, each part read from `read` when it is sent. A pending upload of the same key (left
+        by an interrupted run) is resumed: its parts whose size and MD5 (the part's ETag) equal the source's are not
+        sent again. The whole object's CRC64 is checked when the upload completes."""
+        part_size = part_size_for(size, part_size)
+        if size <= part_size:
+            return self.write(key, read(0, size))
+        name = self._root + key
+        upload_id = self._pending_upload(key)
+        uploaded: dict[int, oss2.models.PartInfo] = {}
+        if upload_id is None:
+            upload_id = self._call(
+                "InitiateMultipartUpload", key, functools.partial(self._bucket.init_multipart_upload, name)
+            ).upload_id
+        else:
+            uploaded = self._uploaded_parts(key, upload_id)
+        whole = new_crc64()
+        parts = []
+        for number, start in enumerate(range(0, size, part_size), start=1):
+            data = read(start, min(part_size, size - start))
+            whole.update(data)
+            done = uploaded.get(number)
+            if done is None or done.size != len(data) or done.etag.upper() != hashlib.md5(data).hexdigest().upper():
+                upload = functools.partial(self._bucket.upload_part, name, upload_id, number, data)
+                done = oss2.models.PartInfo(number, self._call("UploadPart", key, upload).etag)
+            parts.append(oss2.models.PartInfo(number, done.etag, size=len(data), part_crc=crc64_of(data)))
+        expected = int(whole.crcValue)
+        completed: list[bool] = []
+
+        def complete() -> int:
+            try:
+                result = self._bucket.complete_multipart_upload(name, upload_id, parts)  # oss2 checks the CRC64
+            except oss2.exceptions.NoSuchUpload:
+                if completed:  # an earlier attempt completed it but its answer was lost
+                    return self._stored_crc(self._bucket.head_object(name).server_crc, expected)
+                raise
+            finally:
+                completed.append(True)
+            return self._stored_crc(result.crc, expected)
+
+        return self._call("CompleteMultipartUpload", key, complete)
+
+    def delete(self, key: str) -> None:
+        self._call("DeleteObject", key, functools.partial(self._bucket.delete_object, self._root + key))
+
+    # multipart helpers -------------------------------------------------------------------------
+
+    def _stored_crc(self, stored: int | None, expected: int) -> int:
+        """The CRC64 OSS reports for what it stored; a mismatch with the bytes sent is a transient fault."""
+        if stored is not None and stored != expected:
+            raise _Retry(f"CRC64 mismatch: sent {expected}, OSS stored {stored}")
+        return expected if stored is None else stored
+
+    def _pending_upload(self, key: str) -> str | None:
+        """The newest unfinished multipart upload of exactly this key, or None (also when the server cannot list
+        uploads: OSS can, the sandbox's server answers 501)."""
+        name = self._root + key
+
+        def attempt() -> str | None:
+            newest: tuple[int, str] | None = None
+            key_marker = upload_id_marker = ""
+            while True:
+                try:
+                    page = self._bucket.list_multipart_uploads(
+                        prefix=name, key_marker=key_marker, upload_id_marker=upload_id_marker
+                    )
+                except oss2.exceptions.ServerError as error:
+                    if error.status == 501:
+                        return None
+                    raise
+                for upload in page.upload_list:
+                    if upload.key == name and (newest is None or upload.initiation_date >= newest[0]):
+                        newest = (upload.initiation_date, upload.upload_id)
+                if not page.is_truncated:
+                    return newest[1] if newest else None
+                key_marker, upload_id_marker = page.next_key_marker, page.next_upload_id_marker
+
+        return self._call("ListMultipartUploads", key, attempt)
+
+    def _uploaded_parts(self, key: str, upload_id: str) -> dict[int, oss2.models.PartInfo]:
+        """Every part already uploaded to `upload_id`, by part number (with its size and CRC64)."""
+        parts: dict[int, oss2.models.PartInfo] = {}
+        marker = ""
+        while True:
+            page = self._call(
+                "ListParts", key, functools.partial(self._bucket.list_parts, self._root + key, upload_id, marker=marker)
+            )
+            parts.update((part.part_number, part) for part in page.parts)
+            if not page.is_truncated:
+                return parts
+            marker = page.next_marker
