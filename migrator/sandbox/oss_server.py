@@ -10,12 +10,25 @@ What it speaks (see shared/notes/oss.md): path-style URLs `/<bucket>/<key>`, V1 
 conditions, ListObjects v1 and v2, PutObject, multipart upload, DeleteObject and DeleteMultipleObjects,
 CRC64 (`x-oss-hash-crc64ecma`) and quoted uppercase MD5 ETags, OSS error XML.
 
+Cross-region replication (CRR) between buckets of one server: Put/Get/DeleteBucketReplication,
+GetBucketReplicationProgress and GetBucketReplicationLocation, with rules kept in
+`<root>/.oss-server/replication.json` (they survive a restart). A background thread replicates: about
+every 0.2 s it walks each rule's prefixes on disk (Elasticsearch writes the source bucket directly, not
+through this server) and copies new or changed files (size or mtime) to the same key in the target
+bucket, atomically, keeping the source's mtime; with Action ALL (or DELETE) it also deletes target files
+under the prefixes whose source is gone. Objects that existed when the rule was added are "historical":
+copied only when HistoricalObjectReplication is enabled, and counted in the historical progress. The
+NewObject progress is the point in time before which every object written is in the target. Error codes
+as OSS: a target bucket that does not exist is NoSuchBucket, a Location that is not the target's region
+BadReplicationLocation, a second rule with the same ID or to the same target BucketReplicationAlreadyExist,
+no rules NoSuchReplicationConfiguration, an unknown rule ID NoSuchReplicationRule.
+
 The bucket directories belong to whoever writes them (Elasticsearch too), so the server keeps its own
 state under `<root>/.oss-server/` (temp files, multipart parts) and computes MD5/CRC64 of files lazily,
 caching them in memory by (path, size, mtime_ns). A multipart object's `"HEX-N"` ETag lives in that
 cache only: after a restart it reads as the plain MD5 of the content.
 
-Faults (errors, latency, truncated bodies) can be injected for reliability tests, from Python with
+Faults (errors, latency, truncated bodies, a replication delay) can be injected for reliability tests, from Python with
 `OssServer.set_faults` or from another process with `PUT /-/faults` (`GET /-/faults`, `GET /-/stats`).
 Run it alone with `python -m migrator.sandbox.oss_server --config FILE`.
 """
@@ -77,12 +90,16 @@ _V1_SUBRESOURCES = frozenset(
         "acl",
         "append",
         "bucketInfo",
+        "comp",
         "continuation-token",
         "delete",
         "location",
         "objectMeta",
         "partNumber",
         "position",
+        "replication",
+        "replicationLocation",
+        "replicationProgress",
         "response-cache-control",
         "response-content-disposition",
         "response-content-encoding",
@@ -130,7 +147,9 @@ class Faults:
     error_rate: fraction of requests answered 503 ServiceUnavailable; error_keys: substrings of object
     keys whose requests always get 500 InternalError; latency_ms: delay added to every request;
     truncate_rate: fraction of GET object bodies cut short (headers promise the full length, then the
-    connection closes); seed: seeds the random choices.
+    connection closes); seed: seeds the random choices; replication_delay_ms: cross-region
+    replication copies an object only once it is at least this old (replication made visibly
+    asynchronous; NewObject progress lags by as much).
     """
 
     error_rate: float = 0.0
@@ -138,14 +157,17 @@ class Faults:
     truncate_rate: float = 0.0
     error_keys: list[str] = field(default_factory=list)
     seed: int | None = None
+    replication_delay_ms: int = 0
 
     def __post_init__(self) -> None:
         for name in ("error_rate", "truncate_rate"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a number between 0 and 1, not {value!r}")
-        if isinstance(self.latency_ms, bool) or not isinstance(self.latency_ms, int) or self.latency_ms < 0:
-            raise ValueError(f"latency_ms must be a non-negative integer, not {self.latency_ms!r}")
+        for name in ("latency_ms", "replication_delay_ms"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
         if isinstance(self.error_keys, str) or not all(isinstance(k, str) for k in self.error_keys):
             raise ValueError(f"error_keys must be a list of strings, not {self.error_keys!r}")
         self.error_keys = list(self.error_keys)
@@ -339,9 +361,23 @@ class _Response:
     length: int = 0
 
 
+_REPLICATION_GETS = {
+    "replication": "GetBucketReplication",
+    "replicationProgress": "GetBucketReplicationProgress",
+    "replicationLocation": "GetBucketReplicationLocation",
+}
+
+
 def _operation(method: str, key: str, params: dict[str, str]) -> str:
     """The OSS operation a request asks for (names as in the OSS API reference)."""
     if not key:
+        if "replication" in params and method == "POST":
+            comp = params.get("comp")
+            return {"add": "PutBucketReplication", "delete": "DeleteBucketReplication"}.get(comp or "", "Unsupported")
+        if method == "GET":
+            for param, op in _REPLICATION_GETS.items():
+                if param in params:
+                    return op
         if method == "GET" and "bucketInfo" in params:
             return "GetBucketInfo"
         if method == "GET" and "location" in params:
@@ -366,6 +402,260 @@ def _operation(method: str, key: str, params: dict[str, str]) -> str:
     if method == "DELETE":
         return "AbortMultipartUpload" if "uploadId" in params else "DeleteObject"
     return "Unsupported"
+
+
+_REPLICATION_STATE = "replication.json"
+_REPLICATION_INTERVAL_S = 0.2
+_REPLICATION_ACTIONS = frozenset({"ALL", "PUT", "DELETE", "ABORT"})
+_REPLICATION_TRANSFER_TYPES = frozenset({"internal", "oss_acc"})
+_MAX_REPLICATION_PREFIXES = 10
+
+
+@dataclass
+class _ReplicationRule:
+    """One cross-region replication rule of a source bucket, as stored in the state file."""
+
+    id: str
+    source: str
+    target: str
+    location: str
+    prefixes: list[str]
+    actions: list[str]
+    historical: bool
+    created_ns: int  # objects last written at or before this are historical
+    transfer_type: str = "internal"
+    status: str = "starting"  # starting -> doing; closing once deleted, until the replicator drops it
+    historical_progress: float = 0.0  # fraction of the historical objects in the target (kept at 1.0 once done)
+    new_object_progress: float | None = None  # every object written before this (epoch s) is in the target
+
+    @property
+    def replicates_deletes(self) -> bool:
+        return bool({"ALL", "DELETE"} & set(self.actions))
+
+    def stored(self) -> dict[str, object]:
+        record = dataclasses.asdict(self)
+        del record["new_object_progress"]  # recomputed by the first pass after a restart
+        return record
+
+
+class _Replicator:
+    """Holds the replication rules of every bucket and copies objects in a background thread."""
+
+    def __init__(self, root: Path, state_file: Path, buckets: set[str], delay_ms: Callable[[], int]) -> None:
+        self._root = root
+        self._state_file = state_file
+        self._buckets = buckets
+        self._delay_ms = delay_ms
+        self._lock = threading.Lock()
+        self._rules: dict[tuple[str, str], _ReplicationRule] = {}
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._on_changed: Callable[[str], None] = lambda path: None
+
+    def start(self, on_changed: Callable[[str], None]) -> None:
+        """Load the stored rules, start replicating; on_changed(path) hears of each target file written or deleted."""
+        self._on_changed = on_changed
+        with self._lock:
+            self._rules = {}
+            if self._state_file.is_file():
+                for record in json.loads(self._state_file.read_text(encoding="utf-8")):
+                    rule = _ReplicationRule(**record)
+                    self._rules[(rule.source, rule.id)] = rule
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="oss-replication", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    # rules -------------------------------------------------------------------------------------
+
+    def rules(self, bucket: str) -> list[_ReplicationRule]:
+        with self._lock:
+            return [dataclasses.replace(r) for (source, _), r in sorted(self._rules.items()) if source == bucket]
+
+    def rule(self, bucket: str, rule_id: str) -> _ReplicationRule:
+        with self._lock:
+            rule = self._rules.get((bucket, rule_id))
+            if rule is None:
+                raise _no_such_rule(rule_id)
+            return dataclasses.replace(rule)
+
+    def add(self, rule: _ReplicationRule) -> None:
+        with self._lock:
+            for other in self._rules.values():
+                if other.source != rule.source:
+                    continue
+                if other.id == rule.id:
+                    raise OssError(
+                        400, "BucketReplicationAlreadyExist", f"A replication rule with ID {rule.id} already exists."
+                    )
+                if other.target == rule.target:
+                    raise OssError(
+                        400,
+                        "BucketReplicationAlreadyExist",
+                        f"Bucket replication already exists: rule {other.id} replicates {rule.source} to "
+                        f"{rule.target}.",
+                    )
+            self._rules[(rule.source, rule.id)] = rule
+            self._save()
+
+    def close(self, bucket: str, rule_id: str) -> None:
+        with self._lock:
+            rule = self._rules.get((bucket, rule_id))
+            if rule is None:
+                raise _no_such_rule(rule_id)
+            rule.status = "closing"
+            self._save()
+
+    def _save(self) -> None:
+        """Write the rules (caller holds the lock) atomically."""
+        self._state_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._state_file.with_name(f"{self._state_file.name}.{uuid.uuid4().hex}")
+        tmp.write_text(json.dumps([r.stored() for r in self._rules.values()], indent=1), encoding="utf-8")
+        os.replace(tmp, self._state_file)
+
+    # replicating -------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        interval = _REPLICATION_INTERVAL_S
+        while not self._stopping.wait(interval):
+            started = time.monotonic()
+            try:
+                self.replicate_once()
+            except Exception:  # a bad pass must not end replication for good
+                logger.exception("OSS server: a replication pass failed")
+            interval = max(_REPLICATION_INTERVAL_S, time.monotonic() - started)
+
+    def replicate_once(self) -> None:
+        """One pass over every rule: drop closing rules, copy what changed, delete what is gone."""
+        with self._lock:
+            closing = [key for key, rule in self._rules.items() if rule.status == "closing"]
+            for key in closing:
+                del self._rules[key]
+            if closing:
+                self._save()
+            rules = [dataclasses.replace(r) for r in self._rules.values()]
+        for rule in rules:
+            if rule.source in self._buckets and rule.target in self._buckets:
+                self._replicate(rule)
+
+    def _replicate(self, rule: _ReplicationRule) -> None:
+        started = time.time()
+        cutoff_ns = int((started - self._delay_ms() / 1000) * 1e9)
+        source_dir = os.path.join(self._root, rule.source)
+        target_dir = os.path.join(self._root, rule.target)
+        complete = True
+        historical = copied_historical = 0
+        present: set[str] = set()
+        for key in _rule_keys(source_dir, rule.prefixes):
+            present.add(key)
+            path = os.path.join(source_dir, *key.split("/"))
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue  # deleted since the walk
+            is_historical = st.st_mtime_ns <= rule.created_ns
+            if is_historical and not rule.historical:
+                continue
+            historical += is_historical
+            if st.st_mtime_ns > cutoff_ns:
+                continue  # too young for the replication delay; written after this pass's progress point
+            target = os.path.join(target_dir, *key.split("/"))
+            done = _same_file(target, st) or self._copy(path, target, st)
+            complete = complete and done
+            copied_historical += is_historical and done
+        if rule.replicates_deletes:
+            for key in _rule_keys(target_dir, rule.prefixes):
+                if key not in present and not os.path.exists(os.path.join(source_dir, *key.split("/"))):
+                    target = os.path.join(target_dir, *key.split("/"))
+                    if _remove_file(target_dir, target):
+                        self._on_changed(target)
+        with self._lock:
+            current = self._rules.get((rule.source, rule.id))
+            if current is None or current.status == "closing":
+                return
+            if rule.historical and current.historical_progress < 1.0:
+                current.historical_progress = copied_historical / historical if historical else 1.0
+            if complete:
+                current.new_object_progress = cutoff_ns / 1e9
+                if current.status == "starting":
+                    current.status = "doing"
+                    self._save()
+
+    def _copy(self, source: str, target: str, st: os.stat_result) -> bool:
+        """Copy one file atomically (0644, parents 0755, the source's mtime); False when it changed meanwhile."""
+        tmp = os.path.join(os.path.dirname(self._state_file), "tmp", uuid.uuid4().hex)
+        try:
+            with open(source, "rb") as src, open(tmp, "wb") as out:
+                shutil.copyfileobj(src, out, _CHUNK)
+                after = os.fstat(src.fileno())
+            if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+                return False  # still being written: next pass
+            os.chmod(tmp, 0o644)
+            os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+            _makedirs(os.path.dirname(target), 0o755)
+            os.replace(tmp, target)
+        except OSError as error:
+            logger.debug("OSS server: replicating %s to %s failed: %s", source, target, error)
+            return False
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        self._on_changed(target)
+        return True
+
+
+def _no_such_rule(rule_id: str) -> OssError:
+    return OssError(404, "NoSuchReplicationRule", "The specified replication rule does not exist.", RuleId=rule_id)
+
+
+def _rule_keys(bucket_dir: str, prefixes: list[str]) -> Iterator[str]:
+    """The keys of a bucket directory under any of the prefixes (all keys when there are none)."""
+    seen: set[str] = set()
+    for prefix in prefixes or [""]:
+        for key, _ in _walk(bucket_dir, prefix, "", roll_up_dirs=False):
+            if key not in seen:
+                seen.add(key)
+                yield key
+
+
+def _same_file(path: str, st: os.stat_result) -> bool:
+    try:
+        target = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(target.st_mode) and (target.st_size, target.st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+
+
+def _makedirs(path: str, mode: int) -> None:
+    """Create path and its missing parents with exactly `mode` (whatever the umask)."""
+    missing = []
+    while not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(directory)
+            os.chmod(directory, mode)
+
+
+def _remove_file(bucket_dir: str, path: str) -> bool:
+    """Delete a file and the parent directories it leaves empty, up to the bucket directory; False if absent."""
+    try:
+        os.unlink(path)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return False
+    parent = os.path.dirname(path)
+    while parent != bucket_dir and parent.startswith(bucket_dir + os.sep):
+        try:
+            os.rmdir(parent)
+        except OSError:
+            break
+        parent = os.path.dirname(parent)
 
 
 class OssServer:
@@ -405,6 +695,9 @@ class OssServer:
         self._rng: random.Random
         self.set_faults(faults or Faults())
         self._created = time.time()
+        self._replicator = _Replicator(
+            self.root, self._state / _REPLICATION_STATE, set(self.buckets), lambda: self.faults.replication_delay_ms
+        )
         self._httpd: _HttpServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -423,12 +716,14 @@ class OssServer:
         self.endpoint = f"http://{host}:{self.port}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="oss-server", daemon=True)
         self._thread.start()
+        self._replicator.start(on_changed=self._digests.forget)
         logger.info("OSS server on %s serving %s (buckets %s)", self.endpoint, self.root, sorted(self.buckets))
 
     def stop(self) -> None:
         """Stop listening, close open connections and wait for the serving thread."""
         if self._httpd is None:
             return
+        self._replicator.stop()
         self._httpd.shutdown()
         self._httpd.close_connections()
         self._httpd.server_close()
@@ -510,6 +805,11 @@ class OssServer:
             "ListParts": self._list_parts,
             "AbortMultipartUpload": self._abort_multipart_upload,
             "CompleteMultipartUpload": self._complete_multipart_upload,
+            "PutBucketReplication": self._put_bucket_replication,
+            "GetBucketReplication": self._get_bucket_replication,
+            "GetBucketReplicationProgress": self._get_bucket_replication_progress,
+            "GetBucketReplicationLocation": self._get_bucket_replication_location,
+            "DeleteBucketReplication": self._delete_bucket_replication,
         }.get(req.op)
         if handler is None:
             raise OssError(
@@ -710,19 +1010,8 @@ class OssServer:
         return st
 
     def _remove(self, bucket: BucketConfig, path: str) -> None:
-        try:
-            os.unlink(path)
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            return
-        self._digests.forget(path)
-        bucket_dir = os.path.join(self.root, bucket.name)
-        parent = os.path.dirname(path)
-        while parent != bucket_dir and parent.startswith(bucket_dir + os.sep):
-            try:
-                os.rmdir(parent)
-            except OSError:
-                break
-            parent = os.path.dirname(parent)
+        if _remove_file(os.path.join(self.root, bucket.name), path):
+            self._digests.forget(path)
 
     def _object_headers(self, bucket: BucketConfig, meta: _ObjectMeta) -> dict[str, str]:
         return {
@@ -859,6 +1148,105 @@ class OssServer:
             for key in keys:
                 _sub(_sub(result, "Deleted"), "Key", quote(key, safe="") if encoding == "url" else key)
         return _Response(200, {"Content-Type": "application/xml"}, _xml(result))
+
+    # replication -------------------------------------------------------------------------------
+
+    def replicate_now(self) -> None:
+        """Run one replication pass at once (tests; the background thread runs them anyway)."""
+        self._replicator.replicate_once()
+
+    def _put_bucket_replication(self, req: _Request, bucket: BucketConfig) -> _Response:
+        root = _xml_body(req, "ReplicationConfiguration")
+        nodes = root.findall("Rule")
+        if len(nodes) != 1:
+            raise OssError(400, "MalformedXML", "ReplicationConfiguration needs exactly one Rule.")
+        node = nodes[0]
+        target = (node.findtext("Destination/Bucket") or "").strip()
+        location = (node.findtext("Destination/Location") or "").strip()
+        if not target or not location:
+            raise OssError(400, "MalformedXML", "A replication Rule needs Destination/Bucket and Destination/Location.")
+        transfer_type = node.findtext("Destination/TransferType") or "internal"
+        if transfer_type not in _REPLICATION_TRANSFER_TYPES:
+            raise _invalid_argument("TransferType must be internal or oss_acc.", "TransferType", transfer_type)
+        historical = node.findtext("HistoricalObjectReplication") or "enabled"
+        if historical not in ("enabled", "disabled"):
+            raise _invalid_argument(
+                "HistoricalObjectReplication must be enabled or disabled.", "HistoricalObjectReplication", historical
+            )
+        prefixes = [p.text or "" for p in node.findall("PrefixSet/Prefix")]
+        if len(prefixes) > _MAX_REPLICATION_PREFIXES:
+            raise _invalid_argument(
+                f"A replication rule takes at most {_MAX_REPLICATION_PREFIXES} prefixes.", "Prefix", str(len(prefixes))
+            )
+        action = node.findtext("Action") or "ALL"
+        actions = [a.strip() for a in action.split(",")]
+        if not set(actions) <= _REPLICATION_ACTIONS:
+            raise _invalid_argument("Action must be ALL or a list of PUT, DELETE and ABORT.", "Action", action)
+        if target == bucket.name:
+            raise _invalid_argument("The target bucket must not be the source bucket.", "Bucket", target)
+        target_bucket = self.buckets.get(target)
+        if target_bucket is None:
+            raise OssError(
+                404, "NoSuchBucket", "The target bucket of the replication rule does not exist.", BucketName=target
+            )
+        if location != target_bucket.region:
+            raise OssError(
+                400,
+                "BadReplicationLocation",
+                f"The replication location you choose is invalid: bucket {target} is in {target_bucket.region}.",
+            )
+        rule = _ReplicationRule(
+            id=(node.findtext("ID") or "").strip() or str(uuid.uuid4()),
+            source=bucket.name,
+            target=target,
+            location=location,
+            prefixes=prefixes,
+            actions=actions,
+            historical=historical == "enabled",
+            created_ns=time.time_ns(),
+            transfer_type=transfer_type,
+        )
+        self._replicator.add(rule)
+        return _Response(200, {"x-oss-replication-rule-id": rule.id})
+
+    def _get_bucket_replication(self, req: _Request, bucket: BucketConfig) -> _Response:
+        rules = self._replicator.rules(bucket.name)
+        if not rules:
+            raise OssError(
+                404,
+                "NoSuchReplicationConfiguration",
+                "The replication configuration does not exist.",
+                BucketName=bucket.name,
+            )
+        root = ET.Element("ReplicationConfiguration")
+        for rule in rules:
+            _rule_xml(root, rule)
+        return _Response(200, {"Content-Type": "application/xml"}, _xml(root))
+
+    def _get_bucket_replication_progress(self, req: _Request, bucket: BucketConfig) -> _Response:
+        rule = self._replicator.rule(bucket.name, req.params.get("rule-id", ""))
+        root = ET.Element("ReplicationProgress")
+        node = _rule_xml(root, rule)
+        progress = _sub(node, "Progress")
+        if rule.historical:
+            _sub(progress, "HistoricalObject", f"{rule.historical_progress:.2f}".rstrip("0").rstrip("."))
+        if rule.new_object_progress is not None:
+            _sub(progress, "NewObject", _iso8601(rule.new_object_progress))
+        return _Response(200, {"Content-Type": "application/xml"}, _xml(root))
+
+    def _get_bucket_replication_location(self, req: _Request, bucket: BucketConfig) -> _Response:
+        root = ET.Element("ReplicationLocation")
+        for region in sorted({b.region for b in self.buckets.values()} - {bucket.region}):
+            _sub(root, "Location", region)
+        return _Response(200, {"Content-Type": "application/xml"}, _xml(root))
+
+    def _delete_bucket_replication(self, req: _Request, bucket: BucketConfig) -> _Response:
+        root = _xml_body(req, "ReplicationRules")
+        rule_id = (root.findtext("ID") or "").strip()
+        if not rule_id:
+            raise OssError(400, "MalformedXML", "ReplicationRules needs the ID of the rule to delete.")
+        self._replicator.close(bucket.name, rule_id)
+        return _Response(200)
 
     # object operations -------------------------------------------------------------------------
 
@@ -1032,6 +1420,37 @@ class OssServer:
         _sub(result, "ETag", digest.etag)
         headers = {"Content-Type": "application/xml", "ETag": digest.etag, "x-oss-hash-crc64ecma": str(digest.crc64)}
         return _Response(200, headers, _xml(result))
+
+
+def _xml_body(req: _Request, tag: str) -> ET.Element:
+    """The request's XML document (Content-MD5 checked when sent); MalformedXML unless its root is `tag`."""
+    given = req.headers.get("content-md5")
+    if given is not None and given != base64.b64encode(hashlib.md5(req.body).digest()).decode():
+        raise OssError(400, "InvalidDigest", "The Content-MD5 you specified is not valid.")
+    try:
+        root = ET.fromstring(req.body)
+    except ET.ParseError:
+        raise OssError(400, "MalformedXML", "The XML you provided was not well-formed.") from None
+    if root.tag != tag:
+        raise OssError(400, "MalformedXML", f"The XML document must be a {tag}.")
+    return root
+
+
+def _rule_xml(parent: ET.Element, rule: _ReplicationRule) -> ET.Element:
+    node = _sub(parent, "Rule")
+    _sub(node, "ID", rule.id)
+    if rule.prefixes:
+        prefix_set = _sub(node, "PrefixSet")
+        for prefix in rule.prefixes:
+            _sub(prefix_set, "Prefix", prefix)
+    _sub(node, "Action", ",".join(rule.actions))
+    destination = _sub(node, "Destination")
+    _sub(destination, "Bucket", rule.target)
+    _sub(destination, "Location", rule.location)
+    _sub(destination, "TransferType", rule.transfer_type)
+    _sub(node, "Status", rule.status)
+    _sub(node, "HistoricalObjectReplication", "enabled" if rule.historical else "disabled")
+    return node
 
 
 def _checked_spool(req: _Request) -> _Spool:
