@@ -21,6 +21,7 @@ operation, the object and what to do, and never contain the secret.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import os
@@ -273,7 +274,8 @@ class LocalStorage:
                 f"{self.description}: write {key!r} failed: {error} (check the folder's permissions and free space)"
             ) from error
         finally:
-            pending.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # gone after the rename, or never created
+                pending.unlink()
         return int(digest.crcValue)
 
     def delete(self, key: str) -> None:
