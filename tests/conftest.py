@@ -29,6 +29,8 @@ from tests.helpers import BIG_INDEX
 
 BUCKET = "migrator-tests"
 REGION = "oss-cn-hangzhou"
+REPLICA_BUCKET = "migrator-tests-replica"  # a cross-region replication target served by the same OSS server
+REPLICA_REGION = "oss-cn-shanghai"
 TESTBED_VERSIONS = {
     "7.10": KNOWN_VERSIONS["7.10"],
     "7.17": KNOWN_VERSIONS["7.17"],
@@ -52,6 +54,10 @@ class TestBed:
     @property
     def bucket_dir(self) -> Path:
         return self.folder / "buckets" / BUCKET
+
+    @property
+    def replica_dir(self) -> Path:
+        return self.folder / "buckets" / REPLICA_BUCKET
 
     def restart(self, alias: str) -> None:
         """Stop one node (SIGTERM, then SIGKILL) and start it again on the same data; wait for green."""
@@ -106,6 +112,7 @@ TESTS_ROOT = Path(os.environ.get("MIGRATOR_TEST_DIR", "/var/tmp/migrator-tests")
 def testbed() -> Iterator[TestBed]:
     folder = TESTS_ROOT / uuid.uuid4().hex[:8]
     (folder / "buckets" / BUCKET).mkdir(parents=True)
+    (folder / "buckets" / REPLICA_BUCKET).mkdir(parents=True)
     os.chmod(folder, 0o755)
     owner = run_as()
     hand_over(folder / "buckets", owner)
@@ -126,7 +133,8 @@ def testbed() -> Iterator[TestBed]:
             repo_paths=[folder / "buckets"],
         )
     key_id, secret = f"testbed{secrets.token_hex(6)}", secrets.token_urlsafe(18)
-    server = OssServer(folder / "buckets", [BucketConfig(BUCKET, region=REGION)], key_id, secret)
+    buckets = [BucketConfig(BUCKET, region=REGION), BucketConfig(REPLICA_BUCKET, region=REPLICA_REGION)]
+    server = OssServer(folder / "buckets", buckets, key_id, secret)
     bed: TestBed | None = None
     try:
         for alias, layout in layouts.items():

@@ -49,8 +49,10 @@ def up(
     """Start the source and destination clusters and the OSS server; print the sandbox as JSON.
 
     The JSON (also written to DIR/sandbox.json) holds both URLs and versions, the OSS endpoint,
-    bucket and key pair, the `fs` repository settings and a ready plan file. Running `up` on a
-    running sandbox changes nothing and exits 0.
+    bucket and key pair, the `fs` repository settings and a ready plan file. The OSS server also
+    serves a replica bucket in another region (`oss.replica_bucket`, `oss.replica_region`) for
+    cross-region replication, and `replica_repository` is the `fs` settings of its copy of the
+    repository. Running `up` on a running sandbox changes nothing and exits 0.
     """
     sandbox = _sandbox(folder)
     try:

@@ -151,15 +151,16 @@ class BucketReplication:
         self, rule_id: str, prefix: str, target_bucket: str, target_location: str, historical: bool = True
     ) -> ReplicationRuleInfo:
         """A rule replicating every write and delete under `prefix` to `target_bucket`: an existing rule that
-        covers them is reused (whatever its ID), otherwise rule `rule_id` is added. StorageError when a rule
-        stands in the way (same ID elsewhere, or another rule to that target), naming the fix."""
+        covers them is reused (whatever its ID), otherwise rule `rule_id` is added. `target_location` is the
+        target's region, `oss-cn-shanghai` or `cn-shanghai`. StorageError when a rule stands in the way (same
+        ID elsewhere, or another rule to that target), naming the fix."""
         found = self._usable(rule_id, prefix, target_bucket)
         if found is not None:
             return found
         rule = oss2.models.ReplicationRule(
             rule_id=rule_id,
             target_bucket_name=target_bucket,
-            target_bucket_location=target_location,
+            target_bucket_location=f"oss-{target_location.removeprefix('oss-')}",
             prefix_list=[prefix] if prefix else [],
             action_list=[oss2.models.ReplicationRule.ALL],
             is_enable_historical_object_replication=historical,

@@ -1,7 +1,8 @@
 """The sandbox as a whole: `up`, `status`, `down` and `seed` behind `migrator sandbox`.
 
 A sandbox folder holds everything: the unpacked distributions, one folder per cluster, the bucket
-directories served by the OSS server (and listed in both clusters' `path.repo`), and two files:
+directories served by the OSS server (and listed in both clusters' `path.repo`): the repository's
+bucket and a replica bucket in another region (for cross-region replication rehearsals), and two files:
 `sandbox.json` (the document `up` prints: URLs, versions, OSS coordinates, repository settings and
 the ready plan) and `processes.json` (process groups and ports, for `status` and `down`).
 """
@@ -43,6 +44,9 @@ BUCKET = "migrator-sandbox"
 LOCATION = "oss-cn-hangzhou"  # the bucket's Location (GetBucketInfo)
 REGION = "cn-hangzhou"  # the region id oss2 signs V4 requests with
 BASE_PATH = "snapshots/sandbox"
+REPLICA_BUCKET = "migrator-sandbox-replica"  # the cross-region replication target
+REPLICA_LOCATION = "oss-cn-shanghai"
+REPLICA_REGION = "cn-shanghai"
 PREFERRED_PORTS = {"source": 19200, "destination": 19210, "oss": 19000}
 TRANSPORT_PORTS = {"source": 19300, "destination": 19310}
 KEY_ID_VAR = "MIGRATOR_SANDBOX_OSS_ACCESS_KEY_ID"
@@ -115,7 +119,9 @@ class Sandbox:
         os.chmod(self.folder, 0o755)
         owner = run_as()
         bucket_dir = self.bucket_root / BUCKET
-        (bucket_dir / BASE_PATH).mkdir(parents=True, exist_ok=True)
+        replica_dir = self.bucket_root / REPLICA_BUCKET
+        for directory in (bucket_dir, replica_dir):
+            (directory / BASE_PATH).mkdir(parents=True, exist_ok=True)
         hand_over(self.bucket_root, owner)
 
         taken: set[int] = set()
@@ -158,8 +164,11 @@ class Sandbox:
                 "access_key_id": key_id,
                 "access_key_secret": secret,
                 "base_path": BASE_PATH,
+                "replica_bucket": REPLICA_BUCKET,
+                "replica_region": REPLICA_REGION,
             },
             "repository": {"type": "fs", "settings": {"location": str(bucket_dir / BASE_PATH)}},
+            "replica_repository": {"type": "fs", "settings": {"location": str(replica_dir / BASE_PATH)}},
             "plan": str(self.plan_path),
         }
         self._write_private(self.document_path, json.dumps(document, indent=2) + "\n")
@@ -192,7 +201,10 @@ class Sandbox:
             "root": str(self.bucket_root),
             "host": "127.0.0.1",
             "port": port,
-            "buckets": [{"name": BUCKET, "region": LOCATION, "storage_class": "Standard"}],
+            "buckets": [
+                {"name": BUCKET, "region": LOCATION, "storage_class": "Standard"},
+                {"name": REPLICA_BUCKET, "region": REPLICA_LOCATION, "storage_class": "Standard"},
+            ],
             "access_key_id": key_id,
             "access_key_secret": secret,
         }

@@ -286,7 +286,7 @@ def test_client_ensure_rule_is_idempotent(server: OssServer) -> None:
 
 def test_client_refuses_rules_in_the_way(server: OssServer) -> None:
     replication = client(server, signature="v1", region=None)
-    replication.ensure_rule("r1", "repo-a/", TARGET, TARGET_LOCATION)
+    assert replication.ensure_rule("r1", "repo-a/", TARGET, "cn-shanghai").target_location == TARGET_LOCATION
     with pytest.raises(StorageError, match="other settings") as caught:
         replication.ensure_rule("r1", "repo-b/", OTHER, "oss-cn-beijing")
     assert "delete it or choose another rule ID" in str(caught.value)
