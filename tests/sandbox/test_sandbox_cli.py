@@ -7,13 +7,16 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import oss2
 import pytest
 
 from migrator.clients.es import EsClient
+from migrator.clients.replication import BucketReplication
 from migrator.sandbox.distributions import KNOWN_VERSIONS
 
 
@@ -102,6 +105,22 @@ def test_sandbox_up_seed_snapshot_through_oss_and_down():
         destination.request("PUT", "/_snapshot/cli_test", read_only)
         listed = destination.get("/_snapshot/cli_test/_all")["snapshots"]
         assert [snap["snapshot"] for snap in listed] == ["snap-1"]
+
+        # cross-region: the repository replicated to the replica bucket, read there by the destination
+        replication = BucketReplication(
+            oss["endpoint"], oss["bucket"], oss["access_key_id"], oss["access_key_secret"], region=oss["region"]
+        )
+        replication.ensure_rule("sandbox-crr", prefix, oss["replica_bucket"], oss["replica_region"])
+        written = datetime.now(UTC)
+        deadline = time.monotonic() + 60
+        while not replication.progress("sandbox-crr").covers(written):
+            assert time.monotonic() < deadline, replication.progress("sandbox-crr")
+            time.sleep(0.2)
+        replica = {"type": "fs", "settings": {**document["replica_repository"]["settings"], "readonly": True}}
+        destination.request("PUT", "/_snapshot/cli_replica", replica)
+        listed = destination.get("/_snapshot/cli_replica/_all")["snapshots"]
+        assert [snap["snapshot"] for snap in listed] == ["snap-1"]
+        assert replication.delete_rule("sandbox-crr")
         source.close()
         destination.close()
     finally:
