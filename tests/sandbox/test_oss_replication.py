@@ -210,7 +210,7 @@ def test_historical_disabled(server: OssServer) -> None:
 
 
 def test_replication_delay_makes_it_asynchronous(server: OssServer) -> None:
-    server.set_faults(Faults(replication_delay_ms=1500))
+    server.set_faults(Faults(replication_delay_ms=2500))
     bucket = source_bucket(server)
     bucket.put_bucket_replication(rule())
     write(server.root, SOURCE, "repo/late", b"late")
@@ -220,8 +220,8 @@ def test_replication_delay_makes_it_asynchronous(server: OssServer) -> None:
     progress = client(server).progress("r1")
     assert progress.new_object_progress is not None and progress.new_object_progress < written
     assert not progress.covers(written)
-    wait_for(lambda: (server.root / TARGET / "repo/late").is_file())
-    wait_for(lambda: client(server).progress("r1").covers(written.replace(microsecond=0)))
+    wait_for(lambda: (server.root / TARGET / "repo/late").is_file(), timeout_s=10)
+    wait_for(lambda: client(server).progress("r1").covers(written.replace(microsecond=0)), timeout_s=10)
 
 
 def test_rules_survive_a_restart(tmp_path: Path) -> None:
