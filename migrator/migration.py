@@ -27,7 +27,7 @@ from migrator.clients.es import EsClient, EsError, Request, build_path
 from migrator.clients.storage import LocalStorage, OssStorage, Storage
 from migrator.discovery import Facts, discover
 from migrator.executor import Executor, RequestLog, RunResult, build_steps
-from migrator.planner import MigrationPlan, build_plan, recovery_id
+from migrator.planner import BULK, CUTOVER, MigrationPlan, build_plan, phase_nodes, recovery_id
 from migrator.redact import Redactor
 from migrator.spec import ClusterSpec, MigrationSpec, PlanError, Problem, SecretRef, load_plan
 from migrator.state import STALE_AFTER_S, StateStore
@@ -278,8 +278,18 @@ def recorded_plan(migration: Migration, state: StateStore) -> MigrationPlan | No
     facts = Facts.from_json(state.get_json("facts"))
     when = datetime.fromisoformat(state.get_meta("started"))
     return build_plan(
-        migration.spec, facts, when, snapshot_name=state.get_meta("snapshot"), owned_targets=owned_targets(state)
+        migration.spec,
+        facts,
+        when,
+        snapshot_name=state.get_meta("snapshot"),
+        owned_targets=owned_targets(state),
+        cutover_attempt=cutover_attempt(state),
     )
+
+
+def cutover_attempt(state: StateStore) -> int:
+    """How many cutovers this run has tried (each rollback starts the next attempt)."""
+    return int(state.get_meta("cutover_attempt") or 1)
 
 
 def record_run(state: StateStore, plan: MigrationPlan, when: datetime, redactor: Redactor) -> None:
@@ -384,7 +394,12 @@ def prepare(
                 "Review it with `migrator plan`, then run again with --replan to continue with the new plan"
             )
         when = datetime.fromisoformat(state.get_meta("started"))
-        plan = migration.plan(when=when, snapshot_name=state.get_meta("snapshot"), owned_targets=owned_targets(state))
+        plan = migration.plan(
+            when=when,
+            snapshot_name=state.get_meta("snapshot"),
+            owned_targets=owned_targets(state),
+            cutover_attempt=cutover_attempt(state),
+        )
         if plan.problems:
             raise PlanRefused(plan.problems)
         record_run(state, plan, when, migration.redactor)
@@ -416,6 +431,36 @@ def selection(graph: nx.DiGraph, state: StateStore, until: str | None, only: str
             raise NeedsAttention(f"--only {only}: first finish {', '.join(missing)} (e.g. with --until)")
         return named
     return None
+
+
+def phase_selection(graph: nx.DiGraph, state: StateStore, phase: str | None, resuming: bool) -> set[str] | None:
+    """The steps of the phase this run may execute (None: all of them).
+
+    A plan without a cutover has one phase. With one, `apply` runs the bulk copy only; `--phase cutover`
+    runs the cutover once the bulk copy is done (never before: the freeze would last the whole copy);
+    `resume` continues the cutover when it began, else the bulk copy; `--phase all` (step by step, where
+    the cutover waits for an answer anyway) runs both."""
+    cutover = phase_nodes(graph, CUTOVER)
+    if not cutover:
+        if phase == CUTOVER:
+            raise UsageError("--phase cutover: this plan has no cutover; set cutover.enabled: true in the plan")
+        return None
+    checkpoints = state.checkpoints()
+    if phase == "all":
+        return None
+    if phase == CUTOVER:
+        left = sorted(
+            node for node in phase_nodes(graph, BULK) if getattr(checkpoints.get(node), "status", "") != "done"
+        )
+        if left:
+            raise NeedsAttention(
+                f"the bulk copy is not finished ({', '.join(left[:5])}{' ...' if len(left) > 5 else ''} left): "
+                "finish it with `migrator apply PLAN` (or resume) first; the cutover blocks writes only after it"
+            )
+        return None
+    if phase is None and resuming and any(node in cutover for node in checkpoints):
+        return None
+    return phase_nodes(graph, BULK)
 
 
 class RecordedProgress(ProgressSink):
@@ -458,9 +503,11 @@ def execute(
     gate: Callable[[Step], bool] | None = None,
     until: str | None = None,
     only: str | None = None,
+    phase: str | None = None,
 ) -> tuple[MigrationPlan, RunResult]:
     """Run the plan. `gate` is asked before each step sends anything (step by step: one step at a
-    time); `until` and `only` limit the run to some steps (the others stay pending)."""
+    time); `until` and `only` limit the run to some steps (the others stay pending), and so does the
+    phase of a two-phase plan (see `phase_selection`)."""
     state = migration.open_state()
     try:
         state.acquire_lock(f"{'resume' if resuming else 'apply'} of {migration.plan_path}", force=force_unlock)
@@ -470,6 +517,9 @@ def execute(
         state.begin_run()
         plan = prepare(migration, state, replan=replan, confirm=confirm, resuming=resuming)
         selected = selection(plan.graph, state, until, only)
+        in_phase = phase_selection(plan.graph, state, phase, resuming)
+        if in_phase is not None:
+            selected = in_phase if selected is None else selected & in_phase
         state.set_meta(status="running", cancel_requested="0")
         ctx = StepContext(
             spec=migration.spec,
@@ -720,7 +770,9 @@ def report(state_path: Path) -> dict[str, Any]:
         indices = []
         for move in state.get_json("moves") or []:
             target = move["target"]
-            validated = checkpoints.get(f"validate[{target}]")
+            # After a cutover, its exact validation is the last word on the counts.
+            cut = checkpoints.get(f"cutover.validate[{target}]")
+            validated = cut if cut and cut.status == "done" else checkpoints.get(f"validate[{target}]")
             recovered = checkpoints.get(recovery_id(target))
             detail = validated.detail if validated and validated.status == "done" else {}
             warnings.extend(f"validate[{target}]: {w}" for w in detail.get("warnings", []))
@@ -774,25 +826,30 @@ def cancel(migration: Migration, wait_s: float = 90.0) -> dict[str, Any]:
     try:
         if state.get_meta("status") in (None, "cancelled"):
             raise NeedsAttention(f"no run to cancel in {state.path}")
-        state.set_meta(cancel_requested="1")
-        deadline = time.monotonic() + wait_s
-        while state.lock_holder() is not None and time.monotonic() < deadline:
-            try:
-                state.acquire_lock(f"cancel of {migration.plan_path}")
-                break
-            except Exception:  # noqa: BLE001 - the running executor stops at its next poll
-                time.sleep(0.5)
-        else:
-            if state.lock_holder() is not None:
-                raise NeedsAttention(f"the running executor did not stop within {wait_s:.0f} s: {state.lock_holder()}")
-            state.acquire_lock(f"cancel of {migration.plan_path}")
-        state.begin_run()
-        request_log = RequestLog(state, migration.redactor)
-        migration.source.observer = request_log
-        migration.destination.observer = request_log
+        stop_and_take_over(migration, state, "cancel", wait_s)
         return _undo(migration, state)
     finally:
         state.close()
+
+
+def stop_and_take_over(migration: Migration, state: StateStore, purpose: str, wait_s: float) -> None:
+    """Ask a running executor to stop (it does at its next poll), take the lock, and log our requests."""
+    state.set_meta(cancel_requested="1")
+    deadline = time.monotonic() + wait_s
+    while state.lock_holder() is not None and time.monotonic() < deadline:
+        try:
+            state.acquire_lock(f"{purpose} of {migration.plan_path}")
+            break
+        except Exception:  # noqa: BLE001 - the running executor stops at its next poll
+            time.sleep(0.5)
+    else:
+        if state.lock_holder() is not None:
+            raise NeedsAttention(f"the running executor did not stop within {wait_s:.0f} s: {state.lock_holder()}")
+        state.acquire_lock(f"{purpose} of {migration.plan_path}")
+    state.begin_run()
+    request_log = RequestLog(state, migration.redactor)
+    migration.source.observer = request_log
+    migration.destination.observer = request_log
 
 
 def _undo(migration: Migration, state: StateStore) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,6 +31,12 @@ SNAPSHOT_WAIT = "snapshot.wait"
 STORAGE_VERIFY = "storage.verify"
 DESTINATION_REPOSITORY = "repository.destination"
 FINISH = "finish"
+WRITE_BLOCK = "cutover.block"
+CUTOVER_SNAPSHOT_CREATE = "cutover.snapshot.create"
+CUTOVER_SNAPSHOT_WAIT = "cutover.snapshot.wait"
+CUTOVER_STORAGE_VERIFY = "cutover.storage.verify"
+ALIAS_SWITCH = "cutover.switch"
+BULK, CUTOVER = "bulk", "cutover"
 
 
 def restore_id(target: str) -> str:
@@ -42,6 +49,27 @@ def recovery_id(target: str) -> str:
 
 def validate_id(target: str) -> str:
     return f"validate[{target}]"
+
+
+def cutover_restore_id(target: str) -> str:
+    return f"cutover.restore[{target}]"
+
+
+def cutover_recovery_id(target: str) -> str:
+    return f"cutover.recovery[{target}]"
+
+
+def cutover_validate_id(target: str) -> str:
+    return f"cutover.validate[{target}]"
+
+
+def cutover_snapshot_name(snapshot: str, attempt: int = 1) -> str:
+    """The incremental snapshot of the cutover; a cutover tried again after a rollback takes a new one."""
+    return f"{snapshot}-cutover" + (f"-{attempt}" if attempt > 1 else "")
+
+
+def phase_nodes(graph: nx.DiGraph, phase: str) -> set[str]:
+    return {node for node, node_phase in graph.nodes(data="phase") if node_phase == phase}
 
 
 @dataclass(frozen=True)
@@ -175,8 +203,10 @@ def build_plan(
     *,
     snapshot_name: str | None = None,
     owned_targets: frozenset[str] = frozenset(),
+    cutover_attempt: int = 1,
 ) -> MigrationPlan:
-    """The whole plan. `owned_targets` are destination indices this migration restored itself."""
+    """The whole plan. `owned_targets` are destination indices this migration restored itself;
+    `cutover_attempt` counts cutovers rolled back (each attempt takes its own incremental snapshot)."""
     problems: list[Problem] = []
     warnings: list[str] = []
     rule = version_rule(facts.source.version, facts.destination.version)
@@ -239,38 +269,81 @@ def build_plan(
         snapshot=snapshot,
         moves=moves,
         skipped=skipped,
-        graph=build_graph(spec, moves),
+        graph=build_graph(spec, moves, cutover_snapshot_name(snapshot, cutover_attempt)),
         problems=problems,
         warnings=warnings,
     )
 
 
-def build_graph(spec: MigrationSpec, moves: list[IndexMove]) -> nx.DiGraph:
+def build_graph(spec: MigrationSpec, moves: list[IndexMove], cutover_snapshot: str = "") -> nx.DiGraph:
+    """The DAG. Every node carries its `kind` (the step class), `params` and `phase`: `bulk` (the copy,
+    while the source takes writes) or, when the plan has a cutover, `cutover` (the write freeze)."""
     graph: nx.DiGraph = nx.DiGraph()
+    two_phases = spec.cutover.enabled
+
+    def add(node: str, kind: str, phase: str = BULK, **params: Any) -> str:
+        graph.add_node(node, kind=kind, params=params, phase=phase)
+        return node
+
     chain = [PREFLIGHT, SOURCE_REPOSITORY, SNAPSHOT_CREATE, SNAPSHOT_WAIT, STORAGE_VERIFY, DESTINATION_REPOSITORY]
     for node in chain:
-        graph.add_node(node, kind=node, params={})
+        add(node, node)
     nx.add_path(graph, chain)
     finish = spec.finish
     wants_finish = bool(
-        finish.replicas is not None or finish.aliases or finish.delete_snapshot or finish.unregister_repositories
+        finish.replicas is not None
+        or (finish.aliases and not two_phases)
+        or finish.delete_snapshot
+        or finish.unregister_repositories
     )
-    if wants_finish:
-        graph.add_node(FINISH, kind=FINISH, params={})
+    last_phase = CUTOVER if two_phases else BULK
+    bulk_ends: list[str] = []
     for move in moves:
         params: dict[str, Any] = {"source": move.source, "target": move.target}
-        restore, recovery, validate = restore_id(move.target), recovery_id(move.target), validate_id(move.target)
-        graph.add_node(restore, kind="restore", params=params)
-        graph.add_node(recovery, kind="recovery", params=params)
+        restore = add(restore_id(move.target), "restore", **params)
+        recovery = add(recovery_id(move.target), "recovery", **params)
         graph.add_edge(DESTINATION_REPOSITORY, restore)
         graph.add_edge(restore, recovery)
         last = recovery
         if spec.validate.enabled:
-            graph.add_node(validate, kind="validate", params=params)
-            graph.add_edge(recovery, validate)
-            last = validate
-        if wants_finish:
-            graph.add_edge(last, FINISH)
-    if wants_finish and not moves:
-        graph.add_edge(DESTINATION_REPOSITORY, FINISH)
+            # Before a cutover the source still takes writes: its count can only be compared, not required equal.
+            counts = "informational" if two_phases else "exact"
+            last = add(validate_id(move.target), "validate", counts=counts, **params)
+            graph.add_edge(recovery, last)
+        bulk_ends.append(last)
+    if not bulk_ends:
+        bulk_ends.append(DESTINATION_REPOSITORY)
+    if two_phases:
+        bulk_ends = [add_cutover(graph, add, moves, bulk_ends, cutover_snapshot)]
+    if wants_finish:
+        add(FINISH, FINISH, last_phase, cutover_snapshot=cutover_snapshot if two_phases else "")
+        for end in bulk_ends:
+            graph.add_edge(end, FINISH)
     return graph
+
+
+def add_cutover(
+    graph: nx.DiGraph, add: Callable[..., str], moves: list[IndexMove], after: list[str], snapshot: str
+) -> str:
+    """Phase two: block writes on the source, take the incremental snapshot, verify it, restore it over
+    each destination index (closed first), follow the recoveries, require exactly equal counts, then
+    switch the aliases. Returns the last node."""
+    chain = [
+        add(WRITE_BLOCK, "write.block", CUTOVER),
+        add(CUTOVER_SNAPSHOT_CREATE, "snapshot.create", CUTOVER, snapshot=snapshot),
+        add(CUTOVER_SNAPSHOT_WAIT, "snapshot.wait", CUTOVER, snapshot=snapshot),
+        add(CUTOVER_STORAGE_VERIFY, "storage.verify", CUTOVER, snapshot=snapshot),
+    ]
+    nx.add_path(graph, chain)
+    for node in after:
+        graph.add_edge(node, WRITE_BLOCK)
+    switch = add(ALIAS_SWITCH, "alias.switch", CUTOVER)
+    for move in moves:
+        params = {"source": move.source, "target": move.target, "snapshot": snapshot, "cutover": True}
+        restore = add(cutover_restore_id(move.target), "cutover.restore", CUTOVER, **params)
+        recovery = add(cutover_recovery_id(move.target), "recovery", CUTOVER, **params)
+        validate = add(cutover_validate_id(move.target), "validate", CUTOVER, counts="exact", **params)
+        nx.add_path(graph, [chain[-1], restore, recovery, validate, switch])
+    if not moves:
+        graph.add_edge(chain[-1], switch)
+    return switch

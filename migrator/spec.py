@@ -43,6 +43,7 @@ from migrator.rename import RenameError, RenameRule
 __all__ = [
     "ClusterSpec",
     "EstimateSpec",
+    "CutoverSpec",
     "FinishSpec",
     "MigrationSpec",
     "PlanError",
@@ -484,6 +485,17 @@ class FinishSpec(_Model):
         return aliases
 
 
+class CutoverSpec(_Model):
+    """Two phases: the bulk copy while the source takes writes, then a short write freeze to cut over."""
+
+    enabled: bool = Field(
+        False,
+        description="apply copies the data while the source keeps taking writes; `apply --phase cutover` then "
+        "blocks writes on the source, restores an incremental snapshot over the destination indices, checks the "
+        "counts are exactly equal and switches finish.aliases to the destination",
+    )
+
+
 # -- the plan -----------------------------------------------------------------------------------------
 
 
@@ -500,6 +512,7 @@ class MigrationSpec(_Model):
     restore: RestoreSpec = Field(default_factory=RestoreSpec)
     validation: ValidateSpec = Field(default_factory=ValidateSpec, alias="validate")
     finish: FinishSpec = Field(default_factory=FinishSpec)
+    cutover: CutoverSpec = Field(default_factory=CutoverSpec)
     estimate: EstimateSpec = Field(default_factory=EstimateSpec)
 
     @property

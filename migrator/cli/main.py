@@ -21,6 +21,7 @@ from migrator.cli.errors import fail
 from migrator.cli.verify import verify
 from migrator.clients.es import EsError
 from migrator.clients.storage import StorageError
+from migrator.cutover import cutover_report, rollback
 from migrator.exit_codes import ExitCode
 from migrator.migration import (
     Migration,
@@ -36,7 +37,7 @@ from migrator.migration import (
     status,
 )
 from migrator.migration import report as build_report
-from migrator.planner import MigrationPlan
+from migrator.planner import CUTOVER, MigrationPlan
 from migrator.render.plan import (
     graph_dot,
     graph_mermaid,
@@ -189,6 +190,7 @@ def run(
     step_by_step: bool = False,
     until: str | None = None,
     only: str | None = None,
+    phase: str | None = None,
 ) -> None:
     tty = sys.stderr.isatty()
     progress = progress_for(tty and not step_by_step)
@@ -214,6 +216,13 @@ def run(
             """Step by step: show the step's requests, send nothing until answered."""
             if not ask_each[0]:
                 return True
+            if step.kind == "write.block":
+                typer.secho(
+                    "\nPHASE TWO, the cutover: from the next step on, the source refuses writes until the "
+                    "aliases point at the destination (or `migrator rollback`).",
+                    bold=True,
+                    fg=typer.colors.YELLOW,
+                )
             typer.secho(f"\nnext step: {step.id}: {step.title}", bold=True)
             typer.echo(textwrap.indent(migration.redactor.text(step_text(step)), "  "))
             question = "Send these requests? [y]es, [n]o: stop here, [a]ll: the rest without asking"
@@ -236,6 +245,7 @@ def run(
                 gate=gate if step_by_step else None,
                 until=until,
                 only=only,
+                phase="all" if step_by_step and phase is None else phase,
             )
         finally:
             progress.close()
@@ -251,6 +261,14 @@ def run(
             ExitCode.NEEDS_ATTENTION,
         )
     done = len(result.done)
+    if result.not_run and all(plan.graph.nodes[node].get("phase") == CUTOVER for node in result.not_run):
+        typer.echo(
+            f"phase one done: {len(plan.moves)} indices copied while the source keeps taking writes "
+            f"({done} step(s) run, {len(result.skipped)} already done). Run it again to catch up, or cut over "
+            f"(writes on the source are blocked until the aliases point at the destination): "
+            f"migrator apply {plan_file} --phase cutover"
+        )
+        return
     if result.not_run:
         typer.echo(
             f"paused as asked: {done} step(s) run, {len(result.not_run)} left ({', '.join(result.not_run[:5])}"
@@ -280,6 +298,16 @@ UntilOpt = Annotated[
 OnlyOpt = Annotated[
     str | None, typer.Option("--only", metavar="STEP", help="Run only this step (its predecessors must be done).")
 ]
+PhaseOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--phase",
+        metavar="PHASE",
+        help="For a plan with cutover.enabled: `cutover` blocks writes on the source, restores an incremental "
+        "snapshot over the destination, checks the counts and switches the aliases (after the bulk copy, which "
+        "a plain apply runs); `all` runs both phases.",
+    ),
+]
 
 
 @app.command()
@@ -294,9 +322,13 @@ def apply(
     step_by_step: StepByStepOpt = False,
     until: UntilOpt = None,
     only: OnlyOpt = None,
+    phase: PhaseOpt = None,
 ) -> None:
     """Run the migration: every step observes the clusters and the bucket, does only what is missing,
     and records a checkpoint. Applying a finished plan again changes nothing.
+
+    With cutover.enabled, a plain apply is phase one (the bulk copy; the source keeps taking writes) and
+    `--phase cutover` phase two (a short write freeze); `migrator rollback` undoes a cutover.
 
     Given a plan saved with `plan --out`, runs exactly it, and refuses (exit 3, naming what changed)
     when a fresh discovery of the clusters gives a different plan."""
@@ -312,7 +344,14 @@ def apply(
         step_by_step=step_by_step,
         until=until,
         only=only,
+        phase=_phase(phase),
     )
+
+
+def _phase(phase: str | None) -> str | None:
+    if phase not in (None, "cutover", "all"):
+        raise fail(f"unknown --phase {phase!r}; use cutover or all", ExitCode.BAD_INPUT)
+    return phase
 
 
 @app.command()
@@ -326,9 +365,10 @@ def resume(
     step_by_step: StepByStepOpt = False,
     until: UntilOpt = None,
     only: OnlyOpt = None,
+    phase: PhaseOpt = None,
 ) -> None:
     """Continue an interrupted (or paused) run from its checkpoints; an in-flight snapshot or restore is
-    followed, never started twice."""
+    followed, never started twice. A cutover that began is continued to its end."""
     run(
         plan_file,
         state,
@@ -341,6 +381,7 @@ def resume(
         step_by_step=step_by_step,
         until=until,
         only=only,
+        phase=_phase(phase),
     )
 
 
@@ -391,8 +432,10 @@ def report_command(
     step's duration, attempts and retries, and every warning."""
     if fmt not in ("markdown", "json"):
         raise fail(f"unknown --format {fmt!r}; use markdown or json", ExitCode.BAD_INPUT)
+    path = (state or default_state_path(plan_file)).resolve()
     with errors_to_exit_codes():
-        data = build_report((state or default_state_path(plan_file)).resolve())
+        data = build_report(path)
+        data["cutover"] = cutover_report(path)
     typer.echo(json.dumps(data, indent=2) if fmt == "json" else report_markdown(data))
 
 
@@ -403,3 +446,35 @@ def cancel_command(plan_file: PlanArg, state: StateOpt = None, as_json: JsonOpt 
     with opened(plan_file, state) as migration:
         report = cancel(migration)
     typer.echo(json.dumps(report, indent=2) if as_json else f"cancelled: {report}")
+
+
+@app.command("rollback")
+def rollback_command(plan_file: PlanArg, state: StateOpt = None, as_json: JsonOpt = False) -> None:
+    """Undo a cutover: stop a running apply, remove the aliases the cutover switched to the destination,
+    then lift the write block on the source (never both writable with the aliases on the destination),
+    and say what state each destination index is in. A later `apply --phase cutover` tries again with a
+    new incremental snapshot."""
+    with opened(plan_file, state) as migration:
+        report = rollback(migration)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    typer.echo(f"writes allowed again on the source: {', '.join(report['writes_unblocked']) or 'none was blocked'}")
+    removed = [f"{a['alias']} -> {a['index']}" for a in report["aliases_removed"]]
+    typer.echo(f"aliases removed from the destination: {', '.join(removed) or 'none'}")
+    snapshot = report["cutover_snapshot"]
+    typer.echo(
+        f"incremental snapshot {snapshot['name']}: "
+        + ("deleted" if snapshot["deleted"] else snapshot.get("why", "not there"))
+    )
+    typer.echo("the destination now:")
+    for index in report["destination"]:
+        if not index["exists"]:
+            typer.echo(f"  {index['index']}: does not exist")
+            continue
+        restored = f", restored from {index['restored_from']}" if index.get("restored_from") else ""
+        aliases = f", aliases {', '.join(index['aliases'])}" if index["aliases"] else ", no alias"
+        typer.echo(
+            f"  {index['index']}: {index['status']}, {index['health']}, {index['docs']} documents{restored}{aliases}"
+        )
+    typer.echo(f"cut over again later with: migrator apply {plan_file} --phase cutover")

@@ -50,6 +50,8 @@ def report_markdown(report: dict[str, Any]) -> str:
     for step in report["steps"]:
         took = human_seconds(step["seconds"]) if step["seconds"] is not None else "–"
         out.append(f"| `{step['step']}` | {step['status']} | {took} | {step['attempts']} | {step['retries']} |")
+    if report.get("cutover"):
+        out += ["", *cutover_markdown(report["cutover"])]
     failed = [step for step in report["steps"] if step["error"]]
     if failed:
         out += ["", "## Failures", ""]
@@ -59,3 +61,36 @@ def report_markdown(report: dict[str, Any]) -> str:
     if not report["warnings"]:
         out.append("None.")
     return "\n".join(out) + "\n"
+
+
+def cutover_markdown(figures: dict[str, Any]) -> list[str]:
+    """The cutover's costs: the incremental snapshot against the full one, the restores over the
+    existing indices, and the write freeze."""
+    out = ["## Cutover", "", "| | |", "|---|---|"]
+    for label, key in (
+        ("Full snapshot (phase one)", "full_snapshot"),
+        ("Incremental snapshot", "incremental_snapshot"),
+    ):
+        stats = figures.get(key)
+        if stats and stats.get("total_bytes") is not None:
+            out.append(
+                f"| {label} | copied {human_bytes(stats['incremental_bytes'] or 0)} "
+                f"({_cell(stats['incremental_files'])} files) of {human_bytes(stats['total_bytes'])} "
+                f"({_cell(stats['total_files'])} files) |"
+            )
+    if "incremental_reused_fraction" in figures:
+        out.append(f"| Reused by the incremental snapshot | {figures['incremental_reused_fraction']:.1%} |")
+    over = figures.get("restore_over") or {}
+    if over.get("indices"):
+        out.append(
+            f"| Restored over {over['indices']} index(es) | {human_bytes(over['bytes'])}, of which "
+            f"{human_bytes(over['reused_bytes'])} reused from the files already on the destination |"
+        )
+    window = figures.get("write_block") or {}
+    if window.get("seconds") is not None:
+        out.append(
+            f"| Writes blocked on the source | {human_seconds(window['seconds'])} (ended by {window['ended_by']}) |"
+        )
+    elif window.get("blocked_at") is not None:
+        out.append("| Writes blocked on the source | since the cutover began, still blocked |")
+    return out

@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+from migrator.steps.alias_switch import SwitchAliases
 from migrator.steps.base import Step
+from migrator.steps.cutover_restore import RestoreOver
 from migrator.steps.destination_repository import RegisterDestinationRepository
 from migrator.steps.finish import Finish
 from migrator.steps.preflight import Preflight
@@ -16,6 +18,7 @@ from migrator.steps.snapshot_wait import FollowSnapshot
 from migrator.steps.source_repository import RegisterSourceRepository
 from migrator.steps.storage_verify import VerifyInStorage
 from migrator.steps.validate import ValidateIndex
+from migrator.steps.write_block import BlockWrites
 
 STEP_KINDS: dict[str, type[Step]] = {
     cls.kind: cls
@@ -29,6 +32,9 @@ STEP_KINDS: dict[str, type[Step]] = {
         Restore,
         FollowRecovery,
         ValidateIndex,
+        BlockWrites,
+        RestoreOver,
+        SwitchAliases,
         Finish,
     )
 }

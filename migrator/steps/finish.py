@@ -1,5 +1,8 @@
 """Finish, when the plan asks: replicas back, aliases on the restored indices, snapshot deleted,
-repositories unregistered. Each part is observed first and done only when missing."""
+repositories unregistered. Each part is observed first and done only when missing.
+
+In a two-phase plan the aliases are switched by the cutover (`alias.switch`) and the cutover's
+incremental snapshot is deleted too."""
 
 from __future__ import annotations
 
@@ -33,10 +36,14 @@ class Finish(Step):
             for target in self._targets().values():
                 body = {"index": {"number_of_replicas": finish.replicas}}
                 requests.append(ConsoleRequest("destination", "PUT", f"{target}/_settings", body))
-        if finish.aliases:
+        if finish.aliases and not self.ctx.spec.cutover.enabled:
             requests.append(ConsoleRequest("destination", "POST", "_aliases", {"actions": self._alias_actions()}))
         if finish.delete_snapshot:
             requests.append(ConsoleRequest("source", "DELETE", f"_snapshot/{repo}/{snap}"))
+            if self.params.get("cutover_snapshot"):
+                requests.append(
+                    ConsoleRequest("source", "DELETE", f"_snapshot/{repo}/{self.params['cutover_snapshot']}")
+                )
         if finish.unregister_repositories:
             requests.append(ConsoleRequest("destination", "DELETE", f"_snapshot/{repo}"))
             requests.append(ConsoleRequest("source", "DELETE", f"_snapshot/{repo}"))

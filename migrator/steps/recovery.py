@@ -25,6 +25,7 @@ class FollowRecovery(Step):
     kind = "recovery"
     title = "Follow the recovery of the restored index"
     waits_for = "every primary shard STARTED (recovery: files and bytes recovered / total)"
+    reused = 0
 
     def describe(self) -> list[ConsoleRequest]:
         return [ConsoleRequest("destination", "GET", f"{self.params['target']}/_recovery")]
@@ -37,7 +38,7 @@ class FollowRecovery(Step):
         ]
 
     def _progress(self, heal: bool = False) -> tuple[bool, int, int, str]:
-        """(done, bytes recovered, bytes total, stages); with `heal`, a lost restore is started again.
+        """(done, bytes recovered or reused, bytes total, stages); with `heal`, a lost restore is started again.
 
         Done means every primary shard STARTED. Health alone cannot tell: Elasticsearch reports the
         primaries of a freshly restored index as yellow while they are still initializing."""
@@ -52,8 +53,10 @@ class FollowRecovery(Step):
                 self._restore_again(missing=status == 404)
             return False, 0, 0, "restore lost"
         shards = (body.get(target) or {}).get("shards", [])
-        recovered = sum(s.get("index", {}).get("size", {}).get("recovered_in_bytes", 0) for s in shards)
-        total = sum(s.get("index", {}).get("size", {}).get("total_in_bytes", 0) for s in shards)
+        sizes = [s.get("index", {}).get("size", {}) for s in shards]
+        self.reused = sum(size.get("reused_in_bytes", 0) for size in sizes)
+        recovered = self.reused + sum(size.get("recovered_in_bytes", 0) for size in sizes)
+        total = sum(size.get("total_in_bytes", 0) for size in sizes)
         started = bool(primaries) and all(row.get("state") == "STARTED" for row in primaries)
         stages = ",".join(sorted({str(s.get("stage")) for s in shards})) or "-"
         return started, recovered, total, stages
@@ -84,7 +87,8 @@ class FollowRecovery(Step):
             done, recovered, total, stages = self._progress(heal=True)
             self.ctx.progress.update(self.id, recovered, total, "bytes", f"stage {stages}")
             if done:
-                return {"bytes": total}
+                # Restoring over an existing (closed) index reuses the files it already holds.
+                return {"bytes": total, "reused_bytes": self.reused}
             if self.ctx.cancel_requested():
                 raise Cancelled("cancel requested")
             started = time.monotonic()

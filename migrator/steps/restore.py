@@ -52,8 +52,11 @@ class Restore(Step):
             body["rename_replacement"] = restore.rename_replacement or ""
         if restore.index_settings:
             body["index_settings"] = restore.index_settings
-        if restore.ignore_index_settings:
-            body["ignore_index_settings"] = restore.ignore_index_settings
+        ignored = list(restore.ignore_index_settings)
+        if self.params.get("cutover"):  # the source's write block of the cutover is not migrated
+            ignored.append("index.blocks.write")
+        if ignored:
+            body["ignore_index_settings"] = ignored
         return body
 
     def describe(self) -> list[ConsoleRequest]:

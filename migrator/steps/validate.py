@@ -3,7 +3,10 @@
 Read-only (GET requests only, some with a body), so observing a finished migration again changes
 nothing. What is compared, each switchable in the plan's `validate:` section:
 
-- document counts (`GET <index>/_count` on both sides);
+- document counts (`GET <index>/_count` on both sides). Before a cutover (phase one of a two-phase
+  plan) the source still takes writes, so its count is recorded beside the destination's but a
+  difference is only a warning; the cutover's validation refreshes the write-blocked source first
+  and requires the counts exactly equal;
 - mappings (`GET <index>/_mapping`), equal modulo what a newer version changes by itself: the type
   level of a 6.x mapping (`{"_doc": {...}}`) and the 6.x `_default_` mapping are dropped, scalar
   values compare as text (`"false"` equals `false`, `"256"` equals `256`) and an empty `properties`
@@ -126,6 +129,8 @@ class ValidateIndex(Step):
             (validate.settings, "_settings?flat_settings=true"),
         ):
             if wanted:
+                if path == "_count" and self.params.get("cutover"):
+                    reads.append(ConsoleRequest("source", "POST", f"{source}/_refresh"))
                 reads.append(ConsoleRequest("source", "GET", f"{source}/{path}"))
                 reads.append(ConsoleRequest("destination", "GET", f"{target}/{path}"))
         if validate.sample_docs:
@@ -159,10 +164,18 @@ class ValidateIndex(Step):
 
     def _counts(self, detail: dict[str, Any]) -> list[str]:
         source, target = self.params["source"], self.params["target"]
+        if self.params.get("cutover"):  # writes are blocked: make every accepted document countable
+            self.ctx.source.request("POST", build_path(source, "_refresh"))
         expected = self.ctx.source.doc_count(source)
         actual = self.ctx.destination.doc_count(target)
         detail.update(source_docs=expected, destination_docs=actual)
         if expected == actual:
+            return []
+        if self.params.get("counts") == "informational":
+            detail["warnings"].append(
+                f"{target} has {actual} documents, {source} {expected} now: the source still takes writes, "
+                "the cutover phase makes them equal"
+            )
             return []
         return [
             f"{target} has {actual} documents on the destination but {source} has {expected} on the source "

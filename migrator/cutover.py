@@ -1,0 +1,204 @@
+"""The cutover's middle layer (beside `migration`): rolling a cutover back, and what it cost.
+
+Place in the flow: CLI -> migration / cutover -> steps -> clients -> state. The cutover itself is
+phase two of the DAG (see `planner.add_cutover`); this module adds what lies outside the DAG:
+
+- `rollback`: stop a running executor, remove the aliases the cutover switched to the destination,
+  *then* lift the write block on the source (in that order, so the two sides are never both
+  writable with the aliases on the destination), delete the attempt's incremental snapshot when
+  Elasticsearch allows it, forget the cutover's checkpoints (a later `apply --phase cutover` takes a
+  new incremental snapshot) and describe each destination index as it is now;
+- `cutover_figures`: from the state file alone, how much the incremental snapshot reused (its
+  status statistics), how much the restores over the existing indices reused, and how long writes
+  were blocked.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from migrator.clients.es import EsError, build_path
+from migrator.migration import (
+    Migration,
+    NeedsAttention,
+    cutover_attempt,
+    recorded_plan,
+    stop_and_take_over,
+)
+from migrator.planner import (
+    ALIAS_SWITCH,
+    CUTOVER,
+    CUTOVER_SNAPSHOT_WAIT,
+    SNAPSHOT_WAIT,
+    WRITE_BLOCK,
+    cutover_snapshot_name,
+    phase_nodes,
+)
+from migrator.state import StateStore
+from migrator.steps.restore import restored_from
+from migrator.steps.write_block import batches, write_blocked
+
+UNBLOCK = {"index.blocks.write": None}
+
+
+def rollback(migration: Migration, wait_s: float = 90.0) -> dict[str, Any]:
+    """Undo a cutover (finished or not): see the module docstring. Returns what was done and found."""
+    state = migration.open_state()
+    try:
+        plan = recorded_plan(migration, state)
+        if plan is None:
+            raise NeedsAttention(f"no run to roll back in {state.path}")
+        if not phase_nodes(plan.graph, CUTOVER):
+            raise NeedsAttention(
+                "this plan has no cutover, so there is no write block to lift; `migrator cancel` stops a run"
+            )
+        stop_and_take_over(migration, state, "rollback", wait_s)
+        targets = {move.source: move.target for move in plan.moves}
+        report: dict[str, Any] = {"aliases_removed": _remove_aliases(migration, targets)}
+        report["writes_unblocked"] = _unblock(migration, sorted(targets))
+        attempt = cutover_attempt(state)
+        report["cutover_snapshot"] = _delete_snapshot(
+            migration, state.get_meta("repository"), cutover_snapshot_name(plan.snapshot, attempt)
+        )
+        report["destination"] = describe_destination(migration, sorted(targets.values()))
+        state.reset(sorted(phase_nodes(plan.graph, CUTOVER)))
+        state.set_meta(status="rolled back", cutover_attempt=str(attempt + 1), cancel_requested="0")
+        state.event("rollback", json.dumps(report))
+        return report
+    finally:
+        state.close()
+
+
+def _remove_aliases(migration: Migration, targets: dict[str, str]) -> list[dict[str, str]]:
+    """Remove each alias of `finish.aliases` from the destination indices this migration restored."""
+    ours = set(targets.values())
+    actions = []
+    for alias in sorted(migration.spec.finish.aliases):
+        status, body = migration.destination.request("GET", build_path("_alias", alias), ok=(200, 404))
+        for index in sorted(set(body) & ours if status == 200 else set()):
+            actions.append({"remove": {"index": index, "alias": alias}})
+    if actions:
+        migration.destination.request("POST", "/_aliases", {"actions": actions})
+    return [action["remove"] for action in actions]
+
+
+def _unblock(migration: Migration, sources: list[str]) -> list[str]:
+    """Lift the write block on the source indices that carry it (setting it back to its default)."""
+    blocked = sorted(name for name, on in write_blocked(migration.source, sources).items() if on)
+    for batch in batches(blocked):
+        migration.source.request("PUT", build_path(",".join(batch), "_settings"), UNBLOCK)
+    still = sorted(name for name, on in write_blocked(migration.source, sources).items() if on)
+    if still:
+        raise NeedsAttention(f"the write block is still set on {', '.join(still)}; run `migrator rollback` again")
+    return blocked
+
+
+def _delete_snapshot(migration: Migration, repository: str | None, snapshot: str) -> dict[str, Any]:
+    """Delete the attempt's incremental snapshot; a refusal (a restore still reading it) is reported, not fatal."""
+    if not repository:
+        return {"name": snapshot, "deleted": False}
+    try:
+        status, _ = migration.source.request("DELETE", build_path("_snapshot", repository, snapshot), ok=(200, 404))
+    except EsError as exc:
+        return {"name": snapshot, "deleted": False, "why": str(exc)}
+    return {"name": snapshot, "deleted": status == 200, "existed": status == 200}
+
+
+def describe_destination(migration: Migration, targets: list[str]) -> list[dict[str, Any]]:
+    """Each destination index as it is now: state, health, documents, the snapshot it was restored from
+    (when its recovery still says), and its aliases."""
+    found = []
+    for target in targets:
+        path = build_path("_cat", "indices", target, params={"format": "json", "h": "health,status,docs.count"})
+        status, rows = migration.destination.request("GET", path, ok=(200, 404))
+        if status == 404 or not rows:
+            found.append({"index": target, "exists": False})
+            continue
+        row = rows[0]
+        aliases_status, aliases = migration.destination.request("GET", build_path(target, "_alias"), ok=(200, 404))
+        restored = restored_from(_Sides(migration), target) if row.get("status") == "open" else None
+        found.append(
+            {
+                "index": target,
+                "exists": True,
+                "status": row.get("status"),
+                "health": row.get("health"),
+                "docs": int(row["docs.count"]) if str(row.get("docs.count", "")).isdigit() else None,
+                "restored_from": (restored or {}).get("snapshot"),
+                "aliases": sorted((aliases.get(target) or {}).get("aliases", {})) if aliases_status == 200 else [],
+            }
+        )
+    return found
+
+
+class _Sides:
+    """The two clients under the names the steps' helpers expect (`ctx.source`, `ctx.destination`)."""
+
+    def __init__(self, migration: Migration) -> None:
+        self.source = migration.source
+        self.destination = migration.destination
+
+
+def _snapshot_stats(detail: dict[str, Any]) -> dict[str, Any] | None:
+    if not detail:
+        return None
+    keys = ("incremental_bytes", "total_bytes", "incremental_files", "total_files")
+    return {key: detail.get(key) for key in keys}
+
+
+def cutover_report(state_path: Path) -> dict[str, Any] | None:
+    """`cutover_figures` of the state file at `state_path` (None when it has no cutover)."""
+    if not state_path.is_file():
+        return None
+    state = StateStore(state_path)
+    try:
+        return cutover_figures(state)
+    finally:
+        state.close()
+
+
+def cutover_figures(state: StateStore) -> dict[str, Any] | None:
+    """What the cutover cost, from the state file alone (None when the run has no cutover step yet)."""
+    checkpoints = state.checkpoints()
+    nodes = state.get_json("nodes") or []
+    if WRITE_BLOCK not in nodes:
+        return None
+    bulk = checkpoints.get(SNAPSHOT_WAIT)
+    incremental = checkpoints.get(CUTOVER_SNAPSHOT_WAIT)
+    figures: dict[str, Any] = {
+        "full_snapshot": _snapshot_stats(bulk.detail if bulk else {}),
+        "incremental_snapshot": _snapshot_stats(incremental.detail if incremental else {}),
+    }
+    full, inc = figures["full_snapshot"], figures["incremental_snapshot"]
+    if full and inc and inc.get("total_bytes"):
+        figures["incremental_reused_fraction"] = round(1 - (inc["incremental_bytes"] or 0) / inc["total_bytes"], 4)
+    restored = [
+        cp.detail for node, cp in checkpoints.items() if node.startswith("cutover.recovery[") and cp.status == "done"
+    ]
+    figures["restore_over"] = {
+        "indices": len(restored),
+        "bytes": sum(int(d.get("bytes", 0)) for d in restored),
+        "reused_bytes": sum(int(d.get("reused_bytes", 0)) for d in restored),
+    }
+    figures["write_block"] = _write_block_window(state)
+    return figures
+
+
+def _write_block_window(state: StateStore) -> dict[str, Any]:
+    """When writes were first blocked, when the cutover (or a rollback) ended the freeze, and how long."""
+    blocks = [e.ts for e in state.events(kind="request") if e.step == WRITE_BLOCK and e.message.startswith("PUT ")]
+    blocked_at = blocks[-1] if blocks else None  # the latest attempt's
+    ended_at, ended_by = None, None
+    for event in state.events():
+        if blocked_at is None or event.ts < blocked_at or ended_at is not None:
+            continue
+        if event.kind == "step.done" and event.step == ALIAS_SWITCH:
+            ended_at, ended_by = event.ts, "cutover"
+        elif event.kind == "rollback":
+            ended_at, ended_by = event.ts, "rollback"
+    window: dict[str, Any] = {"blocked_at": blocked_at, "ended_at": ended_at, "ended_by": ended_by}
+    if blocked_at is not None and ended_at is not None:
+        window["seconds"] = round(ended_at - blocked_at, 1)
+    return window

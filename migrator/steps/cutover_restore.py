@@ -1,0 +1,37 @@
+"""Cutover: restore the incremental snapshot over one destination index (close it, restore, reopen).
+
+The destination index is ours (phase one restored it). Elasticsearch restores into an existing
+*closed* index with the same number of shards, and reuses the segment files it already holds that
+are identical in the snapshot, so only what changed since phase one crosses the wire; the restore
+opens the index again. The write block the source carries in this snapshot is not restored.
+Observed first: an index already restored from this snapshot is followed, not restored again.
+"""
+
+from __future__ import annotations
+
+from migrator.clients.es import build_path
+from migrator.steps.base import ConsoleRequest, Observation
+from migrator.steps.restore import Restore, restored_from
+
+
+class RestoreOver(Restore):
+    kind = "cutover.restore"
+    title = "Cutover: restore the incremental snapshot over the destination index"
+    waits_for = "nothing: the restore runs in the background (next step follows the recovery)"
+
+    def describe(self) -> list[ConsoleRequest]:
+        return [ConsoleRequest("destination", "POST", f"{self.params['target']}/_close"), *super().describe()]
+
+    def observe(self) -> Observation:
+        target = self.params["target"]
+        source = restored_from(self.ctx, target) or {}
+        if source.get("snapshot") == self.snapshot and source.get("repository") == self.ctx.repository:
+            return Observation(True, summary=f"{target} restored from {self.snapshot}")
+        return Observation(False, summary=f"{target} not yet restored from {self.snapshot}")
+
+    def act(self) -> None:
+        target = self.params["target"]
+        status, _ = self.ctx.destination.request("GET", build_path(target), ok=(200, 404))
+        if status == 200:
+            self.ctx.destination.request("POST", build_path(target, "_close"))
+        super().act()
