@@ -5,8 +5,8 @@ default is OSS server-side replication) -> copy (this module) -> needed_blobs (w
 which order) -> storage (reads from the source, writes to the target).
 
 - Parallel: `workers` blobs at a time; a blob bigger than `multipart_threshold` is streamed part by
-  part (ranged reads from the source, a multipart upload to OSS), so memory stays bounded by
-  `workers` parts.
+  part (ranged reads from the source, a multipart upload to OSS), so memory stays bounded by about
+  `workers` x max(`multipart_threshold`, `part_size`).
 - Phased: the blobs go phase by phase in `needed_blobs` order (data, shard metadata, index
   metadata, root snap-/meta-, root index-N, index.latest); a phase starts only when the previous
   one finished without a failure, so the target never has an index-N or index.latest naming a blob
@@ -17,6 +17,9 @@ which order) -> storage (reads from the source, writes to the target).
 - Checked end to end: after each write the CRC64 the target stored (OSS: its header; a folder:
   computed) is compared with the CRC64 the source stored; a mismatch is copied again, up to
   `attempts` times, then reported as that blob's failure.
+
+The root index-N is copied as it is: it lists every snapshot of the source repository, and only
+the copied one (only its copied indices) can be restored from the target.
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ import threading
 import time
 from collections.abc import Callable, Collection
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
-from migrator.clients.storage import PART_SIZE, ObjectInfo, Storage, StorageError, crc64_of
+from migrator.clients.storage import PART_SIZE, NotFound, ObjectInfo, Storage, StorageError, crc64_of
 from migrator.repository.needed_blobs import INDEX_LATEST, PHASES, ROOT_INDEX, copy_phase, snapshot_blobs
 from migrator.repository.repository_data import GENERATION, list_generations
 
@@ -87,6 +90,12 @@ class CopyResult:
     def complete(self) -> bool:
         return not self.failures and not self.not_started
 
+    def to_dict(self) -> dict[str, Any]:
+        document = {name: value for name, value in asdict(self).items() if name != "failures"}
+        document["complete"] = self.complete
+        document["failures"] = [asdict(failure) for failure in self.failures]
+        return document
+
     def summary(self, limit: int = 5) -> str:
         """One paragraph for a log line or a failed step."""
         head = (
@@ -120,7 +129,8 @@ def copy_snapshot(
     Raises SnapshotNotFound / SnapshotBlobsError (from needed_blobs) when the source cannot provide the snapshot,
     CopyError when the target already holds a newer repository generation, StorageError when listing fails.
     Per-blob failures do not raise: they are in the result, and the phases after the failed one do not start.
-    Whatever `progress` raises stops the copy (pending blobs are cancelled) and goes up unchanged."""
+    `progress` is called in the caller's thread after each blob; whatever it raises stops the copy (blobs not
+    started are cancelled, those in flight finish) and goes up unchanged."""
     if workers < 1 or attempts < 1:
         raise ValueError("workers and attempts must be at least 1")
     started = time.monotonic()
@@ -206,7 +216,7 @@ class _Copier:
         try:
             if phase == INDEX_LATEST:
                 blob = ObjectInfo(blob.key, len(self.index_latest))
-            wanted = crc64_of(self.index_latest) if phase == INDEX_LATEST else self.source.crc64(blob.key)
+            wanted = self.source_crc(blob.key)
             if not always and present_size == blob.size and wanted is not None:
                 if self.target.crc64(blob.key) == wanted:
                     self.count(skipped=1, skipped_bytes=blob.size)
@@ -215,7 +225,7 @@ class _Copier:
             for attempt in range(self.attempts):
                 if attempt:
                     self.count(crc_retries=1)
-                    wanted = crc64_of(self.index_latest) if phase == INDEX_LATEST else self.source.crc64(blob.key)
+                    wanted = self.source_crc(blob.key)
                 stored = self.write(blob)
                 if wanted is None or stored == wanted:
                     self.count(copied=1, copied_bytes=blob.size)
@@ -225,8 +235,18 @@ class _Copier:
                 f"source's ({wanted}): the source changed while copied, or a storage corrupts data; run again"
             )
             return blob, "failed", message
+        except NotFound as error:
+            if phase == ROOT_INDEX:  # Elasticsearch deletes an old index-N once a newer one is written
+                why = "the source moved to a newer generation meanwhile (a snapshot or delete ran): run the copy again"
+            else:
+                why = "it vanished from the source during the copy (was the snapshot deleted?)"
+            return blob, "failed", f"{error}: {why}"
         except StorageError as error:
             return blob, "failed", str(error)
+
+    def source_crc(self, key: str) -> int | None:
+        """The CRC64 the target must end up with: the source's (None when it keeps none), or index.latest's."""
+        return crc64_of(self.index_latest) if key == "index.latest" else self.source.crc64(key)
 
     def write(self, blob: ObjectInfo) -> int:
         if blob.key == "index.latest":

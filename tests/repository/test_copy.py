@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from migrator.clients.storage import MIN_PART_SIZE, LocalStorage, OssStorage, Storage
+from migrator.clients.storage import MIN_PART_SIZE, LocalStorage, OssStorage, RangeReader, Storage
 from migrator.repository.blob import FOOTER_MAGIC, encode_blob
 from migrator.repository.copy import CopyError, CopyProgress, copy_snapshot
 from migrator.repository.needed_blobs import (
@@ -313,6 +313,55 @@ def test_injected_faults_still_end_in_a_complete_copy(server: OssServer) -> None
     server.set_faults(Faults())
     assert_restorable(target, SYNTHETIC)
     assert result.source_requests + result.target_requests > 2 * result.blobs
+
+
+class DamagingTarget(LocalStorage):
+    """A folder that stores the wrong bytes (same length) for the first `times` writes of one key."""
+
+    def __init__(self, root: Path, victim: str, times: int) -> None:
+        super().__init__(root)
+        self.victim, self.times = victim, times
+
+    def write_stream(self, key: str, size: int, read: RangeReader, part_size: int = MIN_PART_SIZE) -> int:
+        if key == self.victim and self.times > 0:
+            self.times -= 1
+            return super().write_stream(key, size, lambda start, length: bytes(length), part_size)
+        return super().write_stream(key, size, read, part_size)
+
+
+def test_a_crc_mismatch_after_writing_is_copied_again(tmp_path: Path) -> None:
+    source = LocalStorage(fixture_repositories()[0])
+    victim = next(blob.key for blob in snapshot_blobs(source, "rfs_snapshot") if copy_phase(blob.key) == DATA)
+    healed = copy_snapshot(source, DamagingTarget(tmp_path / "healed", victim, 2), "rfs_snapshot")
+    assert healed.complete and healed.crc_retries == 2
+    assert_restorable(LocalStorage(tmp_path / "healed"), "rfs_snapshot")
+    broken = copy_snapshot(source, DamagingTarget(tmp_path / "broken", victim, 3), "rfs_snapshot", attempts=3)
+    assert not broken.complete and [failure.key for failure in broken.failures] == [victim]
+    assert "after 3 copies the target's CRC64" in broken.failures[0].message and broken.not_started > 0
+
+
+def test_only_a_finished_snapshot_is_copied(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    write_synthetic_repository(root, [1000], 4096)
+    repository = json.loads((root / "index-4").read_text())
+    repository["snapshots"][0]["state"] = 0
+    (root / "index-4").write_text(json.dumps(repository))
+    with pytest.raises(SnapshotBlobsError, match="is IN_PROGRESS in index-4: only a SUCCESS"):
+        copy_snapshot(LocalStorage(root), LocalStorage(tmp_path / "t"), SYNTHETIC)
+
+
+def test_source_moving_on_during_the_copy_is_reported(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    write_synthetic_repository(root, [1000, 2000], 4096)
+
+    def delete_the_generation(event: CopyProgress) -> None:
+        if copy_phase(event.key) == DATA:
+            (root / "index-4").unlink(missing_ok=True)
+
+    result = copy_snapshot(LocalStorage(root), LocalStorage(tmp_path / "t"), SYNTHETIC, progress=delete_the_generation)
+    assert [failure.key for failure in result.failures] == ["index-4"] and result.not_started == 1
+    assert "moved to a newer generation meanwhile" in result.failures[0].message
+    assert result.to_dict()["complete"] is False and result.to_dict()["failures"][0]["key"] == "index-4"
 
 
 # property: from any partial target, a copy does exactly the missing work, phase by phase -------
