@@ -264,9 +264,9 @@ def run(
     if result.not_run and all(plan.graph.nodes[node].get("phase") == CUTOVER for node in result.not_run):
         typer.echo(
             f"phase one done: {len(plan.moves)} indices copied while the source keeps taking writes "
-            f"({done} step(s) run, {len(result.skipped)} already done). Run it again to catch up, or cut over "
-            f"(writes on the source are blocked until the aliases point at the destination): "
-            f"migrator apply {plan_file} --phase cutover"
+            f"({done} step(s) run, {len(result.skipped)} already done). When ready to cut over (writes on the "
+            f"source are blocked until the aliases point at the destination):\n"
+            f"  migrator apply {plan_file} --phase cutover"
         )
         return
     if result.not_run:

@@ -160,7 +160,10 @@ class ValidateIndex(Step):
         wanted = {"counts": validate.doc_counts, "mappings": validate.mappings, "settings": validate.settings}
         checks = [name for name, on in {**wanted, "sample": validate.sample_docs > 0}.items() if on]
         count = f"{detail['destination_docs']} documents, " if "destination_docs" in detail else ""
-        return Observation(True, summary=f"{count}{', '.join(checks)} equal", detail=detail)
+        if detail.get("source_docs") != detail.get("destination_docs"):
+            checks.remove("counts")
+            count += f"the source has {detail['source_docs']} now (still taking writes), "
+        return Observation(True, summary=f"{count}{', '.join(checks) or 'nothing else'} equal", detail=detail)
 
     def _counts(self, detail: dict[str, Any]) -> list[str]:
         source, target = self.params["source"], self.params["target"]
