@@ -14,6 +14,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -84,6 +85,9 @@ class StepContext:
     progress: ProgressSink
     cancel_requested: Callable[[], bool] = lambda: False
     poll_s: float = 2.0
+    # Snapshot name -> the `PUT ...?wait_for_completion=true` this run holds open for it (snapshot.create
+    # sends it, snapshot.wait waits on it); empty in a run that did not take the snapshot itself.
+    held_snapshots: dict[str, Future[Any]] = field(default_factory=dict)
     _storage: Storage | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -1,18 +1,30 @@
-"""Create the snapshot of the selected indices (without waiting: the next step follows it).
+"""Create the snapshot of the selected indices; the next step follows it until it ends.
 
 The snapshot name is fixed when the run begins and kept in the state file, so a resumed run finds
-the snapshot it started instead of starting another.
+the snapshot it started instead of starting another. The create request is sent with
+`wait_for_completion=true` from a background thread and held open until the snapshot ends (as
+the minimal hand-run script does): the act returns as soon as the snapshot is accepted (visible
+in `GET _snapshot/<repo>/<snapshot>`), and `snapshot.wait` learns of the end from the held
+answer at once instead of one poll period late. A run that did not send it (a resume in a new
+process) has no held request and polls.
 """
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import Future
 from typing import Any
 
-from migrator.clients.es import build_path
-from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
+from migrator.clients.es import RETRY_STATUSES, EsError, build_path
+from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepContext, StepFailed
+
+# A snapshot may run for hours; should the held request time out (or a proxy cut it), snapshot.wait
+# falls back to polling, so this bound only keeps a thread from waiting forever.
+HELD_TIMEOUT_S = 24 * 3600.0
+ACCEPT_POLL_MAX_S = 1.0
 
 
-def snapshot_info(ctx: Any, snapshot: str) -> dict[str, Any] | None:
+def snapshot_info(ctx: StepContext, snapshot: str) -> dict[str, Any] | None:
     """The snapshot as the source sees it, or None when it does not exist."""
     status, body = ctx.source.request("GET", build_path("_snapshot", ctx.repository, snapshot), ok=(200, 404))
     if status == 404:
@@ -21,22 +33,71 @@ def snapshot_info(ctx: Any, snapshot: str) -> dict[str, Any] | None:
     return snapshots[0] if snapshots else None
 
 
+def snapshot_body(ctx: StepContext) -> dict[str, Any]:
+    """The body of the create request: the plan's indices and snapshot options."""
+    snapshot = ctx.spec.snapshot
+    return {
+        "indices": ",".join(move.source for move in ctx.plan.moves),
+        "include_global_state": snapshot.include_global_state,
+        "partial": snapshot.partial,
+        "ignore_unavailable": snapshot.ignore_unavailable,
+    }
+
+
+def _hold(ctx: StepContext, step_id: str, path: str, body: dict[str, Any], answer: Future[Any]) -> None:
+    """The background thread: send the create request and keep its answer (or its error) in `answer`."""
+    log = getattr(ctx.source.observer, "current", None)
+    if isinstance(log, threading.local):  # the executor's RequestLog tags requests with the step per thread
+        log.step = step_id
+    try:
+        answer.set_result(ctx.source.request("PUT", path, body, timeout_s=HELD_TIMEOUT_S)[1])
+    except Exception as exc:  # noqa: BLE001 - handed to the step that waits on it
+        answer.set_exception(exc)
+
+
+def take_snapshot(ctx: StepContext, step_id: str, snapshot: str) -> None:
+    """Send `PUT _snapshot/<repo>/<snapshot>?wait_for_completion=true` from a background thread (kept in
+    `ctx.held_snapshots`); return once the snapshot is accepted, or raise the request's error."""
+    if not ctx.plan.moves:
+        raise StepFailed("no index to snapshot: the plan selects nothing")
+    path = build_path("_snapshot", ctx.repository, snapshot, params={"wait_for_completion": True})
+    answer: Future[Any] = Future()
+    ctx.held_snapshots[snapshot] = answer
+    thread = threading.Thread(
+        target=_hold, args=(ctx, step_id, path, snapshot_body(ctx), answer), name=f"held-{snapshot}", daemon=True
+    )
+    thread.start()
+    delay = 0.05
+    while True:
+        try:
+            answer.result(timeout=delay)
+            return  # already ended: snapshot.wait reads the outcome
+        except TimeoutError:
+            pass
+        except EsError as exc:
+            # A retry after a dropped connection is refused as a duplicate while the first one runs.
+            if snapshot_info(ctx, snapshot) is not None:
+                return
+            raise StepFailed(
+                f"snapshot {snapshot} in repository {ctx.repository} failed: {exc}. "
+                "Fix the cause, then `migrator resume` takes it again",
+                transient=exc.status in (None, *RETRY_STATUSES),
+            ) from exc
+        if snapshot_info(ctx, snapshot) is not None:
+            return
+        if ctx.cancel_requested():
+            raise Cancelled("cancel requested")
+        delay = min(2 * delay, ACCEPT_POLL_MAX_S)
+
+
 class CreateSnapshot(Step):
     kind = "snapshot.create"
     title = "Create the snapshot"
-    waits_for = "nothing: the snapshot runs in the background (next step follows it)"
-
-    def body(self) -> dict[str, Any]:
-        snapshot = self.ctx.spec.snapshot
-        return {
-            "indices": ",".join(move.source for move in self.ctx.plan.moves),
-            "include_global_state": snapshot.include_global_state,
-            "partial": snapshot.partial,
-            "ignore_unavailable": snapshot.ignore_unavailable,
-        }
+    waits_for = "the snapshot to be accepted (the request is held open until it ends; the next step follows it)"
 
     def describe(self) -> list[ConsoleRequest]:
-        return [ConsoleRequest("source", "PUT", f"_snapshot/{self.ctx.repository}/{self.snapshot}", self.body())]
+        path = f"_snapshot/{self.ctx.repository}/{self.snapshot}"
+        return [ConsoleRequest("source", "PUT", path, snapshot_body(self.ctx))]
 
     def checks(self) -> list[ConsoleRequest]:
         return [ConsoleRequest("source", "GET", f"_snapshot/{self.ctx.repository}/{self.snapshot}")]
@@ -48,7 +109,4 @@ class CreateSnapshot(Step):
         return Observation(True, summary=f"snapshot {self.snapshot} exists ({info.get('state')})")
 
     def act(self) -> None:
-        if not self.ctx.plan.moves:
-            raise StepFailed("no index to snapshot: the plan selects nothing")
-        path = build_path("_snapshot", self.ctx.repository, self.snapshot, params={"wait_for_completion": False})
-        self.ctx.source.request("PUT", path, self.body())
+        take_snapshot(self.ctx, self.id, self.snapshot)

@@ -1,22 +1,64 @@
-"""Follow the snapshot until it ends, with shards and bytes as progress; poll gently.
+"""Follow the snapshot until it ends, with shards and bytes as progress; ask the source gently.
 
-The document warns that snapshot status calls share the snapshot thread pool, so this polls every
-few seconds only. FAILED, or PARTIAL when the plan does not allow it, stops the run.
+When this run sent the create request it holds that request open (`wait_for_completion=true`, see
+snapshot_create) and waits on its answer, reading `_status` only every few seconds for the
+progress bar: the document warns that snapshot status calls share the snapshot thread pool. A run
+without the held request (a resume in a new process, or a held request cut) polls every `poll_s`.
+
+A snapshot that ends FAILED, ABORTED, or PARTIAL when the plan does not allow it, stops the run
+naming its state, its failed shards and their reasons. Nothing was restored from it (every restore
+waits for this step), so the next `migrator resume` deletes it and takes it again under the same
+name; a snapshot that went missing is taken again too. The run that saw it fail never takes it
+again by itself: the cause (a full or unwritable repository, a broken shard) is most likely still
+there.
 """
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_for_futures
 from typing import Any
 
 from migrator.clients.es import build_path
-from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
-from migrator.steps.snapshot_create import snapshot_info
+from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepFailed
+from migrator.steps.snapshot_create import snapshot_info, take_snapshot
+
+PROGRESS_EVERY_S = 5.0  # `_status` while the held request runs: 12 a minute at most
+ENDED_BADLY = ("FAILED", "PARTIAL", "ABORTED")
+FAILURES_SHOWN = 3
+
+
+def held_answer(held: Future[Any]) -> dict[str, Any] | None:
+    """The snapshot info in the held request's answer; None when it failed or holds none."""
+    if held.exception() is not None:
+        return None
+    answer = held.result()
+    info = answer.get("snapshot") if isinstance(answer, dict) else None
+    return info if isinstance(info, dict) and info.get("state") else None
+
+
+def failure_text(info: dict[str, Any]) -> str:
+    """The failed shards and reasons a snapshot info names, in one line."""
+    shards = info.get("shards") or {}
+    parts = []
+    if shards:
+        parts.append(f"{shards.get('failed', 0)} of {shards.get('total', 0)} shards failed")
+    failures = info.get("failures") or []
+    for failure in failures[:FAILURES_SHOWN]:
+        where = f"{failure.get('index', '?')}[{failure.get('shard_id', '?')}]"
+        parts.append(f"{where}: {failure.get('reason', 'no reason given')}")
+    if len(failures) > FAILURES_SHOWN:
+        parts.append(f"and {len(failures) - FAILURES_SHOWN} more")
+    if info.get("reason"):
+        parts.append(f"reason: {info['reason']}")
+    return "; ".join(parts) or "no reason given"
 
 
 class FollowSnapshot(Step):
     kind = "snapshot.wait"
     title = "Follow the snapshot until it succeeds"
-    waits_for = "state SUCCESS in the snapshot status (shards done / total, bytes processed / total)"
+    waits_for = "state SUCCESS in the snapshot info (progress: shards done / total, bytes processed / total)"
 
     def describe(self) -> list[ConsoleRequest]:
         return [ConsoleRequest("source", "GET", f"_snapshot/{self.ctx.repository}/{self.snapshot}/_status")]
@@ -24,49 +66,108 @@ class FollowSnapshot(Step):
     def checks(self) -> list[ConsoleRequest]:
         return [ConsoleRequest("source", "GET", f"_snapshot/{self.ctx.repository}/{self.snapshot}")]
 
-    def _status(self) -> dict[str, Any]:
-        path = build_path("_snapshot", self.ctx.repository, self.snapshot, "_status")
-        status, body = self.ctx.source.request("GET", path, ok=(200, 404))
-        if status == 404 or not body.get("snapshots"):
-            raise StepFailed(
-                f"snapshot {self.snapshot} is missing from repository {self.ctx.repository} "
-                "(deleted or cancelled?); run `migrator apply` again to take a new one"
-            )
-        return body["snapshots"][0]
-
-    def _check(self, status: dict[str, Any]) -> bool:
-        state = status.get("state")
+    def _succeeded(self, info: dict[str, Any]) -> bool:
+        """True when the snapshot ended well; raises StepFailed when it ended badly; False while it runs."""
+        state = info.get("state")
         if state == "SUCCESS" or (state == "PARTIAL" and self.ctx.spec.snapshot.partial):
-            # The status says SUCCESS as soon as every shard is done, before the snapshot is
-            # finalized (written to index-N); the snapshot's own info says so only afterwards.
-            info = snapshot_info(self.ctx, self.snapshot) or {}
-            return info.get("state") == state
-        if state in ("FAILED", "PARTIAL", "ABORTED"):
-            raise StepFailed(
-                f"snapshot {self.snapshot} ended {state}; see GET _snapshot/{self.ctx.repository}/"
-                f"{self.snapshot} for the failed shards, fix the cause, delete the snapshot and run apply again"
-            )
+            return True
+        if state in ENDED_BADLY:
+            raise StepFailed(self._ended_badly(info))
         return False
 
+    def _ended_badly(self, info: dict[str, Any]) -> str:
+        partial = " (the plan does not allow a partial snapshot)" if info.get("state") == "PARTIAL" else ""
+        return (
+            f"snapshot {self.snapshot} in repository {self.ctx.repository} ended {info.get('state')}{partial}: "
+            f"{failure_text(info)}. Fix the cause (GET _snapshot/{self.ctx.repository}/{self.snapshot} shows "
+            "every failure), then `migrator resume` deletes this snapshot and takes it again"
+        )
+
+    def _missing(self, held: Future[Any] | None) -> str:
+        error = held.exception() if held is not None and held.done() else None
+        what = f"failed ({error})" if error is not None else "went missing (deleted behind our back?)"
+        return (
+            f"snapshot {self.snapshot} in repository {self.ctx.repository} {what} and is not in the repository. "
+            "Fix the cause, then `migrator resume` takes it again"
+        )
+
+    def _info(self) -> dict[str, Any]:
+        info = snapshot_info(self.ctx, self.snapshot)
+        if info is None:
+            if self.ctx.cancel_requested():
+                raise Cancelled("cancel requested")
+            raise StepFailed(self._missing(self.ctx.held_snapshots.get(self.snapshot)))
+        return info
+
+    def _progress(self) -> dict[str, Any]:
+        """Read `_status` and show shards and bytes; returns the status (empty when it is gone)."""
+        path = build_path("_snapshot", self.ctx.repository, self.snapshot, "_status")
+        code, body = self.ctx.source.request("GET", path, ok=(200, 404))
+        status = (body.get("snapshots") or [{}])[0] if code == 200 else {}
+        shards = status.get("shards_stats", {})
+        stats = status.get("stats", {})
+        total = stats.get("total", {}).get("size_in_bytes", stats.get("total_size_in_bytes", 0))
+        done = stats.get("processed", {}).get("size_in_bytes", stats.get("processed_size_in_bytes", 0))
+        text = f"shards {shards.get('done', 0)}/{shards.get('total', 0)}"
+        self.ctx.progress.update(self.id, done, total, "bytes", text)
+        return status
+
+    def _await(self, held: Future[Any], seconds: float) -> bool:
+        """Wait up to `seconds` for the held request to end (True when it did); stops early on cancel."""
+        deadline = time.monotonic() + seconds
+        while True:
+            if self.ctx.cancel_requested():
+                raise Cancelled("cancel requested")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return held.done()
+            if wait_for_futures([held], timeout=min(remaining, 0.5)).done:
+                return True
+
     def observe(self) -> Observation:
-        status = self._status()
-        done = self._check(status)
-        return Observation(done, in_progress=not done, summary=f"snapshot {status.get('state')}")
+        info = snapshot_info(self.ctx, self.snapshot)
+        if info is None:
+            return Observation(False, summary=f"snapshot {self.snapshot} is missing: to be taken again")
+        state = info.get("state")
+        if state in ENDED_BADLY and not (state == "PARTIAL" and self.ctx.spec.snapshot.partial):
+            return Observation(False, summary=f"snapshot {self.snapshot} ended {state}: to be taken again")
+        done = self._succeeded(info)
+        return Observation(done, in_progress=not done, summary=f"snapshot {state}")
+
+    def act(self) -> None:
+        """Reached when the snapshot ended badly or is missing: stop if this run took it, else take it again."""
+        held = self.ctx.held_snapshots.get(self.snapshot)
+        info = snapshot_info(self.ctx, self.snapshot)
+        if held is not None:
+            raise StepFailed(self._missing(held) if info is None else self._ended_badly(info))
+        if info is not None:
+            path = build_path("_snapshot", self.ctx.repository, self.snapshot)
+            self.ctx.source.request("DELETE", path, ok=(200, 404))
+        take_snapshot(self.ctx, self.id, self.snapshot)
 
     def wait(self) -> dict[str, Any]:
+        held = self.ctx.held_snapshots.get(self.snapshot)
+        total_bytes = 0
         while True:
-            status = self._status()
-            shards = status.get("shards_stats", {})
-            stats = status.get("stats", {})
-            total = stats.get("total", {}).get("size_in_bytes", stats.get("total_size_in_bytes", 0))
-            done_bytes = stats.get("processed", {}).get("size_in_bytes", stats.get("processed_size_in_bytes", 0))
-            self.ctx.progress.update(
-                self.id,
-                done_bytes,
-                total,
-                "bytes",
-                f"shards {shards.get('done', 0)}/{shards.get('total', 0)}",
-            )
-            if self._check(status):
-                return {"state": status.get("state"), "bytes": total, "shards": shards.get("total", 0)}
-            self.ctx.sleep()
+            if held is None:
+                status = self._progress()
+                total_bytes = status.get("stats", {}).get("total", {}).get("size_in_bytes", total_bytes)
+                # `_status` says SUCCESS once every shard is done, before the snapshot is finalized;
+                # the snapshot's own info says so only afterwards.
+                if status.get("state") not in ("IN_PROGRESS", "STARTED", "INIT"):
+                    info = self._info()
+                    if self._succeeded(info):
+                        break
+                self.ctx.sleep()
+            elif self._await(held, PROGRESS_EVERY_S):
+                info = held_answer(held) or self._info()
+                if self._succeeded(info):
+                    break
+                held = None  # answered, yet the snapshot runs on (a cut request): poll from now on
+            else:
+                status = self._progress()
+                total_bytes = status.get("stats", {}).get("total", {}).get("size_in_bytes", total_bytes)
+        detail: dict[str, Any] = {"state": info.get("state"), "shards": (info.get("shards") or {}).get("total", 0)}
+        if total_bytes:
+            detail["bytes"] = total_bytes
+        return detail
