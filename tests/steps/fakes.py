@@ -1,0 +1,100 @@
+"""A fake source cluster for the snapshot steps: one repository, snapshots whose end the test decides."""
+
+from __future__ import annotations
+
+import threading
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import urlsplit
+
+from migrator.clients.es import EsError, Request
+
+REPOSITORY = "repo"
+
+
+class FakeSource:
+    """Answers the snapshot requests the steps send; a held create request blocks until `end()`."""
+
+    def __init__(self) -> None:
+        self.snapshots: dict[str, dict[str, Any]] = {}
+        self.requests: list[tuple[str, str, str | None]] = []  # method, path, step tag of the sending thread
+        self.current = threading.local()  # like the executor's RequestLog
+        self.observer = self
+        self.ended = threading.Event()
+        self.create_error: EsError | None = None
+        self.status_state = "IN_PROGRESS"
+
+    def __call__(self, cluster: str, request: Request, status: int | None) -> None:
+        if status is None:
+            self.requests.append((request.method, request.path, getattr(self.current, "step", None)))
+
+    def end(self, state: str, failures: list[dict[str, Any]] | None = None, *, shards: int = 2) -> None:
+        for info in self.snapshots.values():
+            if info["state"] == "IN_PROGRESS":
+                failed = len(failures or [])
+                info.update(state=state, failures=failures or [])
+                info["shards"] = {"total": shards, "failed": failed, "successful": shards - failed}
+        self.status_state = "SUCCESS"
+        self.ended.set()
+
+    def count(self, method: str, suffix: str = "") -> int:
+        return sum(1 for m, path, _ in self.requests if m == method and urlsplit(path).path.endswith(suffix))
+
+    def request(
+        self, method: str, path: str, body: Any = None, *, ok: tuple[int, ...] = (200,), timeout_s: float | None = None
+    ) -> tuple[int, Any]:
+        request = Request(method, path, body)
+        self.observer(REPOSITORY, request, None)
+        parts = urlsplit(path).path.strip("/").split("/")
+        name = parts[2]
+        if method == "PUT":
+            if self.create_error is not None:
+                raise self.create_error
+            self.snapshots[name] = {"snapshot": name, "state": "IN_PROGRESS"}
+            if "wait_for_completion=true" in path:
+                self.ended.wait(30)
+                return 200, {"snapshot": self.snapshots.get(name, {})}
+            return 200, {"accepted": True}
+        if method == "DELETE":
+            self.ended.clear()
+            return (200, {}) if self.snapshots.pop(name, None) else (404, {})
+        if name not in self.snapshots:
+            if 404 not in ok:
+                raise EsError(REPOSITORY, request, 404, "snapshot_missing_exception")
+            return 404, {}
+        if parts[-1] == "_status":
+            stats = {"total": {"size_in_bytes": 1000}, "processed": {"size_in_bytes": 400}}
+            status = {"state": self.status_state, "shards_stats": {"done": 1, "total": 2}, "stats": stats}
+            return 200, {"snapshots": [status]}
+        return 200, {"snapshots": [dict(self.snapshots[name])]}
+
+
+class Progress:
+    def __init__(self) -> None:
+        self.updates: list[tuple[float, float]] = []
+
+    def update(self, step: str, completed: float, total: float, unit: str, text: str = "") -> None:
+        self.updates.append((completed, total))
+
+    def message(self, step: str | None, text: str) -> None:
+        return None
+
+
+def context(source: FakeSource, *, partial: bool = False, poll_s: float = 0.01) -> SimpleNamespace:
+    """What the snapshot steps use of a StepContext."""
+    ctx = SimpleNamespace(
+        spec=SimpleNamespace(
+            snapshot=SimpleNamespace(include_global_state=False, partial=partial, ignore_unavailable=False)
+        ),
+        plan=SimpleNamespace(moves=[SimpleNamespace(source="orders"), SimpleNamespace(source="logs")]),
+        source=source,
+        repository=REPOSITORY,
+        snapshot="snap-1",
+        held_snapshots={},
+        progress=Progress(),
+        cancelled=False,
+        poll_s=poll_s,
+    )
+    ctx.cancel_requested = lambda: ctx.cancelled
+    ctx.sleep = lambda seconds=None: None
+    return ctx
