@@ -55,6 +55,26 @@ def failure_text(info: dict[str, Any]) -> str:
     return "; ".join(parts) or "no reason given"
 
 
+def copy_stats(status: dict[str, Any]) -> dict[str, Any]:
+    """What the snapshot copied against what it holds, from its `_status` statistics: a later snapshot of
+    the same indices copies only the files that changed (7.8+ report both; older versions only the copy)."""
+    stats = status.get("stats") or {}
+    if "incremental" in stats:
+        incremental, total = stats.get("incremental") or {}, stats.get("total") or {}
+        return {
+            "incremental_bytes": incremental.get("size_in_bytes"),
+            "incremental_files": incremental.get("file_count"),
+            "total_bytes": total.get("size_in_bytes"),
+            "total_files": total.get("file_count"),
+        }
+    if "total_size_in_bytes" in stats:
+        return {
+            "incremental_bytes": stats.get("total_size_in_bytes"),
+            "incremental_files": stats.get("number_of_files"),
+        }
+    return {}
+
+
 class FollowSnapshot(Step):
     kind = "snapshot.wait"
     title = "Follow the snapshot until it succeeds"
@@ -170,4 +190,5 @@ class FollowSnapshot(Step):
         detail: dict[str, Any] = {"state": info.get("state"), "shards": (info.get("shards") or {}).get("total", 0)}
         if total_bytes:
             detail["bytes"] = total_bytes
-        return detail
+        # One read of the finished snapshot's statistics: what it copied, and what it reused.
+        return {**detail, **copy_stats(self._progress())}
