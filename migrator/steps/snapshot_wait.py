@@ -167,13 +167,11 @@ class FollowSnapshot(Step):
 
     def wait(self) -> dict[str, Any]:
         held = self.ctx.held_snapshots.get(self.snapshot)
-        total_bytes = 0
         while True:
             if held is None:
                 status = self._progress()
-                total_bytes = status.get("stats", {}).get("total", {}).get("size_in_bytes", total_bytes)
-                # `_status` says SUCCESS once every shard is done, before the snapshot is finalized;
-                # the snapshot's own info says so only afterwards.
+                # `_status` says SUCCESS once every shard is done, before the snapshot is finalized (and
+                # also for a PARTIAL one); the snapshot's own info says how it ended, and only afterwards.
                 if status.get("state") not in ("IN_PROGRESS", "STARTED", "INIT"):
                     info = self._info()
                     if self._succeeded(info):
@@ -185,10 +183,7 @@ class FollowSnapshot(Step):
                     break
                 held = None  # answered, yet the snapshot runs on (a cut request): poll from now on
             else:
-                status = self._progress()
-                total_bytes = status.get("stats", {}).get("total", {}).get("size_in_bytes", total_bytes)
-        detail: dict[str, Any] = {"state": info.get("state"), "shards": (info.get("shards") or {}).get("total", 0)}
-        if total_bytes:
-            detail["bytes"] = total_bytes
+                self._progress()
+        detail = {"state": info.get("state"), "shards": (info.get("shards") or {}).get("total", 0)}
         # One read of the finished snapshot's statistics: what it copied, and what it reused.
         return {**detail, **copy_stats(self._progress())}
