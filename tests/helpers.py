@@ -15,8 +15,10 @@ from migrator.state import StateStore
 BIG_INDEX = "big-events"
 
 
-def cli(bed, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **bed.environment()}
+def cli(
+    bed, *args: str, check: bool = True, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **bed.environment(), **(env or {})}
     result = subprocess.run(
         [sys.executable, "-m", "migrator", *args], capture_output=True, text=True, env=env, timeout=timeout
     )
