@@ -24,12 +24,13 @@ import networkx as nx
 from pydantic import BaseModel, ValidationError
 
 from migrator.clients.es import EsClient, EsError, Request, build_path
+from migrator.clients.replication import BucketReplication
 from migrator.clients.storage import LocalStorage, OssStorage, Storage
 from migrator.discovery import Facts, discover
 from migrator.executor import Executor, RequestLog, RunResult, build_steps
 from migrator.planner import BULK, CUTOVER, MigrationPlan, build_plan, phase_nodes, recovery_id
 from migrator.redact import Redactor
-from migrator.spec import ClusterSpec, MigrationSpec, PlanError, Problem, SecretRef, load_plan
+from migrator.spec import ClusterSpec, MigrationSpec, PlanError, Problem, SecretRef, StorageSpec, load_plan
 from migrator.state import STALE_AFTER_S, StateStore
 from migrator.steps.base import ConsoleRequest, ProgressSink, Step, StepContext
 
@@ -173,17 +174,41 @@ class Migration:
         self.destination.close()
 
     def storage(self) -> Storage:
+        """The source's repository, as migrator reads it."""
+        return self._open_storage(self.spec.storage_spec())
+
+    def replica(self) -> Storage:
+        """Cross-region: the destination's copy of the repository."""
+        assert self.spec.replication is not None
+        return self._open_storage(self.spec.replication.storage)
+
+    def replication(self) -> BucketReplication:
+        """Cross-region: the replication rules of the source's bucket."""
         storage = self.spec.storage_spec()
-        if storage.kind == "local":
-            return LocalStorage(Path(storage.path))
-        return OssStorage(
-            endpoint=storage.endpoint,
-            bucket=storage.bucket,
-            base_path=storage.base_path or "",
-            access_key_id=storage.access_key_id.resolve(self.environment),
-            access_key_secret=storage.access_key_secret.resolve(self.environment),
+        return BucketReplication(
+            endpoint=storage.endpoint or "",
+            bucket=storage.bucket or "",
+            access_key_id=self._secret(storage.access_key_id),
+            access_key_secret=self._secret(storage.access_key_secret),
             region=storage.region,
-            security_token=storage.security_token.resolve(self.environment) if storage.security_token else None,
+            security_token=self._secret(storage.security_token) or None,
+            signature=storage.signature,
+        )
+
+    def _secret(self, ref: SecretRef | None) -> str:
+        return ref.resolve(self.environment) if ref is not None else ""
+
+    def _open_storage(self, storage: StorageSpec) -> Storage:
+        if storage.kind == "local":
+            return LocalStorage(Path(storage.path or ""))
+        return OssStorage(
+            endpoint=storage.endpoint or "",
+            bucket=storage.bucket or "",
+            base_path=storage.base_path or "",
+            access_key_id=self._secret(storage.access_key_id),
+            access_key_secret=self._secret(storage.access_key_secret),
+            region=storage.region,
+            security_token=self._secret(storage.security_token) or None,
             signature=storage.signature,
         )
 
@@ -528,6 +553,8 @@ def execute(
             destination=migration.destination,
             environment=migration.environment,
             storage_factory=migration.storage,
+            replica_factory=migration.replica if migration.spec.replication else None,
+            replication_factory=migration.replication if migration.spec.replication else None,
             progress=RecordedProgress(progress, state),
             cancel_requested=lambda: state.get_meta("cancel_requested") == "1",
             poll_s=poll_s,

@@ -30,11 +30,15 @@ SNAPSHOT_CREATE = "snapshot.create"
 SNAPSHOT_WAIT = "snapshot.wait"
 STORAGE_VERIFY = "storage.verify"
 DESTINATION_REPOSITORY = "repository.destination"
+REPLICATION = "replication"
+REPLICA_VERIFY = "replica.verify"
 FINISH = "finish"
 WRITE_BLOCK = "cutover.block"
 CUTOVER_SNAPSHOT_CREATE = "cutover.snapshot.create"
 CUTOVER_SNAPSHOT_WAIT = "cutover.snapshot.wait"
 CUTOVER_STORAGE_VERIFY = "cutover.storage.verify"
+CUTOVER_REPLICATION = "cutover.replication"
+CUTOVER_REPLICA_VERIFY = "cutover.replica.verify"
 ALIAS_SWITCH = "cutover.switch"
 BULK, CUTOVER = "bulk", "cutover"
 
@@ -285,9 +289,11 @@ def build_graph(spec: MigrationSpec, moves: list[IndexMove], cutover_snapshot: s
         graph.add_node(node, kind=kind, params=params, phase=phase)
         return node
 
-    chain = [PREFLIGHT, SOURCE_REPOSITORY, SNAPSHOT_CREATE, SNAPSHOT_WAIT, STORAGE_VERIFY, DESTINATION_REPOSITORY]
+    chain = [PREFLIGHT, SOURCE_REPOSITORY, SNAPSHOT_CREATE, SNAPSHOT_WAIT, STORAGE_VERIFY]
     for node in chain:
         add(node, node)
+    chain += replication_nodes(spec, add, REPLICATION, REPLICA_VERIFY, BULK)
+    chain.append(add(DESTINATION_REPOSITORY, DESTINATION_REPOSITORY))
     nx.add_path(graph, chain)
     finish = spec.finish
     wants_finish = bool(
@@ -314,7 +320,7 @@ def build_graph(spec: MigrationSpec, moves: list[IndexMove], cutover_snapshot: s
     if not bulk_ends:
         bulk_ends.append(DESTINATION_REPOSITORY)
     if two_phases:
-        bulk_ends = [add_cutover(graph, add, moves, bulk_ends, cutover_snapshot)]
+        bulk_ends = [add_cutover(spec, graph, add, moves, bulk_ends, cutover_snapshot)]
     if wants_finish:
         add(FINISH, FINISH, last_phase, cutover_snapshot=cutover_snapshot if two_phases else "")
         for end in bulk_ends:
@@ -322,8 +328,24 @@ def build_graph(spec: MigrationSpec, moves: list[IndexMove], cutover_snapshot: s
     return graph
 
 
+def replication_nodes(
+    spec: MigrationSpec, add: Callable[..., str], replicate: str, verify: str, phase: str, **params: Any
+) -> list[str]:
+    """Cross-region: fill the destination's bucket (OSS replication, or migrator's copy), then verify the
+    copy there, before the destination reads it. No nodes for a plan without replication."""
+    if spec.replication is None:
+        return []
+    kind = "replication" if spec.replication.method == "oss" else "replica.copy"
+    return [add(replicate, kind, phase, **params), add(verify, "replica.verify", phase, **params)]
+
+
 def add_cutover(
-    graph: nx.DiGraph, add: Callable[..., str], moves: list[IndexMove], after: list[str], snapshot: str
+    spec: MigrationSpec,
+    graph: nx.DiGraph,
+    add: Callable[..., str],
+    moves: list[IndexMove],
+    after: list[str],
+    snapshot: str,
 ) -> str:
     """Phase two: block writes on the source, take the incremental snapshot, verify it, restore it over
     each destination index (closed first), follow the recoveries, require exactly equal counts, then
@@ -333,6 +355,7 @@ def add_cutover(
         add(CUTOVER_SNAPSHOT_CREATE, "snapshot.create", CUTOVER, snapshot=snapshot),
         add(CUTOVER_SNAPSHOT_WAIT, "snapshot.wait", CUTOVER, snapshot=snapshot),
         add(CUTOVER_STORAGE_VERIFY, "storage.verify", CUTOVER, snapshot=snapshot),
+        *replication_nodes(spec, add, CUTOVER_REPLICATION, CUTOVER_REPLICA_VERIFY, CUTOVER, snapshot=snapshot),
     ]
     nx.add_path(graph, chain)
     for node in after:

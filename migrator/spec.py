@@ -44,6 +44,7 @@ __all__ = [
     "ClusterSpec",
     "EstimateSpec",
     "CutoverSpec",
+    "ReplicationSpec",
     "FinishSpec",
     "MigrationSpec",
     "PlanError",
@@ -382,6 +383,20 @@ class StorageSpec(_Model):
         return self
 
 
+class ReplicationSpec(_Model):
+    """Cross-region: the destination reads its own region's bucket, filled from the source's."""
+
+    method: Literal["oss", "copy"] = Field(
+        "oss",
+        description="oss: OSS cross-region replication of the repository's prefix (server side, any size); "
+        "copy: migrator copies exactly the blobs the snapshot needs (parallel, resumable, CRC64-checked; "
+        "for small snapshots)",
+    )
+    storage: StorageSpec = Field(description="the destination's bucket as migrator reaches it (same base_path)")
+    rule_id: str | None = Field(None, description="oss: the replication rule's ID [default: migrator-<plan name>]")
+    workers: int = Field(8, ge=1, le=64, description="copy: blobs copied at once")
+
+
 # -- snapshot, restore, validation, finish -------------------------------------------------------------
 
 
@@ -513,6 +528,9 @@ class MigrationSpec(_Model):
     validation: ValidateSpec = Field(default_factory=ValidateSpec, alias="validate")
     finish: FinishSpec = Field(default_factory=FinishSpec)
     cutover: CutoverSpec = Field(default_factory=CutoverSpec)
+    replication: ReplicationSpec | None = Field(
+        None, description="cross-region: the destination's repository is another bucket, replicated from the source's"
+    )
     estimate: EstimateSpec = Field(default_factory=EstimateSpec)
 
     @property
@@ -541,6 +559,10 @@ class MigrationSpec(_Model):
                     'keep it 1 to 255 bytes, without a leading "_", spaces or ,"*\\<|>/?#',
                     "snapshot.name",
                 )
+        if self.replication is not None:
+            problem = self._replication_problem()
+            if problem is not None:
+                raise _invalid(problem.message, problem.fix, problem.field)
         selected = [_wildcard(p) for p in self.snapshot.indices]
         for alias, sources in self.finish.aliases.items():
             for position, source in enumerate(sources):
@@ -551,6 +573,45 @@ class MigrationSpec(_Model):
                         f"finish.aliases.{alias}[{position}]",
                     )
         return self
+
+    def _replication_problem(self) -> Problem | None:
+        """A cross-region plan must make the destination read the replica, and OSS replication keeps keys as
+        they are: the replica has the same base_path in another bucket."""
+        replication, repository = self.replication, self.repository
+        assert replication is not None
+        replica = replication.storage
+        destination = repository.destination_settings
+        if repository.type == "fs" and destination.location is None:
+            return Problem(
+                "repository.destination_settings.location",
+                "a replicated repository is read from another place: the destination would read the source's folder",
+                "set repository.destination_settings.location to the replica's folder",
+            )
+        if repository.type != "fs" and replica.kind == "oss" and destination.bucket != replica.bucket:
+            return Problem(
+                "repository.destination_settings.bucket",
+                f"the destination must read the replica bucket {replica.bucket!r}",
+                f"set repository.destination_settings.bucket: {replica.bucket} (and its region's endpoint)",
+            )
+        if replication.method == "copy":
+            return None
+        source = self.storage if self.storage is not None else self._derived_storage()
+        if isinstance(source, Problem) or source.kind != "oss" or replica.kind != "oss":
+            return Problem(
+                "replication.method",
+                "OSS cross-region replication needs both repositories in OSS buckets (storage and replication.storage "
+                "of kind oss)",
+                "use method: copy, or give both storages kind: oss",
+            )
+        if (source.base_path or "").strip("/") != (replica.base_path or "").strip("/"):
+            return Problem(
+                "replication.storage.base_path",
+                "OSS replication keeps object keys as they are: the replica's base_path must be the source's",
+                f"set replication.storage.base_path: {source.base_path or '(empty)'}",
+            )
+        if source.bucket == replica.bucket:
+            return Problem("replication.storage.bucket", "a bucket cannot replicate to itself", "name the other bucket")
+        return None
 
     def _derived_storage(self) -> StorageSpec | Problem:
         repository = self.repository

@@ -12,11 +12,13 @@ from migrator.steps.destination_repository import RegisterDestinationRepository
 from migrator.steps.finish import Finish
 from migrator.steps.preflight import Preflight
 from migrator.steps.recovery import FollowRecovery
+from migrator.steps.replica_copy import CopyToReplica
+from migrator.steps.replication import Replicate
 from migrator.steps.restore import Restore
 from migrator.steps.snapshot_create import CreateSnapshot
 from migrator.steps.snapshot_wait import FollowSnapshot
 from migrator.steps.source_repository import RegisterSourceRepository
-from migrator.steps.storage_verify import VerifyInStorage
+from migrator.steps.storage_verify import VerifyInStorage, VerifyReplica
 from migrator.steps.validate import ValidateIndex
 from migrator.steps.write_block import BlockWrites
 
@@ -28,6 +30,9 @@ STEP_KINDS: dict[str, type[Step]] = {
         CreateSnapshot,
         FollowSnapshot,
         VerifyInStorage,
+        Replicate,
+        CopyToReplica,
+        VerifyReplica,
         RegisterDestinationRepository,
         Restore,
         FollowRecovery,

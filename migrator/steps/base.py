@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from migrator.clients.es import EsClient
+from migrator.clients.replication import BucketReplication
 from migrator.clients.storage import Storage
 from migrator.planner import MigrationPlan
 from migrator.spec import MigrationSpec
@@ -88,7 +89,10 @@ class StepContext:
     # Snapshot name -> the `PUT ...?wait_for_completion=true` this run holds open for it (snapshot.create
     # sends it, snapshot.wait waits on it); empty in a run that did not take the snapshot itself.
     held_snapshots: dict[str, Future[Any]] = field(default_factory=dict)
-    _storage: Storage | None = None
+    # Cross-region plans: the destination's bucket (the replica) and the source bucket's replication rules.
+    replica_factory: Callable[[], Storage] | None = None
+    replication_factory: Callable[[], BucketReplication] | None = None
+    _clients: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -99,11 +103,25 @@ class StepContext:
     def repository(self) -> str:
         return self.spec.repository.name
 
-    def storage(self) -> Storage:
+    def _client(self, name: str, factory: Callable[[], Any] | None) -> Any:
         with self._lock:
-            if self._storage is None:
-                self._storage = self.storage_factory()
-            return self._storage
+            if name not in self._clients:
+                if factory is None:
+                    raise StepFailed(f"this plan has no {name}: add a replication section to the plan")
+                self._clients[name] = factory()
+            return self._clients[name]
+
+    def storage(self) -> Storage:
+        """The source's repository, as migrator reads it."""
+        return self._client("storage", self.storage_factory)
+
+    def replica(self) -> Storage:
+        """Cross-region: the destination's copy of the repository."""
+        return self._client("replica", self.replica_factory)
+
+    def replication(self) -> BucketReplication:
+        """Cross-region: the replication rules of the source's bucket."""
+        return self._client("replication", self.replication_factory)
 
     def sleep(self, seconds: float | None = None) -> None:
         """Wait between polls; stops the run early when a cancel was requested."""

@@ -10,6 +10,7 @@ from typing import Any
 
 from migrator.clients.es import build_path
 from migrator.steps.base import ConsoleRequest, Observation, Step
+from migrator.steps.replication import replication_rule
 
 
 class Finish(Step):
@@ -47,6 +48,11 @@ class Finish(Step):
         if finish.unregister_repositories:
             requests.append(ConsoleRequest("destination", "DELETE", f"_snapshot/{repo}"))
             requests.append(ConsoleRequest("source", "DELETE", f"_snapshot/{repo}"))
+            replication = self.ctx.spec.replication
+            if replication is not None and replication.method == "oss":  # OSS allows one rule per target bucket
+                rule = replication_rule(self.ctx.spec)
+                path = f"oss://{rule['source_bucket']}/?replication&comp=delete"
+                requests.append(ConsoleRequest("storage", "POST", path, {"ID": rule["rule_id"]}))
         return requests
 
     def describe(self) -> list[ConsoleRequest]:
@@ -57,6 +63,8 @@ class Finish(Step):
         for request in self._wanted():
             if request.path.endswith("/_settings"):
                 reads.append(ConsoleRequest(request.cluster, "GET", f"{request.path}/index.number_of_replicas"))
+            elif request.cluster == "storage":
+                reads.append(ConsoleRequest("storage", "GET", request.path.split("?")[0] + "?replication"))
             elif request.path == "_aliases":
                 reads.extend(
                     ConsoleRequest(request.cluster, "GET", f"{a['add']['index']}/_alias/{a['add']['alias']}")
@@ -70,7 +78,11 @@ class Finish(Step):
         missing = []
         for request in self._wanted():
             client = self.ctx.source if request.cluster == "source" else self.ctx.destination
-            if request.path.endswith("/_settings"):
+            if request.cluster == "storage":
+                rules = self.ctx.replication().rules()
+                if any(r.rule_id == request.body["ID"] and r.status != "closing" for r in rules):
+                    missing.append(request)
+            elif request.path.endswith("/_settings"):
                 index = request.path.split("/")[0]
                 current = client.get(build_path(index, "_settings", "index.number_of_replicas"))
                 value = current.get(index, {}).get("settings", {}).get("index", {}).get("number_of_replicas")
@@ -81,8 +93,10 @@ class Finish(Step):
                 if actions:
                     missing.append(ConsoleRequest(request.cluster, request.method, request.path, {"actions": actions}))
             else:
-                status, _ = client.request("GET", "/" + request.path, ok=(200, 404))
-                if status == 200:
+                status, body = client.request("GET", "/" + request.path, ok=(200, 404))
+                # 7.16+ answer a snapshot of an unregistered repository with 200, no snapshot and a failure.
+                is_snapshot = request.path.count("/") == 2
+                if status == 200 and (not is_snapshot or body.get("snapshots")):
                     missing.append(request)
         return missing
 
@@ -96,5 +110,8 @@ class Finish(Step):
 
     def act(self) -> None:
         for request in self._missing():
+            if request.cluster == "storage":
+                self.ctx.replication().delete_rule(request.body["ID"])
+                continue
             client = self.ctx.source if request.cluster == "source" else self.ctx.destination
             client.request(request.method, "/" + request.path, request.body)

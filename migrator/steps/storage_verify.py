@@ -7,8 +7,11 @@ is there with its exact length. A failure stops the run naming the snapshot, ind
 
 from __future__ import annotations
 
-from migrator.clients.storage import StorageError
+from typing import ClassVar
+
+from migrator.clients.storage import Storage, StorageError
 from migrator.repository.verify import verify_snapshot
+from migrator.spec import StorageSpec
 from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
 
 
@@ -16,9 +19,16 @@ class VerifyInStorage(Step):
     kind = "storage.verify"
     title = "Verify the snapshot in the bucket"
     waits_for = "the snapshot listed as SUCCESS in the live index-N and every file of every shard present and whole"
+    replica: ClassVar[bool] = False
+
+    def _storage_spec(self) -> StorageSpec:
+        return self.ctx.spec.storage_spec()
+
+    def _storage(self) -> Storage:
+        return self.ctx.storage()
 
     def describe(self) -> list[ConsoleRequest]:
-        storage = self.ctx.spec.storage_spec()
+        storage = self._storage_spec()
         where = f"{storage.bucket}/{storage.base_path or ''}" if storage.kind == "oss" else str(storage.path)
         return [
             ConsoleRequest(
@@ -29,7 +39,7 @@ class VerifyInStorage(Step):
     def observe(self) -> Observation:
         try:
             result = verify_snapshot(
-                self.ctx.storage(),
+                self._storage(),
                 self.snapshot,
                 allow_partial=self.ctx.spec.snapshot.partial,
                 indices=[move.source for move in self.ctx.plan.moves],
@@ -39,10 +49,26 @@ class VerifyInStorage(Step):
         if not result.restorable:
             # A snapshot just finalized may not be listed yet by an eventually consistent store.
             missing = any(f.code in ("snapshot_not_found", "repository_data_missing") for f in result.errors)
-            raise StepFailed(result.summary(), transient=missing)
+            raise StepFailed(result.summary(), transient=missing or self.replica)
         detail = {"files": result.files, "blobs": result.blobs, "bytes": result.bytes, "requests": result.requests}
         return Observation(
             True,
             summary=f"{result.indices} indices, {result.shards} shards, {result.files} files verified in storage",
             detail=detail,
         )
+
+
+class VerifyReplica(VerifyInStorage):
+    """The same proof, read from the destination's bucket: the replicated (or copied) repository is whole
+    before the destination reads it. A failure is retried first: a replica may still be catching up."""
+
+    kind = "replica.verify"
+    title = "Verify the snapshot in the destination's bucket"
+    replica = True
+
+    def _storage_spec(self) -> StorageSpec:
+        assert self.ctx.spec.replication is not None
+        return self.ctx.spec.replication.storage
+
+    def _storage(self) -> Storage:
+        return self.ctx.replica()
