@@ -174,6 +174,8 @@ class Sandbox:
         self._write_private(self.document_path, json.dumps(document, indent=2) + "\n")
         self._write_private(self.env_path, f"{KEY_ID_VAR}={key_id}\n{SECRET_VAR}={secret}\n")
         self.plan_path.write_text(sandbox_plan(document, self.env_path.name))
+        (self.folder / "cutover.yaml").write_text(cutover_plan(document, self.env_path.name))
+        (self.folder / "cross-region.yaml").write_text(cross_region_plan(document, self.env_path.name))
         return document, True
 
     def _check_data_version(self, role: str, version: str) -> None:
@@ -337,3 +339,62 @@ restore:
   rename_pattern: "(.+)"
   rename_replacement: "migrated-$1"
 """
+
+
+def cutover_plan(document: dict[str, Any], env_file: str) -> str:
+    """The same migration in two phases: `apply` copies while the source takes writes, `apply --phase
+    cutover` blocks writes, catches up with an incremental snapshot and moves the `logs` alias."""
+    plan = sandbox_plan(document, env_file).replace("name: sandbox-demo", "name: sandbox-cutover")
+    plan = plan.replace('rename_replacement: "migrated-$1"', 'rename_replacement: "cutover-$1"')
+    plan = plan.replace(f"# Run it with: migrator apply {document['plan']} --yes", "# Two phases, see below.")
+    folder = Path(document["plan"]).parent
+    return (
+        plan
+        + f"""cutover:
+  enabled: true                 # migrator apply {folder / "cutover.yaml"} --yes   (phase one: the bulk copy)
+                                # migrator apply {folder / "cutover.yaml"} --phase cutover --yes
+                                # migrator rollback {folder / "cutover.yaml"}  (writes back on the source)
+finish:
+  aliases:
+    logs: ["logs-2026.11.01", "logs-2026.11.02"]
+"""
+    )
+
+
+def cross_region_plan(document: dict[str, Any], env_file: str) -> str:
+    """The migration through two buckets: the source's (cn-hangzhou) replicated by OSS to the destination's
+    (cn-shanghai), the replica verified before the destination reads it."""
+    oss = document["oss"]
+    base_path = "snapshots/cross-region"
+    source_location = str(Path(document["repository"]["settings"]["location"]).parent.parent / base_path)
+    replica_location = str(Path(document["replica_repository"]["settings"]["location"]).parent.parent / base_path)
+    plan = sandbox_plan(document, env_file).replace("name: sandbox-demo", "name: sandbox-cross-region")
+    plan = plan.replace(
+        f"apply {document['plan']} --yes", f"apply {Path(document['plan']).parent / 'cross-region.yaml'} --yes"
+    )
+    plan = plan.replace("name: migrator_sandbox\n", "name: migrator_sandbox_xr\n")
+    plan = plan.replace(document["repository"]["settings"]["location"], source_location)
+    plan = plan.replace(f"base_path: {oss['base_path']}", f"base_path: {base_path}")
+    plan = plan.replace('rename_replacement: "migrated-$1"', 'rename_replacement: "replica-$1"')
+    plan = plan.replace(
+        "    compress: true\n",
+        f"    compress: true\n  destination_settings:         # the destination reads its own region's bucket\n"
+        f"    location: {replica_location}\n",
+        1,
+    )
+    return (
+        plan
+        + f"""replication:                    # OSS cross-region replication; method: copy for migrator's own copy
+  method: oss
+  storage:
+    kind: oss
+    endpoint: {oss["endpoint"]}
+    bucket: {oss["replica_bucket"]}
+    base_path: {base_path}
+    region: {oss["replica_region"]}
+    access_key_id: ${{{KEY_ID_VAR}}}
+    access_key_secret: ${{{SECRET_VAR}}}
+finish:
+  unregister_repositories: true # also removes the replication rule (OSS allows one per target bucket)
+"""
+    )
