@@ -628,6 +628,11 @@ def cancel_advice(plan: MigrationPlan, node: str) -> CancelAdvice:
     """What `migrator cancel` sends when the run is at `node` (see `_undo`)."""
     kind, params = plan.graph.nodes[node]["kind"], plan.graph.nodes[node]["params"]
     snapshot = ConsoleRequest("source", "DELETE", f"_snapshot/{plan.spec.repository.name}/{plan.snapshot}")
+    if plan.graph.nodes[node].get("phase") == CUTOVER:
+        return CancelAdvice(
+            "is undone by `migrator rollback`, not cancel: it removes the aliases the cutover put on the destination, "
+            "then lifts the write block on the source"
+        )
     if kind in ("preflight", "repository.source"):
         return CancelAdvice("has nothing to undo yet: no snapshot exists and no index was restored")
     if kind in ("restore", "recovery"):
@@ -853,6 +858,11 @@ def cancel(migration: Migration, wait_s: float = 90.0) -> dict[str, Any]:
     try:
         if state.get_meta("status") in (None, "cancelled"):
             raise NeedsAttention(f"no run to cancel in {state.path}")
+        if any(step.startswith("cutover.") for step in state.checkpoints()):
+            raise NeedsAttention(
+                f"a cutover began: `migrator rollback {migration.plan_path}` undoes it (removes the aliases from the "
+                "destination, then lets the source take writes again); cancel would leave the source's writes blocked"
+            )
         stop_and_take_over(migration, state, "cancel", wait_s)
         return _undo(migration, state)
     finally:

@@ -102,6 +102,7 @@ def plan_document(review: Review) -> dict[str, Any]:
             {
                 "id": node,
                 "kind": plan.graph.nodes[node]["kind"],
+                "phase": plan.graph.nodes[node].get("phase", "bulk"),
                 "title": review.steps[node].title,
                 "after": sorted(plan.graph.predecessors(node)),
                 "waits_for": review.steps[node].waits_for,
@@ -146,9 +147,15 @@ def plan_text(review: Review) -> str:
         lines.extend(f"  {p.field}: {p.message} (fix: {p.fix})" for p in plan.problems)
     lines.append("")
     lines.append("Steps:")
+    cutover_shown = False
     for number, node in enumerate(doc["graph"]["nodes"], 1):
         step = review.steps[node]
         after = sorted(plan.graph.predecessors(node))
+        if plan.graph.nodes[node].get("phase") == "cutover" and not cutover_shown:
+            lines.append(
+                "  -- phase two, the cutover (apply --phase cutover): the source refuses writes from here on --"
+            )
+            cutover_shown = True
         lines.append(f"{number:>3}. {node}: {step.title}" + (f" (after {', '.join(after)})" if after else ""))
         lines.extend("       " + line for line in step_text(step).splitlines())
     return "\n".join(lines)

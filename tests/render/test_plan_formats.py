@@ -72,7 +72,7 @@ def test_the_json_form_has_the_documented_schema(opened):
         "expected_seconds": 6.0,
     }
     step = next(s for s in document["steps"] if s["id"] == "validate[new-orders]")
-    assert set(step) == {"id", "kind", "title", "after", "waits_for", "requests", "checks", "cancel"}
+    assert set(step) == {"id", "kind", "phase", "title", "after", "waits_for", "requests", "checks", "cancel"}
     assert [r["path"] for r in step["requests"] if r["method"] == "GET"][-1] == "new-orders/_mget"
     assert all(r["method"] == "GET" for r in step["requests"] + step["checks"])
     assert [tuple(e) for e in document["graph"]["edges"]] == sorted(review(opened()).plan.graph.edges)
