@@ -263,6 +263,9 @@ def test_kill_during_cutover_then_rollback(seeded, tmp_path):
     assert killed.returncode == -signal.SIGKILL
     assert all(write_blocked(seeded, names).values())
     assert aliases_on_destination(seeded, prefix)  # switched just before the kill
+    cancelled = cli(seeded, "cancel", str(plan), check=False)
+    assert cancelled.returncode == 3 and "migrator rollback" in cancelled.stderr
+    assert all(write_blocked(seeded, names).values())
 
     rolled = json.loads(cli(seeded, "rollback", str(plan), "--json").stdout)
     assert sorted(rolled["writes_unblocked"]) == sorted(names)
