@@ -258,3 +258,42 @@ def test_until_only_and_resume_then_status_watch_and_report(bed, tmp_path):
     report = json.loads(cli(bed, "report", str(plan), "--format", "json").stdout)
     assert report["indices"][0]["source_docs"] == report["indices"][0]["destination_docs"] == 400
     assert all(step["seconds"] is not None for step in report["steps"])
+
+
+def test_step_by_step_asks_for_the_cutover_on_its_own(bed, tmp_path):
+    """Even after `a` (all the rest), the cutover's write block waits for its own answer; `n` stops before it."""
+    client = bed.client("7.17")
+    client.request("PUT", "/rvc-live", {"settings": {"number_of_shards": 1, "number_of_replicas": 0}})
+    client.request("POST", "/rvc-live/_doc?refresh=true", {"n": 1}, ok=(201,))
+    client.close()
+    plan = bed.write_plan(
+        tmp_path,
+        "7.17",
+        "8",
+        name="rvc",
+        snapshot={"indices": ["rvc-live"]},
+        restore={"rename_pattern": "(.+)", "rename_replacement": "moved-$1"},
+        cutover={"enabled": True},
+    )
+    env = {**os.environ, **bed.environment()}
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "migrator", "apply", str(plan), "--step-by-step", "--yes", "--poll", "0.5"],
+        env=env,
+        encoding="utf-8",
+        timeout=120,
+    )
+    child.expect(r"next step: preflight: ")
+    child.expect(r"Send these requests\? ")
+    child.sendline("a")
+    child.expect(r"PHASE TWO, the cutover")
+    child.expect(r"next step: cutover.block: ")
+    child.expect(r"Send these requests\? ")
+    child.sendline("n")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 3
+    client = bed.client("7.17")
+    settings = client.get("/rvc-live/_settings/index.blocks.write?flat_settings=true")
+    client.close()
+    assert settings == {}  # never blocked
