@@ -319,9 +319,11 @@ def run_migrator(bed: Bed, result: RunResult, folder: Path) -> None:
     store = StateStore(default_state_path(plan))
     try:
         events = store.events()
+        snapshot = store.get_meta("snapshot")
     finally:
         store.close()
-    result.phases = migrator_phases(events, started, ended)
+    info = bed.source.get(build_path("_snapshot", f"bench_{result.run_id}", snapshot))["snapshots"][0]
+    result.phases = migrator_phases(events, started, ended, info["end_time_in_millis"] / 1000)
     result.waits = wait_requests(events)
 
 
@@ -519,7 +521,8 @@ def wait_requests(events: list[Any]) -> dict[str, WaitLoad]:
     }
 
 
-def migrator_phases(events: list[Any], started: float, ended: float) -> dict[str, float]:
+def migrator_phases(events: list[Any], started: float, ended: float, snapshot_end: float) -> dict[str, float]:
+    """Where migrator's wall time went; `snapshot_end` is when the source says the snapshot ended (epoch s)."""
     spans = step_spans(events)
     if not events or SNAPSHOT_WAIT not in spans:
         return {}
@@ -529,6 +532,7 @@ def migrator_phases(events: list[Any], started: float, ended: float) -> dict[str
     return {
         "process start to first event": first - started,
         "preflight, repository, snapshot": snapshot_done - first,
+        "of which the snapshot's end to snapshot.wait done": snapshot_done - snapshot_end,
         "verify in storage, destination repository": restores_start - snapshot_done,
         "restores, recoveries, counts": last - restores_start,
         "last step to exit": ended - last,
