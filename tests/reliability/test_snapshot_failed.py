@@ -75,7 +75,7 @@ def our_snapshot(bed, plan: Path) -> list[dict]:
 
 
 def assert_finished_after_fix(bed, plan: Path, prefix: str) -> None:
-    done = cli(bed, "resume", str(plan), "--poll", "0.3")
+    done = cli(bed, "resume", str(plan), "--poll", "0.3", timeout=240)
     assert done.returncode == 0
     snapshots = our_snapshot(bed, plan)
     assert [s["state"] for s in snapshots] == ["SUCCESS"], snapshots
@@ -97,7 +97,7 @@ def test_a_partial_snapshot_stops_naming_the_shards_and_resume_takes_it_again(in
     assert len(shard_folders) == 2
     writable(shard_folders, None, 0o555)
     try:
-        first = cli(bed, "apply", str(plan), "--yes", "--poll", "0.3", check=False)
+        first = cli(bed, "apply", str(plan), "--yes", "--poll", "0.3", check=False, timeout=240)
         assert first.returncode == 1, first.stdout + first.stderr
         assert "ended PARTIAL" in first.stderr
         assert "2 of 3 shards failed" in first.stderr
@@ -105,7 +105,7 @@ def test_a_partial_snapshot_stops_naming_the_shards_and_resume_takes_it_again(in
         assert f"migrator resume {plan}" in first.stderr and "Traceback" not in first.stderr
         assert counts(bed, "8", f"{prefix}-*") == {}
 
-        again = cli(bed, "resume", str(plan), "--poll", "0.3", check=False)  # the cause is still there
+        again = cli(bed, "resume", str(plan), "--poll", "0.3", check=False, timeout=240)  # the cause is still there
         assert again.returncode == 1 and "ended PARTIAL" in again.stderr, again.stderr
         assert [s["state"] for s in our_snapshot(bed, plan)] == ["PARTIAL"]
     finally:
@@ -122,7 +122,7 @@ def test_a_failed_snapshot_missing_from_the_repository_stops_naming_the_cause_an
     folder.mkdir()
     os.chmod(folder, 0o755)  # root's: the node cannot create an index folder in it
     try:
-        first = cli(bed, "apply", str(plan), "--yes", "--poll", "0.3", check=False)
+        first = cli(bed, "apply", str(plan), "--yes", "--poll", "0.3", check=False, timeout=240)
         assert first.returncode == 1, first.stdout + first.stderr
         assert "failed" in first.stderr and "failed to create blob container" in first.stderr, first.stderr
         assert f"migrator resume {plan}" in first.stderr and "Traceback" not in first.stderr
