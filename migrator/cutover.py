@@ -5,7 +5,8 @@ phase two of the DAG (see `planner.add_cutover`); this module adds what lies out
 
 - `rollback`: stop a running executor, remove the aliases the cutover switched to the destination,
   *then* lift the write block on the source (in that order, so the two sides are never both
-  writable with the aliases on the destination), delete the attempt's incremental snapshot when
+  writable with the aliases on the destination), open again a destination index the cutover closed
+  but did not restore yet (it holds phase one's data), delete the attempt's incremental snapshot when
   Elasticsearch allows it, forget the cutover's checkpoints (a later `apply --phase cutover` takes a
   new incremental snapshot) and describe each destination index as it is now;
 - `cutover_figures`: from the state file alone, how much the incremental snapshot reused (its
@@ -62,6 +63,7 @@ def rollback(migration: Migration, wait_s: float = 90.0) -> dict[str, Any]:
         report["cutover_snapshot"] = _delete_snapshot(
             migration, state.get_meta("repository"), cutover_snapshot_name(plan.snapshot, attempt)
         )
+        report["reopened"] = _reopen(migration, sorted(targets.values()))
         report["destination"] = describe_destination(migration, sorted(targets.values()))
         state.reset(sorted(phase_nodes(plan.graph, CUTOVER)))
         state.set_meta(status="rolled back", cutover_attempt=str(attempt + 1), cancel_requested="0")
@@ -93,6 +95,17 @@ def _unblock(migration: Migration, sources: list[str]) -> list[str]:
     if still:
         raise NeedsAttention(f"the write block is still set on {', '.join(still)}; run `migrator rollback` again")
     return blocked
+
+
+def _reopen(migration: Migration, targets: list[str]) -> list[str]:
+    """Open the destination indices the cutover closed but did not restore yet: they hold phase one's data."""
+    params = {"format": "json", "h": "index,status", "ignore_unavailable": True}
+    path = build_path("_cat", "indices", ",".join(targets), params=params)
+    status, rows = migration.destination.request("GET", path, ok=(200, 404))
+    closed = sorted(row["index"] for row in (rows if status == 200 else []) if row.get("status") == "close")
+    for index in closed:
+        migration.destination.request("POST", build_path(index, "_open"))
+    return closed
 
 
 def _delete_snapshot(migration: Migration, repository: str | None, snapshot: str) -> dict[str, Any]:

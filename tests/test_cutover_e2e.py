@@ -267,7 +267,12 @@ def test_kill_during_cutover_then_rollback(seeded, tmp_path):
     assert cancelled.returncode == 3 and "migrator rollback" in cancelled.stderr
     assert all(write_blocked(seeded, names).values())
 
+    # as if killed between closing a destination index and restoring over it
+    client = seeded.client(DESTINATION)
+    client.request("POST", build_path(f"moved-{names[1]}", "_close"))
+    client.close()
     rolled = json.loads(cli(seeded, "rollback", str(plan), "--json").stdout)
+    assert rolled["reopened"] == [f"moved-{names[1]}"]
     assert sorted(rolled["writes_unblocked"]) == sorted(names)
     assert {a["alias"] for a in rolled["aliases_removed"]} == {f"{prefix}-live", f"{prefix}-all"}
     assert {d["index"]: d["status"] for d in rolled["destination"]} == {f"moved-{n}": "open" for n in names}
