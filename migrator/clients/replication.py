@@ -16,24 +16,17 @@ connection failures are transient and retried here first (oss2 retries nothing).
 from __future__ import annotations
 
 import email.utils
-import random
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 import oss2
-import requests
-import urllib3
 
-from migrator.clients.storage import NotFound, StorageError
+from migrator.clients.storage import NotFound, OssClient, StorageError
 
 T = TypeVar("T")
 
-_MAX_BACKOFF_S = 10.0
-_TRANSIENT_STATUSES = frozenset({408, 429})
 _MISSING = frozenset({"NoSuchReplicationConfiguration", "NoSuchReplicationRule"})
 _ADVICE = {
     "SignatureDoesNotMatch": "check access_key_secret (and, for V4 signatures, the region)",
@@ -95,45 +88,10 @@ class ReplicationProgress:
         return historical_done and self.new_object_progress is not None and self.new_object_progress >= written_before
 
 
-class BucketReplication:
+class BucketReplication(OssClient):
     """The replication rules of one source bucket (`oss://bucket`), read and changed through oss2."""
 
-    def __init__(
-        self,
-        endpoint: str,
-        bucket: str,
-        access_key_id: str,
-        access_key_secret: str,
-        region: str | None,
-        security_token: str | None = None,
-        signature: Literal["v4", "v1"] = "v4",
-        retries: int = 5,
-        backoff_s: float = 0.2,
-        timeout_s: float = 30.0,
-    ) -> None:
-        if signature not in ("v4", "v1"):
-            raise ValueError(f"signature must be 'v4' or 'v1', not {signature!r}")
-        if signature == "v4" and not region:
-            raise ValueError(
-                "V4 signatures need the bucket's region (for example 'cn-hangzhou'); pass region=... or signature='v1'"
-            )
-        if retries < 0 or backoff_s < 0 or timeout_s <= 0:
-            raise ValueError("retries and backoff_s must be >= 0 and timeout_s > 0")
-        if security_token:
-            auth = oss2.StsAuth(access_key_id, access_key_secret, security_token, auth_version=signature)
-        elif signature == "v4":
-            auth = oss2.AuthV4(access_key_id, access_key_secret)
-        else:
-            auth = oss2.Auth(access_key_id, access_key_secret)
-        self.bucket_name = bucket
-        self.description = f"oss://{bucket} ({endpoint})"
-        self.request_count = 0
-        self.retries = retries
-        self.backoff_s = backoff_s
-        self._secret = access_key_secret
-        self._lock = threading.Lock()
-        region_id = region.removeprefix("oss-") if region else None
-        self._bucket = oss2.Bucket(auth, endpoint, bucket, connect_timeout=timeout_s, region=region_id)
+    advice = _ADVICE
 
     # operations --------------------------------------------------------------------------------
 
@@ -259,54 +217,11 @@ class BucketReplication:
             ) from None
 
     def _call(self, operation: str, attempt: Callable[[], T], rule_id: str = "") -> T:
-        """Run one request, retrying transient faults with exponential backoff."""
-        where = f"{self.description}: {operation}" + (f" {rule_id!r}" if rule_id else "")
-        failures = 0
-        while True:
-            with self._lock:
-                self.request_count += 1
-            try:
-                return attempt()
-            except Exception as error:  # classified below; anything else is a bug and goes up unchanged
-                failure = self._classify(where, error)
-                if failure is None:
-                    raise
-                if not failure.transient:
-                    raise failure from error
-                failures += 1
-                if failures > self.retries:
-                    raise StorageError(
-                        f"{failure}; still failing after {failures} attempts: check the endpoint and the network, "
-                        "then run again",
-                        transient=True,
-                    ) from error
-            delay = min(self.backoff_s * 2 ** (failures - 1), _MAX_BACKOFF_S)
-            time.sleep(delay * random.uniform(0.5, 1.0))
+        return self._retrying(f"{self.description}: {operation}" + (f" {rule_id!r}" if rule_id else ""), attempt)
 
-    def _classify(self, where: str, error: Exception) -> StorageError | None:
-        """The StorageError an exception stands for, or None for a programming error."""
-        if isinstance(error, oss2.exceptions.ServerError):
-            code = error.code or str(error.status)
-            text = f"{where}: {error.status} {code}"
-            if error.message:
-                text += f" ({error.message})"
-            if error.request_id:
-                text += f" [request id {error.request_id}]"
-            advice = _ADVICE.get(code)
-            if advice:
-                text += f"; {advice}"
-            transient = error.status >= 500 or error.status in _TRANSIENT_STATUSES
-            return ReplicationError(self._scrub(text), code, transient=transient)
-        if isinstance(error, oss2.exceptions.RequestError):
-            return StorageError(self._scrub(f"{where}: {error.body}"), transient=True)
-        if isinstance(error, requests.RequestException | urllib3.exceptions.HTTPError | ConnectionError | TimeoutError):
-            return StorageError(self._scrub(f"{where}: connection failed: {error}"), transient=True)
-        if isinstance(error, oss2.exceptions.ClientError):
-            return StorageError(self._scrub(f"{where}: {error.body}; check the endpoint and bucket name"))
-        return None
-
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret else text
+    def _server_error(self, text: str, status: int, code: str) -> StorageError:
+        plain = super()._server_error(text, status, code)
+        return ReplicationError(str(plain), code, transient=plain.transient)
 
 
 def _rule_info(rule: oss2.models.ReplicationRule) -> ReplicationRuleInfo:

@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol, TypeVar
+from typing import ClassVar, Literal, Protocol, TypeVar
 
 import crcmod
 import oss2
@@ -292,17 +292,20 @@ class _Retry(Exception):
     """A transient fault noticed by this layer (short body, CRC mismatch)."""
 
 
-class OssStorage:
-    """A repository at `oss://bucket/base_path`, read through oss2 with retries and CRC64 checks."""
+class OssClient:
+    """What every oss2 user in migrator shares: one signed `oss2.Bucket`, a retry loop with backoff for
+    transient faults (oss2 retries nothing for single calls), and errors classified into StorageError
+    with messages that name the operation and the fix and never contain the secret."""
+
+    advice: ClassVar[dict[str, str]] = _ADVICE
 
     def __init__(
         self,
         endpoint: str,
         bucket: str,
-        base_path: str,
         access_key_id: str,
         access_key_secret: str,
-        region: str | None = None,
+        region: str | None,
         security_token: str | None = None,
         signature: Literal["v4", "v1"] = "v4",
         retries: int = 5,
@@ -317,34 +320,29 @@ class OssStorage:
             )
         if retries < 0 or backoff_s < 0 or timeout_s <= 0:
             raise ValueError("retries and backoff_s must be >= 0 and timeout_s > 0")
-        region_id = region.removeprefix("oss-") if region else None
         if security_token:
-            auth = oss2.StsAuth(access_key_id, access_key_secret, security_token, auth_version=signature)
+            self._auth = oss2.StsAuth(access_key_id, access_key_secret, security_token, auth_version=signature)
         elif signature == "v4":
-            auth = oss2.AuthV4(access_key_id, access_key_secret)
+            self._auth = oss2.AuthV4(access_key_id, access_key_secret)
         else:
-            auth = oss2.Auth(access_key_id, access_key_secret)
-        self.base_path = base_path.strip("/")
-        self._root = f"{self.base_path}/" if self.base_path else ""
+            self._auth = oss2.Auth(access_key_id, access_key_secret)
         self.bucket_name = bucket
-        self.description = f"oss://{bucket}/{self.base_path} ({endpoint})"
+        self.description = f"oss://{bucket} ({endpoint})"
         self.request_count = 0
         self.retries = retries
         self.backoff_s = backoff_s
         self._secret = access_key_secret
         self._lock = threading.Lock()
-        self._bucket = oss2.Bucket(auth, endpoint, bucket, connect_timeout=timeout_s, region=region_id)
-        # writes check the CRC64 OSS answers against one crcmod pass over the bytes (oss2's own check wraps the
-        # body in a Python-level adapter that costs as much CPU as the upload itself)
-        self._writer = oss2.Bucket(
-            auth, endpoint, bucket, connect_timeout=timeout_s, region=region_id, enable_crc=False
+        self._region_id = region.removeprefix("oss-") if region else None
+        self._bucket = self._open(endpoint, timeout_s)
+
+    def _open(self, endpoint: str, timeout_s: float, **options: bool) -> oss2.Bucket:
+        return oss2.Bucket(
+            self._auth, endpoint, self.bucket_name, connect_timeout=timeout_s, region=self._region_id, **options
         )
 
-    # the retry loop ----------------------------------------------------------------------------
-
-    def _call(self, operation: str, key: str, attempt: Callable[[], T]) -> T:
+    def _retrying(self, where: str, attempt: Callable[[], T]) -> T:
         """Run one request, retrying transient faults with exponential backoff (never 403/404)."""
-        where = f"{self.description}: {operation} {key!r}"
         failures = 0
         while True:
             with self._lock:
@@ -369,8 +367,6 @@ class OssStorage:
 
     def _classify(self, where: str, error: Exception) -> StorageError | None:
         """The StorageError an exception stands for, or None for a programming error."""
-        if isinstance(error, _Retry):
-            return StorageError(f"{where}: {error}", transient=True)
         if isinstance(error, oss2.exceptions.ServerError):
             code = error.code or str(error.status)
             text = f"{where}: {error.status} {code}"
@@ -378,13 +374,7 @@ class OssStorage:
                 text += f" ({error.message})"
             if error.request_id:
                 text += f" [request id {error.request_id}]"
-            if error.status == 404 and code in ("NoSuchKey", "404"):
-                return NotFound(self._scrub(text))
-            advice = _ADVICE.get(code)
-            if advice:
-                text += f"; {advice}"
-            transient = error.status >= 500 or error.status in _TRANSIENT_STATUSES or code in _TRANSIENT_CODES
-            return StorageError(self._scrub(text), transient=transient)
+            return self._server_error(text, error.status, code)
         if isinstance(error, oss2.exceptions.RequestError | oss2.exceptions.InconsistentError):
             return StorageError(self._scrub(f"{where}: {error.body}"), transient=True)
         if isinstance(error, requests.RequestException | urllib3.exceptions.HTTPError | ConnectionError | TimeoutError):
@@ -393,8 +383,68 @@ class OssStorage:
             return StorageError(self._scrub(f"{where}: {error.body}; check the endpoint and bucket name"))
         return None
 
+    def _server_error(self, text: str, status: int, code: str) -> StorageError:
+        """OSS's answer as a StorageError: the advice for its code, transient for 5xx, 408, 429."""
+        advice = self.advice.get(code)
+        if advice:
+            text += f"; {advice}"
+        transient = status >= 500 or status in _TRANSIENT_STATUSES or code in _TRANSIENT_CODES
+        return StorageError(self._scrub(text), transient=transient)
+
     def _scrub(self, text: str) -> str:
         return text.replace(self._secret, "***") if self._secret else text
+
+
+class OssStorage(OssClient):
+    """A repository at `oss://bucket/base_path`, read through oss2 with retries and CRC64 checks."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        bucket: str,
+        base_path: str,
+        access_key_id: str,
+        access_key_secret: str,
+        region: str | None = None,
+        security_token: str | None = None,
+        signature: Literal["v4", "v1"] = "v4",
+        retries: int = 5,
+        backoff_s: float = 0.2,
+        timeout_s: float = 30.0,
+    ) -> None:
+        super().__init__(
+            endpoint,
+            bucket,
+            access_key_id,
+            access_key_secret,
+            region,
+            security_token,
+            signature,
+            retries,
+            backoff_s,
+            timeout_s,
+        )
+        self.base_path = base_path.strip("/")
+        self._root = f"{self.base_path}/" if self.base_path else ""
+        self.description = f"oss://{bucket}/{self.base_path} ({endpoint})"
+        # writes check the CRC64 OSS answers against one crcmod pass over the bytes (oss2's own check wraps the
+        # body in a Python-level adapter that costs as much CPU as the upload itself)
+        self._writer = self._open(endpoint, timeout_s, enable_crc=False)
+
+    # the retry loop ----------------------------------------------------------------------------
+
+    def _call(self, operation: str, key: str, attempt: Callable[[], T]) -> T:
+        return self._retrying(f"{self.description}: {operation} {key!r}", attempt)
+
+    def _classify(self, where: str, error: Exception) -> StorageError | None:
+        if isinstance(error, _Retry):
+            return StorageError(f"{where}: {error}", transient=True)
+        return super()._classify(where, error)
+
+    def _server_error(self, text: str, status: int, code: str) -> StorageError:
+        if status == 404 and code in ("NoSuchKey", "404"):
+            return NotFound(self._scrub(text))
+        return super()._server_error(text, status, code)
 
     # operations --------------------------------------------------------------------------------
 
