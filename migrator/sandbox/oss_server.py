@@ -74,6 +74,9 @@ logger = logging.getLogger(__name__)
 STATE_DIR = ".oss-server"
 CRC64_POLY = 0x142F0E1EBA9EA3693
 _CHUNK = 1024 * 1024
+# Objects at least this big that Elasticsearch wrote straight to disk get the ETag OSS gives objects
+# uploaded in parts ("HEX-N", not an MD5 of the content), so listing them reads nothing.
+FOREIGN_MULTIPART_BYTES = 8 * 1024 * 1024
 _MAX_CLOCK_SKEW_S = 15 * 60
 _MIN_PART_SIZE = 100 * 1024
 _MAX_PART_NUMBER = 10000
@@ -224,16 +227,24 @@ class _ObjectMeta:
         return "Multipart" if "-" in self.digest.etag else "Normal"
 
 
-def _hash_file(f: BinaryIO) -> tuple[bytes, int]:
-    """MD5 digest and CRC64 of a whole open file (read from its start)."""
+def _hash_file(f: BinaryIO, with_md5: bool = True) -> tuple[bytes, int]:
+    """MD5 digest (empty without `with_md5`) and CRC64 of a whole open file (read from its start)."""
     f.seek(0)
     md5 = hashlib.md5()
     crc = new_crc64()
     while chunk := f.read(_CHUNK):
-        md5.update(chunk)
+        if with_md5:
+            md5.update(chunk)
         crc.update(chunk)
     f.seek(0)
-    return md5.digest(), crc.crcValue
+    return md5.digest() if with_md5 else b"", crc.crcValue
+
+
+def _foreign_etag(st: os.stat_result) -> str:
+    """The ETag of a large object written straight to disk, in the form OSS gives objects uploaded in parts:
+    stable while the file keeps its size and mtime (a replica keeps its source's mtime, so its ETag too)."""
+    token = hashlib.md5(f"{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest().upper()
+    return f'"{token}-1"'
 
 
 def _quoted_etag(md5: bytes) -> str:
@@ -252,12 +263,13 @@ class _DigestCache:
             entry = self._entries.get(path)
         return entry[2] if entry is not None and entry[:2] == (st.st_size, st.st_mtime_ns) else None
 
-    def get(self, path: str, f: BinaryIO, st: os.stat_result) -> _Digest:
+    def get(self, path: str, f: BinaryIO, st: os.stat_result, foreign: bool = False) -> _Digest:
+        """`foreign`: a large object written straight to disk, whose ETag is not its MD5 (see `_foreign_etag`)."""
         digest = self.cached(path, st)
         if digest is not None:
             return digest
-        md5, crc = _hash_file(f)
-        digest = _Digest(_quoted_etag(md5), crc)
+        md5, crc = _hash_file(f, with_md5=not foreign)
+        digest = _Digest(_foreign_etag(st) if foreign else _quoted_etag(md5), crc)
         self.put(path, st, digest)
         return digest
 
@@ -975,7 +987,25 @@ class OssServer:
         if not stat.S_ISREG(st.st_mode):
             f.close()
             raise _no_such_key(key)
-        return f, _ObjectMeta(st.st_size, st.st_mtime, self._digests.get(path, f, st))
+        return f, _ObjectMeta(st.st_size, st.st_mtime, self._digests.get(path, f, st, self._foreign(path, st)))
+
+    def _foreign(self, path: str, st: os.stat_result) -> bool:
+        """A large bucket object the server has no digest of (written straight to disk, or before a restart)."""
+        return st.st_size >= FOREIGN_MULTIPART_BYTES and not path.startswith(str(self._state))
+
+    def _listed(self, path: str, key: str) -> tuple[int, float, str]:
+        """(size, mtime, ETag) for a listing: a large foreign object is not read at all."""
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise _no_such_key(key) from None
+        digest = self._digests.cached(path, st)
+        if digest is not None and stat.S_ISREG(st.st_mode):
+            return st.st_size, st.st_mtime, digest.etag
+        if stat.S_ISREG(st.st_mode) and self._foreign(path, st):
+            return st.st_size, st.st_mtime, _foreign_etag(st)
+        meta = self._meta(path, key)
+        return meta.size, meta.mtime, meta.digest.etag
 
     def _meta(self, path: str, key: str) -> _ObjectMeta:
         try:
@@ -1110,15 +1140,15 @@ class OssServer:
                 _sub(_sub(root, "CommonPrefixes"), "Prefix", enc(name))
                 continue
             try:
-                meta = self._meta(os.path.join(bucket_dir, *name.split("/")), name)
+                size, mtime, etag = self._listed(os.path.join(bucket_dir, *name.split("/")), name)
             except OssError:  # deleted between the walk and now
                 continue
             node = _sub(root, "Contents")
             _sub(node, "Key", enc(name))
-            _sub(node, "LastModified", _iso8601(meta.mtime))
-            _sub(node, "ETag", meta.digest.etag)
-            _sub(node, "Type", meta.object_type)
-            _sub(node, "Size", meta.size)
+            _sub(node, "LastModified", _iso8601(mtime))
+            _sub(node, "ETag", etag)
+            _sub(node, "Type", "Multipart" if "-" in etag else "Normal")
+            _sub(node, "Size", size)
             _sub(node, "StorageClass", bucket.storage_class)
             if with_owner:
                 owner = _sub(node, "Owner")

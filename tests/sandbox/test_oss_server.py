@@ -22,7 +22,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from migrator.sandbox.oss_server import BucketConfig, Faults, OssServer, new_crc64
+from migrator.sandbox.oss_server import FOREIGN_MULTIPART_BYTES, BucketConfig, Faults, OssServer, new_crc64
 
 AK = "LTAI-sandbox-key"
 SK = "sandbox-secret-value"
@@ -251,6 +251,24 @@ def test_files_written_by_others(server: OssServer, bucket: oss2.Bucket, prefix:
     got = bucket.get_object(prefix + "es/index-0")
     assert got.read() == b"rewritten, longer than before"
     assert got.server_crc == crc64(b"rewritten, longer than before")
+
+
+def test_large_files_written_by_others_are_listed_without_reading_them(
+    server: OssServer, bucket: oss2.Bucket, prefix: str
+) -> None:
+    """A big blob Elasticsearch wrote to disk is listed with a multipart-style ETag (as OSS gives objects
+    uploaded in parts) computed from its size and mtime: the listing reads nothing, HEAD agrees with it."""
+    data = os.urandom(FOREIGN_MULTIPART_BYTES + 10)
+    path = bucket_dir(server) / prefix / "es" / "__blob"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(data)
+    listed = next(iter(oss2.ObjectIteratorV2(bucket, prefix=prefix + "es/")))
+    assert listed.etag.endswith("-1") and listed.type == "Multipart" and listed.size == len(data)
+    assert server._digests.cached(str(path), path.stat()) is None  # nothing was hashed for the listing
+    head = bucket.head_object(prefix + "es/__blob")
+    assert head.etag == listed.etag and head.server_crc == crc64(data)
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert next(iter(oss2.ObjectIteratorV2(bucket, prefix=prefix + "es/"))).etag != listed.etag
 
 
 def test_delete_object_and_empty_parents(server: OssServer, bucket: oss2.Bucket, prefix: str) -> None:
