@@ -89,6 +89,9 @@ class StepContext:
     # Snapshot name -> the `PUT ...?wait_for_completion=true` this run holds open for it (snapshot.create
     # sends it, snapshot.wait waits on it); empty in a run that did not take the snapshot itself.
     held_snapshots: dict[str, Future[Any]] = field(default_factory=dict)
+    # Destination index -> the `POST .../_restore?wait_for_completion=true` held open for it (restore sends
+    # it, recovery waits on it); empty in a run that did not send the restore itself.
+    held_restores: dict[str, Future[Any]] = field(default_factory=dict)
     # Cross-region plans: the destination's bucket (the replica) and the source bucket's replication rules.
     replica_factory: Callable[[], Storage] | None = None
     replication_factory: Callable[[], BucketReplication] | None = None
@@ -133,6 +136,29 @@ class StepContext:
             if remaining <= 0:
                 return
             time.sleep(min(remaining, 0.5))
+
+
+# A snapshot or restore may run for hours; should a held request time out (or a proxy cut it), the
+# step that waits on it falls back to polling, so this bound only keeps a thread from waiting forever.
+HELD_TIMEOUT_S = 24 * 3600.0
+
+
+def send_held(client: EsClient, step_id: str, method: str, path: str, body: Any) -> Future[Any]:
+    """Send a `wait_for_completion=true` request from a background thread; its answer (or error) lands in
+    the returned future. The request is logged under `step_id` like any other."""
+    answer: Future[Any] = Future()
+
+    def hold() -> None:
+        log = getattr(client.observer, "current", None)
+        if isinstance(log, threading.local):  # the executor's RequestLog tags requests with the step per thread
+            log.step = step_id
+        try:
+            answer.set_result(client.request(method, path, body, timeout_s=HELD_TIMEOUT_S)[1])
+        except Exception as exc:  # noqa: BLE001 - handed to the step that waits on it
+            answer.set_exception(exc)
+
+    threading.Thread(target=hold, name=f"held-{step_id}", daemon=True).start()
+    return answer
 
 
 class Step(ABC):

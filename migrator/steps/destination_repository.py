@@ -17,7 +17,7 @@ class RegisterDestinationRepository(Step):
     kind = "repository.destination"
     recheck = True
     title = "Register the repository on the destination (read-only)"
-    waits_for = "the repository verification (read-only: every node can read it)"
+    waits_for = "the repository verification that registering does (read-only: every node can read it)"
 
     def _body(self, reveal: bool) -> dict[str, Any]:
         return repository_body(self.ctx.spec, self.ctx.environment, destination=True, reveal=reveal)
@@ -25,7 +25,6 @@ class RegisterDestinationRepository(Step):
     def describe(self) -> list[ConsoleRequest]:
         return [
             ConsoleRequest("destination", "PUT", f"_snapshot/{self.ctx.repository}", self._body(reveal=False)),
-            ConsoleRequest("destination", "POST", f"_snapshot/{self.ctx.repository}/_verify"),
         ]
 
     def checks(self) -> list[ConsoleRequest]:
@@ -49,4 +48,3 @@ class RegisterDestinationRepository(Step):
 
     def act(self) -> None:
         self.ctx.destination.request("PUT", build_path("_snapshot", self.ctx.repository), self._body(reveal=True))
-        self.ctx.destination.request("POST", build_path("_snapshot", self.ctx.repository, "_verify"))

@@ -11,16 +11,11 @@ process) has no held request and polls.
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import Future
 from typing import Any
 
 from migrator.clients.es import RETRY_STATUSES, EsError, build_path
-from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepContext, StepFailed
+from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepContext, StepFailed, send_held
 
-# A snapshot may run for hours; should the held request time out (or a proxy cut it), snapshot.wait
-# falls back to polling, so this bound only keeps a thread from waiting forever.
-HELD_TIMEOUT_S = 24 * 3600.0
 ACCEPT_POLL_MAX_S = 1.0
 
 
@@ -44,29 +39,14 @@ def snapshot_body(ctx: StepContext) -> dict[str, Any]:
     }
 
 
-def _hold(ctx: StepContext, step_id: str, path: str, body: dict[str, Any], answer: Future[Any]) -> None:
-    """The background thread: send the create request and keep its answer (or its error) in `answer`."""
-    log = getattr(ctx.source.observer, "current", None)
-    if isinstance(log, threading.local):  # the executor's RequestLog tags requests with the step per thread
-        log.step = step_id
-    try:
-        answer.set_result(ctx.source.request("PUT", path, body, timeout_s=HELD_TIMEOUT_S)[1])
-    except Exception as exc:  # noqa: BLE001 - handed to the step that waits on it
-        answer.set_exception(exc)
-
-
 def take_snapshot(ctx: StepContext, step_id: str, snapshot: str) -> None:
     """Send `PUT _snapshot/<repo>/<snapshot>?wait_for_completion=true` from a background thread (kept in
     `ctx.held_snapshots`); return once the snapshot is accepted, or raise the request's error."""
     if not ctx.plan.moves:
         raise StepFailed("no index to snapshot: the plan selects nothing")
     path = build_path("_snapshot", ctx.repository, snapshot, params={"wait_for_completion": True})
-    answer: Future[Any] = Future()
+    answer = send_held(ctx.source, step_id, "PUT", path, snapshot_body(ctx))
     ctx.held_snapshots[snapshot] = answer
-    thread = threading.Thread(
-        target=_hold, args=(ctx, step_id, path, snapshot_body(ctx), answer), name=f"held-{snapshot}", daemon=True
-    )
-    thread.start()
     delay = 0.05
     while True:
         try:
