@@ -55,6 +55,15 @@ def request_events(plan: Path, run: int | None = None) -> list:
         store.close()
 
 
+def restore_requests(plan: Path) -> list[dict]:
+    """The restore requests sent (held open with `wait_for_completion=true` or not), as logged."""
+    return [
+        e.data
+        for e in request_events(plan)
+        if e.data["method"] == "POST" and e.data["path"].split("?")[0].endswith("/_restore")
+    ]
+
+
 def snapshot_waiting(checkpoints) -> bool:
     return bool(checkpoints.get("snapshot.wait")) and checkpoints["snapshot.wait"].status == "acting"
 

@@ -18,6 +18,7 @@ from tests.helpers import (
     counts,
     repository_of,
     request_events,
+    restore_requests,
     snapshot_waiting,
     throttle,
     wait_for_checkpoint,
@@ -129,8 +130,8 @@ def test_kill_during_snapshot_and_recovery_then_resume(seeded, tmp_path):
     snapshots = source.get(f"/_snapshot/{repository_of(plan)}/_all")["snapshots"]
     source.close()
     assert len(snapshots) == 1 and snapshots[0]["state"] == "SUCCESS"
-    restores = [e for e in request_events(plan) if e.data["method"] == "POST" and e.data["path"].endswith("/_restore")]
-    assert sorted(e.data["body"]["indices"] for e in restores) == sorted([BIG_INDEX, "orders"])
+    restores = restore_requests(plan)
+    assert sorted(r["body"]["indices"] for r in restores) == sorted([BIG_INDEX, "orders"])
     assert counts(seeded, "8", "kill-*") == {
         f"kill-{name}": count for name, count in counts(seeded, "7.17", f"{BIG_INDEX},orders").items()
     }

@@ -17,7 +17,7 @@ from migrator.steps.restore import Restore, restored_from
 class RestoreOver(Restore):
     kind = "cutover.restore"
     title = "Cutover: restore the incremental snapshot over the destination index"
-    waits_for = "nothing: the restore runs in the background (next step follows the recovery)"
+    waits_for = "the restore to be under way (held open until it ends; the next step follows it)"
 
     def describe(self) -> list[ConsoleRequest]:
         return [ConsoleRequest("destination", "POST", f"{self.params['target']}/_close"), *super().describe()]

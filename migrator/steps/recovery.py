@@ -5,11 +5,19 @@ the restore entry is gone and the half-restored primaries stay unassigned ("no v
 The index is ours (the restore step checked it came from our snapshot), so the recovery step does
 what Elasticsearch's allocation explanation advises: it deletes the partial index and restores it
 again from the snapshot. The same happens when the index vanished while we followed it.
+
+When this run sent the restore, its request is held open (see restore) and answers when every
+shard is restored: the step waits on it, reading `_recovery` only every few seconds for the
+progress bar and once at the end for the figures, so a cluster gets a handful of status requests
+per index whatever the recovery's length. Without the held request (a resume in a new process,
+or a held request cut by a restart) it polls, and heals a lost restore.
 """
 
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_for_futures
 from typing import Any
 
 from migrator.clients.es import build_path
@@ -17,6 +25,7 @@ from migrator.planner import restore_id
 from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step
 from migrator.steps.restore import Restore
 
+PROGRESS_EVERY_S = 10.0  # `_recovery` while the held restore runs: 6 a minute per index at most
 # Why a primary may be unassigned while its restore is still alive.
 LIVE_REASONS = {"NEW_INDEX_RESTORED", "EXISTING_INDEX_RESTORED", "INDEX_CREATED"}
 
@@ -25,7 +34,7 @@ class FollowRecovery(Step):
     kind = "recovery"
     title = "Follow the recovery of the restored index"
     waits_for = "every primary shard STARTED (recovery: files and bytes recovered / total)"
-    reused = 0
+    reused: int = 0
 
     def describe(self) -> list[ConsoleRequest]:
         return [ConsoleRequest("destination", "GET", f"{self.params['target']}/_recovery")]
@@ -74,14 +83,62 @@ class FollowRecovery(Step):
         if not missing:
             self.ctx.destination.request("DELETE", build_path(target), ok=(200, 404))
         Restore(restore_id(target), self.params, self.ctx).act()
+        self.ctx.held_restores.pop(target, None)  # followed by polling from here on
+
+    def _held(self) -> Future[Any] | None:
+        return self.ctx.held_restores.get(self.params["target"])
+
+    def _held_succeeded(self, held: Future[Any]) -> bool:
+        """The held restore answered that every shard was restored."""
+        if not held.done() or held.exception() is not None:
+            return False
+        shards = (held.result() or {}).get("snapshot", {}).get("shards", {})
+        return (
+            bool(shards.get("total")) and shards.get("failed", 0) == 0 and shards.get("successful") == shards["total"]
+        )
 
     def observe(self) -> Observation:
+        held = self._held()
+        if held is not None and not held.done():
+            return Observation(False, in_progress=True, summary="restore under way (its request is held open)")
+        if held is not None and self._held_succeeded(held):
+            return Observation(True, summary="every shard restored (the held restore answered)")
         done, recovered, total, stages = self._progress()
         return Observation(done, in_progress=not done, summary=f"{recovered}/{total} bytes, stages {stages}")
+
+    def _sizes(self) -> tuple[int, int]:
+        """(bytes recovered or reused, bytes total), from one `_recovery` read."""
+        status, body = self.ctx.destination.request(
+            "GET", build_path(self.params["target"], "_recovery"), ok=(200, 404)
+        )
+        sizes = [s.get("index", {}).get("size", {}) for s in (body.get(self.params["target"]) or {}).get("shards", [])]
+        self.reused = sum(size.get("reused_in_bytes", 0) for size in sizes)
+        recovered = self.reused + sum(size.get("recovered_in_bytes", 0) for size in sizes)
+        return recovered, sum(size.get("total_in_bytes", 0) for size in sizes)
+
+    def _await_held(self, held: Future[Any]) -> bool:
+        """Wait for the held restore, showing progress every PROGRESS_EVERY_S; True when it restored every shard."""
+        while True:
+            deadline = time.monotonic() + PROGRESS_EVERY_S
+            while not held.done() and time.monotonic() < deadline:
+                if self.ctx.cancel_requested():
+                    raise Cancelled("cancel requested")
+                wait_for_futures([held], timeout=0.5)
+            if held.done():
+                return self._held_succeeded(held)
+            recovered, total = self._sizes()
+            self.ctx.progress.update(self.id, recovered, total, "bytes", "restoring")
 
     def wait(self) -> dict[str, Any]:
         """One progress read, then a long poll of the index's health for a few poll periods: few requests,
         and the end of the recovery is seen the moment it happens."""
+        held = self._held()
+        if held is not None and self._await_held(held):
+            recovered, total = self._sizes()
+            self.ctx.progress.update(self.id, recovered, total, "bytes", "done")
+            return {"bytes": total, "reused_bytes": self.reused}
+        if held is not None:  # it failed or was cut (a restart?): from here on, poll and heal
+            self.ctx.held_restores.pop(self.params["target"], None)
         long_poll = f"{max(1, round(self.ctx.poll_s * 5))}s"
         while True:
             done, recovered, total, stages = self._progress(heal=True)

@@ -3,14 +3,18 @@
 Before acting it looks at the destination: an index with the target name that a restore of this
 very snapshot created is ours (the run was interrupted after sending the restore) and is followed,
 not restored again; any other index with that name stops the step: it is never overwritten.
+
+The restore request is held open (`wait_for_completion=true`, as the minimal hand-run script does)
+so that the recovery step learns of its end at once, without polling; a resumed run polls.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from typing import Any
 
 from migrator.clients.es import EsError, build_path
-from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
+from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepFailed, send_held
 
 RETRYABLE = ("concurrent_snapshot_execution_exception", "snapshot_restore_exception: [")
 
@@ -38,7 +42,7 @@ def restored_from(ctx: Any, target: str) -> dict[str, Any] | None:
 class Restore(Step):
     kind = "restore"
     title = "Restore the index on the destination"
-    waits_for = "nothing: the restore runs in the background (next step follows the recovery)"
+    waits_for = "the restore to be under way (the request is held open until it ends; the next step follows it)"
 
     def body(self) -> dict[str, Any]:
         restore = self.ctx.spec.restore
@@ -83,13 +87,36 @@ class Restore(Step):
         )
 
     def act(self) -> None:
-        path = build_path("_snapshot", self.ctx.repository, self.snapshot, "_restore")
+        """Send the restore with `wait_for_completion=true` from a background thread (kept in
+        `ctx.held_restores` for the recovery step) and return once it is under way (or already done)."""
+        target = self.params["target"]
+        path = build_path(
+            "_snapshot", self.ctx.repository, self.snapshot, "_restore", params={"wait_for_completion": True}
+        )
         for attempt in range(30):
+            answer = send_held(self.ctx.destination, self.id, "POST", path, self.body())
             try:
-                self.ctx.destination.request("POST", path, self.body())
-                return
+                self._until_under_way(answer)
             except EsError as exc:
                 if exc.status in (400, 503) and any(mark in str(exc) for mark in RETRYABLE) and attempt < 29:
                     self.ctx.sleep(1.0)
                     continue
                 raise
+            self.ctx.held_restores[target] = answer
+            return
+
+    def _until_under_way(self, answer: Future[Any]) -> None:
+        """Return once the restore answered or shows in the destination's recovery; raise its error."""
+        delay = 0.05
+        while True:
+            try:
+                answer.result(timeout=delay)
+                return
+            except TimeoutError:
+                pass
+            source = restored_from(self.ctx, self.params["target"]) or {}
+            if source.get("snapshot") == self.snapshot:
+                return
+            if self.ctx.cancel_requested():
+                raise Cancelled("cancel requested")
+            delay = min(2 * delay, 1.0)

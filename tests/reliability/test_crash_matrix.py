@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from tests.helpers import cli, counts, repository_of, request_events
+from tests.helpers import cli, counts, repository_of, restore_requests
 
 pytestmark = pytest.mark.cluster
 
@@ -55,9 +55,7 @@ def test_kill_at_each_boundary_then_resume(seeded, tmp_path, step, point):
     snapshots = source.get(f"/_snapshot/{repository_of(plan)}/_all")["snapshots"]
     source.close()
     assert [s["state"] for s in snapshots] == ["SUCCESS"]
-    restores = [
-        e.data for e in request_events(plan) if e.data["method"] == "POST" and e.data["path"].endswith("/_restore")
-    ]
+    restores = restore_requests(plan)
     assert sorted(r["body"]["indices"] for r in restores) == INDICES
     expected = {f"{prefix}-{name}": count for name, count in counts(seeded, "7.17", ",".join(INDICES)).items()}
     assert counts(seeded, "8", f"{prefix}-*") == expected
