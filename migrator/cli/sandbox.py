@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,9 +16,10 @@ from migrator.sandbox.distributions import (
     KNOWN_VERSIONS,
     DistributionError,
 )
-from migrator.sandbox.manager import Sandbox, default_dir
-from migrator.sandbox.oss_server import Faults
 from migrator.sandbox.processes import SandboxError
+
+if TYPE_CHECKING:
+    from migrator.sandbox.manager import Sandbox
 
 app = typer.Typer(
     help=(
@@ -37,6 +38,9 @@ DirOption = Annotated[
 
 
 def _sandbox(folder: Path | None) -> Sandbox:
+    # Imported here: the manager brings the OSS server and the node code, which `migrator apply` never needs.
+    from migrator.sandbox.manager import Sandbox, default_dir
+
     return Sandbox((folder or default_dir()).resolve())
 
 
@@ -120,6 +124,8 @@ def faults(
     folder: DirOption = None,
 ) -> None:
     """Inject faults into the running OSS server (no option: remove them), to rehearse a flaky bucket."""
+    from migrator.sandbox.oss_server import Faults
+
     wanted = Faults(error_rate, latency_ms, truncate_rate, list(error_key or []), seed)
     try:
         current = _sandbox(folder).set_faults(wanted)
