@@ -275,7 +275,7 @@ def compare_counts(bed: Bed, run_id: str) -> None:
             raise ContenderFailed(f"{target} has {actual} documents, {index} has {expected}")
 
 
-def migrator_plan(bed: Bed, run_id: str) -> str:
+def migrator_plan(bed: Bed, run_id: str, settings: dict[str, Any] | None = None) -> str:
     oss, env_file = bed.document["oss"], bed.folder / "sandbox.env"
     plan = {
         "name": run_id,
@@ -285,7 +285,7 @@ def migrator_plan(bed: Bed, run_id: str) -> str:
         "repository": {
             "name": f"bench_{run_id}",
             "type": "fs",
-            "settings": {"location": str(repository_location(bed, run_id)), **REPOSITORY_SETTINGS},
+            "settings": {"location": str(repository_location(bed, run_id)), **(settings or REPOSITORY_SETTINGS)},
         },
         "storage": {
             "kind": "oss",
@@ -306,9 +306,9 @@ def migrator_plan(bed: Bed, run_id: str) -> str:
     return yaml.safe_dump(plan, sort_keys=False)
 
 
-def run_migrator(bed: Bed, result: RunResult, folder: Path) -> None:
+def run_migrator(bed: Bed, result: RunResult, folder: Path, settings: dict[str, Any] | None = None) -> None:
     plan = folder / "plan.yaml"
-    plan.write_text(migrator_plan(bed, result.run_id))
+    plan.write_text(migrator_plan(bed, result.run_id, settings))
     log = folder / "migrator.log"
     started = time.time()
     wall, cpu, code = run_child(migrator_command("apply", str(plan), "--yes", "--poll", str(bed.poll_s)), log)
@@ -325,6 +325,46 @@ def run_migrator(bed: Bed, result: RunResult, folder: Path) -> None:
     info = bed.source.get(build_path("_snapshot", f"bench_{result.run_id}", snapshot))["snapshots"][0]
     result.phases = migrator_phases(events, started, ended, info["end_time_in_millis"] / 1000)
     result.waits = wait_requests(events)
+
+
+LONG_WAIT_THROTTLE = "10mb"
+
+
+def long_waits(bed: Bed) -> RunResult:
+    """One more migrator run, not timed, with the snapshot and restores throttled so its waits last about a
+    minute each: the status request rate of a wait that is long, not dominated by its first and last reads."""
+    result = RunResult(MIGRATOR, 0, "rlong")
+    folder = bed.work / result.run_id
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    throttled = {
+        **REPOSITORY_SETTINGS,
+        "max_snapshot_bytes_per_sec": LONG_WAIT_THROTTLE,
+        "max_restore_bytes_per_sec": LONG_WAIT_THROTTLE,
+    }
+    try:
+        run_migrator(bed, result, folder, throttled)
+        compare_counts(bed, result.run_id)
+        result.ok = True
+    except (ContenderFailed, EsError) as exc:
+        result.error = str(exc)
+    finally:
+        clean_up(bed, result.run_id, failed=not result.ok)
+    return result
+
+
+def report_long_waits(result: RunResult) -> None:
+    print(
+        f"\nlong waits (one more migrator run, not timed, snapshot and restores throttled to {LONG_WAIT_THROTTLE}/s; "
+        f"wall {result.wall_s:.1f} s, {'ok' if result.ok else 'FAILED: ' + result.error}):"
+    )
+    for cluster, wait in sorted(result.waits.items()):
+        limit = TARGETS["requests_per_minute"]
+        print(
+            f"  status requests during waits, {cluster}: {wait.per_minute:.1f} per minute of waiting "
+            f"(target <= {limit:.0f}: {verdict(wait.per_minute <= limit)}); {wait.requests} requests over "
+            f"{wait.seconds:.1f} s of waiting, at most {wait.peak_minute} in any 60 s window"
+        )
 
 
 def run_minimal(bed: Bed, result: RunResult, folder: Path) -> None:
@@ -680,6 +720,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--curator-venv", type=Path, default=cache_dir() / "curator-venv")
     parser.add_argument("--no-curator", action="store_true", help="leave Curator out")
     parser.add_argument("--keep-sandbox", action="store_true", help="leave the sandbox running at the end")
+    parser.add_argument(
+        "--no-long-waits", action="store_true", help="leave out the throttled run that measures long waits"
+    )
     return parser.parse_args()
 
 
@@ -788,6 +831,8 @@ def bench(args: argparse.Namespace, folder: Path, began: float) -> int:
                     contenders.remove(CURATOR)
                     print("  curator failed on its first run: left out of the remaining rounds", flush=True)
         report(results, [MIGRATOR, MINIMAL, CURATOR] if bed.curator_bin else [MIGRATOR, MINIMAL], args.poll, missing)
+        if not args.no_long_waits:
+            report_long_waits(long_waits(bed))
         print(f"\nload average at end {os.getloadavg()[0]:.2f}; benchmark took {time.perf_counter() - began:.0f} s")
         return 0 if all(r.ok for r in results) else 1
     finally:
