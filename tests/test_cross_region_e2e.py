@@ -132,3 +132,6 @@ def test_cross_region_cutover_replicates_the_incremental_snapshot(seeded, tmp_pa
     rule = store.checkpoints()["replication"].detail["rule_id"]
     store.close()
     BucketReplication(seeded.oss.endpoint, BUCKET, seeded.key_id, seeded.secret, region="cn-hangzhou").delete_rule(rule)
+    client = seeded.client("7.17")
+    client.request("DELETE", build_path(names[0]))  # the shared source keeps only the seeded indices
+    client.close()

@@ -23,6 +23,19 @@ from tests.helpers import background, cli, counts, wait_for_checkpoint
 pytestmark = pytest.mark.cluster
 
 SOURCE, DESTINATION = "7.17", "8"
+CREATED: list[str] = []  # source indices the tests made: removed after each test
+
+
+@pytest.fixture(autouse=True)
+def remove_created_sources(seeded):
+    """The shared source keeps only the seeded indices (other tests select `*`)."""
+    yield
+    client = seeded.client(SOURCE)
+    try:
+        while CREATED:
+            client.request("DELETE", build_path(CREATED.pop()), ok=(200, 404))
+    finally:
+        client.close()
 
 
 class Writer(threading.Thread):
@@ -63,6 +76,7 @@ def make_sources(bed, prefix: str, docs: int = 3000) -> list[str]:
     """Two source indices of this test (2 shards and 1 shard), with some documents each."""
     client = bed.client(SOURCE)
     names = [f"{prefix}-events", f"{prefix}-audit"]
+    CREATED.extend(names)
     for shards, name in zip((2, 1), names, strict=True):
         client.request("PUT", build_path(name), {"settings": {"number_of_shards": shards, "number_of_replicas": 0}})
         lines = []

@@ -214,7 +214,9 @@ def test_step_by_step_through_a_terminal_sends_nothing_before_each_answer(bed, t
     assert code == 3, transcript.getvalue()
     assert first[0] == "preflight" and first[-1] == "validate[rvs-orders]" and len(first) == 9
     requested = {e.step for e in events(state_file)}
-    assert set(first[:-1]) - {"storage.verify"} <= requested and "validate[rvs-orders]" not in requested
+    # storage.verify reads the bucket; recovery may learn the end from the held restore's answer alone
+    quiet = {"storage.verify", "recovery[rvs-orders]"}
+    assert set(first[:-1]) - quiet <= requested and "validate[rvs-orders]" not in requested
 
     second, code = drive(["resume", str(plan), "--step-by-step"], lambda step: "a")
     assert code == 0 and second == ["validate[rvs-orders]"]
@@ -297,3 +299,6 @@ def test_step_by_step_asks_for_the_cutover_on_its_own(bed, tmp_path):
     settings = client.get("/rvc-live/_settings/index.blocks.write?flat_settings=true")
     client.close()
     assert settings == {}  # never blocked
+    client = bed.client("7.17")
+    client.request("DELETE", "/rvc-live")  # the shared source keeps only the seeded indices
+    client.close()
