@@ -229,7 +229,17 @@ def plan_markdown(review: Review) -> str:
         out.append("This dry run sent these requests to read both clusters; `apply` sends them again to plan.")
     out += _console_blocks(review.discovery)
     out += ["", "## Steps"]
+    cutover_shown = False
     for number, node in enumerate(nx.topological_sort(plan.graph), 1):
+        if plan.graph.nodes[node].get("phase") == "cutover" and not cutover_shown:
+            out += [
+                "",
+                "## Phase two: the cutover (`migrator apply PLAN --phase cutover`)",
+                "",
+                "From the first step below, the source refuses writes until the aliases point at the destination.",
+                "`migrator rollback PLAN` undoes it: aliases off the destination first, then writes back on.",
+            ]
+            cutover_shown = True
         out += ["", *_step_markdown(review, node, number)]
     return "\n".join(out) + "\n"
 

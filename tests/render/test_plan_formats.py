@@ -83,3 +83,20 @@ def test_text_shows_the_estimate_and_each_step(opened):
     text = plan_text(review(opened()))
     assert "Expected duration: 20 s at 10 MB/s (snapshot 10 s, restore 10 s)" in text
     assert "[source] PUT _snapshot/repo/fixed-snap" in text and "waits for:" in text
+
+
+def test_a_two_phase_plan_shows_where_the_write_freeze_begins(opened, tmp_path):
+    plan = tmp_path / "cutover.yaml"
+    plan.write_text((tmp_path / "plan.yaml").read_text() + "cutover: {enabled: true}\n")
+    reviewed = review(opened(plan))
+    markdown = plan_markdown(reviewed)
+    heading = markdown.index("## Phase two: the cutover")
+    assert markdown.index("validate[new-orders]") < heading < markdown.index("cutover.block")
+    assert '"index.blocks.write": true' in markdown[heading:]
+    assert "migrator rollback PLAN" in markdown[heading:]
+    text = plan_text(reviewed)
+    assert text.index("validate[new-orders]") < text.index("-- phase two") < text.index("cutover.block")
+    phases = {step["id"]: step["phase"] for step in plan_document(reviewed)["steps"]}
+    assert phases["restore[new-orders]"] == "bulk" and phases["cutover.switch"] == phases["finish"] == "cutover"
+    cancel = {step["id"]: step["cancel"]["note"] for step in plan_document(reviewed)["steps"]}
+    assert "migrator rollback" in cancel["cutover.restore[new-orders]"]
