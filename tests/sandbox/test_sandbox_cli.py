@@ -121,6 +121,12 @@ def test_sandbox_up_seed_snapshot_through_oss_and_down():
         listed = destination.get("/_snapshot/cli_replica/_all")["snapshots"]
         assert [snap["snapshot"] for snap in listed] == ["snap-1"]
         assert replication.delete_rule("sandbox-crr")
+
+        # the plans `up` wrote beside plan.yaml: a dry run of the cutover, a real cross-region migration
+        assert "phase two" in migrator("plan", str(folder / "cutover.yaml")).stdout
+        migrator("apply", str(folder / "cross-region.yaml"), "--yes", "--poll", "0.5")
+        assert destination.doc_count("replica-orders") == 300
+        assert [rule.rule_id for rule in replication.rules() if rule.status != "closing"] == []
         source.close()
         destination.close()
     finally:
