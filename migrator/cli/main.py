@@ -462,6 +462,12 @@ def rollback_command(plan_file: PlanArg, state: StateOpt = None, as_json: JsonOp
     typer.echo(f"writes allowed again on the source: {', '.join(report['writes_unblocked']) or 'none was blocked'}")
     removed = [f"{a['alias']} -> {a['index']}" for a in report["aliases_removed"]]
     typer.echo(f"aliases removed from the destination: {', '.join(removed) or 'none'}")
+    if removed:
+        typer.secho(
+            "the aliases had been switched: what was written to the destination through them since the cutover "
+            "is not on the source",
+            fg=typer.colors.YELLOW,
+        )
     if report["reopened"]:
         typer.echo(
             f"opened again on the destination (closed by the cutover, not restored): {', '.join(report['reopened'])}"
