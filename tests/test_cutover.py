@@ -1,0 +1,63 @@
+"""The cutover's figures from a state file alone: snapshot reuse, restores over existing indices, and the
+write freeze from the first write-block request to the alias switch (or a rollback)."""
+
+from __future__ import annotations
+
+import time
+
+from migrator.cutover import cutover_figures
+from migrator.state import StateStore
+
+
+def state_with_a_cutover(tmp_path) -> StateStore:
+    store = StateStore(tmp_path / "state.db")
+    store.set_json("nodes", ["snapshot.wait", "cutover.block", "cutover.snapshot.wait", "cutover.switch"])
+    full = {"incremental_bytes": 1000, "total_bytes": 1000, "incremental_files": 10, "total_files": 10}
+    store.checkpoint("snapshot.wait", "done", full)
+    incremental = {"incremental_bytes": 50, "total_bytes": 1040, "incremental_files": 2, "total_files": 12}
+    store.checkpoint("cutover.snapshot.wait", "done", incremental)
+    store.checkpoint("cutover.recovery[a]", "done", {"bytes": 600, "reused_bytes": 500})
+    store.checkpoint("cutover.recovery[b]", "done", {"bytes": 440, "reused_bytes": 400})
+    store.checkpoint("recovery[a]", "done", {"bytes": 590, "reused_bytes": 0})  # phase one: not counted
+    return store
+
+
+def test_figures_of_a_finished_cutover(tmp_path):
+    store = state_with_a_cutover(tmp_path)
+    try:
+        store.event("request", "GET /a/_settings/index.blocks.write", step="cutover.block")
+        store.event("request", "PUT /a,b/_settings", step="cutover.block")
+        time.sleep(0.2)
+        store.event("step.done", "cutover.switch done", step="cutover.switch")
+        store.event("rollback", "{}")  # later: the freeze had ended with the cutover already
+        figures = cutover_figures(store)
+    finally:
+        store.close()
+    assert figures["full_snapshot"]["incremental_bytes"] == 1000
+    assert figures["incremental_snapshot"]["incremental_bytes"] == 50
+    assert figures["incremental_reused_fraction"] == round(1 - 50 / 1040, 4)
+    assert figures["restore_over"] == {"indices": 2, "bytes": 1040, "reused_bytes": 900}
+    window = figures["write_block"]
+    assert window["ended_by"] == "cutover" and 0.2 <= window["seconds"] < 5
+
+
+def test_a_cutover_still_frozen_and_one_rolled_back(tmp_path):
+    store = state_with_a_cutover(tmp_path)
+    try:
+        store.event("request", "PUT /a,b/_settings", step="cutover.block")
+        frozen = cutover_figures(store)["write_block"]
+        store.event("rollback", "{}")
+        rolled = cutover_figures(store)["write_block"]
+    finally:
+        store.close()
+    assert frozen["blocked_at"] is not None and frozen["ended_at"] is None and "seconds" not in frozen
+    assert rolled["ended_by"] == "rollback"
+
+
+def test_no_cutover_no_figures(tmp_path):
+    store = StateStore(tmp_path / "state.db")
+    try:
+        store.set_json("nodes", ["snapshot.wait", "restore[a]"])
+        assert cutover_figures(store) is None
+    finally:
+        store.close()
