@@ -10,7 +10,13 @@ migrator=.venv/bin/migrator
 sandbox_json=$("$migrator" sandbox up "$@")
 echo "$sandbox_json"
 "$migrator" sandbox seed --docs 5000
-plan=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["plan"])' <<<"$sandbox_json")
+written=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["plan"])' <<<"$sandbox_json")
+# A copy of the plan the sandbox wrote, with target names of its own, so that the demo runs again later
+# (the targets of an earlier run exist, and migrator never overwrites an index).
+run=$(date +%Y%m%d-%H%M%S)
+plan="$(dirname "$written")/demo-$run.yaml"
+sed -e "s/^name: sandbox-demo/name: demo-$run/" -e "s/\"migrated-\\\$1\"/\"demo-$run-\\\$1\"/" "$written" >"$plan"
+echo "plan: $plan"
 "$migrator" plan "$plan"
 "$migrator" apply "$plan" --yes
 "$migrator" status "$plan"

@@ -67,6 +67,8 @@ def up(
         raise fail(str(exc), ExitCode.FAILED) from None
     if not started:
         typer.echo(f"the sandbox in {sandbox.folder} is already running", err=True)
+    for warning in document.get("warnings", []):
+        typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
     typer.echo(json.dumps(document, indent=2))
 
 

@@ -149,10 +149,16 @@ class Sandbox:
         self.processes_path.write_text(json.dumps(processes, indent=2))
 
         try:
-            nodes.wait_all_green(layouts, {role: processes[role]["pgid"] for role in layouts})
+            red = nodes.wait_all_green(layouts, {role: processes[role]["pgid"] for role in layouts})
         except SandboxError:
             self.down()
             raise
+        warnings = [
+            f"the {role} has indices without primaries (red), left by an earlier run: {', '.join(names)}; "
+            f"delete them (DELETE {layouts[role].url}/{','.join(names)}) or use another --dir"
+            for role, names in sorted(red.items())
+            if names
+        ]
 
         document = {
             "source": {"url": layouts["source"].url, "version": source_dist.version},
@@ -171,6 +177,8 @@ class Sandbox:
             "replica_repository": {"type": "fs", "settings": {"location": str(replica_dir / BASE_PATH)}},
             "plan": str(self.plan_path),
         }
+        if warnings:
+            document["warnings"] = warnings
         self._write_private(self.document_path, json.dumps(document, indent=2) + "\n")
         self._write_private(self.env_path, f"{KEY_ID_VAR}={key_id}\n{SECRET_VAR}={secret}\n")
         self.plan_path.write_text(sandbox_plan(document, self.env_path.name))

@@ -111,16 +111,23 @@ def start(layout: NodeLayout, owner: tuple[int, int] | None) -> int:
     return process.pid
 
 
-def wait_green(layout: NodeLayout, pid: int, timeout_s: float = 240.0) -> None:
-    """Poll cluster health until green; a dead process or a timeout shows the log's tail."""
+RED_GRACE_S = 20.0  # red with nothing initializing for this long: indices without primaries, not a start-up
+
+
+def wait_green(layout: NodeLayout, pid: int, timeout_s: float = 240.0) -> list[str]:
+    """Poll cluster health until the node serves: green, or yellow (one node cannot hold replicas), or red
+    that stays red with nothing initializing for RED_GRACE_S (an index left without primaries, e.g. by an
+    interrupted restore, must not keep the sandbox down). Returns those red indices (usually none); a dead
+    process or a timeout raises SandboxError with the log's tail."""
     client = EsClient(layout.url, label=layout.role, timeout_s=5, max_retries=0)
     deadline = time.monotonic() + timeout_s
+    red_since: float | None = None
     try:
         while time.monotonic() < deadline:
             if not is_alive(pid):
                 raise SandboxError(failure(layout, "the process exited during start-up"))
             try:
-                health = client.health(wait_for_status="green", timeout="2s")
+                health = client.health(wait_for_status="yellow", timeout="2s")
                 if health.get("cluster_name") != layout.cluster_name:
                     raise SandboxError(
                         failure(
@@ -129,22 +136,30 @@ def wait_green(layout: NodeLayout, pid: int, timeout_s: float = 240.0) -> None:
                             f"({health.get('cluster_name')}); stop it or start again to get another port",
                         )
                     )
-                if health.get("status") == "green":
-                    return
+                if health.get("status") in ("green", "yellow"):
+                    return []
+                if health.get("initializing_shards", 0) or red_since is None:
+                    red_since = time.monotonic()
+                elif time.monotonic() - red_since >= RED_GRACE_S:
+                    return sorted(row["index"] for row in client.indices() if row.get("health") == "red")
             except EsError:
                 time.sleep(1.0)
-        raise SandboxError(failure(layout, f"not green after {timeout_s:.0f} s"))
+        raise SandboxError(failure(layout, f"not serving after {timeout_s:.0f} s"))
     finally:
         client.close()
 
 
-def wait_all_green(layouts: dict[str, NodeLayout], groups: dict[str, int], timeout_s: float = 240.0) -> None:
-    """Wait for every node at once; one SandboxError lists every node that failed."""
+def wait_all_green(
+    layouts: dict[str, NodeLayout], groups: dict[str, int], timeout_s: float = 240.0
+) -> dict[str, list[str]]:
+    """Wait for every node at once; one SandboxError lists every node that failed. Returns, per node, the
+    indices that stay red (see `wait_green`)."""
     errors: list[str] = []
+    red: dict[str, list[str]] = {}
 
     def wait(name: str) -> None:
         try:
-            wait_green(layouts[name], groups[name], timeout_s)
+            red[name] = wait_green(layouts[name], groups[name], timeout_s)
         except SandboxError as exc:
             errors.append(str(exc))
 
@@ -155,6 +170,7 @@ def wait_all_green(layouts: dict[str, NodeLayout], groups: dict[str, int], timeo
         waiter.join()
     if errors:
         raise SandboxError("\n".join(errors))
+    return red
 
 
 def failure(layout: NodeLayout, reason: str) -> str:
