@@ -127,8 +127,16 @@ def test_sandbox_up_seed_snapshot_through_oss_and_down():
         migrator("apply", str(folder / "cross-region.yaml"), "--yes", "--poll", "0.5")
         assert destination.doc_count("replica-orders") == 300
         assert [rule.rule_id for rule in replication.rules() if rule.status != "closing"] == []
+
+        # an index left without primaries (red) does not keep the sandbox down: `up` names it and the fix
+        unplaceable = {"settings": {"number_of_replicas": 0, "index.routing.allocation.require._name": "nowhere"}}
+        destination.request("PUT", "/left-red?wait_for_active_shards=0", unplaceable)
         source.close()
         destination.close()
+        migrator("sandbox", "down", "--dir", str(folder))
+        restarted = migrator("sandbox", "up", "--dir", str(folder))
+        assert "left-red" in restarted.stderr and "DELETE" in restarted.stderr
+        assert json.loads(restarted.stdout)["warnings"]
     finally:
         stopped = migrator("sandbox", "down", "--dir", str(folder), check=False)
         leftovers = processes_mentioning(str(folder))
