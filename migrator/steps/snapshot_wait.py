@@ -145,7 +145,11 @@ class FollowSnapshot(Step):
                 return True
 
     def observe(self) -> Observation:
-        info = snapshot_info(self.ctx, self.snapshot)
+        held = self.ctx.held_snapshots.get(self.snapshot)
+        if held is not None and not held.done():
+            return Observation(False, in_progress=True, summary=f"snapshot {self.snapshot} running (request held open)")
+        # The held request's answer is the snapshot's info once finalized: no need to ask again.
+        info = (held_answer(held) if held is not None else None) or snapshot_info(self.ctx, self.snapshot)
         if info is None:
             return Observation(False, summary=f"snapshot {self.snapshot} is missing: to be taken again")
         state = info.get("state")

@@ -30,6 +30,7 @@ def end_later(source: FakeSource, state: str, failures=None, delay: float = 0.3)
 
 def test_the_held_answer_ends_the_wait_at_once_with_no_status_poll():
     source, _, step = started(poll_s=60.0)
+    before = source.count("GET")
     observation = step.observe()
     assert observation.in_progress and not observation.done
     end_later(source, "SUCCESS")
@@ -37,8 +38,9 @@ def test_the_held_answer_ends_the_wait_at_once_with_no_status_poll():
     detail = step.wait()
     assert time.monotonic() - began < 2  # not one poll period (60 s) late
     assert {"state": "SUCCESS", "shards": 2}.items() <= detail.items()
+    assert step.observe().done  # from the held answer
     assert source.count("GET", "/_status") == 1  # once, after the end: the copy statistics
-    assert step.observe().done
+    assert source.count("GET") - before == 1  # and nothing else while it ran
 
 
 def test_without_a_held_request_it_polls_and_a_partial_snapshot_is_not_mistaken_for_success():
