@@ -226,13 +226,18 @@ class _Translator:
         """Mark the groups of a quantified group whose captures Java can leave behind after backtracking.
 
         A possessive quantifier keeps every capture inside it; a repeating quantifier (Java's GroupCurly)
-        restores only the capture of the repeated group itself; ``?`` and ``??`` restore everything.
+        restores only the capture of the repeated group itself, and leaves even that one unset after an
+        empty iteration when it may repeat zero times; ``?`` and ``??`` restore everything.
         """
         inside = range(first_group, self.opened + 1)
         if quantifier.endswith("+") and len(quantifier) > 1:
             self.stale.update(inside)
         elif quantifier[0] != "?":
             self.stale.update(n for n in inside if n != first_group or not capturing)
+            if capturing and (quantifier[0] == "*" or quantifier.startswith("{0")):
+                # Repeated from zero times, a group that matched only the empty string is left unset by Java
+                # (`()*\1` never matches) but set to "" by Python: found by the generated oracle cases.
+                self.stale.add(first_group)
 
     def end_run(self, run: list[int]) -> None:
         # Java makes a one-character run a single-character node; a supplementary one sets hasSupplementary.

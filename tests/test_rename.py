@@ -293,6 +293,8 @@ def _sequence(draw: st.DrawFn, groups: _Groups, depth: int) -> str:
                 groups.unreliable |= inside  # possessive: every capture inside may stay
             elif not quantifier.startswith("?"):
                 groups.unreliable |= inside - ({first} if capturing else set())  # repeated: the inner ones
+                if quantifier.startswith(("*", "{0")):  # and the group itself when it may repeat zero times
+                    groups.unreliable |= inside
         parts.append(atom + quantifier)
     return "".join(parts)
 
@@ -374,3 +376,13 @@ def test_generated_renames_agree_with_java(tmp_path: Path) -> None:
     collect()
     assert len(cases) >= 400
     _compare(cases, tmp_path)
+
+
+def test_a_reference_to_a_group_repeated_from_zero_times_is_refused() -> None:
+    """Java leaves `()*` unset after its empty iteration (`()*\\1` never matches), Python sets it to "":
+    found by the generated cases (`(?<kind>){0,}...\\1`)."""
+    for pattern in ("()*\\1", "(){0,3}\\1", "(?<kind>){0,}\\k<kind>", "(a)*?\\1"):
+        with pytest.raises(RenameError, match="stale capture"):
+            RenameRule(pattern, "x")
+    assert java_replace_all("aab", "(a)+\\1", "x") == "xb"  # from one time on, Python and Java agree
+    assert java_replace_all("ab", "()?\\1", "x") == "xaxbx"
