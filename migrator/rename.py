@@ -564,9 +564,7 @@ class _Translator:
         if isinstance(item, _Set):
             if item.inner is None:
                 raise self.error("a negated class escape inside [...] is not supported by migrator", item_start)
-            if self.peek() == "-" and self.peek(1) not in ("]", "["):
-                raise self.error("a range next to a class escape is not supported by migrator", item_start)
-            return item.inner, item.bmp
+            return item.inner, item.bmp  # Java reads a "-" after a class escape as the next member, a literal
         assert isinstance(item, _Char)
         if self.peek() != "-" or self.peek(1) in ("]", "[", ""):
             return re.escape(chr(item.code)), not _is_supplementary(item.code)

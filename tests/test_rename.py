@@ -386,3 +386,16 @@ def test_a_reference_to_a_group_repeated_from_zero_times_is_refused() -> None:
             RenameRule(pattern, "x")
     assert java_replace_all("aab", "(a)+\\1", "x") == "xb"  # from one time on, Python and Java agree
     assert java_replace_all("ab", "()?\\1", "x") == "xaxbx"
+
+
+def test_a_dash_after_a_class_escape_is_a_literal_as_in_java(tmp_path: Path) -> None:
+    """`[\\w-)]` is \\w, "-" and ")" for Java (found by the generated cases, which migrator used to refuse)."""
+    cases: list[Case] = [
+        ("a-b)z_9 ", "[\\w-)]", "x"),
+        ("q-9z", "[\\d-z]", "x"),
+        (" a-b", "[\\s-a]", "x"),
+        ("a-b", "[\\w-a-c]", "x"),
+        ("x--y", "[\\w--]", "."),
+    ]
+    _compare(cases, tmp_path)
+    assert java_replace_all("q-9z", "[\\d-z]", "x") == "qxxx"
