@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import settings
 
 from migrator.clients.es import EsClient, build_path
 from migrator.sandbox import nodes
@@ -26,6 +27,12 @@ from migrator.sandbox.oss_server import BucketConfig, OssServer
 from migrator.sandbox.processes import hand_over, pick_port, run_as, stop_group
 from migrator.sandbox.seed_data import seed_cluster
 from tests.helpers import BIG_INDEX
+
+# Generated tests draw the same examples on every run, so that CI's verdict is reproducible;
+# MIGRATOR_EXPLORE=1 draws new ones (how the rename divergences pinned in test_rename.py were found).
+settings.register_profile("reproducible", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile("explore" if os.environ.get("MIGRATOR_EXPLORE") else "reproducible")
 
 BUCKET = "migrator-tests"
 REGION = "oss-cn-hangzhou"
