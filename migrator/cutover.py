@@ -131,7 +131,7 @@ def describe_destination(migration: Migration, targets: list[str]) -> list[dict[
             continue
         row = rows[0]
         aliases_status, aliases = migration.destination.request("GET", build_path(target, "_alias"), ok=(200, 404))
-        restored = restored_from(_Sides(migration), target) if row.get("status") == "open" else None
+        restored = restored_from(migration, target) if row.get("status") == "open" else None
         found.append(
             {
                 "index": target,
@@ -144,14 +144,6 @@ def describe_destination(migration: Migration, targets: list[str]) -> list[dict[
             }
         )
     return found
-
-
-class _Sides:
-    """The two clients under the names the steps' helpers expect (`ctx.source`, `ctx.destination`)."""
-
-    def __init__(self, migration: Migration) -> None:
-        self.source = migration.source
-        self.destination = migration.destination
 
 
 def _snapshot_stats(detail: dict[str, Any]) -> dict[str, Any] | None:

@@ -211,6 +211,23 @@ def test_cutover_refused_before_the_bulk_copy(seeded, tmp_path):
     assert "cutover.enabled" in refused.stderr
 
 
+def cut_over_killed_at(bed, plan: Path, failpoint: str) -> None:
+    """`apply --phase cutover`, killed with SIGKILL at the failpoint (`<step>:<acting|acted|done>`)."""
+    killed = cli(
+        bed,
+        "apply",
+        str(plan),
+        "--phase",
+        "cutover",
+        "--yes",
+        "--poll",
+        "0.3",
+        check=False,
+        env={"MIGRATOR_FAILPOINT": failpoint},
+    )
+    assert killed.returncode == -signal.SIGKILL, f"failpoint {failpoint} never hit:\n{killed.stderr}"
+
+
 KILL_POINTS = [
     ("cutover.block", "acted"),
     ("cutover.snapshot.create", "acted"),
@@ -231,19 +248,7 @@ def test_kill_during_cutover_then_resume(seeded, tmp_path, step, point):
     try:
         cli(seeded, "apply", str(plan), "--yes", "--poll", "0.3")
         failpoint = step.format(t=f"moved-{names[0]}") + ":" + point
-        killed = cli(
-            seeded,
-            "apply",
-            str(plan),
-            "--phase",
-            "cutover",
-            "--yes",
-            "--poll",
-            "0.3",
-            check=False,
-            env={"MIGRATOR_FAILPOINT": failpoint},
-        )
-        assert killed.returncode == -signal.SIGKILL, f"failpoint {failpoint} never hit:\n{killed.stderr}"
+        cut_over_killed_at(seeded, plan, failpoint)
         # Killed in phase two: the source is blocked and no alias points at the destination yet, or the
         # aliases were switched while the source stays blocked; never both writable with the aliases moved.
         if aliases_on_destination(seeded, prefix):
@@ -262,19 +267,7 @@ def test_kill_during_cutover_then_rollback(seeded, tmp_path):
     names = make_sources(seeded, prefix, docs=500)
     plan = cutover_plan(seeded, tmp_path, prefix, names)
     cli(seeded, "apply", str(plan), "--yes", "--poll", "0.3")
-    killed = cli(
-        seeded,
-        "apply",
-        str(plan),
-        "--phase",
-        "cutover",
-        "--yes",
-        "--poll",
-        "0.3",
-        check=False,
-        env={"MIGRATOR_FAILPOINT": "cutover.switch:acted"},
-    )
-    assert killed.returncode == -signal.SIGKILL
+    cut_over_killed_at(seeded, plan, "cutover.switch:acted")
     assert all(write_blocked(seeded, names).values())
     assert aliases_on_destination(seeded, prefix)  # switched just before the kill
     cancelled = cli(seeded, "cancel", str(plan), check=False)

@@ -20,8 +20,9 @@ RETRYABLE = ("concurrent_snapshot_execution_exception", "snapshot_restore_except
 
 
 def restored_from(ctx: Any, target: str) -> dict[str, Any] | None:
-    """The snapshot the target was restored from, from its recovery or, before any shard started
-    recovering, from the routing table's recovery source. None when the index does not exist;
+    """The snapshot the target was restored from (`ctx`: anything with a `destination` client), from its
+    recovery or, before any shard started recovering, from the routing table's recovery source. None when
+    the index does not exist;
     an empty dict when it exists but was not restored from a snapshot."""
     status, body = ctx.destination.request("GET", build_path(target, "_recovery"), ok=(200, 404))
     if status == 404:
