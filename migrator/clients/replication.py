@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
-import oss2
-
+from migrator.clients.oss_sdk import oss2
 from migrator.clients.storage import NotFound, OssClient, StorageError
 
 T = TypeVar("T")

@@ -36,9 +36,10 @@ from pathlib import Path
 from typing import ClassVar, Literal, Protocol, TypeVar
 
 import crcmod
-import oss2
 import requests
 import urllib3
+
+from migrator.clients.oss_sdk import oss2
 
 T = TypeVar("T")
 
