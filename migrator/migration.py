@@ -533,6 +533,7 @@ def execute(
     """Run the plan. `gate` is asked before each step sends anything (step by step: one step at a
     time); `until` and `only` limit the run to some steps (the others stay pending), and so does the
     phase of a two-phase plan (see `phase_selection`)."""
+    started_cpu_s, started = time.process_time(), time.monotonic()
     state = migration.open_state()
     try:
         state.acquire_lock(f"{'resume' if resuming else 'apply'} of {migration.plan_path}", force=force_unlock)
@@ -540,48 +541,67 @@ def execute(
         migration.source.observer = request_log
         migration.destination.observer = request_log
         state.begin_run()
-        plan = prepare(migration, state, replan=replan, confirm=confirm, resuming=resuming)
-        selected = selection(plan.graph, state, until, only)
-        in_phase = phase_selection(plan.graph, state, phase, resuming)
-        if in_phase is not None:
-            selected = in_phase if selected is None else selected & in_phase
-        state.set_meta(status="running", cancel_requested="0")
-        ctx = StepContext(
-            spec=migration.spec,
-            plan=plan,
-            source=migration.source,
-            destination=migration.destination,
-            environment=migration.environment,
-            storage_factory=migration.storage,
-            replica_factory=migration.replica if migration.spec.replication else None,
-            replication_factory=migration.replication if migration.spec.replication else None,
-            progress=RecordedProgress(progress, state),
-            cancel_requested=lambda: state.get_meta("cancel_requested") == "1",
-            poll_s=poll_s,
-        )
-        executor = Executor(
-            plan.graph,
-            ctx,
-            state,
-            request_log,
-            migration.redactor,
-            parallel=1 if gate is not None else parallel or migration.spec.restore.parallel,
-            on_step=on_step,
-            gate=gate,
-            selected=selected,
-        )
-        state.set_json("dag", {"nodes": list(executor.graph.nodes), "edges": sorted(executor.graph.edges)})
-        result = executor.run()
-        if result.cancelled or (result.failed and ctx.cancel_requested()):
-            result.cancelled = True
-            state.set_meta(status="cancelling")
-        elif result.failed:
-            state.set_meta(status="failed")
-        else:
-            state.set_meta(status="paused" if result.not_run else "done")
-        return plan, result
+        try:
+            plan = prepare(migration, state, replan=replan, confirm=confirm, resuming=resuming)
+            selected = selection(plan.graph, state, until, only)
+            in_phase = phase_selection(plan.graph, state, phase, resuming)
+            if in_phase is not None:
+                selected = in_phase if selected is None else selected & in_phase
+            state.set_meta(status="running", cancel_requested="0")
+            ctx = StepContext(
+                spec=migration.spec,
+                plan=plan,
+                source=migration.source,
+                destination=migration.destination,
+                environment=migration.environment,
+                storage_factory=migration.storage,
+                replica_factory=migration.replica if migration.spec.replication else None,
+                replication_factory=migration.replication if migration.spec.replication else None,
+                progress=RecordedProgress(progress, state),
+                cancel_requested=lambda: state.get_meta("cancel_requested") == "1",
+                poll_s=poll_s,
+            )
+            executor = Executor(
+                plan.graph,
+                ctx,
+                state,
+                request_log,
+                migration.redactor,
+                parallel=1 if gate is not None else parallel or migration.spec.restore.parallel,
+                on_step=on_step,
+                gate=gate,
+                selected=selected,
+            )
+            state.set_json("dag", {"nodes": list(executor.graph.nodes), "edges": sorted(executor.graph.edges)})
+            result = executor.run()
+            if result.cancelled or (result.failed and ctx.cancel_requested()):
+                result.cancelled = True
+                state.set_meta(status="cancelling")
+            elif result.failed:
+                state.set_meta(status="failed")
+            else:
+                state.set_meta(status="paused" if result.not_run else "done")
+            return plan, result
+        finally:
+            record_cpu(state, started_cpu_s, time.monotonic() - started)
     finally:
         state.close()
+
+
+def record_cpu(state: StateStore, startup_cpu_s: float, run_wall_s: float) -> None:
+    """Record the CPU seconds migrator's process used before the run (interpreter, imports, reading the
+    plan) and during it, so that `report` can show what the orchestration itself costs."""
+    run_cpu_s = time.process_time() - startup_cpu_s
+    state.event(
+        "run.cpu",
+        f"CPU {startup_cpu_s + run_cpu_s:.2f} s: {startup_cpu_s:.2f} s starting, {run_cpu_s:.2f} s in "
+        f"{run_wall_s:.1f} s of run",
+        data={
+            "startup_cpu_s": round(startup_cpu_s, 4),
+            "run_cpu_s": round(run_cpu_s, 4),
+            "run_wall_s": round(run_wall_s, 4),
+        },
+    )
 
 
 # -- review: what the dry run shows ------------------------------------------------------------------
@@ -844,6 +864,7 @@ def report(state_path: Path) -> dict[str, Any]:
                 "seconds": round(sum(d for d in durations.values()), 1),
             },
             "steps": steps,
+            "cpu": [{"run": e.run, **(e.data or {})} for e in events if e.kind == "run.cpu"],
             "warnings": warnings,
             "event_log": str(event_log_path(state_path)),
         }

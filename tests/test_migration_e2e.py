@@ -53,6 +53,16 @@ def test_migration_with_wildcard_exclusion_and_rename(seeded, tmp_path, source, 
     }
     assert counts(seeded, destination, f"{prefix}-*") == expected
     assert len(expected) == 3
+    # the bytes each restore copied, as the report has them (from the snapshot's sizes), are what the
+    # destination's own recovery figures say
+    report = json.loads(cli(seeded, "report", str(plan), "--format", "json").stdout)
+    client = seeded.client(destination)
+    try:
+        for index in report["indices"]:
+            shards = client.get(f"/{index['target']}/_recovery")[index["target"]]["shards"]
+            assert index["recovered_bytes"] == sum(s["index"]["size"]["total_in_bytes"] for s in shards) > 0
+    finally:
+        client.close()
 
     second = cli(seeded, "apply", str(plan), "--yes")
     assert "already done" in second.stdout

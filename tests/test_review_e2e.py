@@ -260,6 +260,10 @@ def test_until_only_and_resume_then_status_watch_and_report(bed, tmp_path):
     report = json.loads(cli(bed, "report", str(plan), "--format", "json").stdout)
     assert report["indices"][0]["source_docs"] == report["indices"][0]["destination_docs"] == 400
     assert all(step["seconds"] is not None for step in report["steps"])
+    # every executor run recorded its own CPU: some for starting (Python, imports), some while running
+    runs = [run["run"] for run in report["cpu"]]
+    assert len(runs) >= 4 and runs == sorted(set(runs))
+    assert all(run["startup_cpu_s"] > 0.05 and 0 < run["run_cpu_s"] < run["run_wall_s"] for run in report["cpu"])
 
 
 def test_step_by_step_asks_for_the_cutover_on_its_own(bed, tmp_path):

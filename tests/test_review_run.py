@@ -129,6 +129,7 @@ def test_status_and_report_from_the_state_file(tmp_path):
         state.checkpoint(node, "done")
         state.event("step.done", f"{node} done", step=node, data={"seconds": 1.5})
     state.event("step.retry", "transient failure, retry 1 in 2 s: 503", step="restore[b]")
+    state.event("run.cpu", "CPU", data={"startup_cpu_s": 0.4, "run_cpu_s": 0.25, "run_wall_s": 12.5})
     detail = {"source_docs": 100, "destination_docs": 100, "warnings": ["a stores no _source: sample skipped"]}
     state.checkpoint("validate[a]", "done", detail)
     state.checkpoint("recovery[a]", "done", {"bytes": 4096})
@@ -155,6 +156,8 @@ def test_status_and_report_from_the_state_file(tmp_path):
     markdown = report_markdown(data)
     assert "| `a` | `a` | 100 | 100 | 4.0 KB | 4.0 KB | 2 | yes |" in markdown
     assert "| `restore[b]` | done | 2 s | 1 | 1 |" in markdown
+    assert data["cpu"] == [{"run": 1, "startup_cpu_s": 0.4, "run_cpu_s": 0.25, "run_wall_s": 12.5}]
+    assert "| migrator's CPU, run 1 | 0.40 s starting, 0.25 s while running 12 s (2.0% of it) |" in markdown
 
     current = status(tmp_path / "plan.state.db")
     assert current["status"] == "done" and not current["live"]

@@ -12,6 +12,19 @@ def _cell(value: Any) -> str:
     return "–" if value is None else str(value)
 
 
+def _cpu_rows(runs: list[dict[str, Any]]) -> list[str]:
+    """migrator's own CPU per run: starting (Python, imports, the plan) and running, against the run's time."""
+    rows = []
+    for run in runs:
+        wall = run["run_wall_s"]
+        share = f" ({run['run_cpu_s'] / wall:.1%} of it)" if wall > 0 else ""
+        rows.append(
+            f"| migrator's CPU, run {run['run']} | {run['startup_cpu_s']:.2f} s starting, "
+            f"{run['run_cpu_s']:.2f} s while running {human_seconds(wall)}{share} |"
+        )
+    return rows
+
+
 def report_markdown(report: dict[str, Any]) -> str:
     estimate = report.get("estimate") or {}
     totals = report["totals"]
@@ -27,6 +40,7 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"| Step time | {human_seconds(totals['seconds'])}"
         + (f" (expected {human_seconds(estimate['total_seconds'])})" if estimate else "")
         + " |",
+        *_cpu_rows(report.get("cpu") or []),
         f"| Event log | `{report['event_log']}` |",
         "",
         "## Indices",

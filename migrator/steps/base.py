@@ -92,6 +92,9 @@ class StepContext:
     # Destination index -> the `POST .../_restore?wait_for_completion=true` held open for it (restore sends
     # it, recovery waits on it); empty in a run that did not send the restore itself.
     held_restores: dict[str, Future[Any]] = field(default_factory=dict)
+    # Snapshot name -> source index -> the bytes of its files in the snapshot (7.8+'s `_status` total),
+    # as snapshot.wait read them at the end: what restoring the index into a new one copies.
+    snapshot_index_bytes: dict[str, dict[str, int]] = field(default_factory=dict)
     # Cross-region plans: the destination's bucket (the replica) and the source bucket's replication rules.
     replica_factory: Callable[[], Storage] | None = None
     replication_factory: Callable[[], BucketReplication] | None = None

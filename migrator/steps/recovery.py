@@ -7,10 +7,13 @@ what Elasticsearch's allocation explanation advises: it deletes the partial inde
 again from the snapshot. The same happens when the index vanished while we followed it.
 
 When this run sent the restore, its request is held open (see restore) and answers when every
-shard is restored: the step waits on it, reading `_recovery` only every few seconds for the
-progress bar and once at the end for the figures, so a cluster gets a handful of status requests
-per index whatever the recovery's length. Without the held request (a resume in a new process,
-or a held request cut by a restart) it polls, and heals a lost restore.
+shard is restored: the step waits on it, reading `_recovery` only every PROGRESS_EVERY_S for the
+progress bar, so a cluster gets a handful of status requests per index whatever the recovery's
+length. The figures it records at the end (bytes restored, bytes reused) come from one more
+`_recovery` read, except for a new index restored from a snapshot this run followed to its end:
+that restore copied every file of the index, whose total snapshot.wait already read. Without the
+held request (a resume in a new process, or a held request cut by a restart) it polls, and heals a
+lost restore.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class FollowRecovery(Step):
     title = "Follow the recovery of the restored index"
     waits_for = "every primary shard STARTED (recovery: files and bytes recovered / total)"
     reused: int = 0
+    figures: dict[str, Any] | None = None
 
     def describe(self) -> list[ConsoleRequest]:
         return [ConsoleRequest("destination", "GET", f"{self.params['target']}/_recovery")]
@@ -102,7 +106,7 @@ class FollowRecovery(Step):
         if held is not None and not held.done():
             return Observation(False, in_progress=True, summary="restore under way (its request is held open)")
         if held is not None and self._held_succeeded(held):
-            return Observation(True, summary="every shard restored (the held restore answered)")
+            return Observation(True, summary="every shard restored (the held restore answered)", detail=self._figures())
         done, recovered, total, stages = self._progress()
         return Observation(done, in_progress=not done, summary=f"{recovered}/{total} bytes, stages {stages}")
 
@@ -115,6 +119,21 @@ class FollowRecovery(Step):
         self.reused = sum(size.get("reused_in_bytes", 0) for size in sizes)
         recovered = self.reused + sum(size.get("recovered_in_bytes", 0) for size in sizes)
         return recovered, sum(size.get("total_in_bytes", 0) for size in sizes)
+
+    def _figures(self) -> dict[str, Any]:
+        """Bytes restored and reused, once the held restore answered that every shard is restored (read
+        once: the executor observes again after the wait)."""
+        if self.figures is not None:
+            return self.figures
+        copied = self.ctx.snapshot_index_bytes.get(self.snapshot, {}).get(self.params["source"])
+        if copied is not None and not self.params.get("cutover"):  # a new index: every file was copied
+            self.reused = 0
+            recovered, total = copied, copied
+        else:  # restored over a closed index (a cutover) reuses the files it held: only _recovery knows
+            recovered, total = self._sizes()
+        self.ctx.progress.update(self.id, recovered, total, "bytes", "done")
+        self.figures = {"bytes": total, "reused_bytes": self.reused}
+        return self.figures
 
     def _await_held(self, held: Future[Any]) -> bool:
         """Wait for the held restore, showing progress every PROGRESS_EVERY_S; True when it restored every shard."""
@@ -134,9 +153,7 @@ class FollowRecovery(Step):
         and the end of the recovery is seen the moment it happens."""
         held = self._held()
         if held is not None and self._await_held(held):
-            recovered, total = self._sizes()
-            self.ctx.progress.update(self.id, recovered, total, "bytes", "done")
-            return {"bytes": total, "reused_bytes": self.reused}
+            return self._figures()
         if held is not None:  # it failed or was cut (a restart?): from here on, poll and heal
             self.ctx.held_restores.pop(self.params["target"], None)
         long_poll = f"{max(1, round(self.ctx.poll_s * 5))}s"

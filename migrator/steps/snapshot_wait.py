@@ -75,6 +75,16 @@ def copy_stats(status: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def index_bytes(status: dict[str, Any]) -> dict[str, int]:
+    """Index -> the bytes of all its files in the snapshot (7.8+; older `_status` count only the copy)."""
+    sizes = {}
+    for index, entry in (status.get("indices") or {}).items():
+        total = ((entry.get("stats") or {}).get("total") or {}).get("size_in_bytes")
+        if isinstance(total, int):
+            sizes[index] = total
+    return sizes
+
+
 class FollowSnapshot(Step):
     kind = "snapshot.wait"
     title = "Follow the snapshot until it succeeds"
@@ -190,4 +200,6 @@ class FollowSnapshot(Step):
                 self._progress()
         detail = {"state": info.get("state"), "shards": (info.get("shards") or {}).get("total", 0)}
         # One read of the finished snapshot's statistics: what it copied, and what it reused.
-        return {**detail, **copy_stats(self._progress())}
+        status = self._progress()
+        self.ctx.snapshot_index_bytes[self.snapshot] = index_bytes(status)
+        return {**detail, **copy_stats(status)}

@@ -64,7 +64,16 @@ class FakeSource:
             return 404, {}
         if parts[-1] == "_status":
             stats = {"total": {"size_in_bytes": 1000}, "processed": {"size_in_bytes": 400}}
-            status = {"state": self.status_state, "shards_stats": {"done": 1, "total": 2}, "stats": stats}
+            indices = {
+                "orders": {"stats": {"total": {"file_count": 4, "size_in_bytes": 600}}},
+                "logs": {"stats": {"total": {"file_count": 2, "size_in_bytes": 400}}},
+            }
+            status = {
+                "state": self.status_state,
+                "shards_stats": {"done": 1, "total": 2},
+                "stats": stats,
+                "indices": indices,
+            }
             return 200, {"snapshots": [status]}
         return 200, {"snapshots": [dict(self.snapshots[name])]}
 
@@ -91,6 +100,7 @@ def context(source: FakeSource, *, partial: bool = False, poll_s: float = 0.01) 
         repository=REPOSITORY,
         snapshot="snap-1",
         held_snapshots={},
+        snapshot_index_bytes={},
         progress=Progress(),
         cancelled=False,
         poll_s=poll_s,

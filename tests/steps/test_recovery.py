@@ -1,5 +1,6 @@
 """The recovery step on a held restore: no status request while it runs, its answer ends the wait at once,
-one read for the figures; a failed or cut held restore falls back to polling. Fakes, no cluster."""
+its figures from the snapshot's index size (a new index) or one `_recovery` read (over a closed index, or the
+size unknown); a failed or cut held restore falls back to polling. Fakes, no cluster."""
 
 from __future__ import annotations
 
@@ -43,17 +44,22 @@ class FakeDestination:
         return self.request("GET", path)[1]
 
 
-def step_with(held: Future[Any] | None) -> tuple[FollowRecovery, FakeDestination]:
+def step_with(
+    held: Future[Any] | None, sizes: dict[str, int] | None = None, **params: Any
+) -> tuple[FollowRecovery, FakeDestination]:
     destination = FakeDestination()
     ctx = SimpleNamespace(
         destination=destination,
         held_restores={TARGET: held} if held is not None else {},
+        snapshot="snap",
+        snapshot_index_bytes={"snap": sizes} if sizes is not None else {},
         progress=Progress(),
         poll_s=0.2,
         cancel_requested=lambda: False,
         sleep=lambda seconds=None: None,
     )
-    return FollowRecovery(f"recovery[{TARGET}]", {"source": "orders", "target": TARGET}, ctx), destination
+    params = {"source": "orders", "target": TARGET, **params}
+    return FollowRecovery(f"recovery[{TARGET}]", params, ctx), destination
 
 
 def answered(shards: dict[str, int]) -> dict[str, Any]:
@@ -72,6 +78,30 @@ def test_a_held_restore_is_followed_without_status_requests_and_its_answer_ends_
     assert detail == {"bytes": 100, "reused_bytes": 30}
     assert destination.requests == [f"GET /{TARGET}/_recovery"]  # once, for the figures
     assert step.observe().done and len(destination.requests) == 1
+
+
+def test_a_new_index_takes_its_figures_from_the_snapshot_without_a_request():
+    held: Future[Any] = Future()
+    step, destination = step_with(held, sizes={"orders": 4096, "logs": 10})
+    threading.Timer(0.2, held.set_result, [answered({"total": 1, "failed": 0, "successful": 1})]).start()
+    assert step.wait() == {"bytes": 4096, "reused_bytes": 0}
+    assert destination.requests == []
+    assert step.ctx.progress.updates[-1] == (4096, 4096)
+    # a step that first looks after the held restore answered is done at once, with the same figures
+    again, destination = step_with(held, sizes={"orders": 4096})
+    observation = again.observe()
+    assert observation.done and observation.detail == {"bytes": 4096, "reused_bytes": 0}
+    assert destination.requests == []
+
+
+def test_over_a_closed_index_or_without_the_snapshot_size_it_reads_the_figures():
+    for sizes, params in (({"orders": 4096}, {"cutover": True}), ({"logs": 10}, {})):
+        held: Future[Any] = Future()
+        held.set_result(answered({"total": 1, "failed": 0, "successful": 1}))
+        step, destination = step_with(held, sizes=sizes, **params)
+        observation = step.observe()
+        assert observation.done and observation.detail == {"bytes": 100, "reused_bytes": 30}
+        assert destination.requests == [f"GET /{TARGET}/_recovery"]
 
 
 def test_a_held_restore_with_failed_shards_or_an_error_falls_back_to_polling():

@@ -10,7 +10,7 @@ import pytest
 
 from migrator.steps.base import Cancelled, StepFailed
 from migrator.steps.snapshot_create import CreateSnapshot
-from migrator.steps.snapshot_wait import FollowSnapshot, copy_stats
+from migrator.steps.snapshot_wait import FollowSnapshot, copy_stats, index_bytes
 from tests.steps.fakes import FakeSource, context
 
 FAILURES = [{"index": "orders", "shard_id": 0, "reason": "AccessDeniedException[/repo/indices/x/0/index-y]"}]
@@ -41,6 +41,7 @@ def test_the_held_answer_ends_the_wait_at_once_with_no_status_poll():
     assert step.observe().done  # from the held answer
     assert source.count("GET", "/_status") == 1  # once, after the end: the copy statistics
     assert source.count("GET") - before == 1  # and nothing else while it ran
+    assert step.ctx.snapshot_index_bytes == {"snap-1": {"orders": 600, "logs": 400}}  # for the recovery figures
 
 
 def test_without_a_held_request_it_polls_and_a_partial_snapshot_is_not_mistaken_for_success():
@@ -126,3 +127,11 @@ def test_copy_stats_of_every_status_shape():
     old = {"stats": {"number_of_files": 4, "processed_files": 4, "total_size_in_bytes": 40}}
     assert copy_stats(old) == {"incremental_bytes": 40, "incremental_files": 4}
     assert copy_stats({}) == {}
+
+
+def test_index_bytes_only_from_a_status_that_counts_every_file():
+    modern = {"indices": {"a": {"stats": {"total": {"size_in_bytes": 90}, "incremental": {"size_in_bytes": 30}}}}}
+    assert index_bytes(modern) == {"a": 90}
+    old = {"indices": {"a": {"stats": {"number_of_files": 4, "total_size_in_bytes": 40}}}}  # the copied part only
+    assert index_bytes(old) == {}
+    assert index_bytes({}) == {}
