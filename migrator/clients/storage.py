@@ -591,7 +591,7 @@ class OssStorage(OssClient):
 
     def _pending_upload(self, key: str) -> str | None:
         """The newest unfinished multipart upload of exactly this key, or None (also when the server cannot list
-        uploads: OSS can, the sandbox's server answers 501)."""
+        uploads: OSS and the sandbox's server can; one that answers 501 has nothing to resume)."""
         name = self._root + key
 
         def attempt() -> str | None:

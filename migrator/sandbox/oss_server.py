@@ -7,8 +7,9 @@ client read (and write) them as they would a real bucket.
 
 What it speaks (see shared/notes/oss.md): path-style URLs `/<bucket>/<key>`, V1 and V4 signatures
 (plus an optional STS token), GetBucketInfo/GetBucketLocation, Get/Head/GetObjectMeta with ranges and
-conditions, ListObjects v1 and v2, PutObject, multipart upload, DeleteObject and DeleteMultipleObjects,
-CRC64 (`x-oss-hash-crc64ecma`) and quoted uppercase MD5 ETags, OSS error XML.
+conditions, ListObjects v1 and v2, PutObject, multipart upload (ListParts and ListMultipartUploads too),
+DeleteObject and DeleteMultipleObjects, CRC64 (`x-oss-hash-crc64ecma`) and quoted uppercase MD5 ETags,
+OSS error XML.
 
 Cross-region replication (CRR) between buckets of one server: Put/Get/DeleteBucketReplication,
 GetBucketReplicationProgress and GetBucketReplicationLocation, with rules kept in
@@ -24,9 +25,10 @@ BadReplicationLocation, a second rule with the same ID or to the same target Buc
 no rules NoSuchReplicationConfiguration, an unknown rule ID NoSuchReplicationRule.
 
 The bucket directories belong to whoever writes them (Elasticsearch too), so the server keeps its own
-state under `<root>/.oss-server/` (temp files, multipart parts) and computes MD5/CRC64 of files lazily,
-caching them in memory by (path, size, mtime_ns). A multipart object's `"HEX-N"` ETag lives in that
-cache only: after a restart it reads as the plain MD5 of the content.
+state under `<root>/.oss-server/` (temp files; each pending multipart upload in `uploads/<UPLOAD_ID>/`:
+`upload.json` with its bucket, key and initiation time, and one file per part) and computes MD5/CRC64
+of files lazily, caching them in memory by (path, size, mtime_ns). A multipart object's `"HEX-N"` ETag
+lives in that cache only: after a restart it reads as the plain MD5 of the content.
 
 Faults (errors, latency, truncated bodies, a replication delay) can be injected for reliability tests, from Python with
 `OssServer.set_faults` or from another process with `PUT /-/faults` (`GET /-/faults`, `GET /-/stats`).
@@ -84,6 +86,8 @@ _MAX_KEY_BYTES = 1023
 _DEFAULT_MAX_KEYS = 100
 _MAX_KEYS = 1000
 _MAX_DELETE_KEYS = 1000
+_MAX_UPLOADS = 1000
+_UPLOAD_ID = re.compile(r"[0-9A-F]{32}")
 _ISO8601 = "%Y-%m-%dT%H:%M:%S.000Z"
 _OWNER_ID = "1000000000000000"
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
@@ -394,6 +398,8 @@ def _operation(method: str, key: str, params: dict[str, str]) -> str:
             return "GetBucketInfo"
         if method == "GET" and "location" in params:
             return "GetBucketLocation"
+        if method == "GET" and "uploads" in params:
+            return "ListMultipartUploads"
         if method == "GET" and not params.keys() & {"uploads", "acl", "stat"}:
             return "ListObjectsV2" if params.get("list-type") == "2" else "ListObjects"
         if method == "POST" and "delete" in params:
@@ -809,6 +815,7 @@ class OssServer:
             "GetBucketLocation": self._get_bucket_location,
             "ListObjects": self._list_objects,
             "ListObjectsV2": self._list_objects_v2,
+            "ListMultipartUploads": self._list_multipart_uploads,
             "DeleteMultipleObjects": self._delete_multiple_objects,
             "PutObject": self._put_object,
             "GetObject": self._get_object,
@@ -1321,12 +1328,8 @@ class OssServer:
     def _upload_dir(self, req: _Request, bucket: BucketConfig) -> str:
         upload_id = req.params.get("uploadId", "")
         directory = os.path.join(self._state, "uploads", upload_id)
-        try:
-            with open(os.path.join(directory, "upload.json"), encoding="utf-8") as f:
-                record = json.load(f)
-        except (FileNotFoundError, NotADirectoryError, ValueError):
-            record = None
-        if not re.fullmatch(r"[0-9A-F]{32}", upload_id) or record != {"bucket": bucket.name, "key": req.key}:
+        record = _read_upload(directory)[0] if _UPLOAD_ID.fullmatch(upload_id) else None
+        if record is None or (record.get("bucket"), record.get("key")) != (bucket.name, req.key):
             raise OssError(
                 404,
                 "NoSuchUpload",
@@ -1341,15 +1344,113 @@ class OssServer:
 
     def _initiate_multipart_upload(self, req: _Request, bucket: BucketConfig) -> _Response:
         _key_parts(req.key)
-        upload_id = uuid.uuid4().hex.upper()
+        # the ID starts with the time in ns: a key's upload IDs sort as the uploads were initiated, so OSS's
+        # rule "upload IDs greater than upload-id-marker" and the listing order agree
+        now_ns = time.time_ns()
+        upload_id = f"{now_ns:016X}{uuid.uuid4().hex[:16].upper()}"
         directory = os.path.join(self._state, "uploads", upload_id)
         os.makedirs(directory)
         with open(os.path.join(directory, "upload.json"), "w", encoding="utf-8") as f:
-            json.dump({"bucket": bucket.name, "key": req.key}, f)
+            json.dump({"bucket": bucket.name, "key": req.key, "initiated": now_ns / 1e9}, f)
         root = ET.Element("InitiateMultipartUploadResult")
         _sub(root, "Bucket", bucket.name)
         _sub(root, "Key", req.key)
         _sub(root, "UploadId", upload_id)
+        return _Response(200, {"Content-Type": "application/xml"}, _xml(root))
+
+    def _pending_uploads(self, bucket: BucketConfig, prefix: str) -> list[tuple[str, float, str]]:
+        """(key, initiated epoch s, upload ID) of every pending upload of the bucket whose key starts with
+        prefix, in listing order: key (code point order is UTF-8 byte order), initiation time, upload ID."""
+        uploads = []
+        try:
+            with os.scandir(os.path.join(self._state, "uploads")) as it:
+                names = [entry.name for entry in it if _UPLOAD_ID.fullmatch(entry.name)]
+        except FileNotFoundError:
+            return []
+        for upload_id in names:
+            record, initiated = _read_upload(os.path.join(self._state, "uploads", upload_id))
+            if record is None or record.get("bucket") != bucket.name:
+                continue  # gone (completed, aborted) or still being initiated; or another bucket's
+            key = record.get("key")
+            if isinstance(key, str) and key.startswith(prefix):
+                uploads.append((key, initiated, upload_id))
+        uploads.sort()
+        return uploads
+
+    def _list_multipart_uploads(self, req: _Request, bucket: BucketConfig) -> _Response:
+        params = req.params
+        prefix = params.get("prefix", "")
+        delimiter = params.get("delimiter", "")
+        key_marker = params.get("key-marker", "")
+        id_marker = params.get("upload-id-marker", "")
+        encoding = params.get("encoding-type", "")
+        if encoding not in ("", "url"):
+            raise _invalid_argument("encoding-type must be url.", "encoding-type", encoding)
+        raw_max = params.get("max-uploads") or str(_MAX_UPLOADS)
+        if not raw_max.isdigit() or not 0 < int(raw_max) <= _MAX_UPLOADS:
+            raise _invalid_argument(f"max-uploads must be between 1 and {_MAX_UPLOADS}.", "max-uploads", raw_max)
+        max_uploads = int(raw_max)
+        uploads = self._pending_uploads(bucket, prefix)
+        # After the markers: keys > key-marker and, with upload-id-marker, the key-marker's uploads that
+        # come after that upload (when it is gone: those whose ID is greater, IDs sorting by initiation).
+        marker = next(
+            (
+                (initiated, upload_id)
+                for key, initiated, upload_id in uploads
+                if (key, upload_id) == (key_marker, id_marker)
+            ),
+            None,
+        )
+
+        def after_markers(key: str, initiated: float, upload_id: str) -> bool:
+            if key != key_marker or not id_marker:
+                return key > key_marker
+            return (initiated, upload_id) > marker if marker is not None else upload_id > id_marker
+
+        entries: list[tuple[str, float, str | None]] = []  # (key, initiated, upload ID), or (common prefix, 0, None)
+        truncated = False
+        last_prefix = None
+        for key, initiated, upload_id in uploads:
+            if not after_markers(key, initiated, upload_id):
+                continue
+            entry: tuple[str, float, str | None] = (key, initiated, upload_id)
+            cut = key.find(delimiter, len(prefix)) if delimiter else -1
+            if cut >= 0:
+                common = key[: cut + len(delimiter)]
+                if common == last_prefix or common <= key_marker:
+                    continue
+                last_prefix = common
+                entry = (common, 0.0, None)
+            if len(entries) == max_uploads:
+                truncated = True
+                break
+            entries.append(entry)
+
+        def enc(text: str) -> str:
+            return quote(text, safe="") if encoding else text
+
+        root = ET.Element("ListMultipartUploadsResult")
+        _sub(root, "Bucket", bucket.name)
+        if encoding:
+            _sub(root, "EncodingType", encoding)
+        _sub(root, "KeyMarker", enc(key_marker))
+        _sub(root, "UploadIdMarker", id_marker)
+        _sub(root, "NextKeyMarker", enc(entries[-1][0]) if entries else "")
+        _sub(root, "NextUploadIdMarker", (entries[-1][2] or "") if entries else "")
+        _sub(root, "Delimiter", enc(delimiter))
+        _sub(root, "Prefix", enc(prefix))
+        _sub(root, "MaxUploads", max_uploads)
+        _sub(root, "IsTruncated", "true" if truncated else "false")
+        for key, initiated, upload_id in entries:
+            if upload_id is not None:
+                node = _sub(root, "Upload")
+                _sub(node, "Key", enc(key))
+                _sub(node, "UploadId", upload_id)
+                _sub(node, "StorageClass", bucket.storage_class)
+                _sub(node, "Initiated", _iso8601(initiated))
+        for key, _, upload_id in entries:
+            if upload_id is None:
+                _sub(_sub(root, "CommonPrefixes"), "Prefix", enc(key))
         return _Response(200, {"Content-Type": "application/xml"}, _xml(root))
 
     def _upload_part(self, req: _Request, bucket: BucketConfig) -> _Response:
@@ -1453,6 +1554,23 @@ class OssServer:
         _sub(result, "ETag", digest.etag)
         headers = {"Content-Type": "application/xml", "ETag": digest.etag, "x-oss-hash-crc64ecma": str(digest.crc64)}
         return _Response(200, headers, _xml(result))
+
+
+def _read_upload(directory: str) -> tuple[dict[str, object] | None, float]:
+    """A pending upload's record (None when it is gone or not fully written) and its initiation time: the
+    recorded one, or (records of older servers) the mtime of upload.json, written once at initiation."""
+    try:
+        with open(os.path.join(directory, "upload.json"), encoding="utf-8") as f:
+            record = json.load(f)
+            mtime = os.fstat(f.fileno()).st_mtime
+    except (OSError, ValueError):
+        return None, 0.0
+    if not isinstance(record, dict):
+        return None, 0.0
+    initiated = record.get("initiated")
+    if isinstance(initiated, bool) or not isinstance(initiated, int | float):
+        initiated = mtime
+    return record, float(initiated)
 
 
 def _xml_body(req: _Request, tag: str) -> ET.Element:

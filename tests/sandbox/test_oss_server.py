@@ -394,6 +394,94 @@ def test_resumable_upload_and_download(bucket: oss2.Bucket, prefix: str, tmp_pat
     assert target.read_bytes() == data
 
 
+def pending(page: oss2.models.ListMultipartUploadsResult) -> list[tuple[str, str]]:
+    return [(u.key, u.upload_id) for u in page.upload_list]
+
+
+def test_list_multipart_uploads(server: OssServer, version: str, bucket: oss2.Bucket, prefix: str) -> None:
+    started = int(time.time())
+    names = ["é", "a b", "c", "b/x", "a b", "a%20b", "a+b"]  # initiated in this order, "a b" twice
+    initiated = [(prefix + name, bucket.init_multipart_upload(prefix + name).upload_id) for name in names]
+    archive = make_bucket(server, version, "archive")
+    elsewhere = archive.init_multipart_upload(prefix + "a b").upload_id
+    # by key in UTF-8 byte order, then by initiation time
+    expected = sorted(initiated, key=lambda upload: (upload[0].encode(), initiated.index(upload)))
+    assert [key for key, _ in expected] == [prefix + n for n in ["a b", "a b", "a%20b", "a+b", "b/x", "c", "é"]]
+
+    page = bucket.list_multipart_uploads(prefix=prefix)
+    assert pending(page) == expected and not page.is_truncated and page.prefix_list == []
+    assert (page.next_key_marker, page.next_upload_id_marker) == expected[-1]
+    assert all(started <= u.initiation_date <= time.time() for u in page.upload_list)
+
+    seen, key_marker, id_marker = [], "", ""  # one upload a page, through both markers
+    while True:
+        page = bucket.list_multipart_uploads(
+            prefix=prefix, key_marker=key_marker, upload_id_marker=id_marker, max_uploads=1
+        )
+        assert len(page.upload_list) == 1
+        seen += pending(page)
+        if not page.is_truncated:
+            break
+        key_marker, id_marker = page.next_key_marker, page.next_upload_id_marker
+    assert seen == expected
+    listed = oss2.MultipartUploadIterator(bucket, prefix=prefix, max_uploads=2)
+    assert [(u.key, u.upload_id) for u in listed] == expected
+    both = oss2.ObjectUploadIterator(bucket, prefix + "a b", max_uploads=1)
+    assert [u.upload_id for u in both] == [upload_id for key, upload_id in expected if key == prefix + "a b"]
+
+    assert pending(bucket.list_multipart_uploads(prefix=prefix, key_marker=prefix + "a b")) == expected[2:]
+    after_first = bucket.list_multipart_uploads(
+        prefix=prefix, key_marker=prefix + "a b", upload_id_marker=expected[0][1]
+    )
+    assert pending(after_first) == expected[1:]
+    assert pending(bucket.list_multipart_uploads(prefix=prefix + "a")) == expected[:4]
+    rolled = bucket.list_multipart_uploads(prefix=prefix, delimiter="/")
+    assert pending(rolled) == [upload for upload in expected if "/" not in upload[0][len(prefix) :]]
+    assert rolled.prefix_list == [prefix + "b/"]
+    first = bucket.list_multipart_uploads(prefix=prefix, delimiter="/", key_marker=prefix + "a+b", max_uploads=1)
+    assert (first.prefix_list, first.upload_list, first.is_truncated) == ([prefix + "b/"], [], True)
+    assert (first.next_key_marker, first.next_upload_id_marker) == (prefix + "b/", "")
+    rest = bucket.list_multipart_uploads(prefix=prefix, delimiter="/", key_marker=first.next_key_marker)
+    assert pending(rest) == expected[5:] and rest.prefix_list == []
+    with pytest.raises(oss2.exceptions.InvalidArgument):
+        bucket.list_multipart_uploads(prefix=prefix, max_uploads=1001)
+
+    # a completed and an aborted upload are no longer pending; another bucket's uploads are its own
+    key, upload_id = expected[0]
+    part = bucket.upload_part(key, upload_id, 1, b"last and only part")
+    bucket.complete_multipart_upload(key, upload_id, [oss2.models.PartInfo(1, part.etag)])
+    bucket.abort_multipart_upload(*expected[5])
+    left = [upload for upload in expected if upload not in (expected[0], expected[5])]
+    assert pending(bucket.list_multipart_uploads(prefix=prefix)) == left
+    # a marker upload that is gone: the key's uploads initiated after it still follow
+    gone = bucket.list_multipart_uploads(prefix=prefix, key_marker=key, upload_id_marker=upload_id)
+    assert pending(gone) == left
+    assert pending(archive.list_multipart_uploads(prefix=prefix)) == [(prefix + "a b", elsewhere)]
+    for key, upload_id in left:
+        bucket.abort_multipart_upload(key, upload_id)
+    archive.abort_multipart_upload(prefix + "a b", elsewhere)
+    assert pending(bucket.list_multipart_uploads(prefix=prefix)) == []
+    assert pending(archive.list_multipart_uploads(prefix=prefix)) == []
+
+
+def test_uploads_of_older_servers_are_listed(server: OssServer, bucket: oss2.Bucket, prefix: str) -> None:
+    """An upload.json without its initiation time (written before it was recorded) reads as initiated when
+    the file was written; such an upload still takes parts and is aborted."""
+    key, upload_id = prefix + "old", "F" + uuid.uuid4().hex[1:].upper()  # its ID sorts after newer ones
+    directory = server.root / ".oss-server" / "uploads" / upload_id
+    directory.mkdir()
+    (directory / "upload.json").write_text(json.dumps({"bucket": "main", "key": key}), encoding="utf-8")
+    os.utime(directory / "upload.json", (1_600_000_000, 1_600_000_000))
+    newer = bucket.init_multipart_upload(key).upload_id
+    bucket.upload_part(key, upload_id, 1, b"part")
+    page = bucket.list_multipart_uploads(prefix=prefix)
+    assert pending(page) == [(key, upload_id), (key, newer)]  # initiated first
+    assert page.upload_list[0].initiation_date == 1_600_000_000
+    bucket.abort_multipart_upload(key, upload_id)
+    bucket.abort_multipart_upload(key, newer)
+    assert pending(bucket.list_multipart_uploads(prefix=prefix)) == []
+
+
 # listing -----------------------------------------------------------------------------------------
 
 AWKWARD = ["a b", "a+b", "a%20b", "a%b", "é", "z", "日本/語", "dir/x", "dir/y/z", "dir-x", "dir.x", "~"]
