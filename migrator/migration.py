@@ -28,7 +28,16 @@ from migrator.clients.replication import BucketReplication
 from migrator.clients.storage import LocalStorage, OssStorage, Storage
 from migrator.discovery import Facts, discover
 from migrator.executor import Executor, RequestLog, RunResult, build_steps
-from migrator.planner import BULK, CUTOVER, MigrationPlan, build_plan, phase_nodes, recovery_id
+from migrator.planner import (
+    BULK,
+    CUTOVER,
+    MigrationPlan,
+    build_plan,
+    cutover_validate_id,
+    phase_nodes,
+    recovery_id,
+    validate_id,
+)
 from migrator.redact import Redactor
 from migrator.spec import ClusterSpec, MigrationSpec, PlanError, Problem, SecretRef, StorageSpec, load_plan
 from migrator.state import STALE_AFTER_S, StateStore
@@ -823,11 +832,11 @@ def report(state_path: Path) -> dict[str, Any]:
         for move in state.get_json("moves") or []:
             target = move["target"]
             # After a cutover, its exact validation is the last word on the counts.
-            cut = checkpoints.get(f"cutover.validate[{target}]")
-            validated = cut if cut and cut.status == "done" else checkpoints.get(f"validate[{target}]")
+            cut = checkpoints.get(cutover_validate_id(target))
+            validated = cut if cut and cut.status == "done" else checkpoints.get(validate_id(target))
             recovered = checkpoints.get(recovery_id(target))
             detail = validated.detail if validated and validated.status == "done" else {}
-            warnings.extend(f"validate[{target}]: {w}" for w in detail.get("warnings", []))
+            warnings.extend(f"{validate_id(target)}: {w}" for w in detail.get("warnings", []))
             indices.append(
                 {
                     "source": move["source"],

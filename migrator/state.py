@@ -10,6 +10,7 @@ Nothing secret is ever written here: the executor redacts before it records.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -186,7 +187,7 @@ class StateStore:
         with self._tx() as db:
             row = db.execute("SELECT holder, host, pid, heartbeat FROM lock WHERE id = 1").fetchone()
             if row is not None and not force and not (row[1] == host and row[2] == pid):
-                gone = (row[1] == host and not _pid_alive(row[2])) or now - row[3] > STALE_AFTER_S
+                gone = (row[1] == host and not pid_alive(row[2])) or now - row[3] > STALE_AFTER_S
                 if not gone:
                     age = now - row[3]
                     raise LockHeld(
@@ -217,11 +218,15 @@ class StateStore:
             db.execute("DELETE FROM lock WHERE id = 1 AND pid = ?", (os.getpid(),))
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this machine still runs (a zombie, killed but not yet reaped, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as stat:
+        if stat.read().split(") ", 1)[1].startswith("Z"):
+            return False
     return True

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from migrator.state import LockHeld, StateStore
+from migrator.state import LockHeld, StateStore, pid_alive
 
 
 def test_checkpoints_merge_detail_and_count_attempts(tmp_path):
@@ -81,3 +81,18 @@ def test_a_dead_holder_on_this_host_is_taken_over(tmp_path):
     time.sleep(0.1)
     assert store.lock_holder()["holder"] == "resume"
     store.close()
+
+
+def test_pid_alive_tells_a_running_process_from_an_exited_one_even_before_it_is_reaped():
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        assert pid_alive(child.pid) and pid_alive(os.getpid())
+        child.kill()
+        deadline = time.monotonic() + 10
+        while pid_alive(child.pid) and time.monotonic() < deadline:  # a zombie until reaped: not alive
+            time.sleep(0.05)
+        assert not pid_alive(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    assert not pid_alive(child.pid)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from migrator.clients.es import EsClient, EsError
 from migrator.sandbox.distributions import Distribution, find_java_home
-from migrator.sandbox.processes import SandboxError, hand_over, is_alive, spawn, tail
+from migrator.sandbox.processes import SandboxError, hand_over, spawn, tail
+from migrator.state import pid_alive
 
 HEAP = "512m"
 
@@ -124,7 +125,7 @@ def wait_green(layout: NodeLayout, pid: int, timeout_s: float = 240.0) -> list[s
     red_since: float | None = None
     try:
         while time.monotonic() < deadline:
-            if not is_alive(pid):
+            if not pid_alive(pid):
                 raise SandboxError(failure(layout, "the process exited during start-up"))
             try:
                 health = client.health(wait_for_status="yellow", timeout="2s")

@@ -107,19 +107,6 @@ def spawn(
         )
 
 
-def is_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as stat:
-        if stat.read().split(") ", 1)[1].startswith("Z"):
-            return False
-    return True
-
-
 def group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
