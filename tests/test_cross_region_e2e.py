@@ -140,3 +140,20 @@ def test_cross_region_cutover_replicates_the_incremental_snapshot(seeded, tmp_pa
     client = seeded.client("7.17")
     client.request("DELETE", build_path(names[0]))  # the shared source keeps only the seeded indices
     client.close()
+
+
+def test_a_replica_bucket_that_does_not_exist_stops_the_run_at_preflight(seeded, tmp_path):
+    plan, _ = cross_region_plan(seeded, tmp_path, "xrpf", "copy")
+    document = yaml.safe_load(plan.read_text())
+    document["replication"]["storage"]["bucket"] = "no-such-replica"
+    plan.write_text(yaml.safe_dump(document, sort_keys=False))
+    run = cli(seeded, "apply", str(plan), "--yes", "--poll", "0.5", check=False)
+    assert run.returncode == 1, run.stderr
+    assert "oss://no-such-replica/" in run.stderr and "replication.storage in the plan" in run.stderr, run.stderr
+    assert "NoSuchBucket" in run.stderr and "check the bucket name" in run.stderr
+    store = StateStore(plan.with_name("plan.state.db"))
+    try:
+        assert store.checkpoints()["preflight"].status != "done"
+        assert not [e for e in store.events(kind="request") if e.data.get("method") in ("PUT", "POST", "DELETE")]
+    finally:
+        store.close()

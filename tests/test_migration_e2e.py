@@ -285,3 +285,25 @@ def test_secrets_never_reach_output_or_state(seeded, tmp_path, monkeypatch):
         for secret in secrets:
             assert secret.encode() not in data, (secret, path)
     assert "******" in outputs[0].stdout
+
+
+def test_a_bucket_migrator_cannot_read_stops_the_run_at_preflight(seeded, tmp_path):
+    """A wrong key (or bucket) in the plan's storage section is found before anything changes, not when the
+    snapshot is done; the message names the plan field, OSS's code and the fix, and never the secret."""
+    plan = seeded.write_plan(
+        tmp_path,
+        "7.17",
+        "8",
+        name="pfb",
+        snapshot={"indices": ["orders"]},
+        restore={"rename_pattern": "(.+)", "rename_replacement": "pfb-$1"},
+        storage={"access_key_secret": "${WRONG_OSS_SECRET}"},
+    )
+    wrong = {"WRONG_OSS_SECRET": "not-the-secret-4711"}
+    run = cli(seeded, "apply", str(plan), "--yes", "--poll", "0.5", check=False, env=wrong)
+    assert run.returncode == 1, run.stderr
+    assert "storage in the plan" in run.stderr and "SignatureDoesNotMatch" in run.stderr, run.stderr
+    assert "check access_key_secret" in run.stderr
+    assert "not-the-secret-4711" not in run.stdout + run.stderr
+    mutating = [e.message for e in request_events(plan, 1) if e.data["method"] in ("PUT", "POST", "DELETE")]
+    assert mutating == []  # no repository registered, no snapshot taken

@@ -1,16 +1,31 @@
-"""Preflight: both clusters answer, versions fit, the repository type exists, nothing is red.
+"""Preflight: both clusters answer, versions fit, the repository type exists, nothing is red, and
+migrator can read the bucket(s) it will verify the snapshot in.
 
 The planner already refused what the discovered facts rule out (versions, collisions, missing
-indices, disk); this step re-reads the live clusters right before anything changes.
+indices, disk); this step re-reads the live clusters right before anything changes, and lists the
+repository's bucket (and, across regions, the replica bucket) with the plan's own keys: a wrong
+key, bucket, region or endpoint is found before the snapshot, not when the snapshot is done.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from migrator.clients.es import build_path
+from migrator.clients.storage import Storage, StorageError
 from migrator.planner import version_rule
+from migrator.spec import StorageSpec
 from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
 
 BUILT_IN_TYPES = {"fs", "url", "source"}
+PROBE_PREFIX = "index.latest"  # one small listing: the bucket exists and the keys may list it
+
+
+def where(storage: StorageSpec) -> str:
+    """The bucket and base path (or the folder) a storage section names."""
+    if storage.kind == "oss":
+        return f"oss://{storage.bucket}/{(storage.base_path or '').strip('/')}"
+    return str(storage.path)
 
 
 def plugin_for(repository_type: str) -> str | None:
@@ -36,7 +51,28 @@ class Preflight(Step):
             ConsoleRequest("source", "GET", "_nodes/plugins"),
             ConsoleRequest("destination", "GET", "_nodes/_all/version"),
             ConsoleRequest("destination", "GET", "_nodes/plugins"),
+            *(
+                ConsoleRequest("storage", "LIST", f"{where(spec)} (prefix {PROBE_PREFIX}, one object)")
+                for _, spec, _ in self._readers()
+            ),
         ]
+
+    def _readers(self) -> list[tuple[str, StorageSpec, Callable[[], Storage]]]:
+        """(plan field, its storage, how migrator opens it) for each bucket migrator will read."""
+        readers = [("storage", self.ctx.spec.storage_spec(), self.ctx.storage)]
+        replication = self.ctx.spec.replication
+        if replication is not None and self.ctx.replica_factory is not None:
+            readers.append(("replication.storage", replication.storage, self.ctx.replica))
+        return readers
+
+    def _storage_problems(self) -> list[str]:
+        problems = []
+        for field, spec, open_storage in self._readers():
+            try:
+                next(iter(open_storage().list(PROBE_PREFIX)), None)
+            except StorageError as exc:
+                problems.append(f"migrator cannot list {where(spec)} ({field} in the plan): {exc}")
+        return problems
 
     def observe(self) -> Observation:
         problems: list[str] = []
@@ -58,6 +94,7 @@ class Preflight(Step):
         rule = version_rule(versions["source"], versions["destination"])
         if rule:
             problems.append(rule)
+        problems.extend(self._storage_problems())
         if problems:
             raise StepFailed("preflight: " + "; ".join(problems))
         return Observation(True, summary=f"source {versions['source']}, destination {versions['destination']}")
