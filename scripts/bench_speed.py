@@ -27,6 +27,7 @@ repositories are removed (not timed). The sandbox is stopped at the end, also on
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import json
 import os
@@ -46,6 +47,7 @@ from typing import Any
 
 import yaml
 
+import migrator
 from migrator.clients.es import EsClient, EsError, build_path
 from migrator.migration import default_state_path
 from migrator.planner import SNAPSHOT_WAIT
@@ -513,8 +515,13 @@ def clean_up(bed: Bed, run_id: str, *, failed: bool) -> None:
 # -- reading migrator's event log -----------------------------------------------------------------
 
 
-def is_wait_step(step: str | None) -> bool:
-    return step is not None and (step == SNAPSHOT_WAIT or step.startswith("recovery["))
+def waited_cluster(step: str | None) -> str | None:
+    """The cluster a wait step follows (snapshot.wait: the source; recovery[...]: the destination), or None."""
+    if step == SNAPSHOT_WAIT:
+        return "source"
+    if step is not None and step.startswith("recovery["):
+        return "destination"
+    return None
 
 
 def step_spans(events: list[Any]) -> dict[str, tuple[float, float]]:
@@ -551,20 +558,23 @@ def peak_in_window(times: list[float], window_s: float = 60.0) -> int:
 
 
 def wait_requests(events: list[Any]) -> dict[str, WaitLoad]:
-    """Per cluster: the requests migrator's wait steps sent it, over the time those steps ran."""
+    """Per cluster: the requests migrator's wait steps sent it, over the time those steps ran (a cluster whose
+    waits sent nothing is there with 0)."""
     spans = step_spans(events)
     times: dict[str, list[float]] = {}
     steps: dict[str, set[str]] = {}
+    for step in spans:
+        cluster = waited_cluster(step)
+        if cluster is not None:
+            steps.setdefault(cluster, set()).add(step)
+            times.setdefault(cluster, [])
     for event in events:
-        if event.kind == "request" and is_wait_step(event.step) and event.data:
-            cluster = str(event.data.get("cluster"))
-            times.setdefault(cluster, []).append(event.ts)
-            steps.setdefault(cluster, set()).add(event.step)
+        cluster = waited_cluster(event.step)
+        if event.kind == "request" and cluster is not None and event.data:
+            times[cluster].append(event.ts)
     return {
         cluster: WaitLoad(
-            len(times[cluster]),
-            union_seconds([spans[step] for step in steps[cluster] if step in spans]),
-            peak_in_window(times[cluster]),
+            len(times[cluster]), union_seconds([spans[step] for step in steps[cluster]]), peak_in_window(times[cluster])
         )
         for cluster in times
     }
@@ -733,6 +743,10 @@ IMPORT_PROBES = {
     "elastic-transport": "import elastic_transport",
     "oss2 (plain import)": "import oss2",
     "oss2 (as migrator imports it)": "import migrator.clients.oss_sdk",
+    "all the packages above, GC paused as the CLI does": (
+        "import gc; gc.disable(); import typer, rich.console, rich.live, rich.progress, rich.table, pydantic, yaml, "
+        "networkx, elastic_transport, migrator.clients.oss_sdk; gc.freeze()"
+    ),
     "all of migrator's CLI": "import migrator.cli.main",
 }
 
@@ -757,13 +771,22 @@ def import_costs(times: int = 5) -> dict[str, float]:
 def report_import_costs(wall_s: float) -> None:
     print(
         "\nwhere migrator's start-up CPU goes (fresh interpreter per import, median of 5; share = of the median "
-        "migrator wall time above; the packages overlap, so the lines do not add up to the last one):"
+        "migrator wall time above; the packages share dependencies, so the lines do not add up):"
     )
     for name, cpu in import_costs().items():
         print(f"  {name:<40} {cpu:6.3f} s  {cpu / wall_s:5.1%}")
 
 
 # -- main -------------------------------------------------------------------------------------------
+
+
+def byte_compile_migrator() -> str:
+    """Compile migrator's modules to bytecode, as pip does when it installs a package: in an editable checkout
+    under PYTHONDONTWRITEBYTECODE, Python would compile them from source at every start (about 60 ms of CPU)."""
+    package = Path(migrator.__file__).resolve().parent
+    compileall.compile_dir(package, quiet=1)
+    why = " (this environment sets PYTHONDONTWRITEBYTECODE)" if os.environ.get("PYTHONDONTWRITEBYTECODE") else ""
+    return f"migrator's modules byte-compiled first, as pip does at install{why}: {package}"
 
 
 def parse_args() -> argparse.Namespace:
@@ -809,6 +832,7 @@ def main() -> int:
     folder = args.dir.resolve() / f"es-{args.es_version}"
     print("bench_speed: migrator apply vs (a) a minimal script of the same REST calls vs (b) Curator 8")
     print(f"machine: {machine_line()}; load average at start {os.getloadavg()[0]:.2f} (other jobs share the cores)")
+    print(byte_compile_migrator())
     with terminated_as_exit():
         try:
             return bench(args, folder, began)
