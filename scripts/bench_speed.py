@@ -774,7 +774,7 @@ def report_import_costs(wall_s: float) -> None:
         "migrator wall time above; the packages share dependencies, so the lines do not add up):"
     )
     for name, cpu in import_costs().items():
-        print(f"  {name:<40} {cpu:6.3f} s  {cpu / wall_s:5.1%}")
+        print(f"  {name:<50} {cpu:6.3f} s  {cpu / wall_s:5.1%}")
 
 
 # -- main -------------------------------------------------------------------------------------------
