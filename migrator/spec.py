@@ -357,6 +357,13 @@ class StorageSpec(_Model):
     signature: Literal["v4", "v1"] = Field("v4", description="oss: request signature version")
     path: str | None = Field(None, description="local: the repository's root folder")
 
+    @property
+    def location(self) -> str:
+        """Where the repository lives, as messages and the dry run name it: oss://bucket/base_path, or the folder."""
+        if self.kind == "oss":
+            return f"oss://{self.bucket}/{(self.base_path or '').strip('/')}"
+        return str(self.path)
+
     @model_validator(mode="after")
     def _kind_fields(self) -> StorageSpec:
         oss_fields = ("endpoint", "bucket", "base_path", "region", "access_key_id", "access_key_secret")

@@ -149,7 +149,7 @@ def test_a_replica_bucket_that_does_not_exist_stops_the_run_at_preflight(seeded,
     plan.write_text(yaml.safe_dump(document, sort_keys=False))
     run = cli(seeded, "apply", str(plan), "--yes", "--poll", "0.5", check=False)
     assert run.returncode == 1, run.stderr
-    assert "oss://no-such-replica/" in run.stderr and "replication.storage in the plan" in run.stderr, run.stderr
+    assert "oss://no-such-replica/" in run.stderr and "of replication.storage in the plan" in run.stderr, run.stderr
     assert "NoSuchBucket" in run.stderr and "check the bucket name" in run.stderr
     store = StateStore(plan.with_name("plan.state.db"))
     try:

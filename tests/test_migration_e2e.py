@@ -302,7 +302,7 @@ def test_a_bucket_migrator_cannot_read_stops_the_run_at_preflight(seeded, tmp_pa
     wrong = {"WRONG_OSS_SECRET": "not-the-secret-4711"}
     run = cli(seeded, "apply", str(plan), "--yes", "--poll", "0.5", check=False, env=wrong)
     assert run.returncode == 1, run.stderr
-    assert "storage in the plan" in run.stderr and "SignatureDoesNotMatch" in run.stderr, run.stderr
+    assert "of storage in the plan" in run.stderr and "SignatureDoesNotMatch" in run.stderr, run.stderr
     assert "check access_key_secret" in run.stderr
     assert "not-the-secret-4711" not in run.stdout + run.stderr
     mutating = [e.message for e in request_events(plan, 1) if e.data["method"] in ("PUT", "POST", "DELETE")]

@@ -214,6 +214,17 @@ def _invalid_argument(message: str, name: str, value: str) -> OssError:
     return OssError(400, "InvalidArgument", message, ArgumentName=name, ArgumentValue=value)
 
 
+def _listing_params(params: dict[str, str], max_name: str, default: int, limit: int) -> tuple[str, str, str, int]:
+    """(prefix, delimiter, encoding-type, page size) of a listing request, the last two checked as OSS does."""
+    encoding = params.get("encoding-type", "")
+    if encoding not in ("", "url"):
+        raise _invalid_argument("encoding-type must be url.", "encoding-type", encoding)
+    raw_max = params.get(max_name) or str(default)
+    if not raw_max.isdigit() or not 0 < int(raw_max) <= limit:
+        raise _invalid_argument(f"{max_name} must be between 1 and {limit}.", max_name, raw_max)
+    return params.get("prefix", ""), params.get("delimiter", ""), encoding, int(raw_max)
+
+
 @dataclass(frozen=True)
 class _Digest:
     etag: str  # quoted, uppercase hex; multipart objects "HEX-N"
@@ -1095,15 +1106,7 @@ class OssServer:
 
     def _list(self, req: _Request, bucket: BucketConfig, v2: bool) -> _Response:
         params = req.params
-        prefix = params.get("prefix", "")
-        delimiter = params.get("delimiter", "")
-        encoding = params.get("encoding-type", "")
-        if encoding not in ("", "url"):
-            raise _invalid_argument("encoding-type must be url.", "encoding-type", encoding)
-        raw_max = params.get("max-keys") or str(_DEFAULT_MAX_KEYS)
-        if not raw_max.isdigit() or not 0 < int(raw_max) <= _MAX_KEYS:
-            raise _invalid_argument(f"max-keys must be between 1 and {_MAX_KEYS}.", "max-keys", raw_max)
-        max_keys = int(raw_max)
+        prefix, delimiter, encoding, max_keys = _listing_params(params, "max-keys", _DEFAULT_MAX_KEYS, _MAX_KEYS)
         token = params.get("continuation-token", "")
         if v2 and token:
             try:
@@ -1379,17 +1382,9 @@ class OssServer:
 
     def _list_multipart_uploads(self, req: _Request, bucket: BucketConfig) -> _Response:
         params = req.params
-        prefix = params.get("prefix", "")
-        delimiter = params.get("delimiter", "")
+        prefix, delimiter, encoding, max_uploads = _listing_params(params, "max-uploads", _MAX_UPLOADS, _MAX_UPLOADS)
         key_marker = params.get("key-marker", "")
         id_marker = params.get("upload-id-marker", "")
-        encoding = params.get("encoding-type", "")
-        if encoding not in ("", "url"):
-            raise _invalid_argument("encoding-type must be url.", "encoding-type", encoding)
-        raw_max = params.get("max-uploads") or str(_MAX_UPLOADS)
-        if not raw_max.isdigit() or not 0 < int(raw_max) <= _MAX_UPLOADS:
-            raise _invalid_argument(f"max-uploads must be between 1 and {_MAX_UPLOADS}.", "max-uploads", raw_max)
-        max_uploads = int(raw_max)
         uploads = self._pending_uploads(bucket, prefix)
         # After the markers: keys > key-marker and, with upload-id-marker, the key-marker's uploads that
         # come after that upload (when it is gone: those whose ID is greater, IDs sorting by initiation).

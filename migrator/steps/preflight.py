@@ -21,13 +21,6 @@ BUILT_IN_TYPES = {"fs", "url", "source"}
 PROBE_PREFIX = "index.latest"  # one small listing: the bucket exists and the keys may list it
 
 
-def where(storage: StorageSpec) -> str:
-    """The bucket and base path (or the folder) a storage section names."""
-    if storage.kind == "oss":
-        return f"oss://{storage.bucket}/{(storage.base_path or '').strip('/')}"
-    return str(storage.path)
-
-
 def plugin_for(repository_type: str) -> str | None:
     """The plugin or module a repository type needs (None for built-in types)."""
     if repository_type in BUILT_IN_TYPES:
@@ -52,7 +45,7 @@ class Preflight(Step):
             ConsoleRequest("destination", "GET", "_nodes/_all/version"),
             ConsoleRequest("destination", "GET", "_nodes/plugins"),
             *(
-                ConsoleRequest("storage", "LIST", f"{where(spec)} (prefix {PROBE_PREFIX}, one object)")
+                ConsoleRequest("storage", "LIST", f"{spec.location} (prefix {PROBE_PREFIX}, one object)")
                 for _, spec, _ in self._readers()
             ),
         ]
@@ -67,11 +60,11 @@ class Preflight(Step):
 
     def _storage_problems(self) -> list[str]:
         problems = []
-        for field, spec, open_storage in self._readers():
+        for field, _, open_storage in self._readers():
             try:
                 next(iter(open_storage().list(PROBE_PREFIX)), None)
             except StorageError as exc:
-                problems.append(f"migrator cannot list {where(spec)} ({field} in the plan): {exc}")
+                problems.append(f"migrator cannot read the bucket of {field} in the plan: {exc}")  # exc names it
         return problems
 
     def observe(self) -> Observation:

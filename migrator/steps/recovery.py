@@ -66,10 +66,7 @@ class FollowRecovery(Step):
                 self._restore_again(missing=status == 404)
             return False, 0, 0, "restore lost"
         shards = (body.get(target) or {}).get("shards", [])
-        sizes = [s.get("index", {}).get("size", {}) for s in shards]
-        self.reused = sum(size.get("reused_in_bytes", 0) for size in sizes)
-        recovered = self.reused + sum(size.get("recovered_in_bytes", 0) for size in sizes)
-        total = sum(size.get("total_in_bytes", 0) for size in sizes)
+        recovered, total = self._count(shards)
         started = bool(primaries) and all(row.get("state") == "STARTED" for row in primaries)
         stages = ",".join(sorted({str(s.get("stage")) for s in shards})) or "-"
         return started, recovered, total, stages
@@ -112,10 +109,12 @@ class FollowRecovery(Step):
 
     def _sizes(self) -> tuple[int, int]:
         """(bytes recovered or reused, bytes total), from one `_recovery` read."""
-        status, body = self.ctx.destination.request(
-            "GET", build_path(self.params["target"], "_recovery"), ok=(200, 404)
-        )
-        sizes = [s.get("index", {}).get("size", {}) for s in (body.get(self.params["target"]) or {}).get("shards", [])]
+        _, body = self.ctx.destination.request("GET", build_path(self.params["target"], "_recovery"), ok=(200, 404))
+        return self._count((body.get(self.params["target"]) or {}).get("shards", []))
+
+    def _count(self, shards: list[dict[str, Any]]) -> tuple[int, int]:
+        """(bytes recovered or reused, bytes total) of an index's `_recovery` shards; keeps the reused bytes."""
+        sizes = [shard.get("index", {}).get("size", {}) for shard in shards]
         self.reused = sum(size.get("reused_in_bytes", 0) for size in sizes)
         recovered = self.reused + sum(size.get("recovered_in_bytes", 0) for size in sizes)
         return recovered, sum(size.get("total_in_bytes", 0) for size in sizes)

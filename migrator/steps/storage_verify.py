@@ -28,13 +28,8 @@ class VerifyInStorage(Step):
         return self.ctx.storage()
 
     def describe(self) -> list[ConsoleRequest]:
-        storage = self._storage_spec()
-        where = f"{storage.bucket}/{storage.base_path or ''}" if storage.kind == "oss" else str(storage.path)
-        return [
-            ConsoleRequest(
-                "storage", "LIST+GET", f"{storage.kind}: {where} (index-N, snapshot and shard metadata, file sizes)"
-            )
-        ]
+        where = self._storage_spec().location
+        return [ConsoleRequest("storage", "LIST+GET", f"{where} (index-N, snapshot and shard metadata, file sizes)")]
 
     def observe(self) -> Observation:
         try:
