@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "es-repositories"
+# Vendored from the opensearch-migrations project (Apache-2.0; origin and contents in its README.md),
+# so that a clone passes its tests with nothing beside it.
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "es-repositories"
 
 
 def fixture_repositories() -> list[Path]:
-    """Every repository folder among the shared fixtures (each has an index.latest)."""
-    return sorted(path.parent for path in FIXTURES.glob("*/index.latest"))
+    """Every repository folder among the fixtures (each has an index.latest).
+
+    Raises FileNotFoundError when there is none: a missing fixture must fail the tests that use it,
+    never turn their parameter lists empty (which pytest would report as skipped).
+    """
+    found = sorted(path.parent for path in FIXTURES.glob("*/index.latest"))
+    if not found:
+        raise FileNotFoundError(f"no repository fixtures under {FIXTURES}; they are part of the tree (git checkout)")
+    return found
 
 
 def framed_blobs(root: Path) -> list[Path]:
