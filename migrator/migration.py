@@ -28,6 +28,7 @@ from migrator.clients.replication import BucketReplication
 from migrator.clients.storage import LocalStorage, OssStorage, Storage
 from migrator.discovery import Facts, discover
 from migrator.executor import Executor, RequestLog, RunResult, build_steps
+from migrator.ownership import Ledger
 from migrator.planner import (
     BULK,
     CUTOVER,
@@ -410,6 +411,7 @@ def prepare(
         if not confirm(plan):
             raise NeedsAttention("not confirmed; nothing was changed")
         state.reset()
+        Ledger(state).start()
         record_run(state, plan, when, migration.redactor)
         origin = f" (saved plan {migration.plan_path})" if saved else ""
         state.event("planned", f"planned: hash {plan.plan_hash}{origin}")
@@ -569,6 +571,7 @@ def execute(
                 progress=RecordedProgress(progress, state),
                 cancel_requested=lambda: state.get_meta("cancel_requested") == "1",
                 poll_s=poll_s,
+                ledger=Ledger(state),
             )
             executor = Executor(
                 plan.graph,

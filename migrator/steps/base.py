@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from migrator.clients.es import EsClient
 from migrator.clients.replication import BucketReplication
 from migrator.clients.storage import Storage
+from migrator.ownership import Ledger
 from migrator.planner import MigrationPlan
 from migrator.spec import MigrationSpec
 
@@ -98,6 +99,8 @@ class StepContext:
     # Cross-region plans: the destination's bucket (the replica) and the source bucket's replication rules.
     replica_factory: Callable[[], Storage] | None = None
     replication_factory: Callable[[], BucketReplication] | None = None
+    # What this migration made (snapshots, repositories), recorded in the state file: see migrator.ownership.
+    ledger: Ledger = field(default_factory=Ledger)
     _clients: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
