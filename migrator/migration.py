@@ -28,7 +28,7 @@ from migrator.clients.replication import BucketReplication
 from migrator.clients.storage import LocalStorage, OssStorage, Storage
 from migrator.discovery import Facts, discover
 from migrator.executor import Executor, RequestLog, RunResult, build_steps
-from migrator.ownership import Ledger
+from migrator.ownership import Ledger, delete_snapshot_if_ours
 from migrator.planner import (
     BULK,
     CUTOVER,
@@ -43,6 +43,7 @@ from migrator.redact import Redactor
 from migrator.spec import ClusterSpec, MigrationSpec, PlanError, Problem, SecretRef, StorageSpec, load_plan
 from migrator.state import STALE_AFTER_S, StateStore
 from migrator.steps.base import ConsoleRequest, ProgressSink, Step, StepContext
+from migrator.steps.restore import restored_from
 
 SAVED_PLAN_VERSION = 1
 MB = 1024 * 1024
@@ -927,8 +928,15 @@ def _undo(migration: Migration, state: StateStore) -> dict[str, Any]:
     report: dict[str, Any] = {"snapshot_deleted": None, "indices_deleted": []}
     checkpoints = state.checkpoints()
     recovered = {cp.step for cp in checkpoints.values() if cp.status == "done" and cp.step.startswith("recovery[")}
+    ledger = Ledger(state)
     for target in sorted(owned_targets(state)):
         if recovery_id(target) in recovered:
+            continue
+        restored = restored_from(migration, target)
+        if restored is None:
+            continue
+        if repository is None or not ledger.owns_index(repository, restored):
+            report.setdefault("kept", []).append(f"index {target} (not restored by this migration)")
             continue
         try:
             migration.destination.request("DELETE", build_path(target), ok=(200, 404))
@@ -936,8 +944,10 @@ def _undo(migration: Migration, state: StateStore) -> dict[str, Any]:
             raise NeedsAttention(f"could not delete {target} on the destination: {exc}") from exc
         report["indices_deleted"].append(target)
     if snapshot and repository:
-        status, _ = migration.source.request("DELETE", build_path("_snapshot", repository, snapshot), ok=(200, 404))
-        report["snapshot_deleted"] = snapshot if status == 200 else None
+        outcome = delete_snapshot_if_ours(migration.source, ledger, repository, snapshot)
+        report["snapshot_deleted"] = snapshot if outcome == "deleted" else None
+        if outcome == "kept":
+            report.setdefault("kept", []).append(f"snapshot {snapshot} (not taken by this migration)")
     keep = {"preflight", "repository.source", "repository.destination"}
     state.reset([node for node in checkpoints if node not in keep])
     state.set_meta(status="cancelled", cancel_requested="0")

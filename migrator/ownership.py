@@ -28,6 +28,7 @@ import threading
 import time
 from typing import Any
 
+from migrator.clients.es import EsClient, build_path
 from migrator.state import StateStore
 
 LEDGER_MARK = "ownership"  # meta key: "1" in the state of every run begun with the ledger
@@ -130,3 +131,16 @@ class Ledger:
 
     def owns_repository(self, cluster: str, name: str) -> bool:
         return self.legacy or bool(self._get(f"{REPOSITORY_KEY}{cluster}/{name}"))
+
+
+def delete_snapshot_if_ours(client: EsClient, ledger: Ledger, repository: str, snapshot: str) -> str:
+    """`DELETE _snapshot/<repository>/<snapshot>` on the source `client` when the snapshot there is ours.
+    Returns "deleted", "absent" (nothing of that name) or "kept" (not made by this migration)."""
+    status, body = client.request("GET", build_path("_snapshot", repository, snapshot), ok=(200, 404))
+    found = (body.get("snapshots") or []) if status == 200 else []
+    if not found:
+        return "absent"
+    if not ledger.claim_snapshot(repository, snapshot, found[0]):
+        return "kept"
+    status, _ = client.request("DELETE", build_path("_snapshot", repository, snapshot), ok=(200, 404))
+    return "deleted" if status == 200 else "absent"
