@@ -37,10 +37,20 @@ from migrator.planner import (
     cutover_validate_id,
     phase_nodes,
     recovery_id,
+    snapshot_names,
     validate_id,
 )
 from migrator.redact import Redactor
-from migrator.spec import ClusterSpec, MigrationSpec, PlanError, Problem, SecretRef, StorageSpec, load_plan
+from migrator.spec import (
+    ClusterSpec,
+    MigrationSpec,
+    PlanError,
+    Problem,
+    SecretRef,
+    StorageSpec,
+    load_plan,
+    render_snapshot_name,
+)
 from migrator.state import STALE_AFTER_S, StateStore
 from migrator.steps.base import ConsoleRequest, ProgressSink, Step, StepContext
 from migrator.steps.restore import restored_from
@@ -224,8 +234,15 @@ class Migration:
         )
 
     def plan(self, facts: Facts | None = None, when: datetime | None = None, **kwargs: Any) -> MigrationPlan:
-        facts = facts or discover(self.source, self.destination)
-        return build_plan(self.spec, facts, when or datetime.now(UTC), **kwargs)
+        """Discover (unless `facts` are given; with the snapshot names the run takes) and plan; `kwargs` as
+        for `build_plan`."""
+        when = when or datetime.now(UTC)
+        if facts is None:
+            spec = self.spec
+            snapshot = kwargs.get("snapshot_name") or render_snapshot_name(spec.snapshot.name, spec.name, when)
+            names = snapshot_names(spec, snapshot, kwargs.get("cutover_attempt", 1))
+            facts = discover(self.source, self.destination, spec.repository.name, names)
+        return build_plan(self.spec, facts, when, **kwargs)
 
     def open_state(self) -> JournaledState:
         return JournaledState(self.state_path)
@@ -435,6 +452,7 @@ def prepare(
             when=when,
             snapshot_name=state.get_meta("snapshot"),
             owned_targets=owned_targets(state),
+            owned_snapshots=Ledger(state).snapshot_uuids(migration.spec.repository.name),
             cutover_attempt=cutover_attempt(state),
         )
         if plan.problems:

@@ -108,6 +108,15 @@ class Ledger:
             return self._state.json_prefixed(SNAPSHOT_KEY)
         return {k[len(SNAPSHOT_KEY) :]: v for k, v in self._memory.items() if k.startswith(SNAPSHOT_KEY)}
 
+    def snapshot_uuids(self, repository: str) -> dict[str, str]:
+        """Snapshot name -> uuid, for every snapshot of `repository` this run took (the planner's `owned_snapshots`)."""
+        prefix = f"{repository}/"
+        return {
+            key[len(prefix) :]: record["uuid"]
+            for key, record in self.owned_snapshots().items()
+            if key.startswith(prefix) and record.get("uuid")
+        }
+
     # indices ---------------------------------------------------------------------------------------
 
     def owns_index(self, repository: str, restored: dict[str, Any]) -> bool:
