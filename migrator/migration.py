@@ -27,6 +27,7 @@ from migrator.clients.es import EsClient, EsError, Request, build_path
 from migrator.clients.replication import BucketReplication
 from migrator.clients.storage import LocalStorage, OssStorage, Storage
 from migrator.discovery import Facts, discover
+from migrator.drift import redo_steps
 from migrator.executor import Executor, RequestLog, RunResult, build_steps
 from migrator.ownership import Ledger, delete_snapshot_if_ours
 from migrator.planner import (
@@ -324,20 +325,24 @@ def owned_targets(state: StateStore) -> frozenset[str]:
     )
 
 
+def own_plan_options(state: StateStore, spec: MigrationSpec) -> dict[str, Any]:
+    """What a recorded run makes its own when it is planned again (`build_plan`'s keywords): its snapshot
+    name, the targets it restored, the snapshots it took (by uuid), its cutover attempt."""
+    return {
+        "snapshot_name": state.get_meta("snapshot"),
+        "owned_targets": owned_targets(state),
+        "owned_snapshots": Ledger(state).snapshot_uuids(spec.repository.name),
+        "cutover_attempt": cutover_attempt(state),
+    }
+
+
 def recorded_plan(migration: Migration, state: StateStore) -> MigrationPlan | None:
     """The plan rebuilt from the facts recorded when the run began (None: no run yet)."""
     if state.get_meta("status") in (None, "cancelled"):
         return None
     facts = Facts.from_json(state.get_json("facts"))
     when = datetime.fromisoformat(state.get_meta("started"))
-    return build_plan(
-        migration.spec,
-        facts,
-        when,
-        snapshot_name=state.get_meta("snapshot"),
-        owned_targets=owned_targets(state),
-        cutover_attempt=cutover_attempt(state),
-    )
+    return build_plan(migration.spec, facts, when, **own_plan_options(state, migration.spec))
 
 
 def cutover_attempt(state: StateStore) -> int:
@@ -448,13 +453,7 @@ def prepare(
                 "Review it with `migrator plan`, then run again with --replan to continue with the new plan"
             )
         when = datetime.fromisoformat(state.get_meta("started"))
-        plan = migration.plan(
-            when=when,
-            snapshot_name=state.get_meta("snapshot"),
-            owned_targets=owned_targets(state),
-            owned_snapshots=Ledger(state).snapshot_uuids(migration.spec.repository.name),
-            cutover_attempt=cutover_attempt(state),
-        )
+        plan = migration.plan(when=when, **own_plan_options(state, migration.spec))
         if plan.problems:
             raise PlanRefused(plan.problems)
         record_run(state, plan, when, migration.redactor)
@@ -559,10 +558,12 @@ def execute(
     until: str | None = None,
     only: str | None = None,
     phase: str | None = None,
+    redo: str | None = None,
 ) -> tuple[MigrationPlan, RunResult]:
     """Run the plan. `gate` is asked before each step sends anything (step by step: one step at a
     time); `until` and `only` limit the run to some steps (the others stay pending), and so does the
-    phase of a two-phase plan (see `phase_selection`)."""
+    phase of a two-phase plan (see `phase_selection`); `redo` forgets the checkpoints of a done step and
+    of what follows it for the same target (`migrator.drift.redo_steps`), so this run does them again."""
     started_cpu_s, started = time.process_time(), time.monotonic()
     state = migration.open_state()
     try:
@@ -573,6 +574,10 @@ def execute(
         state.begin_run()
         try:
             plan = prepare(migration, state, replan=replan, confirm=confirm, resuming=resuming)
+            if redo is not None:
+                forgotten = sorted(redo_steps(plan.graph, steps_named(plan.graph, redo, "--redo")))
+                state.reset(forgotten)
+                state.event("redo", f"--redo {redo}: done again: {', '.join(forgotten)}")
             selected = selection(plan.graph, state, until, only)
             in_phase = phase_selection(plan.graph, state, phase, resuming)
             if in_phase is not None:
@@ -657,6 +662,8 @@ class Review:
     estimate: dict[str, Any]
     cancel: dict[str, CancelAdvice]
     saved: bool = False
+    # The run recorded in the state file beside the plan, when there is one (see `recorded_run`).
+    run: dict[str, Any] | None = None
 
 
 def estimate(plan: MigrationPlan) -> dict[str, Any]:
@@ -721,6 +728,7 @@ class _NoProgress(ProgressSink):
 def review(migration: Migration) -> Review:
     """The dry run: discover both clusters (read-only, each request kept for the runbook) and plan; for
     a saved plan, its recorded facts (nothing is sent)."""
+    run: dict[str, Any] | None = None
     if migration.saved is not None:
         plan, when = migration.saved_plan(), migration.saved.started
         discovery = [ConsoleRequest(**r) for r in migration.saved.document.get("discovery", [])]
@@ -734,8 +742,11 @@ def review(migration: Migration) -> Review:
 
         migration.source.observer = migration.destination.observer = record
         when = datetime.now(UTC).replace(microsecond=0)
+        run, options = recorded_run(migration)
+        if run is not None:
+            when = datetime.fromisoformat(run["started"])
         try:
-            plan = migration.plan(when=when)
+            plan = migration.plan(when=when, **options)
         finally:
             migration.source.observer = migration.destination.observer = None
         discovery = [ConsoleRequest(r.cluster, r.method, migration.redactor.text(r.path)) for r in sent]
@@ -747,7 +758,32 @@ def review(migration: Migration) -> Review:
         estimate=estimate(plan),
         cancel={node: cancel_advice(plan, node) for node in plan.graph},
         saved=migration.saved is not None,
+        run=run,
     )
+
+
+def recorded_run(migration: Migration) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The run in the state file beside the plan, if one began and was not cancelled: its summary
+    ({"status", "state_file", "started", "steps_done", "steps"}) and the planner keywords that make its
+    snapshot and targets its own. (None, {}) when there is none; nothing is written."""
+    if not migration.state_path.is_file():
+        return None, {}
+    state = StateStore(migration.state_path)
+    try:
+        if state.get_meta("status") in (None, "cancelled"):
+            return None, {}
+        nodes = state.get_json("nodes") or []
+        done = sum(1 for cp in state.checkpoints().values() if cp.status == "done" and cp.step in nodes)
+        summary = {
+            "status": state.get_meta("status"),
+            "state_file": str(migration.state_path),
+            "started": state.get_meta("started"),
+            "steps_done": done,
+            "steps": len(nodes),
+        }
+        return summary, own_plan_options(state, migration.spec)
+    finally:
+        state.close()
 
 
 def save_plan(migration: Migration, reviewed: Review, document: dict[str, Any], path: Path) -> None:

@@ -138,6 +138,10 @@ class Ledger:
         """Record that this run registered repository `name` on `cluster` (source or destination)."""
         self._set(f"{REPOSITORY_KEY}{cluster}/{name}", True)
 
+    def forget_repository(self, cluster: str, name: str) -> None:
+        """The registration is gone: one of that name made later is not this run's."""
+        self._set(f"{REPOSITORY_KEY}{cluster}/{name}", False)
+
     def owns_repository(self, cluster: str, name: str) -> bool:
         return self.legacy or bool(self._get(f"{REPOSITORY_KEY}{cluster}/{name}"))
 

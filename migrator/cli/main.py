@@ -191,6 +191,7 @@ def run(
     until: str | None = None,
     only: str | None = None,
     phase: str | None = None,
+    redo: str | None = None,
 ) -> None:
     tty = sys.stderr.isatty()
     progress = progress_for(tty and not step_by_step)
@@ -246,6 +247,7 @@ def run(
                 until=until,
                 only=only,
                 phase="all" if step_by_step and phase is None else phase,
+                redo=redo,
             )
         finally:
             progress.close()
@@ -255,6 +257,15 @@ def run(
         for step, message in result.failed.items():
             typer.secho(f"failed: {step}: {message}", err=True, fg=typer.colors.RED)
         raise fail(f"stopped; fix the cause, then run `migrator resume {plan_file}`", ExitCode.FAILED)
+    if result.drift:
+        for drift in result.drift:
+            typer.secho(f"drift: {drift.step}: {drift.what}", err=True, fg=typer.colors.RED)
+            typer.echo(f"  to redo it: migrator resume {plan_file} --redo '{drift.step}'", err=True)
+        raise fail(
+            f"migration {plan.spec.name} was complete, but {len(result.drift)} part(s) are no longer as it left "
+            "them (above); nothing was changed",
+            ExitCode.FAILED,
+        )
     if result.declined:
         raise fail(
             f"stopped before {result.declined} as answered; `migrator resume {plan_file}` continues",
@@ -298,6 +309,15 @@ UntilOpt = Annotated[
 OnlyOpt = Annotated[
     str | None, typer.Option("--only", metavar="STEP", help="Run only this step (its predecessors must be done).")
 ]
+RedoOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--redo",
+        metavar="STEP",
+        help="Do a done step again (an id as a drift report names it, or a kind), with what follows it for the same "
+        "target: what a drift report names.",
+    ),
+]
 PhaseOpt = Annotated[
     str | None,
     typer.Option(
@@ -323,6 +343,7 @@ def apply(
     until: UntilOpt = None,
     only: OnlyOpt = None,
     phase: PhaseOpt = None,
+    redo: RedoOpt = None,
 ) -> None:
     """Run the migration: every step observes the clusters and the bucket, does only what is missing,
     and records a checkpoint. Applying a finished plan again changes nothing.
@@ -345,6 +366,7 @@ def apply(
         until=until,
         only=only,
         phase=_phase(phase),
+        redo=redo,
     )
 
 
@@ -366,6 +388,7 @@ def resume(
     until: UntilOpt = None,
     only: OnlyOpt = None,
     phase: PhaseOpt = None,
+    redo: RedoOpt = None,
 ) -> None:
     """Continue an interrupted (or paused) run from its checkpoints; an in-flight snapshot or restore is
     followed, never started twice. A cutover that began is continued to its end."""
@@ -382,6 +405,7 @@ def resume(
         until=until,
         only=only,
         phase=_phase(phase),
+        redo=redo,
     )
 
 

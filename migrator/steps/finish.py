@@ -19,6 +19,7 @@ from migrator.steps.replication import replication_rule
 class Finish(Step):
     kind = "finish"
     title = "Finish: replicas, aliases, clean-up"
+    lasting = True
     waits_for = "nothing: settings, aliases and deletions are acknowledged at once"
 
     def _targets(self) -> dict[str, str]:
@@ -123,6 +124,10 @@ class Finish(Step):
         kept = f"; kept: {', '.join(self.kept)}" if self.kept else ""
         return Observation(not missing, summary=f"{len(missing)} finishing request(s) to send{kept}")
 
+    def drift(self, recorded: dict[str, Any]) -> str | None:
+        missing = self._missing()
+        return "; ".join(f"{r.method} {r.path} to send again" for r in missing) if missing else None
+
     def act(self) -> None:
         for request in self._missing():
             if request.cluster == "storage":
@@ -130,3 +135,5 @@ class Finish(Step):
                 continue
             client = self.ctx.source if request.cluster == "source" else self.ctx.destination
             client.request(request.method, "/" + request.path, request.body)
+            if request.method == "DELETE" and request.path.count("/") == 1:  # a registration, gone now
+                self.ctx.ledger.forget_repository(request.cluster, request.path.split("/")[1])

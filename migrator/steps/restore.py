@@ -44,6 +44,7 @@ def restored_from(ctx: Any, target: str) -> dict[str, Any] | None:
 class Restore(Step):
     kind = "restore"
     title = "Restore the index on the destination"
+    lasting = True
     waits_for = "the restore to be under way (the request is held open until it ends; the next step follows it)"
 
     def body(self) -> dict[str, Any]:
@@ -80,7 +81,7 @@ class Restore(Step):
         target = self.params["target"]
         source = restored_from(self.ctx, target)
         if source is None:
-            return Observation(False, summary=f"{target} does not exist yet")
+            return Observation(False, summary=f"{target} does not exist on the destination")
         if self.ctx.ledger.owns_index(self.ctx.repository, source):  # this snapshot, or the cutover's after it
             return Observation(True, summary=f"{target} restored from {source.get('snapshot')}")
         raise StepFailed(
