@@ -12,8 +12,8 @@ The rules (facts from Elasticsearch's `GET _snapshot/<repo>/<snapshot>`: `uuid`,
 and `GET <index>/_recovery`: the SNAPSHOT recovery source and its `start_time_in_millis`):
 - a snapshot is ours when the ledger holds its uuid. A snapshot of the name whose uuid the ledger does
   not hold yet (the run was killed between sending the create and recording the answer) is claimed only
-  when the ledger recorded the intent and the snapshot started at or after it (the host's clock against
-  the source's: they must agree, as NTP keeps them);
+  when the ledger recorded the intent (made right after seeing the name free) and the snapshot started
+  at or after it, within `CLOCK_SLACK_MS` (the host's clock against the source's cached one);
 - a destination index is ours when its restore names a snapshot that is ours and, when its recovery
   says when it began, it began at or after that snapshot started. A restore still under way can only be
   of the snapshot that now carries the name, which is ours;
@@ -31,6 +31,10 @@ from typing import Any
 from migrator.clients.es import EsClient, build_path
 from migrator.state import StateStore
 
+# Elasticsearch stamps a snapshot's start with its cached clock (refreshed every 200 ms by default), and
+# the source's clock and this host's differ a little: an intent is compared with this much slack. Only a
+# snapshot that appeared after the run saw the name free is ever compared (see Ledger.claim_snapshot).
+CLOCK_SLACK_MS = 5_000
 LEDGER_MARK = "ownership"  # meta key: "1" in the state of every run begun with the ledger
 SNAPSHOT_KEY = "owned.snapshot."
 REPOSITORY_KEY = "owned.repository."
@@ -92,7 +96,7 @@ class Ledger:
                 record = {"intent_ms": None, "uuid": None, "start_ms": None}
             elif record.get("uuid") is not None:
                 return bool(uuid) and uuid == record["uuid"]
-            elif not isinstance(start, int) or start < record["intent_ms"]:
+            elif not isinstance(start, int) or start < record["intent_ms"] - CLOCK_SLACK_MS:
                 return False
             self._set(f"{SNAPSHOT_KEY}{repository}/{snapshot}", {**record, "uuid": uuid, "start_ms": start})
             return True

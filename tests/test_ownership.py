@@ -31,7 +31,7 @@ def test_the_first_answer_after_the_intent_is_claimed_then_only_that_uuid():
 
 def test_after_a_kill_between_the_create_and_its_record_a_snapshot_older_than_the_intent_is_not_claimed():
     ledger = Ledger()
-    before = now_ms() - 60_000
+    before = now_ms() - 60_000  # well beyond the clock slack
     ledger.intend_snapshot("repo", "nightly-fixed")
     assert not ledger.claim_snapshot("repo", "nightly-fixed", info("u-old", before))
     assert not ledger.owns_snapshot("repo", "nightly-fixed")
