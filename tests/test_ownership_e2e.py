@@ -113,7 +113,9 @@ def test_an_existing_snapshot_of_the_plan_name_is_refused_never_adopted_nor_dele
 def test_a_snapshot_of_the_name_that_appears_during_the_run_is_refused_and_cancel_keeps_it(testbed, tmp_path):
     index = f"own-between-{uuid.uuid4().hex[:6]}"
     make_index(testbed, "7.17", index, {"1": {"status": "old"}})
-    plan = testbed.write_plan(tmp_path, "7.17", "8", name="own2", snapshot={"indices": [index], "name": "between-fixed"})
+    plan = testbed.write_plan(
+        tmp_path, "7.17", "8", name="own2", snapshot={"indices": [index], "name": "between-fixed"}
+    )
     cli(testbed, "apply", str(plan), "--yes", "--until", "repository.source")
     repository = yaml.safe_load(plan.read_text())["repository"]["name"]
     source = testbed.client("7.17")
@@ -132,7 +134,9 @@ def test_a_snapshot_of_the_name_that_appears_during_the_run_is_refused_and_cance
     assert snapshot_uuid(testbed, repository, "between-fixed") == theirs
 
 
-def test_a_finished_migration_is_observed_again_and_drift_is_reported_with_the_command_that_redoes_it(testbed, tmp_path):
+def test_a_finished_migration_is_observed_again_and_drift_is_reported_with_the_command_that_redoes_it(
+    testbed, tmp_path
+):
     tag = uuid.uuid4().hex[:6]
     first, second = f"own-a-{tag}", f"own-b-{tag}"
     for name in (first, second):
