@@ -152,9 +152,8 @@ def test_a_finished_migration_is_observed_again_and_drift_is_reported_with_the_c
     destination = testbed.client("8")
     try:
         destination.request("DELETE", build_path(second))  # a target gone
-        destination.request(
-            "POST", build_path(first, "_delete_by_query", params={"refresh": True}), {"query": {"term": {"n": 0}}}
-        )  # a count changed
+        destination.request("DELETE", build_path(first, "_doc", "0"))  # a count changed
+        destination.request("POST", build_path(first, "_refresh"))
     finally:
         destination.close()
     for command in ("apply", "resume"):
