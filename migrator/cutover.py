@@ -24,7 +24,6 @@ from migrator.clients.es import EsError, build_path
 from migrator.migration import (
     Migration,
     NeedsAttention,
-    cutover_attempt,
     recorded_plan,
     stop_and_take_over,
 )
@@ -38,6 +37,7 @@ from migrator.planner import (
     cutover_snapshot_name,
     phase_nodes,
 )
+from migrator.recorded_run import cutover_attempt
 from migrator.state import StateStore
 from migrator.steps.restore import restored_from
 from migrator.steps.write_block import batches, write_blocked

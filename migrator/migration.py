@@ -41,6 +41,7 @@ from migrator.planner import (
     snapshot_names,
     validate_id,
 )
+from migrator.recorded_run import own_plan_options, owned_targets, recorded_run
 from migrator.redact import Redactor
 from migrator.spec import (
     ClusterSpec,
@@ -316,38 +317,13 @@ def open_migration(
     )
 
 
-def owned_targets(state: StateStore) -> frozenset[str]:
-    """Destination indices this migration restored (or began to restore) itself."""
-    return frozenset(
-        cp.step[len("restore[") : -1]
-        for cp in state.checkpoints().values()
-        if cp.step.startswith("restore[") and cp.status in ("acting", "done")
-    )
-
-
-def own_plan_options(state: StateStore, spec: MigrationSpec) -> dict[str, Any]:
-    """What a recorded run makes its own when it is planned again (`build_plan`'s keywords): its snapshot
-    name, the targets it restored, the snapshots it took (by uuid), its cutover attempt."""
-    return {
-        "snapshot_name": state.get_meta("snapshot"),
-        "owned_targets": owned_targets(state),
-        "owned_snapshots": Ledger(state).snapshot_uuids(spec.repository.name),
-        "cutover_attempt": cutover_attempt(state),
-    }
-
-
 def recorded_plan(migration: Migration, state: StateStore) -> MigrationPlan | None:
     """The plan rebuilt from the facts recorded when the run began (None: no run yet)."""
     if state.get_meta("status") in (None, "cancelled"):
         return None
     facts = Facts.from_json(state.get_json("facts"))
     when = datetime.fromisoformat(state.get_meta("started"))
-    return build_plan(migration.spec, facts, when, **own_plan_options(state, migration.spec))
-
-
-def cutover_attempt(state: StateStore) -> int:
-    """How many cutovers this run has tried (each rollback starts the next attempt)."""
-    return int(state.get_meta("cutover_attempt") or 1)
+    return build_plan(migration.spec, facts, when, **own_plan_options(state, migration.spec.repository.name))
 
 
 def record_run(state: StateStore, plan: MigrationPlan, when: datetime, redactor: Redactor) -> None:
@@ -453,7 +429,7 @@ def prepare(
                 "Review it with `migrator plan`, then run again with --replan to continue with the new plan"
             )
         when = datetime.fromisoformat(state.get_meta("started"))
-        plan = migration.plan(when=when, **own_plan_options(state, migration.spec))
+        plan = migration.plan(when=when, **own_plan_options(state, migration.spec.repository.name))
         if plan.problems:
             raise PlanRefused(plan.problems)
         record_run(state, plan, when, migration.redactor)
@@ -742,7 +718,7 @@ def review(migration: Migration) -> Review:
 
         migration.source.observer = migration.destination.observer = record
         when = datetime.now(UTC).replace(microsecond=0)
-        run, options = recorded_run(migration)
+        run, options = recorded_run(migration.state_path, migration.spec)
         if run is not None:
             when = datetime.fromisoformat(run["started"])
         try:
@@ -760,30 +736,6 @@ def review(migration: Migration) -> Review:
         saved=migration.saved is not None,
         run=run,
     )
-
-
-def recorded_run(migration: Migration) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """The run in the state file beside the plan, if one began and was not cancelled: its summary
-    ({"status", "state_file", "started", "steps_done", "steps"}) and the planner keywords that make its
-    snapshot and targets its own. (None, {}) when there is none; nothing is written."""
-    if not migration.state_path.is_file():
-        return None, {}
-    state = StateStore(migration.state_path)
-    try:
-        if state.get_meta("status") in (None, "cancelled"):
-            return None, {}
-        nodes = state.get_json("nodes") or []
-        done = sum(1 for cp in state.checkpoints().values() if cp.status == "done" and cp.step in nodes)
-        summary = {
-            "status": state.get_meta("status"),
-            "state_file": str(migration.state_path),
-            "started": state.get_meta("started"),
-            "steps_done": done,
-            "steps": len(nodes),
-        }
-        return summary, own_plan_options(state, migration.spec)
-    finally:
-        state.close()
 
 
 def save_plan(migration: Migration, reviewed: Review, document: dict[str, Any], path: Path) -> None:
