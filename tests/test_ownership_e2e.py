@@ -177,3 +177,34 @@ def test_a_finished_migration_is_observed_again_and_drift_is_reported_with_the_c
         assert destination.doc_count(second) == 5
     finally:
         destination.close()
+
+
+def test_killed_between_the_create_and_its_recorded_uuid_the_resumed_run_claims_its_snapshot(testbed, tmp_path):
+    index = f"own-kill-{uuid.uuid4().hex[:6]}"
+    make_index(testbed, "7.17", index, {"1": {"status": "old"}})
+    plan = testbed.write_plan(tmp_path, "7.17", "8", name="own4", snapshot={"indices": [index]})
+    killed = cli(
+        testbed, "apply", str(plan), "--yes", env={"MIGRATOR_FAILPOINT": "snapshot.create:accepted"}, check=False
+    )
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    store = StateStore(plan.with_name("plan.state.db"))
+    try:
+        snapshot = store.get_meta("snapshot")
+        repository = store.get_meta("repository")
+        record = store.get_json(f"owned.snapshot.{repository}/{snapshot}")
+    finally:
+        store.close()
+    assert record["intent_ms"] and record["uuid"] is None  # the intent only: killed in the window
+
+    cli(testbed, "resume", str(plan), "--poll", "0.5")
+    store = StateStore(plan.with_name("plan.state.db"))
+    try:
+        record = store.get_json(f"owned.snapshot.{repository}/{snapshot}")
+    finally:
+        store.close()
+    assert record["uuid"] == snapshot_uuid(testbed, repository, snapshot)
+    destination = testbed.client("8")
+    try:
+        assert destination.doc_count(index) == 1
+    finally:
+        destination.close()

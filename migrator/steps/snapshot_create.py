@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from migrator import failpoints
 from migrator.clients.es import RETRY_STATUSES, EsError, build_path
 from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepContext, StepFailed, send_held
 
@@ -93,6 +94,7 @@ def take_snapshot(ctx: StepContext, step_id: str, snapshot: str) -> None:
             ) from exc
         info = snapshot_info(ctx, snapshot)
         if info is not None:
+            failpoints.hit(step_id, "accepted")  # the window between the create and its recorded uuid
             claim_or_refuse(ctx, snapshot, info)
             return
         if ctx.cancel_requested():
