@@ -144,11 +144,6 @@ def test_a_finished_migration_is_observed_again_and_drift_is_reported_with_the_c
     plan = testbed.write_plan(tmp_path, "7.17", "8", name="own3", snapshot={"indices": [first, second]})
     cli(testbed, "apply", str(plan), "--yes", "--poll", "0.5")
 
-    # the dry run beside a finished run: its targets are its own, not collisions
-    again = cli(testbed, "plan", str(plan))
-    assert "run          done since" in again.stdout and "REFUSED" not in again.stdout
-    assert json.loads(cli(testbed, "plan", str(plan), "--json").stdout)["run"]["status"] == "done"
-
     destination = testbed.client("8")
     try:
         destination.request("DELETE", build_path(second))  # a target gone
@@ -208,3 +203,8 @@ def test_killed_between_the_create_and_its_recorded_uuid_the_resumed_run_claims_
         assert destination.doc_count(index) == 1
     finally:
         destination.close()
+
+    # the dry run beside the finished run: its targets are its own, not collisions
+    again = cli(testbed, "plan", str(plan))
+    assert "run          done since" in again.stdout and "REFUSED" not in again.stdout
+    assert json.loads(cli(testbed, "plan", str(plan), "--json").stdout)["run"]["status"] == "done"
