@@ -173,6 +173,11 @@ def test_a_finished_migration_is_observed_again_and_drift_is_reported_with_the_c
     finally:
         destination.close()
 
+    # the dry run beside the finished run: its targets are its own, not collisions
+    again = cli(testbed, "plan", str(plan))
+    assert "run          done since" in again.stdout and "REFUSED" not in again.stdout
+    assert json.loads(cli(testbed, "plan", str(plan), "--json").stdout)["run"]["status"] == "done"
+
 
 def test_killed_between_the_create_and_its_recorded_uuid_the_resumed_run_claims_its_snapshot(testbed, tmp_path):
     index = f"own-kill-{uuid.uuid4().hex[:6]}"
@@ -203,8 +208,3 @@ def test_killed_between_the_create_and_its_recorded_uuid_the_resumed_run_claims_
         assert destination.doc_count(index) == 1
     finally:
         destination.close()
-
-    # the dry run beside the finished run: its targets are its own, not collisions
-    again = cli(testbed, "plan", str(plan))
-    assert "run          done since" in again.stdout and "REFUSED" not in again.stdout
-    assert json.loads(cli(testbed, "plan", str(plan), "--json").stdout)["run"]["status"] == "done"
