@@ -137,7 +137,9 @@ def plan_command(
     what it waits for, how to cancel it, and the estimates.
 
     Secrets are shown as ******. A plan Elasticsearch would refuse (a newer-to-older restore, a
-    skipped major, colliding renames, an existing target) is refused here already, with exit 2.
+    skipped major, colliding renames, an existing target, a snapshot name already in the repository)
+    is refused here already, with exit 2. Beside a recorded run (its state file), the plan is that
+    run's: its snapshot and targets are its own, and its status is shown.
     """
     if as_json and fmt not in ("text", "json"):
         raise fail(f"--json and --format {fmt} exclude each other", ExitCode.BAD_INPUT)
