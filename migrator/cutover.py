@@ -24,10 +24,10 @@ from migrator.clients.es import EsError, build_path
 from migrator.migration import (
     Migration,
     NeedsAttention,
-    cutover_attempt,
     recorded_plan,
     stop_and_take_over,
 )
+from migrator.ownership import Ledger, delete_snapshot_if_ours
 from migrator.planner import (
     ALIAS_SWITCH,
     CUTOVER,
@@ -37,6 +37,7 @@ from migrator.planner import (
     cutover_snapshot_name,
     phase_nodes,
 )
+from migrator.recorded_run import cutover_attempt
 from migrator.state import StateStore
 from migrator.steps.restore import restored_from
 from migrator.steps.write_block import batches, write_blocked
@@ -61,7 +62,7 @@ def rollback(migration: Migration, wait_s: float = 90.0) -> dict[str, Any]:
         report["writes_unblocked"] = _unblock(migration, sorted(targets))
         attempt = cutover_attempt(state)
         report["cutover_snapshot"] = _delete_snapshot(
-            migration, state.get_meta("repository"), cutover_snapshot_name(plan.snapshot, attempt)
+            migration, Ledger(state), state.get_meta("repository"), cutover_snapshot_name(plan.snapshot, attempt)
         )
         report["reopened"] = _reopen(migration, sorted(targets.values()))
         report["destination"] = describe_destination(migration, sorted(targets.values()))
@@ -108,15 +109,17 @@ def _reopen(migration: Migration, targets: list[str]) -> list[str]:
     return closed
 
 
-def _delete_snapshot(migration: Migration, repository: str | None, snapshot: str) -> dict[str, Any]:
+def _delete_snapshot(migration: Migration, ledger: Ledger, repository: str | None, snapshot: str) -> dict[str, Any]:
     """Delete the attempt's incremental snapshot; a refusal (a restore still reading it) is reported, not fatal."""
     if not repository:
         return {"name": snapshot, "deleted": False}
     try:
-        status, _ = migration.source.request("DELETE", build_path("_snapshot", repository, snapshot), ok=(200, 404))
+        outcome = delete_snapshot_if_ours(migration.source, ledger, repository, snapshot)
     except EsError as exc:
         return {"name": snapshot, "deleted": False, "why": str(exc)}
-    return {"name": snapshot, "deleted": status == 200, "existed": status == 200}
+    if outcome == "kept":
+        return {"name": snapshot, "deleted": False, "existed": True, "why": "not taken by this migration: kept"}
+    return {"name": snapshot, "deleted": outcome == "deleted", "existed": outcome == "deleted"}
 
 
 def describe_destination(migration: Migration, targets: list[str]) -> list[dict[str, Any]]:

@@ -33,6 +33,9 @@ class ClusterFacts:
     plugins: list[str] = field(default_factory=list)
     free_disk_bytes: int | None = None
     path_repo: list[str] = field(default_factory=list)
+    # The snapshots of the plan's names already in the plan's repository (source only; facts recorded by
+    # older runs lack it): name -> {"uuid", "state", "start_time", "start_time_in_millis"}.
+    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,7 +66,22 @@ def _int(value: Any) -> int:
         return 0
 
 
-def discover_cluster(client: EsClient) -> ClusterFacts:
+SNAPSHOT_FACTS = ("uuid", "state", "start_time", "start_time_in_millis")
+
+
+def existing_snapshots(client: EsClient, repository: str, names: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """The snapshots among `names` already in `repository` (one `GET _snapshot/<repo>/<names>`)."""
+    path = build_path("_snapshot", repository, ",".join(names), params={"ignore_unavailable": True})
+    status, body = client.request("GET", path, ok=(200, 404))
+    found = (body.get("snapshots") or []) if status == 200 else []
+    return {
+        info["snapshot"]: {key: info.get(key) for key in SNAPSHOT_FACTS} for info in found if info["snapshot"] in names
+    }
+
+
+def discover_cluster(client: EsClient, repository: str | None = None, snapshots: tuple[str, ...] = ()) -> ClusterFacts:
+    """The cluster's facts; with `repository` and `snapshots` (the plan's snapshot names), also which of those
+    snapshots already exist there when the repository is registered."""
     version = str(client.version())
     health = str(client.health().get("status", "unknown"))
     indices = {}
@@ -95,23 +113,32 @@ def discover_cluster(client: EsClient) -> ClusterFacts:
         free = sum(_int(n["fs"]["total"]["available_in_bytes"]) for n in stats.get("nodes", {}).values())
     except (EsError, KeyError):
         free = None
+    registered = repositories if isinstance(repositories, dict) else {}
+    found = existing_snapshots(client, repository, snapshots) if repository in registered and snapshots else {}
     return ClusterFacts(
         url=client.url,
         version=version,
         health=health,
         indices=indices,
-        repositories=repositories if isinstance(repositories, dict) else {},
+        repositories=registered,
         plugins=sorted(plugins),
         free_disk_bytes=free,
         path_repo=sorted(path_repo),
+        snapshots=found,
     )
 
 
-def discover(source: EsClient, destination: EsClient) -> Facts:
+def discover(
+    source: EsClient, destination: EsClient, repository: str | None = None, snapshots: tuple[str, ...] = ()
+) -> Facts:
+    """Both clusters' facts; `repository` and `snapshots` as for `discover_cluster`, on the source."""
     facts = []
     for client in (source, destination):
         try:
-            facts.append(discover_cluster(client))
+            if client is source:
+                facts.append(discover_cluster(client, repository, snapshots))
+            else:
+                facts.append(discover_cluster(client))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise EsError(
                 client.label, Request("GET", client.url), 200, f"an answer did not have the expected shape ({exc!r})"

@@ -22,6 +22,7 @@ import networkx as nx
 from migrator import failpoints
 from migrator.clients.es import EsError, Request
 from migrator.clients.storage import StorageError
+from migrator.drift import Drift, find_drift
 from migrator.redact import Redactor
 from migrator.state import StateStore
 from migrator.steps import STEP_KINDS
@@ -39,10 +40,11 @@ class RunResult:
     cancelled: bool = False
     declined: str | None = None  # the step the gate refused
     not_run: list[str] = field(default_factory=list)  # steps left for a later run
+    drift: list[Drift] = field(default_factory=list)  # done steps whose work is no longer there (all were done)
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.cancelled
+        return not self.failed and not self.cancelled and not self.drift
 
 
 class RequestLog:
@@ -118,6 +120,10 @@ class Executor:
         for node in nx.topological_sort(self.graph):
             if node in finished:
                 self.on_step(node, "skipped", "already done (checkpoint)")
+        wanted = set(self.graph) if self.selected is None else self.selected
+        if wanted and wanted <= finished:
+            result.drift = self._drift(wanted)
+            return result
         running: dict[Future[str], str] = {}
         with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="step") as pool:
             while True:
@@ -152,6 +158,18 @@ class Executor:
                         self._stop.set()
         result.not_run = [node for node in nx.topological_sort(self.graph) if node not in finished]
         return result
+
+    def _drift(self, nodes: set[str]) -> list[Drift]:
+        """Everything asked is done: look at the lasting steps again (read-only), record and report drift."""
+
+        def tag(node: str) -> None:
+            self.request_log.current.step = node
+
+        found = find_drift(self.graph, self.steps, self.state.checkpoints(), nodes, tag, self.redactor.text)
+        for drift in found:
+            self.state.event("step.drift", drift.what, step=drift.step)
+            self.on_step(drift.step, "drift", drift.what)
+        return found
 
     def _undone_behind_our_back(self, finished: set[str]) -> set[str]:
         """Done steps of an unfinished run whose work is gone now (observed again), with what follows them."""

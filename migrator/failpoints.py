@@ -2,7 +2,8 @@
 
 Set MIGRATOR_FAILPOINT=<step id>:<point>, where point is `acting` (the intent is recorded, nothing
 sent yet), `acted` (the step's requests were sent, its end not yet recorded) or `done` (the step's
-checkpoint is written). Unset, it costs one environment lookup per point.
+checkpoint is written); `snapshot.create` also has `accepted` (the snapshot shows in the repository,
+its uuid not yet recorded). Unset, it costs one environment lookup per point.
 """
 
 from __future__ import annotations

@@ -27,7 +27,9 @@ from migrator.clients.es import EsClient, EsError, Request, build_path
 from migrator.clients.replication import BucketReplication
 from migrator.clients.storage import LocalStorage, OssStorage, Storage
 from migrator.discovery import Facts, discover
+from migrator.drift import redo_steps
 from migrator.executor import Executor, RequestLog, RunResult, build_steps
+from migrator.ownership import Ledger, delete_snapshot_if_ours
 from migrator.planner import (
     BULK,
     CUTOVER,
@@ -36,12 +38,24 @@ from migrator.planner import (
     cutover_validate_id,
     phase_nodes,
     recovery_id,
+    snapshot_names,
     validate_id,
 )
+from migrator.recorded_run import own_plan_options, owned_targets, recorded_run
 from migrator.redact import Redactor
-from migrator.spec import ClusterSpec, MigrationSpec, PlanError, Problem, SecretRef, StorageSpec, load_plan
+from migrator.spec import (
+    ClusterSpec,
+    MigrationSpec,
+    PlanError,
+    Problem,
+    SecretRef,
+    StorageSpec,
+    load_plan,
+    render_snapshot_name,
+)
 from migrator.state import STALE_AFTER_S, StateStore
 from migrator.steps.base import ConsoleRequest, ProgressSink, Step, StepContext
+from migrator.steps.restore import restored_from
 
 SAVED_PLAN_VERSION = 1
 MB = 1024 * 1024
@@ -222,8 +236,15 @@ class Migration:
         )
 
     def plan(self, facts: Facts | None = None, when: datetime | None = None, **kwargs: Any) -> MigrationPlan:
-        facts = facts or discover(self.source, self.destination)
-        return build_plan(self.spec, facts, when or datetime.now(UTC), **kwargs)
+        """Discover (unless `facts` are given; with the snapshot names the run takes) and plan; `kwargs` as
+        for `build_plan`."""
+        when = when or datetime.now(UTC)
+        if facts is None:
+            spec = self.spec
+            snapshot = kwargs.get("snapshot_name") or render_snapshot_name(spec.snapshot.name, spec.name, when)
+            names = snapshot_names(spec, snapshot, kwargs.get("cutover_attempt", 1))
+            facts = discover(self.source, self.destination, spec.repository.name, names)
+        return build_plan(self.spec, facts, when, **kwargs)
 
     def open_state(self) -> JournaledState:
         return JournaledState(self.state_path)
@@ -296,34 +317,13 @@ def open_migration(
     )
 
 
-def owned_targets(state: StateStore) -> frozenset[str]:
-    """Destination indices this migration restored (or began to restore) itself."""
-    return frozenset(
-        cp.step[len("restore[") : -1]
-        for cp in state.checkpoints().values()
-        if cp.step.startswith("restore[") and cp.status in ("acting", "done")
-    )
-
-
 def recorded_plan(migration: Migration, state: StateStore) -> MigrationPlan | None:
     """The plan rebuilt from the facts recorded when the run began (None: no run yet)."""
     if state.get_meta("status") in (None, "cancelled"):
         return None
     facts = Facts.from_json(state.get_json("facts"))
     when = datetime.fromisoformat(state.get_meta("started"))
-    return build_plan(
-        migration.spec,
-        facts,
-        when,
-        snapshot_name=state.get_meta("snapshot"),
-        owned_targets=owned_targets(state),
-        cutover_attempt=cutover_attempt(state),
-    )
-
-
-def cutover_attempt(state: StateStore) -> int:
-    """How many cutovers this run has tried (each rollback starts the next attempt)."""
-    return int(state.get_meta("cutover_attempt") or 1)
+    return build_plan(migration.spec, facts, when, **own_plan_options(state, migration.spec.repository.name))
 
 
 def record_run(state: StateStore, plan: MigrationPlan, when: datetime, redactor: Redactor) -> None:
@@ -410,6 +410,7 @@ def prepare(
         if not confirm(plan):
             raise NeedsAttention("not confirmed; nothing was changed")
         state.reset()
+        Ledger(state).start()
         record_run(state, plan, when, migration.redactor)
         origin = f" (saved plan {migration.plan_path})" if saved else ""
         state.event("planned", f"planned: hash {plan.plan_hash}{origin}")
@@ -428,12 +429,7 @@ def prepare(
                 "Review it with `migrator plan`, then run again with --replan to continue with the new plan"
             )
         when = datetime.fromisoformat(state.get_meta("started"))
-        plan = migration.plan(
-            when=when,
-            snapshot_name=state.get_meta("snapshot"),
-            owned_targets=owned_targets(state),
-            cutover_attempt=cutover_attempt(state),
-        )
+        plan = migration.plan(when=when, **own_plan_options(state, migration.spec.repository.name))
         if plan.problems:
             raise PlanRefused(plan.problems)
         record_run(state, plan, when, migration.redactor)
@@ -538,10 +534,12 @@ def execute(
     until: str | None = None,
     only: str | None = None,
     phase: str | None = None,
+    redo: str | None = None,
 ) -> tuple[MigrationPlan, RunResult]:
     """Run the plan. `gate` is asked before each step sends anything (step by step: one step at a
     time); `until` and `only` limit the run to some steps (the others stay pending), and so does the
-    phase of a two-phase plan (see `phase_selection`)."""
+    phase of a two-phase plan (see `phase_selection`); `redo` forgets the checkpoints of a done step and
+    of what follows it for the same target (`migrator.drift.redo_steps`), so this run does them again."""
     started_cpu_s, started = time.process_time(), time.monotonic()
     state = migration.open_state()
     try:
@@ -552,6 +550,10 @@ def execute(
         state.begin_run()
         try:
             plan = prepare(migration, state, replan=replan, confirm=confirm, resuming=resuming)
+            if redo is not None:
+                forgotten = sorted(redo_steps(plan.graph, steps_named(plan.graph, redo, "--redo")))
+                state.reset(forgotten)
+                state.event("redo", f"--redo {redo}: done again: {', '.join(forgotten)}")
             selected = selection(plan.graph, state, until, only)
             in_phase = phase_selection(plan.graph, state, phase, resuming)
             if in_phase is not None:
@@ -569,6 +571,7 @@ def execute(
                 progress=RecordedProgress(progress, state),
                 cancel_requested=lambda: state.get_meta("cancel_requested") == "1",
                 poll_s=poll_s,
+                ledger=Ledger(state),
             )
             executor = Executor(
                 plan.graph,
@@ -635,6 +638,8 @@ class Review:
     estimate: dict[str, Any]
     cancel: dict[str, CancelAdvice]
     saved: bool = False
+    # The run recorded in the state file beside the plan, when there is one (see `recorded_run`).
+    run: dict[str, Any] | None = None
 
 
 def estimate(plan: MigrationPlan) -> dict[str, Any]:
@@ -699,6 +704,7 @@ class _NoProgress(ProgressSink):
 def review(migration: Migration) -> Review:
     """The dry run: discover both clusters (read-only, each request kept for the runbook) and plan; for
     a saved plan, its recorded facts (nothing is sent)."""
+    run: dict[str, Any] | None = None
     if migration.saved is not None:
         plan, when = migration.saved_plan(), migration.saved.started
         discovery = [ConsoleRequest(**r) for r in migration.saved.document.get("discovery", [])]
@@ -712,8 +718,11 @@ def review(migration: Migration) -> Review:
 
         migration.source.observer = migration.destination.observer = record
         when = datetime.now(UTC).replace(microsecond=0)
+        run, options = recorded_run(migration.state_path, migration.spec)
+        if run is not None:
+            when = datetime.fromisoformat(run["started"])
         try:
-            plan = migration.plan(when=when)
+            plan = migration.plan(when=when, **options)
         finally:
             migration.source.observer = migration.destination.observer = None
         discovery = [ConsoleRequest(r.cluster, r.method, migration.redactor.text(r.path)) for r in sent]
@@ -725,6 +734,7 @@ def review(migration: Migration) -> Review:
         estimate=estimate(plan),
         cancel={node: cancel_advice(plan, node) for node in plan.graph},
         saved=migration.saved is not None,
+        run=run,
     )
 
 
@@ -924,8 +934,15 @@ def _undo(migration: Migration, state: StateStore) -> dict[str, Any]:
     report: dict[str, Any] = {"snapshot_deleted": None, "indices_deleted": []}
     checkpoints = state.checkpoints()
     recovered = {cp.step for cp in checkpoints.values() if cp.status == "done" and cp.step.startswith("recovery[")}
+    ledger = Ledger(state)
     for target in sorted(owned_targets(state)):
         if recovery_id(target) in recovered:
+            continue
+        restored = restored_from(migration, target)
+        if restored is None:
+            continue
+        if repository is None or not ledger.owns_index(repository, restored):
+            report.setdefault("kept", []).append(f"index {target} (not restored by this migration)")
             continue
         try:
             migration.destination.request("DELETE", build_path(target), ok=(200, 404))
@@ -933,8 +950,10 @@ def _undo(migration: Migration, state: StateStore) -> dict[str, Any]:
             raise NeedsAttention(f"could not delete {target} on the destination: {exc}") from exc
         report["indices_deleted"].append(target)
     if snapshot and repository:
-        status, _ = migration.source.request("DELETE", build_path("_snapshot", repository, snapshot), ok=(200, 404))
-        report["snapshot_deleted"] = snapshot if status == 200 else None
+        outcome = delete_snapshot_if_ours(migration.source, ledger, repository, snapshot)
+        report["snapshot_deleted"] = snapshot if outcome == "deleted" else None
+        if outcome == "kept":
+            report.setdefault("kept", []).append(f"snapshot {snapshot} (not taken by this migration)")
     keep = {"preflight", "repository.source", "repository.destination"}
     state.reset([node for node in checkpoints if node not in keep])
     state.set_meta(status="cancelled", cancel_requested="0")

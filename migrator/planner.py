@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -70,6 +70,13 @@ def cutover_validate_id(target: str) -> str:
 def cutover_snapshot_name(snapshot: str, attempt: int = 1) -> str:
     """The incremental snapshot of the cutover; a cutover tried again after a rollback takes a new one."""
     return f"{snapshot}-cutover" + (f"-{attempt}" if attempt > 1 else "")
+
+
+def snapshot_names(spec: MigrationSpec, snapshot: str, cutover_attempt: int = 1) -> tuple[str, ...]:
+    """The snapshots a run of the plan takes: its snapshot and, with a cutover, the incremental one."""
+    if spec.cutover.enabled:
+        return (snapshot, cutover_snapshot_name(snapshot, cutover_attempt))
+    return (snapshot,)
 
 
 def phase_nodes(graph: nx.DiGraph, phase: str) -> set[str]:
@@ -168,6 +175,31 @@ def writable_location_problems(spec: MigrationSpec, facts: Facts) -> list[Proble
     return problems
 
 
+def snapshot_name_problems(
+    spec: MigrationSpec, facts: Facts, names: tuple[str, ...], owned: Mapping[str, str]
+) -> list[Problem]:
+    """A snapshot name the run would take that is already in the repository (Elasticsearch refuses to create
+    it; adopting it would restore older data): refused unless it is this migration's own (`owned`: name ->
+    the uuid its state recorded)."""
+    repository = spec.repository.name
+    problems = []
+    for name in names:
+        found = facts.source.snapshots.get(name)
+        if found is None or (found.get("uuid") and owned.get(name) == found.get("uuid")):
+            continue
+        problems.append(
+            Problem(
+                "snapshot.name",
+                f"snapshot {name!r} already exists in repository {repository!r} (state {found.get('state')}, "
+                f"started {found.get('start_time') or found.get('start_time_in_millis')}); migrator takes its own "
+                "snapshot and never adopts one it did not take (its data may be older than the source's)",
+                "choose a snapshot.name not in the repository (a {date} placeholder makes each run's name new, e.g. "
+                f"'{{name}}-{{date:%Y.%m.%d-%H%M%S}}'), or delete that snapshot (DELETE _snapshot/{repository}/{name})",
+            )
+        )
+    return problems
+
+
 def select(spec: MigrationSpec, facts: Facts) -> tuple[list[str], dict[str, str], list[Problem]]:
     """The source indices to move, the ones left out (and why), and problems."""
     available = sorted(facts.source.indices)
@@ -207,10 +239,12 @@ def build_plan(
     *,
     snapshot_name: str | None = None,
     owned_targets: frozenset[str] = frozenset(),
+    owned_snapshots: Mapping[str, str] | None = None,
     cutover_attempt: int = 1,
 ) -> MigrationPlan:
-    """The whole plan. `owned_targets` are destination indices this migration restored itself;
-    `cutover_attempt` counts cutovers rolled back (each attempt takes its own incremental snapshot)."""
+    """The whole plan. `owned_targets` are destination indices this migration restored itself,
+    `owned_snapshots` (name -> uuid) the snapshots it took; `cutover_attempt` counts cutovers rolled back
+    (each attempt takes its own incremental snapshot)."""
     problems: list[Problem] = []
     warnings: list[str] = []
     rule = version_rule(facts.source.version, facts.destination.version)
@@ -264,6 +298,8 @@ def build_plan(
             Problem("destination", f"needs {needed} bytes but only {free} are free", "free disk on the destination")
         )
     problems.extend(writable_location_problems(spec, facts))
+    names = snapshot_names(spec, snapshot, cutover_attempt)
+    problems.extend(snapshot_name_problems(spec, facts, names, owned_snapshots or {}))
     if facts.source.health == "red":
         warnings.append("the source cluster is red: some shards may be missing from the snapshot")
 

@@ -112,6 +112,18 @@ class StateStore:
     def set_json(self, key: str, value: Any) -> None:
         self.set_meta(**{key: json.dumps(value, sort_keys=True)})
 
+    def json_prefixed(self, prefix: str) -> dict[str, Any]:
+        """Every meta value whose key starts with `prefix`, decoded, by the rest of its key."""
+        with self._mutex:
+            rows = self._db.execute(
+                "SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
+            ).fetchall()
+        return {key[len(prefix) :]: json.loads(value) for key, value in rows}
+
+    def delete_meta_prefixed(self, prefix: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM meta WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
+
     def begin_run(self) -> int:
         """Count a new executor run (apply or resume); events are tagged with it."""
         with self._tx() as db:

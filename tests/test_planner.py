@@ -164,3 +164,40 @@ def test_a_writable_registration_of_the_same_location_on_the_destination_is_refu
     assert build_plan(the_spec, with_repositories(read_only), WHEN).problems == []
     elsewhere = {"theirs": {"type": "fs", "settings": {"location": "/tmp/other"}}}
     assert build_plan(the_spec, with_repositories(elsewhere), WHEN).problems == []
+
+
+def with_snapshots(base: Facts, snapshots: dict[str, dict]) -> Facts:
+    source = ClusterFacts(**{**vars(base.source), "snapshots": snapshots})
+    return Facts(source, base.destination)
+
+
+def test_a_snapshot_name_already_in_the_repository_is_refused_unless_this_migration_took_it():
+    old = {"uuid": "u-old", "state": "SUCCESS", "start_time": "2026-11-01T00:00:00.000Z"}
+    found = with_snapshots(facts(["orders"]), {"nightly-fixed": old})
+    plan = build_plan(spec('snapshot: {indices: ["orders"], name: nightly-fixed}'), found, WHEN)
+    assert [p.field for p in plan.problems] == ["snapshot.name"]
+    assert "'nightly-fixed' already exists in repository 'repo'" in plan.problems[0].message
+    assert "{date" in plan.problems[0].fix and "DELETE _snapshot/repo/nightly-fixed" in plan.problems[0].fix
+    own = build_plan(
+        spec('snapshot: {indices: ["orders"], name: nightly-fixed}'),
+        found,
+        WHEN,
+        owned_snapshots={"nightly-fixed": "u-old"},
+    )
+    assert own.problems == []
+    replaced = build_plan(
+        spec('snapshot: {indices: ["orders"], name: nightly-fixed}'),
+        found,
+        WHEN,
+        owned_snapshots={"nightly-fixed": "u-ours-deleted-since"},
+    )
+    assert [p.field for p in replaced.problems] == ["snapshot.name"]
+
+
+def test_the_cutover_snapshot_name_is_checked_too():
+    found = with_snapshots(facts(["orders"]), {"nightly-fixed-cutover": {"uuid": "u", "state": "SUCCESS"}})
+    plan = build_plan(
+        spec('snapshot: {indices: ["orders"], name: nightly-fixed}\ncutover: {enabled: true}'), found, WHEN
+    )
+    assert [p.field for p in plan.problems] == ["snapshot.name"]
+    assert "nightly-fixed-cutover" in plan.problems[0].message

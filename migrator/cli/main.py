@@ -137,7 +137,9 @@ def plan_command(
     what it waits for, how to cancel it, and the estimates.
 
     Secrets are shown as ******. A plan Elasticsearch would refuse (a newer-to-older restore, a
-    skipped major, colliding renames, an existing target) is refused here already, with exit 2.
+    skipped major, colliding renames, an existing target, a snapshot name already in the repository)
+    is refused here already, with exit 2. Beside a recorded run (its state file), the plan is that
+    run's: its snapshot and targets are its own, and its status is shown.
     """
     if as_json and fmt not in ("text", "json"):
         raise fail(f"--json and --format {fmt} exclude each other", ExitCode.BAD_INPUT)
@@ -191,6 +193,7 @@ def run(
     until: str | None = None,
     only: str | None = None,
     phase: str | None = None,
+    redo: str | None = None,
 ) -> None:
     tty = sys.stderr.isatty()
     progress = progress_for(tty and not step_by_step)
@@ -246,6 +249,7 @@ def run(
                 until=until,
                 only=only,
                 phase="all" if step_by_step and phase is None else phase,
+                redo=redo,
             )
         finally:
             progress.close()
@@ -255,6 +259,15 @@ def run(
         for step, message in result.failed.items():
             typer.secho(f"failed: {step}: {message}", err=True, fg=typer.colors.RED)
         raise fail(f"stopped; fix the cause, then run `migrator resume {plan_file}`", ExitCode.FAILED)
+    if result.drift:
+        for drift in result.drift:
+            typer.secho(f"drift: {drift.step}: {drift.what}", err=True, fg=typer.colors.RED)
+            typer.echo(f"  to redo it: migrator resume {plan_file} --redo '{drift.step}'", err=True)
+        raise fail(
+            f"migration {plan.spec.name} was complete, but {len(result.drift)} part(s) are no longer as it left "
+            "them (above); nothing was changed",
+            ExitCode.FAILED,
+        )
     if result.declined:
         raise fail(
             f"stopped before {result.declined} as answered; `migrator resume {plan_file}` continues",
@@ -298,6 +311,15 @@ UntilOpt = Annotated[
 OnlyOpt = Annotated[
     str | None, typer.Option("--only", metavar="STEP", help="Run only this step (its predecessors must be done).")
 ]
+RedoOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--redo",
+        metavar="STEP",
+        help="Do a done step again (an id as a drift report names it, or a kind), with what follows it for the same "
+        "target: what a drift report names.",
+    ),
+]
 PhaseOpt = Annotated[
     str | None,
     typer.Option(
@@ -323,6 +345,7 @@ def apply(
     until: UntilOpt = None,
     only: OnlyOpt = None,
     phase: PhaseOpt = None,
+    redo: RedoOpt = None,
 ) -> None:
     """Run the migration: every step observes the clusters and the bucket, does only what is missing,
     and records a checkpoint. Applying a finished plan again changes nothing.
@@ -345,6 +368,7 @@ def apply(
         until=until,
         only=only,
         phase=_phase(phase),
+        redo=redo,
     )
 
 
@@ -366,6 +390,7 @@ def resume(
     until: UntilOpt = None,
     only: OnlyOpt = None,
     phase: PhaseOpt = None,
+    redo: RedoOpt = None,
 ) -> None:
     """Continue an interrupted (or paused) run from its checkpoints; an in-flight snapshot or restore is
     followed, never started twice. A cutover that began is continued to its end."""
@@ -382,6 +407,7 @@ def resume(
         until=until,
         only=only,
         phase=_phase(phase),
+        redo=redo,
     )
 
 

@@ -98,6 +98,7 @@ def plan_document(review: Review) -> dict[str, Any]:
         "problems": [{"field": p.field, "message": p.message, "fix": p.fix} for p in plan.problems],
         "warnings": plan.warnings,
         "discovery": [request_json(r) for r in review.discovery],
+        "run": review.run,
         "steps": [
             {
                 "id": node,
@@ -127,6 +128,7 @@ def plan_text(review: Review) -> str:
         f"  source       {doc['source']['url']}  Elasticsearch {doc['source']['version']}",
         f"  destination  {doc['destination']['url']}  Elasticsearch {doc['destination']['version']}",
         f"  snapshot     {doc['snapshot']} in repository {doc['repository']}",
+        *([run_line(review.run)] if review.run else []),
         "",
         f"Indices to move: {len(plan.moves)} ({human_bytes(plan.total_bytes)}, {plan.total_shards} primary shards)",
     ]
@@ -161,6 +163,14 @@ def plan_text(review: Review) -> str:
     return "\n".join(lines)
 
 
+def run_line(run: dict[str, Any]) -> str:
+    """The recorded run of this plan, in one line: its targets and snapshot are its own, not collisions."""
+    return (
+        f"  run          {run['status']} since {run['started']} ({run['steps_done']}/{run['steps']} steps done, "
+        f"state {run['state_file']}): its snapshot and targets are its own"
+    )
+
+
 def step_text(step: Step) -> str:
     """One step's requests (cluster, console form) and what it waits for, for a terminal."""
     lines = []
@@ -188,6 +198,7 @@ def plan_markdown(review: Review) -> str:
         f"{facts.destination.health}) |",
         f"| Snapshot | `{plan.snapshot}` in repository `{plan.spec.repository.name}` |",
         f"| Expected duration | {human_seconds(estimate['total_seconds'])} at {estimate['throughput_mb_s']:g} MB/s |",
+        *([f"| Run | {run_line(review.run).split(maxsplit=1)[1]} |"] if review.run else []),
         "",
         "Every request `migrator apply` sends is listed below in the Kibana console form, under the step",
         "that sends it; secrets are shown as `******`. Each step first reads (its checks), then sends only",

@@ -16,6 +16,7 @@ from migrator.steps.base import ConsoleRequest, Observation, Step
 class SwitchAliases(Step):
     kind = "alias.switch"
     title = "Cutover: switch the aliases to the destination"
+    lasting = True
     waits_for = "nothing: the alias change is atomic and acknowledged at once"
 
     def wanted(self) -> dict[str, set[str]]:

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from migrator.clients.es import EsClient
 from migrator.clients.replication import BucketReplication
 from migrator.clients.storage import Storage
+from migrator.ownership import Ledger
 from migrator.planner import MigrationPlan
 from migrator.spec import MigrationSpec
 
@@ -98,6 +99,8 @@ class StepContext:
     # Cross-region plans: the destination's bucket (the replica) and the source bucket's replication rules.
     replica_factory: Callable[[], Storage] | None = None
     replication_factory: Callable[[], BucketReplication] | None = None
+    # What this migration made (snapshots, repositories), recorded in the state file: see migrator.ownership.
+    ledger: Ledger = field(default_factory=Ledger)
     _clients: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -173,6 +176,9 @@ class Step(ABC):
     # Observed again when an unfinished run continues, even if its checkpoint says done: what it made
     # (a repository registration) can be undone behind our back, and everything after it depends on it.
     recheck: ClassVar[bool] = False
+    # Its work is part of the migration's result (a restored target, its count, an alias): applying or
+    # resuming a finished plan asks it again for drift (migrator.drift).
+    lasting: ClassVar[bool] = False
 
     def __init__(self, node_id: str, params: dict[str, Any], ctx: StepContext) -> None:
         self.id = node_id
@@ -202,3 +208,9 @@ class Step(ABC):
     def wait(self) -> dict[str, Any]:
         """Poll until done; returns what to record in the checkpoint."""
         return {}
+
+    def drift(self, recorded: dict[str, Any]) -> str | None:
+        """What is no longer as this done step left it (`recorded`: its checkpoint's detail), or None.
+        Read-only; by default the step's own observation. Raises what the observation raises."""
+        observation = self.observe()
+        return None if observation.done else observation.summary

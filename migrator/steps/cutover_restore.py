@@ -25,7 +25,7 @@ class RestoreOver(Restore):
     def observe(self) -> Observation:
         target = self.params["target"]
         source = restored_from(self.ctx, target) or {}
-        if source.get("snapshot") == self.snapshot and source.get("repository") == self.ctx.repository:
+        if source.get("snapshot") == self.snapshot and self.ctx.ledger.owns_index(self.ctx.repository, source):
             return Observation(True, summary=f"{target} restored from {self.snapshot}")
         return Observation(False, summary=f"{target} not yet restored from {self.snapshot}")
 

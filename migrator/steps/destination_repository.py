@@ -30,8 +30,11 @@ class RegisterDestinationRepository(Step):
     def checks(self) -> list[ConsoleRequest]:
         return [ConsoleRequest("destination", "GET", f"_snapshot/{self.ctx.repository}")]
 
+    existing: dict[str, Any] | None = None
+
     def observe(self) -> Observation:
         current = registration(self.ctx.destination, self.ctx.repository)
+        self.existing = current
         if current is None:
             return Observation(False, summary="not registered")
         settings = current.get("settings", {})
@@ -48,3 +51,5 @@ class RegisterDestinationRepository(Step):
 
     def act(self) -> None:
         self.ctx.destination.request("PUT", build_path("_snapshot", self.ctx.repository), self._body(reveal=True))
+        if self.existing is None:  # a registration that was there before is the user's, even if updated
+            self.ctx.ledger.record_repository("destination", self.ctx.repository)

@@ -2,7 +2,10 @@
 repositories unregistered. Each part is observed first and done only when missing.
 
 In a two-phase plan the aliases are switched by the cutover (`alias.switch`) and the cutover's
-incremental snapshot is deleted too."""
+incremental snapshot is deleted too.
+
+Only what this migration made is deleted (migrator.ownership): a snapshot whose uuid the state holds, a
+repository registration a step of this run sent. Anything else of those names is kept and named."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from migrator.steps.replication import replication_rule
 class Finish(Step):
     kind = "finish"
     title = "Finish: replicas, aliases, clean-up"
+    lasting = True
     waits_for = "nothing: settings, aliases and deletions are acknowledged at once"
 
     def _targets(self) -> dict[str, str]:
@@ -76,6 +80,7 @@ class Finish(Step):
 
     def _missing(self) -> list[ConsoleRequest]:
         missing = []
+        self.kept: list[str] = []
         for request in self._wanted():
             client = self.ctx.source if request.cluster == "source" else self.ctx.destination
             if request.cluster == "storage":
@@ -97,8 +102,18 @@ class Finish(Step):
                 # 7.16+ answer a snapshot of an unregistered repository with 200, no snapshot and a failure.
                 is_snapshot = request.path.count("/") == 2
                 if status == 200 and (not is_snapshot or body.get("snapshots")):
-                    missing.append(request)
+                    if self._ours(request, body):
+                        missing.append(request)
+                    else:
+                        self.kept.append(f"{request.cluster} {request.path} (not made by this migration)")
         return missing
+
+    def _ours(self, request: ConsoleRequest, body: dict[str, Any]) -> bool:
+        """Whether the snapshot or repository registration `request` deletes was made by this migration."""
+        _, repository, *snapshot = request.path.split("/")
+        if snapshot:
+            return self.ctx.ledger.claim_snapshot(repository, snapshot[0], body["snapshots"][0])
+        return self.ctx.ledger.owns_repository(request.cluster, repository)
 
     def _has_alias(self, add: dict[str, str]) -> bool:
         status, _ = self.ctx.destination.request("GET", build_path(add["index"], "_alias", add["alias"]), ok=(200, 404))
@@ -106,7 +121,12 @@ class Finish(Step):
 
     def observe(self) -> Observation:
         missing = self._missing()
-        return Observation(not missing, summary=f"{len(missing)} finishing request(s) to send")
+        kept = f"; kept: {', '.join(self.kept)}" if self.kept else ""
+        return Observation(not missing, summary=f"{len(missing)} finishing request(s) to send{kept}")
+
+    def drift(self, recorded: dict[str, Any]) -> str | None:
+        missing = self._missing()
+        return "; ".join(f"{r.method} {r.path} to send again" for r in missing) if missing else None
 
     def act(self) -> None:
         for request in self._missing():
@@ -115,3 +135,5 @@ class Finish(Step):
                 continue
             client = self.ctx.source if request.cluster == "source" else self.ctx.destination
             client.request(request.method, "/" + request.path, request.body)
+            if request.method == "DELETE" and request.path.count("/") == 1:  # a registration, gone now
+                self.ctx.ledger.forget_repository(request.cluster, request.path.split("/")[1])

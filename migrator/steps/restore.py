@@ -2,7 +2,8 @@
 
 Before acting it looks at the destination: an index with the target name that a restore of this
 very snapshot created is ours (the run was interrupted after sending the restore) and is followed,
-not restored again; any other index with that name stops the step: it is never overwritten.
+not restored again; any other index with that name stops the step: it is never overwritten. "This very
+snapshot" is the one whose uuid the state holds, not any snapshot of that name (migrator.ownership).
 
 The restore request is held open (`wait_for_completion=true`, as the minimal hand-run script does)
 so that the recovery step learns of its end at once, without polling; a resumed run polls.
@@ -21,15 +22,15 @@ RETRYABLE = ("concurrent_snapshot_execution_exception", "snapshot_restore_except
 
 def restored_from(ctx: Any, target: str) -> dict[str, Any] | None:
     """The snapshot the target was restored from (`ctx`: anything with a `destination` client), from its
-    recovery or, before any shard started recovering, from the routing table's recovery source. None when
-    the index does not exist;
+    recovery (`repository`, `snapshot`, and when its restore began, `start_time_in_millis`) or, before any
+    shard started recovering, from the routing table's recovery source. None when the index does not exist;
     an empty dict when it exists but was not restored from a snapshot."""
     status, body = ctx.destination.request("GET", build_path(target, "_recovery"), ok=(200, 404))
     if status == 404:
         return None
     for shard in (body.get(target) or {}).get("shards", []):
         if shard.get("type") == "SNAPSHOT":
-            return shard.get("source", {})
+            return {**shard.get("source", {}), "start_time_in_millis": shard.get("start_time_in_millis")}
     state = ctx.destination.get(build_path("_cluster", "state", "routing_table", target))
     shards = state.get("routing_table", {}).get("indices", {}).get(target, {}).get("shards", {})
     for copies in shards.values():
@@ -43,6 +44,7 @@ def restored_from(ctx: Any, target: str) -> dict[str, Any] | None:
 class Restore(Step):
     kind = "restore"
     title = "Restore the index on the destination"
+    lasting = True
     waits_for = "the restore to be under way (the request is held open until it ends; the next step follows it)"
 
     def body(self) -> dict[str, Any]:
@@ -79,12 +81,12 @@ class Restore(Step):
         target = self.params["target"]
         source = restored_from(self.ctx, target)
         if source is None:
-            return Observation(False, summary=f"{target} does not exist yet")
-        if source.get("snapshot") == self.snapshot and source.get("repository") == self.ctx.repository:
-            return Observation(True, summary=f"{target} restored from {self.snapshot}")
+            return Observation(False, summary=f"{target} does not exist on the destination")
+        if self.ctx.ledger.owns_index(self.ctx.repository, source):  # this snapshot, or the cutover's after it
+            return Observation(True, summary=f"{target} restored from {source.get('snapshot')}")
         raise StepFailed(
-            f"{target} exists on the destination and was not restored from snapshot {self.snapshot}; "
-            "migrator never overwrites it. Delete it, or change restore.rename_replacement"
+            f"{target} exists on the destination and was not restored by this migration (from snapshot "
+            f"{self.snapshot} it took); migrator never overwrites it. Delete it, or change restore.rename_replacement"
         )
 
     def act(self) -> None:

@@ -7,12 +7,17 @@ the minimal hand-run script does): the act returns as soon as the snapshot is ac
 in `GET _snapshot/<repo>/<snapshot>`), and `snapshot.wait` learns of the end from the held
 answer at once instead of one poll period late. A run that did not send it (a resume in a new
 process) has no held request and polls.
+
+A snapshot of that name is never adopted: the intent is recorded in the state before the request is
+sent and the snapshot's uuid from the first answer that shows it (migrator.ownership); a snapshot of
+the name that the ledger does not hold stops the step, naming `snapshot.name` and the fix.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from migrator import failpoints
 from migrator.clients.es import RETRY_STATUSES, EsError, build_path
 from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepContext, StepFailed, send_held
 
@@ -26,6 +31,25 @@ def snapshot_info(ctx: StepContext, snapshot: str) -> dict[str, Any] | None:
         return None
     snapshots = body.get("snapshots") or []
     return snapshots[0] if snapshots else None
+
+
+def not_ours(ctx: StepContext, snapshot: str, info: dict[str, Any]) -> StepFailed:
+    """The refusal of a snapshot of our name that this migration did not take."""
+    started = info.get("start_time") or info.get("start_time_in_millis") or "an unknown time"
+    return StepFailed(
+        f"snapshot {snapshot} already exists in repository {ctx.repository} (state {info.get('state')}, started "
+        f"{started}, uuid {info.get('uuid')}) and this migration did not take it: migrator never adopts a snapshot "
+        f"it did not take (its data may be older than the source's). Fix: set snapshot.name to a name not in the "
+        f"repository (e.g. with {{date}}), then `migrator cancel PLAN` (it deletes nothing it did not make) and "
+        f"`migrator apply PLAN`; or, if that snapshot is not needed, delete it "
+        f"(DELETE _snapshot/{ctx.repository}/{snapshot}) and `migrator resume PLAN`"
+    )
+
+
+def claim_or_refuse(ctx: StepContext, snapshot: str, info: dict[str, Any]) -> None:
+    """Record the uuid of the snapshot this run just took, or raise when the snapshot of that name is not ours."""
+    if not ctx.ledger.claim_snapshot(ctx.repository, snapshot, info):
+        raise not_ours(ctx, snapshot, info)
 
 
 def snapshot_body(ctx: StepContext) -> dict[str, Any]:
@@ -45,25 +69,33 @@ def take_snapshot(ctx: StepContext, step_id: str, snapshot: str) -> None:
     if not ctx.plan.moves:
         raise StepFailed("no index to snapshot: the plan selects nothing")
     path = build_path("_snapshot", ctx.repository, snapshot, params={"wait_for_completion": True})
+    ctx.ledger.intend_snapshot(ctx.repository, snapshot)
     answer = send_held(ctx.source, step_id, "PUT", path, snapshot_body(ctx))
     ctx.held_snapshots[snapshot] = answer
     delay = 0.05
     while True:
         try:
-            answer.result(timeout=delay)
+            ended = answer.result(timeout=delay)
+            info = ended.get("snapshot") if isinstance(ended, dict) else None
+            claim_or_refuse(ctx, snapshot, info if isinstance(info, dict) else snapshot_info(ctx, snapshot) or {})
             return  # already ended: snapshot.wait reads the outcome
         except TimeoutError:
             pass
         except EsError as exc:
             # A retry after a dropped connection is refused as a duplicate while the first one runs.
-            if snapshot_info(ctx, snapshot) is not None:
+            info = snapshot_info(ctx, snapshot)
+            if info is not None:
+                claim_or_refuse(ctx, snapshot, info)
                 return
             raise StepFailed(
                 f"snapshot {snapshot} in repository {ctx.repository} failed: {exc}. "
                 "Fix the cause, then `migrator resume` takes it again",
                 transient=exc.status in (None, *RETRY_STATUSES),
             ) from exc
-        if snapshot_info(ctx, snapshot) is not None:
+        info = snapshot_info(ctx, snapshot)
+        if info is not None:
+            failpoints.hit(step_id, "accepted")  # the window between the create and its recorded uuid
+            claim_or_refuse(ctx, snapshot, info)
             return
         if ctx.cancel_requested():
             raise Cancelled("cancel requested")
@@ -86,7 +118,8 @@ class CreateSnapshot(Step):
         info = snapshot_info(self.ctx, self.snapshot)
         if info is None:
             return Observation(False, summary=f"snapshot {self.snapshot} does not exist yet")
-        return Observation(True, summary=f"snapshot {self.snapshot} exists ({info.get('state')})")
+        claim_or_refuse(self.ctx, self.snapshot, info)
+        return Observation(True, summary=f"snapshot {self.snapshot} exists ({info.get('state')}), taken by this run")
 
     def act(self) -> None:
         take_snapshot(self.ctx, self.id, self.snapshot)

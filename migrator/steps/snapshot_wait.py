@@ -22,7 +22,7 @@ from typing import Any
 
 from migrator.clients.es import build_path
 from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepFailed
-from migrator.steps.snapshot_create import snapshot_info, take_snapshot
+from migrator.steps.snapshot_create import claim_or_refuse, snapshot_info, take_snapshot
 
 PROGRESS_EVERY_S = 5.0  # `_status` while the held request runs: 12 a minute at most
 ENDED_BADLY = ("FAILED", "PARTIAL", "ABORTED")
@@ -159,9 +159,12 @@ class FollowSnapshot(Step):
         if held is not None and not held.done():
             return Observation(False, in_progress=True, summary=f"snapshot {self.snapshot} running (request held open)")
         # The held request's answer is the snapshot's info once finalized: no need to ask again.
-        info = (held_answer(held) if held is not None else None) or snapshot_info(self.ctx, self.snapshot)
+        info = held_answer(held) if held is not None else None
         if info is None:
-            return Observation(False, summary=f"snapshot {self.snapshot} is missing: to be taken again")
+            info = snapshot_info(self.ctx, self.snapshot)
+            if info is None:
+                return Observation(False, summary=f"snapshot {self.snapshot} is missing: to be taken again")
+            claim_or_refuse(self.ctx, self.snapshot, info)
         state = info.get("state")
         if state in ENDED_BADLY and not (state == "PARTIAL" and self.ctx.spec.snapshot.partial):
             return Observation(False, summary=f"snapshot {self.snapshot} ended {state}: to be taken again")
@@ -175,6 +178,7 @@ class FollowSnapshot(Step):
         if held is not None:
             raise StepFailed(self._missing(held) if info is None else self._ended_badly(info))
         if info is not None:
+            claim_or_refuse(self.ctx, self.snapshot, info)  # only a snapshot of ours is deleted
             path = build_path("_snapshot", self.ctx.repository, self.snapshot)
             self.ctx.source.request("DELETE", path, ok=(200, 404))
         take_snapshot(self.ctx, self.id, self.snapshot)

@@ -86,3 +86,5 @@ class RegisterSourceRepository(Step):
     def act(self) -> None:
         method = "POST" if self.existing else "PUT"
         self.ctx.source.request(method, build_path("_snapshot", self.ctx.repository), self._body(reveal=True))
+        if self.existing is None:  # a registration that was there before is the user's, even if updated
+            self.ctx.ledger.record_repository("source", self.ctx.repository)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
+import uuid
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
 from migrator.clients.es import EsError, Request
+from migrator.ownership import Ledger
 
 REPOSITORY = "repo"
 
@@ -27,6 +30,18 @@ class FakeSource:
     def __call__(self, cluster: str, request: Request, status: int | None) -> None:
         if status is None:
             self.requests.append((request.method, request.path, getattr(self.current, "step", None)))
+
+    @staticmethod
+    def snapshot_entry(name: str, state: str = "IN_PROGRESS", start_ms: int | None = None) -> dict[str, Any]:
+        """A snapshot as `GET _snapshot/<repo>/<name>` shows it (uuid and start time as 7.x+ give them)."""
+        start = int(time.time() * 1000) if start_ms is None else start_ms
+        return {"snapshot": name, "uuid": uuid.uuid4().hex, "state": state, "start_time_in_millis": start}
+
+    def taken_earlier(self, ctx: Any, name: str, state: str, **extra: Any) -> None:
+        """A snapshot an earlier run of this migration took: its intent and uuid are in the ledger."""
+        ctx.ledger.intend_snapshot(ctx.repository, name)
+        self.snapshots[name] = {**self.snapshot_entry(name, state), **extra}
+        assert ctx.ledger.claim_snapshot(ctx.repository, name, self.snapshots[name])
 
     def end(self, state: str, failures: list[dict[str, Any]] | None = None, *, shards: int = 2) -> None:
         for info in self.snapshots.values():
@@ -50,7 +65,7 @@ class FakeSource:
         if method == "PUT":
             if self.create_error is not None:
                 raise self.create_error
-            self.snapshots[name] = {"snapshot": name, "state": "IN_PROGRESS"}
+            self.snapshots[name] = self.snapshot_entry(name)
             if "wait_for_completion=true" in path:
                 self.ended.wait(30)
                 return 200, {"snapshot": self.snapshots.get(name, {})}
@@ -101,6 +116,7 @@ def context(source: FakeSource, *, partial: bool = False, poll_s: float = 0.01) 
         snapshot="snap-1",
         held_snapshots={},
         snapshot_index_bytes={},
+        ledger=Ledger(),
         progress=Progress(),
         cancelled=False,
         poll_s=poll_s,

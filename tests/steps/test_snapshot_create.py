@@ -55,3 +55,29 @@ def test_nothing_to_snapshot_is_refused():
     ctx.plan.moves = []
     with pytest.raises(StepFailed, match="selects nothing"):
         CreateSnapshot("snapshot.create", {}, ctx).act()
+
+
+def test_a_snapshot_of_that_name_it_did_not_take_is_refused_naming_the_plan_field():
+    source = FakeSource()
+    source.snapshots["snap-1"] = source.snapshot_entry("snap-1", "SUCCESS", start_ms=1_000)
+    step = CreateSnapshot("snapshot.create", {}, context(source))
+    with pytest.raises(StepFailed) as refused:
+        step.observe()
+    message = str(refused.value)
+    assert "snapshot snap-1 already exists in repository repo" in message
+    assert "snapshot.name" in message and "this migration did not take it" in message
+    assert source.count("PUT") == 0 and source.count("DELETE") == 0
+
+
+def test_the_snapshot_it_took_is_recorded_by_uuid_and_recognised_by_it():
+    source = FakeSource()
+    ctx = context(source)
+    step = CreateSnapshot("snapshot.create", {}, ctx)
+    step.act()
+    record = ctx.ledger.snapshot_record("repo", "snap-1")
+    assert record["uuid"] == source.snapshots["snap-1"]["uuid"]
+    assert step.observe().done
+    source.end("SUCCESS")
+    source.snapshots["snap-1"] = source.snapshot_entry("snap-1", "SUCCESS")  # replaced behind our back
+    with pytest.raises(StepFailed, match="this migration did not take it"):
+        step.observe()

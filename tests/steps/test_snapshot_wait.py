@@ -48,7 +48,7 @@ def test_without_a_held_request_it_polls_and_a_partial_snapshot_is_not_mistaken_
     # `_status` says SUCCESS for a PARTIAL snapshot (seen on 7.17): its info decides.
     source = FakeSource()
     ctx = context(source)
-    source.snapshots["snap-1"] = {"snapshot": "snap-1", "state": "IN_PROGRESS"}
+    source.taken_earlier(ctx, "snap-1", "IN_PROGRESS")
     step = FollowSnapshot("snapshot.wait", {}, ctx)
     end_later(source, "PARTIAL", FAILURES, delay=0.0)
     source.ended.wait(5)
@@ -82,14 +82,26 @@ def test_a_failed_snapshot_stops_the_run_that_took_it_without_taking_it_again():
 
 def test_a_later_run_deletes_the_failed_snapshot_and_takes_it_again():
     source = FakeSource()
-    source.snapshots["snap-1"] = {"snapshot": "snap-1", "state": "FAILED", "failures": FAILURES}
-    step = FollowSnapshot("snapshot.wait", {}, context(source))
+    ctx = context(source)
+    source.taken_earlier(ctx, "snap-1", "FAILED", failures=FAILURES)
+    step = FollowSnapshot("snapshot.wait", {}, ctx)
     observation = step.observe()
     assert not observation.done and not observation.in_progress and "taken again" in observation.summary
     step.act()
     assert source.count("DELETE") == 1 and source.count("PUT") == 1
     end_later(source, "SUCCESS")
     assert step.wait()["state"] == "SUCCESS"
+
+
+def test_a_failed_snapshot_of_that_name_that_this_run_did_not_take_is_neither_followed_nor_deleted():
+    source = FakeSource()
+    source.snapshots["snap-1"] = {**source.snapshot_entry("snap-1", "FAILED"), "failures": FAILURES}
+    step = FollowSnapshot("snapshot.wait", {}, context(source))
+    with pytest.raises(StepFailed, match="this migration did not take it"):
+        step.observe()
+    with pytest.raises(StepFailed, match="snapshot.name"):
+        step.act()
+    assert source.count("DELETE") == 0 and source.count("PUT") == 0
 
 
 def test_a_missing_snapshot_is_taken_again_by_a_later_run_and_named_in_the_run_that_lost_it():

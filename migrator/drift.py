@@ -1,0 +1,87 @@
+"""Drift: a finished migration looked at again before it is called complete, and redone only when asked.
+
+Place in the flow: when every step a run would execute already has a `done` checkpoint (applying or
+resuming a finished plan, or a finished phase), the executor calls `find_drift` instead of reporting
+"complete" at once. It asks each done step whose work is meant to last (`Step.lasting`: the restored
+targets, their validated counts, the finish's replicas and aliases, the cutover's aliases) what is no
+longer as the run left it (`Step.drift`, read-only: the same GETs the step's observation sends). The CLI
+prints each drift with the command that redoes exactly that part (`migrator resume PLAN --redo STEP`)
+and exits 1; nothing is changed. `redo_steps` is what `--redo` forgets: the named step and what
+follows it for the same target (and the finish), so the next run observes and redoes just those.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import networkx as nx
+
+from migrator.planner import FINISH
+from migrator.state import Checkpoint
+from migrator.steps.base import Step
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One done step whose work is no longer there as the run left it."""
+
+    step: str
+    what: str  # what changed, in the step's terms
+
+
+def _target(graph: nx.DiGraph, node: str) -> str | None:
+    return graph.nodes[node]["params"].get("target")
+
+
+def _superseded(graph: nx.DiGraph, node: str, done: set[str]) -> bool:
+    """A later done step of the same kind and target has the last word (the cutover's validation after the
+    bulk copy's)."""
+    kind, target = graph.nodes[node]["kind"], _target(graph, node)
+    return any(
+        graph.nodes[later]["kind"] == kind and _target(graph, later) == target
+        for later in nx.descendants(graph, node) & done
+    )
+
+
+def find_drift(
+    graph: nx.DiGraph,
+    steps: dict[str, Step],
+    checkpoints: dict[str, Checkpoint],
+    nodes: Iterable[str],
+    tag: Callable[[str], None],
+    redact: Callable[[str], str],
+) -> list[Drift]:
+    """The drift of the done, lasting steps among `nodes`, in the plan's order; a step after one that
+    drifted is not asked (its drift follows from that one). `tag(node)` is called before a step is asked,
+    so that its requests are logged under it."""
+    wanted = set(nodes)
+    done = {node for node, cp in checkpoints.items() if cp.status == "done"}
+    found: list[Drift] = []
+    drifted: set[str] = set()
+    for node in nx.topological_sort(graph):
+        step = steps[node]
+        if node not in wanted or node not in done or not step.lasting or _superseded(graph, node, done):
+            continue
+        if nx.ancestors(graph, node) & drifted:
+            continue
+        tag(node)
+        try:
+            what = step.drift(checkpoints[node].detail)
+        except Exception as exc:  # noqa: BLE001 - a refusal or a missing index is the drift itself
+            what = str(exc)
+        if what:
+            found.append(Drift(node, redact(what)))
+            drifted.add(node)
+    return found
+
+
+def redo_steps(graph: nx.DiGraph, named: set[str]) -> set[str]:
+    """What `--redo` forgets: each named step, the steps after it for the same target, and the finish."""
+    redo = set(named)
+    for node in named:
+        target = _target(graph, node)
+        for later in nx.descendants(graph, node):
+            if later == FINISH or (target is not None and _target(graph, later) == target):
+                redo.add(later)
+    return redo

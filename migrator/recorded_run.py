@@ -1,0 +1,65 @@
+"""The run a state file records, as planning sees it: what it made its own, and how far it got.
+
+Place in the flow: `resume` and `apply --replan` re-plan a recorded run with `own_plan_options` (its
+snapshot name, the targets it restored, the snapshots it took, its cutover attempt), so that the planner
+counts them as the run's own rather than as collisions; the dry run (`migrator plan`) does the same with
+`recorded_run` when a state file lies beside the plan. Read-only: nothing here writes the state.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from migrator.ownership import Ledger
+from migrator.spec import MigrationSpec
+from migrator.state import StateStore
+
+
+def owned_targets(state: StateStore) -> frozenset[str]:
+    """Destination indices this migration restored (or began to restore) itself."""
+    return frozenset(
+        cp.step[len("restore[") : -1]
+        for cp in state.checkpoints().values()
+        if cp.step.startswith("restore[") and cp.status in ("acting", "done")
+    )
+
+
+def cutover_attempt(state: StateStore) -> int:
+    """How many cutovers this run has tried (each rollback starts the next attempt)."""
+    return int(state.get_meta("cutover_attempt") or 1)
+
+
+def own_plan_options(state: StateStore, repository: str) -> dict[str, Any]:
+    """What a recorded run makes its own when it is planned again (`build_plan`'s keywords): its snapshot
+    name, the targets it restored, the snapshots of `repository` it took (name -> uuid), its cutover attempt."""
+    return {
+        "snapshot_name": state.get_meta("snapshot"),
+        "owned_targets": owned_targets(state),
+        "owned_snapshots": Ledger(state).snapshot_uuids(repository),
+        "cutover_attempt": cutover_attempt(state),
+    }
+
+
+def recorded_run(state_path: Path, spec: MigrationSpec) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The run in the state file at `state_path`, if one began and was not cancelled: its summary
+    ({"status", "state_file", "started", "steps_done", "steps"}) and `own_plan_options`. (None, {}) when
+    there is none."""
+    if not state_path.is_file():
+        return None, {}
+    state = StateStore(state_path)
+    try:
+        if state.get_meta("status") in (None, "cancelled"):
+            return None, {}
+        nodes = state.get_json("nodes") or []
+        done = sum(1 for cp in state.checkpoints().values() if cp.status == "done" and cp.step in nodes)
+        summary = {
+            "status": state.get_meta("status"),
+            "state_file": str(state_path),
+            "started": state.get_meta("started"),
+            "steps_done": done,
+            "steps": len(nodes),
+        }
+        return summary, own_plan_options(state, spec.repository.name)
+    finally:
+        state.close()
