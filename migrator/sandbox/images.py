@@ -175,6 +175,8 @@ def build_elasticsearch(client: docker.DockerClient, dist: Distribution, home: P
         except docker.errors.BuildError as exc:
             lines = [str(item.get("stream", item.get("error", ""))).strip() for item in exc.build_log]
             raise SandboxError(f"building {tag} failed: {exc.msg}\n" + "\n".join(lines[-10:])) from None
+        except docker.errors.APIError as exc:
+            raise SandboxError(f"building {tag} failed: {exc.explanation or exc}") from None
 
 
 def add_resolved(tar: tarfile.TarFile, folder: Path, arcname: str) -> None:
@@ -182,7 +184,7 @@ def add_resolved(tar: tarfile.TarFile, folder: Path, arcname: str) -> None:
     dangling links (an absent src.zip) are left out."""
     for root, dirs, files in os.walk(folder, followlinks=True):
         relative = Path(root).relative_to(folder)
-        tar.add(root, arcname=str(Path(arcname) / relative), recursive=False)
+        tar.add(Path(root).resolve(), arcname=str(Path(arcname) / relative), recursive=False)
         for name in sorted(files):
             path = Path(root) / name
             with contextlib.suppress(FileNotFoundError):
