@@ -98,7 +98,8 @@ class DockerSandbox(Sandbox):
 
     def processes(self) -> dict[str, dict[str, Any]]:
         """Running containers as the manager's process entries: `pgid` is the container's first process
-        as the host sees it (it leads its own session), `port` and `version` come from the labels."""
+        (the engine's init, which forwards signals and exits with its child) as the host sees it: it leads
+        its own session. `port` and `version` come from the labels."""
         entries: dict[str, dict[str, Any]] = {}
         for role, container in self.containers().items():
             pid = int(container.attrs["State"].get("Pid") or 0)
@@ -193,6 +194,7 @@ class DockerSandbox(Sandbox):
             name=self.container_name(layout.role),
             detach=True,
             network_mode="host",
+            init=True,
             user=f"{user[0]}:{user[1]}",
             environment=environment,
             working_dir=str(layout.folder),
@@ -231,6 +233,7 @@ class DockerSandbox(Sandbox):
             name=self.container_name("oss"),
             detach=True,
             network_mode="host",
+            init=True,
             user=f"{user[0]}:{user[1]}",
             environment={"PYTHONPATH": SOURCE_MOUNT, "PYTHONUNBUFFERED": "1", "HOME": "/tmp"},
             volumes={
