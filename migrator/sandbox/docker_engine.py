@@ -31,10 +31,8 @@ from migrator.sandbox.manager import (
     BASE_PATH,
     BUCKET,
     LOCATION,
-    PREFERRED_PORTS,
     REPLICA_BUCKET,
     REPLICA_LOCATION,
-    TRANSPORT_PORTS,
     Sandbox,
 )
 from migrator.sandbox.processes import SandboxError, hand_over, pick_port, run_as
@@ -49,6 +47,10 @@ LABEL_PORT = "org.migrator.sandbox.port"
 LABEL_VERSION = "org.migrator.sandbox.version"
 NODE_ROLES = ("source", "destination")
 ROLES = (*NODE_ROLES, "oss")
+# Ports of their own, away from the process engine's (19200, 19210, 19000): two sandboxes started at once
+# would otherwise both find the same port free and race for it (a node binds it seconds after start).
+PREFERRED_PORTS = {"source": 19400, "destination": 19410, "oss": 19100}
+TRANSPORT_PORTS = {"source": 19500, "destination": 19510}
 SOURCE_MOUNT = "/opt/migrator-src"  # the OSS server's code, mounted read-only from this installation
 OSS_START_S = 60.0
 STOP_GRACE_S = 30

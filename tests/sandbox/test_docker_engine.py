@@ -74,13 +74,14 @@ def test_up_runs_the_sandbox_as_labelled_unprivileged_containers(engine, sandbox
         binds = {mount["Destination"]: mount["Source"] for mount in container.attrs["Mounts"]}
         assert binds[str(folder / "buckets")] == str(folder / "buckets")
         # Elasticsearch refuses root: every process in the containers runs as another uid.
-        uid_column = container.top(ps_args="-o uid,comm")["Titles"].index("UID")
-        assert all(row[uid_column] != "0" for row in container.top(ps_args="-o uid,comm")["Processes"]), role
+        top = container.top(ps_args="-o pid,uid,comm")
+        uids = [row[top["Titles"].index("UID")] for row in top["Processes"]]
+        assert uids and "0" not in uids, (role, top)
     for role in ("source", "destination"):
         client = EsClient(document[role]["url"], label=role)
         try:
             assert client.health()["status"] in ("green", "yellow")
-            assert client.get("/")["version"]["number"] == document[role]["version"]
+            assert str(client.version()) == document[role]["version"]
         finally:
             client.close()
 
