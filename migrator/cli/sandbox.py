@@ -19,7 +19,7 @@ from migrator.sandbox.distributions import (
 from migrator.sandbox.processes import SandboxError
 
 if TYPE_CHECKING:
-    from migrator.sandbox.manager import Sandbox
+    from migrator.sandbox.engines import SandboxEngine
 
 app = typer.Typer(
     help=(
@@ -37,11 +37,16 @@ DirOption = Annotated[
 ]
 
 
-def _sandbox(folder: Path | None) -> Sandbox:
+def _sandbox(folder: Path | None, engine: str | None = None, image_mode: str = "auto") -> SandboxEngine:
+    """The sandbox in `folder` on `engine` (default: the engine that started it, else `process`)."""
     # Imported here: the manager brings the OSS server and the node code, which `migrator apply` never needs.
-    from migrator.sandbox.manager import Sandbox, default_dir
+    from migrator.sandbox.engines import open_sandbox
+    from migrator.sandbox.manager import default_dir
 
-    return Sandbox((folder or default_dir()).resolve())
+    try:
+        return open_sandbox((folder or default_dir()).resolve(), engine, image_mode)
+    except SandboxError as exc:
+        raise fail(str(exc), ExitCode.BAD_INPUT) from None
 
 
 @app.command()
@@ -49,6 +54,14 @@ def up(
     source_version: Annotated[str, typer.Option(help=VERSIONS_HELP)] = DEFAULT_SOURCE_VERSION,
     destination_version: Annotated[str, typer.Option(help=VERSIONS_HELP)] = DEFAULT_DESTINATION_VERSION,
     folder: DirOption = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(help="process (the default: local processes) or docker (containers of the local Docker engine)"),
+    ] = None,
+    image: Annotated[
+        str,
+        typer.Option(help="With --engine docker: auto (the official image, else one built here), official, or local"),
+    ] = "auto",
 ) -> None:
     """Start the source and destination clusters and the OSS server; print the sandbox as JSON.
 
@@ -58,9 +71,12 @@ def up(
     cross-region replication, and `replica_repository` is the `fs` settings of its copy of the
     repository. Running `up` on a running sandbox changes nothing and exits 0.
     """
-    sandbox = _sandbox(folder)
+    from migrator.sandbox.engines import DEFAULT_ENGINE, remember
+
+    sandbox = _sandbox(folder, engine, image)
     try:
         document, started = sandbox.up(source_version, destination_version)
+        remember(sandbox.folder, engine or document.get("engine", DEFAULT_ENGINE))
     except DistributionError as exc:
         raise fail(str(exc), ExitCode.BAD_INPUT) from None
     except SandboxError as exc:
@@ -92,6 +108,8 @@ def status(
             where = item.get("url") or item.get("endpoint")
             extra = f" Elasticsearch {item['version']}, health {item.get('health', '-')}" if "version" in item else ""
             typer.echo(f"{name:<12} {state:<8} {where}{extra}")
+            if "logs" in item:
+                typer.echo(f"{'':<12} container {item['container']} ({item['image']}), logs: {item['logs']}")
     if not report["running"]:
         raise typer.Exit(int(ExitCode.NEEDS_ATTENTION))
 

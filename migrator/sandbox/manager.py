@@ -160,9 +160,21 @@ class Sandbox:
             if names
         ]
 
-        document = {
-            "source": {"url": layouts["source"].url, "version": source_dist.version},
-            "destination": {"url": layouts["destination"].url, "version": destination_dist.version},
+        document = self.describe(
+            {role: (layout.url, layout.dist.version) for role, layout in layouts.items()}, endpoint, key_id, secret
+        )
+        if warnings:
+            document["warnings"] = warnings
+        self.write_files(document, key_id, secret)
+        return document, True
+
+    def describe(
+        self, nodes_by_role: dict[str, tuple[str, str]], endpoint: str, key_id: str, secret: str
+    ) -> dict[str, Any]:
+        """The document `up` prints: `nodes_by_role` maps source/destination to (URL, version)."""
+        return {
+            "source": {"url": nodes_by_role["source"][0], "version": nodes_by_role["source"][1]},
+            "destination": {"url": nodes_by_role["destination"][0], "version": nodes_by_role["destination"][1]},
             "oss": {
                 "endpoint": endpoint,
                 "bucket": BUCKET,
@@ -173,18 +185,21 @@ class Sandbox:
                 "replica_bucket": REPLICA_BUCKET,
                 "replica_region": REPLICA_REGION,
             },
-            "repository": {"type": "fs", "settings": {"location": str(bucket_dir / BASE_PATH)}},
-            "replica_repository": {"type": "fs", "settings": {"location": str(replica_dir / BASE_PATH)}},
+            "repository": {"type": "fs", "settings": {"location": str(self.bucket_root / BUCKET / BASE_PATH)}},
+            "replica_repository": {
+                "type": "fs",
+                "settings": {"location": str(self.bucket_root / REPLICA_BUCKET / BASE_PATH)},
+            },
             "plan": str(self.plan_path),
         }
-        if warnings:
-            document["warnings"] = warnings
+
+    def write_files(self, document: dict[str, Any], key_id: str, secret: str) -> None:
+        """sandbox.json and the env file (mode 600: they hold the key pair), and the three ready plans."""
         self._write_private(self.document_path, json.dumps(document, indent=2) + "\n")
         self._write_private(self.env_path, f"{KEY_ID_VAR}={key_id}\n{SECRET_VAR}={secret}\n")
         self.plan_path.write_text(sandbox_plan(document, self.env_path.name))
         (self.folder / "cutover.yaml").write_text(cutover_plan(document, self.env_path.name))
         (self.folder / "cross-region.yaml").write_text(cross_region_plan(document, self.env_path.name))
-        return document, True
 
     def _check_data_version(self, role: str, version: str) -> None:
         """A cluster's data folder cannot go back to an older version (nor skip one): refuse, naming the fix."""

@@ -1,0 +1,317 @@
+"""The sandbox on a Docker engine: `migrator sandbox up --engine docker`, then `status`, `seed`, `faults`, `down`.
+
+The same two clusters, versions, OSS server, folder layout, sandbox.json and plans as the process engine
+(manager.py), but each node and the OSS server is a container, run through the `docker` package
+(`pip install 'migrator[docker]'`). Containers use the host's network and listen on loopback ports
+(an engine started with `--bridge=none` has no other network). Each node's folder DIR/<role> and the
+bucket folder are bind-mounted at the same paths as on the host, so `path.repo`, the `fs` repository
+location and the log files read the same inside and out. Nodes run as an unprivileged uid (Elasticsearch
+refuses root). Every container is labelled with the sandbox folder and its role: `down` removes exactly
+this sandbox's containers, and `status` finds them (and their logs) with nothing else written down.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import migrator
+from migrator.sandbox import images, nodes
+from migrator.sandbox.distributions import (
+    DEFAULT_DESTINATION_VERSION,
+    DEFAULT_SOURCE_VERSION,
+    resolve_version,
+    unpack,
+)
+from migrator.sandbox.manager import (
+    BASE_PATH,
+    BUCKET,
+    LOCATION,
+    REPLICA_BUCKET,
+    REPLICA_LOCATION,
+    Sandbox,
+)
+from migrator.sandbox.processes import SandboxError, hand_over, pick_port, run_as
+
+if TYPE_CHECKING:
+    import docker
+    from docker.models.containers import Container
+
+LABEL_DIR = "org.migrator.sandbox.dir"
+LABEL_ROLE = "org.migrator.sandbox.role"
+LABEL_PORT = "org.migrator.sandbox.port"
+LABEL_VERSION = "org.migrator.sandbox.version"
+NODE_ROLES = ("source", "destination")
+ROLES = (*NODE_ROLES, "oss")
+# Ports of their own, away from the process engine's (19200, 19210, 19000): two sandboxes started at once
+# would otherwise both find the same port free and race for it (a node binds it seconds after start).
+PREFERRED_PORTS = {"source": 19400, "destination": 19410, "oss": 19100}
+TRANSPORT_PORTS = {"source": 19500, "destination": 19510}
+SOURCE_MOUNT = "/opt/migrator-src"  # the OSS server's code, mounted read-only from this installation
+OSS_START_S = 60.0
+STOP_GRACE_S = 30
+
+
+def connect() -> docker.DockerClient:
+    """A client of the local Docker engine (DOCKER_HOST, else /var/run/docker.sock); SandboxError when
+    the package is missing or no engine answers."""
+    try:
+        import docker
+    except ImportError:
+        raise SandboxError(
+            "the docker engine needs the `docker` Python package: pip install 'migrator[docker]'"
+        ) from None
+    try:
+        client = docker.from_env(timeout=STOP_GRACE_S + 90)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise SandboxError(
+            f"no Docker engine answers ({exc}); start one (as root: `bash scripts/docker-engine.sh`, "
+            "see the README's 'The sandbox on Docker'), or use --engine process"
+        ) from None
+    return client
+
+
+class DockerSandbox(Sandbox):
+    """A sandbox folder whose nodes and OSS server are containers of the local Docker engine."""
+
+    def __init__(self, folder: Path, image_mode: str = "auto") -> None:
+        super().__init__(folder)
+        self.image_mode = image_mode
+        self._client: docker.DockerClient | None = None
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = connect()
+        return self._client
+
+    def container_name(self, role: str) -> str:
+        return f"migrator-sandbox-{hashlib.sha1(str(self.folder).encode()).hexdigest()[:8]}-{role}"
+
+    def containers(self) -> dict[str, Container]:
+        """This sandbox's containers by role, running or not (found by the folder's label)."""
+        found = self.client.containers.list(all=True, filters={"label": f"{LABEL_DIR}={self.folder}"})
+        return {container.labels[LABEL_ROLE]: container for container in found}
+
+    def processes(self) -> dict[str, dict[str, Any]]:
+        """Running containers as the manager's process entries: `pgid` is the container's first process
+        (the engine's init, which forwards signals and exits with its child) as the host sees it: it leads
+        its own session. `port` and `version` come from the labels."""
+        entries: dict[str, dict[str, Any]] = {}
+        for role, container in self.containers().items():
+            pid = int(container.attrs["State"].get("Pid") or 0)
+            if container.status != "running" or pid <= 0:
+                continue
+            entries[role] = {"pgid": pid, "port": int(container.labels[LABEL_PORT])}
+            if LABEL_VERSION in container.labels:
+                entries[role]["version"] = container.labels[LABEL_VERSION]
+        return entries
+
+    # up -------------------------------------------------------------------------------
+
+    def up(
+        self, source_version: str | None = None, destination_version: str | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """Start both nodes and the OSS server as containers; returns (document, started). Images are
+        pulled or built first (see images.py). A running sandbox is left as it is."""
+        containers = self.containers()
+        if set(containers) == set(ROLES) and all(c.status == "running" for c in containers.values()):
+            return self.document(), False
+        if containers:
+            self.down()
+        dists = {
+            "source": resolve_version(source_version or DEFAULT_SOURCE_VERSION),
+            "destination": resolve_version(destination_version or DEFAULT_DESTINATION_VERSION),
+        }
+        for role, dist in dists.items():
+            self._check_data_version(role, dist.version)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.folder, 0o755)
+        owner = run_as()
+        for bucket in (BUCKET, REPLICA_BUCKET):
+            (self.bucket_root / bucket / BASE_PATH).mkdir(parents=True, exist_ok=True)
+        hand_over(self.bucket_root, owner)
+        user = owner or (os.getuid(), os.getgid())
+
+        taken: set[int] = set()
+        layouts: dict[str, nodes.NodeLayout] = {}
+        chosen: dict[str, images.Image] = {}
+        for role, dist in dists.items():
+            home = unpack(dist, self.folder / "dist")
+            chosen[role] = images.elasticsearch_image(self.client, dist, home, self.image_mode)
+            layouts[role] = nodes.NodeLayout(
+                role=role,
+                dist=dist,
+                home=home,
+                folder=self.folder / role,
+                http_port=pick_port(PREFERRED_PORTS[role], taken),
+                transport_port=pick_port(TRANSPORT_PORTS[role], taken),
+                repo_paths=[self.bucket_root],
+            )
+        base = images.base_image(self.client)
+        key_id, secret = self._credentials()
+        oss_port = pick_port(PREFERRED_PORTS["oss"], taken)
+
+        pids = {role: self._start_node(layout, chosen[role], owner, user) for role, layout in layouts.items()}
+        try:
+            endpoint = self._start_oss_container(base, oss_port, key_id, secret, owner, user)
+            red = nodes.wait_all_green(layouts, pids)
+        except SandboxError as exc:
+            logs = self._log_tails()
+            self.down()
+            raise SandboxError(f"{exc}\n{logs}".rstrip()) from None
+        return self._publish(layouts, endpoint, key_id, secret, red), True
+
+    def _labels(self, role: str, port: int, version: str | None = None) -> dict[str, str]:
+        labels = {LABEL_DIR: str(self.folder), LABEL_ROLE: role, LABEL_PORT: str(port)}
+        if version:
+            labels[LABEL_VERSION] = version
+        return labels
+
+    def _start_node(
+        self, layout: nodes.NodeLayout, image: images.Image, owner: tuple[int, int] | None, user: tuple[int, int]
+    ) -> int:
+        """Configure the node's folder as the process engine does and run it; returns its host pid."""
+        nodes.configure(layout, owner)
+        if image.official:
+            # The official image carries security (on by default from 8.0); the sandbox speaks plain HTTP.
+            config = layout.folder / "config" / "elasticsearch.yml"
+            text = config.read_text()
+            if "xpack.security.enabled" not in text:
+                config.write_text(text + "xpack.security.enabled: false\n")
+        environment = {
+            "HOME": str(layout.folder),
+            "LANG": "C.UTF-8",
+            "ES_PATH_CONF": str(layout.folder / "config"),
+            "ES_TMPDIR": str(layout.folder / "tmp"),
+            "ES_JAVA_OPTS": f"-Xms{nodes.HEAP} -Xmx{nodes.HEAP} -XX:-HeapDumpOnOutOfMemoryError",
+        }
+        container = self.client.containers.run(
+            image.tag,
+            name=self.container_name(layout.role),
+            detach=True,
+            network_mode="host",
+            init=True,
+            user=f"{user[0]}:{user[1]}",
+            environment=environment,
+            working_dir=str(layout.folder),
+            volumes={
+                str(layout.folder): {"bind": str(layout.folder), "mode": "rw"},
+                str(self.bucket_root): {"bind": str(self.bucket_root), "mode": "rw"},
+            },
+            labels=self._labels(layout.role, layout.http_port, layout.dist.version),
+        )
+        container.reload()
+        return int(container.attrs["State"]["Pid"])
+
+    def _start_oss_container(
+        self, base: str, port: int, key_id: str, secret: str, owner: tuple[int, int] | None, user: tuple[int, int]
+    ) -> str:
+        """Run the OSS server (this installation's code, mounted read-only) on the base image; its endpoint."""
+        config = {
+            "root": str(self.bucket_root),
+            "host": "127.0.0.1",
+            "port": port,
+            "buckets": [
+                {"name": BUCKET, "region": LOCATION, "storage_class": "Standard"},
+                {"name": REPLICA_BUCKET, "region": REPLICA_LOCATION, "storage_class": "Standard"},
+            ],
+            "access_key_id": key_id,
+            "access_key_secret": secret,
+        }
+        config_path = self.folder / "oss-server.json"
+        self._write_private(config_path, json.dumps(config))
+        if owner is not None:
+            os.chown(config_path, *owner)
+        package = Path(migrator.__file__).parent
+        container = self.client.containers.run(
+            base,
+            ["python3", "-m", "migrator.sandbox.oss_server", "--config", str(config_path)],
+            name=self.container_name("oss"),
+            detach=True,
+            network_mode="host",
+            init=True,
+            user=f"{user[0]}:{user[1]}",
+            environment={"PYTHONPATH": SOURCE_MOUNT, "PYTHONUNBUFFERED": "1", "HOME": "/tmp"},
+            volumes={
+                str(package): {"bind": f"{SOURCE_MOUNT}/migrator", "mode": "ro"},
+                str(config_path): {"bind": str(config_path), "mode": "ro"},
+                str(self.bucket_root): {"bind": str(self.bucket_root), "mode": "rw"},
+            },
+            labels=self._labels("oss", port),
+        )
+        deadline = time.monotonic() + OSS_START_S
+        while time.monotonic() < deadline:
+            container.reload()
+            if container.status not in ("created", "running"):
+                raise SandboxError(f"the OSS server container {container.name} exited at start-up")
+            if b'"endpoint"' in container.logs():
+                return f"http://127.0.0.1:{port}"
+            time.sleep(0.2)
+        raise SandboxError(f"the OSS server container {container.name} did not start within {OSS_START_S:.0f} s")
+
+    def _publish(
+        self,
+        layouts: dict[str, nodes.NodeLayout],
+        endpoint: str,
+        key_id: str,
+        secret: str,
+        red: dict[str, list[str]],
+    ) -> dict[str, Any]:
+        """Write sandbox.json, the env file and the plans, as the process engine does; returns the document."""
+        warnings = [
+            f"the {role} has indices without primaries (red), left by an earlier run: {', '.join(names)}; "
+            f"delete them (DELETE {layouts[role].url}/{','.join(names)}) or use another --dir"
+            for role, names in sorted(red.items())
+            if names
+        ]
+        document = self.describe(
+            {role: (layout.url, layout.dist.version) for role, layout in layouts.items()}, endpoint, key_id, secret
+        )
+        document["engine"] = "docker"
+        if warnings:
+            document["warnings"] = warnings
+        self.write_files(document, key_id, secret)
+        return document
+
+    # status / down --------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """The manager's report, plus per role the container, its image and where its logs are; a
+        stopped container's last log lines are in `log_tail`."""
+        report = super().status()
+        report["engine"] = "docker"
+        for role, container in self.containers().items():
+            item = report.setdefault(role, {"running": False, "port": int(container.labels[LABEL_PORT])})
+            item["container"] = container.name
+            item["image"] = container.attrs["Config"]["Image"]
+            item["logs"] = f"docker logs {container.name}"
+            if role in NODE_ROLES:
+                item["log_file"] = str(self.folder / role / "logs")
+            if container.status != "running":
+                item["log_tail"] = container.logs(tail=15).decode("utf-8", "replace")
+        return report
+
+    def down(self) -> list[str]:
+        """Stop and remove every container labelled with this folder; returns the roles that were running."""
+        stopped = []
+        for role, container in self.containers().items():
+            if container.status == "running":
+                stopped.append(role)
+                container.stop(timeout=STOP_GRACE_S)
+            container.remove(force=True)
+        return stopped
+
+    def _log_tails(self) -> str:
+        """The last lines of each container's own output (what a node prints before its log file exists)."""
+        parts = []
+        for role, container in self.containers().items():
+            text = container.logs(tail=10).decode("utf-8", "replace").strip()
+            if text:
+                parts.append(f"last lines of `docker logs {container.name}` ({role}):\n{text}")
+        return "\n".join(parts)
