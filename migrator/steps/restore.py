@@ -16,8 +16,6 @@ from typing import Any
 from migrator.clients.es import EsError, build_path
 from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepFailed, send_held
 
-RETRYABLE = ("concurrent_snapshot_execution_exception", "snapshot_restore_exception: [")
-
 
 def restored_from(ctx: Any, target: str) -> dict[str, Any] | None:
     """The snapshot the target was restored from (`ctx`: anything with a `destination` client), from its
@@ -99,7 +97,7 @@ class Restore(Step):
             try:
                 self._until_under_way(answer)
             except EsError as exc:
-                if exc.status in (400, 503) and any(mark in str(exc) for mark in RETRYABLE) and attempt < 29:
+                if exc.transient and attempt < 29:  # a concurrent snapshot operation, an overloaded master
                     self.ctx.sleep(1.0)
                     continue
                 raise

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from migrator.clients.es import RETRY_STATUSES, EsError, build_path
+from migrator.clients.es import EsError, build_path
 from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepContext, StepFailed, send_held
 
 ACCEPT_POLL_MAX_S = 1.0
@@ -61,7 +61,8 @@ def take_snapshot(ctx: StepContext, step_id: str, snapshot: str) -> None:
             raise StepFailed(
                 f"snapshot {snapshot} in repository {ctx.repository} failed: {exc}. "
                 "Fix the cause, then `migrator resume` takes it again",
-                transient=exc.status in (None, *RETRY_STATUSES),
+                transient=exc.transient,
+                cure=exc.cure,
             ) from exc
         if snapshot_info(ctx, snapshot) is not None:
             return
