@@ -15,6 +15,7 @@ from typing import Any
 
 from migrator.clients.es import EsError, build_path
 from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepFailed, send_held
+from migrator.steps.stall import StallWatch
 
 
 def restored_from(ctx: Any, target: str) -> dict[str, Any] | None:
@@ -105,7 +106,9 @@ class Restore(Step):
             return
 
     def _until_under_way(self, answer: Future[Any]) -> None:
-        """Return once the restore answered or shows in the destination's recovery; raise its error."""
+        """Return once the restore answered or shows in the destination's recovery; raise its error, or
+        Stalled when neither happened for `waits.stall_after`."""
+        watch = StallWatch(self.ctx, f"the restore of {self.params['target']} (not under way yet)")
         delay = 0.05
         while True:
             try:
@@ -118,4 +121,5 @@ class Restore(Step):
                 return
             if self.ctx.cancel_requested():
                 raise Cancelled("cancel requested")
+            watch.see(None)
             delay = min(2 * delay, 1.0)

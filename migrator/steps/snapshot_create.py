@@ -15,6 +15,7 @@ from typing import Any
 
 from migrator.clients.es import EsError, build_path
 from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepContext, StepFailed, send_held
+from migrator.steps.stall import StallWatch
 
 ACCEPT_POLL_MAX_S = 1.0
 
@@ -47,6 +48,7 @@ def take_snapshot(ctx: StepContext, step_id: str, snapshot: str) -> None:
     path = build_path("_snapshot", ctx.repository, snapshot, params={"wait_for_completion": True})
     answer = send_held(ctx.source, step_id, "PUT", path, snapshot_body(ctx))
     ctx.held_snapshots[snapshot] = answer
+    watch = StallWatch(ctx, f"snapshot {snapshot} in repository {ctx.repository} (not accepted yet)")
     delay = 0.05
     while True:
         try:
@@ -68,6 +70,7 @@ def take_snapshot(ctx: StepContext, step_id: str, snapshot: str) -> None:
             return
         if ctx.cancel_requested():
             raise Cancelled("cancel requested")
+        watch.see(None)
         delay = min(2 * delay, ACCEPT_POLL_MAX_S)
 
 
