@@ -59,9 +59,11 @@ def explain_primary(client: EsClient, index: str, shard: int) -> Explanation | N
         decider
         for node in answer.get("node_allocation_decisions") or []
         for decider in node.get("deciders") or []
-        if decider.get("decision") == "NO"
+        if decider.get("decision") in ("NO", "THROTTLE")
     ]
-    failed = answer.get("can_allocate") == "no" or any(d.get("decider") == "restore_in_progress" for d in deciders)
+    failed = answer.get("can_allocate") == "no" or any(
+        d.get("decider") == "restore_in_progress" and d.get("decision") == "NO" for d in deciders
+    )
     causes = [d for d in deciders if d.get("decider") != "restore_in_progress"] or deciders
     first = causes[0] if causes else {}
     said = first.get("explanation") or answer.get("allocate_explanation") or "no reason given"
