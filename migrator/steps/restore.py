@@ -98,7 +98,9 @@ class Restore(Step):
             try:
                 self._until_under_way(answer)
             except EsError as exc:
-                if exc.transient and attempt < 29:  # a concurrent snapshot operation, an overloaded master
+                # Elasticsearch refused it for now (a concurrent snapshot operation, overload): nothing started, so
+                # send it again. Without an answer it may have started: the executor observes before retrying.
+                if exc.transient and exc.error_type is not None and attempt < 29:
                     self.ctx.sleep(1.0)
                     continue
                 raise
