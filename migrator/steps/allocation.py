@@ -21,7 +21,7 @@ EXPLAINED = 3  # unassigned primaries explained in one message
 EXPLAIN_PATH = "/_cluster/allocation/explain"
 # `node does not match index setting [index.routing.allocation.require] filters [_name:"node-1"]`
 _INDEX_FILTER = re.compile(
-    r"index setting \[(index\.routing\.allocation\.(?:require|include|exclude))\] filters \[(\w+)"
+    r"index setting \[(index\.routing\.allocation\.(?:require|include|exclude))\] filters \[([^:\]]+)"
 )
 _TIER = re.compile(r"index has a preference for tiers")
 
@@ -116,9 +116,12 @@ def _fix(decider: str, said: str) -> tuple[str, Cure]:
 
 
 def failed_restore_message(target: str, answer: Any, explanations: list[Explanation]) -> str:
-    """The message of a restore that answered with failed shards: the index, its shards and why."""
+    """The message of a restore that failed: the index, its shards (from the restore's `answer`, when there is
+    one) and why."""
     shards = (answer.get("snapshot") or {}).get("shards") or {} if isinstance(answer, dict) else {}
-    head = f"the restore of {target} failed: {shards.get('failed', '?')} of {shards.get('total', '?')} shards failed"
+    head = f"the restore of {target} failed"
+    if shards:
+        head += f": {shards.get('failed', '?')} of {shards.get('total', '?')} shards failed"
     lines = [e.text for e in explanations] or ["the destination gives no reason (GET _cluster/allocation/explain)"]
     return (
         f"{head}. {' '.join(lines)}. After the fix, `migrator resume` deletes the half-restored {target} "

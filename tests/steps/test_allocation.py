@@ -44,8 +44,8 @@ def refused(decider: str, explanation: str, can_allocate: str = "no", decision: 
     [
         (
             "filter",
-            'node does not match index setting [index.routing.allocation.include] filters [zone:"east"]',
-            "`restore.ignore_index_settings: [index.routing.allocation.include.zone]`",
+            'node does not match index setting [index.routing.allocation.include] filters [box-type:"hot"]',
+            "`restore.ignore_index_settings: [index.routing.allocation.include.box-type]`",
             Cure.REPLAN,
         ),
         (
