@@ -123,7 +123,8 @@ def failed_restore_message(target: str, answer: Any, explanations: list[Explanat
     if shards:
         head += f": {shards.get('failed', '?')} of {shards.get('total', '?')} shards failed"
     lines = [e.text for e in explanations] or ["the destination gives no reason (GET _cluster/allocation/explain)"]
+    command = "migrator resume --replan" if any(e.cure is Cure.REPLAN for e in explanations) else "migrator resume"
     return (
-        f"{head}. {' '.join(lines)}. After the fix, `migrator resume` deletes the half-restored {target} "
+        f"{head}. {' '.join(lines)}. After the fix, `{command}` deletes the half-restored {target} "
         "(ours: restored from this migration's snapshot) and restores it again"
     )

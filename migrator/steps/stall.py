@@ -66,10 +66,10 @@ class StallWatch:
         if now - self.since < self.limit:
             return
         at = f" (still at {shown})" if shown else ""
-        why = self.explain() if self.explain is not None else ""
+        why = (self.explain() if self.explain is not None else "").rstrip(".")
         raise Stalled(
             f"{self.what} has not moved for {human_duration(now - self.since)}{at}; waits.stall_after is "
-            f"{human_duration(self.limit)}.{' ' + why if why else ''} Once the cause is fixed, `migrator resume` "
+            f"{human_duration(self.limit)}.{' ' + why + '.' if why else ''} Once the cause is fixed, `migrator resume` "
             "follows it again (nothing is started twice); to wait longer, raise waits.stall_after and run "
             "`migrator resume --replan`",
             cure=Cure.RESUME,

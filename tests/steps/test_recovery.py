@@ -177,6 +177,7 @@ def test_a_held_restore_with_failed_shards_stops_at_once_with_the_allocation_dec
     assert f"the restore of {TARGET} failed: 1 of 1 shards failed" in message
     assert f"{TARGET} shard 0: no (filter: node does not match index setting" in message
     assert "`restore.ignore_index_settings: [index.routing.allocation.require._name]`" in message
+    assert "After the fix, `migrator resume --replan` deletes the half-restored" in message
     assert failed.value.cure is Cure.REPLAN and not failed.value.transient
     assert "GET /_cluster/allocation/explain" in destination.requests
 

@@ -26,7 +26,7 @@ def test_progress_resets_the_clock_and_the_same_figures_for_stall_after_stop_the
         w.see((5, 10), "5/10 bytes")
     message = str(stalled.value)
     assert message.startswith("the recovery of orders has not moved for 60 s (still at 5/10 bytes)")
-    assert "waits.stall_after is 60 s. orders shard 0: no (disk_threshold" in message
+    assert "waits.stall_after is 60 s. orders shard 0: no (disk_threshold: above the high watermark). Once" in message
     assert "`migrator resume`" in message and "`migrator resume --replan`" in message
     assert not stalled.value.transient and stalled.value.cure is Cure.RESUME
 
