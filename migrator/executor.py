@@ -2,8 +2,8 @@
 
 For each ready step: skip it when its checkpoint says done; else observe the real clusters and
 bucket, record an `acting` checkpoint, act only when nothing is under way already, wait, and
-record `done`. Transient failures (connection errors, 429/5xx after the HTTP layer's own retries,
-storage faults) are retried with backoff; anything else stops the run cleanly: steps in flight
+record `done`. Transient failures (as `migrator.errors` classifies them: overload, connection
+errors, storage faults) are retried with backoff; anything else stops the run cleanly: steps in flight
 finish their current request, nothing new starts, and `resume` picks up from the checkpoints.
 Every request sent to a cluster is recorded in the event log, redacted. A run may be limited to
 some steps (`selected`), and a `gate` may be asked before each step sends anything (step by step).
@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from migrator import failpoints
-from migrator.clients.es import EsError, Request
-from migrator.clients.storage import StorageError
+from migrator.clients.es import Request
 from migrator.drift import Drift, find_drift
+from migrator.errors import Cure, MigratorError
 from migrator.redact import Redactor
 from migrator.state import StateStore
 from migrator.steps import STEP_KINDS
@@ -37,6 +37,7 @@ class RunResult:
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    cure: Cure = Cure.RESUME  # what continues after the failures: REPLAN when one of them needs a plan change
     cancelled: bool = False
     declined: str | None = None  # the step the gate refused
     not_run: list[str] = field(default_factory=list)  # steps left for a later run
@@ -74,13 +75,13 @@ def build_steps(graph: nx.DiGraph, ctx: StepContext) -> dict[str, Step]:
 
 
 def is_transient(exc: Exception) -> bool:
-    if isinstance(exc, StepFailed):
-        return exc.transient
-    if isinstance(exc, EsError):
-        return exc.status is None or exc.status in (429, 500, 502, 503, 504)
-    if isinstance(exc, StorageError):
-        return bool(getattr(exc, "transient", False))
-    return False
+    """Whether trying the step again later may succeed by itself (see `migrator.errors`)."""
+    return isinstance(exc, MigratorError) and exc.transient
+
+
+def cure_of(exc: Exception) -> Cure:
+    """What continues after this failure: `resume --replan` when the fix is a plan change, else `resume`."""
+    return exc.cure if isinstance(exc, MigratorError) else Cure.RESUME
 
 
 class Executor:
@@ -152,6 +153,8 @@ class Executor:
                     except Exception as exc:  # noqa: BLE001 - every failure is reported, none is lost
                         message = self.redactor.text(str(exc))
                         result.failed[node] = message
+                        if cure_of(exc) is Cure.REPLAN:
+                            result.cure = Cure.REPLAN
                         self.state.checkpoint(node, "failed", {"error": message})
                         self.state.event("step.failed", message, step=node)
                         self.on_step(node, "failed", message)

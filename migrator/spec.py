@@ -24,6 +24,7 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
@@ -518,6 +519,31 @@ class CutoverSpec(_Model):
     )
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h)?", re.IGNORECASE)
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def _seconds(value: Any) -> Any:
+    """`15m`, `90s`, `1h` or a number of seconds -> seconds; anything else is left for pydantic to refuse."""
+    if isinstance(value, str) and (match := _DURATION.fullmatch(value.strip())):
+        return float(match.group(1)) * _DURATION_UNITS[(match.group(2) or "s").lower()]
+    if isinstance(value, str):
+        raise _invalid(f"{value!r} is not a duration", "write it like 15m, 90s or 1h (or a number of seconds)")
+    return value
+
+
+class WaitsSpec(_Model):
+    """How long migrator follows something that does not move before it stops and says so."""
+
+    stall_after: Annotated[float, BeforeValidator(_seconds)] = Field(
+        900,
+        gt=0,
+        allow_inf_nan=False,
+        description="seconds (or 15m, 1h) without progress after which a wait (snapshot, restore, recovery, "
+        "replication, cutover) stops, naming what did not move",
+    )
+
+
 # -- the plan -----------------------------------------------------------------------------------------
 
 
@@ -539,6 +565,7 @@ class MigrationSpec(_Model):
         None, description="cross-region: the destination's repository is another bucket, replicated from the source's"
     )
     estimate: EstimateSpec = Field(default_factory=EstimateSpec)
+    waits: WaitsSpec = Field(default_factory=WaitsSpec)
 
     @property
     def validate(self) -> ValidateSpec:  # type: ignore[override]  # the plan's `validate:` section

@@ -102,3 +102,17 @@ def test_cancel_stops_before_the_next_step(tmp_path):
     world, state, executor, _ = make_world(tmp_path, diamond(), a={"error": Cancelled("stop"), "fail_times": 1})
     result = executor.run()
     assert result.cancelled and world.order == ["a"]
+
+
+def test_a_permanent_500_is_not_retried_and_asks_for_a_plan_change(tmp_path):
+    refused = EsError(
+        "destination",
+        Request("POST", "/_snapshot/r/s/_restore"),
+        500,
+        "snapshot_restore_exception: [r:s/u] cannot restore index [a] because it cannot be upgraded",
+    )
+    world, state, executor, steps = make_world(tmp_path, diamond(), b={"fail_times": 9, "error": refused})
+    result = executor.run()
+    assert list(result.failed) == ["b"] and steps["b"].acts == 1  # today: 4 acts, each logged "transient"
+    assert result.cure.value == "replan"
+    assert state.events("step.retry") == []

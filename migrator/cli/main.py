@@ -17,11 +17,10 @@ from rich.live import Live
 
 from migrator import __version__
 from migrator.cli import sandbox
-from migrator.cli.errors import fail
+from migrator.cli.errors import fail, stopped_line
 from migrator.cli.verify import verify
-from migrator.clients.es import EsError
-from migrator.clients.storage import StorageError
 from migrator.cutover import cutover_report, rollback
+from migrator.errors import MigratorError
 from migrator.exit_codes import ExitCode
 from migrator.migration import (
     Migration,
@@ -99,8 +98,8 @@ def errors_to_exit_codes(redact: Callable[[str], str] = lambda text: text) -> It
         raise fail(f"the plan is refused, nothing was changed:\n{redact(str(exc))}", ExitCode.BAD_INPUT) from None
     except (LockHeld, NeedsAttention) as exc:
         raise fail(redact(str(exc)), ExitCode.NEEDS_ATTENTION) from None
-    except (EsError, StorageError) as exc:
-        raise fail(redact(str(exc)), ExitCode.FAILED) from None
+    except MigratorError as exc:  # Elasticsearch and storage errors: the exit code their kind says
+        raise fail(redact(str(exc)), exc.exit_code) from None
 
 
 @contextmanager
@@ -258,7 +257,7 @@ def run(
     if result.failed:
         for step, message in result.failed.items():
             typer.secho(f"failed: {step}: {message}", err=True, fg=typer.colors.RED)
-        raise fail(f"stopped; fix the cause, then run `migrator resume {plan_file}`", ExitCode.FAILED)
+        raise fail(stopped_line(result.cure, str(plan_file)), ExitCode.FAILED)
     if result.drift:
         for drift in result.drift:
             typer.secho(f"drift: {drift.step}: {drift.what}", err=True, fg=typer.colors.RED)

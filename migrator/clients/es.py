@@ -4,7 +4,8 @@ Source and destination are often different majors (7.10 without the product head
 9.x). The official client rewrites Accept/Content-Type to `compatible-with=<major>` and demands
 the `X-Elastic-Product` header, which breaks older servers; so this layer sends plain JSON through
 `elastic_transport.Transport`, which does neither. Transient answers (429/502/503/504, connection
-errors) are retried with backoff by the transport; every request has a timeout. Every request is
+errors) are retried with backoff by the transport; every request has a timeout. An answer that is
+still an error becomes an EsError, classified by `migrator.errors`. Every request is
 reported to an optional observer (the executor's event log) with its body, once before it is sent
 (status None: the record exists even if the process dies mid-request) and once answered (the
 status, or NO_ANSWER).
@@ -22,7 +23,10 @@ from urllib.parse import quote, urlencode, urlsplit
 from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout, NodeConfig, Transport, TransportError
 
-RETRY_STATUSES = (429, 502, 503, 504)
+from migrator.errors import TRANSIENT_STATUSES, MigratorError, classify_es
+
+RETRY_STATUSES = tuple(sorted(TRANSIENT_STATUSES))
+ERROR_TYPE = re.compile(r"^([a-z_]+_exception): ")
 NO_ANSWER = -1
 MUTATING_METHODS = frozenset({"PUT", "POST", "DELETE"})
 
@@ -59,14 +63,26 @@ class Request:
         return self.method in MUTATING_METHODS
 
 
-class EsError(Exception):
-    """A request failed for good; the message names the cluster, the request and the answer."""
+class EsError(MigratorError):
+    """A request failed (after the transport's own retries); the message names the cluster, the request
+    and the answer. `error_type` is the answer's `error.type` (None without one; by default the
+    `<type>: ` that starts `message`, as `error_reason` writes it); whether it is transient and what
+    continues after it come from `errors.classify_es`."""
 
-    def __init__(self, cluster: str, request: Request, status: int | None, message: str) -> None:
+    def __init__(
+        self, cluster: str, request: Request, status: int | None, message: str, *, error_type: str | None = None
+    ) -> None:
         self.cluster = cluster
         self.request = request
         self.status = status
-        super().__init__(f"{cluster}: {request.method} {request.path} -> {status or 'no answer'}: {message}")
+        match = ERROR_TYPE.match(message)
+        self.error_type = error_type or (match.group(1) if match else None)
+        kind = classify_es(status, self.error_type, message)
+        super().__init__(
+            f"{cluster}: {request.method} {request.path} -> {status or 'no answer'}: {message}",
+            transient=kind.transient,
+            cure=kind.cure,
+        )
 
 
 def error_reason(body: Any) -> str:

@@ -40,6 +40,7 @@ import requests
 import urllib3
 
 from migrator.clients.oss_sdk import oss2
+from migrator.errors import MigratorError
 
 T = TypeVar("T")
 
@@ -92,12 +93,8 @@ def part_size_for(size: int, part_size: int = PART_SIZE) -> int:
     return max(part_size, MIN_PART_SIZE, -(-size // MAX_PARTS))
 
 
-class StorageError(Exception):
+class StorageError(MigratorError):
     """A storage operation failed; `transient` says whether trying again later may succeed."""
-
-    def __init__(self, message: str, *, transient: bool = False) -> None:
-        super().__init__(message)
-        self.transient = transient
 
 
 class NotFound(StorageError):

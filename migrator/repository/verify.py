@@ -30,7 +30,6 @@ import re
 import threading
 import time
 import zlib
-from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -565,31 +564,30 @@ class _IndexCheck:
         return value if isinstance(value, str) and not value.isdigit() else None
 
     def run(self) -> None:
-        order = sorted(self.shards, key=str)  # the listing's order: "1/" < "10/" < "2/"
+        """Match the listing's folders to shards by exact name (`0.bak/` or `0-old/` is not shard 0's
+        folder, whatever its place in the listing); a shard whose folder never appears is checked empty."""
         window = self.v.workers * 2
-        ahead: deque[tuple[int, Future[_ShardData]]] = deque()
-        upcoming = iter(order)
+        ahead: dict[str, tuple[int, Future[_ShardData]]] = {}
+        upcoming = iter(sorted(self.shards, key=lambda shard: f"{shard}/"))  # the listing's order
+        wanted = {str(shard): shard for shard in self.shards}
 
         def refill() -> None:
             while len(ahead) < window:
                 shard = next(upcoming, None)
                 if shard is None:
                     return
-                ahead.append((shard, self.v.pool.submit(self.fetch_shard, shard)))
+                if str(shard) in wanted:
+                    ahead[str(shard)] = (shard, self.v.pool.submit(self.fetch_shard, shard))
 
         refill()
         for folder, infos in itertools.groupby(self.listing(), key=lambda info: info[0]):
             entries = (info[1] for info in infos)
             if folder is None:
                 self.index_blobs(entries)
-                continue
-            while ahead and str(ahead[0][0]) < folder:  # shards whose folder does not exist at all
-                shard, future = ahead.popleft()
-                self.check_shard(shard, future.result(), iter(()))
-                refill()
-            if ahead and str(ahead[0][0]) == folder:
-                shard, future = ahead.popleft()
-                self.check_shard(shard, future.result(), entries)
+            elif folder in wanted:
+                shard = wanted.pop(folder)
+                fetched = ahead.pop(folder)[1].result() if folder in ahead else self.fetch_shard(shard)
+                self.check_shard(shard, fetched, entries)
                 refill()
             elif folder.isdigit():
                 for _ in entries:  # a shard this snapshot has no data for (failed) or does not have
@@ -597,10 +595,9 @@ class _IndexCheck:
             else:
                 for name, size in entries:
                     self.garbage.add(f"{self.prefix}{folder}/{name}", size)
-        while ahead:
-            shard, future = ahead.popleft()
-            self.check_shard(shard, future.result(), iter(()))
-            refill()
+        for folder, shard in sorted(wanted.items(), key=lambda item: item[1]):  # shards without a folder
+            fetched = ahead.pop(folder)[1].result() if folder in ahead else self.fetch_shard(shard)
+            self.check_shard(shard, fetched, iter(()))
         if self.garbage.count:
             self.v.add(
                 "garbage",

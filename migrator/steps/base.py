@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from migrator.clients.es import EsClient
 from migrator.clients.replication import BucketReplication
 from migrator.clients.storage import Storage
+from migrator.errors import MigratorError
 from migrator.ownership import Ledger
 from migrator.planner import MigrationPlan
 from migrator.spec import MigrationSpec
@@ -28,12 +29,9 @@ from migrator.spec import MigrationSpec
 MASK = "******"
 
 
-class StepFailed(Exception):
-    """A step cannot complete; the message says what is wrong and what to do next."""
-
-    def __init__(self, message: str, *, transient: bool = False) -> None:
-        super().__init__(message)
-        self.transient = transient
+class StepFailed(MigratorError):
+    """A step cannot complete; the message says what is wrong and what to do next (`cure`: `resume`, or
+    `resume --replan` when the fix is a plan change)."""
 
 
 class Cancelled(Exception):

@@ -14,6 +14,12 @@ length. The figures it records at the end (bytes restored, bytes reused) come fr
 that restore copied every file of the index, whose total snapshot.wait already read. Without the
 held request (a resume in a new process, or a held request cut by a restart) it polls, and heals a
 lost restore.
+
+A restore that answers with failed shards (a primary no destination node may hold: an allocation
+filter copied from the source, a full disk) stops the step at once, with the destination's
+allocation decision and the fix (see allocation). A resumed run that finds such a failed primary
+deletes the index (ours) and restores it again, once: the fix may have been made meanwhile. Both
+waits end on a stall too: no byte recovered for `waits.stall_after` (see stall).
 """
 
 from __future__ import annotations
@@ -24,9 +30,12 @@ from concurrent.futures import wait as wait_for_futures
 from typing import Any
 
 from migrator.clients.es import build_path
+from migrator.errors import Cure
 from migrator.planner import restore_id
-from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step
+from migrator.steps.allocation import EXPLAIN_PATH, Explanation, failed_restore_message, why_unassigned
+from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepFailed
 from migrator.steps.restore import Restore
+from migrator.steps.stall import StallWatch
 
 PROGRESS_EVERY_S = 10.0  # `_recovery` while the held restore runs: 6 a minute per index at most
 # Why a primary may be unassigned while its restore is still alive.
@@ -39,6 +48,7 @@ class FollowRecovery(Step):
     waits_for = "every primary shard STARTED (recovery: files and bytes recovered / total)"
     reused: int = 0
     figures: dict[str, Any] | None = None
+    restored_again: bool = False  # a failed restore is healed once per run, then reported
 
     def describe(self) -> list[ConsoleRequest]:
         return [ConsoleRequest("destination", "GET", f"{self.params['target']}/_recovery")]
@@ -48,6 +58,9 @@ class FollowRecovery(Step):
         return [
             ConsoleRequest("destination", "GET", f"_cluster/health/{target}?wait_for_no_initializing_shards=true"),
             ConsoleRequest("destination", "GET", f"_cat/shards/{target}"),
+            ConsoleRequest(
+                "destination", "GET", EXPLAIN_PATH.lstrip("/"), {"index": target, "shard": 0, "primary": True}
+            ),
         ]
 
     def _progress(self, heal: bool = False) -> tuple[bool, int, int, str]:
@@ -57,10 +70,13 @@ class FollowRecovery(Step):
         primaries of a freshly restored index as yellow while they are still initializing."""
         target = self.params["target"]
         status, body = self.ctx.destination.request("GET", build_path(target, "_recovery"), ok=(200, 404))
-        path = build_path("_cat", "shards", target, params={"format": "json", "h": "prirep,state,ur"})
+        path = build_path("_cat", "shards", target, params={"format": "json", "h": "shard,prirep,state,ur"})
         rows = [] if status == 404 else self.ctx.destination.get(path)
         primaries = [row for row in rows if row.get("prirep") == "p"]
         lost = any(row.get("state") == "UNASSIGNED" and row.get("ur") not in LIVE_REASONS for row in primaries)
+        waiting = sorted(int(row.get("shard", 0)) for row in primaries if row.get("state") == "UNASSIGNED")
+        if heal and waiting and not lost and not any(row.get("state") == "INITIALIZING" for row in rows):
+            self._heal_failed_restore(waiting)
         if status == 404 or lost:
             if heal:
                 self._restore_again(missing=status == 404)
@@ -76,6 +92,33 @@ class FollowRecovery(Step):
         params = {"wait_for_no_initializing_shards": True, "timeout": timeout}
         path = build_path("_cluster", "health", self.params["target"], params=params)
         self.ctx.destination.request("GET", path, ok=(200, 408), timeout_s=self.ctx.poll_s * 10 + 30)
+
+    def _heal_failed_restore(self, unassigned: list[int]) -> None:
+        """Asked when a primary waits with nothing initializing. When the destination gave up restoring it
+        (Elasticsearch never retries a failed restore), delete the index (ours) and restore it again, once per
+        run (the cause may have been fixed since); a second failure stops the step, naming the reason."""
+        target = self.params["target"]
+        explanations = why_unassigned(self.ctx.destination, target, unassigned)
+        if not any(e.failed_restore for e in explanations):
+            return
+        if self.restored_again:
+            raise StepFailed(failed_restore_message(target, {}, explanations), cure=_cure(explanations))
+        self.restored_again = True
+        self.ctx.progress.message(self.id, f"{target}: its restore had failed; deleting it and restoring it again")
+        self.ctx.destination.request("DELETE", build_path(target), ok=(200, 404))
+        Restore(restore_id(target), self.params, self.ctx).act()
+        held = self.ctx.held_restores.pop(target, None)
+        if held is not None:  # its answer comes at once when it fails again, and stops the step
+            self._await_held(held, StallWatch(self.ctx, f"the restore of {target}"))
+
+    def _stall_reason(self) -> str:
+        """Why a stalled recovery does not move, when a primary waits for a node (asked only on a stall)."""
+        return " ".join(e.text for e in why_unassigned(self.ctx.destination, self.params["target"]))
+
+    def _stop_failed(self, answer: Any) -> None:
+        """The held restore answered with failed shards: stop, naming the shards and the destination's reason."""
+        explanations = why_unassigned(self.ctx.destination, self.params["target"])
+        raise StepFailed(failed_restore_message(self.params["target"], answer, explanations), cure=_cure(explanations))
 
     def _restore_again(self, *, missing: bool) -> None:
         target = self.params["target"]
@@ -134,8 +177,10 @@ class FollowRecovery(Step):
         self.figures = {"bytes": total, "reused_bytes": self.reused}
         return self.figures
 
-    def _await_held(self, held: Future[Any]) -> bool:
-        """Wait for the held restore, showing progress every PROGRESS_EVERY_S; True when it restored every shard."""
+    def _await_held(self, held: Future[Any], watch: StallWatch) -> bool:
+        """Wait for the held restore, showing progress every PROGRESS_EVERY_S; True when it restored every shard,
+        False when its request failed or was cut (poll from then on). Raises StepFailed when it answered with
+        failed shards, Stalled when no byte was recovered for `waits.stall_after`."""
         while True:
             deadline = time.monotonic() + PROGRESS_EVERY_S
             while not held.done() and time.monotonic() < deadline:
@@ -143,15 +188,22 @@ class FollowRecovery(Step):
                     raise Cancelled("cancel requested")
                 wait_for_futures([held], timeout=0.5)
             if held.done():
-                return self._held_succeeded(held)
+                if self._held_succeeded(held):
+                    return True
+                if held.exception() is None:
+                    self._stop_failed(held.result())
+                return False
             recovered, total = self._sizes()
             self.ctx.progress.update(self.id, recovered, total, "bytes", "restoring")
+            watch.see((recovered, total), f"{recovered}/{total} bytes")
 
     def wait(self) -> dict[str, Any]:
         """One progress read, then a long poll of the index's health for a few poll periods: few requests,
         and the end of the recovery is seen the moment it happens."""
+        target = self.params["target"]
+        watch = StallWatch(self.ctx, f"the recovery of {target}", explain=self._stall_reason)
         held = self._held()
-        if held is not None and self._await_held(held):
+        if held is not None and self._await_held(held, watch):
             return self._figures()
         if held is not None:  # it failed or was cut (a restart?): from here on, poll and heal
             self.ctx.held_restores.pop(self.params["target"], None)
@@ -159,6 +211,7 @@ class FollowRecovery(Step):
         while True:
             done, recovered, total, stages = self._progress(heal=True)
             self.ctx.progress.update(self.id, recovered, total, "bytes", f"stage {stages}")
+            watch.see((recovered, total, stages), f"{recovered}/{total} bytes, stage {stages}")
             if done:
                 # Restoring over an existing (closed) index reuses the files it already holds.
                 return {"bytes": total, "reused_bytes": self.reused}
@@ -168,3 +221,8 @@ class FollowRecovery(Step):
             self._long_poll(long_poll)
             if time.monotonic() - started < self.ctx.poll_s:  # nothing initializing yet: queued shards
                 self.ctx.sleep()
+
+
+def _cure(explanations: list[Explanation]) -> Cure:
+    """`resume --replan` when one of the fixes is a plan change, else `resume`."""
+    return Cure.REPLAN if any(e.cure is Cure.REPLAN for e in explanations) else Cure.RESUME

@@ -18,6 +18,7 @@ from migrator.clients.replication import ReplicationRuleInfo
 from migrator.clients.storage import NotFound, StorageError
 from migrator.spec import MigrationSpec
 from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
+from migrator.steps.stall import StallWatch
 
 
 def replication_rule(spec: MigrationSpec) -> dict[str, Any]:
@@ -102,11 +103,13 @@ class Replicate(Step):
         found = self._existing()
         if found is None:
             raise StepFailed("the replication rule vanished while it was followed; run again", transient=True)
+        watch = StallWatch(self.ctx, f"the replication of rule {found.rule_id}")
         while True:
             progress = self._call(self.ctx.replication().progress, found.rule_id)
             historical = 100.0 if progress.historical is None else progress.historical * 100
             point = progress.new_object_progress.isoformat() if progress.new_object_progress else "not yet"
             self.ctx.progress.update(self.id, historical, 100, "%", f"new objects replicated up to {point}")
+            watch.see((historical, point), f"{historical:.0f} % of the existing objects, new ones up to {point}")
             if progress.covers(self.since or datetime.now(UTC)):
                 return {"rule_id": found.rule_id, "replicated_up_to": point}
             self.ctx.sleep()

@@ -16,8 +16,7 @@ from typing import Any
 
 from migrator.clients.es import EsError, build_path
 from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepFailed, send_held
-
-RETRYABLE = ("concurrent_snapshot_execution_exception", "snapshot_restore_exception: [")
+from migrator.steps.stall import StallWatch
 
 
 def restored_from(ctx: Any, target: str) -> dict[str, Any] | None:
@@ -101,7 +100,9 @@ class Restore(Step):
             try:
                 self._until_under_way(answer)
             except EsError as exc:
-                if exc.status in (400, 503) and any(mark in str(exc) for mark in RETRYABLE) and attempt < 29:
+                # Elasticsearch refused it for now (a concurrent snapshot operation, overload): nothing started, so
+                # send it again. Without an answer it may have started: the executor observes before retrying.
+                if exc.transient and exc.error_type is not None and attempt < 29:
                     self.ctx.sleep(1.0)
                     continue
                 raise
@@ -109,7 +110,9 @@ class Restore(Step):
             return
 
     def _until_under_way(self, answer: Future[Any]) -> None:
-        """Return once the restore answered or shows in the destination's recovery; raise its error."""
+        """Return once the restore answered or shows in the destination's recovery; raise its error, or
+        Stalled when neither happened for `waits.stall_after`."""
+        watch = StallWatch(self.ctx, f"the restore of {self.params['target']} (not under way yet)")
         delay = 0.05
         while True:
             try:
@@ -122,4 +125,5 @@ class Restore(Step):
                 return
             if self.ctx.cancel_requested():
                 raise Cancelled("cancel requested")
+            watch.see(None)
             delay = min(2 * delay, 1.0)

@@ -18,8 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 from migrator import failpoints
-from migrator.clients.es import RETRY_STATUSES, EsError, build_path
+from migrator.clients.es import EsError, build_path
 from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepContext, StepFailed, send_held
+from migrator.steps.stall import StallWatch
 
 ACCEPT_POLL_MAX_S = 1.0
 
@@ -72,6 +73,7 @@ def take_snapshot(ctx: StepContext, step_id: str, snapshot: str) -> None:
     ctx.ledger.intend_snapshot(ctx.repository, snapshot)
     answer = send_held(ctx.source, step_id, "PUT", path, snapshot_body(ctx))
     ctx.held_snapshots[snapshot] = answer
+    watch = StallWatch(ctx, f"snapshot {snapshot} in repository {ctx.repository} (not accepted yet)")
     delay = 0.05
     while True:
         try:
@@ -90,7 +92,8 @@ def take_snapshot(ctx: StepContext, step_id: str, snapshot: str) -> None:
             raise StepFailed(
                 f"snapshot {snapshot} in repository {ctx.repository} failed: {exc}. "
                 "Fix the cause, then `migrator resume` takes it again",
-                transient=exc.status in (None, *RETRY_STATUSES),
+                transient=exc.transient,
+                cure=exc.cure,
             ) from exc
         info = snapshot_info(ctx, snapshot)
         if info is not None:
@@ -99,6 +102,7 @@ def take_snapshot(ctx: StepContext, step_id: str, snapshot: str) -> None:
             return
         if ctx.cancel_requested():
             raise Cancelled("cancel requested")
+        watch.see(None)
         delay = min(2 * delay, ACCEPT_POLL_MAX_S)
 
 

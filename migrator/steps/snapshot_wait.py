@@ -10,7 +10,8 @@ naming its state, its failed shards and their reasons. Nothing was restored from
 waits for this step), so the next `migrator resume` deletes it and takes it again under the same
 name; a snapshot that went missing is taken again too. The run that saw it fail never takes it
 again by itself: the cause (a full or unwritable repository, a broken shard) is most likely still
-there.
+there. A snapshot whose shards and bytes do not move for `waits.stall_after` stops the step too
+(see stall), from the `_status` reads the progress bar makes anyway.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from migrator.clients.es import build_path
 from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepFailed
 from migrator.steps.snapshot_create import claim_or_refuse, snapshot_info, take_snapshot
+from migrator.steps.stall import StallWatch
 
 PROGRESS_EVERY_S = 5.0  # `_status` while the held request runs: 12 a minute at most
 ENDED_BADLY = ("FAILED", "PARTIAL", "ABORTED")
@@ -129,8 +131,8 @@ class FollowSnapshot(Step):
             raise StepFailed(self._missing(self.ctx.held_snapshots.get(self.snapshot)))
         return info
 
-    def _progress(self) -> dict[str, Any]:
-        """Read `_status` and show shards and bytes; returns the status (empty when it is gone)."""
+    def _progress(self, watch: StallWatch | None = None) -> dict[str, Any]:
+        """Read `_status` and show shards and bytes (to `watch` too); returns the status (empty when it is gone)."""
         path = build_path("_snapshot", self.ctx.repository, self.snapshot, "_status")
         code, body = self.ctx.source.request("GET", path, ok=(200, 404))
         status = (body.get("snapshots") or [{}])[0] if code == 200 else {}
@@ -140,6 +142,8 @@ class FollowSnapshot(Step):
         done = stats.get("processed", {}).get("size_in_bytes", stats.get("processed_size_in_bytes", 0))
         text = f"shards {shards.get('done', 0)}/{shards.get('total', 0)}"
         self.ctx.progress.update(self.id, done, total, "bytes", text)
+        if watch is not None:
+            watch.see((status.get("state"), shards.get("done"), done), f"{text}, {done}/{total} bytes")
         return status
 
     def _await(self, held: Future[Any], seconds: float) -> bool:
@@ -185,9 +189,10 @@ class FollowSnapshot(Step):
 
     def wait(self) -> dict[str, Any]:
         held = self.ctx.held_snapshots.get(self.snapshot)
+        watch = StallWatch(self.ctx, f"snapshot {self.snapshot} in repository {self.ctx.repository}")
         while True:
             if held is None:
-                status = self._progress()
+                status = self._progress(watch)
                 # `_status` says SUCCESS once every shard is done, before the snapshot is finalized (and
                 # also for a PARTIAL one); the snapshot's own info says how it ended, and only afterwards.
                 if status.get("state") not in ("IN_PROGRESS", "STARTED", "INIT"):
@@ -201,7 +206,7 @@ class FollowSnapshot(Step):
                     break
                 held = None  # answered, yet the snapshot runs on (a cut request): poll from now on
             else:
-                self._progress()
+                self._progress(watch)
         detail = {"state": info.get("state"), "shards": (info.get("shards") or {}).get("total", 0)}
         # One read of the finished snapshot's statistics: what it copied, and what it reused.
         status = self._progress()

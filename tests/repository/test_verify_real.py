@@ -297,3 +297,47 @@ def test_partial_snapshot_allowed_skips_the_failed_shard(written):
             LocalStorage(repository.folder), PARTIAL, allow_partial=True, indices=[repository.bad_index]
         )
         assert only_bad.restorable and only_bad.shards == 0
+
+
+@pytest.fixture
+def one_snapshot(testbed) -> Iterator[tuple[Path, str]]:
+    """A 7.17 node's SUCCESS snapshot of a 2-shard index in an `fs` repository under the bucket: (folder, index id)."""
+    client = testbed.client("7.17")
+    tag = uuid.uuid4().hex[:8]
+    index, repository = f"stray-{tag}", f"stray-{tag}"
+    folder = testbed.bucket_dir / f"verify-{uuid.uuid4().hex}"
+    client.request("PUT", build_path(index), {"settings": {"number_of_shards": 2, "number_of_replicas": 0}})
+    client.request("POST", "/_bulk", _documents(index, 200), timeout_s=120)
+    client.request("POST", build_path(index, "_refresh"))
+    client.request("PUT", build_path("_snapshot", repository), {"type": "fs", "settings": {"location": str(folder)}})
+    try:
+        client.request(
+            "PUT",
+            build_path("_snapshot", repository, GOOD, params={"wait_for_completion": "true"}),
+            {"indices": index, "include_global_state": False},
+            timeout_s=120,
+        )
+    finally:
+        client.request("DELETE", build_path("_snapshot", repository))
+        client.request("DELETE", build_path(index), ok=(200, 404))
+        client.close()
+    data = json.loads(live_index_n(folder).read_text())
+    yield folder, data["indices"][index]["id"]
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.parametrize("backend", ["local", "oss"])
+def test_a_stray_folder_beside_a_shard_folder_is_a_leftover(one_snapshot, oss, backend):
+    """`0.bak/` and `0-old/` sort just before `0/` (and `1~/` after `1/`): none of them is a shard's folder."""
+    folder, index_id = one_snapshot
+    strays = ("0.bak", "0-old", "1~")
+    for stray in strays:
+        (folder / "indices" / index_id / stray).mkdir()
+        (folder / "indices" / index_id / stray / "__leftover").write_bytes(b"x" * 10)
+    storage: Storage = LocalStorage(folder) if backend == "local" else oss(folder)
+    result = verify_snapshot(storage, GOOD)
+    assert result.restorable, result.summary()
+    assert [f for f in result.findings if f.severity != "garbage"] == []
+    assert result.shards == 2 and result.files > 0
+    leftovers = " ".join(f.message for f in result.findings if f.code == "unreferenced_blobs")
+    assert "3 blob(s)" in leftovers and f"indices/{index_id}/0.bak/__leftover" in leftovers

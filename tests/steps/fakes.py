@@ -104,11 +104,14 @@ class Progress:
         return None
 
 
-def context(source: FakeSource, *, partial: bool = False, poll_s: float = 0.01) -> SimpleNamespace:
+def context(
+    source: FakeSource, *, partial: bool = False, poll_s: float = 0.01, stall_after: float = 900.0
+) -> SimpleNamespace:
     """What the snapshot steps use of a StepContext."""
     ctx = SimpleNamespace(
         spec=SimpleNamespace(
-            snapshot=SimpleNamespace(include_global_state=False, partial=partial, ignore_unavailable=False)
+            snapshot=SimpleNamespace(include_global_state=False, partial=partial, ignore_unavailable=False),
+            waits=SimpleNamespace(stall_after=stall_after),
         ),
         plan=SimpleNamespace(moves=[SimpleNamespace(source="orders"), SimpleNamespace(source="logs")]),
         source=source,

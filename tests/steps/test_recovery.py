@@ -9,9 +9,16 @@ import time
 from concurrent.futures import Future
 from types import SimpleNamespace
 from typing import Any
+from unittest.mock import patch
+
+import pytest
 
 from migrator.clients.es import EsError, Request
+from migrator.errors import Cure
+from migrator.steps.base import StepFailed
 from migrator.steps.recovery import FollowRecovery
+from migrator.steps.restore import Restore
+from migrator.steps.stall import Stalled
 from tests.steps.fakes import Progress
 
 TARGET = "moved-orders"
@@ -28,16 +35,59 @@ RECOVERY = {
 }
 
 
+FILTERED = {
+    "current_state": "unassigned",
+    "can_allocate": "no",
+    "allocate_explanation": "cannot allocate because allocation is not permitted to any of the nodes",
+    "node_allocation_decisions": [
+        {
+            "node_name": "n8",
+            "deciders": [
+                {
+                    "decider": "restore_in_progress",
+                    "decision": "NO",
+                    "explanation": "shard has failed to be restored from the snapshot",
+                },
+                {
+                    "decider": "filter",
+                    "decision": "NO",
+                    "explanation": "node does not match index setting [index.routing.allocation.require] filters "
+                    '[_name:"n717"]',
+                },
+            ],
+        }
+    ],
+}
+FULL_DISK = {
+    **FILTERED,
+    "node_allocation_decisions": [
+        {
+            "deciders": [
+                {
+                    "decider": "disk_threshold",
+                    "decision": "NO",
+                    "explanation": "the node is above the high watermark cluster setting",
+                }
+            ]
+        }
+    ],
+}
+
+
 class FakeDestination:
     def __init__(self) -> None:
         self.requests: list[str] = []
+        self.shards: list[dict[str, Any]] = [{"shard": "0", "prirep": "p", "state": "STARTED", "ur": None}]
+        self.disk = False
 
     def request(self, method: str, path: str, body: Any = None, **_: Any) -> tuple[int, Any]:
         self.requests.append(f"{method} {path}")
         if path.endswith("/_recovery"):
             return 200, RECOVERY
         if path.startswith("/_cat/shards"):
-            return 200, [{"prirep": "p", "state": "STARTED", "ur": None}]
+            return 200, self.shards
+        if path == "/_cluster/allocation/explain":
+            return 200, FULL_DISK if self.disk else FILTERED
         return 200, {}
 
     def get(self, path: str) -> Any:
@@ -49,6 +99,7 @@ def step_with(
 ) -> tuple[FollowRecovery, FakeDestination]:
     destination = FakeDestination()
     ctx = SimpleNamespace(
+        spec=SimpleNamespace(waits=SimpleNamespace(stall_after=900.0)),
         destination=destination,
         held_restores={TARGET: held} if held is not None else {},
         snapshot="snap",
@@ -104,17 +155,61 @@ def test_over_a_closed_index_or_without_the_snapshot_size_it_reads_the_figures()
         assert destination.requests == [f"GET /{TARGET}/_recovery"]
 
 
-def test_a_held_restore_with_failed_shards_or_an_error_falls_back_to_polling():
-    for outcome in ("failed shards", "error"):
-        held: Future[Any] = Future()
-        if outcome == "error":
-            held.set_exception(EsError("destination", Request("POST", "/_snapshot/r/s/_restore"), None, "reset"))
-        else:
-            held.set_result(answered({"total": 2, "failed": 1, "successful": 1}))
-        step, destination = step_with(held)
-        assert step.wait() == {"bytes": 100, "reused_bytes": 30}
-        assert any(r.startswith("GET /_cat/shards") for r in destination.requests)  # the primaries were checked
-        assert TARGET not in step.ctx.held_restores
+def test_a_held_restore_that_errs_falls_back_to_polling():
+    held: Future[Any] = Future()
+    held.set_exception(EsError("destination", Request("POST", "/_snapshot/r/s/_restore"), None, "reset"))
+    step, destination = step_with(held)
+    assert step.wait() == {"bytes": 100, "reused_bytes": 30}
+    assert any(r.startswith("GET /_cat/shards") for r in destination.requests)  # the primaries were checked
+    assert TARGET not in step.ctx.held_restores
+
+
+def test_a_held_restore_with_failed_shards_stops_at_once_with_the_allocation_decision_and_the_fix():
+    held: Future[Any] = Future()
+    held.set_result(answered({"total": 1, "failed": 1, "successful": 0}))
+    step, destination = step_with(held)
+    destination.shards = [{"shard": "0", "prirep": "p", "state": "UNASSIGNED", "ur": "NEW_INDEX_RESTORED"}]
+    began = time.monotonic()
+    with pytest.raises(StepFailed) as failed:
+        step.wait()  # today: polls `0/0 bytes` forever
+    assert time.monotonic() - began < 2
+    message = str(failed.value)
+    assert f"the restore of {TARGET} failed: 1 of 1 shards failed" in message
+    assert f"{TARGET} shard 0: no (filter: node does not match index setting" in message
+    assert "`restore.ignore_index_settings: [index.routing.allocation.require._name]`" in message
+    assert "After the fix, `migrator resume --replan` deletes the half-restored" in message
+    assert failed.value.cure is Cure.REPLAN and not failed.value.transient
+    assert "GET /_cluster/allocation/explain" in destination.requests
+
+
+def test_a_resumed_run_restores_a_failed_restore_again_once_then_stops():
+    step, destination = step_with(None)
+    destination.shards = [{"shard": "0", "prirep": "p", "state": "UNASSIGNED", "ur": "NEW_INDEX_RESTORED"}]
+    destination.disk = True
+    restores: list[str] = []
+
+    def act(self: Any) -> None:
+        restores.append(self.id)
+        again: Future[Any] = Future()
+        again.set_result(answered({"total": 1, "failed": 1, "successful": 0}))
+        self.ctx.held_restores[self.params["target"]] = again
+
+    with patch.object(Restore, "act", act), pytest.raises(StepFailed) as failed:
+        step.wait()
+    assert restores == [f"restore[{TARGET}]"] and f"DELETE /{TARGET}" in destination.requests
+    assert "disk_threshold" in str(failed.value) and "free disk on the destination" in str(failed.value)
+    assert failed.value.cure is Cure.RESUME
+
+
+def test_a_recovery_that_does_not_move_stops_after_stall_after_naming_what_and_why():
+    step, destination = step_with(None)
+    step.ctx.spec.waits.stall_after = 0.3
+    destination.shards = [{"shard": "0", "prirep": "p", "state": "INITIALIZING", "ur": "NEW_INDEX_RESTORED"}]
+    with pytest.raises(Stalled) as stalled:
+        step.wait()
+    message = str(stalled.value)
+    assert f"the recovery of {TARGET} has not moved for" in message and "still at 100/100 bytes, stage DONE" in message
+    assert "`migrator resume`" in message and "waits.stall_after" in message
 
 
 def test_without_a_held_restore_it_polls():

@@ -1,4 +1,4 @@
-"""restore: an existing target counts as restored only when this migration restored it (ownership)."""
+"""restore: what Elasticsearch refuses for now is sent again; a refusal that cannot change stops at once."""
 
 from __future__ import annotations
 
@@ -7,64 +7,72 @@ from typing import Any
 
 import pytest
 
-from migrator.ownership import Ledger, now_ms
-from migrator.steps.base import StepFailed
+from migrator.clients.es import EsError, Request
+from migrator.errors import Cure
 from migrator.steps.restore import Restore
+from tests.steps.fakes import Progress
 
-REPOSITORY = "repo"
+CONCURRENT = (
+    "concurrent_snapshot_execution_exception: [r:s] cannot restore a snapshot while a snapshot deletion is in-progress"
+)
+CANNOT = "snapshot_restore_exception: [r:s/u] cannot restore index [moved-orders] because it cannot be upgraded"
 
 
-class FakeDestination:
-    """Answers `GET <target>/_recovery` with one shard restored from `snapshot` at `started_ms`."""
+class Destination:
+    """Refuses the first restores with the given (status, reason), then accepts; the index never shows."""
 
-    def __init__(self, snapshot: str | None, started_ms: int) -> None:
-        self.snapshot, self.started_ms = snapshot, started_ms
+    def __init__(self, refusals: list[tuple[int | None, str]]) -> None:
+        self.refusals = refusals
+        self.restores = 0
+        self.observer = None
 
-    def request(self, method: str, path: str, body: Any = None, *, ok: tuple[int, ...] = (200,)) -> tuple[int, Any]:
-        assert method == "GET" and path == "/orders/_recovery"
-        if self.snapshot is None:
-            shard = {"type": "EMPTY_STORE", "start_time_in_millis": self.started_ms}
-        else:
-            source = {"repository": REPOSITORY, "snapshot": self.snapshot, "index": "orders"}
-            shard = {"type": "SNAPSHOT", "source": source, "start_time_in_millis": self.started_ms}
-        return 200, {"orders": {"shards": [shard]}}
+    def request(self, method: str, path: str, body: Any = None, **_: Any) -> tuple[int, Any]:
+        if method == "POST":
+            self.restores += 1
+            if self.refusals:
+                status, reason = self.refusals.pop(0)
+                raise EsError("destination", Request(method, path), status, reason)
+            return 200, {"snapshot": {"shards": {"total": 1, "failed": 0, "successful": 1}}}
+        return 404, {}
 
-    def get(self, path: str) -> dict[str, Any]:
+    def get(self, path: str) -> Any:
         return {}
 
 
-def restore_step(destination: FakeDestination, ledger: Ledger) -> Restore:
-    ctx = SimpleNamespace(destination=destination, ledger=ledger, repository=REPOSITORY, snapshot="nightly-fixed")
-    return Restore("restore[orders]", {"source": "orders", "target": "orders"}, ctx)  # type: ignore[arg-type]
+def step(destination: Destination) -> Restore:
+    ctx = SimpleNamespace(
+        spec=SimpleNamespace(
+            restore=SimpleNamespace(
+                include_aliases=False, rename_pattern=None, index_settings={}, ignore_index_settings=[]
+            ),
+            waits=SimpleNamespace(stall_after=900.0),
+        ),
+        destination=destination,
+        repository="r",
+        snapshot="s",
+        held_restores={},
+        progress=Progress(),
+        cancel_requested=lambda: False,
+        sleep=lambda seconds=None: None,
+    )
+    return Restore("restore[moved-orders]", {"source": "orders", "target": "moved-orders"}, ctx)
 
 
-def our_snapshot() -> tuple[Ledger, int]:
-    """A ledger holding the snapshot this run took, and the snapshot's start time."""
-    ledger = Ledger()
-    ledger.intend_snapshot(REPOSITORY, "nightly-fixed")
-    started = now_ms()
-    assert ledger.claim_snapshot(REPOSITORY, "nightly-fixed", {"uuid": "u1", "start_time_in_millis": started})
-    return ledger, started
+def test_a_restore_refused_for_now_is_sent_again():
+    destination = Destination([(503, CONCURRENT), (429, "es_rejected_execution_exception: queue full")])
+    restore = step(destination)
+    restore.act()
+    assert destination.restores == 3 and "moved-orders" in restore.ctx.held_restores
 
 
-def test_an_index_restored_from_our_snapshot_is_followed():
-    ledger, started = our_snapshot()
-    observation = restore_step(FakeDestination("nightly-fixed", started + 5_000), ledger).observe()
-    assert observation.done and "restored from nightly-fixed" in observation.summary
-
-
-def test_an_index_restored_from_an_older_snapshot_of_the_same_name_is_not_ours():
-    ledger, started = our_snapshot()
-    yesterday = started - 86_400_000
-    with pytest.raises(StepFailed, match="not restored by this migration"):
-        restore_step(FakeDestination("nightly-fixed", yesterday), ledger).observe()
-
-
-def test_an_index_restored_from_a_snapshot_of_that_name_we_did_not_take_is_not_ours():
-    with pytest.raises(StepFailed, match="never overwrites it"):
-        restore_step(FakeDestination("nightly-fixed", now_ms()), Ledger()).observe()
-
-
-def test_an_index_not_restored_from_a_snapshot_is_not_ours():
-    with pytest.raises(StepFailed, match="never overwrites it"):
-        restore_step(FakeDestination(None, now_ms()), our_snapshot()[0]).observe()
+@pytest.mark.parametrize(
+    ("status", "reason", "cure"),
+    [(500, CANNOT, Cure.REPLAN), (None, "http://x unreachable", Cure.RESUME)],
+)
+def test_a_refusal_that_cannot_change_or_a_lost_answer_is_not_sent_again_here(status, reason, cure):
+    destination = Destination([(status, reason)])
+    with pytest.raises(EsError) as failed:
+        step(destination).act()
+    assert destination.restores == 1 and failed.value.cure is cure
+    # a lost answer is transient: the executor observes (the restore may have started) before trying again
+    assert failed.value.transient is (status is None)

@@ -11,6 +11,7 @@ import pytest
 from migrator.steps.base import Cancelled, StepFailed
 from migrator.steps.snapshot_create import CreateSnapshot
 from migrator.steps.snapshot_wait import FollowSnapshot, copy_stats, index_bytes
+from migrator.steps.stall import Stalled
 from tests.steps.fakes import FakeSource, context
 
 FAILURES = [{"index": "orders", "shard_id": 0, "reason": "AccessDeniedException[/repo/indices/x/0/index-y]"}]
@@ -147,3 +148,15 @@ def test_index_bytes_only_from_a_status_that_counts_every_file():
     old = {"indices": {"a": {"stats": {"number_of_files": 4, "total_size_in_bytes": 40}}}}  # the copied part only
     assert index_bytes(old) == {}
     assert index_bytes({}) == {}
+
+
+def test_a_snapshot_that_does_not_move_stops_after_stall_after():
+    source = FakeSource()  # `_status` stays at shards 1/2, 400/1000 bytes
+    ctx = context(source, stall_after=0.2)
+    source.snapshots["snap-1"] = {"snapshot": "snap-1", "state": "IN_PROGRESS"}
+    ctx.sleep = lambda seconds=None: time.sleep(0.05)
+    with pytest.raises(Stalled) as stalled:
+        FollowSnapshot("snapshot.wait", {}, ctx).wait()
+    message = str(stalled.value)
+    assert "snapshot snap-1 in repository repo has not moved for" in message
+    assert "still at shards 1/2, 400/1000 bytes" in message and "`migrator resume`" in message
