@@ -222,7 +222,7 @@ class Migration:
         )
 
     def plan(self, facts: Facts | None = None, when: datetime | None = None, **kwargs: Any) -> MigrationPlan:
-        facts = facts or discover(self.source, self.destination)
+        facts = facts or discover(self.source, self.destination, self.spec.snapshot.indices)
         return build_plan(self.spec, facts, when or datetime.now(UTC), **kwargs)
 
     def open_state(self) -> JournaledState:
@@ -669,7 +669,7 @@ def cancel_advice(plan: MigrationPlan, node: str) -> CancelAdvice:
             "deletes the index being restored (which stops its restore), then the snapshot",
             [ConsoleRequest("destination", "DELETE", params["target"]), snapshot],
         )
-    if kind in ("validate", "finish"):
+    if kind in ("validate", "index.close", "finish"):
         return CancelAdvice("deletes the snapshot; restored indices that finished recovering are kept", [snapshot])
     return CancelAdvice("deletes the snapshot (which stops it while it is being taken)", [snapshot])
 
@@ -706,7 +706,7 @@ def review(migration: Migration) -> Review:
         sent: list[ConsoleRequest] = []
 
         def record(cluster: str, request: Request, status: int | None) -> None:
-            console = ConsoleRequest(cluster, request.method, request.path.lstrip("/"))
+            console = ConsoleRequest(cluster, request.method, request.path.lstrip("/"), request.body)
             if status is None and console not in sent:
                 sent.append(console)
 
@@ -716,7 +716,7 @@ def review(migration: Migration) -> Review:
             plan = migration.plan(when=when)
         finally:
             migration.source.observer = migration.destination.observer = None
-        discovery = [ConsoleRequest(r.cluster, r.method, migration.redactor.text(r.path)) for r in sent]
+        discovery = [ConsoleRequest(r.cluster, r.method, migration.redactor.text(r.path), r.body) for r in sent]
     return Review(
         plan=plan,
         when=when,
