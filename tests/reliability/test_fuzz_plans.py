@@ -100,7 +100,7 @@ def mutated_plans(draw: st.DrawFn) -> object:
 
 @pytest.fixture(autouse=True)
 def quick_discovery(monkeypatch):
-    def refuse(source, destination):
+    def refuse(source, destination, counted=None):
         raise EsError("source", Request("GET", "/_nodes"), None, "unreachable (fuzz)")
 
     monkeypatch.setattr(migration, "discover", refuse)
