@@ -383,11 +383,15 @@ def allocation_findings(spec: MigrationSpec, facts: Facts, moves: list[IndexMove
     nodes = facts.destination.data_nodes
     if not nodes:
         return found
+    seen: dict[tuple[tuple[str, str], ...], list[NodeFacts]] = {}
     for move in moves:
         index = facts.source.indices[move.source]
         settings = restored_settings(spec, index)
         filters = {k: v for k, v in settings.items() if k.removeprefix(ALLOCATION).split(".")[0] in FILTERS}
-        allowed = allowed_nodes(filters, nodes)
+        key = tuple(sorted(filters.items()))  # indices mostly share their filters: each set is matched once
+        if key not in seen:
+            seen[key] = allowed_nodes(filters, nodes)
+        allowed = seen[key]
         if not allowed:
             shown = ", ".join(f"{k}: {v}" for k, v in sorted(filters.items()))
             found.problems.append(
@@ -570,8 +574,12 @@ SYSTEM_PATTERNS = (
 )
 
 
+SYSTEM_INDEX = re.compile("|".join(".*".join(map(re.escape, p.split("*"))) for p in SYSTEM_PATTERNS))
+
+
 def is_system(index: IndexFacts) -> bool:
-    return index.system or any(_matches(pattern, [index.name]) for pattern in SYSTEM_PATTERNS)
+    """Flagged so by its cluster, or named like one of SYSTEM_PATTERNS."""
+    return index.system or (index.name.startswith(".") and SYSTEM_INDEX.fullmatch(index.name) is not None)
 
 
 def system_index_findings(moves: list[IndexMove], facts: Facts) -> Findings:
