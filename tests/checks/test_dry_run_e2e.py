@@ -222,3 +222,21 @@ def test_rule8_the_plan_counts_top_level_documents_as_validation_does(testbed, t
     assert document["indices"][0]["docs"] == 50 and document["indices"][0]["version_created"].startswith("717")
     report = migrates(testbed, plan)
     assert report["indices"][0]["docs_planned"] == report["indices"][0]["destination_docs"] == 50
+
+
+def test_rule5_bytes_beyond_the_room_below_the_high_disk_watermark(testbed, tmp_path):
+    source, destination = testbed.client("7.17"), testbed.client("8")
+    name = unique("r5-disk")
+    make_index(source, name, 50)
+    disk = "cluster.routing.allocation.disk."
+    # an absolute watermark is the free space each node must keep: more than any disk has leaves no room
+    full = {disk + "threshold_enabled": True, disk + "watermark.low": "1000tb", disk + "watermark.high": "1000tb",
+            disk + "watermark.flood_stage": "1b"}  # fmt: skip
+    destination.request("PUT", "/_cluster/settings", {"persistent": full})
+    try:
+        plan = testbed.write_plan(tmp_path, "7.17", "8", snapshot={"indices": [name]})
+        output = refused(testbed, plan)
+        assert "free below the high disk watermark (1000tb)" in output and "free disk space" in output
+    finally:
+        destination.request("PUT", "/_cluster/settings", {"persistent": dict.fromkeys(full)})
+    migrates(testbed, plan)
