@@ -105,6 +105,19 @@ def capacity_findings(spec: MigrationSpec, facts: Facts, moves: list[IndexMove])
                 "finish.replicas)",
             )
         )
+    elif facts.destination.data_nodes and moves:
+        largest = max(moves, key=lambda move: move.primary_bytes / max(move.primary_shards, 1))
+        shard = largest.primary_bytes // max(largest.primary_shards, 1)
+        best = max(headroom(node, facts.destination) for node in facts.destination.data_nodes)
+        if shard > best:
+            found.problems.append(
+                Problem(
+                    "destination",
+                    f"a shard of {largest.source!r} holds about {human_size(shard)} but no data node has more than "
+                    f"{human_size(best)} {figures['room_is']}: Elasticsearch would leave it unassigned",
+                    "free disk space on the largest data node, or add a data node with room for it",
+                )
+            )
     return found
 
 

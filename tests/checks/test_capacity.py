@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from migrator.checks.capacity import capacity, headroom
 from migrator.discovery import ClusterFacts
 from migrator.planner import build_plan
@@ -23,6 +25,10 @@ def test_rule5_shard_limit_disk_watermark_and_allocation_filters():
     )
     assert fields(with_replicas) == ["destination"]  # 10 copies once finish adds the replica
     assert build_plan(spec('snapshot: {indices: ["orders"]}'), facts(many, [], shards=995), WHEN).problems == []
+    one = facts([index("orders", primary_bytes=41 * GB)])
+    two = replace(one, destination=replace(one.destination, data_nodes=[NODE, NODE]))
+    refused_shard = build_plan(spec('snapshot: {indices: ["orders"]}'), two, WHEN)  # 80 GB room, but 40 GB per node
+    assert "no data node has more than 40.0 GB" in refused_shard.problems[0].message
     big = [index("orders", primary_bytes=41 * GB)]
     assert (
         "below the high disk watermark"
