@@ -3,8 +3,9 @@
 No I/O here. It selects the indices (wildcards, exclusions, `.`-prefixed indices only when named),
 computes each target name with Elasticsearch's own rename semantics, refuses what Elasticsearch
 would refuse (restoring into an older version or across two majors, two sources renamed to one
-target, a target that already exists) and lays out the steps as a networkx DAG with stable node
-ids, so checkpoints survive a re-plan, and a plan hash, so `resume` notices a changed plan.
+target, a target that already exists, and the rules of migrator/checks) and lays out the steps as
+a networkx DAG with stable node ids, so checkpoints survive a re-plan, and a plan hash, so `resume`
+notices a changed plan.
 """
 
 from __future__ import annotations
