@@ -228,7 +228,7 @@ def _top_level_docs(client: EsClient, counted: list[str] | None, open_indices: l
                 "filter_path": "aggregations.docs.buckets",
             },
         )
-        _, body = client.request("POST", path, {"size": 0, "aggs": {"docs": {"terms": terms}}})
+        _, body = client.request("GET", path, {"size": 0, "aggs": {"docs": {"terms": terms}}})  # read-only: GET
         for bucket in body.get("aggregations", {}).get("docs", {}).get("buckets", []):
             docs[str(bucket["key"])] = int(bucket["doc_count"])
     return {name: docs.get(name, 0) for name in open_indices if name in docs or _matches(counted, name)}

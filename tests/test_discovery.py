@@ -61,7 +61,7 @@ class Canned:
 
     def request(self, method: str, path: str, body: Any = None, **_: Any) -> tuple[int, Any]:
         self.sent.append((method, path, body))
-        if method == "POST":
+        if "/_search" in path:
             return 200, {"aggregations": {"docs": {"buckets": [{"key": "orders", "doc_count": 500}]}}}
         if path.startswith("/_cat/indices"):
             return 200, ROWS
@@ -101,6 +101,7 @@ def test_the_facts_the_checks_need_come_from_a_fixed_set_of_requests():
     assert facts.data_streams == ["logs-app"] and facts.shards == 10
     assert [n.name for n in facts.data_nodes] == ["d1"] and facts.data_nodes[0].disk_available_bytes == 600
     assert facts.max_shards_per_node == 20 and facts.high_watermark == "90%"  # persistent over the default
-    searches = [r for r in client.sent if r[0] == "POST"]
+    assert all(method == "GET" for method, _, _ in client.sent)  # discovery only reads
+    searches = [r for r in client.sent if "/_search" in r[1]]
     assert len(searches) == 1 and searches[0][1].startswith("/orders,archive/_search?ignore_unavailable=true")
     assert searches[0][2]["aggs"]["docs"]["terms"]["field"] == "_index"
