@@ -141,7 +141,8 @@ def describe_destination(migration: Migration, targets: list[str]) -> list[dict[
                 "exists": True,
                 "status": row.get("status"),
                 "health": row.get("health"),
-                "docs": int(row["docs.count"]) if str(row.get("docs.count", "")).isdigit() else None,
+                # `_count`, as the plan and validation count (`_cat/indices` counts nested documents too)
+                "docs": migration.destination.doc_count(target) if row.get("status") == "open" else None,
                 "restored_from": (restored or {}).get("snapshot"),
                 "aliases": sorted((aliases.get(target) or {}).get("aliases", {})) if aliases_status == 200 else [],
             }

@@ -6,6 +6,7 @@ stored in the state file, so `resume` re-plans from exactly the facts the run be
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -14,6 +15,12 @@ from migrator.clients.es import EsClient, EsError, Request, build_path
 
 @dataclass(frozen=True)
 class IndexFacts:
+    """One index. `docs` counts top-level documents (what `_count` answers; for a closed index, which
+    `_count` cannot read, the Lucene documents of its last commit from `_stats`); bytes are bytes.
+    `version_created` is `index.version.created` (e.g. "7172999" for 7.17.29), `settings` the index's
+    `index.routing.*` and `index.number_of_replicas` settings (flat keys), `aliases` its alias names and
+    `system` Elasticsearch's own system-index flag (cluster state metadata, 7.10+)."""
+
     name: str
     status: str  # open | close
     health: str
@@ -21,6 +28,24 @@ class IndexFacts:
     store_bytes: int
     primary_bytes: int
     primary_shards: int
+    version_created: str = ""
+    settings: dict[str, str] = field(default_factory=dict)
+    aliases: list[str] = field(default_factory=list)
+    system: bool = False
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    """One data node of a cluster: its roles, attributes (`node.attr.*`, for allocation filters) and
+    disk in bytes (`_nodes/stats/fs`)."""
+
+    name: str
+    host: str
+    ip: str
+    roles: list[str]
+    attributes: dict[str, str]
+    disk_total_bytes: int
+    disk_available_bytes: int
 
 
 @dataclass(frozen=True)
@@ -36,6 +61,12 @@ class ClusterFacts:
     # The snapshots of the plan's names already in the plan's repository (source only; facts recorded by
     # older runs lack it): name -> {"uuid", "state", "start_time", "start_time_in_millis"}.
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
+    data_nodes: list[NodeFacts] = field(default_factory=list)
+    data_streams: list[str] = field(default_factory=list)
+    shards: int = 0  # shard copies in the cluster now (assigned or not), as the shard limit counts them
+    max_shards_per_node: int | None = None
+    disk_threshold_enabled: bool = True
+    high_watermark: str = "90%"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -43,7 +74,17 @@ class ClusterFacts:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ClusterFacts:
         indices = {name: IndexFacts(**item) for name, item in data.get("indices", {}).items()}
-        return cls(**{**data, "indices": indices})
+        nodes = [NodeFacts(**item) for item in data.get("data_nodes", [])]
+        return cls(**{**data, "indices": indices, "data_nodes": nodes})
+
+    @property
+    def aliases(self) -> dict[str, list[str]]:
+        """alias -> the indices it points at."""
+        found: dict[str, list[str]] = {}
+        for index in self.indices.values():
+            for alias in index.aliases:
+                found.setdefault(alias, []).append(index.name)
+        return found
 
 
 @dataclass(frozen=True)
@@ -79,66 +120,212 @@ def existing_snapshots(client: EsClient, repository: str, names: tuple[str, ...]
     }
 
 
-def discover_cluster(client: EsClient, repository: str | None = None, snapshots: tuple[str, ...] = ()) -> ClusterFacts:
-    """The cluster's facts; with `repository` and `snapshots` (the plan's snapshot names), also which of those
-    snapshots already exist there when the repository is registered."""
+def discover_cluster(
+    client: EsClient,
+    counted: list[str] | None = None,
+    *,
+    capacity: bool = False,
+    repository: str | None = None,
+    snapshots: tuple[str, ...] = (),
+) -> ClusterFacts:
+    """One cluster's facts, read-only. `counted`: the index expressions whose open indices get their
+    top-level document counts (`_count` semantics) in one search; `capacity`: also read the shard limit
+    and disk watermark (the destination's); `repository` and `snapshots` (the plan's snapshot names): also
+    which of those snapshots already exist there when the repository is registered. A fixed number of
+    requests whatever the number of indices."""
     version = str(client.version())
-    health = str(client.health().get("status", "unknown"))
+    health = client.health()
+    rows = client.indices("*", expand_wildcards="all")
+    metadata = client.get(METADATA).get("metadata", {})
+    described = metadata.get("indices", {})
+    closed = [row["index"] for row in rows if row.get("status") == "close"]
+    closed_stats = _closed_stats(client) if closed else {}
+    docs = _top_level_docs(client, counted, [row["index"] for row in rows if row.get("status") != "close"])
     indices = {}
-    for row in client.indices("*", expand_wildcards="all"):
+    for row in rows:
         name = row["index"]
+        about = described.get(name, {})
+        stats = closed_stats.get(name, {})
         indices[name] = IndexFacts(
             name=name,
             status=row.get("status") or "open",
             health=row.get("health") or "unknown",
-            docs=_int(row.get("docs.count")),
+            docs=docs.get(name, _int(row.get("docs.count") or stats.get("docs", {}).get("count"))),
             store_bytes=_int(row.get("store.size")),
-            primary_bytes=_int(row.get("pri.store.size")),
+            primary_bytes=_int(row.get("pri.store.size") or stats.get("store", {}).get("size_in_bytes")),
             primary_shards=_int(row.get("pri")),
+            version_created=str(about.get("settings", {}).get("index", {}).get("version", {}).get("created", "")),
+            settings=_flat(about.get("settings", {})),
+            aliases=sorted(about.get("aliases", [])),
+            system=bool(about.get("system", False)),
         )
     repositories = client.get(build_path("_snapshot", "_all"))
-    nodes = client.get("/_nodes?filter_path=nodes.*.plugins.name,nodes.*.modules.name,nodes.*.settings.path.repo")
+    nodes = client.get(NODES).get("nodes", {})
     plugins: set[str] = set()
     path_repo: set[str] = set()
-    for node in nodes.get("nodes", {}).values():
+    for node in nodes.values():
         plugins.update(item["name"] for item in node.get("plugins", []) + node.get("modules", []))
         repo = node.get("settings", {}).get("path", {}).get("repo")
         if isinstance(repo, list):
             path_repo.update(repo)
         elif isinstance(repo, str):
             path_repo.update(part for part in repo.split(",") if part)
-    free = None
-    try:
-        stats = client.get("/_nodes/stats/fs?filter_path=nodes.*.fs.total.available_in_bytes")
-        free = sum(_int(n["fs"]["total"]["available_in_bytes"]) for n in stats.get("nodes", {}).values())
-    except (EsError, KeyError):
-        free = None
+    data_nodes, free = _data_nodes(client, nodes)
+    limits = _capacity_settings(client) if capacity else {}
     registered = repositories if isinstance(repositories, dict) else {}
     found = existing_snapshots(client, repository, snapshots) if repository in registered and snapshots else {}
     return ClusterFacts(
         url=client.url,
         version=version,
-        health=health,
+        health=str(health.get("status", "unknown")),
         indices=indices,
         repositories=registered,
         plugins=sorted(plugins),
         free_disk_bytes=free,
         path_repo=sorted(path_repo),
         snapshots=found,
+        data_nodes=data_nodes,
+        data_streams=sorted(metadata.get("data_stream", {}).get("data_stream", {})),
+        shards=sum(_int(health.get(key)) for key in ("active_shards", "initializing_shards", "unassigned_shards")),
+        **limits,
     )
 
 
+METADATA = "/_cluster/state/metadata?filter_path=" + ",".join(
+    [
+        "metadata.indices.*.state",
+        "metadata.indices.*.settings.index.version.created",
+        "metadata.indices.*.settings.index.routing",
+        "metadata.indices.*.settings.index.number_of_replicas",
+        "metadata.indices.*.aliases",
+        "metadata.indices.*.system",
+        "metadata.data_stream.data_stream.*.name",
+    ]
+)
+NODES = (
+    "/_nodes?filter_path=nodes.*.name,nodes.*.host,nodes.*.ip,nodes.*.roles,nodes.*.attributes,"
+    "nodes.*.plugins.name,nodes.*.modules.name,nodes.*.settings.path.repo"
+)
+FS = "/_nodes/stats/fs?filter_path=nodes.*.fs.total.total_in_bytes,nodes.*.fs.total.available_in_bytes"
+CAPACITY = (
+    "/_cluster/settings?include_defaults=true&filter_path=**.max_shards_per_node,"
+    "**.routing.allocation.disk.threshold_enabled,**.routing.allocation.disk.watermark.high"
+)
+CLOSED_STATS = (
+    "/_stats/docs,store?expand_wildcards=closed&forbid_closed_indices=false"
+    "&filter_path=indices.*.primaries.docs.count,indices.*.primaries.store.size_in_bytes"
+)
+BUCKETS = 10_000  # index buckets per counting search (Elasticsearch 7.10 refuses more than 10,000)
+
+
+def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested settings as flat `index.routing.allocation.require.zone` keys, values as text."""
+    flat: dict[str, str] = {}
+    for key, value in settings.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flat(value, name + "."))
+        elif name != "index.version.created":
+            flat[name] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+    return flat
+
+
+def _closed_stats(client: EsClient) -> dict[str, Any]:
+    """Docs and primary bytes of the closed indices (`_cat/indices` shows none for them)."""
+    return {name: item.get("primaries", {}) for name, item in client.get(CLOSED_STATS).get("indices", {}).items()}
+
+
+def _top_level_docs(client: EsClient, counted: list[str] | None, open_indices: list[str]) -> dict[str, int]:
+    """Top-level documents of each open index the expressions match, as `_count` counts them (nested
+    documents excluded, unlike `_cat/indices`): one search aggregating on `_index` per 10,000 indices."""
+    if not counted or not open_indices:
+        return {}
+    parts = -(-len(open_indices) // BUCKETS)
+    docs: dict[str, int] = {}
+    for part in range(parts):
+        terms: dict[str, Any] = {"field": "_index", "size": BUCKETS}
+        if parts > 1:
+            terms["include"] = {"partition": part, "num_partitions": parts}
+        path = build_path(
+            ",".join(counted),
+            "_search",
+            params={
+                "ignore_unavailable": True,
+                "allow_no_indices": True,
+                "expand_wildcards": "open,hidden",
+                "filter_path": "aggregations.docs.buckets",
+            },
+        )
+        _, body = client.request("GET", path, {"size": 0, "aggs": {"docs": {"terms": terms}}})  # read-only: GET
+        for bucket in body.get("aggregations", {}).get("docs", {}).get("buckets", []):
+            docs[str(bucket["key"])] = int(bucket["doc_count"])
+    return {name: docs.get(name, 0) for name in open_indices if name in docs or _matches(counted, name)}
+
+
+def _matches(expressions: list[str], name: str) -> bool:
+    """Whether an Elasticsearch index expression (`*` the only wildcard) names the index."""
+    return any(re.fullmatch(".*".join(map(re.escape, e.split("*"))), name) for e in expressions)
+
+
+def _data_nodes(client: EsClient, nodes: dict[str, Any]) -> tuple[list[NodeFacts], int | None]:
+    """The data nodes with their disks, and the free bytes over all nodes (None when unknown)."""
+    try:
+        stats = client.get(FS).get("nodes", {})
+    except EsError:
+        stats = {}
+    found = []
+    for node_id, node in sorted(nodes.items()):
+        roles = list(node.get("roles", []))
+        if not any(role.startswith("data") for role in roles):
+            continue
+        disk = stats.get(node_id, {}).get("fs", {}).get("total", {})
+        found.append(
+            NodeFacts(
+                name=str(node.get("name", node_id)),
+                host=str(node.get("host", "")),
+                ip=str(node.get("ip", "")),
+                roles=roles,
+                attributes={k: str(v) for k, v in node.get("attributes", {}).items()},
+                disk_total_bytes=_int(disk.get("total_in_bytes")),
+                disk_available_bytes=_int(disk.get("available_in_bytes")),
+            )
+        )
+    free = sum(_int(n["fs"]["total"]["available_in_bytes"]) for n in stats.values()) if stats else None
+    return found, free
+
+
+def _capacity_settings(client: EsClient) -> dict[str, Any]:
+    """The shard limit and the disk high watermark, as set (transient over persistent) or defaulted."""
+    body = client.get(CAPACITY)
+    found: dict[str, Any] = {}
+    for scope in ("defaults", "persistent", "transient"):
+        cluster = body.get(scope, {}).get("cluster", {})
+        disk = cluster.get("routing", {}).get("allocation", {}).get("disk", {})
+        if "max_shards_per_node" in cluster:
+            found["max_shards_per_node"] = _int(cluster["max_shards_per_node"])
+        if "threshold_enabled" in disk:
+            found["disk_threshold_enabled"] = str(disk["threshold_enabled"]).lower() == "true"
+        if "high" in disk.get("watermark", {}):
+            found["high_watermark"] = str(disk["watermark"]["high"])
+    return found
+
+
 def discover(
-    source: EsClient, destination: EsClient, repository: str | None = None, snapshots: tuple[str, ...] = ()
+    source: EsClient,
+    destination: EsClient,
+    counted: list[str] | None = None,
+    repository: str | None = None,
+    snapshots: tuple[str, ...] = (),
 ) -> Facts:
-    """Both clusters' facts; `repository` and `snapshots` as for `discover_cluster`, on the source."""
+    """Both clusters' facts; `counted` (the plan's index expressions), `repository` and `snapshots` as for
+    `discover_cluster`, on the source."""
     facts = []
-    for client in (source, destination):
+    for client, role in ((source, "source"), (destination, "destination")):
         try:
-            if client is source:
-                facts.append(discover_cluster(client, repository, snapshots))
+            if role == "source":
+                facts.append(discover_cluster(client, counted, repository=repository, snapshots=snapshots))
             else:
-                facts.append(discover_cluster(client))
+                facts.append(discover_cluster(client, capacity=True))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise EsError(
                 client.label, Request("GET", client.url), 200, f"an answer did not have the expected shape ({exc!r})"

@@ -243,7 +243,7 @@ class Migration:
             spec = self.spec
             snapshot = kwargs.get("snapshot_name") or render_snapshot_name(spec.snapshot.name, spec.name, when)
             names = snapshot_names(spec, snapshot, kwargs.get("cutover_attempt", 1))
-            facts = discover(self.source, self.destination, spec.repository.name, names)
+            facts = discover(self.source, self.destination, spec.snapshot.indices, spec.repository.name, names)
         return build_plan(self.spec, facts, when, **kwargs)
 
     def open_state(self) -> JournaledState:
@@ -674,7 +674,7 @@ def cancel_advice(plan: MigrationPlan, node: str) -> CancelAdvice:
             "deletes the index being restored (which stops its restore), then the snapshot",
             [ConsoleRequest("destination", "DELETE", params["target"]), snapshot],
         )
-    if kind in ("validate", "finish"):
+    if kind in ("validate", "index.close", "finish"):
         return CancelAdvice("deletes the snapshot; restored indices that finished recovering are kept", [snapshot])
     return CancelAdvice("deletes the snapshot (which stops it while it is being taken)", [snapshot])
 
@@ -712,7 +712,7 @@ def review(migration: Migration) -> Review:
         sent: list[ConsoleRequest] = []
 
         def record(cluster: str, request: Request, status: int | None) -> None:
-            console = ConsoleRequest(cluster, request.method, request.path.lstrip("/"))
+            console = ConsoleRequest(cluster, request.method, request.path.lstrip("/"), request.body)
             if status is None and console not in sent:
                 sent.append(console)
 
@@ -725,7 +725,7 @@ def review(migration: Migration) -> Review:
             plan = migration.plan(when=when, **options)
         finally:
             migration.source.observer = migration.destination.observer = None
-        discovery = [ConsoleRequest(r.cluster, r.method, migration.redactor.text(r.path)) for r in sent]
+        discovery = [ConsoleRequest(r.cluster, r.method, migration.redactor.text(r.path), r.body) for r in sent]
     return Review(
         plan=plan,
         when=when,

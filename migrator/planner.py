@@ -3,8 +3,9 @@
 No I/O here. It selects the indices (wildcards, exclusions, `.`-prefixed indices only when named),
 computes each target name with Elasticsearch's own rename semantics, refuses what Elasticsearch
 would refuse (restoring into an older version or across two majors, two sources renamed to one
-target, a target that already exists) and lays out the steps as a networkx DAG with stable node
-ids, so checkpoints survive a re-plan, and a plan hash, so `resume` notices a changed plan.
+target, a target that already exists, and the rules of migrator/checks) and lays out the steps as
+a networkx DAG with stable node ids, so checkpoints survive a re-plan, and a plan hash, so `resume`
+notices a changed plan.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import networkx as nx
 
+from migrator.checks import check_plan, closed_index_findings
 from migrator.clients.es import Version
 from migrator.discovery import Facts
 from migrator.rename import RenameError, RenameRule
@@ -53,6 +55,10 @@ def recovery_id(target: str) -> str:
 
 def validate_id(target: str) -> str:
     return f"validate[{target}]"
+
+
+def close_id(target: str) -> str:
+    return f"close[{target}]"
 
 
 def cutover_restore_id(target: str) -> str:
@@ -254,6 +260,10 @@ def build_plan(
 
     selected, skipped, selection_problems = select(spec, facts)
     problems.extend(selection_problems)
+    closed, closed_findings = closed_index_findings(spec, facts, selected)
+    if spec.snapshot.closed_indices == "skip":
+        skipped.update({name: "closed on the source (snapshot.closed_indices: skip)" for name in closed})
+        selected = [name for name in selected if name not in closed]
 
     rename = RenameRule(spec.restore.rename_pattern, spec.restore.rename_replacement)
     moves: list[IndexMove] = []
@@ -291,12 +301,9 @@ def build_plan(
         facts_of = facts.source.indices[name]
         moves.append(IndexMove(name, target, facts_of.docs, facts_of.primary_bytes, facts_of.primary_shards))
 
-    free = facts.destination.free_disk_bytes
-    needed = sum(move.primary_bytes for move in moves)
-    if free is not None and needed > free:
-        problems.append(
-            Problem("destination", f"needs {needed} bytes but only {free} are free", "free disk on the destination")
-        )
+    found = check_plan(spec, facts, moves).extend(closed_findings)
+    problems.extend(found.problems)
+    warnings.extend(found.warnings)
     problems.extend(writable_location_problems(spec, facts))
     names = snapshot_names(spec, snapshot, cutover_attempt)
     problems.extend(snapshot_name_problems(spec, facts, names, owned_snapshots or {}))
@@ -309,15 +316,18 @@ def build_plan(
         snapshot=snapshot,
         moves=moves,
         skipped=skipped,
-        graph=build_graph(spec, moves, cutover_snapshot_name(snapshot, cutover_attempt)),
+        graph=build_graph(spec, moves, cutover_snapshot_name(snapshot, cutover_attempt), frozenset(closed)),
         problems=problems,
         warnings=warnings,
     )
 
 
-def build_graph(spec: MigrationSpec, moves: list[IndexMove], cutover_snapshot: str = "") -> nx.DiGraph:
+def build_graph(
+    spec: MigrationSpec, moves: list[IndexMove], cutover_snapshot: str = "", closed: frozenset[str] = frozenset()
+) -> nx.DiGraph:
     """The DAG. Every node carries its `kind` (the step class), `params` and `phase`: `bulk` (the copy,
-    while the source takes writes) or, when the plan has a cutover, `cutover` (the write freeze)."""
+    while the source takes writes) or, when the plan has a cutover, `cutover` (the write freeze).
+    `closed`: source indices closed on the source, restored and then closed again (`close[<target>]`)."""
     graph: nx.DiGraph = nx.DiGraph()
     two_phases = spec.cutover.enabled
 
@@ -342,6 +352,8 @@ def build_graph(spec: MigrationSpec, moves: list[IndexMove], cutover_snapshot: s
     bulk_ends: list[str] = []
     for move in moves:
         params: dict[str, Any] = {"source": move.source, "target": move.target}
+        if move.source in closed:
+            params["closed"] = True
         restore = add(restore_id(move.target), "restore", **params)
         recovery = add(recovery_id(move.target), "recovery", **params)
         graph.add_edge(DESTINATION_REPOSITORY, restore)
@@ -352,6 +364,9 @@ def build_graph(spec: MigrationSpec, moves: list[IndexMove], cutover_snapshot: s
             counts = "informational" if two_phases else "exact"
             last = add(validate_id(move.target), "validate", counts=counts, **params)
             graph.add_edge(recovery, last)
+        if move.source in closed:
+            graph.add_edge(last, add(close_id(move.target), "index.close", **params))
+            last = close_id(move.target)
         bulk_ends.append(last)
     if not bulk_ends:
         bulk_ends.append(DESTINATION_REPOSITORY)

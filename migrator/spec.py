@@ -431,6 +431,11 @@ class SnapshotSpec(_Model):
     include_global_state: bool = Field(False, description="also snapshot the cluster state")
     partial: bool = Field(False, description="accept a snapshot missing unavailable shards")
     ignore_unavailable: bool = Field(False, description="skip patterns that match nothing")
+    closed_indices: Literal["refuse", "restore_closed", "skip"] = Field(
+        "refuse",
+        description="a selected index that is closed on the source: refuse the plan naming it (the default), "
+        "restore_closed (restored, validated from what a closed index shows, closed again) or skip it",
+    )
 
     @field_validator("name")
     @classmethod

@@ -1,6 +1,7 @@
 """Benchmark: planning 10,000 indices / 50,000 shards from synthetic facts (no cluster needed).
 
-Prints wall time and peak memory of `build_plan` (plus the DAG's size), and, as the baseline
+The facts carry what the dry run's checks read (creation version, allocation settings, aliases, 20
+data nodes). Prints wall time and peak memory of `build_plan` (plus the DAG's size), and, as the baseline
 measured in the same run, the time to merely build the list of index names the plan selects.
 Target (issue 3): at most 2 s and 300 MB.
 """
@@ -12,7 +13,7 @@ import time
 import tracemalloc
 from datetime import UTC, datetime
 
-from migrator.discovery import ClusterFacts, Facts, IndexFacts
+from migrator.discovery import ClusterFacts, Facts, IndexFacts, NodeFacts
 from migrator.planner import build_plan, wildcard
 from migrator.spec import parse_plan
 
@@ -35,9 +36,32 @@ def synthetic_facts() -> Facts:
     for number in range(INDICES):
         family = ("logs", "metrics", "logs-debug", ".system")[number % 4]
         name = f"{family}-{number:05d}"
-        indices[name] = IndexFacts(name, "open", "green", 1000 + number, 10_000_000, 10_000_000, SHARDS_PER_INDEX)
+        settings = {
+            "index.routing.allocation.include._tier_preference": "data_content",
+            "index.number_of_replicas": "1",
+        }
+        indices[name] = IndexFacts(
+            name,
+            "open",
+            "green",
+            1000 + number,
+            10_000_000,
+            10_000_000,
+            SHARDS_PER_INDEX,
+            "7172999",
+            settings,
+            [name[:4]],
+        )
     source = ClusterFacts(url="http://127.0.0.1:9200", version="7.17.29", health="green", indices=indices)
-    destination = ClusterFacts(url="http://127.0.0.1:9201", version="8.19.21", health="green", free_disk_bytes=10**15)
+    nodes = [NodeFacts(f"d{n}", "10.0.0.1", "10.0.0.1", ["data"], {"zone": "a"}, 10**14, 10**14) for n in range(20)]
+    destination = ClusterFacts(
+        url="http://127.0.0.1:9201",
+        version="8.19.21",
+        health="green",
+        free_disk_bytes=10**15,
+        data_nodes=nodes,
+        max_shards_per_node=1000,
+    )
     return Facts(source, destination)
 
 

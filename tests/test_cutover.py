@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from migrator.cutover import cutover_figures
+from migrator.cutover import cutover_figures, describe_destination
 from migrator.state import StateStore
 
 
@@ -61,3 +61,29 @@ def test_no_cutover_no_figures(tmp_path):
         assert cutover_figures(store) is None
     finally:
         store.close()
+
+
+class CannedDestination:
+    """An index with nested documents: `_cat/indices` counts 150 (nested included), `_count` 50."""
+
+    def request(self, method, path, body=None, ok=(200,), **_):
+        if path.startswith("/_cat/indices/"):
+            return 200, [{"health": "green", "status": "open", "docs.count": "150"}]
+        if path.endswith("/_alias"):
+            return 200, {"orders": {"aliases": {"live": {}}}}
+        if path.endswith("/_recovery"):
+            return 200, {"orders": {"shards": [{"type": "SNAPSHOT", "source": {"snapshot": "snap"}}]}}
+        raise AssertionError(path)
+
+    def get(self, path, **_):
+        assert path == "/orders/_count", path
+        return {"count": 50}
+
+    def doc_count(self, index):
+        return int(self.get(f"/{index}/_count")["count"])
+
+
+def test_rollback_counts_top_level_documents_like_the_plan_and_validation():
+    migration = type("M", (), {"destination": CannedDestination()})()
+    (found,) = describe_destination(migration, ["orders"])
+    assert found["docs"] == 50 and found["restored_from"] == "snap" and found["aliases"] == ["live"]

@@ -13,6 +13,7 @@ from typing import Any
 
 import networkx as nx
 
+from migrator.checks import capacity
 from migrator.migration import Review
 from migrator.steps.base import ConsoleRequest, Step
 
@@ -84,6 +85,8 @@ def plan_document(review: Review) -> dict[str, Any]:
                 "primary_bytes": move.primary_bytes,
                 "primary_shards": move.primary_shards,
                 "expected_seconds": estimate["per_index_seconds"][move.target],
+                "status": facts.source.indices[move.source].status,
+                "version_created": facts.source.indices[move.source].version_created,
             }
             for move in plan.moves
         ],
@@ -95,6 +98,7 @@ def plan_document(review: Review) -> dict[str, Any]:
             "primary_shards": plan.total_shards,
         },
         "estimate": {key: value for key, value in estimate.items() if key != "per_index_seconds"},
+        "capacity": capacity(plan.spec, facts, plan.moves),
         "problems": [{"field": p.field, "message": p.message, "fix": p.fix} for p in plan.problems],
         "warnings": plan.warnings,
         "discovery": [request_json(r) for r in review.discovery],
@@ -133,9 +137,10 @@ def plan_text(review: Review) -> str:
         f"Indices to move: {len(plan.moves)} ({human_bytes(plan.total_bytes)}, {plan.total_shards} primary shards)",
     ]
     for move in plan.moves:
+        closed = ", closed" if plan.facts.source.indices[move.source].status == "close" else ""
         lines.append(
             f"  {move.source} -> {move.target}   {move.docs} docs, {human_bytes(move.primary_bytes)}, "
-            f"{move.primary_shards} shard(s)"
+            f"{move.primary_shards} shard(s){closed}"
         )
     lines.append(f"Expected duration: {expected(estimate)}")
     if plan.skipped:
@@ -224,6 +229,7 @@ def plan_markdown(review: Review) -> str:
         f"Expected duration: {expected(estimate)}, from `estimate.throughput_mb_s`; data transfer only:",
         "registrations, verification and polling add seconds.",
     ]
+    out += ["", *capacity_markdown(capacity(plan.spec, facts, plan.moves))]
     if plan.skipped:
         out += ["", "## Left out", ""]
         out.extend(f"- `{name}`: {why}" for name, why in sorted(plan.skipped.items()))
@@ -253,6 +259,27 @@ def plan_markdown(review: Review) -> str:
             cutover_shown = True
         out += ["", *_step_markdown(review, node, number)]
     return "\n".join(out) + "\n"
+
+
+def capacity_markdown(figures: dict[str, Any]) -> list[str]:
+    """The runbook's capacity check: shards and bytes the plan adds against what the destination takes."""
+
+    def verdict(ok: bool | None) -> str:
+        return "unknown" if ok is None else "ok" if ok else "**too many**"
+
+    limit, room = figures["shard_limit"], figures["bytes_room"]
+    shards_ok = None if limit is None else figures["shards_now"] + figures["shards_added"] <= limit
+    bytes_ok = None if room is None else figures["bytes_needed"] <= room
+    return [
+        f"## Destination capacity ({figures['data_nodes']} data node(s))",
+        "",
+        "| | the plan adds | the destination has | it takes | |",
+        "|---|--:|--:|--:|---|",
+        f"| shards (replicas included) | {figures['shards_added']} | {figures['shards_now']} | "
+        f"{'?' if limit is None else limit} (cluster.max_shards_per_node x data nodes) | {verdict(shards_ok)} |",
+        f"| bytes (replicas included) | {human_bytes(figures['bytes_needed'])} | | "
+        f"{'?' if room is None else human_bytes(room)} {figures['room_is']} | {verdict(bytes_ok)} |",
+    ]
 
 
 def _step_markdown(review: Review, node: str, number: int) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from migrator.steps.alias_switch import SwitchAliases
 from migrator.steps.base import Step
+from migrator.steps.close import CloseIndex
 from migrator.steps.cutover_restore import RestoreOver
 from migrator.steps.destination_repository import RegisterDestinationRepository
 from migrator.steps.finish import Finish
@@ -37,6 +38,7 @@ STEP_KINDS: dict[str, type[Step]] = {
         Restore,
         FollowRecovery,
         ValidateIndex,
+        CloseIndex,
         BlockWrites,
         RestoreOver,
         SwitchAliases,

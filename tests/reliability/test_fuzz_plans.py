@@ -100,7 +100,7 @@ def mutated_plans(draw: st.DrawFn) -> object:
 
 @pytest.fixture(autouse=True)
 def quick_discovery(monkeypatch):
-    def refuse(source, destination, *snapshots):
+    def refuse(source, destination, *args):
         raise EsError("source", Request("GET", "/_nodes"), None, "unreachable (fuzz)")
 
     monkeypatch.setattr(migration, "discover", refuse)

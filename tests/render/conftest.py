@@ -56,7 +56,7 @@ def discovered(monkeypatch) -> Callable[[Facts], None]:
     """Make discovery return the given facts (no request is sent)."""
 
     def use(found: Facts) -> None:
-        monkeypatch.setattr(migration_module, "discover", lambda source, destination, *snapshots: found)
+        monkeypatch.setattr(migration_module, "discover", lambda source, destination, *args: found)
 
     use(facts(BASE_INDICES))
     return use

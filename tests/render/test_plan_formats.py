@@ -59,7 +59,7 @@ def test_the_json_form_has_the_documented_schema(opened):
     assert document["schema"] == "migrator.plan/v1"
     assert set(document) >= {
         "name", "plan_hash", "snapshot", "repository", "source", "destination", "indices", "skipped", "totals",
-        "estimate", "problems", "warnings", "discovery", "steps", "graph",
+        "estimate", "capacity", "problems", "warnings", "discovery", "steps", "graph",
     }  # fmt: skip
     assert document["totals"] == {"indices": 3, "docs": 3010, "primary_bytes": 100 * MB, "primary_shards": 4}
     assert document["estimate"]["total_seconds"] == 20.0 and document["estimate"]["throughput_mb_s"] == 10
@@ -70,7 +70,12 @@ def test_the_json_form_has_the_documented_schema(opened):
         "primary_bytes": 30 * MB,
         "primary_shards": 1,
         "expected_seconds": 6.0,
+        "status": "open",
+        "version_created": "",
     }
+    assert set(document["capacity"]) == {
+        "data_nodes", "shards_now", "shards_added", "shard_limit", "bytes_needed", "bytes_room", "room_is",
+    }  # fmt: skip
     step = next(s for s in document["steps"] if s["id"] == "validate[new-orders]")
     assert set(step) == {"id", "kind", "phase", "title", "after", "waits_for", "requests", "checks", "cancel"}
     assert [r["path"] for r in step["requests"] if r["method"] == "GET"][-1] == "new-orders/_mget"

@@ -1,0 +1,53 @@
+"""Dry-run rule 5 (migrator/checks/capacity.py) on synthetic facts: shard limit, disk watermark, allocation filters."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from migrator.checks.capacity import capacity, headroom
+from migrator.discovery import ClusterFacts
+from migrator.planner import build_plan
+from tests.checks.facts import GB, NODE, WHEN, facts, fields, index, spec
+
+
+def test_rule5_shard_limit_disk_watermark_and_allocation_filters():
+    node = NODE
+    assert headroom(node, ClusterFacts("u", "8.19.21", "green", high_watermark="90%")) == 40 * GB
+    assert headroom(node, ClusterFacts("u", "8.19.21", "green", high_watermark="60gb")) == 0
+    assert headroom(node, ClusterFacts("u", "8.19.21", "green", disk_threshold_enabled=False)) == 50 * GB
+    many = [index("orders", primary_shards=5)]
+    full = facts(many, [], shards=996)
+    refused = build_plan(spec('snapshot: {indices: ["orders"]}'), full, WHEN)
+    assert fields(refused) == ["destination"] and "cluster.max_shards_per_node" in refused.problems[0].message
+    assert capacity(refused.spec, full, refused.moves)["shards_added"] == 5  # the default restores 0 replicas
+    with_replicas = build_plan(
+        spec('snapshot: {indices: ["orders"]}\nfinish: {replicas: 1}'), facts(many, [], shards=991), WHEN
+    )
+    assert fields(with_replicas) == ["destination"]  # 10 copies once finish adds the replica
+    assert build_plan(spec('snapshot: {indices: ["orders"]}'), facts(many, [], shards=995), WHEN).problems == []
+    one = facts([index("orders", primary_bytes=41 * GB)])
+    two = replace(one, destination=replace(one.destination, data_nodes=[NODE, NODE]))
+    refused_shard = build_plan(spec('snapshot: {indices: ["orders"]}'), two, WHEN)  # 80 GB room, but 40 GB per node
+    assert "no data node has more than 40.0 GB" in refused_shard.problems[0].message
+    big = [index("orders", primary_bytes=41 * GB)]
+    assert (
+        "below the high disk watermark"
+        in build_plan(spec('snapshot: {indices: ["orders"]}'), facts(big), WHEN).problems[0].message
+    )
+    pinned = [index("orders", settings={"index.routing.allocation.require.zone": "b", "index.number_of_replicas": "0"})]
+    refused = build_plan(spec('snapshot: {indices: ["orders"]}'), facts(pinned), WHEN)
+    assert fields(refused) == ["restore.ignore_index_settings"] and "require.zone: b" in refused.problems[0].message
+    ignored = spec(
+        'snapshot: {indices: ["orders"]}\nrestore: {ignore_index_settings: ["index.routing.allocation.require.*"]}'
+    )
+    assert build_plan(ignored, facts(pinned), WHEN).problems == []
+    overridden = spec(
+        'snapshot: {indices: ["orders"]}\nrestore: {index_settings: {index.routing.allocation.require.zone: "a"}}'
+    )
+    assert build_plan(overridden, facts(pinned), WHEN).problems == []
+    tiers = [index("orders", settings={"index.routing.allocation.include._tier_preference": "data_content"})]
+    assert build_plan(spec('snapshot: {indices: ["orders"]}'), facts(tiers), WHEN).problems == []
+    limited = [index("orders", primary_shards=3, settings={"index.routing.allocation.total_shards_per_node": "2"})]
+    assert fields(build_plan(spec('snapshot: {indices: ["orders"]}'), facts(limited), WHEN)) == [
+        "restore.index_settings"
+    ]

@@ -1,0 +1,107 @@
+"""Discovery on canned answers: the extra facts the dry run's checks read, in a fixed number of requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from migrator.discovery import CLOSED_STATS, FS, METADATA, NODES, discover_cluster
+
+ROWS = [
+    {"index": "orders", "status": "open", "health": "green", "docs.count": "1500", "pri.store.size": "900", "pri": "1"},
+    {"index": "archive", "status": "close", "health": "green", "docs.count": None, "pri.store.size": None, "pri": "2"},
+]
+ANSWERS: dict[str, Any] = {
+    "/_nodes/_all/version?filter_path=nodes.*.version": {"nodes": {"a": {"version": "8.19.21"}}},
+    "/_cluster/health": {"status": "green", "active_shards": 7, "initializing_shards": 1, "unassigned_shards": 2},
+    METADATA: {
+        "metadata": {
+            "indices": {
+                "orders": {
+                    "state": "open",
+                    "settings": {
+                        "index": {
+                            "version": {"created": "7172999"},
+                            "routing": {"allocation": {"require": {"zone": "a"}}},
+                        }
+                    },
+                    "aliases": ["shop"],
+                    "system": False,
+                },
+                "archive": {"state": "close", "settings": {"index": {"version": {"created": "6082399"}}}},
+            },
+            "data_stream": {"data_stream": {"logs-app": {"name": "logs-app"}}},
+        }
+    },
+    CLOSED_STATS: {"indices": {"archive": {"primaries": {"docs": {"count": 30}, "store": {"size_in_bytes": 15895}}}}},
+    "/_snapshot/_all": {},
+    NODES: {
+        "nodes": {
+            "n1": {
+                "name": "d1",
+                "host": "h",
+                "ip": "10.0.0.1",
+                "roles": ["data_hot", "master"],
+                "attributes": {"zone": "a"},
+            },
+            "n2": {"name": "m1", "host": "h", "ip": "10.0.0.2", "roles": ["master"], "attributes": {}},
+        }
+    },
+    FS: {"nodes": {"n1": {"fs": {"total": {"total_in_bytes": 1000, "available_in_bytes": 600}}}}},
+}
+
+
+class Canned:
+    """Answers GETs from ANSWERS and the counting search; records every request."""
+
+    url = "http://canned"
+    label = "source"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, Any]] = []
+
+    def request(self, method: str, path: str, body: Any = None, **_: Any) -> tuple[int, Any]:
+        self.sent.append((method, path, body))
+        if "/_search" in path:
+            return 200, {"aggregations": {"docs": {"buckets": [{"key": "orders", "doc_count": 500}]}}}
+        if path.startswith("/_cat/indices"):
+            return 200, ROWS
+        if path.startswith("/_cluster/settings"):
+            return 200, {
+                "defaults": {
+                    "cluster": {
+                        "max_shards_per_node": "1000",
+                        "routing": {"allocation": {"disk": {"watermark": {"high": "90%"}}}},
+                    }
+                },
+                "persistent": {"cluster": {"max_shards_per_node": "20"}},
+            }
+        return 200, ANSWERS[path]
+
+    def get(self, path: str, **_: Any) -> Any:
+        return self.request("GET", path)[1]
+
+    def version(self) -> str:
+        return "8.19.21"
+
+    def health(self) -> dict[str, Any]:
+        return self.get("/_cluster/health")
+
+    def indices(self, *_: Any, **__: Any) -> list[dict[str, Any]]:
+        return self.get("/_cat/indices")
+
+
+def test_the_facts_the_checks_need_come_from_a_fixed_set_of_requests():
+    client = Canned()
+    facts = discover_cluster(client, ["orders", "archive"], capacity=True)  # type: ignore[arg-type]
+    orders, archive = facts.indices["orders"], facts.indices["archive"]
+    assert orders.docs == 500  # top-level documents from the search, not _cat's 1500 (nested included)
+    assert (archive.docs, archive.primary_bytes) == (30, 15895)  # closed: from _stats, not 0 and 0 B
+    assert orders.version_created == "7172999" and archive.version_created == "6082399"
+    assert orders.settings == {"index.routing.allocation.require.zone": "a"} and orders.aliases == ["shop"]
+    assert facts.data_streams == ["logs-app"] and facts.shards == 10
+    assert [n.name for n in facts.data_nodes] == ["d1"] and facts.data_nodes[0].disk_available_bytes == 600
+    assert facts.max_shards_per_node == 20 and facts.high_watermark == "90%"  # persistent over the default
+    assert all(method == "GET" for method, _, _ in client.sent)  # discovery only reads
+    searches = [r for r in client.sent if "/_search" in r[1]]
+    assert len(searches) == 1 and searches[0][1].startswith("/orders,archive/_search?ignore_unavailable=true")
+    assert searches[0][2]["aggs"]["docs"]["terms"]["field"] == "_index"
