@@ -529,7 +529,8 @@ _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
 
 
 def _seconds(value: Any) -> Any:
-    """`15m`, `90s`, `1h` or a number of seconds -> seconds; anything else is left for pydantic to refuse."""
+    """`15m`, `90s`, `1h` or a number of seconds -> seconds; another string is refused naming the fix (other
+    types are left for pydantic to judge)."""
     if isinstance(value, str) and (match := _DURATION.fullmatch(value.strip())):
         return float(match.group(1)) * _DURATION_UNITS[(match.group(2) or "s").lower()]
     if isinstance(value, str):

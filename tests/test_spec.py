@@ -252,6 +252,8 @@ def test_unknown_field_fix_lists_the_allowed_ones() -> None:
         ({"storage__path": "/x"}, "storage.path", "kind local"),
         ({"finish__aliases": {"x": ["not-selected"]}}, "finish.aliases.x[0]", "not selected"),
         ({"finish__replicas": -1}, "finish.replicas", "greater than or equal"),
+        ({"waits__stall_after": "soon"}, "waits.stall_after", "like 15m, 90s or 1h"),
+        ({"waits__stall_after": 0}, "waits.stall_after", "greater than 0"),
     ],
 )
 def test_refusals_name_the_dotted_field(changes: dict[str, Any], field: str, words: str) -> None:
@@ -475,3 +477,10 @@ _YAML_TOKENS = [*":-[]{}&*!|>'\"%@`#,? \n\tabc01$", "name: ", "source:", "\n  ur
 @given(st.one_of(st.text(max_size=40), st.lists(st.sampled_from(_YAML_TOKENS), max_size=30).map("".join)))
 def test_any_text_gives_a_spec_or_plan_error(text: str) -> None:
     _only_plan_errors(text)
+
+
+def test_waits_stall_after_takes_a_duration_and_defaults_to_15_minutes() -> None:
+    assert parse_plan(yaml.safe_dump(plan())).waits.stall_after == 900
+    assert parse_plan(yaml.safe_dump(plan(waits__stall_after="90s"))).waits.stall_after == 90
+    assert parse_plan(yaml.safe_dump(plan(waits__stall_after="1h"))).waits.stall_after == 3600
+    assert parse_plan(yaml.safe_dump(plan(waits__stall_after=30))).waits.stall_after == 30
