@@ -53,8 +53,8 @@ def find_drift(
     redact: Callable[[str], str],
 ) -> list[Drift]:
     """The drift of the done, lasting steps among `nodes`, in the plan's order; a step after one that
-    drifted is not asked (its drift follows from that one). `tag(node)` is called before a step is asked,
-    so that its requests are logged under it."""
+    drifted for the same target is not asked (its drift follows from that one). `tag(node)` is called
+    before a step is asked, so that its requests are logged under it."""
     wanted = set(nodes)
     done = {node for node, cp in checkpoints.items() if cp.status == "done"}
     found: list[Drift] = []
@@ -63,7 +63,8 @@ def find_drift(
         step = steps[node]
         if node not in wanted or node not in done or not step.lasting or _superseded(graph, node, done):
             continue
-        if nx.ancestors(graph, node) & drifted:
+        target = _target(graph, node)
+        if target is not None and any(_target(graph, early) == target for early in nx.ancestors(graph, node) & drifted):
             continue
         tag(node)
         try:

@@ -182,16 +182,16 @@ def writable_location_problems(spec: MigrationSpec, facts: Facts) -> list[Proble
 
 
 def snapshot_name_problems(
-    spec: MigrationSpec, facts: Facts, names: tuple[str, ...], owned: Mapping[str, str]
+    spec: MigrationSpec, facts: Facts, names: tuple[str, ...], owned: Mapping[str, str | None]
 ) -> list[Problem]:
     """A snapshot name the run would take that is already in the repository (Elasticsearch refuses to create
     it; adopting it would restore older data): refused unless it is this migration's own (`owned`: name ->
-    the uuid its state recorded)."""
+    the uuid its state recorded, or None for a run begun before uuids were recorded: its own by name)."""
     repository = spec.repository.name
     problems = []
     for name in names:
         found = facts.source.snapshots.get(name)
-        if found is None or (found.get("uuid") and owned.get(name) == found.get("uuid")):
+        if found is None or (name in owned and owned[name] in (None, found.get("uuid"))):
             continue
         problems.append(
             Problem(
@@ -245,12 +245,12 @@ def build_plan(
     *,
     snapshot_name: str | None = None,
     owned_targets: frozenset[str] = frozenset(),
-    owned_snapshots: Mapping[str, str] | None = None,
+    owned_snapshots: Mapping[str, str | None] | None = None,
     cutover_attempt: int = 1,
 ) -> MigrationPlan:
     """The whole plan. `owned_targets` are destination indices this migration restored itself,
-    `owned_snapshots` (name -> uuid) the snapshots it took; `cutover_attempt` counts cutovers rolled back
-    (each attempt takes its own incremental snapshot)."""
+    `owned_snapshots` (name -> uuid, see `snapshot_name_problems`) the snapshots it took;
+    `cutover_attempt` counts cutovers rolled back (each attempt takes its own incremental snapshot)."""
     problems: list[Problem] = []
     warnings: list[str] = []
     rule = version_rule(facts.source.version, facts.destination.version)

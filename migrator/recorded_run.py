@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from migrator.ownership import Ledger
+from migrator.planner import cutover_snapshot_name
 from migrator.spec import MigrationSpec
 from migrator.state import StateStore
 
@@ -32,12 +33,18 @@ def cutover_attempt(state: StateStore) -> int:
 
 def own_plan_options(state: StateStore, repository: str) -> dict[str, Any]:
     """What a recorded run makes its own when it is planned again (`build_plan`'s keywords): its snapshot
-    name, the targets it restored, the snapshots of `repository` it took (name -> uuid), its cutover attempt."""
+    name, the targets it restored, the snapshots of `repository` it took (name -> uuid; name -> None for a
+    run begun by an older migrator, which recorded no uuid), its cutover attempt."""
+    ledger, snapshot, attempt = Ledger(state), state.get_meta("snapshot"), cutover_attempt(state)
+    owned: dict[str, str | None] = dict(ledger.snapshot_uuids(repository))
+    if ledger.legacy and snapshot:  # begun by an older migrator: its snapshots are its own by name
+        names = (snapshot, *(cutover_snapshot_name(snapshot, n) for n in range(1, attempt + 1)))
+        owned.update((name, None) for name in names)
     return {
-        "snapshot_name": state.get_meta("snapshot"),
+        "snapshot_name": snapshot,
         "owned_targets": owned_targets(state),
-        "owned_snapshots": Ledger(state).snapshot_uuids(repository),
-        "cutover_attempt": cutover_attempt(state),
+        "owned_snapshots": owned,
+        "cutover_attempt": attempt,
     }
 
 

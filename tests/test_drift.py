@@ -76,7 +76,7 @@ def test_a_finished_plan_reports_the_target_gone_and_acts_on_nothing(tmp_path):
     assert run(tmp_path, graph, world).ok  # nothing changed: complete, nothing sent
     world.present["restore[b]"] = False  # someone deleted target b
     result = run(tmp_path, graph, world)
-    assert [d.step for d in result.drift] == ["restore[b]"]  # validate[b] and finish follow from it: not listed
+    assert [d.step for d in result.drift] == ["restore[b]"]  # validate[b] follows from it: not listed
     assert "restore[b] does not exist" in result.drift[0].what
     assert not result.ok and world.acts == []
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from migrator.ownership import Ledger, now_ms
+from migrator.recorded_run import own_plan_options
 from migrator.state import StateStore
 
 
@@ -90,5 +91,20 @@ def test_a_new_run_owns_nothing_a_cancelled_run_made(tmp_path: Path):
         fresh = Ledger(state)
         assert not fresh.owns_snapshot("repo", "snap") and not fresh.owns_repository("source", "repo")
         assert not fresh.claim_snapshot("repo", "snap", {"uuid": "u", "start_time_in_millis": now_ms()})
+    finally:
+        state.close()
+
+
+def test_planning_a_run_of_an_older_migrator_counts_its_snapshots_by_name(tmp_path: Path):
+    state = StateStore(tmp_path / "plan.state.db")
+    try:
+        state.set_meta(status="running", snapshot="snap", cutover_attempt="2")
+        assert own_plan_options(state, "repo")["owned_snapshots"] == {
+            "snap": None,
+            "snap-cutover": None,
+            "snap-cutover-2": None,
+        }
+        state.set_meta(ownership="1")  # a run with the ledger: only what it recorded
+        assert own_plan_options(state, "repo")["owned_snapshots"] == {}
     finally:
         state.close()

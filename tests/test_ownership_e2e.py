@@ -141,7 +141,10 @@ def test_a_finished_migration_is_observed_again_and_drift_is_reported_with_the_c
     first, second = f"own-a-{tag}", f"own-b-{tag}"
     for name in (first, second):
         make_index(testbed, "7.17", name, {str(n): {"n": n} for n in range(5)})
-    plan = testbed.write_plan(tmp_path, "7.17", "8", name="own3", snapshot={"indices": [first, second]})
+    alias = f"own-read-{tag}"
+    plan = testbed.write_plan(
+        tmp_path, "7.17", "8", name="own3", snapshot={"indices": [first, second]}, finish={"aliases": {alias: [first]}}
+    )
     cli(testbed, "apply", str(plan), "--yes", "--poll", "0.5")
 
     destination = testbed.client("8")
@@ -149,6 +152,7 @@ def test_a_finished_migration_is_observed_again_and_drift_is_reported_with_the_c
         destination.request("DELETE", build_path(second))  # a target gone
         destination.request("DELETE", build_path(first, "_doc", "0"))  # a count changed
         destination.request("POST", build_path(first, "_refresh"))
+        destination.request("POST", "/_aliases", {"actions": [{"remove": {"index": first, "alias": alias}}]})
     finally:
         destination.close()
     for command in ("apply", "resume"):
@@ -158,6 +162,7 @@ def test_a_finished_migration_is_observed_again_and_drift_is_reported_with_the_c
         assert f"drift: validate[{first}]: {first} has 4 documents on the destination, 5 when validated" in (
             drifted.stderr
         )
+        assert "drift: finish: POST _aliases to send again" in drifted.stderr  # an alias moved
         assert f"migrator resume {plan} --redo 'restore[{second}]'" in drifted.stderr
         assert "complete" not in drifted.stdout
         store = StateStore(plan.with_name("plan.state.db"))
@@ -170,6 +175,7 @@ def test_a_finished_migration_is_observed_again_and_drift_is_reported_with_the_c
     destination = testbed.client("8")
     try:
         assert destination.doc_count(second) == 5
+        assert destination.request("GET", build_path(first, "_alias", alias), ok=(200, 404))[0] == 200  # finish redone
     finally:
         destination.close()
 

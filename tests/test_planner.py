@@ -201,3 +201,14 @@ def test_the_cutover_snapshot_name_is_checked_too():
     )
     assert [p.field for p in plan.problems] == ["snapshot.name"]
     assert "nightly-fixed-cutover" in plan.problems[0].message
+
+
+def test_a_run_begun_before_uuids_were_recorded_owns_its_snapshot_by_name():
+    found = with_snapshots(facts(["orders"]), {"nightly-fixed": {"uuid": "u", "state": "SUCCESS"}})
+    plan = build_plan(
+        spec('snapshot: {indices: ["orders"], name: nightly-fixed}'),
+        found,
+        WHEN,
+        owned_snapshots={"nightly-fixed": None},
+    )
+    assert plan.problems == []
