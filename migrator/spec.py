@@ -518,6 +518,29 @@ class CutoverSpec(_Model):
     )
 
 
+class MetadataSpec(_Model):
+    """The index templates that travel with the data (see `migrator.templates`)."""
+
+    templates: Literal["matching", "none"] | list[IndexExpression] = Field(
+        "matching",
+        description="matching: the legacy and composable templates whose patterns match a migrated index (with "
+        "the component templates they compose); none: no template; or a list of template names (wildcards allowed)",
+    )
+    if_exists: Literal["fail", "skip", "overwrite"] = Field(
+        "fail", description="a template of the same name and another body on the destination"
+    )
+    legacy_as: Literal["legacy", "composable"] = Field(
+        "legacy", description="legacy templates on a 7.8+ destination: kept legacy, or converted to composable"
+    )
+
+    @field_validator("templates")
+    @classmethod
+    def _templates(cls, templates: str | list[str]) -> str | list[str]:
+        if isinstance(templates, list) and not templates:
+            raise _invalid("an empty list moves no template", "write templates: none, or list template names")
+        return templates
+
+
 # -- the plan -----------------------------------------------------------------------------------------
 
 
@@ -539,6 +562,7 @@ class MigrationSpec(_Model):
         None, description="cross-region: the destination's repository is another bucket, replicated from the source's"
     )
     estimate: EstimateSpec = Field(default_factory=EstimateSpec)
+    metadata: MetadataSpec = Field(default_factory=MetadataSpec)
 
     @property
     def validate(self) -> ValidateSpec:  # type: ignore[override]  # the plan's `validate:` section

@@ -475,3 +475,31 @@ _YAML_TOKENS = [*":-[]{}&*!|>'\"%@`#,? \n\tabc01$", "name: ", "source:", "\n  ur
 @given(st.one_of(st.text(max_size=40), st.lists(st.sampled_from(_YAML_TOKENS), max_size=30).map("".join)))
 def test_any_text_gives_a_spec_or_plan_error(text: str) -> None:
     _only_plan_errors(text)
+
+
+# -- metadata: the templates that travel with the data ------------------------------------------------
+
+
+def test_metadata_section_defaults_and_choices() -> None:
+    default = parse_plan(yaml.safe_dump(plan())).metadata
+    assert (default.templates, default.if_exists, default.legacy_as) == ("matching", "fail", "legacy")
+    chosen = parse_plan(
+        yaml.safe_dump(plan(metadata={"templates": ["logs", "metrics-*"], "if_exists": "overwrite"}))
+    ).metadata
+    assert chosen.templates == ["logs", "metrics-*"] and chosen.if_exists == "overwrite"
+    assert parse_plan(yaml.safe_dump(plan(metadata={"templates": "none"}))).metadata.templates == "none"
+
+
+@pytest.mark.parametrize(
+    ("section", "field"),
+    [
+        ({"templates": []}, "metadata.templates"),
+        ({"templates": "all"}, "metadata.templates"),
+        ({"if_exists": "replace"}, "metadata.if_exists"),
+        ({"legacy_as": "v2"}, "metadata.legacy_as"),
+    ],
+)
+def test_metadata_section_refusals_name_the_field(section: dict[str, Any], field: str) -> None:
+    error = refusal(plan(metadata=section))
+    assert field in fields(error)[0]
+    assert error.problems[0].fix
