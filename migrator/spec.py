@@ -521,7 +521,7 @@ class CutoverSpec(_Model):
 class MetadataSpec(_Model):
     """The index templates that travel with the data (see `migrator.templates`)."""
 
-    templates: Literal["matching", "none"] | list[IndexExpression] = Field(
+    templates: str | list[IndexExpression] = Field(
         "matching",
         description="matching: the legacy and composable templates whose patterns match a migrated index (with "
         "the component templates they compose); none: no template; or a list of template names (wildcards allowed)",
@@ -538,6 +538,10 @@ class MetadataSpec(_Model):
     def _templates(cls, templates: str | list[str]) -> str | list[str]:
         if isinstance(templates, list) and not templates:
             raise _invalid("an empty list moves no template", "write templates: none, or list template names")
+        if isinstance(templates, str) and templates not in ("matching", "none"):
+            raise _invalid(
+                f"{templates!r} is not a choice", "write matching, none, or a list of template names (a YAML list)"
+            )
         return templates
 
 
