@@ -32,12 +32,14 @@ from migrator.planner import (
     ALIAS_SWITCH,
     CUTOVER,
     CUTOVER_SNAPSHOT_WAIT,
+    METADATA_TEMPLATES,
     SNAPSHOT_WAIT,
     WRITE_BLOCK,
     cutover_snapshot_name,
     phase_nodes,
 )
 from migrator.state import StateStore
+from migrator.steps.metadata_templates import undo_templates
 from migrator.steps.restore import restored_from
 from migrator.steps.write_block import batches, write_blocked
 
@@ -59,6 +61,8 @@ def rollback(migration: Migration, wait_s: float = 90.0) -> dict[str, Any]:
         targets = {move.source: move.target for move in plan.moves}
         report: dict[str, Any] = {"aliases_removed": _remove_aliases(migration, targets)}
         report["writes_unblocked"] = _unblock(migration, sorted(targets))
+        templates = state.get_checkpoint(METADATA_TEMPLATES)
+        report.update(undo_templates(migration.destination, templates.detail if templates else {}))
         attempt = cutover_attempt(state)
         report["cutover_snapshot"] = _delete_snapshot(
             migration, state.get_meta("repository"), cutover_snapshot_name(plan.snapshot, attempt)

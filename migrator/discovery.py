@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from migrator.clients.es import EsClient, EsError, Request, build_path
+from migrator.clients.es import EsClient, EsError, Request, Version, build_path
+from migrator.template_facts import metadata_facts
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class ClusterFacts:
     plugins: list[str] = field(default_factory=list)
     free_disk_bytes: int | None = None
     path_repo: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)  # templates and what indices name: see template_facts
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,6 +106,7 @@ def discover_cluster(client: EsClient) -> ClusterFacts:
         plugins=sorted(plugins),
         free_disk_bytes=free,
         path_repo=sorted(path_repo),
+        metadata=metadata_facts(client, Version.parse(version)),
     )
 
 

@@ -31,6 +31,7 @@ from migrator.executor import Executor, RequestLog, RunResult, build_steps
 from migrator.planner import (
     BULK,
     CUTOVER,
+    METADATA_TEMPLATES,
     MigrationPlan,
     build_plan,
     cutover_validate_id,
@@ -42,6 +43,7 @@ from migrator.redact import Redactor
 from migrator.spec import ClusterSpec, MigrationSpec, PlanError, Problem, SecretRef, StorageSpec, load_plan
 from migrator.state import STALE_AFTER_S, StateStore
 from migrator.steps.base import ConsoleRequest, ProgressSink, Step, StepContext
+from migrator.steps.metadata_templates import undo_templates
 
 SAVED_PLAN_VERSION = 1
 MB = 1024 * 1024
@@ -932,6 +934,8 @@ def _undo(migration: Migration, state: StateStore) -> dict[str, Any]:
         except EsError as exc:
             raise NeedsAttention(f"could not delete {target} on the destination: {exc}") from exc
         report["indices_deleted"].append(target)
+    templates = checkpoints.get(METADATA_TEMPLATES)
+    report.update(undo_templates(migration.destination, templates.detail if templates else {}))
     if snapshot and repository:
         status, _ = migration.source.request("DELETE", build_path("_snapshot", repository, snapshot), ok=(200, 404))
         report["snapshot_deleted"] = snapshot if status == 200 else None
