@@ -36,13 +36,14 @@ ROOT_PARAMETERS = frozenset(
         "_data_stream_timestamp", "subobjects", "_parent", "_timestamp", "_ttl",
     }
 )  # fmt: skip
-# Index settings a destination major refuses in a template, from Elasticsearch's breaking-change notes
-# (7.0, 8.0: "Remove adjacency matrix setting #46327"); the 8.x/9.x refusals were checked on the testbed.
+# Index settings a destination major refuses in a template ("unknown setting"), from Elasticsearch's
+# breaking-change notes; the 8.0 ones were checked on the testbed's 8.19 and 9.5 nodes.
 REMOVED_SETTINGS: dict[int, frozenset[str]] = {
-    7: frozenset({"index.shard.check_on_startup.fix", "index.percolator.map_unmapped_fields_as_string"}),
-    8: frozenset({"index.max_adjacency_matrix_filters", "index.mapper.dynamic", "index.force_memory_term_dictionary"}),
-    9: frozenset(),
+    7: frozenset({"index.optimize_auto_generated_id", "index.percolator.map_unmapped_fields_as_string"}),
+    8: frozenset({"index.mapper.dynamic", "index.force_memory_term_dictionary"}),
 }
+# ILM's settings exist only where ILM does (the integ-test distributions refuse them as unknown).
+ILM_SETTINGS = "index.lifecycle."
 # What a destination adds to a stored template that the source's body does not say.
 ADDED_BY_DESTINATION = frozenset({"created_date", "created_date_millis", "modified_date", "modified_date_millis"})
 PIPELINE_SETTINGS = ("index.default_pipeline", "index.final_pipeline")
@@ -143,21 +144,22 @@ def untyped(mappings: dict[str, Any], name: str, destination: Version) -> tuple[
 
 
 def accepted_settings(
-    settings: dict[str, Any], source: Version, destination: Version
+    settings: dict[str, Any], source: Version, destination: Version, ilm: bool = True
 ) -> tuple[dict[str, Any], list[str]]:
-    """The settings the destination accepts, and the names of those dropped."""
+    """The settings the destination accepts (`ilm`: whether it has ILM), and the names of those dropped."""
     removed = set().union(
         *(REMOVED_SETTINGS.get(m, frozenset()) for m in range(source.major + 1, destination.major + 1))
     )
     flat = flat_settings(settings)
-    dropped = sorted(key for key in flat if key in removed)
-    return {key: value for key, value in flat.items() if key not in removed}, dropped
+    dropped = sorted(key for key in flat if key in removed or (not ilm and key.startswith(ILM_SETTINGS)))
+    return {key: value for key, value in flat.items() if key not in dropped}, dropped
 
 
 def transformed(
-    kind: str, name: str, body: dict[str, Any], source: Version, destination: Version, legacy_as: str
+    kind: str, name: str, body: dict[str, Any], source: Version, destination: Version, legacy_as: str, ilm: bool = True
 ) -> tuple[TemplateMove | None, list[str], str]:
-    """The move for one source template: (move or None when refused, warnings, refusal or "")."""
+    """The move for one source template: (move or None when refused, warnings, refusal or ""). `ilm`: whether
+    the destination has ILM (without it, `index.lifecycle.*` settings are unknown there)."""
     changes: list[str] = []
     warnings: list[str] = []
     inner = body if kind == "legacy" else body.get("template", {})
@@ -165,9 +167,10 @@ def transformed(
     if refusal:
         return None, [], refusal
     changes += mapping_changes
-    settings, dropped = accepted_settings(inner.get("settings") or {}, source, destination)
+    settings, dropped = accepted_settings(inner.get("settings") or {}, source, destination, ilm)
     warnings += [
-        f"template {name!r}: setting {key} dropped (Elasticsearch {destination} refuses it)" for key in dropped
+        f"template {name!r}: setting {key} dropped (unknown to the destination, Elasticsearch {destination})"
+        for key in dropped
     ]
     content = {
         k: v for k, v in (("settings", settings), ("mappings", mappings), ("aliases", inner.get("aliases"))) if v
@@ -325,7 +328,8 @@ def plan_templates(
         if body is None:
             plan.warnings.append(f"template {name!r}: composes component template {name!r}, missing on the source")
             continue
-        move, warnings, refusal = transformed(kind, name, body, src_version, dst_version, spec.legacy_as)
+        ilm = destination.get("policies") is not None
+        move, warnings, refusal = transformed(kind, name, body, src_version, dst_version, spec.legacy_as, ilm)
         plan.warnings += warnings
         if move is None:
             fix = "merge the types into one on the source, or leave the template out with a metadata.templates list"

@@ -148,3 +148,12 @@ def test_pipelines_and_policies_left_behind_are_named_with_why() -> None:
         "destination have no ILM policy API)",
     ]
     assert left_behind(source, {"pipelines": ["enrich"], "policies": []}, ["orders"])[0].startswith("orders: index.li")
+
+
+def test_lifecycle_settings_are_dropped_where_the_destination_has_no_ilm() -> None:
+    settings = {"index.lifecycle.name": "hot-warm", "index.number_of_shards": "1"}
+    source = facts(legacy={"logs": {"index_patterns": ["logs-*"], "settings": settings}})
+    without = run(source, {**facts(), "policies": None})
+    assert without.moves[0].body["settings"] == {"index.number_of_shards": "1"}
+    assert any("index.lifecycle.name dropped" in w for w in without.warnings)
+    assert run(source, {**facts(), "policies": []}).moves[0].body["settings"] == settings
