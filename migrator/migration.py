@@ -43,7 +43,7 @@ from migrator.redact import Redactor
 from migrator.spec import ClusterSpec, MigrationSpec, PlanError, Problem, SecretRef, StorageSpec, load_plan
 from migrator.state import STALE_AFTER_S, StateStore
 from migrator.steps.base import ConsoleRequest, ProgressSink, Step, StepContext
-from migrator.steps.metadata_templates import undo_templates
+from migrator.steps.metadata_templates import undo_requests, undo_templates
 
 SAVED_PLAN_VERSION = 1
 MB = 1024 * 1024
@@ -656,7 +656,16 @@ def estimate(plan: MigrationPlan) -> dict[str, Any]:
 
 
 def cancel_advice(plan: MigrationPlan, node: str) -> CancelAdvice:
-    """What `migrator cancel` sends when the run is at `node` (see `_undo`)."""
+    """What `migrator cancel` (or `rollback`) sends when the run is at `node` (see `_undo`), with the undo
+    of the templates the plan moves (see `undo_templates`)."""
+    advice = _cancel_advice(plan, node)
+    if METADATA_TEMPLATES not in plan.graph or node == "preflight":
+        return advice
+    note = advice.note + "; it also deletes the templates migrator created and puts back those it overwrote"
+    return CancelAdvice(note, advice.requests + undo_requests(plan.graph.nodes[METADATA_TEMPLATES]["params"]))
+
+
+def _cancel_advice(plan: MigrationPlan, node: str) -> CancelAdvice:
     kind, params = plan.graph.nodes[node]["kind"], plan.graph.nodes[node]["params"]
     snapshot = ConsoleRequest("source", "DELETE", f"_snapshot/{plan.spec.repository.name}/{plan.snapshot}")
     if plan.graph.nodes[node].get("phase") == CUTOVER:

@@ -111,3 +111,16 @@ def undo_templates(client: EsClient, detail: dict[str, Any]) -> dict[str, list[s
                 client.request("PUT", build_path(*path.split("/")), body)
                 report["templates_restored"].append(path)
     return report
+
+
+def undo_requests(params: dict[str, Any]) -> list[ConsoleRequest]:
+    """What `undo_templates` sends for the node's planned moves, for the dry run's cancel advice: a DELETE
+    for each template it would create, a PUT of the recorded body for each it would overwrite."""
+    requests = []
+    for item in sorted(params["templates"], key=lambda item: item["kind"] == "component"):
+        move = TemplateMove(**{**item, "changes": tuple(item["changes"])})
+        if move.replaces:
+            requests.append(ConsoleRequest("destination", "PUT", move.path, "(the body recorded before overwriting)"))
+        else:
+            requests.append(ConsoleRequest("destination", "DELETE", move.path))
+    return requests

@@ -12,7 +12,7 @@ import pytest
 
 from migrator.state import StateStore
 from migrator.steps.base import StepFailed
-from migrator.steps.metadata_templates import MoveTemplates, undo_templates
+from migrator.steps.metadata_templates import MoveTemplates, undo_requests, undo_templates
 from migrator.templates import TemplateMove
 
 LEGACY = TemplateMove("legacy", "logs", {"index_patterns": ["logs-*"], "order": 2}, "legacy")
@@ -123,3 +123,13 @@ def test_undo_of_an_empty_record_sends_nothing() -> None:
     destination = FakeDestination({"_template/logs": {"index_patterns": ["x"]}})
     assert undo_templates(destination, {}) == {"templates_deleted": [], "templates_restored": []}
     assert destination.sent == []
+
+
+def test_the_cancel_advice_lists_the_undo_of_each_planned_template() -> None:
+    replaced = TemplateMove("legacy", "logs", LEGACY.body, "legacy", replaces=True)
+    params = {"templates": [m.to_params() for m in (COMPONENT, COMPOSABLE, replaced)], "if_exists": "overwrite"}
+    assert [(r.method, r.path) for r in undo_requests(params)] == [
+        ("DELETE", "_index_template/orders"),
+        ("PUT", "_template/logs"),
+        ("DELETE", "_component_template/shared"),
+    ]
