@@ -8,7 +8,8 @@ phase two of the DAG (see `planner.add_cutover`); this module adds what lies out
   writable with the aliases on the destination), open again a destination index the cutover closed
   but did not restore yet (it holds phase one's data), delete the attempt's incremental snapshot when
   Elasticsearch allows it, forget the cutover's checkpoints (a later `apply --phase cutover` takes a
-  new incremental snapshot) and describe each destination index as it is now;
+  new incremental snapshot) and describe each destination index as it is now; delete the templates the
+  run created and put back those it overwrote (`steps.metadata_templates.undo_templates`);
 - `cutover_figures`: from the state file alone, how much the incremental snapshot reused (its
   status statistics), how much the restores over the existing indices reused, and how long writes
   were blocked.
@@ -63,6 +64,7 @@ def rollback(migration: Migration, wait_s: float = 90.0) -> dict[str, Any]:
         report["writes_unblocked"] = _unblock(migration, sorted(targets))
         templates = state.get_checkpoint(METADATA_TEMPLATES)
         report.update(undo_templates(migration.destination, templates.detail if templates else {}))
+        state.reset([METADATA_TEMPLATES])  # the next `apply` puts them back before a new cutover
         attempt = cutover_attempt(state)
         report["cutover_snapshot"] = _delete_snapshot(
             migration, state.get_meta("repository"), cutover_snapshot_name(plan.snapshot, attempt)

@@ -165,3 +165,46 @@ def test_a_conflicting_template_is_refused_in_the_dry_run_then_overwritten_and_p
         assert current_template(client, "component", f"{prefix}-shared") is None
     finally:
         client.close()
+
+
+def test_rollback_of_a_cutover_leaves_the_destination_templates_as_they_were_until_the_next_apply(
+    testbed, tmp_path, prefix
+):
+    source, destination = "8", "9"
+    names = make_source(testbed, source, prefix)
+    theirs = {"index_patterns": [f"{prefix}-logs-*"], "order": 1}
+    client = testbed.client(destination)
+    try:
+        client.request("PUT", build_path("_template", f"{prefix}-legacy"), theirs)
+        before = current_template(client, "legacy", f"{prefix}-legacy")
+        plan = templates_plan(
+            testbed,
+            tmp_path,
+            source,
+            destination,
+            prefix,
+            restore={"rename_pattern": "(.+)", "rename_replacement": "moved-$1"},
+            cutover={"enabled": True},
+            finish={"aliases": {f"{prefix}-live": names}},
+            metadata={"if_exists": "overwrite"},
+        )
+        cli(testbed, "apply", str(plan), "--yes", "--poll", "0.3")
+        cli(testbed, "apply", str(plan), "--phase", "cutover", "--yes", "--poll", "0.3")
+        assert current_template(client, "composable", f"{prefix}-orders") is not None
+
+        rolled = cli(testbed, "rollback", str(plan))
+        assert f"put them back with: migrator apply {plan}" in rolled.stdout
+        assert current_template(client, "legacy", f"{prefix}-legacy") == before
+        assert current_template(client, "composable", f"{prefix}-orders") is None
+        assert current_template(client, "component", f"{prefix}-shared") is None
+
+        again = cli(testbed, "apply", str(plan), "--phase", "cutover", "--yes", check=False)
+        assert again.returncode == 3 and "metadata.templates" in again.stdout + again.stderr
+        cli(testbed, "apply", str(plan), "--yes", "--poll", "0.3")
+        assert current_template(client, "composable", f"{prefix}-orders") is not None
+        cli(testbed, "apply", str(plan), "--phase", "cutover", "--yes", "--poll", "0.3")
+        cli(testbed, "rollback", str(plan))
+        for index in names:
+            client.request("DELETE", build_path(f"moved-{index}"), ok=(200, 404))
+    finally:
+        client.close()

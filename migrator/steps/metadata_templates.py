@@ -9,7 +9,8 @@ What the step changes is recorded before it acts: the executor stores the observ
 `acting` checkpoint, one key per template (`template:<path>`: `{"created": true}` or `{"previous":
 body}`), and later observations only add keys, so a resumed run never loses the body it overwrote.
 `undo_templates` (called by `cancel` and `rollback`) deletes what the step created and puts back
-what it overwrote, nothing else.
+what it overwrote, nothing else. A rollback then forgets the step's checkpoint, so the next
+`apply` puts the templates back before `apply --phase cutover` can run again.
 """
 
 from __future__ import annotations
@@ -46,8 +47,6 @@ class MoveTemplates(Step):
     kind = "metadata.templates"
     title = "Put the migrated index templates on the destination (component, composable, legacy)"
     waits_for = "nothing: a template is in force once put, for the indices created after it"
-    # A template can be deleted behind our back (or by a rollback): observed again when a run continues.
-    recheck = True
 
     @property
     def moves(self) -> list[TemplateMove]:
