@@ -101,6 +101,11 @@ def overlaps(first: list[str], second: list[str], names: list[str]) -> bool:
     return False
 
 
+def _text(value: Any) -> str:
+    """A setting's value as Elasticsearch answers it: `true`, not `True`."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def flat_settings(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Settings as flat `index.*` keys with string values (how Elasticsearch stores and answers them)."""
     flat: dict[str, Any] = {}
@@ -109,13 +114,7 @@ def flat_settings(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         if isinstance(value, dict):
             flat.update(flat_settings(value, name))
         else:
-            flat[name] = (
-                [str(v) for v in value]
-                if isinstance(value, list)
-                else str(value).lower()
-                if isinstance(value, bool)
-                else str(value)
-            )
+            flat[name] = [_text(v) for v in value] if isinstance(value, list) else _text(value)
     return {key if key.startswith("index.") else f"index.{key}": value for key, value in flat.items()}
 
 
@@ -219,7 +218,8 @@ def normalised(kind: str, body: dict[str, Any]) -> dict[str, Any]:
         copy.pop("template", None)
     if kind == "composable":
         copy["index_patterns"] = sorted(patterns_of(kind, body))
-        copy.pop("priority", None) if not body.get("priority") else None
+        if not copy.get("priority"):
+            copy.pop("priority", None)
     return copy
 
 
@@ -317,16 +317,16 @@ def plan_templates(
     templates = source.get("templates", {})
     on_destination = destination.get("templates", {})
     chosen, plan.problems, plan.warnings = _selected(spec, templates, indices)
-    components: list[str] = []
+    components: dict[str, str] = {}  # component template -> the first composable template composing it
     for kind, name in chosen:
         for component in templates[kind][name].get("composed_of", []) if kind == "composable" else []:
-            if component not in components:
-                components.append(component)
-    ordered = [("component", c) for c in components] + chosen
-    for kind, name in ordered:
+            components.setdefault(component, name)
+    for kind, name in [("component", c) for c in components] + chosen:
         body = templates.get(kind, {}).get(name)
         if body is None:
-            plan.warnings.append(f"template {name!r}: composes component template {name!r}, missing on the source")
+            plan.warnings.append(
+                f"template {components[name]!r} composes component template {name!r}, which the source lacks"
+            )
             continue
         ilm = destination.get("policies") is not None
         move, warnings, refusal = transformed(kind, name, body, src_version, dst_version, spec.legacy_as, ilm)
