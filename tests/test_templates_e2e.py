@@ -208,3 +208,23 @@ def test_rollback_of_a_cutover_leaves_the_destination_templates_as_they_were_unt
             client.request("DELETE", build_path(f"moved-{index}"), ok=(200, 404))
     finally:
         client.close()
+
+
+def test_the_dry_run_names_the_pipeline_a_migrated_index_uses_that_stays_behind(testbed, tmp_path, prefix):
+    """The integ-test distributions have the ingest API but no processor: an empty pipeline is enough to
+    be named by `index.default_pipeline`; they have no ILM API at all."""
+    client = testbed.client("8")
+    try:
+        client.request("PUT", build_path("_ingest", "pipeline", f"{prefix}-enrich"), {"processors": []})
+        settings = {"settings": {"index.default_pipeline": f"{prefix}-enrich", "number_of_replicas": 0}}
+        client.request("PUT", build_path(f"{prefix}-events"), settings)
+        plan = templates_plan(testbed, tmp_path, "8", "9", prefix)
+        warnings = json.loads(cli(testbed, "plan", str(plan), "--json").stdout)["warnings"]
+    finally:
+        client.request("DELETE", build_path(f"{prefix}-events"), ok=(200, 404))
+        client.request("DELETE", build_path("_ingest", "pipeline", f"{prefix}-enrich"), ok=(200, 404))
+        client.close()
+    assert (
+        f"{prefix}-events: index.default_pipeline names ingest pipeline '{prefix}-enrich', which stays behind "
+        "(migrator does not move pipelines: copy it to the destination before the cutover)"
+    ) in warnings
