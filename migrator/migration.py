@@ -661,7 +661,10 @@ def cancel_advice(plan: MigrationPlan, node: str) -> CancelAdvice:
     advice = _cancel_advice(plan, node)
     if METADATA_TEMPLATES not in plan.graph or node == "preflight":
         return advice
-    note = advice.note + "; it also deletes the templates migrator created and puts back those it overwrote"
+    note = advice.note + (
+        "; it also deletes the templates migrator created and puts back those it overwrote (with the body the "
+        "state file recorded before overwriting)"
+    )
     return CancelAdvice(note, advice.requests + undo_requests(plan.graph.nodes[METADATA_TEMPLATES]["params"]))
 
 

@@ -114,12 +114,13 @@ def undo_templates(client: EsClient, detail: dict[str, Any]) -> dict[str, list[s
 
 def undo_requests(params: dict[str, Any]) -> list[ConsoleRequest]:
     """What `undo_templates` sends for the node's planned moves, for the dry run's cancel advice: a DELETE
-    for each template it would create, a PUT of the recorded body for each it would overwrite."""
+    for each template it would create, a PUT for each it would overwrite (its body: the one the state file
+    records before overwriting, unknown before the run)."""
     requests = []
     for item in sorted(params["templates"], key=lambda item: item["kind"] == "component"):
         move = TemplateMove(**{**item, "changes": tuple(item["changes"])})
         if move.replaces:
-            requests.append(ConsoleRequest("destination", "PUT", move.path, "(the body recorded before overwriting)"))
+            requests.append(ConsoleRequest("destination", "PUT", move.path))  # the body is the one recorded
         else:
             requests.append(ConsoleRequest("destination", "DELETE", move.path))
     return requests
