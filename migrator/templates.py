@@ -119,11 +119,10 @@ def flat_settings(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def untyped(mappings: dict[str, Any], name: str, destination: Version) -> tuple[dict[str, Any], list[str], str]:
-    """Mappings without their mapping type for a 7.x+ destination: (mappings, changes, refusal or "")."""
-    if destination.major < 7 or not mappings:
-        return mappings, [], ""
-    types = [key for key, value in mappings.items() if key not in ROOT_PARAMETERS and isinstance(value, dict)]
-    if not types:
+    """Mappings without their mapping type for a 7.x+ destination: (mappings, changes, refusal or "").
+    Several types are refused from 6.x on (6.0 allows one type per index, 7.0 none)."""
+    types = [key for key, value in (mappings or {}).items() if key not in ROOT_PARAMETERS and isinstance(value, dict)]
+    if destination.major < 6 or not types:
         return mappings, [], ""
     if len(types) > 1:
         return (
@@ -134,6 +133,8 @@ def untyped(mappings: dict[str, Any], name: str, destination: Version) -> tuple[
                 f"{destination.major}.x has one mapping per index"
             ),
         )
+    if destination.major < 7:
+        return mappings, [], ""
     body = dict(mappings[types[0]])
     changes = [f"mapping type {types[0]!r} removed (typeless on {destination.major}.x)"]
     if "_all" in body:

@@ -157,3 +157,9 @@ def test_lifecycle_settings_are_dropped_where_the_destination_has_no_ilm() -> No
     assert without.moves[0].body["settings"] == {"index.number_of_shards": "1"}
     assert any("index.lifecycle.name dropped" in w for w in without.warnings)
     assert run(source, {**facts(), "policies": []}).moves[0].body["settings"] == settings
+
+
+def test_several_mapping_types_are_refused_for_a_6x_destination_too_and_kept_for_5x() -> None:
+    source = facts(legacy={"logs": {"template": "logs-*", "mappings": {"a": {}, "b": {}}}})
+    assert [p.field for p in run(source, versions=("5.6.16", "6.8.23")).problems] == ["metadata.templates"]
+    assert run(source, versions=("5.6.16", "5.6.16")).moves[0].body["mappings"] == {"a": {}, "b": {}}

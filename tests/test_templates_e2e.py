@@ -107,6 +107,9 @@ def test_templates_move_before_the_restores_and_shape_new_indices(testbed, tmp_p
         ("PUT", f"_template/{prefix}-legacy"),
     ]
     assert step["after"] == ["preflight"]
+    runbook = cli(testbed, "plan", str(plan), "--format", "markdown").stdout
+    for request in step["requests"]:
+        assert f"PUT {request['path']}\n" in runbook
     restores = [s for s in document["steps"] if s["kind"] == "restore"]
     assert all("repository.destination" in s["after"] for s in restores)
     edges = [tuple(edge) for edge in document["graph"]["edges"]]
