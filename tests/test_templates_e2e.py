@@ -65,6 +65,7 @@ def remove_prefixed(client: EsClient, prefix: str) -> None:
         client.request("DELETE", build_path(row["index"]), ok=(200, 404))
     for path, name in (
         ("_index_template", "orders"),
+        ("_index_template", "legacy"),  # a legacy template converted to composable
         ("_template", "legacy"),
         ("_template", "other"),
         ("_component_template", "shared"),
@@ -231,3 +232,22 @@ def test_the_dry_run_names_the_pipeline_a_migrated_index_uses_that_stays_behind(
         f"{prefix}-events: index.default_pipeline names ingest pipeline '{prefix}-enrich', which stays behind "
         "(migrator does not move pipelines: copy it to the destination before the cutover)"
     ) in warnings
+
+
+def test_a_legacy_template_converted_to_composable_when_the_plan_asks(testbed, tmp_path, prefix):
+    make_source(testbed, "7.17", prefix)
+    plan = templates_plan(testbed, tmp_path, "7.17", "8", prefix, metadata={"legacy_as": "composable"})
+    warnings = json.loads(cli(testbed, "plan", str(plan), "--json").stdout)["warnings"]
+    assert (
+        f"_index_template/{prefix}-legacy: legacy template converted to composable (order 3 -> priority 3)" in warnings
+    )
+    cli(testbed, "apply", str(plan), "--yes", "--poll", "0.3")
+    client = testbed.client("8")
+    try:
+        assert current_template(client, "legacy", f"{prefix}-legacy") is None
+        converted = current_template(client, "composable", f"{prefix}-legacy")
+        assert converted["priority"] == 3 and converted["index_patterns"] == [f"{prefix}-logs-*"]
+        logs = new_index_mapping(client, f"{prefix}-logs-2026.12.01", {"msg": "next day", "at": "2026-12-01"})
+        assert logs["msg"] == {"type": "keyword"}
+    finally:
+        client.close()
