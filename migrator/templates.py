@@ -172,7 +172,9 @@ def transformed(
         f"template {name!r}: setting {key} dropped (unknown to the destination, Elasticsearch {destination})"
         for key in dropped
     ]
-    content = {
+    # A composable or component template's `template` may hold more than these (8.11+: `lifecycle`): kept.
+    kept = {} if kind == "legacy" else {k: v for k, v in inner.items() if k not in ("settings", "mappings", "aliases")}
+    content = kept | {
         k: v for k, v in (("settings", settings), ("mappings", mappings), ("aliases", inner.get("aliases"))) if v
     }
     target_kind = kind
@@ -265,7 +267,8 @@ def _selected(
 
 
 def _conflict(move: TemplateMove, existing: dict[str, Any], spec: MetadataSpec) -> tuple[str, Problem | None]:
-    """What to do with a move whose name the destination already has: create | skip | replace | refuse."""
+    """What to do with a move whose name the destination already has: skip (equal), keep (the destination's,
+    `if_exists: skip`), replace (`if_exists: overwrite`) or refuse (`if_exists: fail`, with the problem)."""
     ours, theirs = normalised(move.kind, move.body), normalised(move.kind, existing)
     if ours == theirs:
         return "skip", None

@@ -163,3 +163,10 @@ def test_several_mapping_types_are_refused_for_a_6x_destination_too_and_kept_for
     source = facts(legacy={"logs": {"template": "logs-*", "mappings": {"a": {}, "b": {}}}})
     assert [p.field for p in run(source, versions=("5.6.16", "6.8.23")).problems] == ["metadata.templates"]
     assert run(source, versions=("5.6.16", "5.6.16")).moves[0].body["mappings"] == {"a": {}, "b": {}}
+
+
+def test_a_composable_template_keeps_what_its_template_holds_beyond_settings_mappings_aliases() -> None:
+    lifecycle = {"data_retention": "7d"}
+    source = facts(composable={"orders": {"index_patterns": ["orders*"], "template": {"lifecycle": lifecycle}}})
+    move = run(source, versions=("8.19.21", "9.5.4")).moves[0]
+    assert move.body["template"] == {"lifecycle": lifecycle}
