@@ -43,7 +43,8 @@ from migrator.redact import Redactor
 from migrator.spec import ClusterSpec, MigrationSpec, PlanError, Problem, SecretRef, StorageSpec, load_plan
 from migrator.state import STALE_AFTER_S, StateStore
 from migrator.steps.base import ConsoleRequest, ProgressSink, Step, StepContext
-from migrator.steps.metadata_templates import undo_requests, undo_templates
+from migrator.steps.metadata_templates import moved_templates, undo_requests, undo_templates
+from migrator.templates import template_changes
 
 SAVED_PLAN_VERSION = 1
 MB = 1024 * 1024
@@ -367,6 +368,7 @@ def plan_changes(saved: MigrationPlan, fresh: MigrationPlan) -> list[str]:
         if old.primary_shards != new.primary_shards:
             changes.append(f"{name} has {new.primary_shards} primary shards now, not {old.primary_shards}")
     changes.extend(f"refused now: {p.field}: {p.message}" for p in fresh.problems)
+    changes.extend(template_changes(*(moved_templates(plan.graph) for plan in (saved, fresh))))
     if not changes and set(saved.graph.edges) != set(fresh.graph.edges):
         changes.append("the steps of the plan changed")
     return changes

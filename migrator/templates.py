@@ -387,3 +387,18 @@ def left_behind(source: dict[str, Any], destination: dict[str, Any], indices: li
                 why = f"migrator does not move {feature}: copy it to the destination before the cutover"
             notes.append(f"{index}: {setting} names {what} {value!r}, which stays behind ({why})")
     return notes
+
+
+def template_changes(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[str]:
+    """What changed in the template moves (`TemplateMove.to_params()` each) between a saved plan and a fresh
+    discovery: templates added, gone, or with another body or conflict decision."""
+    old = {PATHS[item["kind"]] + "/" + item["name"]: item for item in before}
+    new = {PATHS[item["kind"]] + "/" + item["name"]: item for item in after}
+    changes = [f"{path} would no longer be put on the destination" for path in sorted(old.keys() - new.keys())]
+    changes += [f"{path} would now be put on the destination too" for path in sorted(new.keys() - old.keys())]
+    for path in sorted(old.keys() & new.keys()):
+        if old[path]["body"] != new[path]["body"]:
+            changes.append(f"{path} would be put with another body (the source's template changed)")
+        elif old[path]["replaces"] != new[path]["replaces"]:
+            changes.append(f"{path}: the destination's template of that name changed")
+    return changes

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from migrator.spec import MetadataSpec
-from migrator.templates import left_behind, normalised, plan_templates
+from migrator.discovery import ClusterFacts, Facts, IndexFacts
+from migrator.migration import plan_changes
+from migrator.planner import build_plan
+from migrator.spec import MetadataSpec, parse_plan
+from migrator.templates import left_behind, normalised, plan_templates, template_changes
 
 INDICES = ["logs-2026.11.01", "orders"]
 
@@ -170,3 +174,41 @@ def test_a_composable_template_keeps_what_its_template_holds_beyond_settings_map
     source = facts(composable={"orders": {"index_patterns": ["orders*"], "template": {"lifecycle": lifecycle}}})
     move = run(source, versions=("8.19.21", "9.5.4")).moves[0]
     assert move.body["template"] == {"lifecycle": lifecycle}
+
+
+def test_template_changes_between_a_saved_plan_and_a_fresh_discovery_are_named() -> None:
+    source = facts(legacy={"logs": {"index_patterns": ["logs-*"]}, "orders": {"index_patterns": ["orders"]}})
+    before = [m.to_params() for m in run(source).moves]
+    source["templates"]["legacy"]["logs"]["order"] = 4
+    del source["templates"]["legacy"]["orders"]
+    after = [m.to_params() for m in run(source).moves]
+    assert template_changes(before, after) == [
+        "_template/orders would no longer be put on the destination",
+        "_template/logs would be put with another body (the source's template changed)",
+    ]
+    assert template_changes(before, before) == []
+
+
+def test_a_saved_plan_is_refused_when_a_moved_template_changed_on_the_source() -> None:
+    spec = parse_plan(
+        "name: unit\nsource: {url: 'http://a:9200'}\ndestination: {url: 'http://b:9200'}\n"
+        "repository: {type: fs, settings: {location: /srv/repo}}\nstorage: {kind: local, path: /srv/repo}\n"
+        "snapshot: {indices: [logs-a]}\n"
+    )
+
+    def plan(order: int):
+        index = {"logs-a": IndexFacts("logs-a", "open", "green", 1, 10, 10, 1)}
+        source = ClusterFacts(
+            "http://a",
+            "7.17.29",
+            "green",
+            index,
+            metadata=facts({"logs": {"index_patterns": ["logs-*"], "order": order}}),
+        )
+        destination = ClusterFacts("http://b", "8.19.21", "green", metadata=facts())
+        return build_plan(spec, Facts(source, destination), datetime(2026, 11, 30, tzinfo=UTC))
+
+    assert plan_changes(plan(1), plan(1)) == []
+    assert plan_changes(plan(1), plan(2)) == [
+        "_template/logs would be put with another body (the source's template changed)"
+    ]

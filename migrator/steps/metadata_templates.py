@@ -17,7 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import networkx as nx
+
 from migrator.clients.es import EsClient, build_path
+from migrator.planner import METADATA_TEMPLATES
 from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
 from migrator.templates import ADDED_BY_DESTINATION, PATHS, TemplateMove, normalised
 
@@ -37,6 +40,11 @@ def current_template(client: EsClient, kind: str, name: str) -> dict[str, Any] |
         return answer.get(name)
     key, body_key = LISTING[kind]
     return next((item[body_key] for item in answer.get(key, []) if item.get("name") == name), None)
+
+
+def moved_templates(graph: nx.DiGraph) -> list[dict[str, Any]]:
+    """The template moves of a plan's DAG (`TemplateMove.to_params()` each); empty without the step."""
+    return graph.nodes[METADATA_TEMPLATES]["params"]["templates"] if METADATA_TEMPLATES in graph else []
 
 
 def record_key(move: TemplateMove) -> str:
