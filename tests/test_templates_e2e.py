@@ -32,12 +32,15 @@ def legacy_body(prefix: str) -> dict:
     }
 
 
-def make_source(bed, alias: str, prefix: str) -> list[str]:
-    """A legacy template, a composable one composing a component template, an unrelated template, and
-    one index matching each of the first two (with a document). Returns the index names."""
+def make_source(bed, alias: str, prefix: str, extra_settings: dict | None = None) -> list[str]:
+    """A legacy template (with `extra_settings`), a composable one composing a component template, an
+    unrelated template, and one index matching each of the first two (with a document). Returns the
+    index names."""
     client = bed.client(alias)
     try:
-        client.request("PUT", build_path("_template", f"{prefix}-legacy"), legacy_body(prefix))
+        legacy = legacy_body(prefix)
+        legacy["settings"].update(extra_settings or {})
+        client.request("PUT", build_path("_template", f"{prefix}-legacy"), legacy)
         client.request("PUT", build_path("_template", f"{prefix}-other"), {"index_patterns": [f"{prefix}-zzz-*"]})
         shared = {"template": {"mappings": {"properties": {"amount": {"type": "long"}}}}}
         client.request("PUT", build_path("_component_template", f"{prefix}-shared"), shared)
@@ -97,10 +100,14 @@ def new_index_mapping(client: EsClient, index: str, doc: dict) -> dict:
 
 @pytest.mark.parametrize(("source", "destination"), PAIRS, ids=[f"{s}->{d}" for s, d in PAIRS])
 def test_templates_move_before_the_restores_and_shape_new_indices(testbed, tmp_path, prefix, source, destination):
-    make_source(testbed, source, prefix)
+    # 7.x still takes index.mapper.dynamic (deprecated); 8.0 removed it: dropped, with a warning.
+    removed = {"index.mapper.dynamic": True} if source.startswith("7") else {}
+    make_source(testbed, source, prefix, removed)
     plan = templates_plan(testbed, tmp_path, source, destination, prefix)
 
     document = json.loads(cli(testbed, "plan", str(plan), "--json").stdout)
+    dropped = f"template '{prefix}-legacy': setting index.mapper.dynamic dropped"
+    assert any(w.startswith(dropped) for w in document["warnings"]) == bool(removed)
     step = next(s for s in document["steps"] if s["id"] == "metadata.templates")
     assert [(r["method"], r["path"]) for r in step["requests"]] == [
         ("PUT", f"_component_template/{prefix}-shared"),
@@ -214,20 +221,32 @@ def test_rollback_of_a_cutover_leaves_the_destination_templates_as_they_were_unt
         client.close()
 
 
-def test_the_dry_run_names_the_pipeline_a_migrated_index_uses_that_stays_behind(testbed, tmp_path, prefix):
+def test_the_dry_run_names_the_pipeline_left_behind_and_a_destination_template_that_would_win(
+    testbed, tmp_path, prefix
+):
     """The integ-test distributions have the ingest API but no processor: an empty pipeline is enough to
-    be named by `index.default_pipeline`; they have no ILM API at all."""
-    client = testbed.client("8")
+    be named by `index.default_pipeline`; they have no ILM API at all. A destination template with a
+    higher priority on overlapping patterns is a warning too."""
+    client, destination = testbed.client("8"), testbed.client("9")
     try:
         client.request("PUT", build_path("_ingest", "pipeline", f"{prefix}-enrich"), {"processors": []})
         settings = {"settings": {"index.default_pipeline": f"{prefix}-enrich", "number_of_replicas": 0}}
         client.request("PUT", build_path(f"{prefix}-events"), settings)
+        template = {"index_patterns": [f"{prefix}-ev*"], "priority": 5}
+        client.request("PUT", build_path("_index_template", f"{prefix}-orders"), template)
+        rival = {"index_patterns": [f"{prefix}-*"], "priority": 100}
+        destination.request("PUT", build_path("_index_template", f"{prefix}-legacy"), rival)
         plan = templates_plan(testbed, tmp_path, "8", "9", prefix)
         warnings = json.loads(cli(testbed, "plan", str(plan), "--json").stdout)["warnings"]
     finally:
         client.request("DELETE", build_path(f"{prefix}-events"), ok=(200, 404))
         client.request("DELETE", build_path("_ingest", "pipeline", f"{prefix}-enrich"), ok=(200, 404))
         client.close()
+        destination.close()
+    rival_wins = (
+        f"_index_template/{prefix}-orders: the destination's composable '{prefix}-legacy' with priority 100 > 5"
+    )
+    assert any(w.startswith(rival_wins) for w in warnings), warnings
     assert (
         f"{prefix}-events: index.default_pipeline names ingest pipeline '{prefix}-enrich', which stays behind "
         "(migrator does not move pipelines: copy it to the destination before the cutover)"
