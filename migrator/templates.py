@@ -36,10 +36,13 @@ ROOT_PARAMETERS = frozenset(
         "_data_stream_timestamp", "subobjects", "_parent", "_timestamp", "_ttl",
     }
 )  # fmt: skip
-# Index settings a destination major refuses in a template ("unknown setting"), from Elasticsearch's
-# breaking-change notes; the 8.0 ones were checked on the testbed's 8.19 and 9.5 nodes.
+# Index settings a destination major refuses in a template, from Elasticsearch's breaking-change notes,
+# checked on the testbed: 7.10 refuses index.mapper.dynamic ("removed after version 6.0.0"; 7.17 takes
+# it again, deprecated), 8.19 and 9.5 refuse it and index.force_memory_term_dictionary ("unknown setting").
 REMOVED_SETTINGS: dict[int, frozenset[str]] = {
-    7: frozenset({"index.optimize_auto_generated_id", "index.percolator.map_unmapped_fields_as_string"}),
+    7: frozenset(
+        {"index.mapper.dynamic", "index.optimize_auto_generated_id", "index.percolator.map_unmapped_fields_as_string"}
+    ),
     8: frozenset({"index.mapper.dynamic", "index.force_memory_term_dictionary"}),
 }
 # ILM's settings exist only where ILM does (the integ-test distributions refuse them as unknown).

@@ -212,3 +212,8 @@ def test_a_saved_plan_is_refused_when_a_moved_template_changed_on_the_source() -
     assert plan_changes(plan(1), plan(2)) == [
         "_template/logs would be put with another body (the source's template changed)"
     ]
+
+
+def test_index_mapper_dynamic_is_dropped_for_a_7x_destination_too() -> None:
+    source = facts(legacy={"logs": {"index_patterns": ["logs-*"], "settings": {"index.mapper.dynamic": "true"}}})
+    assert "settings" not in run(source, versions=("6.8.23", "7.10.2")).moves[0].body
