@@ -8,7 +8,8 @@ phase two of the DAG (see `planner.add_cutover`); this module adds what lies out
   writable with the aliases on the destination), open again a destination index the cutover closed
   but did not restore yet (it holds phase one's data), delete the attempt's incremental snapshot when
   Elasticsearch allows it, forget the cutover's checkpoints (a later `apply --phase cutover` takes a
-  new incremental snapshot) and describe each destination index as it is now;
+  new incremental snapshot) and describe each destination index as it is now; delete the templates the
+  run created and put back those it overwrote (`steps.metadata_templates.undo_templates`);
 - `cutover_figures`: from the state file alone, how much the incremental snapshot reused (its
   status statistics), how much the restores over the existing indices reused, and how long writes
   were blocked.
@@ -32,6 +33,7 @@ from migrator.planner import (
     ALIAS_SWITCH,
     CUTOVER,
     CUTOVER_SNAPSHOT_WAIT,
+    METADATA_TEMPLATES,
     SNAPSHOT_WAIT,
     WRITE_BLOCK,
     cutover_snapshot_name,
@@ -39,6 +41,7 @@ from migrator.planner import (
 )
 from migrator.recorded_run import cutover_attempt
 from migrator.state import StateStore
+from migrator.steps.metadata_templates import undo_templates
 from migrator.steps.restore import restored_from
 from migrator.steps.write_block import batches, write_blocked
 
@@ -60,6 +63,9 @@ def rollback(migration: Migration, wait_s: float = 90.0) -> dict[str, Any]:
         targets = {move.source: move.target for move in plan.moves}
         report: dict[str, Any] = {"aliases_removed": _remove_aliases(migration, targets)}
         report["writes_unblocked"] = _unblock(migration, sorted(targets))
+        templates = state.get_checkpoint(METADATA_TEMPLATES)
+        report.update(undo_templates(migration.destination, templates.detail if templates else {}))
+        state.reset([METADATA_TEMPLATES])  # the next `apply` puts them back before a new cutover
         attempt = cutover_attempt(state)
         report["cutover_snapshot"] = _delete_snapshot(
             migration, Ledger(state), state.get_meta("repository"), cutover_snapshot_name(plan.snapshot, attempt)

@@ -10,7 +10,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from migrator.clients.es import EsClient, EsError, Request, build_path
+from migrator.clients.es import EsClient, EsError, Request, Version, build_path
+from migrator.template_facts import metadata_facts
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class ClusterFacts:
     max_shards_per_node: int | None = None
     disk_threshold_enabled: bool = True
     high_watermark: str = "90%"
+    metadata: dict[str, Any] = field(default_factory=dict)  # templates and what indices name: see template_facts
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -188,6 +190,7 @@ def discover_cluster(
         data_streams=sorted(metadata.get("data_stream", {}).get("data_stream", {})),
         shards=sum(_int(health.get(key)) for key in ("active_shards", "initializing_shards", "unassigned_shards")),
         **limits,
+        metadata=metadata_facts(client, Version.parse(version)),
     )
 
 

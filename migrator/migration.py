@@ -33,6 +33,7 @@ from migrator.ownership import Ledger, delete_snapshot_if_ours
 from migrator.planner import (
     BULK,
     CUTOVER,
+    METADATA_TEMPLATES,
     MigrationPlan,
     build_plan,
     cutover_validate_id,
@@ -55,7 +56,9 @@ from migrator.spec import (
 )
 from migrator.state import STALE_AFTER_S, StateStore
 from migrator.steps.base import ConsoleRequest, ProgressSink, Step, StepContext
+from migrator.steps.metadata_templates import moved_templates, undo_requests, undo_templates
 from migrator.steps.restore import restored_from
+from migrator.templates import template_changes
 
 SAVED_PLAN_VERSION = 1
 MB = 1024 * 1024
@@ -365,6 +368,7 @@ def plan_changes(saved: MigrationPlan, fresh: MigrationPlan) -> list[str]:
         if old.primary_shards != new.primary_shards:
             changes.append(f"{name} has {new.primary_shards} primary shards now, not {old.primary_shards}")
     changes.extend(f"refused now: {p.field}: {p.message}" for p in fresh.problems)
+    changes.extend(template_changes(*(moved_templates(plan.graph) for plan in (saved, fresh))))
     if not changes and set(saved.graph.edges) != set(fresh.graph.edges):
         changes.append("the steps of the plan changed")
     return changes
@@ -659,7 +663,19 @@ def estimate(plan: MigrationPlan) -> dict[str, Any]:
 
 
 def cancel_advice(plan: MigrationPlan, node: str) -> CancelAdvice:
-    """What `migrator cancel` sends when the run is at `node` (see `_undo`)."""
+    """What `migrator cancel` (or `rollback`) sends when the run is at `node` (see `_undo`), with the undo
+    of the templates the plan moves (see `undo_templates`)."""
+    advice = _cancel_advice(plan, node)
+    if METADATA_TEMPLATES not in plan.graph or node == "preflight":
+        return advice
+    note = advice.note + (
+        "; it also deletes the templates migrator created and puts back those it overwrote (with the body the "
+        "state file recorded before overwriting)"
+    )
+    return CancelAdvice(note, advice.requests + undo_requests(plan.graph.nodes[METADATA_TEMPLATES]["params"]))
+
+
+def _cancel_advice(plan: MigrationPlan, node: str) -> CancelAdvice:
     kind, params = plan.graph.nodes[node]["kind"], plan.graph.nodes[node]["params"]
     snapshot = ConsoleRequest("source", "DELETE", f"_snapshot/{plan.spec.repository.name}/{plan.snapshot}")
     if plan.graph.nodes[node].get("phase") == CUTOVER:
@@ -949,6 +965,8 @@ def _undo(migration: Migration, state: StateStore) -> dict[str, Any]:
         except EsError as exc:
             raise NeedsAttention(f"could not delete {target} on the destination: {exc}") from exc
         report["indices_deleted"].append(target)
+    templates = checkpoints.get(METADATA_TEMPLATES)
+    report.update(undo_templates(migration.destination, templates.detail if templates else {}))
     if snapshot and repository:
         outcome = delete_snapshot_if_ours(migration.source, ledger, repository, snapshot)
         report["snapshot_deleted"] = snapshot if outcome == "deleted" else None

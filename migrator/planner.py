@@ -25,6 +25,7 @@ from migrator.clients.es import Version
 from migrator.discovery import Facts
 from migrator.rename import RenameError, RenameRule
 from migrator.spec import MigrationSpec, Problem, render_snapshot_name
+from migrator.templates import left_behind, plan_templates
 
 PREFLIGHT = "preflight"
 SOURCE_REPOSITORY = "repository.source"
@@ -42,6 +43,7 @@ CUTOVER_STORAGE_VERIFY = "cutover.storage.verify"
 CUTOVER_REPLICATION = "cutover.replication"
 CUTOVER_REPLICA_VERIFY = "cutover.replica.verify"
 ALIAS_SWITCH = "cutover.switch"
+METADATA_TEMPLATES = "metadata.templates"
 BULK, CUTOVER = "bulk", "cutover"
 
 
@@ -304,6 +306,17 @@ def build_plan(
     found = check_plan(spec, facts, moves).extend(closed_findings)
     problems.extend(found.problems)
     warnings.extend(found.warnings)
+    templates = plan_templates(
+        spec.metadata,
+        facts.source.metadata,
+        facts.destination.metadata,
+        (facts.source.version, facts.destination.version),
+        sorted({name for move in moves for name in (move.source, move.target)}),
+    )
+    problems.extend(templates.problems)
+    warnings.extend(templates.warnings)
+    warnings.extend(left_behind(facts.source.metadata, facts.destination.metadata, [move.source for move in moves]))
+
     problems.extend(writable_location_problems(spec, facts))
     names = snapshot_names(spec, snapshot, cutover_attempt)
     problems.extend(snapshot_name_problems(spec, facts, names, owned_snapshots or {}))
@@ -316,18 +329,29 @@ def build_plan(
         snapshot=snapshot,
         moves=moves,
         skipped=skipped,
-        graph=build_graph(spec, moves, cutover_snapshot_name(snapshot, cutover_attempt), frozenset(closed)),
+        graph=build_graph(
+            spec,
+            moves,
+            cutover_snapshot_name(snapshot, cutover_attempt),
+            frozenset(closed),
+            [m.to_params() for m in templates.moves],
+        ),
         problems=problems,
         warnings=warnings,
     )
 
 
 def build_graph(
-    spec: MigrationSpec, moves: list[IndexMove], cutover_snapshot: str = "", closed: frozenset[str] = frozenset()
+    spec: MigrationSpec,
+    moves: list[IndexMove],
+    cutover_snapshot: str = "",
+    closed: frozenset[str] = frozenset(),
+    templates: list[dict[str, Any]] | None = None,
 ) -> nx.DiGraph:
     """The DAG. Every node carries its `kind` (the step class), `params` and `phase`: `bulk` (the copy,
     while the source takes writes) or, when the plan has a cutover, `cutover` (the write freeze).
-    `closed`: source indices closed on the source, restored and then closed again (`close[<target>]`)."""
+    `closed`: source indices closed on the source, restored and then closed again (`close[<target>]`);
+    `templates` (the `TemplateMove`s as params) adds `metadata.templates` before every restore."""
     graph: nx.DiGraph = nx.DiGraph()
     two_phases = spec.cutover.enabled
 
@@ -341,6 +365,9 @@ def build_graph(
     chain += replication_nodes(spec, add, REPLICATION, REPLICA_VERIFY, BULK)
     chain.append(add(DESTINATION_REPOSITORY, DESTINATION_REPOSITORY))
     nx.add_path(graph, chain)
+    if templates:
+        add(METADATA_TEMPLATES, METADATA_TEMPLATES, templates=templates, if_exists=spec.metadata.if_exists)
+        nx.add_path(graph, [PREFLIGHT, METADATA_TEMPLATES, DESTINATION_REPOSITORY])
     finish = spec.finish
     wants_finish = bool(
         finish.replicas is not None

@@ -550,6 +550,33 @@ class WaitsSpec(_Model):
     )
 
 
+class MetadataSpec(_Model):
+    """The index templates that travel with the data (see `migrator.templates`)."""
+
+    templates: str | list[IndexExpression] = Field(
+        "matching",
+        description="matching: the legacy and composable templates whose patterns match a migrated index (with "
+        "the component templates they compose); none: no template; or a list of template names (wildcards allowed)",
+    )
+    if_exists: Literal["fail", "skip", "overwrite"] = Field(
+        "fail", description="a template of the same name and another body on the destination"
+    )
+    legacy_as: Literal["legacy", "composable"] = Field(
+        "legacy", description="legacy templates on a 7.8+ destination: kept legacy, or converted to composable"
+    )
+
+    @field_validator("templates")
+    @classmethod
+    def _templates(cls, templates: str | list[str]) -> str | list[str]:
+        if isinstance(templates, list) and not templates:
+            raise _invalid("an empty list moves no template", "write templates: none, or list template names")
+        if isinstance(templates, str) and templates not in ("matching", "none"):
+            raise _invalid(
+                f"{templates!r} is not a choice", "write matching, none, or a list of template names (a YAML list)"
+            )
+        return templates
+
+
 # -- the plan -----------------------------------------------------------------------------------------
 
 
@@ -572,6 +599,7 @@ class MigrationSpec(_Model):
     )
     estimate: EstimateSpec = Field(default_factory=EstimateSpec)
     waits: WaitsSpec = Field(default_factory=WaitsSpec)
+    metadata: MetadataSpec = Field(default_factory=MetadataSpec)
 
     @property
     def validate(self) -> ValidateSpec:  # type: ignore[override]  # the plan's `validate:` section

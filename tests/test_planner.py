@@ -212,3 +212,39 @@ def test_a_run_begun_before_uuids_were_recorded_owns_its_snapshot_by_name():
         owned_snapshots={"nightly-fixed": None},
     )
     assert plan.problems == []
+
+
+def with_templates(base: Facts, source_legacy: dict, destination_legacy: dict | None = None) -> Facts:
+    def metadata(legacy):
+        return {"templates": {"legacy": legacy, "composable": {}, "component": {}}, "pipelines": [], "policies": []}
+
+    source = ClusterFacts(**{**vars(base.source), "metadata": metadata(source_legacy)})
+    destination = ClusterFacts(**{**vars(base.destination), "metadata": metadata(destination_legacy or {})})
+    return Facts(source, destination)
+
+
+def test_templates_step_comes_after_preflight_and_before_every_restore():
+    templates = {"logs": {"index_patterns": ["logs-*"], "order": 0}, "misc": {"index_patterns": ["misc-*"]}}
+    plan = build_plan(spec('snapshot: {indices: ["logs-*"]}'), with_templates(facts(["logs-a"]), templates), WHEN)
+    assert plan.problems == []
+    node = plan.graph.nodes["metadata.templates"]
+    assert [(t["kind"], t["name"]) for t in node["params"]["templates"]] == [("legacy", "logs")]
+    assert set(plan.graph.predecessors("metadata.templates")) == {"preflight"}
+    assert nx.has_path(plan.graph, "metadata.templates", "restore[logs-a]")
+    none = build_plan(
+        spec('snapshot: {indices: ["logs-*"]}\nmetadata: {templates: none}'),
+        with_templates(facts(["logs-a"]), templates),
+        WHEN,
+    )
+    assert "metadata.templates" not in none.graph
+
+
+def test_a_conflicting_destination_template_refuses_the_plan():
+    plan = build_plan(
+        spec('snapshot: {indices: ["logs-*"]}'),
+        with_templates(
+            facts(["logs-a"]), {"logs": {"index_patterns": ["logs-*"]}}, {"logs": {"index_patterns": ["x"]}}
+        ),
+        WHEN,
+    )
+    assert [p.field for p in plan.problems] == ["metadata.if_exists"]

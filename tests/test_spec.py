@@ -484,3 +484,31 @@ def test_waits_stall_after_takes_a_duration_and_defaults_to_15_minutes() -> None
     assert parse_plan(yaml.safe_dump(plan(waits__stall_after="90s"))).waits.stall_after == 90
     assert parse_plan(yaml.safe_dump(plan(waits__stall_after="1h"))).waits.stall_after == 3600
     assert parse_plan(yaml.safe_dump(plan(waits__stall_after=30))).waits.stall_after == 30
+
+
+# -- metadata: the templates that travel with the data ------------------------------------------------
+
+
+def test_metadata_section_defaults_and_choices() -> None:
+    default = parse_plan(yaml.safe_dump(plan())).metadata
+    assert (default.templates, default.if_exists, default.legacy_as) == ("matching", "fail", "legacy")
+    chosen = parse_plan(
+        yaml.safe_dump(plan(metadata={"templates": ["logs", "metrics-*"], "if_exists": "overwrite"}))
+    ).metadata
+    assert chosen.templates == ["logs", "metrics-*"] and chosen.if_exists == "overwrite"
+    assert parse_plan(yaml.safe_dump(plan(metadata={"templates": "none"}))).metadata.templates == "none"
+
+
+@pytest.mark.parametrize(
+    ("section", "field"),
+    [
+        ({"templates": []}, "metadata.templates"),
+        ({"templates": "all"}, "metadata.templates"),
+        ({"if_exists": "replace"}, "metadata.if_exists"),
+        ({"legacy_as": "v2"}, "metadata.legacy_as"),
+    ],
+)
+def test_metadata_section_refusals_name_the_field(section: dict[str, Any], field: str) -> None:
+    error = refusal(plan(metadata=section))
+    assert fields(error) == [field]
+    assert error.problems[0].fix

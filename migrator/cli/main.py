@@ -512,4 +512,8 @@ def rollback_command(plan_file: PlanArg, state: StateOpt = None, as_json: JsonOp
         typer.echo(
             f"  {index['index']}: {index['status']}, {index['health']}, {index['docs']} documents{restored}{aliases}"
         )
+    undone = report.get("templates_deleted", []) + report.get("templates_restored", [])
+    if undone:
+        typer.echo(f"templates deleted or put back on the destination: {', '.join(undone)}")
+        typer.echo(f"put them back with: migrator apply {plan_file}")
     typer.echo(f"cut over again later with: migrator apply {plan_file} --phase cutover")

@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import os
 import signal
+import uuid
 
 import pytest
 
+from migrator.clients.es import build_path
+from migrator.steps.metadata_templates import current_template
+from migrator.templates import normalised
 from tests.helpers import cli, counts, repository_of, restore_requests
+from tests.test_templates_e2e import legacy_body, make_source, remove_prefixed
 
 pytestmark = pytest.mark.cluster
 
@@ -59,3 +64,50 @@ def test_kill_at_each_boundary_then_resume(seeded, tmp_path, step, point):
     assert sorted(r["body"]["indices"] for r in restores) == INDICES
     expected = {f"{prefix}-{name}": count for name, count in counts(seeded, "7.17", ",".join(INDICES)).items()}
     assert counts(seeded, "8", f"{prefix}-*") == expected
+
+
+TEMPLATE_POINTS = ["acting", "acted", "done"]
+
+
+@pytest.mark.parametrize("point", TEMPLATE_POINTS)
+def test_kill_in_the_templates_step_then_resume_then_cancel_puts_the_destination_back(testbed, tmp_path, point):
+    """metadata.templates killed before, during and after its PUTs (one of them overwriting a destination
+    template): resume finishes it, and cancel still knows the body it overwrote."""
+    source, destination = "8", "9"
+    prefix = f"cmt{TEMPLATE_POINTS.index(point)}{uuid.uuid4().hex[:6]}"
+    make_source(testbed, source, prefix)
+    theirs = {"index_patterns": [f"{prefix}-logs-*"], "order": 1, "mappings": {"properties": {"msg": {"type": "text"}}}}
+    client = testbed.client(destination)
+    try:
+        client.request("PUT", build_path("_template", f"{prefix}-legacy"), theirs)
+        before = current_template(client, "legacy", f"{prefix}-legacy")
+        plan = testbed.write_plan(
+            tmp_path,
+            source,
+            destination,
+            name=prefix,
+            snapshot={"indices": [f"{prefix}-*"]},
+            metadata={"if_exists": "overwrite"},
+        )
+        os.environ["MIGRATOR_FAILPOINT"] = f"metadata.templates:{point}"
+        try:
+            killed = cli(testbed, "apply", str(plan), "--yes", "--poll", "0.3", check=False)
+        finally:
+            del os.environ["MIGRATOR_FAILPOINT"]
+        assert killed.returncode == -signal.SIGKILL, f"failpoint never hit:\n{killed.stderr}"
+
+        cli(testbed, "resume", str(plan), "--poll", "0.3")
+        moved = current_template(client, "legacy", f"{prefix}-legacy")
+        assert normalised("legacy", moved) == normalised("legacy", legacy_body(prefix))
+        assert current_template(client, "composable", f"{prefix}-orders") is not None
+
+        cli(testbed, "cancel", str(plan))
+        assert current_template(client, "legacy", f"{prefix}-legacy") == before
+        assert current_template(client, "composable", f"{prefix}-orders") is None
+        assert current_template(client, "component", f"{prefix}-shared") is None
+    finally:
+        for alias in (source, destination):
+            cleanup = testbed.client(alias)
+            remove_prefixed(cleanup, prefix)
+            cleanup.close()
+        client.close()

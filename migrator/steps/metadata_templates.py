@@ -1,0 +1,134 @@
+"""Put the migrated index templates on the destination, before any restore (step `metadata.templates`).
+
+Place in the flow: planner (`migrator.templates` builds each `PUT` once, as data) -> this step ->
+the destination. It runs before the restores so that no index the cutover's writers create afterwards
+lacks its template. `observe` reads each template back: equal (after normalising) is done; missing is
+put; another body is overwritten only under `metadata.if_exists: overwrite` (else left or refused).
+
+What the step changes is recorded before it acts: the executor stores the observation's detail in the
+`acting` checkpoint, one key per template (`template:<path>`: `{"created": true}` or `{"previous":
+body}`), and later observations only add keys, so a resumed run never loses the body it overwrote.
+`undo_templates` (called by `cancel` and `rollback`) deletes what the step created and puts back
+what it overwrote, nothing else. A rollback then forgets the step's checkpoint, so the next
+`apply` puts the templates back before `apply --phase cutover` can run again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import networkx as nx
+
+from migrator.clients.es import EsClient, build_path
+from migrator.planner import METADATA_TEMPLATES
+from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
+from migrator.templates import ADDED_BY_DESTINATION, PATHS, TemplateMove, normalised
+
+RECORD = "template:"
+LISTING = {
+    "composable": ("index_templates", "index_template"),
+    "component": ("component_templates", "component_template"),
+}
+
+
+def current_template(client: EsClient, kind: str, name: str) -> dict[str, Any] | None:
+    """The destination's template `name` of `kind` (legacy | composable | component) as GET answers it, or None."""
+    status, answer = client.request("GET", build_path(PATHS[kind], name), ok=(200, 404))
+    if status == 404:
+        return None
+    if kind == "legacy":
+        return answer.get(name)
+    key, body_key = LISTING[kind]
+    return next((item[body_key] for item in answer.get(key, []) if item.get("name") == name), None)
+
+
+def moved_templates(graph: nx.DiGraph) -> list[dict[str, Any]]:
+    """The template moves of a plan's DAG (`TemplateMove.to_params()` each); empty without the step."""
+    return graph.nodes[METADATA_TEMPLATES]["params"]["templates"] if METADATA_TEMPLATES in graph else []
+
+
+def record_key(move: TemplateMove) -> str:
+    return RECORD + move.path
+
+
+class MoveTemplates(Step):
+    kind = "metadata.templates"
+    title = "Put the migrated index templates on the destination (component, composable, legacy)"
+    waits_for = "nothing: a template is in force once put, for the indices created after it"
+
+    @property
+    def moves(self) -> list[TemplateMove]:
+        return [TemplateMove(**{**item, "changes": tuple(item["changes"])}) for item in self.params["templates"]]
+
+    def describe(self) -> list[ConsoleRequest]:
+        return [ConsoleRequest("destination", "PUT", move.path, move.body) for move in self.moves]
+
+    def checks(self) -> list[ConsoleRequest]:
+        return [ConsoleRequest("destination", "GET", move.path) for move in self.moves]
+
+    def _to_put(self) -> tuple[list[TemplateMove], dict[str, Any], list[str]]:
+        """The moves still to send, the record of what sending them changes, and the ones left as they are."""
+        to_put, record, kept = [], {}, []
+        for move in self.moves:
+            current = current_template(self.ctx.destination, move.kind, move.name)
+            if current is None:
+                to_put.append(move)
+                record[record_key(move)] = {"created": True}
+            elif normalised(move.kind, current) == normalised(move.kind, move.body):
+                continue
+            elif self.params["if_exists"] == "overwrite":
+                to_put.append(move)
+                record[record_key(move)] = {"previous": current}
+            elif self.params["if_exists"] == "skip":
+                kept.append(move.path)
+            else:
+                raise StepFailed(
+                    f"{move.path} exists on the destination with another body than planned (created or changed since "
+                    "the dry run); migrator does not overwrite it. Review it, then set metadata.if_exists: skip or "
+                    "overwrite and run again with --replan, or delete it on the destination"
+                )
+        return to_put, record, kept
+
+    def observe(self) -> Observation:
+        to_put, record, kept = self._to_put()
+        left = f"; the destination's own kept: {', '.join(kept)}" if kept else ""
+        if not to_put:
+            return Observation(True, summary=f"{len(self.moves)} template(s) in place{left}")
+        return Observation(False, summary=f"to put: {', '.join(m.path for m in to_put)}{left}", detail=record)
+
+    def act(self) -> None:
+        for move in self._to_put()[0]:
+            self.ctx.destination.request("PUT", build_path(*move.path.split("/")), move.body)
+
+
+def undo_templates(client: EsClient, detail: dict[str, Any]) -> dict[str, list[str]]:
+    """Delete the templates the step created and put back the bodies it overwrote, from its checkpoint
+    `detail`: index templates first, then the component templates they compose. Returns the paths of each."""
+    report: dict[str, list[str]] = {"templates_deleted": [], "templates_restored": []}
+    records = sorted((key[len(RECORD) :], value) for key, value in detail.items() if key.startswith(RECORD))
+    for components in (False, True):
+        for path, record in records:
+            if path.startswith(PATHS["component"] + "/") != components:
+                continue
+            if record.get("created"):
+                client.request("DELETE", build_path(*path.split("/")), ok=(200, 404))
+                report["templates_deleted"].append(path)
+            elif "previous" in record:
+                body = {k: v for k, v in record["previous"].items() if k not in ADDED_BY_DESTINATION}
+                client.request("PUT", build_path(*path.split("/")), body)
+                report["templates_restored"].append(path)
+    return report
+
+
+def undo_requests(params: dict[str, Any]) -> list[ConsoleRequest]:
+    """What `undo_templates` sends for the node's planned moves, for the dry run's cancel advice: a DELETE
+    for each template it would create, a PUT for each it would overwrite (its body: the one the state file
+    records before overwriting, unknown before the run)."""
+    requests = []
+    for item in sorted(params["templates"], key=lambda item: item["kind"] == "component"):
+        move = TemplateMove(**{**item, "changes": tuple(item["changes"])})
+        if move.replaces:
+            requests.append(ConsoleRequest("destination", "PUT", move.path))  # the body is the one recorded
+        else:
+            requests.append(ConsoleRequest("destination", "DELETE", move.path))
+    return requests

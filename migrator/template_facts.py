@@ -1,0 +1,71 @@
+"""Discovery of the metadata that travels beside the data: index templates, and what the indices name.
+
+Place in the flow: discovery -> (this module's read-only GETs) -> `ClusterFacts.metadata` -> the
+planner's `migrator.templates`. Everything here is plain JSON so it is stored with the facts in the
+state file, and `resume` re-plans from exactly what the run began with.
+
+The shape of `MetadataFacts`:
+- `templates`: {"legacy": {name: body of GET _template}, "composable": {name: the `index_template` of
+  GET _index_template}, "component": {name: the `component_template` of GET _component_template}};
+  composable and component templates exist from Elasticsearch 7.8 on (their API answers 400/404 before);
+- `index_settings`: {index: {"index.default_pipeline" | "index.final_pipeline" | "index.lifecycle.name":
+  value}} for the indices that set one of those;
+- `pipelines` / `policies`: the names of the ingest pipelines / ILM policies, or None where the cluster
+  has no such API (the integ-test distributions have no ILM).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from migrator.clients.es import EsClient, EsError, Version, build_path
+
+COMPOSABLE_SINCE = Version(7, 8, 0)
+NAMED_SETTINGS = ("index.default_pipeline", "index.final_pipeline", "index.lifecycle.name")
+# What a cluster without the feature answers: no handler (400), not found (404) or a method not allowed.
+MISSING_API = (400, 404, 405, 410)
+
+
+def _listing(client: EsClient, path: str, key: str, body_key: str) -> dict[str, Any]:
+    """{name: body} from the 7.8+ listing answers (`{"index_templates": [{"name", "index_template"}]}`)."""
+    status, answer = client.request("GET", path, ok=(200, *MISSING_API))
+    if status != 200:
+        return {}
+    return {item["name"]: item[body_key] for item in answer.get(key, [])}
+
+
+def _names(client: EsClient, path: str) -> list[str] | None:
+    """The names an API lists (an empty listing may answer 404), or None where the API is missing."""
+    try:
+        status, answer = client.request("GET", path, ok=(200, 404))
+    except EsError as exc:
+        if exc.status in MISSING_API:
+            return None
+        raise
+    return sorted(answer) if status == 200 and isinstance(answer, dict) else []
+
+
+def metadata_facts(client: EsClient, version: Version) -> dict[str, Any]:
+    """The templates, the named pipelines/policies and the settings naming them (see the module docstring).
+    Raises EsError when a cluster answers an error other than a missing API."""
+    status, legacy = client.request("GET", "/_template", ok=(200, 404))
+    templates: dict[str, dict[str, Any]] = {
+        "legacy": legacy if status == 200 else {},
+        "composable": {},
+        "component": {},
+    }
+    if version >= COMPOSABLE_SINCE:
+        templates["composable"] = _listing(client, "/_index_template", "index_templates", "index_template")
+        templates["component"] = _listing(client, "/_component_template", "component_templates", "component_template")
+    params = {"flat_settings": True, "expand_wildcards": "all"}
+    answer = client.get(build_path("_all", "_settings", ",".join(NAMED_SETTINGS), params=params))
+    index_settings = {
+        index: {key: str(value) for key, value in body.get("settings", {}).items() if key in NAMED_SETTINGS}
+        for index, body in answer.items()
+    }
+    return {
+        "templates": templates,
+        "index_settings": {index: named for index, named in index_settings.items() if named},
+        "pipelines": _names(client, "/_ingest/pipeline"),
+        "policies": _names(client, "/_ilm/policy"),
+    }
