@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from migrator.blocks import blocks_path, parse_blocks
 from migrator.clients.es import EsClient, EsError, Request, build_path
 
 
@@ -21,6 +22,7 @@ class IndexFacts:
     store_bytes: int
     primary_bytes: int
     primary_shards: int
+    blocks: dict[str, str] = field(default_factory=dict)  # its `index.blocks.*` settings (see migrator.blocks)
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class ClusterFacts:
     plugins: list[str] = field(default_factory=list)
     free_disk_bytes: int | None = None
     path_repo: list[str] = field(default_factory=list)
+    aliases: dict[str, list[str]] = field(default_factory=dict)  # alias -> the indices it points at
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,7 +70,9 @@ def discover_cluster(client: EsClient) -> ClusterFacts:
     version = str(client.version())
     health = str(client.health().get("status", "unknown"))
     indices = {}
-    for row in client.indices("*", expand_wildcards="all"):
+    rows = client.indices("*", expand_wildcards="all")
+    blocks = parse_blocks(client.get(blocks_path()), [row["index"] for row in rows])
+    for row in rows:
         name = row["index"]
         indices[name] = IndexFacts(
             name=name,
@@ -77,7 +82,11 @@ def discover_cluster(client: EsClient) -> ClusterFacts:
             store_bytes=_int(row.get("store.size")),
             primary_bytes=_int(row.get("pri.store.size")),
             primary_shards=_int(row.get("pri")),
+            blocks=blocks[name],
         )
+    aliases: dict[str, list[str]] = {}
+    for row in client.get(build_path("_cat", "aliases", params={"format": "json", "h": "alias,index"})):
+        aliases.setdefault(row["alias"], []).append(row["index"])
     repositories = client.get(build_path("_snapshot", "_all"))
     nodes = client.get("/_nodes?filter_path=nodes.*.plugins.name,nodes.*.modules.name,nodes.*.settings.path.repo")
     plugins: set[str] = set()
@@ -104,6 +113,7 @@ def discover_cluster(client: EsClient) -> ClusterFacts:
         plugins=sorted(plugins),
         free_disk_bytes=free,
         path_repo=sorted(path_repo),
+        aliases={alias: sorted(names) for alias, names in sorted(aliases.items())},
     )
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import networkx as nx
 from pydantic import BaseModel, ValidationError
 
+from migrator.blocks import SourceBlocks
 from migrator.clients.es import EsClient, EsError, Request, build_path
 from migrator.clients.replication import BucketReplication
 from migrator.clients.storage import LocalStorage, OssStorage, Storage
@@ -569,6 +570,7 @@ def execute(
                 progress=RecordedProgress(progress, state),
                 cancel_requested=lambda: state.get_meta("cancel_requested") == "1",
                 poll_s=poll_s,
+                source_blocks=SourceBlocks(state),
             )
             executor = Executor(
                 plan.graph,

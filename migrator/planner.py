@@ -19,6 +19,7 @@ from typing import Any
 
 import networkx as nx
 
+from migrator.aliases import alias_problems
 from migrator.clients.es import Version
 from migrator.discovery import Facts
 from migrator.rename import RenameError, RenameRule
@@ -264,6 +265,9 @@ def build_plan(
             Problem("destination", f"needs {needed} bytes but only {free} are free", "free disk on the destination")
         )
     problems.extend(writable_location_problems(spec, facts))
+    alias_refusals, alias_warnings = alias_problems(spec, moves, skipped)
+    problems.extend(alias_refusals)
+    warnings.extend(alias_warnings)
     if facts.source.health == "red":
         warnings.append("the source cluster is red: some shards may be missing from the snapshot")
 

@@ -103,7 +103,10 @@ def test_archive_keeps_its_write_block_through_cutover_kill_resume_and_rollback(
         for s in document["steps"]
         if s["kind"] == "cutover.restore"
     }
-    assert restores == {f"cutover.restore[moved-{archive}]": [], f"cutover.restore[moved-{live}]": ["index.blocks.write"]}
+    assert restores == {
+        f"cutover.restore[moved-{archive}]": [],
+        f"cutover.restore[moved-{live}]": ["index.blocks.write"],
+    }
 
     cli(seeded, "apply", str(plan), "--yes", "--poll", "0.3")
     killed = cli(

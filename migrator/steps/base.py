@@ -18,6 +18,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from migrator.blocks import SourceBlocks
 from migrator.clients.es import EsClient
 from migrator.clients.replication import BucketReplication
 from migrator.clients.storage import Storage
@@ -98,6 +99,8 @@ class StepContext:
     # Cross-region plans: the destination's bucket (the replica) and the source bucket's replication rules.
     replica_factory: Callable[[], Storage] | None = None
     replication_factory: Callable[[], BucketReplication] | None = None
+    # The source indices' blocks before the cutover (recorded by the write-block step, in the state file).
+    source_blocks: SourceBlocks = field(default_factory=SourceBlocks)
     _clients: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

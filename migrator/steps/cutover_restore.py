@@ -3,7 +3,8 @@
 The destination index is ours (phase one restored it). Elasticsearch restores into an existing
 *closed* index with the same number of shards, and reuses the segment files it already holds that
 are identical in the snapshot, so only what changed since phase one crosses the wire; the restore
-opens the index again. The write block the source carries in this snapshot is not restored.
+opens the index again. The cutover's own write block, which the source carries in this snapshot, is
+not restored; a write block the source had before the cutover (recorded by `cutover.block`) is.
 Observed first: an index already restored from this snapshot is followed, not restored again.
 """
 
