@@ -61,7 +61,7 @@ def blocks(bed, cluster: str, name: str) -> dict[str, str]:
     client = bed.client(cluster)
     try:
         body = client.get(build_path(name, "_settings", "index.blocks.*", params={"flat_settings": True}))
-        return body[name]["settings"]
+        return body.get(name, {}).get("settings", {})  # an index without any block is left out
     finally:
         client.close()
 
