@@ -4,7 +4,8 @@ that moves it there.
 Place in the flow: the planner refuses an alias whose sources are all left out (`alias_problems`);
 the cutover's `alias.switch` and, without a cutover, `finish` send `alias_actions`: the alias is added
 to the restored indices and, in the same request, removed from every other destination index that
-holds it, so that reads through it never span an old and a new index. The dry run computes the actions
+holds it, so that reads through it never span an old and a new index (the switch records what it
+removes, `RemovedAliases`, for `rollback`). The dry run computes the actions
 from the aliases discovery found on the destination (`ClusterFacts.aliases`), `apply` from the ones it
 reads just before sending (`GET _alias/<alias>`): the same function, so the dry run shows what it removes.
 """
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from migrator.clients.es import EsClient, build_path
 from migrator.spec import MigrationSpec, Problem
+from migrator.state import RecordedOnce, StateStore
 
 if TYPE_CHECKING:
     from migrator.planner import IndexMove
@@ -72,3 +74,20 @@ def alias_problems(
         elif left_out:
             warnings.append(f"finish.aliases.{alias}: left out of the migration, so not under the alias: {reasons}")
     return problems, warnings
+
+
+class RemovedAliases(RecordedOnce):
+    """Alias -> the destination indices the cutover's switch removed it from, recorded before the switch
+    is sent (meta `aliases_removed`), so that `rollback` gives the alias back to them."""
+
+    def __init__(self, state: StateStore | None = None) -> None:
+        super().__init__("aliases_removed", state)
+
+
+def removals(actions: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Alias -> the indices `actions` remove it from."""
+    found: dict[str, list[str]] = {}
+    for action in actions:
+        if "remove" in action:
+            found.setdefault(action["remove"]["alias"], []).append(action["remove"]["index"])
+    return found

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from migrator.clients.es import EsClient, build_path
-from migrator.state import StateStore
+from migrator.state import RecordedOnce, StateStore
 
 BLOCKS = tuple(f"index.blocks.{name}" for name in ("write", "read_only", "read_only_allow_delete", "read", "metadata"))
 WRITE = "index.blocks.write"
@@ -92,41 +92,14 @@ def differences(before: BlockMap, now: BlockMap) -> dict[str, dict[str, list[str
     return found
 
 
-class SourceBlocks:
-    """The source indices' blocks before the cutover, kept in the state file (meta `source_blocks`).
-
-    An index's entry is written once, from an observation made before migrator sent its own write
-    block, and never overwritten: a resumed run that observes the block already set must not take it
-    for the source's own. Without a state file (the dry run) the record lives in memory."""
+class SourceBlocks(RecordedOnce):
+    """The source indices' blocks before the cutover (a block map), kept in the state file (meta
+    `source_blocks`). An index's entry is written from an observation made before migrator sent its own
+    write block, and never overwritten: a resumed run that observes the block already set must not take
+    it for the source's own."""
 
     def __init__(self, state: StateStore | None = None) -> None:
-        self.state = state
-        self._memory: BlockMap | None = None
-
-    def get(self) -> BlockMap | None:
-        """The record, or None when the cutover never recorded one."""
-        if self.state is None:
-            return self._memory
-        return self.state.get_json(RECORD_KEY)
-
-    def record(self, observed: BlockMap) -> BlockMap:
-        """Add the indices the record lacks (their observed blocks); the entries it has are kept as they are.
-        Returns the whole record."""
-        recorded = self.get() or {}
-        merged = {**observed, **recorded}
-        if merged != recorded or self.get() is None:
-            if self.state is None:
-                self._memory = merged
-            else:
-                self.state.set_json(RECORD_KEY, merged)
-        return merged
-
-    def forget(self) -> None:
-        """Drop the record (a rollback put the source back as recorded; the next cutover records anew)."""
-        if self.state is None:
-            self._memory = None
-        else:
-            self.state.set_json(RECORD_KEY, None)
+        super().__init__(RECORD_KEY, state)
 
 
 def before_cutover(ctx: Any, source: str) -> dict[str, str]:

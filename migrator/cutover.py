@@ -3,7 +3,8 @@
 Place in the flow: CLI -> migration / cutover -> steps -> clients -> state. The cutover itself is
 phase two of the DAG (see `planner.add_cutover`); this module adds what lies outside the DAG:
 
-- `rollback`: stop a running executor, remove the aliases the cutover switched to the destination,
+- `rollback`: stop a running executor, remove the aliases the cutover switched to the destination
+  (giving each back, in the same request, to the destination indices the switch took it from),
   *then* lift the write block migrator added on the source, back to the value recorded before the
   cutover (in that order, so the two sides are never both writable with the aliases on the
   destination; a block the source had of its own stays), open again a destination index the
@@ -21,6 +22,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from migrator.aliases import RemovedAliases, alias_holders
 from migrator.blocks import (
     WRITE,
     SourceBlocks,
@@ -64,7 +66,9 @@ def rollback(migration: Migration, wait_s: float = 90.0) -> dict[str, Any]:
             )
         stop_and_take_over(migration, state, "rollback", wait_s)
         targets = {move.source: move.target for move in plan.moves}
-        report: dict[str, Any] = {"aliases_removed": _remove_aliases(migration, targets)}
+        taken = RemovedAliases(state)
+        report: dict[str, Any] = {}
+        report["aliases_removed"], report["aliases_given_back"] = _switch_back_aliases(migration, taken, targets)
         record = SourceBlocks(state)
         report["writes_unblocked"], report["blocks_changed_by_others"] = _unblock(migration, record, sorted(targets))
         attempt = cutover_attempt(state)
@@ -75,6 +79,7 @@ def rollback(migration: Migration, wait_s: float = 90.0) -> dict[str, Any]:
         report["destination"] = describe_destination(migration, sorted(targets.values()))
         state.reset(sorted(phase_nodes(plan.graph, CUTOVER)))
         record.forget()  # the source is as recorded again: the next cutover records anew
+        taken.forget()
         state.set_meta(status="rolled back", cutover_attempt=str(attempt + 1), cancel_requested="0")
         state.event("rollback", json.dumps(report))
         return report
@@ -82,17 +87,25 @@ def rollback(migration: Migration, wait_s: float = 90.0) -> dict[str, Any]:
         state.close()
 
 
-def _remove_aliases(migration: Migration, targets: dict[str, str]) -> list[dict[str, str]]:
-    """Remove each alias of `finish.aliases` from the destination indices this migration restored."""
+def _switch_back_aliases(
+    migration: Migration, record: RemovedAliases, targets: dict[str, str]
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """Remove each alias of `finish.aliases` from the destination indices this migration restored and give
+    it back, in the same atomic request, to the indices the switch took it from (as recorded; those
+    deleted since are left out). Returns the removals and the additions."""
     ours = set(targets.values())
+    taken = record.get() or {}
+    holders = alias_holders(migration.destination, sorted(migration.spec.finish.aliases))
     actions = []
-    for alias in sorted(migration.spec.finish.aliases):
-        status, body = migration.destination.request("GET", build_path("_alias", alias), ok=(200, 404))
-        for index in sorted(set(body) & ours if status == 200 else set()):
-            actions.append({"remove": {"index": index, "alias": alias}})
+    for alias in sorted(holders):
+        actions += [{"remove": {"index": index, "alias": alias}} for index in sorted(holders[alias] & ours)]
+        for index in sorted(set(taken.get(alias, [])) - holders[alias] - ours):
+            status, _ = migration.destination.request("HEAD", build_path(index), ok=(200, 404))
+            if status == 200:
+                actions.append({"add": {"index": index, "alias": alias}})
     if actions:
         migration.destination.request("POST", "/_aliases", {"actions": actions})
-    return [action["remove"] for action in actions]
+    return [a["remove"] for a in actions if "remove" in a], [a["add"] for a in actions if "add" in a]
 
 
 def _unblock(migration: Migration, record: SourceBlocks, sources: list[str]) -> tuple[list[str], dict[str, Any]]:

@@ -23,6 +23,7 @@ from typing import Any
 import networkx as nx
 from pydantic import BaseModel, ValidationError
 
+from migrator.aliases import RemovedAliases
 from migrator.blocks import SourceBlocks
 from migrator.clients.es import EsClient, EsError, Request, build_path
 from migrator.clients.replication import BucketReplication
@@ -571,6 +572,7 @@ def execute(
                 cancel_requested=lambda: state.get_meta("cancel_requested") == "1",
                 poll_s=poll_s,
                 source_blocks=SourceBlocks(state),
+                removed_aliases=RemovedAliases(state),
             )
             executor = Executor(
                 plan.graph,

@@ -1,6 +1,7 @@
 """Blocks and aliases that were there before the migration, on real nodes (7.17 -> 8.19): a source
 archive (`index.blocks.write: true`) keeps its block on the destination and through a rollback, even
-after kill -9 right after the cutover's own write block; `finish.aliases` moves an alias off an older
+after kill -9 right after the cutover's own write block, and rollback gives an alias back to the older
+destination index the switch took it from; `finish.aliases` moves an alias off an older
 destination index in one atomic request; an alias whose sources are all left out is refused by the
 dry run.
 
@@ -66,6 +67,15 @@ def blocks(bed, cluster: str, name: str) -> dict[str, str]:
         client.close()
 
 
+def alias_holders(bed, alias: str) -> list[str]:
+    client = bed.client(DESTINATION)
+    try:
+        status, body = client.request("GET", build_path("_alias", alias), ok=(200, 404))
+        return sorted(body) if status == 200 else []
+    finally:
+        client.close()
+
+
 def dry_run(bed, plan: Path, *, check: bool = True):
     return cli(bed, "plan", str(plan), "--format", "json", check=check)
 
@@ -119,11 +129,14 @@ def test_archive_keeps_its_write_block_through_cutover_kill_resume_and_rollback(
 
     assert blocks(seeded, DESTINATION, f"moved-{archive}").get("index.blocks.write") == "true"
     assert blocks(seeded, DESTINATION, f"moved-{live}").get("index.blocks.write") != "true"
+    assert alias_holders(seeded, "blk1-all") == [f"moved-{archive}", f"moved-{live}"]
 
     rolled = json.loads(cli(seeded, "rollback", str(plan), "--json").stdout)
     assert rolled["writes_unblocked"] == [live]
     assert blocks(seeded, SOURCE, archive).get("index.blocks.write") == "true"
     assert blocks(seeded, SOURCE, live).get("index.blocks.write") != "true"
+    assert rolled["aliases_given_back"] == [{"index": older, "alias": "blk1-all"}]
+    assert alias_holders(seeded, "blk1-all") == [older]  # the destination serves the alias as before
 
 
 def test_finish_moves_an_alias_off_an_older_index_and_a_plain_restore_keeps_blocks(seeded, tmp_path):

@@ -466,6 +466,9 @@ def rollback_command(plan_file: PlanArg, state: StateOpt = None, as_json: JsonOp
         typer.secho(f"{index}: blocks changed since the cutover began, not by migrator (left as they are): {listed}")
     removed = [f"{a['alias']} -> {a['index']}" for a in report["aliases_removed"]]
     typer.echo(f"aliases removed from the destination: {', '.join(removed) or 'none'}")
+    given_back = [f"{a['alias']} -> {a['index']}" for a in report["aliases_given_back"]]
+    if given_back:
+        typer.echo(f"aliases given back to the destination indices the cutover took them from: {', '.join(given_back)}")
     if removed:
         typer.secho(
             "the aliases had been switched: what was written to the destination through them since the cutover "

@@ -8,7 +8,7 @@ Reached only once every index of the cutover has exactly the source's document c
 
 from __future__ import annotations
 
-from migrator.aliases import alias_actions, alias_holders, wanted_aliases
+from migrator.aliases import alias_actions, alias_holders, removals, wanted_aliases
 from migrator.steps.base import ConsoleRequest, Observation, Step
 
 
@@ -42,4 +42,5 @@ class SwitchAliases(Step):
     def act(self) -> None:
         actions = alias_actions(self.wanted(), self.current())
         if actions:
+            self.ctx.removed_aliases.record(removals(actions))  # before sending: rollback gives them back
             self.ctx.destination.request("POST", "/_aliases", {"actions": actions})

@@ -134,6 +134,8 @@ class FakeIndices:
                 if self.blocks.get(name)
             }
             return 200, ({"metadata": {"indices": indices}} if indices else {})
+        if method == "HEAD":
+            return (200 if parts[0] in self.blocks else 404), {}
         if method == "GET" and parts[0] == "_alias":
             holders = self.aliases.get(parts[1], set())
             if not holders:
