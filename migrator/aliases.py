@@ -5,9 +5,9 @@ Place in the flow: the planner refuses an alias whose sources are all left out (
 the cutover's `alias.switch` and, without a cutover, `finish` send `alias_actions`: the alias is added
 to the restored indices and, in the same request, removed from every other destination index that
 holds it, so that reads through it never span an old and a new index (the switch records what it
-removes, `RemovedAliases`, for `rollback`). The dry run computes the actions
-from the aliases discovery found on the destination (`ClusterFacts.aliases`), `apply` from the ones it
-reads just before sending (`GET _alias/<alias>`): the same function, so the dry run shows what it removes.
+removes, `RemovedAliases`, for `rollback`). The dry run computes the actions from the aliases
+discovery found on the destination (`ClusterFacts.aliases`), `apply` from the ones it reads just
+before sending (`GET _alias/<alias>`): the same function, so the dry run shows what it removes.
 """
 
 from __future__ import annotations
