@@ -664,7 +664,7 @@ def cancel_advice(plan: MigrationPlan, node: str) -> CancelAdvice:
     if plan.graph.nodes[node].get("phase") == CUTOVER:
         return CancelAdvice(
             "is undone by `migrator rollback`, not cancel: it removes the aliases the cutover put on the destination, "
-            "then lifts the write block on the source"
+            "then lifts the write block it added on the source (a block the source had before stays)"
         )
     if kind in ("preflight", "repository.source"):
         return CancelAdvice("has nothing to undo yet: no snapshot exists and no index was restored")

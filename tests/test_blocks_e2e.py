@@ -26,10 +26,10 @@ CREATED: dict[str, list[str]] = {SOURCE: [], DESTINATION: []}
 
 
 @pytest.fixture(autouse=True)
-def remove_created(seeded):
+def remove_created(testbed):
     yield
     for alias, names in CREATED.items():
-        client = seeded.client(alias)
+        client = testbed.client(alias)
         try:
             while names:
                 name = names.pop()
@@ -84,14 +84,14 @@ def step_requests(document: dict, step: str) -> list[dict]:
     return next(s for s in document["steps"] if s["id"] == step)["requests"]
 
 
-def test_archive_keeps_its_write_block_through_cutover_kill_resume_and_rollback(seeded, tmp_path):
-    archive = make_index(seeded, SOURCE, "blk1-archive", 30, {"index.blocks.write": True})
-    live = make_index(seeded, SOURCE, "blk1-live", 40)
-    older = make_index(seeded, DESTINATION, "blk1-older", 5)
-    client = seeded.client(DESTINATION)
+def test_archive_keeps_its_write_block_through_cutover_kill_resume_and_rollback(testbed, tmp_path):
+    archive = make_index(testbed, SOURCE, "blk1-archive", 30, {"index.blocks.write": True})
+    live = make_index(testbed, SOURCE, "blk1-live", 40)
+    older = make_index(testbed, DESTINATION, "blk1-older", 5)
+    client = testbed.client(DESTINATION)
     client.request("POST", "/_aliases", {"actions": [{"add": {"index": older, "alias": "blk1-all"}}]})
     client.close()
-    plan = seeded.write_plan(
+    plan = testbed.write_plan(
         tmp_path,
         SOURCE,
         DESTINATION,
@@ -103,7 +103,7 @@ def test_archive_keeps_its_write_block_through_cutover_kill_resume_and_rollback(
     )
     CREATED[DESTINATION] += [f"moved-{archive}", f"moved-{live}"]
 
-    document = json.loads(dry_run(seeded, plan).stdout)
+    document = json.loads(dry_run(testbed, plan).stdout)
     switch = step_requests(document, "cutover.switch")[0]["body"]["actions"]
     assert {"remove": {"index": older, "alias": "blk1-all"}} in switch
     # The cutover blocks only the index that takes writes; the archive's own block is kept on restore.
@@ -118,35 +118,35 @@ def test_archive_keeps_its_write_block_through_cutover_kill_resume_and_rollback(
         f"cutover.restore[moved-{live}]": ["index.blocks.write"],
     }
 
-    cli(seeded, "apply", str(plan), "--yes", "--poll", "0.3")
+    cli(testbed, "apply", str(plan), "--yes", "--poll", "0.3")
     killed = cli(
-        seeded, "apply", str(plan), "--phase", "cutover", "--yes", "--poll", "0.3",
+        testbed, "apply", str(plan), "--phase", "cutover", "--yes", "--poll", "0.3",
         check=False, env={"MIGRATOR_FAILPOINT": "cutover.block:acted"},
     )  # fmt: skip
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     # Both sources are blocked now: what the resumed run observes must not become "before the migration".
-    cli(seeded, "resume", str(plan), "--poll", "0.3")
+    cli(testbed, "resume", str(plan), "--poll", "0.3")
 
-    assert blocks(seeded, DESTINATION, f"moved-{archive}").get("index.blocks.write") == "true"
-    assert blocks(seeded, DESTINATION, f"moved-{live}").get("index.blocks.write") != "true"
-    assert alias_holders(seeded, "blk1-all") == [f"moved-{archive}", f"moved-{live}"]
+    assert blocks(testbed, DESTINATION, f"moved-{archive}").get("index.blocks.write") == "true"
+    assert blocks(testbed, DESTINATION, f"moved-{live}").get("index.blocks.write") != "true"
+    assert alias_holders(testbed, "blk1-all") == [f"moved-{archive}", f"moved-{live}"]
 
-    rolled = json.loads(cli(seeded, "rollback", str(plan), "--json").stdout)
+    rolled = json.loads(cli(testbed, "rollback", str(plan), "--json").stdout)
     assert rolled["writes_unblocked"] == [live]
-    assert blocks(seeded, SOURCE, archive).get("index.blocks.write") == "true"
-    assert blocks(seeded, SOURCE, live).get("index.blocks.write") != "true"
+    assert blocks(testbed, SOURCE, archive).get("index.blocks.write") == "true"
+    assert blocks(testbed, SOURCE, live).get("index.blocks.write") != "true"
     assert rolled["aliases_given_back"] == [{"index": older, "alias": "blk1-all"}]
-    assert alias_holders(seeded, "blk1-all") == [older]  # the destination serves the alias as before
+    assert alias_holders(testbed, "blk1-all") == [older]  # the destination serves the alias as before
 
 
-def test_finish_moves_an_alias_off_an_older_index_and_a_plain_restore_keeps_blocks(seeded, tmp_path):
-    orders = make_index(seeded, SOURCE, "blk2-orders", 20)
-    archive = make_index(seeded, SOURCE, "blk2-archive", 7, {"index.blocks.write": True})
-    older = make_index(seeded, DESTINATION, "blk2-orders-old", 5)
-    client = seeded.client(DESTINATION)
+def test_finish_moves_an_alias_off_an_older_index_and_a_plain_restore_keeps_blocks(testbed, tmp_path):
+    orders = make_index(testbed, SOURCE, "blk2-orders", 20)
+    archive = make_index(testbed, SOURCE, "blk2-archive", 7, {"index.blocks.write": True})
+    older = make_index(testbed, DESTINATION, "blk2-orders-old", 5)
+    client = testbed.client(DESTINATION)
     client.request("POST", "/_aliases", {"actions": [{"add": {"index": older, "alias": "blk2-orders-read"}}]})
     client.close()
-    plan = seeded.write_plan(
+    plan = testbed.write_plan(
         tmp_path,
         SOURCE,
         DESTINATION,
@@ -157,7 +157,7 @@ def test_finish_moves_an_alias_off_an_older_index_and_a_plain_restore_keeps_bloc
     )
     CREATED[DESTINATION] += [f"moved-{orders}", f"moved-{archive}"]
 
-    document = json.loads(dry_run(seeded, plan).stdout)
+    document = json.loads(dry_run(testbed, plan).stdout)
     aliases = [r for r in step_requests(document, "finish") if r["path"] == "_aliases"]
     assert aliases == [
         {
@@ -173,20 +173,20 @@ def test_finish_moves_an_alias_off_an_older_index_and_a_plain_restore_keeps_bloc
         }
     ]
 
-    cli(seeded, "apply", str(plan), "--yes", "--poll", "0.3")
-    client = seeded.client(DESTINATION)
+    cli(testbed, "apply", str(plan), "--yes", "--poll", "0.3")
+    client = testbed.client(DESTINATION)
     try:
         assert client.get(build_path("blk2-orders-read", "_count"))["count"] == 20
         assert sorted(client.get(build_path("_alias", "blk2-orders-read"))) == [f"moved-{orders}"]
     finally:
         client.close()
-    assert blocks(seeded, DESTINATION, f"moved-{archive}").get("index.blocks.write") == "true"
+    assert blocks(testbed, DESTINATION, f"moved-{archive}").get("index.blocks.write") == "true"
 
 
-def test_an_alias_whose_sources_are_all_left_out_is_refused_by_the_dry_run(seeded, tmp_path):
-    kept = make_index(seeded, SOURCE, "blk3-new", 3)
-    left_out = make_index(seeded, SOURCE, "blk3-old", 3)
-    plan = seeded.write_plan(
+def test_an_alias_whose_sources_are_all_left_out_is_refused_by_the_dry_run(testbed, tmp_path):
+    kept = make_index(testbed, SOURCE, "blk3-new", 3)
+    left_out = make_index(testbed, SOURCE, "blk3-old", 3)
+    plan = testbed.write_plan(
         tmp_path,
         SOURCE,
         DESTINATION,
@@ -195,7 +195,7 @@ def test_an_alias_whose_sources_are_all_left_out_is_refused_by_the_dry_run(seede
         restore={"rename_pattern": "(.+)", "rename_replacement": "moved-$1"},
         finish={"aliases": {"blk3-read": [left_out], "blk3-all": [kept, left_out]}},
     )
-    refused = dry_run(seeded, plan, check=False)
+    refused = dry_run(testbed, plan, check=False)
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "finish.aliases.blk3-read" in refused.stderr
     assert "snapshot.exclude" in refused.stderr
