@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from migrator.blocks import REFUSE_CLOSE
 from migrator.clients.es import EsClient, build_path
 from migrator.spec import MigrationSpec, Problem
 from migrator.state import RecordedOnce, StateStore
@@ -53,14 +54,30 @@ def alias_holders(client: EsClient, aliases: Iterable[str]) -> dict[str, set[str
 
 
 def alias_problems(
-    spec: MigrationSpec, moves: Iterable[IndexMove], skipped: Mapping[str, str]
+    spec: MigrationSpec,
+    moves: Iterable[IndexMove],
+    skipped: Mapping[str, str],
+    source_blocks: Mapping[str, Mapping[str, str]],
 ) -> tuple[list[Problem], list[str]]:
     """An alias none of whose sources is migrated would get an empty action list (or, moved, lose every
-    index): a problem naming `finish.aliases.<alias>`. An alias some of whose sources are left out: a warning."""
+    index): a problem naming `finish.aliases.<alias>`. So is a source whose blocks (`source_blocks`, as
+    discovered) refuse metadata writes: the restored copy keeps them and Elasticsearch refuses an alias on
+    it (`cluster_block_exception`). An alias some of whose sources are left out: a warning."""
     migrated = {move.source for move in moves}
     problems: list[Problem] = []
     warnings: list[str] = []
     for alias, sources in sorted(spec.finish.aliases.items()):
+        for source in sources:
+            carried = sorted(s for s in REFUSE_CLOSE if source_blocks.get(source, {}).get(s) == "true")
+            if source in migrated and carried:
+                problems.append(
+                    Problem(
+                        f"finish.aliases.{alias}",
+                        f"{source} carries {', '.join(carried)}, which its restored copy keeps: Elasticsearch "
+                        "refuses an alias on it",
+                        f"leave {source} out of finish.aliases, or lift the block on the source before the migration",
+                    )
+                )
         left_out = [source for source in sources if source not in migrated]
         reasons = "; ".join(f"{source}: {skipped.get(source, 'not on the source')}" for source in left_out)
         if len(left_out) == len(sources):

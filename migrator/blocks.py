@@ -23,6 +23,9 @@ BLOCKS = tuple(f"index.blocks.{name}" for name in ("write", "read_only", "read_o
 WRITE = "index.blocks.write"
 # Any of these makes an index refuse document writes (Elasticsearch's WRITE block level).
 REFUSE_WRITES = (WRITE, "index.blocks.read_only", "index.blocks.read_only_allow_delete")
+# Any of these refuses closing an index or changing its aliases (the METADATA_WRITE level); a request that
+# only lifts them is allowed.
+REFUSE_CLOSE = ("index.blocks.read_only", "index.blocks.read_only_allow_delete", "index.blocks.metadata")
 BATCH = 50  # indices per request: a comma-separated list must fit in the request line
 FILTER = "metadata.indices.*.settings.index.blocks"
 RECORD_KEY = "source_blocks"
@@ -65,6 +68,11 @@ def read_blocks(client: EsClient, names: list[str]) -> BlockMap:
 def refuses_writes(blocks: dict[str, str]) -> bool:
     """Whether an index with these blocks refuses document writes already (no write block to add)."""
     return any(blocks.get(setting) == "true" for setting in REFUSE_WRITES)
+
+
+def lift_for_close(blocks: dict[str, str]) -> dict[str, None]:
+    """The settings body that lifts the blocks refusing a close (empty when none is set)."""
+    return {setting: None for setting in REFUSE_CLOSE if blocks.get(setting) == "true"}
 
 
 def added_write_block(before: dict[str, str] | None, now: dict[str, str]) -> bool:

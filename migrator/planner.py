@@ -265,7 +265,8 @@ def build_plan(
             Problem("destination", f"needs {needed} bytes but only {free} are free", "free disk on the destination")
         )
     problems.extend(writable_location_problems(spec, facts))
-    alias_refusals, alias_warnings = alias_problems(spec, moves, skipped)
+    blocks = {name: index.blocks for name, index in facts.source.indices.items()}
+    alias_refusals, alias_warnings = alias_problems(spec, moves, skipped, blocks)
     problems.extend(alias_refusals)
     warnings.extend(alias_warnings)
     if facts.source.health == "red":

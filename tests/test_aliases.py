@@ -44,7 +44,7 @@ def test_an_alias_of_left_out_sources_only_is_a_problem_and_a_partly_left_out_on
         PLAN + "finish: {aliases: {orders-old-read: [orders-old], orders-all: [orders-2026, orders-old]}}"
     )
     moves = [IndexMove("orders-2026", "new-orders-2026", 1, 1, 1)]
-    problems, warnings = alias_problems(spec, moves, {"orders-old": "excluded by snapshot.exclude"})
+    problems, warnings = alias_problems(spec, moves, {"orders-old": "excluded by snapshot.exclude"}, {})
     assert [(p.field, p.message) for p in problems] == [
         ("finish.aliases.orders-old-read", "points at no migrated index (orders-old: excluded by snapshot.exclude)")
     ]
@@ -64,3 +64,12 @@ def test_the_planner_refuses_an_alias_whose_sources_are_all_excluded():
     )
     plan = build_plan(spec, facts, datetime(2026, 11, 30, tzinfo=UTC))
     assert [p.field for p in plan.problems] == ["finish.aliases.orders-old-read"]
+
+
+def test_an_alias_on_a_source_whose_blocks_refuse_it_is_a_problem():
+    spec = parse_plan(PLAN + "finish: {aliases: {orders-read: [orders-2026]}}")
+    moves = [IndexMove("orders-2026", "new-orders-2026", 1, 1, 1)]
+    problems, _ = alias_problems(spec, moves, {}, {"orders-2026": {"index.blocks.read_only": "true"}})
+    assert [p.field for p in problems] == ["finish.aliases.orders-read"]
+    assert "index.blocks.read_only" in problems[0].message and "lift the block" in problems[0].fix
+    assert alias_problems(spec, moves, {}, {"orders-2026": {"index.blocks.write": "true"}}) == ([], [])

@@ -33,7 +33,8 @@ def remove_created(testbed):
         try:
             while names:
                 name = names.pop()
-                client.request("PUT", build_path(name, "_settings"), {"index.blocks.write": None}, ok=(200, 404))
+                unblock = {"index.blocks.write": None, "index.blocks.read_only": None}
+                client.request("PUT", build_path(name, "_settings"), unblock, ok=(200, 404))
                 client.request("DELETE", build_path(name), ok=(200, 404))
         finally:
             client.close()
@@ -137,6 +138,37 @@ def test_archive_keeps_its_write_block_through_cutover_kill_resume_and_rollback(
     assert blocks(testbed, SOURCE, live).get("index.blocks.write") != "true"
     assert rolled["aliases_given_back"] == [{"index": older, "alias": "blk1-all"}]
     assert alias_holders(testbed, "blk1-all") == [older]  # the destination serves the alias as before
+
+
+def test_a_read_only_archive_goes_through_the_cutover_and_keeps_its_block(testbed, tmp_path):
+    archive = make_index(testbed, SOURCE, "blk4-archive", 6, {"index.blocks.read_only": True})
+    live = make_index(testbed, SOURCE, "blk4-live", 8)
+    sections = {
+        "name": "blk4",
+        "snapshot": {"indices": [archive, live]},
+        "restore": {"rename_pattern": "(.+)", "rename_replacement": "moved-$1"},
+        "cutover": {"enabled": True},
+    }
+    CREATED[DESTINATION] += [f"moved-{archive}", f"moved-{live}"]
+    aliased = testbed.write_plan(
+        tmp_path / "aliased", SOURCE, DESTINATION, **sections, finish={"aliases": {"blk4-all": [archive, live]}}
+    )
+    refused = dry_run(testbed, aliased, check=False)  # Elasticsearch refuses an alias on a read-only index
+    assert refused.returncode == 2 and "finish.aliases.blk4-all" in refused.stderr, refused.stderr
+
+    plan = testbed.write_plan(tmp_path, SOURCE, DESTINATION, **sections, finish={"aliases": {"blk4-live": [live]}})
+    restore_over = step_requests(json.loads(dry_run(testbed, plan).stdout), f"cutover.restore[moved-{archive}]")
+    assert restore_over[0]["body"] == {"index.blocks.read_only": None}  # lifted for the close, restored after
+
+    cli(testbed, "apply", str(plan), "--yes", "--poll", "0.3")
+    cli(testbed, "apply", str(plan), "--phase", "cutover", "--yes", "--poll", "0.3")
+    assert blocks(testbed, DESTINATION, f"moved-{archive}").get("index.blocks.read_only") == "true"
+    assert alias_holders(testbed, "blk4-live") == [f"moved-{live}"]
+
+    rolled = json.loads(cli(testbed, "rollback", str(plan), "--json").stdout)
+    assert rolled["writes_unblocked"] == [live]
+    assert blocks(testbed, SOURCE, archive) == {"index.blocks.read_only": "true"}
+    assert blocks(testbed, SOURCE, live).get("index.blocks.write") != "true"
 
 
 def test_finish_moves_an_alias_off_an_older_index_and_a_plain_restore_keeps_blocks(testbed, tmp_path):
