@@ -3,10 +3,12 @@
 Place in the flow: CLI -> migration / cutover -> steps -> clients -> state. The cutover itself is
 phase two of the DAG (see `planner.add_cutover`); this module adds what lies outside the DAG:
 
-- `rollback`: stop a running executor, remove the aliases the cutover switched to the destination,
-  *then* lift the write block on the source (in that order, so the two sides are never both
-  writable with the aliases on the destination), open again a destination index the cutover closed
-  but did not restore yet (it holds phase one's data), delete the attempt's incremental snapshot when
+- `rollback`: stop a running executor, remove the aliases the cutover switched to the destination
+  (giving each back, in the same request, to the destination indices the switch took it from),
+  *then* lift the write block migrator added on the source, back to the value recorded before the
+  cutover (in that order, so the two sides are never both writable with the aliases on the
+  destination; a block the source had of its own stays), open again a destination index the
+  cutover closed but did not restore yet (it holds phase one's data), delete the attempt's incremental snapshot when
   Elasticsearch allows it, forget the cutover's checkpoints (a later `apply --phase cutover` takes a
   new incremental snapshot) and describe each destination index as it is now; delete the templates the
   run created and put back those it overwrote (`steps.metadata_templates.undo_templates`);
@@ -21,6 +23,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+from migrator.aliases import RemovedAliases, alias_holders
+from migrator.blocks import (
+    WRITE,
+    SourceBlocks,
+    added_write_block,
+    batches,
+    differences,
+    lift_write_block,
+    read_blocks,
+)
 from migrator.clients.es import EsError, build_path
 from migrator.migration import (
     Migration,
@@ -43,9 +55,6 @@ from migrator.recorded_run import cutover_attempt
 from migrator.state import StateStore
 from migrator.steps.metadata_templates import undo_templates
 from migrator.steps.restore import restored_from
-from migrator.steps.write_block import batches, write_blocked
-
-UNBLOCK = {"index.blocks.write": None}
 
 
 def rollback(migration: Migration, wait_s: float = 90.0) -> dict[str, Any]:
@@ -61,8 +70,11 @@ def rollback(migration: Migration, wait_s: float = 90.0) -> dict[str, Any]:
             )
         stop_and_take_over(migration, state, "rollback", wait_s)
         targets = {move.source: move.target for move in plan.moves}
-        report: dict[str, Any] = {"aliases_removed": _remove_aliases(migration, targets)}
-        report["writes_unblocked"] = _unblock(migration, sorted(targets))
+        taken = RemovedAliases(state)
+        report: dict[str, Any] = {}
+        report["aliases_removed"], report["aliases_given_back"] = _switch_back_aliases(migration, taken, targets)
+        record = SourceBlocks(state)
+        report["writes_unblocked"], report["blocks_changed_by_others"] = _unblock(migration, record, sorted(targets))
         templates = state.get_checkpoint(METADATA_TEMPLATES)
         report.update(undo_templates(migration.destination, templates.detail if templates else {}))
         state.reset([METADATA_TEMPLATES])  # the next `apply` puts them back before a new cutover
@@ -73,6 +85,8 @@ def rollback(migration: Migration, wait_s: float = 90.0) -> dict[str, Any]:
         report["reopened"] = _reopen(migration, sorted(targets.values()))
         report["destination"] = describe_destination(migration, sorted(targets.values()))
         state.reset(sorted(phase_nodes(plan.graph, CUTOVER)))
+        record.forget()  # the source is as recorded again: the next cutover records anew
+        taken.forget()
         state.set_meta(status="rolled back", cutover_attempt=str(attempt + 1), cancel_requested="0")
         state.event("rollback", json.dumps(report))
         return report
@@ -80,28 +94,47 @@ def rollback(migration: Migration, wait_s: float = 90.0) -> dict[str, Any]:
         state.close()
 
 
-def _remove_aliases(migration: Migration, targets: dict[str, str]) -> list[dict[str, str]]:
-    """Remove each alias of `finish.aliases` from the destination indices this migration restored."""
+def _switch_back_aliases(
+    migration: Migration, record: RemovedAliases, targets: dict[str, str]
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """Remove each alias of `finish.aliases` from the destination indices this migration restored and give
+    it back, in the same atomic request, to the indices the switch took it from (as recorded; those
+    deleted since are left out). Returns the removals and the additions."""
     ours = set(targets.values())
+    taken = record.get() or {}
+    holders = alias_holders(migration.destination, sorted(migration.spec.finish.aliases))
     actions = []
-    for alias in sorted(migration.spec.finish.aliases):
-        status, body = migration.destination.request("GET", build_path("_alias", alias), ok=(200, 404))
-        for index in sorted(set(body) & ours if status == 200 else set()):
-            actions.append({"remove": {"index": index, "alias": alias}})
+    for alias in sorted(holders):
+        actions += [{"remove": {"index": index, "alias": alias}} for index in sorted(holders[alias] & ours)]
+        for index in sorted(set(taken.get(alias, [])) - holders[alias] - ours):
+            status, _ = migration.destination.request("HEAD", build_path(index), ok=(200, 404))
+            if status == 200:
+                actions.append({"add": {"index": index, "alias": alias}})
     if actions:
         migration.destination.request("POST", "/_aliases", {"actions": actions})
-    return [action["remove"] for action in actions]
+    return [a["remove"] for a in actions if "remove" in a], [a["add"] for a in actions if "add" in a]
 
 
-def _unblock(migration: Migration, sources: list[str]) -> list[str]:
-    """Lift the write block on the source indices that carry it (setting it back to its default)."""
-    blocked = sorted(name for name, on in write_blocked(migration.source, sources).items() if on)
-    for batch in batches(blocked):
-        migration.source.request("PUT", build_path(",".join(batch), "_settings"), UNBLOCK)
-    still = sorted(name for name, on in write_blocked(migration.source, sources).items() if on)
+def _unblock(migration: Migration, record: SourceBlocks, sources: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """Lift the write block migrator added (set now, not in the record) back to its recorded value; any
+    other block is the source's own and stays. Returns the indices unblocked and, per index, the blocks
+    that still differ from the record (changed by someone else since; left as they are)."""
+    before = record.get() or {}
+    now = read_blocks(migration.source, sources)
+    ours = sorted(name for name in sources if added_write_block(before.get(name), now[name]))
+    by_value: dict[str | None, list[str]] = {}  # one request per recorded value ("false", or unset)
+    for name in ours:
+        by_value.setdefault(before[name].get(WRITE), []).append(name)
+    for names in by_value.values():
+        for batch in batches(names):
+            migration.source.request(
+                "PUT", build_path(",".join(batch), "_settings"), lift_write_block(before[names[0]])
+            )
+    after = read_blocks(migration.source, sources)
+    still = sorted(name for name in ours if added_write_block(before.get(name), after[name]))
     if still:
         raise NeedsAttention(f"the write block is still set on {', '.join(still)}; run `migrator rollback` again")
-    return blocked
+    return ours, differences({name: before[name] for name in sources if name in before}, after)
 
 
 def _reopen(migration: Migration, targets: list[str]) -> list[str]:

@@ -10,6 +10,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from migrator.blocks import blocks_path, parse_blocks
 from migrator.clients.es import EsClient, EsError, Request, Version, build_path
 from migrator.template_facts import metadata_facts
 
@@ -33,6 +34,7 @@ class IndexFacts:
     settings: dict[str, str] = field(default_factory=dict)
     aliases: list[str] = field(default_factory=list)
     system: bool = False
+    blocks: dict[str, str] = field(default_factory=dict)  # its `index.blocks.*` settings (see migrator.blocks)
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ class ClusterFacts:
         for index in self.indices.values():
             for alias in index.aliases:
                 found.setdefault(alias, []).append(index.name)
-        return found
+        return {alias: sorted(names) for alias, names in sorted(found.items())}
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,7 @@ def discover_cluster(
     closed_stats = _closed_stats(client) if closed else {}
     docs = _top_level_docs(client, counted, [row["index"] for row in rows if row.get("status") != "close"])
     indices = {}
+    blocks = parse_blocks(client.get(blocks_path()), [row["index"] for row in rows])
     for row in rows:
         name = row["index"]
         about = described.get(name, {})
@@ -160,6 +163,7 @@ def discover_cluster(
             settings=_flat(about.get("settings", {})),
             aliases=sorted(about.get("aliases", [])),
             system=bool(about.get("system", False)),
+            blocks=blocks[name],
         )
     repositories = client.get(build_path("_snapshot", "_all"))
     nodes = client.get(NODES).get("nodes", {})

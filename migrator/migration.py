@@ -23,6 +23,8 @@ from typing import Any
 import networkx as nx
 from pydantic import BaseModel, ValidationError
 
+from migrator.aliases import RemovedAliases
+from migrator.blocks import SourceBlocks
 from migrator.clients.es import EsClient, EsError, Request, build_path
 from migrator.clients.replication import BucketReplication
 from migrator.clients.storage import LocalStorage, OssStorage, Storage
@@ -576,6 +578,8 @@ def execute(
                 cancel_requested=lambda: state.get_meta("cancel_requested") == "1",
                 poll_s=poll_s,
                 ledger=Ledger(state),
+                source_blocks=SourceBlocks(state),
+                removed_aliases=RemovedAliases(state),
             )
             executor = Executor(
                 plan.graph,
@@ -681,7 +685,7 @@ def _cancel_advice(plan: MigrationPlan, node: str) -> CancelAdvice:
     if plan.graph.nodes[node].get("phase") == CUTOVER:
         return CancelAdvice(
             "is undone by `migrator rollback`, not cancel: it removes the aliases the cutover put on the destination, "
-            "then lifts the write block on the source"
+            "then lifts the write block it added on the source (a block the source had before stays)"
         )
     if kind in ("preflight", "repository.source"):
         return CancelAdvice("has nothing to undo yet: no snapshot exists and no index was restored")

@@ -20,6 +20,7 @@ from typing import Any
 
 import networkx as nx
 
+from migrator.aliases import alias_problems
 from migrator.checks import check_plan, closed_index_findings
 from migrator.clients.es import Version
 from migrator.discovery import Facts
@@ -320,6 +321,10 @@ def build_plan(
     problems.extend(writable_location_problems(spec, facts))
     names = snapshot_names(spec, snapshot, cutover_attempt)
     problems.extend(snapshot_name_problems(spec, facts, names, owned_snapshots or {}))
+    blocks = {name: index.blocks for name, index in facts.source.indices.items()}
+    alias_refusals, alias_warnings = alias_problems(spec, moves, skipped, blocks)
+    problems.extend(alias_refusals)
+    warnings.extend(alias_warnings)
     if facts.source.health == "red":
         warnings.append("the source cluster is red: some shards may be missing from the snapshot")
 

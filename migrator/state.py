@@ -242,3 +242,36 @@ def pid_alive(pid: int) -> bool:
         if stat.read().split(") ", 1)[1].startswith("Z"):
             return False
     return True
+
+
+class RecordedOnce:
+    """A JSON map in the state file's meta (under `key`) whose entries are written once and never
+    overwritten: what was there before migrator changed it, observed before its first change. Without a
+    state file (the dry run) the map lives in memory."""
+
+    def __init__(self, key: str, state: StateStore | None = None) -> None:
+        self.key = key
+        self.state = state
+        self._memory: dict[str, Any] | None = None
+
+    def get(self) -> dict[str, Any] | None:
+        """The record, or None when nothing was recorded."""
+        return self._memory if self.state is None else self.state.get_json(self.key)
+
+    def record(self, observed: dict[str, Any]) -> dict[str, Any]:
+        """Add the entries the record lacks; the ones it has are kept as they are. Returns the whole record."""
+        recorded = self.get()
+        merged = {**observed, **(recorded or {})}
+        if recorded is None or merged != recorded:
+            if self.state is None:
+                self._memory = merged
+            else:
+                self.state.set_json(self.key, merged)
+        return merged
+
+    def forget(self) -> None:
+        """Drop the record (what it kept was put back; the next change records anew)."""
+        if self.state is None:
+            self._memory = None
+        else:
+            self.state.set_json(self.key, None)

@@ -1,12 +1,16 @@
 """The cutover's figures from a state file alone: snapshot reuse, restores over existing indices, and the
-write freeze from the first write-block request to the alias switch (or a rollback)."""
+write freeze from the first write-block request to the alias switch (or a rollback); rollback's alias
+part with a fake destination."""
 
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
-from migrator.cutover import cutover_figures, describe_destination
+from migrator.aliases import RemovedAliases
+from migrator.cutover import _switch_back_aliases, cutover_figures, describe_destination
 from migrator.state import StateStore
+from tests.steps.fakes import FakeIndices
 
 
 def state_with_a_cutover(tmp_path) -> StateStore:
@@ -87,3 +91,24 @@ def test_rollback_counts_top_level_documents_like_the_plan_and_validation():
     migration = type("M", (), {"destination": CannedDestination()})()
     (found,) = describe_destination(migration, ["orders"])
     assert found["docs"] == 50 and found["restored_from"] == "snap" and found["aliases"] == ["live"]
+
+
+def test_rollback_gives_an_alias_back_to_the_indices_the_switch_took_it_from():
+    destination = FakeIndices({"orders-v1": {}, "new-orders": {}}, {"orders-read": {"new-orders"}})
+    record = RemovedAliases()
+    record.record({"orders-read": ["orders-v1", "deleted-since"]})
+    migration = SimpleNamespace(
+        destination=destination, spec=SimpleNamespace(finish=SimpleNamespace(aliases={"orders-read": ["orders"]}))
+    )
+    removed, restored = _switch_back_aliases(migration, record, {"orders": "new-orders"})
+    assert removed == [{"index": "new-orders", "alias": "orders-read"}]
+    assert restored == [{"index": "orders-v1", "alias": "orders-read"}]
+    assert [sent[2] for sent in destination.sent] == [
+        {
+            "actions": [
+                {"remove": {"index": "new-orders", "alias": "orders-read"}},
+                {"add": {"index": "orders-v1", "alias": "orders-read"}},
+            ]
+        }
+    ]  # one atomic request: the alias never points at both, nor at none
+    assert destination.aliases == {"orders-read": {"orders-v1"}}

@@ -476,7 +476,8 @@ def cancel_command(plan_file: PlanArg, state: StateOpt = None, as_json: JsonOpt 
 @app.command("rollback")
 def rollback_command(plan_file: PlanArg, state: StateOpt = None, as_json: JsonOpt = False) -> None:
     """Undo a cutover: stop a running apply, remove the aliases the cutover switched to the destination,
-    then lift the write block on the source (never both writable with the aliases on the destination),
+    then lift the write block the cutover added on the source (never both writable with the aliases on the
+    destination; a block the source had before the cutover stays),
     and say what state each destination index is in. A later `apply --phase cutover` tries again with a
     new incremental snapshot."""
     with opened(plan_file, state) as migration:
@@ -485,8 +486,14 @@ def rollback_command(plan_file: PlanArg, state: StateOpt = None, as_json: JsonOp
         typer.echo(json.dumps(report, indent=2))
         return
     typer.echo(f"writes allowed again on the source: {', '.join(report['writes_unblocked']) or 'none was blocked'}")
+    for index, changed in report["blocks_changed_by_others"].items():
+        listed = ", ".join(f"{setting} {old} -> {new}" for setting, (old, new) in changed.items())
+        typer.secho(f"{index}: blocks changed since the cutover began, not by migrator (left as they are): {listed}")
     removed = [f"{a['alias']} -> {a['index']}" for a in report["aliases_removed"]]
     typer.echo(f"aliases removed from the destination: {', '.join(removed) or 'none'}")
+    given_back = [f"{a['alias']} -> {a['index']}" for a in report["aliases_given_back"]]
+    if given_back:
+        typer.echo(f"aliases given back to the destination indices the cutover took them from: {', '.join(given_back)}")
     if removed:
         typer.secho(
             "the aliases had been switched: what was written to the destination through them since the cutover "

@@ -18,6 +18,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from migrator.aliases import RemovedAliases
+from migrator.blocks import SourceBlocks
 from migrator.clients.es import EsClient
 from migrator.clients.replication import BucketReplication
 from migrator.clients.storage import Storage
@@ -99,6 +101,10 @@ class StepContext:
     replication_factory: Callable[[], BucketReplication] | None = None
     # What this migration made (snapshots, repositories), recorded in the state file: see migrator.ownership.
     ledger: Ledger = field(default_factory=Ledger)
+    # The source indices' blocks before the cutover (recorded by the write-block step, in the state file).
+    source_blocks: SourceBlocks = field(default_factory=SourceBlocks)
+    # Alias -> the destination indices the cutover's switch removed it from (for rollback).
+    removed_aliases: RemovedAliases = field(default_factory=RemovedAliases)
     _clients: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -1,5 +1,7 @@
-"""Finish, when the plan asks: replicas back, aliases on the restored indices, snapshot deleted,
-repositories unregistered. Each part is observed first and done only when missing.
+"""Finish, when the plan asks: replicas back, aliases moved to the restored indices, snapshot deleted,
+repositories unregistered. Each part is observed first and done only when missing. An alias of
+`finish.aliases` is moved in one atomic `POST _aliases` that also removes it from every other
+destination index holding it (see `migrator.aliases`).
 
 In a two-phase plan the aliases are switched by the cutover (`alias.switch`) and the cutover's
 incremental snapshot is deleted too.
@@ -9,8 +11,10 @@ repository registration a step of this run sent. Anything else of those names is
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from migrator.aliases import alias_actions, alias_holders, wanted_aliases
 from migrator.clients.es import build_path
 from migrator.steps.base import ConsoleRequest, Observation, Step
 from migrator.steps.replication import replication_rule
@@ -25,24 +29,30 @@ class Finish(Step):
     def _targets(self) -> dict[str, str]:
         return {move.source: move.target for move in self.ctx.plan.moves}
 
-    def _alias_actions(self) -> list[dict[str, Any]]:
-        targets = self._targets()
-        return [
-            {"add": {"index": targets[source], "alias": alias}}
-            for alias, sources in sorted(self.ctx.spec.finish.aliases.items())
-            for source in sources
-            if source in targets
-        ]
+    def _moves_aliases(self) -> bool:
+        """Whether this step moves the aliases (with a cutover, `alias.switch` does)."""
+        return bool(self.ctx.spec.finish.aliases) and not self.ctx.spec.cutover.enabled
 
-    def _wanted(self) -> list[ConsoleRequest]:
+    def _alias_holders(self) -> dict[str, set[str]] | None:
+        """The destination's aliases of `finish.aliases` now (None when this step does not move them)."""
+        if not self._moves_aliases():
+            return None
+        return alias_holders(self.ctx.destination, self.ctx.spec.finish.aliases)
+
+    def _wanted(self, aliases_now: Mapping[str, Iterable[str]] | None = None) -> list[ConsoleRequest]:
+        """The finishing requests; the alias move is computed from `aliases_now` (alias -> the destination
+        indices holding it), by default from what discovery found (the dry run)."""
         finish, repo, snap = self.ctx.spec.finish, self.ctx.repository, self.ctx.snapshot
         requests: list[ConsoleRequest] = []
         if finish.replicas is not None:
             for target in self._targets().values():
                 body = {"index": {"number_of_replicas": finish.replicas}}
                 requests.append(ConsoleRequest("destination", "PUT", f"{target}/_settings", body))
-        if finish.aliases and not self.ctx.spec.cutover.enabled:
-            requests.append(ConsoleRequest("destination", "POST", "_aliases", {"actions": self._alias_actions()}))
+        if self._moves_aliases():
+            now = self.ctx.plan.facts.destination.aliases if aliases_now is None else aliases_now
+            actions = alias_actions(wanted_aliases(self.ctx.spec, self.ctx.plan.moves), now)
+            if actions:
+                requests.append(ConsoleRequest("destination", "POST", "_aliases", {"actions": actions}))
         if finish.delete_snapshot:
             requests.append(ConsoleRequest("source", "DELETE", f"_snapshot/{repo}/{snap}"))
             if self.params.get("cutover_snapshot"):
@@ -63,25 +73,23 @@ class Finish(Step):
         return self._wanted()
 
     def checks(self) -> list[ConsoleRequest]:
+        finish = self.ctx.spec.finish
         reads = []
         for request in self._wanted():
             if request.path.endswith("/_settings"):
                 reads.append(ConsoleRequest(request.cluster, "GET", f"{request.path}/index.number_of_replicas"))
             elif request.cluster == "storage":
                 reads.append(ConsoleRequest("storage", "GET", request.path.split("?")[0] + "?replication"))
-            elif request.path == "_aliases":
-                reads.extend(
-                    ConsoleRequest(request.cluster, "GET", f"{a['add']['index']}/_alias/{a['add']['alias']}")
-                    for a in request.body["actions"]
-                )
-            else:
+            elif request.path != "_aliases":
                 reads.append(ConsoleRequest(request.cluster, "GET", request.path))
+        if self._moves_aliases():
+            reads.extend(ConsoleRequest("destination", "GET", f"_alias/{alias}") for alias in finish.aliases)
         return reads
 
     def _missing(self) -> list[ConsoleRequest]:
         missing = []
         self.kept: list[str] = []
-        for request in self._wanted():
+        for request in self._wanted(self._alias_holders()):
             client = self.ctx.source if request.cluster == "source" else self.ctx.destination
             if request.cluster == "storage":
                 rules = self.ctx.replication().rules()
@@ -93,10 +101,8 @@ class Finish(Step):
                 value = current.get(index, {}).get("settings", {}).get("index", {}).get("number_of_replicas")
                 if str(value) != str(self.ctx.spec.finish.replicas):
                     missing.append(request)
-            elif request.path == "_aliases":
-                actions = [a for a in request.body["actions"] if not self._has_alias(a["add"])]
-                if actions:
-                    missing.append(ConsoleRequest(request.cluster, request.method, request.path, {"actions": actions}))
+            elif request.path == "_aliases":  # computed from the aliases read just now: only what is missing
+                missing.append(request)
             else:
                 status, body = client.request("GET", "/" + request.path, ok=(200, 404))
                 # 7.16+ answer a snapshot of an unregistered repository with 200, no snapshot and a failure.
@@ -114,10 +120,6 @@ class Finish(Step):
         if snapshot:
             return self.ctx.ledger.claim_snapshot(repository, snapshot[0], body["snapshots"][0])
         return self.ctx.ledger.owns_repository(request.cluster, repository)
-
-    def _has_alias(self, add: dict[str, str]) -> bool:
-        status, _ = self.ctx.destination.request("GET", build_path(add["index"], "_alias", add["alias"]), ok=(200, 404))
-        return status == 200
 
     def observe(self) -> Observation:
         missing = self._missing()

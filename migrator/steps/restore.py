@@ -14,6 +14,7 @@ from __future__ import annotations
 from concurrent.futures import Future
 from typing import Any
 
+from migrator.blocks import WRITE, before_cutover
 from migrator.clients.es import EsError, build_path
 from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepFailed, send_held
 from migrator.steps.stall import StallWatch
@@ -59,8 +60,10 @@ class Restore(Step):
         if restore.index_settings:
             body["index_settings"] = restore.index_settings
         ignored = list(restore.ignore_index_settings)
-        if self.params.get("cutover"):  # the source's write block of the cutover is not migrated
-            ignored.append("index.blocks.write")
+        # The incremental snapshot carries the cutover's own write block: not migrated, unless the source
+        # had a write block of its own before the cutover (an archive), which the destination keeps.
+        if self.params.get("cutover") and before_cutover(self.ctx, self.params["source"]).get(WRITE) != "true":
+            ignored.append(WRITE)
         if ignored:
             body["ignore_index_settings"] = ignored
         return body

@@ -3,34 +3,22 @@
 From here until the aliases point at the destination, writes to the source fail: this is the write
 freeze the cutover keeps short. The block is what makes the incremental snapshot the last word:
 every document the source accepted is in it. `migrator rollback` lifts the block again.
+
+Before it sends anything, the step records every source index's blocks in the state file
+(`migrator.blocks.SourceBlocks`): an index that refuses writes already (an archive with its own
+`index.blocks.write` or `read_only`) is left as it is, and its block is the source's, not ours, for
+the cutover restore and for rollback. A resumed run keeps the record it finds.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from migrator.clients.es import EsClient, build_path
+from migrator.blocks import WRITE, batches, before_cutover, blocks_path, read_blocks, refuses_writes
+from migrator.clients.es import build_path
 from migrator.steps.base import ConsoleRequest, Observation, Step
 
-BATCH = 50  # indices per request: a comma-separated list must fit in the request line
-BLOCK = {"index.blocks.write": True}
-
-
-def batches(names: list[str]) -> list[list[str]]:
-    return [names[start : start + BATCH] for start in range(0, len(names), BATCH)]
-
-
-def write_blocked(client: EsClient, names: list[str]) -> dict[str, bool]:
-    """Whether each index has `index.blocks.write: true` (False for an index that does not exist)."""
-    found: dict[str, bool] = {}
-    params = {"flat_settings": True, "ignore_unavailable": True}
-    for batch in batches(names):
-        path = build_path(",".join(batch), "_settings", "index.blocks.write", params=params)
-        body = client.get(path)
-        for name in batch:
-            value = (body.get(name) or {}).get("settings", {}).get("index.blocks.write")
-            found[name] = str(value).lower() == "true"
-    return found
+BLOCK = {WRITE: True}
 
 
 class BlockWrites(Step):
@@ -41,29 +29,37 @@ class BlockWrites(Step):
     def _sources(self) -> list[str]:
         return [move.source for move in self.ctx.plan.moves]
 
+    def _to_block(self) -> list[str]:
+        """The sources that took writes before the cutover (the others keep their own blocks)."""
+        return [name for name in self._sources() if not refuses_writes(before_cutover(self.ctx, name))]
+
     def describe(self) -> list[ConsoleRequest]:
         return [
-            ConsoleRequest("source", "PUT", f"{','.join(batch)}/_settings", BLOCK) for batch in batches(self._sources())
+            ConsoleRequest("source", "PUT", f"{','.join(batch)}/_settings", BLOCK)
+            for batch in batches(self._to_block())
         ]
 
     def checks(self) -> list[ConsoleRequest]:
-        return [
-            ConsoleRequest("source", "GET", f"{','.join(batch)}/_settings/index.blocks.write?flat_settings=true")
-            for batch in batches(self._sources())
-        ]
+        return [ConsoleRequest("source", "GET", blocks_path(batch).lstrip("/")) for batch in batches(self._sources())]
+
+    def _observe_and_record(self) -> dict[str, dict[str, str]]:
+        """The sources' blocks now; the first observation of each index (before our block) is recorded."""
+        now = read_blocks(self.ctx.source, self._sources())
+        self.ctx.source_blocks.record(now)
+        return now
 
     def observe(self) -> Observation:
-        blocked = write_blocked(self.ctx.source, self._sources())
-        open_ = sorted(name for name, on in blocked.items() if not on)
+        now = self._observe_and_record()
+        open_ = sorted(name for name, blocks in now.items() if not refuses_writes(blocks))
         if open_:
             return Observation(
                 False, summary=f"{len(open_)} source index(es) still take writes: {', '.join(open_[:5])}"
             )
-        return Observation(True, summary=f"writes blocked on {len(blocked)} source index(es)")
+        return Observation(True, summary=f"writes blocked on {len(now)} source index(es)")
 
     def act(self) -> None:
-        blocked = write_blocked(self.ctx.source, self._sources())
-        for batch in batches(sorted(name for name, on in blocked.items() if not on)):
+        now = self._observe_and_record()
+        for batch in batches(sorted(name for name, blocks in now.items() if not refuses_writes(blocks))):
             self.ctx.source.request("PUT", build_path(",".join(batch), "_settings"), BLOCK)
 
     def wait(self) -> dict[str, Any]:

@@ -42,7 +42,10 @@ POINTS = (
 def test_kill_at_each_boundary_then_resume(seeded, tmp_path, step, point):
     prefix = "cm" + str(POINTS.index((step, point)))
     plan = seeded.write_plan(
-        tmp_path, "7.17", "8", name=prefix,
+        tmp_path,
+        "7.17",
+        "8",
+        name=prefix,
         snapshot={"indices": INDICES},
         restore={"rename_pattern": "(.+)", "rename_replacement": f"{prefix}-$1"},
     )

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from migrator.clients.es import EsError, Request
+from migrator.discovery import IndexFacts
 from migrator.ownership import Ledger
 
 REPOSITORY = "repo"
@@ -127,3 +128,61 @@ def context(
     ctx.cancel_requested = lambda: ctx.cancelled
     ctx.sleep = lambda seconds=None: None
     return ctx
+
+
+class FakeIndices:
+    """A cluster of named indices with blocks and aliases, answering what the block and alias code sends:
+    the filtered cluster state, `PUT <names>/_settings` of blocks, `GET _alias/<alias>`, `POST _aliases`."""
+
+    def __init__(self, blocks: dict[str, dict[str, str]], aliases: dict[str, set[str]] | None = None) -> None:
+        self.blocks = {name: dict(carried) for name, carried in blocks.items()}
+        self.aliases = {alias: set(names) for alias, names in (aliases or {}).items()}
+        self.sent: list[tuple[str, str, Any]] = []  # the mutating requests, in order
+
+    def get(self, path: str, *, ok: tuple[int, ...] = (200,)) -> Any:
+        return self.request("GET", path, ok=ok)[1]
+
+    def request(
+        self, method: str, path: str, body: Any = None, *, ok: tuple[int, ...] = (200,), timeout_s: float | None = None
+    ) -> tuple[int, Any]:
+        parts = urlsplit(path).path.strip("/").split("/")
+        if method == "GET" and parts[:3] == ["_cluster", "state", "metadata"]:
+            names = parts[3].split(",") if len(parts) > 3 else list(self.blocks)
+            indices = {
+                name: {"settings": {"index": {"blocks": {k.split(".")[-1]: v for k, v in self.blocks[name].items()}}}}
+                for name in names
+                if self.blocks.get(name)
+            }
+            return 200, ({"metadata": {"indices": indices}} if indices else {})
+        if method == "HEAD":
+            return (200 if parts[0] in self.blocks else 404), {}
+        if method == "GET" and parts[0] == "_alias":
+            holders = self.aliases.get(parts[1], set())
+            if not holders:
+                return 404, {}
+            return 200, {name: {"aliases": {parts[1]: {}}} for name in holders}
+        self.sent.append((method, path, body))
+        if method == "PUT" and parts[-1] == "_settings":
+            for name in parts[0].split(","):
+                for setting, value in body.items():
+                    if value is None:
+                        self.blocks[name].pop(setting, None)
+                    else:
+                        self.blocks[name][setting] = str(value).lower()
+            return 200, {"acknowledged": True}
+        if method == "POST" and parts == ["_aliases"]:
+            for action in body["actions"]:
+                ((kind, target),) = action.items()
+                holders = self.aliases.setdefault(target["alias"], set())
+                (holders.add if kind == "add" else holders.discard)(target["index"])
+            return 200, {"acknowledged": True}
+        raise AssertionError(f"unexpected request {method} {path}")
+
+
+def indices_with_aliases(aliases: dict[str, list[str]]) -> dict[str, IndexFacts]:
+    """Discovered destination indices holding the given aliases (alias -> index names)."""
+    holders: dict[str, list[str]] = {}
+    for alias, names in aliases.items():
+        for name in names:
+            holders.setdefault(name, []).append(alias)
+    return {name: IndexFacts(name, "open", "green", 0, 0, 0, 1, aliases=sorted(held)) for name, held in holders.items()}
