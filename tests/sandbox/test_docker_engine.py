@@ -40,7 +40,11 @@ def engine():
     try:
         client = connect()
     except SandboxError as exc:
-        pytest.fail(os.environ.get("MIGRATOR_DOCKER_UNAVAILABLE") or str(exc), pytrace=False)
+        reason = os.environ.get("MIGRATOR_DOCKER_UNAVAILABLE") or str(exc)
+    else:
+        reason = None
+    if reason is not None:
+        pytest.fail(reason, pytrace=False)
     yield client
     client.close()
 
