@@ -200,6 +200,7 @@ class DockerSandbox(Sandbox):
             network_mode="host",
             init=True,
             user=f"{user[0]}:{user[1]}",
+            group_add=["0"] if image.official else None,  # the official image's files belong to group 0
             environment=environment,
             working_dir=str(layout.folder),
             volumes={

@@ -95,6 +95,10 @@ def test_up_runs_the_sandbox_as_labelled_unprivileged_containers(engine, sandbox
     assert status["source"]["logs"] == f"docker logs {containers['source'].name}"
     assert "started" in containers["source"].logs().decode()
 
+    faults = json.loads(migrator("sandbox", "faults", "--latency-ms", "5", "--dir", str(folder)).stdout)
+    assert faults["latency_ms"] == 5
+    assert json.loads(migrator("sandbox", "faults", "--dir", str(folder)).stdout)["latency_ms"] == 0
+
     again = migrator("sandbox", "up", "--dir", str(folder))
     assert "already running" in again.stderr
     assert {c.id for c in ours(engine, folder)} == {c.id for c in containers.values()}

@@ -52,3 +52,12 @@ def test_no_docker_engine_names_how_to_start_one(tmp_path, monkeypatch):
     )
     assert result.returncode == 1
     assert "no Docker engine answers" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_status_and_down_without_the_docker_engine_say_so(tmp_path):
+    remember(tmp_path, "docker")
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/absent.sock"}
+    for command in ("status", "down"):
+        result = migrator("sandbox", command, "--dir", str(tmp_path), env=env)
+        assert result.returncode == 1, command
+        assert "no Docker engine answers" in result.stderr and "Traceback" not in result.stderr, command
