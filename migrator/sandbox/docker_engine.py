@@ -158,14 +158,17 @@ class DockerSandbox(Sandbox):
         key_id, secret = self._credentials()
         oss_port = pick_port(PREFERRED_PORTS["oss"], taken)
 
-        pids = {role: self._start_node(layout, chosen[role], owner, user) for role, layout in layouts.items()}
+        import docker.errors
+
         try:
+            pids = {role: self._start_node(layout, chosen[role], owner, user) for role, layout in layouts.items()}
             endpoint = self._start_oss_container(base, oss_port, key_id, secret, owner, user)
             red = nodes.wait_all_green(layouts, pids)
-        except SandboxError as exc:
+        except (SandboxError, docker.errors.APIError) as exc:
+            reason = getattr(exc, "explanation", None) or str(exc)
             logs = self._log_tails()
-            self.down()
-            raise SandboxError(f"{exc}\n{logs}".rstrip()) from None
+            self.down()  # nothing half-started is left behind
+            raise SandboxError(f"{reason}\n{logs}".rstrip()) from None
         return self._publish(layouts, endpoint, key_id, secret, red), True
 
     def _labels(self, role: str, port: int, version: str | None = None) -> dict[str, str]:
