@@ -94,7 +94,10 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Show what runs: each cluster (URL, version, health) and the OSS server. Exit 3 when stopped."""
-    report = _sandbox(folder).status()
+    try:
+        report = _sandbox(folder).status()
+    except SandboxError as exc:
+        raise fail(str(exc), ExitCode.FAILED) from None
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     elif not report["running"]:
@@ -117,7 +120,10 @@ def status(
 @app.command()
 def down(folder: DirOption = None) -> None:
     """Stop both clusters and the OSS server; no process of the sandbox is left behind."""
-    stopped = _sandbox(folder).down()
+    try:
+        stopped = _sandbox(folder).down()
+    except SandboxError as exc:
+        raise fail(str(exc), ExitCode.FAILED) from None
     typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 

@@ -93,7 +93,10 @@ def pull(client: docker.DockerClient, tag: str) -> str | None:
 
 
 def base_image(client: docker.DockerClient) -> str:
-    """The Debian base (with python3), imported from a debootstrap root file system once; its tag."""
+    """The Debian base (with python3), imported from a debootstrap root file system once; its tag.
+    Raises SandboxError when debootstrap is missing or fails, or the engine refuses the import."""
+    import docker.errors
+
     if exists(client, BASE_IMAGE):
         return BASE_IMAGE
     debootstrap = shutil.which("debootstrap")
@@ -123,7 +126,10 @@ def base_image(client: docker.DockerClient) -> str:
                 target.mkdir()
         archive = Path(scratch) / "rootfs.tar"
         subprocess.run(["tar", "-C", str(rootfs), "--numeric-owner", "-cf", str(archive), "."], check=True)
-        client.api.import_image_from_file(str(archive), repository=repository, tag=tag)
+        try:
+            client.api.import_image_from_file(str(archive), repository=repository, tag=tag)
+        except docker.errors.APIError as exc:
+            raise SandboxError(f"importing {BASE_IMAGE} failed: {exc.explanation or exc}") from None
     return BASE_IMAGE
 
 

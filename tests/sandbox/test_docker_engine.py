@@ -40,7 +40,11 @@ def engine():
     try:
         client = connect()
     except SandboxError as exc:
-        pytest.fail(os.environ.get("MIGRATOR_DOCKER_UNAVAILABLE") or str(exc), pytrace=False)
+        reason = os.environ.get("MIGRATOR_DOCKER_UNAVAILABLE") or str(exc)
+    else:
+        reason = None
+    if reason is not None:
+        pytest.fail(reason, pytrace=False)
     yield client
     client.close()
 
@@ -90,6 +94,10 @@ def test_up_runs_the_sandbox_as_labelled_unprivileged_containers(engine, sandbox
     assert status["source"]["container"] == containers["source"].name
     assert status["source"]["logs"] == f"docker logs {containers['source'].name}"
     assert "started" in containers["source"].logs().decode()
+
+    faults = json.loads(migrator("sandbox", "faults", "--latency-ms", "5", "--dir", str(folder)).stdout)
+    assert faults["latency_ms"] == 5
+    assert json.loads(migrator("sandbox", "faults", "--dir", str(folder)).stdout)["latency_ms"] == 0
 
     again = migrator("sandbox", "up", "--dir", str(folder))
     assert "already running" in again.stderr
