@@ -10,7 +10,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from migrator.blocks import blocks_path, parse_blocks
+from migrator.blocks import FILTER as BLOCKS_FILTER
+from migrator.blocks import parse_blocks
 from migrator.clients.es import EsClient, EsError, Request, Version, build_path
 from migrator.template_facts import metadata_facts
 
@@ -146,7 +147,7 @@ def discover_cluster(
     closed_stats = _closed_stats(client) if closed else {}
     docs = _top_level_docs(client, counted, [row["index"] for row in rows if row.get("status") != "close"])
     indices = {}
-    blocks = parse_blocks(client.get(blocks_path()), [row["index"] for row in rows])
+    blocks = parse_blocks({"metadata": metadata}, [row["index"] for row in rows])
     for row in rows:
         name = row["index"]
         about = described.get(name, {})
@@ -201,6 +202,7 @@ def discover_cluster(
 METADATA = "/_cluster/state/metadata?filter_path=" + ",".join(
     [
         "metadata.indices.*.state",
+        BLOCKS_FILTER,
         "metadata.indices.*.settings.index.version.created",
         "metadata.indices.*.settings.index.routing",
         "metadata.indices.*.settings.index.number_of_replicas",
