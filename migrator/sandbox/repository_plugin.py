@@ -166,18 +166,28 @@ def fetch_sdk() -> list[Path]:
     if mvn is None:
         raise DistributionError("Maven (mvn) is needed to fetch the Aliyun OSS Java SDK; install Maven")
     target.mkdir(parents=True, exist_ok=True)
-    for coordinates in SDK_JARS:
-        command = [mvn, "-q", "-B", "dependency:copy", f"-Dartifact={coordinates}", f"-DoutputDirectory={target}"]
-        try:
-            result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=target)
-        except subprocess.TimeoutExpired as exc:
-            raise DistributionError(f"Maven did not fetch {coordinates} within 15 minutes") from exc
-        if result.returncode != 0:
-            lines = [line for line in (result.stdout + result.stderr).splitlines() if "ERROR" in line]
-            raise DistributionError(
-                f"could not fetch {coordinates} from Maven Central with mvn: {(lines or ['no output'])[0].strip()}\n"
-                "Check the network or the Maven mirror in ~/.m2/settings.xml"
-            )
+    dependencies = "".join(
+        f"<dependency><groupId>{group}</groupId><artifactId>{artifact}</artifactId><version>{version}</version>"
+        "</dependency>"
+        for group, artifact, version in (c.split(":") for c in SDK_JARS)
+    )
+    (target / "pom.xml").write_text(
+        '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>'
+        "<groupId>migrator.sandbox</groupId><artifactId>oss-plugin-sdk</artifactId><version>1</version>"
+        f"<dependencies>{dependencies}</dependencies></project>"
+    )  # one Maven run for the listed jars only (excludeTransitive), not one per jar
+    command = [mvn, "-q", "-B", "dependency:copy-dependencies", "-DexcludeTransitive=true"]
+    command.append(f"-DoutputDirectory={target}")
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=target)
+    except subprocess.TimeoutExpired as exc:
+        raise DistributionError("Maven did not fetch the Aliyun OSS Java SDK within 15 minutes") from exc
+    if result.returncode != 0 or not all((target / name).is_file() for name in names):
+        lines = [line for line in (result.stdout + result.stderr).splitlines() if "ERROR" in line]
+        raise DistributionError(
+            f"could not fetch {', '.join(SDK_JARS)} from Maven Central with mvn: "
+            f"{(lines or ['no output'])[0].strip()}\nCheck the network or the Maven mirror in ~/.m2/settings.xml"
+        )
     return [target / name for name in names]
 
 
