@@ -1,0 +1,131 @@
+"""The test bed's `oss` repository type on real nodes: Alibaba Cloud's document's own requests, and a
+migration whose chunked blobs (`.partN`) migrator verifies byte for byte through the OSS server."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from migrator.clients.es import EsClient
+from tests.conftest import BUCKET
+from tests.helpers import BIG_INDEX, cli, counts
+
+pytestmark = pytest.mark.cluster
+
+DOCUMENT = Path(__file__).with_name("document_requests.console")
+NODE = "8"
+
+
+def document_requests() -> list[tuple[str, str, dict[str, Any] | None]]:
+    """(method, path, body) of each request in document_requests.console, in order."""
+    text = "\n".join(line for line in DOCUMENT.read_text().splitlines() if not line.startswith("#"))
+    requests = []
+    for block in re.split(r"\n\s*\n", text.strip()):
+        first, _, body = block.partition("\n")
+        method, path = first.split(maxsplit=1)
+        requests.append((method, "/" + path.lstrip("/"), json.loads(body) if body.strip() else None))
+    return requests
+
+
+def on_test_bed(body: dict[str, Any] | None, bed: Any, base_path: str) -> dict[str, Any] | None:
+    """The document's placeholders replaced by the test bed's endpoint, keys and bucket."""
+    if body is None or "settings" not in body:
+        return body
+    placeholders = {
+        "endpoint": bed.oss.endpoint,
+        "access_key_id": bed.key_id,
+        "secret_access_key": bed.secret,
+        "bucket": BUCKET,
+        "base_path": base_path,
+    }
+    return {**body, "settings": {**body["settings"], **placeholders}}
+
+
+def wait_for(client: EsClient, path: str, done: Any, timeout_s: float = 180) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        answer = client.get(path)
+        if done(answer):
+            return answer
+        time.sleep(0.5)
+    raise AssertionError(f"GET {path} did not reach the expected state in {timeout_s:.0f} s")
+
+
+def test_the_documents_requests_on_an_oss_repository(testbed):
+    client = testbed.client(NODE)
+    base_path = f"doc-{uuid.uuid4().hex[:8]}/"
+    writes_before = testbed.oss.stats()["requests_by_op"].get("PutObject", 0)
+    for index, docs in (("index_1", 30), ("index_2", 20)):
+        client.request("PUT", f"/{index}", {"settings": {"number_of_shards": 1, "number_of_replicas": 0}})
+        lines = "".join(f'{{"index":{{}}}}\n{{"n":{n}}}\n' for n in range(docs))
+        client.request("POST", f"/{index}/_bulk?refresh=true", lines.encode())
+    answers = {}
+    try:
+        for method, path, body in document_requests():
+            # the document restores index_1 as restored_index_1 and then follows "restored_index_3"
+            path = path.replace("restored_index_3", "restored_index_1")
+            status, answer = client.request(method, path, on_test_bed(body, testbed, base_path))
+            assert status == 200, (method, path, answer)
+            answers[f"{method} {path}"] = answer
+            if path == "/_snapshot/my_backup/snapshot_2" and method == "PUT":  # taken in the background
+                wait_for(client, path, lambda a: a["snapshots"][0]["state"] == "SUCCESS")
+                status_answer = client.get("/_snapshot/my_backup/snapshot_2/_status")
+                assert status_answer["snapshots"][0]["state"] == "SUCCESS"
+            if method == "POST" and path.endswith("/_restore"):  # restored in the background
+                client.get("/_cluster/health/restored_index_1?wait_for_status=green&timeout=120s")
+                assert counts(testbed, NODE, "restored_index_1") == {"restored_index_1": 30}
+
+        registered = answers["GET /_snapshot/my_backup"]["my_backup"]
+        assert registered["type"] == "oss"
+        assert registered["settings"]["chunk_size"] == "500mb"  # the POST updated the registration
+        assert not registered["settings"].keys() & {"access_key_id", "secret_access_key", "security_token"}
+        for answer in answers.values():
+            assert testbed.secret not in json.dumps(answer)
+        snapshot_1 = answers["PUT /_snapshot/my_backup/snapshot_1?wait_for_completion=true"]["snapshot"]
+        assert snapshot_1["state"] == "SUCCESS" and "index_1" in snapshot_1["indices"]
+        assert {s["snapshot"] for s in answers["GET /_snapshot/my_backup/_all"]["snapshots"]} >= {"snapshot_1"}
+        recovery = answers["GET /restored_index_1/_recovery"]["restored_index_1"]["shards"][0]
+        assert recovery["type"] == "SNAPSHOT" and recovery["source"]["repository"] == "my_backup"
+        status, _ = client.request("GET", "/_snapshot/my_backup/snapshot_2", ok=(200, 404))
+        assert status == 404
+        # Elasticsearch wrote the repository through the OSS server, into the bucket's base_path
+        assert (testbed.bucket_dir / base_path / "index.latest").is_file()
+        assert testbed.oss.stats()["requests_by_op"].get("PutObject", 0) > writes_before
+    finally:
+        for index in ("index_1", "index_2", "restored_index_1"):
+            client.request("DELETE", f"/{index}", ok=(200, 404))
+        client.request("DELETE", "/_snapshot/my_backup/snapshot_1", ok=(200, 404))
+        client.request("DELETE", "/_snapshot/my_backup", ok=(200, 404))
+        client.close()
+
+
+def test_chunked_blobs_migrate_and_verify_in_full(seeded, tmp_path):
+    plan = seeded.write_plan(
+        tmp_path,
+        "7.17",
+        "8",
+        name="chunked",
+        snapshot={"indices": [BIG_INDEX], "name": "chunked-snapshot"},
+        restore={"rename_pattern": "(.+)", "rename_replacement": "chunked-$1"},
+    )
+    document = yaml.safe_load(plan.read_text())
+    document["repository"]["settings"]["chunk_size"] = "1mb"  # the plugin's smallest, as Alibaba's
+    plan.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    cli(seeded, "apply", str(plan), "--yes", "--poll", "0.5")
+
+    migrated = counts(seeded, "8", f"chunked-{BIG_INDEX}")
+    assert migrated == {f"chunked-{BIG_INDEX}": counts(seeded, "7.17", BIG_INDEX)[BIG_INDEX]}
+    repository_dir = seeded.bucket_dir / document["storage"]["base_path"]
+    parts = sorted(p.name for p in repository_dir.glob("indices/*/*/__*.part*"))
+    assert any(name.endswith(".part1") for name in parts), parts  # files over 1 MB were cut into chunks
+    verified = cli(seeded, "verify", "--plan", str(plan), "--snapshot", "chunked-snapshot", "--full", "--json")
+    report = json.loads(verified.stdout)
+    assert report["restorable"] is True, report
