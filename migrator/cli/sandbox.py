@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help=(
         "A local rehearsal ground: two real Elasticsearch clusters (source and destination) and an "
-        "OSS-compatible server whose bucket is the clusters' shared `fs` repository. Rehearse a "
-        "migration here before touching production."
+        "OSS-compatible server; the clusters share an `oss` repository in its bucket (or, with "
+        "--repository fs, the bucket's folder). Rehearse a migration here before touching production."
     ),
     no_args_is_help=True,
 )
@@ -49,18 +49,27 @@ def up(
     source_version: Annotated[str, typer.Option(help=VERSIONS_HELP)] = DEFAULT_SOURCE_VERSION,
     destination_version: Annotated[str, typer.Option(help=VERSIONS_HELP)] = DEFAULT_DESTINATION_VERSION,
     folder: DirOption = None,
+    repository: Annotated[
+        str,
+        typer.Option(
+            help="The plans' repository type: oss (the test bed's elasticsearch-repository-oss plugin on every "
+            "node, built on first use) or fs (the bucket's folder, no plugin)"
+        ),
+    ] = "oss",
 ) -> None:
     """Start the source and destination clusters and the OSS server; print the sandbox as JSON.
 
     The JSON (also written to DIR/sandbox.json) holds both URLs and versions, the OSS endpoint,
-    bucket and key pair, the `fs` repository settings and a ready plan file. The OSS server also
-    serves a replica bucket in another region (`oss.replica_bucket`, `oss.replica_region`) for
-    cross-region replication, and `replica_repository` is the `fs` settings of its copy of the
-    repository. Running `up` on a running sandbox changes nothing and exits 0.
+    bucket and key pair, the repository's type and settings (keys left out) and a ready plan file.
+    The OSS server also serves a replica bucket in another region (`oss.replica_bucket`,
+    `oss.replica_region`) for cross-region replication, and `replica_repository` is the settings of
+    its copy of the repository. Running `up` on a running sandbox changes nothing and exits 0.
     """
+    if repository not in ("oss", "fs"):
+        raise fail(f"--repository must be oss or fs, not {repository!r}", ExitCode.BAD_INPUT)
     sandbox = _sandbox(folder)
     try:
-        document, started = sandbox.up(source_version, destination_version)
+        document, started = sandbox.up(source_version, destination_version, repository)
     except DistributionError as exc:
         raise fail(str(exc), ExitCode.BAD_INPUT) from None
     except SandboxError as exc:

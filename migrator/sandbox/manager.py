@@ -38,6 +38,15 @@ from migrator.sandbox.processes import (
     stop_group,
     tail,
 )
+from migrator.sandbox.repository_plugin import plugin_dir
+from migrator.sandbox.sandbox_plans import (
+    KEY_ID_VAR,
+    SECRET_VAR,
+    cross_region_plan,
+    cutover_plan,
+    repository_document,
+    sandbox_plan,
+)
 from migrator.sandbox.seed_data import seed_cluster
 
 BUCKET = "migrator-sandbox"
@@ -49,8 +58,6 @@ REPLICA_LOCATION = "oss-cn-shanghai"
 REPLICA_REGION = "cn-shanghai"
 PREFERRED_PORTS = {"source": 19200, "destination": 19210, "oss": 19000}
 TRANSPORT_PORTS = {"source": 19300, "destination": 19310}
-KEY_ID_VAR = "MIGRATOR_SANDBOX_OSS_ACCESS_KEY_ID"
-SECRET_VAR = "MIGRATOR_SANDBOX_OSS_ACCESS_KEY_SECRET"
 
 
 def default_dir() -> Path:
@@ -103,9 +110,13 @@ class Sandbox:
     # up -------------------------------------------------------------------------------
 
     def up(
-        self, source_version: str | None = None, destination_version: str | None = None
+        self, source_version: str | None = None, destination_version: str | None = None, repository: str = "oss"
     ) -> tuple[dict[str, Any], bool]:
-        """Start everything; returns (document, started). A running sandbox is left as it is."""
+        """Start everything; returns (document, started). A running sandbox is left as it is. The plans it
+        writes use an `oss` repository (every node gets the test bed's plugin) or, with repository="fs",
+        the bucket's folder."""
+        if repository not in ("oss", "fs"):
+            raise SandboxError(f"--repository must be oss or fs, not {repository!r}")
         running = self.running()
         if running and all(running.values()):
             return self.document(), False
@@ -136,6 +147,7 @@ class Sandbox:
                 http_port=pick_port(PREFERRED_PORTS[role], taken),
                 transport_port=pick_port(TRANSPORT_PORTS[role], taken),
                 repo_paths=[self.bucket_root],
+                plugins=[plugin_dir(dist, home)] if repository == "oss" else [],
             )
         key_id, secret = self._credentials()
         oss_port = pick_port(PREFERRED_PORTS["oss"], taken)
@@ -173,10 +185,9 @@ class Sandbox:
                 "replica_bucket": REPLICA_BUCKET,
                 "replica_region": REPLICA_REGION,
             },
-            "repository": {"type": "fs", "settings": {"location": str(bucket_dir / BASE_PATH)}},
-            "replica_repository": {"type": "fs", "settings": {"location": str(replica_dir / BASE_PATH)}},
             "plan": str(self.plan_path),
         }
+        document.update(repository_document(repository, document["oss"], bucket_dir, replica_dir))
         if warnings:
             document["warnings"] = warnings
         self._write_private(self.document_path, json.dumps(document, indent=2) + "\n")
@@ -312,97 +323,3 @@ def cluster_health(url: str, label: str) -> str:
         return f"unreachable ({exc})"
     finally:
         client.close()
-
-
-def sandbox_plan(document: dict[str, Any], env_file: str) -> str:
-    """A ready plan for this sandbox: the seeded indices, renamed on the destination."""
-    oss = document["oss"]
-    location = document["repository"]["settings"]["location"]
-    return f"""# Written by `migrator sandbox up`: a real migration on the local sandbox.
-# Run it with: migrator apply {document["plan"]} --yes
-name: sandbox-demo
-env_file: {env_file}            # the sandbox's OSS key pair (never written into this plan)
-source:
-  url: {document["source"]["url"]}
-destination:
-  url: {document["destination"]["url"]}
-repository:
-  name: migrator_sandbox
-  type: fs                      # on Alibaba Cloud: oss, with endpoint/bucket/base_path/credentials
-  settings:
-    location: {location}
-    compress: true
-storage:                        # how migrator reads the repository itself: through the OSS server
-  kind: oss
-  endpoint: {oss["endpoint"]}
-  bucket: {oss["bucket"]}
-  base_path: {oss["base_path"]}
-  region: {oss["region"]}
-  access_key_id: ${{{KEY_ID_VAR}}}
-  access_key_secret: ${{{SECRET_VAR}}}
-snapshot:
-  indices: ["*"]                # every index; `.`-prefixed ones are left out unless listed by name
-  exclude: ["logs-debug"]
-restore:
-  rename_pattern: "(.+)"
-  rename_replacement: "migrated-$1"
-"""
-
-
-def cutover_plan(document: dict[str, Any], env_file: str) -> str:
-    """The same migration in two phases: `apply` copies while the source takes writes, `apply --phase
-    cutover` blocks writes, catches up with an incremental snapshot and moves the `logs` alias."""
-    plan = sandbox_plan(document, env_file).replace("name: sandbox-demo", "name: sandbox-cutover")
-    plan = plan.replace('rename_replacement: "migrated-$1"', 'rename_replacement: "cutover-$1"')
-    plan = plan.replace(f"# Run it with: migrator apply {document['plan']} --yes", "# Two phases, see below.")
-    folder = Path(document["plan"]).parent
-    return (
-        plan
-        + f"""cutover:
-  enabled: true                 # migrator apply {folder / "cutover.yaml"} --yes   (phase one: the bulk copy)
-                                # migrator apply {folder / "cutover.yaml"} --phase cutover --yes
-                                # migrator rollback {folder / "cutover.yaml"}  (writes back on the source)
-finish:
-  aliases:
-    logs: ["logs-2026.11.01", "logs-2026.11.02"]
-"""
-    )
-
-
-def cross_region_plan(document: dict[str, Any], env_file: str) -> str:
-    """The migration through two buckets: the source's (cn-hangzhou) replicated by OSS to the destination's
-    (cn-shanghai), the replica verified before the destination reads it."""
-    oss = document["oss"]
-    base_path = "snapshots/cross-region"
-    source_location = str(Path(document["repository"]["settings"]["location"]).parent.parent / base_path)
-    replica_location = str(Path(document["replica_repository"]["settings"]["location"]).parent.parent / base_path)
-    plan = sandbox_plan(document, env_file).replace("name: sandbox-demo", "name: sandbox-cross-region")
-    plan = plan.replace(
-        f"apply {document['plan']} --yes", f"apply {Path(document['plan']).parent / 'cross-region.yaml'} --yes"
-    )
-    plan = plan.replace("name: migrator_sandbox\n", "name: migrator_sandbox_xr\n")
-    plan = plan.replace(document["repository"]["settings"]["location"], source_location)
-    plan = plan.replace(f"base_path: {oss['base_path']}", f"base_path: {base_path}")
-    plan = plan.replace('rename_replacement: "migrated-$1"', 'rename_replacement: "replica-$1"')
-    plan = plan.replace(
-        "    compress: true\n",
-        f"    compress: true\n  destination_settings:         # the destination reads its own region's bucket\n"
-        f"    location: {replica_location}\n",
-        1,
-    )
-    return (
-        plan
-        + f"""replication:                    # OSS cross-region replication; method: copy for migrator's own copy
-  method: oss
-  storage:
-    kind: oss
-    endpoint: {oss["endpoint"]}
-    bucket: {oss["replica_bucket"]}
-    base_path: {base_path}
-    region: {oss["replica_region"]}
-    access_key_id: ${{{KEY_ID_VAR}}}
-    access_key_secret: ${{{SECRET_VAR}}}
-finish:
-  unregister_repositories: true # also removes the replication rule (OSS allows one per target bucket)
-"""
-    )
