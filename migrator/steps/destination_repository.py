@@ -30,8 +30,11 @@ class RegisterDestinationRepository(Step):
     def checks(self) -> list[ConsoleRequest]:
         return [ConsoleRequest("destination", "GET", f"_snapshot/{self.ctx.repository}")]
 
+    existing: dict[str, Any] | None = None
+
     def observe(self) -> Observation:
         current = registration(self.ctx.destination, self.ctx.repository)
+        self.existing = current
         if current is None:
             return Observation(False, summary="not registered")
         settings = current.get("settings", {})
@@ -44,7 +47,8 @@ class RegisterDestinationRepository(Step):
             )
         if current.get("type") == wanted["type"] and same_settings(settings, wanted["settings"]):
             return Observation(True, summary="registered read-only with the planned settings")
-        return Observation(False, summary="registered with other settings: will update")
+        return Observation(False, summary="registered with other settings: will update with POST")
 
     def act(self) -> None:
-        self.ctx.destination.request("PUT", build_path("_snapshot", self.ctx.repository), self._body(reveal=True))
+        method = "POST" if self.existing else "PUT"  # POST updates a registration (Alibaba's document)
+        self.ctx.destination.request(method, build_path("_snapshot", self.ctx.repository), self._body(reveal=True))
