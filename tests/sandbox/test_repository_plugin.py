@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import time
 import uuid
 from pathlib import Path
@@ -15,7 +16,7 @@ import yaml
 
 from migrator.clients.es import EsClient
 from tests.conftest import BUCKET
-from tests.helpers import BIG_INDEX, cli, counts
+from tests.helpers import cli, counts
 
 pytestmark = pytest.mark.cluster
 
@@ -106,26 +107,36 @@ def test_the_documents_requests_on_an_oss_repository(testbed):
         client.close()
 
 
-def test_chunked_blobs_migrate_and_verify_in_full(seeded, tmp_path):
-    plan = seeded.write_plan(
+def test_chunked_blobs_migrate_and_verify_in_full(testbed, tmp_path):
+    index = f"chunky-{uuid.uuid4().hex[:6]}"
+    source = testbed.client("7.17")
+    source.request("PUT", f"/{index}", {"settings": {"number_of_shards": 1, "number_of_replicas": 0}})
+    lines = "".join(f'{{"index":{{}}}}\n{{"text":"{secrets.token_hex(300)}"}}\n' for _ in range(8000))
+    source.request("POST", f"/{index}/_bulk?refresh=true", lines.encode(), timeout_s=120)  # ~5 MB, incompressible
+    source.request("POST", f"/{index}/_forcemerge?max_num_segments=1", timeout_s=300)
+    plan = testbed.write_plan(
         tmp_path,
         "7.17",
         "8",
         name="chunked",
-        snapshot={"indices": [BIG_INDEX], "name": "chunked-snapshot"},
-        restore={"rename_pattern": "(.+)", "rename_replacement": "chunked-$1"},
+        snapshot={"indices": [index], "name": "chunked-snapshot"},
+        restore={"rename_pattern": "(.+)", "rename_replacement": "moved-$1"},
     )
     document = yaml.safe_load(plan.read_text())
     document["repository"]["settings"]["chunk_size"] = "1mb"  # the plugin's smallest, as Alibaba's
     plan.write_text(yaml.safe_dump(document, sort_keys=False))
+    try:
+        cli(testbed, "apply", str(plan), "--yes", "--poll", "0.5")
 
-    cli(seeded, "apply", str(plan), "--yes", "--poll", "0.5")
-
-    migrated = counts(seeded, "8", f"chunked-{BIG_INDEX}")
-    assert migrated == {f"chunked-{BIG_INDEX}": counts(seeded, "7.17", BIG_INDEX)[BIG_INDEX]}
-    repository_dir = seeded.bucket_dir / document["storage"]["base_path"]
-    parts = sorted(p.name for p in repository_dir.glob("indices/*/*/__*.part*"))
-    assert any(name.endswith(".part1") for name in parts), parts  # files over 1 MB were cut into chunks
-    verified = cli(seeded, "verify", "--plan", str(plan), "--snapshot", "chunked-snapshot", "--full", "--json")
-    report = json.loads(verified.stdout)
-    assert report["restorable"] is True, report
+        assert counts(testbed, "8", f"moved-{index}") == {f"moved-{index}": 8000}
+        repository_dir = testbed.bucket_dir / document["storage"]["base_path"]
+        parts = sorted(p.name for p in repository_dir.glob("indices/*/*/__*.part*"))
+        assert any(name.endswith(".part1") for name in parts), parts  # files over 1 MB were cut into chunks
+        verified = cli(testbed, "verify", "--plan", str(plan), "--snapshot", "chunked-snapshot", "--full", "--json")
+        assert json.loads(verified.stdout)["restorable"] is True, verified.stdout
+    finally:
+        source.request("DELETE", f"/{index}", ok=(200, 404))
+        source.close()
+        destination = testbed.client("8")
+        destination.request("DELETE", f"/moved-{index}", ok=(200, 404))
+        destination.close()
