@@ -15,10 +15,11 @@ import pytest
 import yaml
 
 from migrator.clients.es import EsClient
-from tests.conftest import BUCKET
+from migrator.sandbox import nodes
+from migrator.sandbox.distributions import Distribution, DistributionError, resolve_version
+from migrator.sandbox.repository_plugin import PLUGIN_NAME, generation, plugin_dir
+from tests.conftest import BUCKET, TESTS_ROOT
 from tests.helpers import cli, counts
-
-pytestmark = pytest.mark.cluster
 
 DOCUMENT = Path(__file__).with_name("document_requests.console")
 NODE = "8"
@@ -59,6 +60,49 @@ def wait_for(client: EsClient, path: str, done: Any, timeout_s: float = 180) -> 
     raise AssertionError(f"GET {path} did not reach the expected state in {timeout_s:.0f} s")
 
 
+def test_each_version_has_its_interface_generation() -> None:
+    assert [generation(resolve_version(v)) for v in ("7.10", "7.17", "8", "9")] == [
+        ("es7_10", 11),
+        ("es7_17", 11),
+        ("es8_19", 17),
+        ("es9_5", 21),
+    ]
+    with pytest.raises(DistributionError, match="no sources for Elasticsearch 6.8.23"):
+        generation(Distribution("6.8.23"))
+
+
+def test_a_built_plugin_describes_itself_for_its_node(tmp_path: Path) -> None:
+    for alias, policy in (("7.17", "plugin-security.policy"), ("8", "entitlement-policy.yaml")):
+        dist = resolve_version(alias)
+        built = plugin_dir(dist, TESTS_ROOT / "dist" / f"elasticsearch-{dist.version}")
+        descriptor = dict(
+            line.split("=", 1) for line in (built / "plugin-descriptor.properties").read_text().splitlines()
+        )
+        assert (descriptor["name"], descriptor["elasticsearch.version"]) == (PLUGIN_NAME, dist.version)
+        assert (built / policy).is_file() and (built / "aliyun-sdk-oss-3.18.5.jar").is_file()
+        assert plugin_dir(dist, TESTS_ROOT / "dist" / f"elasticsearch-{dist.version}") == built  # cached
+
+
+def test_a_node_with_plugins_runs_from_a_home_of_its_own(tmp_path: Path) -> None:
+    shared = tmp_path / "dist" / "elasticsearch-x"
+    (shared / "lib").mkdir(parents=True)
+    (shared / "lib" / "core.jar").write_bytes(b"jar")
+    (shared / "plugins").mkdir()
+    plugin = tmp_path / "built" / PLUGIN_NAME
+    plugin.mkdir(parents=True)
+    (plugin / "plugin-descriptor.properties").write_text("name=x\n")
+    layout = nodes.NodeLayout(
+        "source", resolve_version("7.17"), shared, tmp_path / "sandbox" / "source", 1, 2, [], plugins=[plugin]
+    )
+    home = nodes.prepare_home(layout)
+    assert home == tmp_path / "sandbox" / "homes" / "source"
+    assert (home / "lib" / "core.jar").stat().st_ino == (shared / "lib" / "core.jar").stat().st_ino  # a hard link
+    assert (home / "plugins" / PLUGIN_NAME / "plugin-descriptor.properties").is_file()
+    assert list((shared / "plugins").iterdir()) == []  # the shared distribution is unchanged
+    assert nodes.prepare_home(layout) == home  # again: same home, plugins installed afresh
+
+
+@pytest.mark.cluster
 def test_the_documents_requests_on_an_oss_repository(testbed):
     client = testbed.client(NODE)
     base_path = f"doc-{uuid.uuid4().hex[:8]}/"
@@ -96,6 +140,11 @@ def test_the_documents_requests_on_an_oss_repository(testbed):
         assert recovery["type"] == "SNAPSHOT" and recovery["source"]["repository"] == "my_backup"
         status, _ = client.request("GET", "/_snapshot/my_backup/snapshot_2", ok=(200, 404))
         assert status == 404
+        # a setting out of range is refused, naming it and the range
+        too_big = on_test_bed(document_requests()[0][2], testbed, "bad/")
+        too_big["settings"]["chunk_size"] = "2gb"
+        status, refused = client.request("PUT", "/_snapshot/bad_backup", too_big, ok=(400, 500))
+        assert "chunk_size must be between 1mb and 1gb" in json.dumps(refused)
         # Elasticsearch wrote the repository through the OSS server, into the bucket's base_path
         assert (testbed.bucket_dir / base_path / "index.latest").is_file()
         assert testbed.oss.stats()["requests_by_op"].get("PutObject", 0) > writes_before
@@ -104,9 +153,11 @@ def test_the_documents_requests_on_an_oss_repository(testbed):
             client.request("DELETE", f"/{index}", ok=(200, 404))
         client.request("DELETE", "/_snapshot/my_backup/snapshot_1", ok=(200, 404))
         client.request("DELETE", "/_snapshot/my_backup", ok=(200, 404))
+        client.request("DELETE", "/_snapshot/bad_backup", ok=(200, 404))
         client.close()
 
 
+@pytest.mark.cluster
 def test_chunked_blobs_migrate_and_verify_in_full(testbed, tmp_path):
     index = f"chunky-{uuid.uuid4().hex[:6]}"
     source = testbed.client("7.17")
