@@ -191,3 +191,36 @@ def test_chunked_blobs_migrate_and_verify_in_full(testbed, tmp_path):
         destination = testbed.client("8")
         destination.request("DELETE", f"/moved-{index}", ok=(200, 404))
         destination.close()
+
+
+@pytest.mark.cluster
+def test_blobs_over_a_part_go_up_as_multipart_uploads(testbed):
+    """The plugin writes a blob over OssStore.PART_BYTES (8 MB) as an OSS multipart upload."""
+    index = f"large-{uuid.uuid4().hex[:6]}"
+    client = testbed.client("8")
+    before = testbed.oss.stats()["requests_by_op"]
+    registration = {"type": "oss", "settings": testbed.repository_settings(f"multipart-{index}")}
+    registration["settings"].update(registration["settings"].pop("extra"), access_key_id=testbed.key_id)
+    registration["settings"]["secret_access_key"] = testbed.secret
+    try:
+        client.request("PUT", f"/{index}", {"settings": {"number_of_shards": 1, "number_of_replicas": 0}})
+        for _ in range(4):  # 4 x 4,000 documents of 800 random characters: about 13 MB that LZ4 cannot shrink
+            lines = "".join(f'{{"index":{{}}}}\n{{"text":"{secrets.token_urlsafe(600)}"}}\n' for _ in range(4000))
+            client.request("POST", f"/{index}/_bulk", lines.encode(), timeout_s=120)
+        client.request("POST", f"/{index}/_forcemerge?max_num_segments=1", timeout_s=300)
+        client.request("PUT", "/_snapshot/multipart_backup", registration)
+        taken = client.request(
+            "PUT", "/_snapshot/multipart_backup/large?wait_for_completion=true", {"indices": index}, timeout_s=300
+        )[1]
+        assert taken["snapshot"]["state"] == "SUCCESS"
+        after = testbed.oss.stats()["requests_by_op"]
+        assert after.get("CompleteMultipartUpload", 0) > before.get("CompleteMultipartUpload", 0)
+        restore = {"indices": index, "rename_pattern": "(.+)", "rename_replacement": "back-$1"}
+        client.request("POST", "/_snapshot/multipart_backup/large/_restore?wait_for_completion=true", restore)
+        assert counts(testbed, "8", f"back-{index}") == {f"back-{index}": 16000}
+    finally:
+        for name in (index, f"back-{index}"):
+            client.request("DELETE", f"/{name}", ok=(200, 404))
+        client.request("DELETE", "/_snapshot/multipart_backup/large", ok=(200, 404))
+        client.request("DELETE", "/_snapshot/multipart_backup", ok=(200, 404))
+        client.close()
