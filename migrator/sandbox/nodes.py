@@ -107,14 +107,19 @@ def _link_tree(source: Path, target: Path) -> None:
         except OSError:
             shutil.copy2(src, dst)
 
-    target.mkdir(parents=True, exist_ok=True)
+    marker = target / ".linked"
+    if marker.is_file():
+        return
+    shutil.rmtree(target, ignore_errors=True)  # an interrupted earlier linking
+    target.mkdir(parents=True)
     for entry in source.iterdir():
-        if entry.name == "plugins" or (target / entry.name).exists():
+        if entry.name == "plugins":
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.copytree(entry, target / entry.name, copy_function=link, symlinks=True)
         else:
             link(str(entry), str(target / entry.name))
+    marker.write_text(str(source))
 
 
 def prepare_home(layout: NodeLayout) -> Path:
