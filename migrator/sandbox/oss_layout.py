@@ -90,17 +90,26 @@ def prepare_write(bucket_dir: str, key: str, tmp_dir: str) -> str:
     names = check_key(key)
     parent = bucket_dir
     for name in names[:-1]:
-        parent = os.path.join(parent, name)
+        above, parent = parent, os.path.join(parent, name)
         if os.path.isfile(parent):
             tmp = os.path.join(tmp_dir, uuid.uuid4().hex)
             os.replace(parent, tmp)
-            os.mkdir(parent)
+            _mkdir_as(above, parent)
             os.replace(tmp, os.path.join(parent, SELF))
         else:
             with contextlib.suppress(FileExistsError):
-                os.mkdir(parent)
+                _mkdir_as(above, parent)
     path = os.path.join(parent, names[-1])
     return os.path.join(path, SELF) if os.path.isdir(path) else path
+
+
+def _mkdir_as(parent: str, path: str) -> None:
+    """Make a directory owned like its parent: a server run as root must not leave folders that the
+    unprivileged Elasticsearch user, writing an `fs` repository in the same bucket, cannot write in."""
+    os.mkdir(path)
+    if os.geteuid() == 0:
+        st = os.stat(parent)
+        os.chown(path, st.st_uid, st.st_gid)
 
 
 def walk(bucket_dir: str, prefix: str, after: str, roll_up_dirs: bool) -> Iterator[tuple[str, bool, str]]:

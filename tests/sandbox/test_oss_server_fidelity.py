@@ -3,6 +3,7 @@ implement, overwrite protection and keys a plain file tree cannot hold (through 
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,3 +154,17 @@ def test_plain_keys_stay_plain_files(server: OssServer, bucket: oss2.Bucket, pre
     written.write_bytes(b"by Elasticsearch")
     assert bucket.get_object(prefix + "index-0").read() == b"by Elasticsearch"
     assert not any(MARK in str(path) for path in Path(server.root / "main" / prefix).rglob("*"))
+
+
+def test_folders_the_server_makes_belong_to_their_parents_owner(server: OssServer, prefix: str) -> None:
+    """Run as root, the server must not leave folders the Elasticsearch user (writing an `fs` repository in
+    the same bucket) cannot write in."""
+    if os.geteuid() != 0:
+        pytest.skip("only a server run as root makes folders of another owner")
+    top = server.root / "main" / prefix
+    top.mkdir()
+    os.chown(top, 4321, 4321)
+    bucket = oss2.Bucket(oss2.Auth(AK, SK), server.endpoint, "main")
+    bucket.put_object(prefix + "repos/one/blob", b"x")
+    for folder in (top / "repos", top / "repos" / "one"):
+        assert (folder.stat().st_uid, folder.stat().st_gid) == (4321, 4321)
