@@ -50,9 +50,10 @@ _POLICY_7X = """grant {
   permission java.lang.reflect.ReflectPermission "suppressAccessChecks";
 };
 """
+# 8.x/9.x entitlements: the network only. The SDK's idle-connection reaper thread (which would need
+# manage_threads) is turned off in OssStore.
 _ENTITLEMENTS = """ALL-UNNAMED:
   - outbound_network
-  - manage_threads
 """
 
 
@@ -91,7 +92,7 @@ def plugin_dir(dist: Distribution, es_home: Path) -> Path:
     digest = hashlib.sha256()
     for name, content in sources:
         digest.update(name.encode() + b"\0" + content + b"\0")
-    digest.update("\n".join(SDK_JARS).encode())
+    digest.update("\n".join([*SDK_JARS, _POLICY_7X, _ENTITLEMENTS]).encode())  # what goes into the folder
     target = cache_dir() / "oss-plugin" / f"{dist.version}-{digest.hexdigest()[:12]}" / PLUGIN_NAME
     if (target / "plugin-descriptor.properties").is_file():
         return target
