@@ -1,8 +1,10 @@
 """Shared test bed: one set of real Elasticsearch nodes (7.10.2, 7.17, 8.x, 9.x) and one OSS server.
 
-Started once per test session and shared by every test marked `cluster` (the slow ones). All
-nodes list the same bucket root in `path.repo`, so any pair can migrate through one `fs`
-repository that the OSS server serves to oss2 as a bucket.
+Started once per test session and shared by every test marked `cluster` (the slow ones). Every node
+has the test bed's `oss` repository plugin (migrator/sandbox/repository_plugin.py), so plans register
+`type: oss` repositories that the nodes write through the OSS server, as on Alibaba Cloud. All nodes
+also list the bucket root in `path.repo`, so a plan may still use an `fs` repository on the same
+folders (`write_plan(..., repository_type="fs")`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from migrator.sandbox import nodes
 from migrator.sandbox.distributions import KNOWN_VERSIONS, resolve_version, unpack
 from migrator.sandbox.oss_server import BucketConfig, OssServer
 from migrator.sandbox.processes import hand_over, pick_port, run_as, stop_group
+from migrator.sandbox.repository_plugin import plugin_dir
 from migrator.sandbox.seed_data import seed_cluster
 from tests.helpers import BIG_INDEX
 
@@ -83,19 +86,34 @@ class TestBed:
     def environment(self) -> dict[str, str]:
         return {"TESTBED_OSS_KEY_ID": self.key_id, "TESTBED_OSS_SECRET": self.secret}
 
-    def write_plan(self, folder: Path, source: str, destination: str, **sections: dict) -> Path:
-        """A plan from `source` to `destination` (aliases like "7.17") with a repository of its own."""
+    def repository_settings(self, base_path: str, bucket: str = BUCKET, region: str = REGION) -> dict:
+        """An `oss` repository's settings on this test bed, keys as ${ENV} references (see environment)."""
+        return {
+            "endpoint": self.oss.endpoint,
+            "access_key_id": "${TESTBED_OSS_KEY_ID}",
+            "secret_access_key": "${TESTBED_OSS_SECRET}",
+            "bucket": bucket,
+            "base_path": base_path,
+            "compress": True,
+            "extra": {"region": region.removeprefix("oss-")},  # V4 signatures, as oss2 and migrator use
+        }
+
+    def write_plan(
+        self, folder: Path, source: str, destination: str, *, repository_type: str = "oss", **sections: dict
+    ) -> Path:
+        """A plan from `source` to `destination` (aliases like "7.17") with a repository of its own: `oss`
+        through the test bed's plugin, or with repository_type="fs" a folder the OSS server also serves."""
         unique = uuid.uuid4().hex[:10]
         base_path = f"repos/{unique}"
+        if repository_type == "fs":
+            settings = {"location": str(self.bucket_dir / base_path), "compress": True}
+        else:
+            settings = self.repository_settings(base_path)
         plan = {
             "name": sections.pop("name", "test"),
             "source": {"url": self.urls[source]},
             "destination": {"url": self.urls[destination]},
-            "repository": {
-                "name": f"repo_{unique}",
-                "type": "fs",
-                "settings": {"location": str(self.bucket_dir / base_path), "compress": True},
-            },
+            "repository": {"name": f"repo_{unique}", "type": repository_type, "settings": settings},
             "storage": {
                 "kind": "oss",
                 "endpoint": self.oss.endpoint,
@@ -135,14 +153,16 @@ def testbed() -> Iterator[TestBed]:
     layouts, groups = {}, {}
     for number, (alias, version) in enumerate(TESTBED_VERSIONS.items()):
         dist = resolve_version(version)
+        home = unpack(dist, TESTS_ROOT / "dist")  # unpacked once, kept across sessions
         layouts[alias] = nodes.NodeLayout(
             role=f"n{alias.replace('.', '')}",
             dist=dist,
-            home=unpack(dist, TESTS_ROOT / "dist"),  # unpacked once, kept across sessions
+            home=home,
             folder=folder / f"node-{alias}",
             http_port=pick_port(port_base + number * 2, taken),
             transport_port=pick_port(port_base + 10 + number * 2, taken),
             repo_paths=[folder / "buckets"],
+            plugins=[plugin_dir(dist, home)],  # built on first use, cached by source hash
         )
     key_id, secret = f"testbed{secrets.token_hex(6)}", secrets.token_urlsafe(18)
     buckets = [BucketConfig(BUCKET, region=REGION), BucketConfig(REPLICA_BUCKET, region=REPLICA_REGION)]

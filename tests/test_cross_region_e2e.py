@@ -32,7 +32,7 @@ def cross_region_plan(bed, tmp_path, prefix: str, method: str, **sections):
     )
     document = yaml.safe_load(plan.read_text())
     base_path = document["storage"]["base_path"]
-    document["repository"]["destination_settings"] = {"location": str(bed.replica_dir / base_path)}
+    document["repository"]["destination_settings"] = {"bucket": REPLICA_BUCKET, "extra": {"region": "cn-shanghai"}}
     document["replication"] = {
         "method": method,
         "storage": {**document["storage"], "bucket": REPLICA_BUCKET, "region": "cn-shanghai"},
@@ -73,7 +73,7 @@ def test_cross_region_migration_through_two_buckets(seeded, tmp_path, method):
             e.data for e in store.events(kind="request") if e.data.get("path") == f"/_snapshot/{repository_of(plan)}"
         ]
         destination_put = [r for r in registered if r["cluster"] == "destination" and r["method"] == "PUT"]
-        assert destination_put[0]["body"]["settings"]["location"] == str(seeded.replica_dir / base_path)
+        assert destination_put[0]["body"]["settings"]["bucket"] == REPLICA_BUCKET
         assert destination_put[0]["body"]["settings"]["readonly"] is True
     finally:
         store.close()

@@ -178,6 +178,7 @@ def test_a_damaged_snapshot_stops_the_run_before_the_destination_is_touched(seed
         "7.17",
         "8",
         name="damaged",
+        repository_type="fs",  # registers the plan's settings itself and deletes a blob from the folder
         snapshot={"indices": ["orders"], "name": "fixed-damaged"},
         restore={"rename_pattern": "(.+)", "rename_replacement": "damaged-$1"},
     )
@@ -244,6 +245,7 @@ def test_secrets_never_reach_output_or_state(seeded, tmp_path, monkeypatch):
         "7.17",
         "8",
         name="secrets",
+        repository_type="fs",  # the canary keys are no real keys: the oss plugin would refuse them
         snapshot={"indices": ["orders"]},
         restore={"rename_pattern": "(.+)", "rename_replacement": "secrets-$1"},
     )

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help=(
         "A local rehearsal ground: two real Elasticsearch clusters (source and destination) and an "
-        "OSS-compatible server whose bucket is the clusters' shared `fs` repository. Rehearse a "
-        "migration here before touching production."
+        "OSS-compatible server; the clusters share an `oss` repository in its bucket (or, with "
+        "--repository fs, the bucket's folder). Rehearse a migration here before touching production."
     ),
     no_args_is_help=True,
 )
@@ -62,20 +62,30 @@ def up(
         str,
         typer.Option(help="With --engine docker: auto (the official image, else one built here), official, or local"),
     ] = "auto",
+    repository: Annotated[
+        str | None,
+        typer.Option(
+            help="The plans' repository type: oss (the default with the process engine: the test bed's "
+            "elasticsearch-repository-oss plugin on every node, built on first use) or fs (the bucket's folder, "
+            "no plugin; the default with --engine docker)"
+        ),
+    ] = None,
 ) -> None:
     """Start the source and destination clusters and the OSS server; print the sandbox as JSON.
 
     The JSON (also written to DIR/sandbox.json) holds both URLs and versions, the OSS endpoint,
-    bucket and key pair, the `fs` repository settings and a ready plan file. The OSS server also
-    serves a replica bucket in another region (`oss.replica_bucket`, `oss.replica_region`) for
-    cross-region replication, and `replica_repository` is the `fs` settings of its copy of the
-    repository. Running `up` on a running sandbox changes nothing and exits 0.
+    bucket and key pair, the repository's type and settings (keys left out) and a ready plan file.
+    The OSS server also serves a replica bucket in another region (`oss.replica_bucket`,
+    `oss.replica_region`) for cross-region replication, and `replica_repository` is the settings of
+    its copy of the repository. Running `up` on a running sandbox changes nothing and exits 0.
     """
     from migrator.sandbox.engines import DEFAULT_ENGINE, remember
 
+    if repository not in (None, "oss", "fs"):
+        raise fail(f"--repository must be oss or fs, not {repository!r}", ExitCode.BAD_INPUT)
     sandbox = _sandbox(folder, engine, image)
     try:
-        document, started = sandbox.up(source_version, destination_version)
+        document, started = sandbox.up(source_version, destination_version, repository)
         remember(sandbox.folder, engine or document.get("engine", DEFAULT_ENGINE))
     except DistributionError as exc:
         raise fail(str(exc), ExitCode.BAD_INPUT) from None

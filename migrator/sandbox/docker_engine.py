@@ -116,10 +116,16 @@ class DockerSandbox(Sandbox):
     # up -------------------------------------------------------------------------------
 
     def up(
-        self, source_version: str | None = None, destination_version: str | None = None
+        self, source_version: str | None = None, destination_version: str | None = None, repository: str | None = None
     ) -> tuple[dict[str, Any], bool]:
         """Start both nodes and the OSS server as containers; returns (document, started). Images are
-        pulled or built first (see images.py). A running sandbox is left as it is."""
+        pulled or built first (see images.py). A running sandbox is left as it is. Its plans use an `fs`
+        repository: the images do not carry the test bed's `oss` plugin yet."""
+        if repository not in (None, "fs"):
+            raise SandboxError(
+                "the docker engine's images do not carry the test bed's oss repository plugin yet: "
+                "use --repository fs (the default with --engine docker)"
+            )
         containers = self.containers()
         if set(containers) == set(ROLES) and all(c.status == "running" for c in containers.values()):
             return self.document(), False
@@ -282,7 +288,11 @@ class DockerSandbox(Sandbox):
             if names
         ]
         document = self.describe(
-            {role: (layout.url, layout.dist.version) for role, layout in layouts.items()}, endpoint, key_id, secret
+            {role: (layout.url, layout.dist.version) for role, layout in layouts.items()},
+            endpoint,
+            key_id,
+            secret,
+            "fs",
         )
         document["engine"] = "docker"
         if warnings:

@@ -26,7 +26,7 @@ class SandboxEngine(Protocol):
     folder: Path
 
     def up(
-        self, source_version: str | None = None, destination_version: str | None = None
+        self, source_version: str | None = None, destination_version: str | None = None, repository: str | None = None
     ) -> tuple[dict[str, Any], bool]: ...
 
     def status(self) -> dict[str, Any]: ...

@@ -38,6 +38,15 @@ from migrator.sandbox.processes import (
     stop_group,
     tail,
 )
+from migrator.sandbox.repository_plugin import plugin_dir
+from migrator.sandbox.sandbox_plans import (
+    KEY_ID_VAR,
+    SECRET_VAR,
+    cross_region_plan,
+    cutover_plan,
+    repository_document,
+    sandbox_plan,
+)
 from migrator.sandbox.seed_data import seed_cluster
 
 BUCKET = "migrator-sandbox"
@@ -49,8 +58,6 @@ REPLICA_LOCATION = "oss-cn-shanghai"
 REPLICA_REGION = "cn-shanghai"
 PREFERRED_PORTS = {"source": 19200, "destination": 19210, "oss": 19000}
 TRANSPORT_PORTS = {"source": 19300, "destination": 19310}
-KEY_ID_VAR = "MIGRATOR_SANDBOX_OSS_ACCESS_KEY_ID"
-SECRET_VAR = "MIGRATOR_SANDBOX_OSS_ACCESS_KEY_SECRET"
 
 
 def default_dir() -> Path:
@@ -103,9 +110,14 @@ class Sandbox:
     # up -------------------------------------------------------------------------------
 
     def up(
-        self, source_version: str | None = None, destination_version: str | None = None
+        self, source_version: str | None = None, destination_version: str | None = None, repository: str | None = None
     ) -> tuple[dict[str, Any], bool]:
-        """Start everything; returns (document, started). A running sandbox is left as it is."""
+        """Start everything; returns (document, started). A running sandbox is left as it is. The plans it
+        writes use an `oss` repository (every node gets the test bed's plugin) or, with repository="fs",
+        the bucket's folder."""
+        repository = repository or "oss"
+        if repository not in ("oss", "fs"):
+            raise SandboxError(f"--repository must be oss or fs, not {repository!r}")
         running = self.running()
         if running and all(running.values()):
             return self.document(), False
@@ -136,6 +148,7 @@ class Sandbox:
                 http_port=pick_port(PREFERRED_PORTS[role], taken),
                 transport_port=pick_port(TRANSPORT_PORTS[role], taken),
                 repo_paths=[self.bucket_root],
+                plugins=[plugin_dir(dist, home)] if repository == "oss" else [],
             )
         key_id, secret = self._credentials()
         oss_port = pick_port(PREFERRED_PORTS["oss"], taken)
@@ -161,7 +174,11 @@ class Sandbox:
         ]
 
         document = self.describe(
-            {role: (layout.url, layout.dist.version) for role, layout in layouts.items()}, endpoint, key_id, secret
+            {role: (layout.url, layout.dist.version) for role, layout in layouts.items()},
+            endpoint,
+            key_id,
+            secret,
+            repository,
         )
         if warnings:
             document["warnings"] = warnings
@@ -169,10 +186,16 @@ class Sandbox:
         return document, True
 
     def describe(
-        self, nodes_by_role: dict[str, tuple[str, str]], endpoint: str, key_id: str, secret: str
+        self,
+        nodes_by_role: dict[str, tuple[str, str]],
+        endpoint: str,
+        key_id: str,
+        secret: str,
+        repository: str = "oss",
     ) -> dict[str, Any]:
-        """The document `up` prints: `nodes_by_role` maps source/destination to (URL, version)."""
-        return {
+        """The document `up` prints: `nodes_by_role` maps source/destination to (URL, version); `repository`
+        (oss or fs) is the type of the plans' repository."""
+        document: dict[str, Any] = {
             "source": {"url": nodes_by_role["source"][0], "version": nodes_by_role["source"][1]},
             "destination": {"url": nodes_by_role["destination"][0], "version": nodes_by_role["destination"][1]},
             "oss": {
@@ -185,13 +208,11 @@ class Sandbox:
                 "replica_bucket": REPLICA_BUCKET,
                 "replica_region": REPLICA_REGION,
             },
-            "repository": {"type": "fs", "settings": {"location": str(self.bucket_root / BUCKET / BASE_PATH)}},
-            "replica_repository": {
-                "type": "fs",
-                "settings": {"location": str(self.bucket_root / REPLICA_BUCKET / BASE_PATH)},
-            },
             "plan": str(self.plan_path),
         }
+        bucket_dir, replica_dir = self.bucket_root / BUCKET, self.bucket_root / REPLICA_BUCKET
+        document.update(repository_document(repository, document["oss"], bucket_dir, replica_dir))
+        return document
 
     def write_files(self, document: dict[str, Any], key_id: str, secret: str) -> None:
         """sandbox.json and the env file (mode 600: they hold the key pair), and the three ready plans."""
@@ -327,97 +348,3 @@ def cluster_health(url: str, label: str) -> str:
         return f"unreachable ({exc})"
     finally:
         client.close()
-
-
-def sandbox_plan(document: dict[str, Any], env_file: str) -> str:
-    """A ready plan for this sandbox: the seeded indices, renamed on the destination."""
-    oss = document["oss"]
-    location = document["repository"]["settings"]["location"]
-    return f"""# Written by `migrator sandbox up`: a real migration on the local sandbox.
-# Run it with: migrator apply {document["plan"]} --yes
-name: sandbox-demo
-env_file: {env_file}            # the sandbox's OSS key pair (never written into this plan)
-source:
-  url: {document["source"]["url"]}
-destination:
-  url: {document["destination"]["url"]}
-repository:
-  name: migrator_sandbox
-  type: fs                      # on Alibaba Cloud: oss, with endpoint/bucket/base_path/credentials
-  settings:
-    location: {location}
-    compress: true
-storage:                        # how migrator reads the repository itself: through the OSS server
-  kind: oss
-  endpoint: {oss["endpoint"]}
-  bucket: {oss["bucket"]}
-  base_path: {oss["base_path"]}
-  region: {oss["region"]}
-  access_key_id: ${{{KEY_ID_VAR}}}
-  access_key_secret: ${{{SECRET_VAR}}}
-snapshot:
-  indices: ["*"]                # every index; `.`-prefixed ones are left out unless listed by name
-  exclude: ["logs-debug"]
-restore:
-  rename_pattern: "(.+)"
-  rename_replacement: "migrated-$1"
-"""
-
-
-def cutover_plan(document: dict[str, Any], env_file: str) -> str:
-    """The same migration in two phases: `apply` copies while the source takes writes, `apply --phase
-    cutover` blocks writes, catches up with an incremental snapshot and moves the `logs` alias."""
-    plan = sandbox_plan(document, env_file).replace("name: sandbox-demo", "name: sandbox-cutover")
-    plan = plan.replace('rename_replacement: "migrated-$1"', 'rename_replacement: "cutover-$1"')
-    plan = plan.replace(f"# Run it with: migrator apply {document['plan']} --yes", "# Two phases, see below.")
-    folder = Path(document["plan"]).parent
-    return (
-        plan
-        + f"""cutover:
-  enabled: true                 # migrator apply {folder / "cutover.yaml"} --yes   (phase one: the bulk copy)
-                                # migrator apply {folder / "cutover.yaml"} --phase cutover --yes
-                                # migrator rollback {folder / "cutover.yaml"}  (writes back on the source)
-finish:
-  aliases:
-    logs: ["logs-2026.11.01", "logs-2026.11.02"]
-"""
-    )
-
-
-def cross_region_plan(document: dict[str, Any], env_file: str) -> str:
-    """The migration through two buckets: the source's (cn-hangzhou) replicated by OSS to the destination's
-    (cn-shanghai), the replica verified before the destination reads it."""
-    oss = document["oss"]
-    base_path = "snapshots/cross-region"
-    source_location = str(Path(document["repository"]["settings"]["location"]).parent.parent / base_path)
-    replica_location = str(Path(document["replica_repository"]["settings"]["location"]).parent.parent / base_path)
-    plan = sandbox_plan(document, env_file).replace("name: sandbox-demo", "name: sandbox-cross-region")
-    plan = plan.replace(
-        f"apply {document['plan']} --yes", f"apply {Path(document['plan']).parent / 'cross-region.yaml'} --yes"
-    )
-    plan = plan.replace("name: migrator_sandbox\n", "name: migrator_sandbox_xr\n")
-    plan = plan.replace(document["repository"]["settings"]["location"], source_location)
-    plan = plan.replace(f"base_path: {oss['base_path']}", f"base_path: {base_path}")
-    plan = plan.replace('rename_replacement: "migrated-$1"', 'rename_replacement: "replica-$1"')
-    plan = plan.replace(
-        "    compress: true\n",
-        f"    compress: true\n  destination_settings:         # the destination reads its own region's bucket\n"
-        f"    location: {replica_location}\n",
-        1,
-    )
-    return (
-        plan
-        + f"""replication:                    # OSS cross-region replication; method: copy for migrator's own copy
-  method: oss
-  storage:
-    kind: oss
-    endpoint: {oss["endpoint"]}
-    bucket: {oss["replica_bucket"]}
-    base_path: {base_path}
-    region: {oss["replica_region"]}
-    access_key_id: ${{{KEY_ID_VAR}}}
-    access_key_secret: ${{{SECRET_VAR}}}
-finish:
-  unregister_repositories: true # also removes the replication rule (OSS allows one per target bucket)
-"""
-    )

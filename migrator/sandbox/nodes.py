@@ -2,21 +2,25 @@
 
 Each node gets its own config folder (ES_PATH_CONF), data, logs and temp folders inside the
 sandbox folder, `path.repo` pointing at the bucket directories (so an `fs` repository there is the
-very set of objects the OSS server serves), a 512 MB heap and loopback ports.
+very set of objects the OSS server serves), a 512 MB heap and loopback ports. A node with plugins runs
+from a home of its own (`<folder>/../homes/<name>`: the distribution's files hard-linked, plus its own
+`plugins/`), so the unpacked distribution other nodes share is never changed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from migrator.clients.es import EsClient, EsError
 from migrator.sandbox.distributions import Distribution, find_java_home
 from migrator.sandbox.processes import SandboxError, hand_over, spawn, tail
+from migrator.sandbox.repository_plugin import install
 from migrator.state import pid_alive
 
 HEAP = "512m"
@@ -33,6 +37,12 @@ class NodeLayout:
     http_port: int
     transport_port: int
     repo_paths: list[Path]
+    plugins: list[Path] = field(default_factory=list)  # built plugin folders to install
+
+    @property
+    def runtime_home(self) -> Path:
+        """The home the node runs from: the shared distribution, or with plugins a home of its own."""
+        return self.folder.parent / "homes" / self.folder.name if self.plugins else self.home
 
     @property
     def url(self) -> str:
@@ -88,9 +98,49 @@ def configure(layout: NodeLayout, owner: tuple[int, int] | None) -> None:
     hand_over(layout.folder, owner)
 
 
+def _link_tree(source: Path, target: Path) -> None:
+    """Hard-link a distribution's files (a copy across file systems) except its plugins folder."""
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    marker = target / ".linked"
+    if marker.is_file():
+        return
+    shutil.rmtree(target, ignore_errors=True)  # an interrupted earlier linking
+    target.mkdir(parents=True)
+    for entry in source.iterdir():
+        if entry.name == "plugins":
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, target / entry.name, copy_function=link, symlinks=True)
+        else:
+            link(str(entry), str(target / entry.name))
+    marker.write_text(str(source))
+
+
+def prepare_home(layout: NodeLayout) -> Path:
+    """The node's runtime home, with exactly its plugins installed."""
+    home = layout.runtime_home
+    if home == layout.home:
+        return home
+    _link_tree(layout.home, home)
+    shutil.rmtree(home / "plugins", ignore_errors=True)
+    (home / "plugins").mkdir()
+    for plugin in layout.plugins:
+        install(plugin, home)
+    for path in (home.parent, home, home / "plugins"):
+        path.chmod(0o755)
+    return home
+
+
 def start(layout: NodeLayout, owner: tuple[int, int] | None) -> int:
     """Start the node; returns its process group id."""
     configure(layout, owner)
+    home = prepare_home(layout)
     java_home = str(find_java_home(layout.dist.java_feature))
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -103,7 +153,7 @@ def start(layout: NodeLayout, owner: tuple[int, int] | None) -> int:
         "JAVA_HOME": java_home,
     }
     process = spawn(
-        [str(layout.home / "bin" / "elasticsearch")],
+        [str(home / "bin" / "elasticsearch")],
         env=env,
         cwd=layout.folder,
         log=layout.stdout_log,

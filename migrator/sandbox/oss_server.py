@@ -7,9 +7,13 @@ client read (and write) them as they would a real bucket.
 
 What it speaks (see shared/notes/oss.md): path-style URLs `/<bucket>/<key>`, V1 and V4 signatures
 (plus an optional STS token), GetBucketInfo/GetBucketLocation, Get/Head/GetObjectMeta with ranges and
-conditions, ListObjects v1 and v2, PutObject, multipart upload (ListParts and ListMultipartUploads too),
-DeleteObject and DeleteMultipleObjects, CRC64 (`x-oss-hash-crc64ecma`) and quoted uppercase MD5 ETags,
-OSS error XML.
+conditions, ListObjects v1 and v2, PutObject, CopyObject, multipart upload (UploadPartCopy, ListParts and
+ListMultipartUploads too), DeleteObject and DeleteMultipleObjects, `x-oss-forbid-overwrite` (409
+FileAlreadyExists), CRC64 (`x-oss-hash-crc64ecma`) and quoted uppercase MD5 ETags, OSS error XML. Any
+other operation (a selecting query parameter such as `?acl`, `?tagging` or `?append` it has no handler
+for) answers 501 NotImplemented and changes nothing. Keys map to files as oss_layout.py says: a plain
+key is the same path on disk, and the keys a file tree cannot hold (`x/`, `a//b`, `x` beside `x/y`) are
+stored under reserved names.
 
 Cross-region replication (CRR) between buckets of one server: Put/Get/DeleteBucketReplication,
 GetBucketReplicationProgress and GetBucketReplicationLocation, with rules kept in
@@ -44,7 +48,6 @@ import contextlib
 import dataclasses
 import email.utils
 import hashlib
-import heapq
 import hmac
 import json
 import logging
@@ -71,6 +74,8 @@ from urllib.parse import parse_qsl, quote, unquote
 
 import crcmod
 
+from migrator.sandbox import oss_layout
+
 logger = logging.getLogger(__name__)
 
 STATE_DIR = ".oss-server"
@@ -82,7 +87,6 @@ FOREIGN_MULTIPART_BYTES = 8 * 1024 * 1024
 _MAX_CLOCK_SKEW_S = 15 * 60
 _MIN_PART_SIZE = 100 * 1024
 _MAX_PART_NUMBER = 10000
-_MAX_KEY_BYTES = 1023
 _DEFAULT_MAX_KEYS = 100
 _MAX_KEYS = 1000
 _MAX_DELETE_KEYS = 1000
@@ -338,21 +342,11 @@ def _error_xml(error: OssError, request_id: str, host_id: str) -> bytes:
 
 
 def _key_parts(key: str) -> list[str]:
-    """The path segments of an object key; OssError InvalidObjectName when the disk cannot hold it."""
-    invalid = None
-    if not key:
-        invalid = "the object name is empty"
-    elif len(key.encode("utf-8", "surrogatepass")) > _MAX_KEY_BYTES:
-        invalid = f"the object name is longer than {_MAX_KEY_BYTES} bytes"
-    elif "\x00" in key or any(0xD800 <= ord(c) <= 0xDFFF for c in key):
-        invalid = "the object name holds a NUL or a lone surrogate"
-    elif any(part in ("", ".", "..") for part in key.split("/")):
-        invalid = "the object name has an empty, '.' or '..' path segment (or starts or ends with '/')"
-    elif any(len(part.encode("utf-8")) > 255 for part in key.split("/")):
-        invalid = "a path segment of the object name is longer than 255 bytes"
-    if invalid:
-        raise OssError(400, "InvalidObjectName", f"The specified object name is not valid: {invalid}.", Key=key)
-    return key.split("/")
+    """The on-disk names of a key's segments (oss_layout); OssError InvalidObjectName when it cannot be stored."""
+    try:
+        return oss_layout.check_key(key)
+    except oss_layout.InvalidKey as error:
+        raise OssError(400, "InvalidObjectName", f"The specified object name is not valid: {error}.", Key=key) from None
 
 
 @dataclass
@@ -388,49 +382,53 @@ class _Response:
     length: int = 0
 
 
-_REPLICATION_GETS = {
-    "replication": "GetBucketReplication",
-    "replicationProgress": "GetBucketReplicationProgress",
-    "replicationLocation": "GetBucketReplicationLocation",
+# Query parameters that select an OSS operation (the rest, such as prefix or response-content-type, are
+# options of one): a request with a selector this server has no operation for answers NotImplemented.
+_SELECTORS = frozenset(
+    {
+        "acl", "append", "bucketInfo", "cname", "comp", "cors", "delete", "encryption", "inventory", "lifecycle",
+        "live", "location", "logging", "objectInfo", "objectMeta", "partNumber", "policy", "position", "qos",
+        "referer", "replication", "replicationLocation", "replicationProgress", "requestPayment", "restore",
+        "stat", "style", "symlink", "tagging", "transferAcceleration", "uploadId", "uploads", "versionId",
+        "versioning", "versions", "website", "worm", "wormExtend", "wormId", "x-oss-async-process", "x-oss-process",
+    }
+)  # fmt: skip
+# (method, on an object?, the selectors sent) -> operation, names as in the OSS API reference
+_OPERATIONS: dict[tuple[str, bool, frozenset[str]], str] = {
+    ("GET", False, frozenset()): "ListObjects",
+    ("GET", False, frozenset({"bucketInfo"})): "GetBucketInfo",
+    ("GET", False, frozenset({"location"})): "GetBucketLocation",
+    ("GET", False, frozenset({"uploads"})): "ListMultipartUploads",
+    ("GET", False, frozenset({"replication"})): "GetBucketReplication",
+    ("GET", False, frozenset({"replicationProgress"})): "GetBucketReplicationProgress",
+    ("GET", False, frozenset({"replicationLocation"})): "GetBucketReplicationLocation",
+    ("POST", False, frozenset({"replication", "comp"})): "BucketReplication",
+    ("POST", False, frozenset({"delete"})): "DeleteMultipleObjects",
+    ("GET", True, frozenset()): "GetObject",
+    ("GET", True, frozenset({"uploadId"})): "ListParts",
+    ("HEAD", True, frozenset()): "HeadObject",
+    ("HEAD", True, frozenset({"objectMeta"})): "GetObjectMeta",
+    ("PUT", True, frozenset()): "PutObject",
+    ("PUT", True, frozenset({"uploadId", "partNumber"})): "UploadPart",
+    ("POST", True, frozenset({"uploads"})): "InitiateMultipartUpload",
+    ("POST", True, frozenset({"uploadId"})): "CompleteMultipartUpload",
+    ("DELETE", True, frozenset()): "DeleteObject",
+    ("DELETE", True, frozenset({"uploadId"})): "AbortMultipartUpload",
 }
+_COPIES = {"PutObject": "CopyObject", "UploadPart": "UploadPartCopy"}
 
 
-def _operation(method: str, key: str, params: dict[str, str]) -> str:
-    """The OSS operation a request asks for (names as in the OSS API reference)."""
-    if not key:
-        if "replication" in params and method == "POST":
-            comp = params.get("comp")
-            return {"add": "PutBucketReplication", "delete": "DeleteBucketReplication"}.get(comp or "", "Unsupported")
-        if method == "GET":
-            for param, op in _REPLICATION_GETS.items():
-                if param in params:
-                    return op
-        if method == "GET" and "bucketInfo" in params:
-            return "GetBucketInfo"
-        if method == "GET" and "location" in params:
-            return "GetBucketLocation"
-        if method == "GET" and "uploads" in params:
-            return "ListMultipartUploads"
-        if method == "GET" and not params.keys() & {"uploads", "acl", "stat"}:
-            return "ListObjectsV2" if params.get("list-type") == "2" else "ListObjects"
-        if method == "POST" and "delete" in params:
-            return "DeleteMultipleObjects"
-        return "Unsupported"
-    if method == "GET":
-        return "ListParts" if "uploadId" in params else "GetObject"
-    if method == "HEAD":
-        return "GetObjectMeta" if "objectMeta" in params else "HeadObject"
-    if method == "PUT":
-        if "uploadId" in params:
-            return "UploadPart"
-        return "PutObject" if not params.keys() & {"acl", "symlink", "tagging"} else "Unsupported"
-    if method == "POST":
-        if "uploads" in params:
-            return "InitiateMultipartUpload"
-        return "CompleteMultipartUpload" if "uploadId" in params else "Unsupported"
-    if method == "DELETE":
-        return "AbortMultipartUpload" if "uploadId" in params else "DeleteObject"
-    return "Unsupported"
+def _operation(method: str, key: str, params: dict[str, str], headers: dict[str, str]) -> str:
+    """The OSS operation a request asks for, from its method, whether it names an object, the selecting
+    query parameters and (copies) the `x-oss-copy-source` header; "Unsupported" for any other."""
+    op = _OPERATIONS.get((method, bool(key), frozenset(params.keys() & _SELECTORS)), "Unsupported")
+    if op == "ListObjects" and params.get("list-type") == "2":
+        return "ListObjectsV2"
+    if op == "BucketReplication":
+        return {"add": "PutBucketReplication", "delete": "DeleteBucketReplication"}.get(params["comp"], "Unsupported")
+    if "x-oss-copy-source" in headers:
+        return _COPIES.get(op, "Unsupported")
+    return op
 
 
 _REPLICATION_STATE = "replication.json"
@@ -581,11 +579,11 @@ class _Replicator:
         complete = True
         historical = copied_historical = 0
         present: set[str] = set()
-        for key in _rule_keys(source_dir, rule.prefixes):
+        for key, relative in _rule_keys(source_dir, rule.prefixes):
             if self._stopping.is_set():
                 return
             present.add(key)
-            path = os.path.join(source_dir, *key.split("/"))
+            path = os.path.join(source_dir, relative)
             try:
                 st = os.stat(path)
             except OSError:
@@ -596,14 +594,14 @@ class _Replicator:
             historical += is_historical
             if st.st_mtime_ns > cutoff_ns:
                 continue  # too young for the replication delay; written after this pass's progress point
-            target = os.path.join(target_dir, *key.split("/"))
+            target = os.path.join(target_dir, relative)
             done = _same_file(target, st) or self._copy(path, target, st)
             complete = complete and done
             copied_historical += is_historical and done
         if rule.replicates_deletes:
-            for key in _rule_keys(target_dir, rule.prefixes):
-                if key not in present and not os.path.exists(os.path.join(source_dir, *key.split("/"))):
-                    target = os.path.join(target_dir, *key.split("/"))
+            for key, relative in _rule_keys(target_dir, rule.prefixes):
+                if key not in present and not os.path.exists(os.path.join(source_dir, relative)):
+                    target = os.path.join(target_dir, relative)
                     if _remove_file(target_dir, target):
                         self._on_changed(target)
         with self._lock:
@@ -645,14 +643,15 @@ def _no_such_rule(rule_id: str) -> OssError:
     return OssError(404, "NoSuchReplicationRule", "The specified replication rule does not exist.", RuleId=rule_id)
 
 
-def _rule_keys(bucket_dir: str, prefixes: list[str]) -> Iterator[str]:
-    """The keys of a bucket directory under any of the prefixes (all keys when there are none)."""
+def _rule_keys(bucket_dir: str, prefixes: list[str]) -> Iterator[tuple[str, str]]:
+    """(key, path relative to the bucket directory) of a bucket's objects under any of the prefixes (all
+    objects when there are none)."""
     seen: set[str] = set()
     for prefix in prefixes or [""]:
-        for key, _ in _walk(bucket_dir, prefix, "", roll_up_dirs=False):
+        for key, _, path in oss_layout.walk(bucket_dir, prefix, "", roll_up_dirs=False):
             if key not in seen:
                 seen.add(key)
-                yield key
+                yield key, os.path.relpath(path, bucket_dir)
 
 
 def _same_file(path: str, st: os.stat_result) -> bool:
@@ -723,6 +722,7 @@ class OssServer:
         self._state = self.root / STATE_DIR
         self._digests = _DigestCache()
         self._lock = threading.Lock()
+        self._layout_lock = threading.Lock()
         self._faults: Faults
         self._rng: random.Random
         self.set_faults(faults or Faults())
@@ -835,6 +835,8 @@ class OssServer:
             "DeleteObject": self._delete_object,
             "InitiateMultipartUpload": self._initiate_multipart_upload,
             "UploadPart": self._upload_part,
+            "UploadPartCopy": self._upload_part_copy,
+            "CopyObject": self._copy_object,
             "ListParts": self._list_parts,
             "AbortMultipartUpload": self._abort_multipart_upload,
             "CompleteMultipartUpload": self._complete_multipart_upload,
@@ -905,7 +907,7 @@ class OssServer:
         def check() -> tuple[str, str, str]:
             oss_headers = sorted((k.lower(), v) for k, v in req.header_items if k.lower().startswith("x-oss-"))
             canonical = "".join(f"{k}:{v}\n" for k, v in oss_headers)
-            sub = sorted((k, v) for k, v in req.params.items() if k in _V1_SUBRESOURCES)
+            sub = sorted((k, v) for k, v in req.params.items() if k in _V1_SUBRESOURCES or k in _SELECTORS)
             resource = f"/{req.bucket}/{req.key}"
             if sub:
                 resource += "?" + "&".join(f"{k}={v}" if v else k for k, v in sub)
@@ -991,7 +993,9 @@ class OssServer:
     # files -------------------------------------------------------------------------------------
 
     def _object_path(self, bucket: BucketConfig, key: str) -> str:
-        return os.path.join(self.root, bucket.name, *_key_parts(key))
+        """The file that holds (or would hold) an existing object (oss_layout); OssError for an invalid key."""
+        _key_parts(key)
+        return oss_layout.object_file(os.path.join(self.root, bucket.name), key)
 
     def _tmp_path(self) -> str:
         return os.path.join(self._state, "tmp", uuid.uuid4().hex)
@@ -1037,31 +1041,38 @@ class OssServer:
         f.close()
         return meta
 
-    def _install(self, src: str, path: str, key: str, digest: _Digest) -> os.stat_result:
-        """Move a finished temp file into place atomically (creating parent directories)."""
-        for _ in range(5):  # a concurrent delete may remove a freshly created, still empty parent
-            try:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
+    def _store(self, src: str, bucket: BucketConfig, req: _Request, digest: _Digest) -> os.stat_result:
+        """Move a finished temp file into place as the object req.key, atomically; with the request header
+        `x-oss-forbid-overwrite: true`, OssError 409 FileAlreadyExists when the object exists (OSS's rule)."""
+        forbid = req.headers.get("x-oss-forbid-overwrite", "").lower() == "true"
+        bucket_dir = os.path.join(self.root, bucket.name)
+        _key_parts(req.key)
+        with self._layout_lock:  # parents made (or an object moved to make room) and the file placed as one step
+            path = oss_layout.prepare_write(bucket_dir, req.key, os.path.join(self._state, "tmp"))
+            if forbid:
+                try:
+                    os.link(src, path)
+                except FileExistsError:
+                    raise OssError(
+                        409, "FileAlreadyExists", "The object you specified already exists and can not be overwritten."
+                    ) from None
+                os.unlink(src)
+            else:
                 os.replace(src, path)
-                break
-            except FileNotFoundError:
-                continue
-            except (NotADirectoryError, IsADirectoryError, FileExistsError):
-                raise OssError(
-                    400,
-                    "InvalidObjectName",
-                    "The object name conflicts with another object on this "
-                    "server's disk: a key cannot be both an object and a '/'-prefix of another.",
-                    Key=key,
-                ) from None
-        else:
-            raise OssError(500, "InternalError", "Could not place the object after several attempts.")
         st = os.stat(path)
+        self._digests.forget(path)
         self._digests.put(path, st, digest)
         return st
 
+    def _install(self, src: str, path: str, digest: _Digest) -> None:
+        """Move a finished temp file to a path of the server's own state (a multipart part)."""
+        os.replace(src, path)
+        self._digests.put(path, os.stat(path), digest)
+
     def _remove(self, bucket: BucketConfig, path: str) -> None:
-        if _remove_file(os.path.join(self.root, bucket.name), path):
+        with self._layout_lock:  # not between another write's making of parents and its placing of the file
+            removed = _remove_file(os.path.join(self.root, bucket.name), path)
+        if removed:
             self._digests.forget(path)
 
     def _object_headers(self, bucket: BucketConfig, meta: _ObjectMeta) -> dict[str, str]:
@@ -1144,13 +1155,12 @@ class OssServer:
         if v2:
             _sub(root, "KeyCount", len(entries))
         with_owner = not v2 or params.get("fetch-owner") == "true"
-        bucket_dir = os.path.join(self.root, bucket.name)
-        for name, is_prefix in entries:
+        for name, is_prefix, path in entries:
             if is_prefix:
                 _sub(_sub(root, "CommonPrefixes"), "Prefix", enc(name))
                 continue
             try:
-                size, mtime, etag = self._listed(os.path.join(bucket_dir, *name.split("/")), name)
+                size, mtime, etag = self._listed(path, name)
             except OssError:  # deleted between the walk and now
                 continue
             node = _sub(root, "Contents")
@@ -1294,11 +1304,79 @@ class OssServer:
     # object operations -------------------------------------------------------------------------
 
     def _put_object(self, req: _Request, bucket: BucketConfig) -> _Response:
-        path = self._object_path(bucket, req.key)
+        _key_parts(req.key)
         spool = _checked_spool(req)
         digest = _Digest(_quoted_etag(spool.md5), spool.crc64)
-        self._install(spool.path, path, req.key, digest)
+        self._store(spool.path, bucket, req, digest)
         return _Response(200, _write_headers(spool, digest))
+
+    def _copy_source(self, req: _Request) -> tuple[BinaryIO, _ObjectMeta]:
+        """The open file and metadata of the object `x-oss-copy-source: /<bucket>/<url-encoded key>` names;
+        OssError NoSuchBucket or NoSuchKey (404) as OSS when it is missing."""
+        source = req.headers["x-oss-copy-source"].split("?", 1)[0]
+        name, _, raw_key = source.lstrip("/").partition("/")
+        key = unquote(raw_key)
+        bucket = self.buckets.get(name)
+        if bucket is None:
+            raise OssError(404, "NoSuchBucket", "The specified bucket does not exist.", BucketName=name)
+        if not key:
+            raise _invalid_argument("x-oss-copy-source must be /<bucket>/<object>.", "x-oss-copy-source", source)
+        return self._open(self._object_path(bucket, key), key)
+
+    def _copy_object(self, req: _Request, bucket: BucketConfig) -> _Response:
+        _key_parts(req.key)
+        f, meta = self._copy_source(req)
+        tmp = self._tmp_path()
+        try:
+            with f, open(tmp, "wb") as out:
+                shutil.copyfileobj(f, out, _CHUNK)
+            st = self._store(tmp, bucket, req, meta.digest)  # a copy keeps the source's ETag and CRC64
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        result = ET.Element("CopyObjectResult")
+        _sub(result, "ETag", meta.digest.etag)
+        _sub(result, "LastModified", _iso8601(st.st_mtime))
+        headers = {
+            "Content-Type": "application/xml",
+            "ETag": meta.digest.etag,
+            "x-oss-hash-crc64ecma": str(meta.digest.crc64),
+        }
+        return _Response(200, headers, _xml(result))
+
+    def _upload_part_copy(self, req: _Request, bucket: BucketConfig) -> _Response:
+        directory = self._upload_dir(req, bucket)
+        number = _part_number(req)
+        f, meta = self._copy_source(req)
+        with f:
+            span = (0, meta.size - 1)
+            wanted = req.headers.get("x-oss-copy-source-range")
+            if wanted is not None:
+                parsed = _parse_range(wanted, meta.size, standard=True)
+                if parsed is None:
+                    raise _invalid_argument(
+                        "x-oss-copy-source-range must be bytes=<first>-<last> within the source object.",
+                        "x-oss-copy-source-range",
+                        wanted,
+                    )
+                span = parsed
+            f.seek(span[0])
+            remaining = span[1] - span[0] + 1
+            md5, crc, tmp = hashlib.md5(), new_crc64(), self._tmp_path()
+            with open(tmp, "wb") as out:
+                while remaining > 0 and (chunk := f.read(min(remaining, _CHUNK))):
+                    out.write(chunk)
+                    md5.update(chunk)
+                    crc.update(chunk)
+                    remaining -= len(chunk)
+        digest = _Digest(_quoted_etag(md5.digest()), crc.crcValue)
+        path = os.path.join(directory, str(number))
+        self._install(tmp, path, digest)
+        result = ET.Element("CopyPartResult")
+        _sub(result, "LastModified", _iso8601(os.stat(path).st_mtime))
+        _sub(result, "ETag", digest.etag)
+        headers = {"Content-Type": "application/xml", "ETag": digest.etag, "x-oss-hash-crc64ecma": str(digest.crc64)}
+        return _Response(200, headers, _xml(result))
 
     def _get_object(self, req: _Request, bucket: BucketConfig) -> _Response:
         f, meta = self._open(self._object_path(bucket, req.key), req.key)
@@ -1450,12 +1528,10 @@ class OssServer:
 
     def _upload_part(self, req: _Request, bucket: BucketConfig) -> _Response:
         directory = self._upload_dir(req, bucket)
-        number = req.params.get("partNumber", "")
-        if not number.isdigit() or not 1 <= int(number) <= _MAX_PART_NUMBER:
-            raise _invalid_argument(f"partNumber must be between 1 and {_MAX_PART_NUMBER}.", "partNumber", number)
+        number = _part_number(req)
         spool = _checked_spool(req)
         digest = _Digest(_quoted_etag(spool.md5), spool.crc64)
-        self._install(spool.path, os.path.join(directory, str(int(number))), req.key, digest)
+        self._install(spool.path, os.path.join(directory, str(number)), digest)
         return _Response(200, _write_headers(spool, digest))
 
     def _list_parts(self, req: _Request, bucket: BucketConfig) -> _Response:
@@ -1491,7 +1567,6 @@ class OssServer:
 
     def _complete_multipart_upload(self, req: _Request, bucket: BucketConfig) -> _Response:
         directory = self._upload_dir(req, bucket)
-        path = self._object_path(bucket, req.key)
         try:
             root = ET.fromstring(req.body)
             wanted = [
@@ -1534,7 +1609,7 @@ class OssServer:
                         crc.update(chunk)
         digest = _Digest(f'"{md5s.hexdigest().upper()}-{len(wanted)}"', crc.crcValue)
         try:
-            self._install(tmp, path, req.key, digest)
+            self._store(tmp, bucket, req, digest)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -1597,6 +1672,13 @@ def _rule_xml(parent: ET.Element, rule: _ReplicationRule) -> ET.Element:
     _sub(node, "Status", rule.status)
     _sub(node, "HistoricalObjectReplication", "enabled" if rule.historical else "disabled")
     return node
+
+
+def _part_number(req: _Request) -> int:
+    number = req.params.get("partNumber", "")
+    if not number.isdigit() or not 1 <= int(number) <= _MAX_PART_NUMBER:
+        raise _invalid_argument(f"partNumber must be between 1 and {_MAX_PART_NUMBER}.", "partNumber", number)
+    return int(number)
 
 
 def _checked_spool(req: _Request) -> _Spool:
@@ -1688,12 +1770,12 @@ def _parse_range(value: str, size: int, standard: bool) -> tuple[int, int] | Non
 
 def _list_entries(
     bucket_dir: str, prefix: str, delimiter: str, after: str, max_keys: int
-) -> tuple[list[tuple[str, bool]], bool]:
-    """Up to max_keys (name, is_common_prefix) entries after `after`, sorted, and whether more follow."""
-    entries: list[tuple[str, bool]] = []
+) -> tuple[list[tuple[str, bool, str]], bool]:
+    """Up to max_keys (name, is_common_prefix, file) entries after `after`, sorted, and whether more follow."""
+    entries: list[tuple[str, bool, str]] = []
     last_prefix = None
-    for key, is_dir_prefix in _walk(bucket_dir, prefix, after, roll_up_dirs=delimiter == "/"):
-        entry = (key, is_dir_prefix)
+    for key, is_dir_prefix, path in oss_layout.walk(bucket_dir, prefix, after, roll_up_dirs=delimiter == "/"):
+        entry = (key, is_dir_prefix, path)
         if not is_dir_prefix and delimiter:
             cut = key.find(delimiter, len(prefix))
             if cut >= 0:
@@ -1701,81 +1783,11 @@ def _list_entries(
                 if common == last_prefix or common <= after:
                     continue
                 last_prefix = common
-                entry = (common, True)
+                entry = (common, True, "")
         if len(entries) == max_keys:
             return entries, True
         entries.append(entry)
     return entries, False
-
-
-def _walk(bucket_dir: str, prefix: str, after: str, roll_up_dirs: bool) -> Iterator[tuple[str, bool]]:
-    """Keys starting with prefix and greater than after, in UTF-8 byte order, walking only below the
-    directory part of the prefix and skipping subtrees that lie wholly before `after`. With
-    roll_up_dirs, directories at the prefix's level come back once, as common prefixes `dir/`.
-
-    Within a directory, sorting entries by name (files) or name + '/' (directories) puts every key of
-    an earlier entry before every key of a later one, so a depth-first walk yields keys sorted; code
-    point order of str equals UTF-8 byte order.
-    """
-    dir_part = prefix[: prefix.rfind("/") + 1]
-    if any(part in ("", ".", "..") for part in dir_part.split("/")[:-1]):
-        return
-    start = os.path.join(bucket_dir, *dir_part.split("/"))
-
-    def visit(path: str, rel: str, top: bool) -> Iterator[tuple[str, bool]]:
-        items = []  # (key or 'dir/' prefix, is_dir) still in range, then taken in order from a heap
-        try:
-            with os.scandir(path) as it:
-                for entry in it:
-                    try:
-                        is_dir = entry.is_dir()
-                    except OSError:
-                        continue
-                    full = rel + entry.name + "/" if is_dir else rel + entry.name
-                    if top and not full.startswith(prefix):
-                        continue
-                    before = (full < after and not after.startswith(full)) if is_dir else full <= after
-                    if before:  # the key, or every key below the directory, lies at or before `after`
-                        continue
-                    items.append((full, is_dir))
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
-            return
-        heapq.heapify(items)
-        while items:
-            full, is_dir = heapq.heappop(items)
-            if not _is_utf8(full):
-                continue  # a name no OSS key can spell
-            if not is_dir:
-                yield full, False
-            elif top and roll_up_dirs:
-                if full > after and _has_file(os.path.join(path, full[len(rel) : -1])):
-                    yield full, True
-            else:
-                yield from visit(os.path.join(path, full[len(rel) : -1]), full, False)
-
-    yield from visit(start, dir_part, True)
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _has_file(path: str) -> bool:
-    try:
-        with os.scandir(path) as it:
-            for entry in it:
-                try:
-                    if (entry.is_dir() and _has_file(entry.path)) or entry.is_file():
-                        return True
-                except OSError:
-                    continue
-    except OSError:
-        return False
-    return False
 
 
 class _HttpServer(ThreadingHTTPServer):
@@ -1895,13 +1907,14 @@ class _Handler(BaseHTTPRequestHandler):
             key = unquote(raw_key, errors="strict")
         except UnicodeDecodeError:
             key = None
-        op = _operation(self.command, key or "", params)
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        op = _operation(self.command, key or "", params, headers)
         req = _Request(
             self.command,
             bucket,
             key or "",
             params,
-            {k.lower(): v for k, v in self.headers.items()},
+            headers,
             list(self.headers.items()),
             op,
         )

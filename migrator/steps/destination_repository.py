@@ -47,9 +47,10 @@ class RegisterDestinationRepository(Step):
             )
         if current.get("type") == wanted["type"] and same_settings(settings, wanted["settings"]):
             return Observation(True, summary="registered read-only with the planned settings")
-        return Observation(False, summary="registered with other settings: will update")
+        return Observation(False, summary="registered with other settings: will update with POST")
 
     def act(self) -> None:
-        self.ctx.destination.request("PUT", build_path("_snapshot", self.ctx.repository), self._body(reveal=True))
+        method = "POST" if self.existing else "PUT"  # POST updates a registration (Alibaba's document)
+        self.ctx.destination.request(method, build_path("_snapshot", self.ctx.repository), self._body(reveal=True))
         if self.existing is None:  # a registration that was there before is the user's, even if updated
             self.ctx.ledger.record_repository("destination", self.ctx.repository)

@@ -30,6 +30,29 @@ def plugin_for(repository_type: str) -> str | None:
     return f"repository-{repository_type}"
 
 
+def missing_plugin(side: str, nodes: dict, repository_type: str) -> list[str]:
+    """One problem per node of a `GET _nodes/plugins` answer without the plugin the repository type needs,
+    saying where to get it."""
+    wanted = plugin_for(repository_type)
+    if wanted == "elasticsearch-repository-oss":
+        how = (
+            "Alibaba Cloud Elasticsearch clusters ship it; on other clusters install an OSS repository plugin of "
+            "that name on every node (bin/elasticsearch-plugin install <its zip>) and restart them; on the local "
+            "sandbox, `migrator sandbox up` builds and installs the test bed's own"
+        )
+    else:
+        how = f"install it on every node (bin/elasticsearch-plugin install {wanted}) and restart them"
+    problems = []
+    for node_id, node in sorted(nodes.get("nodes", {}).items()):
+        names = {p["name"] for p in node.get("plugins", []) + node.get("modules", [])}
+        if wanted and not any(wanted in name for name in names):
+            problems.append(
+                f"{side} node {node_id} lacks the {wanted!r} plugin that repository type {repository_type!r} "
+                f"needs: {how}"
+            )
+    return problems
+
+
 class Preflight(Step):
     """Read-only checks of the live clusters."""
 
@@ -74,16 +97,9 @@ class Preflight(Step):
             versions[side] = str(client.version())
             if side == "source":
                 problems.extend(self._red_sources())
-            wanted = plugin_for(self.ctx.spec.repository.type)
-            if wanted:
+            if plugin_for(self.ctx.spec.repository.type):
                 nodes = client.get("/_nodes/plugins?filter_path=nodes.*.plugins.name,nodes.*.modules.name")
-                for node_id, node in nodes.get("nodes", {}).items():
-                    names = {p["name"] for p in node.get("plugins", []) + node.get("modules", [])}
-                    if not any(wanted in name for name in names):
-                        problems.append(
-                            f"{side} node {node_id} lacks the {wanted!r} plugin needed by repository type "
-                            f"{self.ctx.spec.repository.type!r}; install it on every node"
-                        )
+                problems.extend(missing_plugin(side, nodes, self.ctx.spec.repository.type))
         rule = version_rule(versions["source"], versions["destination"])
         if rule:
             problems.append(rule)

@@ -49,6 +49,7 @@ def plan_for(bed, folder: Path, prefix: str) -> tuple[Path, Path]:
         "7.17",
         "8",
         name=prefix,
+        repository_type="fs",  # the snapshot is made to fail through the folder's permissions
         snapshot={"indices": [BROKEN, HEALTHY]},
         restore={"rename_pattern": "(.+)", "rename_replacement": f"{prefix}-$1"},
     )

@@ -41,6 +41,18 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
+def registration(document: dict, entry: str = "repository", **extra: object) -> dict:
+    """A registration of the sandbox's repository (or its replica) as sandbox.json describes it, with the
+    key pair the document keeps apart (an `oss` repository needs it; `fs` ignores it)."""
+    repository = document[entry]
+    settings = {**repository["settings"], **extra}
+    if repository["type"] == "oss":
+        settings.update(
+            access_key_id=document["oss"]["access_key_id"], secret_access_key=document["oss"]["access_key_secret"]
+        )
+    return {"type": repository["type"], "settings": settings}
+
+
 def test_unknown_version_names_the_known_ones(tmp_path):
     result = migrator("sandbox", "up", "--source-version", "6.2", "--dir", str(tmp_path), check=False)
     assert result.returncode == 2
@@ -72,8 +84,9 @@ def test_sandbox_up_seed_snapshot_through_oss_and_down():
 
         source = EsClient(document["source"]["url"], label="source")
         destination = EsClient(document["destination"]["url"], label="destination")
-        repo = {"type": "fs", "settings": document["repository"]["settings"]}
-        source.request("PUT", "/_snapshot/cli_test", repo)
+        assert document["repository"]["type"] == "oss"
+        assert "access_key_id" not in document["repository"]["settings"]
+        source.request("PUT", "/_snapshot/cli_test", registration(document))
         source.request(
             "PUT",
             "/_snapshot/cli_test/snap-1?wait_for_completion=true",
@@ -101,8 +114,7 @@ def test_sandbox_up_seed_snapshot_through_oss_and_down():
         migrator("sandbox", "faults", "--dir", str(folder))
         assert bucket.get_bucket_info().name == oss["bucket"]
 
-        read_only = {"type": "fs", "settings": {**document["repository"]["settings"], "readonly": True}}
-        destination.request("PUT", "/_snapshot/cli_test", read_only)
+        destination.request("PUT", "/_snapshot/cli_test", registration(document, readonly=True))
         listed = destination.get("/_snapshot/cli_test/_all")["snapshots"]
         assert [snap["snapshot"] for snap in listed] == ["snap-1"]
 
@@ -116,7 +128,7 @@ def test_sandbox_up_seed_snapshot_through_oss_and_down():
         while not replication.progress("sandbox-crr").covers(written):
             assert time.monotonic() < deadline, replication.progress("sandbox-crr")
             time.sleep(0.2)
-        replica = {"type": "fs", "settings": {**document["replica_repository"]["settings"], "readonly": True}}
+        replica = registration(document, "replica_repository", readonly=True)
         destination.request("PUT", "/_snapshot/cli_replica", replica)
         listed = destination.get("/_snapshot/cli_replica/_all")["snapshots"]
         assert [snap["snapshot"] for snap in listed] == ["snap-1"]

@@ -1,0 +1,95 @@
+"""Registering the `oss` repository on the destination as Alibaba Cloud's plugin answers: the secrets are
+left out of `GET _snapshot`, and a changed setting (the document's chunk_size) is applied with POST.
+Canned answers, no cluster (tests/sandbox/test_repository_plugin.py has the real plugin)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from migrator.ownership import Ledger
+from migrator.spec import parse_plan
+from migrator.steps.destination_repository import RegisterDestinationRepository
+from migrator.steps.source_repository import RegisterSourceRepository
+
+PLAN = """
+name: t
+source: {url: "http://127.0.0.1:1"}
+destination: {url: "http://127.0.0.1:2"}
+repository:
+  name: my_backup
+  type: oss
+  settings:
+    endpoint: http://oss-cn-hangzhou-internal.aliyuncs.com
+    bucket: b
+    base_path: snapshot
+    access_key_id: ${AK}
+    secret_access_key: ${SK}
+    compress: true
+    chunk_size: 500mb
+snapshot: {indices: [orders]}
+"""
+ENVIRONMENT = {"AK": "LTAI-id", "SK": "the-secret"}
+
+
+class Cluster:
+    """Answers GET _snapshot/my_backup as the oss plugin does: the settings without the three secrets."""
+
+    def __init__(self, registered: dict[str, Any] | None) -> None:
+        self.registered = registered
+        self.sent: list[tuple[str, str, Any]] = []
+
+    def request(self, method: str, path: str, body: Any = None, **_: Any) -> tuple[int, Any]:
+        if method == "GET":
+            return (200, {"my_backup": self.registered}) if self.registered else (404, {})
+        self.sent.append((method, path, body))
+        return 200, {"acknowledged": True}
+
+
+def registered_as_the_plugin_answers(**changes: str) -> dict[str, Any]:
+    settings = {
+        "endpoint": "http://oss-cn-hangzhou-internal.aliyuncs.com",
+        "bucket": "b",
+        "base_path": "snapshot",
+        "compress": "true",
+        "chunk_size": "500mb",
+        "readonly": "true",
+    }
+    return {"type": "oss", "settings": {**settings, **changes}}
+
+
+def step(cls: type, cluster: Cluster) -> Any:
+    ctx = SimpleNamespace(
+        spec=parse_plan(PLAN),
+        environment=ENVIRONMENT,
+        source=cluster,
+        destination=cluster,
+        repository="my_backup",
+        ledger=Ledger(),
+    )
+    return cls("repository", {}, ctx)
+
+
+def test_a_registration_without_its_secrets_has_the_planned_settings() -> None:
+    for cls in (RegisterDestinationRepository, RegisterSourceRepository):
+        cluster = Cluster(registered_as_the_plugin_answers())
+        assert step(cls, cluster).observe().done
+
+
+def test_a_changed_chunk_size_is_applied_with_post() -> None:
+    for cls in (RegisterDestinationRepository, RegisterSourceRepository):
+        cluster = Cluster(registered_as_the_plugin_answers(chunk_size="1gb"))
+        registering = step(cls, cluster)
+        assert not registering.observe().done
+        registering.act()
+        [(method, path, body)] = cluster.sent
+        assert (method, path, body["settings"]["chunk_size"]) == ("POST", "/_snapshot/my_backup", "500mb")
+        assert body["settings"]["secret_access_key"] == "the-secret"
+
+
+def test_a_first_registration_is_a_put() -> None:
+    cluster = Cluster(None)
+    registering = step(RegisterDestinationRepository, cluster)
+    assert not registering.observe().done
+    registering.act()
+    assert [(method, body["settings"]["readonly"]) for method, _, body in cluster.sent] == [("PUT", True)]
