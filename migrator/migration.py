@@ -59,7 +59,7 @@ from migrator.spec import (
 from migrator.state import STALE_AFTER_S, StateStore
 from migrator.steps.base import ConsoleRequest, ProgressSink, Step, StepContext
 from migrator.steps.metadata_templates import moved_templates, undo_requests, undo_templates
-from migrator.steps.restore import restored_from
+from migrator.steps.restore import owned_target
 from migrator.templates import template_changes
 
 SAVED_PLAN_VERSION = 1
@@ -958,10 +958,10 @@ def _undo(migration: Migration, state: StateStore) -> dict[str, Any]:
     for target in sorted(owned_targets(state)):
         if recovery_id(target) in recovered:
             continue
-        restored = restored_from(migration, target)
-        if restored is None:
+        exists, ours = owned_target(migration, ledger, repository, target)
+        if not exists:
             continue
-        if repository is None or not ledger.owns_index(repository, restored):
+        if not ours:
             report.setdefault("kept", []).append(f"index {target} (not restored by this migration)")
             continue
         try:

@@ -17,6 +17,9 @@ and `GET <index>/_recovery`: the SNAPSHOT recovery source and its `start_time_in
 - a destination index is ours when its restore names a snapshot that is ours and, when its recovery
   says when it began, it began at or after that snapshot started. A restore still under way can only be
   of the snapshot that now carries the name, which is ours;
+- once seen so, the index's uuid is recorded (`record_index`): from then on the index is ours by that
+  uuid, which survives what rewrites its recovery record (a close and open, a node restart, a
+  relocation), and an index deleted and made again under the name (another uuid) is not;
 - a repository registration is ours when a step of this run sent it.
 State files of runs begun before the ledger existed have no `ownership` mark: for them the old rule
 holds (the run's snapshot by name), so such a run can still be resumed.
@@ -38,6 +41,7 @@ CLOCK_SLACK_MS = 5_000
 LEDGER_MARK = "ownership"  # meta key: "1" in the state of every run begun with the ledger
 SNAPSHOT_KEY = "owned.snapshot."
 REPOSITORY_KEY = "owned.repository."
+INDEX_KEY = "owned.index."
 
 
 def now_ms() -> int:
@@ -135,6 +139,14 @@ class Ledger:
             return False
         began = restored.get("start_time_in_millis")
         return not isinstance(began, int) or record.get("start_ms") is None or began >= record["start_ms"]
+
+    def record_index(self, target: str, uuid: str) -> None:
+        """Record that destination index `target`, of this `uuid` (`index.uuid`), was restored by this run."""
+        self._set(f"{INDEX_KEY}{target}", uuid)
+
+    def owns_index_uuid(self, target: str, uuid: str | None) -> bool:
+        """Whether `target` of this `uuid` is the index this run restored (its recorded uuid)."""
+        return uuid is not None and self._get(f"{INDEX_KEY}{target}") == uuid
 
     # repositories ----------------------------------------------------------------------------------
 

@@ -41,6 +41,33 @@ def restored_from(ctx: Any, target: str) -> dict[str, Any] | None:
     return {}
 
 
+def index_uuid(client: Any, target: str) -> str | None:
+    """The destination index's `index.uuid` (cluster state metadata: open or closed alike), None when absent."""
+    path = build_path(
+        "_cluster", "state", "metadata", target, params={"filter_path": "metadata.indices.*.settings.index.uuid"}
+    )
+    status, body = client.request("GET", path, ok=(200, 404))
+    indices = (body or {}).get("metadata", {}).get("indices", {}) if status == 200 else {}
+    return indices.get(target, {}).get("settings", {}).get("index", {}).get("uuid")
+
+
+def owned_target(ctx: Any, ledger: Any, repository: str | None, target: str) -> tuple[bool, bool]:
+    """(exists, ours) for destination index `target` (`ctx`: anything with a `destination` client): ours
+    when the ledger holds its uuid, or when its restore names a snapshot this run took (then its uuid is
+    recorded, so that a close and open or a restart, which rewrite the recovery record, keep it ours)."""
+    restored = restored_from(ctx, target)
+    if restored is None:
+        return False, False
+    uuid = index_uuid(ctx.destination, target)
+    if ledger.owns_index_uuid(target, uuid):
+        return True, True
+    if repository is not None and ledger.owns_index(repository, restored):
+        if uuid is not None:
+            ledger.record_index(target, uuid)
+        return True, True
+    return True, False
+
+
 class Restore(Step):
     kind = "restore"
     title = "Restore the index on the destination"
@@ -77,15 +104,20 @@ class Restore(Step):
         return [
             ConsoleRequest("destination", "GET", f"{target}/_recovery"),
             ConsoleRequest("destination", "GET", f"_cluster/state/routing_table/{target}"),
+            ConsoleRequest(
+                "destination",
+                "GET",
+                f"_cluster/state/metadata/{target}?filter_path=metadata.indices.*.settings.index.uuid",
+            ),
         ]
 
     def observe(self) -> Observation:
         target = self.params["target"]
-        source = restored_from(self.ctx, target)
-        if source is None:
+        exists, ours = owned_target(self.ctx, self.ctx.ledger, self.ctx.repository, target)
+        if not exists:
             return Observation(False, summary=f"{target} does not exist on the destination")
-        if self.ctx.ledger.owns_index(self.ctx.repository, source):  # this snapshot, or the cutover's after it
-            return Observation(True, summary=f"{target} restored from {source.get('snapshot')}")
+        if ours:  # restored from this snapshot (or the cutover's after it), or of the uuid recorded then
+            return Observation(True, summary=f"{target} restored by this migration")
         raise StepFailed(
             f"{target} exists on the destination and was not restored by this migration (from snapshot "
             f"{self.snapshot} it took); migrator never overwrites it. Delete it, or change restore.rename_replacement"

@@ -20,7 +20,11 @@ class FakeDestination:
     def __init__(self, snapshot: str | None, started_ms: int) -> None:
         self.snapshot, self.started_ms = snapshot, started_ms
 
+    uuid = "idx-uuid-1"
+
     def request(self, method: str, path: str, body: Any = None, *, ok: tuple[int, ...] = (200,)) -> tuple[int, Any]:
+        if path.startswith("/_cluster/state/metadata/orders"):
+            return 200, {"metadata": {"indices": {"orders": {"settings": {"index": {"uuid": self.uuid}}}}}}
         assert method == "GET" and path == "/orders/_recovery"
         if self.snapshot is None:
             shard = {"type": "EMPTY_STORE", "start_time_in_millis": self.started_ms}
@@ -50,7 +54,7 @@ def our_snapshot() -> tuple[Ledger, int]:
 def test_an_index_restored_from_our_snapshot_is_followed():
     ledger, started = our_snapshot()
     observation = restore_step(FakeDestination("nightly-fixed", started + 5_000), ledger).observe()
-    assert observation.done and "restored from nightly-fixed" in observation.summary
+    assert observation.done and "restored by this migration" in observation.summary
 
 
 def test_an_index_restored_from_an_older_snapshot_of_the_same_name_is_not_ours():
@@ -68,3 +72,14 @@ def test_an_index_restored_from_a_snapshot_of_that_name_we_did_not_take_is_not_o
 def test_an_index_not_restored_from_a_snapshot_is_not_ours():
     with pytest.raises(StepFailed, match="never overwrites it"):
         restore_step(FakeDestination(None, now_ms()), our_snapshot()[0]).observe()
+
+
+def test_an_index_we_restored_stays_ours_by_its_uuid_after_its_recovery_record_changed():
+    ledger, started = our_snapshot()
+    destination = FakeDestination("nightly-fixed", started + 5_000)
+    assert restore_step(destination, ledger).observe().done  # seen restored from our snapshot: uuid recorded
+    destination.snapshot = None  # closed and opened, or a node restarted: the recovery is EXISTING_STORE now
+    assert restore_step(destination, ledger).observe().done
+    destination.uuid = "idx-uuid-2"  # deleted and made again under the name by someone else
+    with pytest.raises(StepFailed, match="never overwrites it"):
+        restore_step(destination, ledger).observe()
