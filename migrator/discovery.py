@@ -265,7 +265,14 @@ def _top_level_docs(client: EsClient, counted: list[str] | None, open_indices: l
                 "filter_path": "aggregations.docs.buckets",
             },
         )
-        _, body = client.request("GET", path, {"size": 0, "aggs": {"docs": {"terms": terms}}})  # read-only: GET
+        try:
+            _, body = client.request("GET", path, {"size": 0, "aggs": {"docs": {"terms": terms}}})  # read-only: GET
+        except EsError as exc:
+            if exc.status != 503:
+                raise
+            # No shard of some index can answer (primaries unassigned): its `_cat/indices` count stands,
+            # and preflight names the index with the fix.
+            return {}
         for bucket in body.get("aggregations", {}).get("docs", {}).get("buckets", []):
             docs[str(bucket["key"])] = int(bucket["doc_count"])
     return {name: docs.get(name, 0) for name in open_indices if name in docs or _matches(counted, name)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from migrator.clients.es import EsError, Request
 from migrator.discovery import CLOSED_STATS, FS, METADATA, NODES, discover_cluster
 
 ROWS = [
@@ -110,3 +111,14 @@ def test_the_facts_the_checks_need_come_from_a_fixed_set_of_requests():
     searches = [r for r in client.sent if "/_search" in r[1]]
     assert len(searches) == 1 and searches[0][1].startswith("/orders,archive/_search?ignore_unavailable=true")
     assert searches[0][2]["aggs"]["docs"]["terms"]["field"] == "_index"
+
+
+def test_an_index_no_shard_of_which_can_answer_leaves_the_counts_of_cat_indices():
+    class Unassigned(Canned):
+        def request(self, method: str, path: str, body: Any = None, **kwargs: Any) -> tuple[int, Any]:
+            if "/_search" in path:
+                raise EsError("source", Request(method, path), 503, "no_shard_available_action_exception: None")
+            return super().request(method, path, body, **kwargs)
+
+    facts = discover_cluster(Unassigned(), ["orders"], capacity=True)  # type: ignore[arg-type]
+    assert facts.indices["orders"].docs == 1500  # `_cat/indices`: preflight then names the red index

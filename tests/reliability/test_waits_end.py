@@ -2,19 +2,25 @@
 with the destination's allocation decision and the fix; a restore that does not move stops after
 `waits.stall_after`; after the fix, the command the last line names finishes the migration.
 
-The faults are real states, not timings: an allocation filter copied from the source
-(`index.routing.allocation.require._name` naming the 7.17 node, which the destination does not have),
+The faults are real states, not timings: an allocation filter the dry run cannot foresee (the
+destination's only node excluded by `cluster.routing.allocation.exclude._name` while a step-by-step run
+waits to send the restore;
+the same filter in the source's settings is refused by the dry run before anything changes),
 and a destination that may start no primary recovery (`node_initial_primaries_recoveries: 0`, so the
 restored primaries stay throttled: the restore neither fails nor moves).
 """
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import pexpect
 import pytest
 import yaml
 
@@ -67,24 +73,45 @@ def last_line(result) -> str:
 def test_a_restore_that_fails_on_an_allocation_filter_stops_at_once_with_the_fix(testbed, tmp_path, source_index):
     index, node = source_index
     plan = plan_for(testbed, tmp_path, index)
-    # today: the held restore answers {"total": 1, "failed": 1} and migrator prints `0/0 bytes` forever
-    failed = cli(testbed, "apply", str(plan), "--yes", "--poll", "0.5", check=False, timeout=300)
-    assert failed.returncode == 1, failed.stdout + failed.stderr
-    assert f"the restore of moved-{index} failed: 1 of 1 shards failed" in failed.stderr
-    assert f"moved-{index} shard 0: no (filter:" in failed.stderr and node in failed.stderr
-    assert "`restore.ignore_index_settings: [index.routing.allocation.require._name]`" in failed.stderr
-    assert (
-        last_line(failed)
-        == f"error: stopped; change the plan as said above, then run `migrator resume --replan {plan}`"
-    )
-
+    # The filter is in the source's settings: the dry run foresees it and refuses before anything changes.
+    refused = cli(testbed, "apply", str(plan), "--yes", check=False, timeout=300)
+    assert refused.returncode == 2 and "index.routing.allocation.require._name" in refused.stderr, refused.stderr
     document = yaml.safe_load(plan.read_text())
     document["restore"]["ignore_index_settings"] = ["index.routing.allocation.require._name"]
     plan.write_text(yaml.safe_dump(document, sort_keys=False))
-    cli(testbed, "resume", "--replan", str(plan), "--poll", "0.5", timeout=300)
-    assert counts(testbed, "8", f"moved-{index}") == {f"moved-{index}": DOCS}
+    # A filter no plan can foresee: the destination's only node is excluded after the plan was made, while
+    # the run waits (step by step) to send the restore.
     destination = testbed.client("8")
+    dest_node = destination.get("/_cat/nodes?format=json&h=name")[0]["name"]
+    exclude = "cluster.routing.allocation.exclude._name"
+    env = {**os.environ, **testbed.environment()}
+    transcript = io.StringIO()
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "migrator", "apply", str(plan), "--step-by-step", "--yes", "--poll", "0.5"],
+        env=env,
+        encoding="utf-8",
+        timeout=300,
+    )
+    child.logfile_read = transcript
     try:
+        while child.expect([r"next step: (\S+): ", pexpect.EOF]) == 0:
+            step = child.match.group(1)
+            child.expect(r"Send these requests\? ")
+            if step == f"restore[moved-{index}]":
+                destination.request("PUT", "/_cluster/settings", {"persistent": {exclude: dest_node}})
+            child.sendline("y")
+        child.close()
+        # before: the held restore answered {"total": 1, "failed": 1} and migrator printed `0/0 bytes` forever
+        output = transcript.getvalue()
+        assert child.exitstatus == 1, output
+        assert f"the restore of moved-{index} failed: 1 of 1 shards failed" in output
+        assert f"moved-{index} shard 0: no (filter:" in output and dest_node in output
+    finally:
+        destination.request("PUT", "/_cluster/settings", {"persistent": {exclude: None}})
+    try:
+        cli(testbed, "resume", str(plan), "--poll", "0.5", timeout=300)  # the cause was outside the plan
+        assert counts(testbed, "8", f"moved-{index}") == {f"moved-{index}": DOCS}
         settings = destination.get(build_path(f"moved-{index}", "_settings", params={"flat_settings": True}))
         assert "index.routing.allocation.require._name" not in settings[f"moved-{index}"]["settings"]
     finally:
