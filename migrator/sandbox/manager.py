@@ -114,7 +114,7 @@ class Sandbox:
         source_dist = resolve_version(source_version or DEFAULT_SOURCE_VERSION)
         destination_dist = resolve_version(destination_version or DEFAULT_DESTINATION_VERSION)
         for role, dist in (("source", source_dist), ("destination", destination_dist)):
-            self._check_data_version(role, dist.version)
+            self._check_data_version(role, dist.label)
         self.folder.mkdir(parents=True, exist_ok=True)
         os.chmod(self.folder, 0o755)
         owner = run_as()
@@ -143,7 +143,7 @@ class Sandbox:
         processes: dict[str, dict[str, Any]] = {}
         for role, layout in layouts.items():
             pid = nodes.start(layout, owner)
-            processes[role] = {"pgid": pid, "port": layout.http_port, "version": layout.dist.version}
+            processes[role] = {"pgid": pid, "port": layout.http_port, "version": layout.dist.label}
         endpoint, oss_pid = self._start_oss(oss_port, key_id, secret)
         processes["oss"] = {"pgid": oss_pid, "port": oss_port}
         self.processes_path.write_text(json.dumps(processes, indent=2))
@@ -161,7 +161,7 @@ class Sandbox:
         ]
 
         document = self.describe(
-            {role: (layout.url, layout.dist.version) for role, layout in layouts.items()}, endpoint, key_id, secret
+            {role: (layout.url, layout.dist.label) for role, layout in layouts.items()}, endpoint, key_id, secret
         )
         if warnings:
             document["warnings"] = warnings
