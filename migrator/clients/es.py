@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -31,23 +31,43 @@ NO_ANSWER = -1
 MUTATING_METHODS = frozenset({"PUT", "POST", "DELETE"})
 
 
+ELASTICSEARCH = "elasticsearch"
+OPENSEARCH = "opensearch"
+
+
 @dataclass(frozen=True, order=True)
 class Version:
-    """An Elasticsearch version, comparable (`8.19.21` > `7.17.29`)."""
+    """A cluster's version: `8.19.21`, or `opensearch-2.19.0` for OpenSearch (its `GET /` names the
+    distribution; its numbers restart at 1.0.0, so they compare only within one distribution: the
+    compatibility table in migrator.compatibility decides across them)."""
 
     major: int
     minor: int
     patch: int
+    distribution: str = field(default=ELASTICSEARCH, compare=False)
 
     @classmethod
     def parse(cls, text: str) -> Version:
-        match = re.match(r"^(\d+)\.(\d+)\.(\d+)", text)
+        """`7.10.2`, `7.10.2-SNAPSHOT` or `opensearch-2.19.0`; ValueError otherwise."""
+        match = re.match(rf"^(?:({OPENSEARCH})-)?(\d+)\.(\d+)\.(\d+)", text)
         if not match:
-            raise ValueError(f"not an Elasticsearch version: {text!r}")
-        return cls(*(int(part) for part in match.groups()))
+            raise ValueError(f"not an Elasticsearch or OpenSearch version: {text!r}")
+        numbers = (int(part) for part in match.groups()[1:])
+        return cls(*numbers, distribution=match.group(1) or ELASTICSEARCH)
+
+    @property
+    def opensearch(self) -> bool:
+        return self.distribution == OPENSEARCH
+
+    @property
+    def es_major(self) -> int:
+        """The Elasticsearch major whose APIs and mappings this cluster follows: OpenSearch forked from
+        Elasticsearch 7.10.2 (typeless mappings, 7.x settings), so its 1.x and 2.x count as 7."""
+        return 7 if self.opensearch else self.major
 
     def __str__(self) -> str:
-        return f"{self.major}.{self.minor}.{self.patch}"
+        number = f"{self.major}.{self.minor}.{self.patch}"
+        return f"{OPENSEARCH}-{number}" if self.opensearch else number
 
 
 @dataclass(frozen=True)
@@ -215,12 +235,18 @@ class EsClient:
     # Facts every step needs -------------------------------------------------------------
 
     def version(self) -> Version:
-        """The minimum version over all nodes: what this cluster can read and restore."""
+        """The minimum version over all nodes (what this cluster can read and restore), in its
+        distribution: `GET /` answers `version.distribution: opensearch` on OpenSearch; Elasticsearch has
+        no such field, and 8.9+ builds without the `rest-root` module answer `GET /` with 400 or 404."""
+        status, root = self.request("GET", "/", ok=(200, 400, 404, 405))
+        about = root.get("version") if status == 200 and isinstance(root, dict) else None
+        distribution = about.get("distribution", ELASTICSEARCH) if isinstance(about, dict) else ELASTICSEARCH
         nodes = self.get("/_nodes/_all/version?filter_path=nodes.*.version").get("nodes", {})
         versions = [Version.parse(node["version"]) for node in nodes.values()]
         if not versions:
             raise EsError(self.label, Request("GET", "/_nodes"), 200, "no nodes reported a version")
-        return min(versions)
+        lowest = min(versions)
+        return Version(lowest.major, lowest.minor, lowest.patch, distribution=distribution)
 
     def health(self, wait_for_status: str | None = None, timeout: str = "30s") -> dict[str, Any]:
         params = {"wait_for_status": wait_for_status, "timeout": timeout} if wait_for_status else None
