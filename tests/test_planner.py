@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import networkx as nx
-import pytest
 
 from migrator.discovery import ClusterFacts, Facts, IndexFacts
 from migrator.planner import build_plan

@@ -150,6 +150,7 @@ class EsClient:
         self.label = label
         self.timeout_s = timeout_s
         self.observer = observer
+        self._version: Version | None = None  # learnt once, by version(): older versions take fewer parameters
         headers: dict[str, str] = {"accept": "application/json", "content-type": "application/json"}
         if api_key:
             headers["authorization"] = f"ApiKey {api_key}"
@@ -246,14 +247,30 @@ class EsClient:
         if not versions:
             raise EsError(self.label, Request("GET", "/_nodes"), 200, "no nodes reported a version")
         lowest = min(versions)
-        return Version(lowest.major, lowest.minor, lowest.patch, distribution=distribution)
+        self._version = Version(lowest.major, lowest.minor, lowest.patch, distribution=distribution)
+        return self._version
+
+    def knows_hidden(self) -> bool:
+        """Whether this cluster has hidden indices (`expand_wildcards=hidden`, Elasticsearch 7.7+ and
+        OpenSearch): older versions refuse the value ("No valid expand wildcard value [hidden]")."""
+        version = self._version or self.version()
+        return version.opensearch or (version.major, version.minor) >= (7, 7)
+
+    def expand_wildcards(self, value: str) -> str:
+        """`value` (e.g. "open,hidden") without `hidden` on a cluster that has no hidden indices."""
+        if self.knows_hidden():
+            return value
+        return ",".join(part for part in value.split(",") if part != "hidden")
 
     def health(self, wait_for_status: str | None = None, timeout: str = "30s") -> dict[str, Any]:
         params = {"wait_for_status": wait_for_status, "timeout": timeout} if wait_for_status else None
         return self.get(build_path("_cluster", "health", params=params), ok=(200, 408))
 
     def indices(self, expression: str = "*", expand_wildcards: str = "all") -> list[dict[str, Any]]:
-        """`_cat/indices` rows (index, health, status, docs.count, store.size in bytes, pri)."""
+        """`_cat/indices` rows (index, health, status, docs.count, store.size in bytes, pri).
+        `expand_wildcards` is sent from Elasticsearch 7.7 (and on OpenSearch) only: older versions refuse
+        it ("unrecognized parameter") and list open and closed indices alike (hidden ones came with 7.7)."""
+        takes_expand = self.knows_hidden()
         path = build_path(
             "_cat",
             "indices",
@@ -261,7 +278,7 @@ class EsClient:
             params={
                 "format": "json",
                 "bytes": "b",
-                "expand_wildcards": expand_wildcards,
+                "expand_wildcards": expand_wildcards if takes_expand else None,
                 "h": "index,health,status,pri,rep,docs.count,store.size,pri.store.size",
             },
         )
