@@ -114,7 +114,7 @@ def seed(bed: TestBed, alias: str) -> None:
             )
             for number in range(10):
                 doc_type, body = ("book", {"title": f"t{number}"}) if number % 2 else ("film", {"minutes": number})
-                client.request("PUT", build_path(MULTI_TYPE, doc_type, str(number)), body)
+                client.request("PUT", build_path(MULTI_TYPE, doc_type, str(number)), body, ok=(200, 201))
             client.request("POST", build_path(MULTI_TYPE, "_refresh"))
     finally:
         client.close()
