@@ -24,8 +24,6 @@ def test_typed_mappings_equal_the_typeless_mapping_of_the_restored_copy():
 
 
 def test_a_disabled_all_or_a_changed_field_is_still_a_difference():
-    assert compared({"doc": {"_all": {"enabled": False}, **FIELDS}}, {"doc": FIELDS}) == [
-        "_all (only on the source)"
-    ]
+    assert compared({"doc": {"_all": {"enabled": False}, **FIELDS}}, {"doc": FIELDS}) == ["_all (only on the source)"]
     changed = {"book": {"properties": {"title": {"type": "keyword"}}}, "film": MINUTES}
     assert compared({"book": FIELDS, "film": MINUTES}, changed) == ["book.properties.title.type ('text' != 'keyword')"]
