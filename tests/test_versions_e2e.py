@@ -24,7 +24,8 @@ from migrator.sandbox.distributions import KNOWN_VERSIONS, resolve_version, unpa
 from migrator.sandbox.oss_server import BucketConfig, OssServer
 from migrator.sandbox.processes import hand_over, pick_port, run_as, stop_group
 from migrator.sandbox.seed_data import seed_cluster
-from tests.conftest import BUCKET, REGION, TESTS_ROOT, TestBed
+from tests import conftest
+from tests.conftest import BUCKET, REGION, TESTS_ROOT
 from tests.helpers import cli, counts
 
 pytestmark = [pytest.mark.cluster, pytest.mark.versions]
@@ -47,7 +48,7 @@ MULTI_TYPE = "catalog"
 
 
 @pytest.fixture(scope="session")
-def versions_bed() -> Iterator[TestBed]:
+def versions_bed() -> Iterator[conftest.TestBed]:
     folder = TESTS_ROOT / f"versions-{uuid.uuid4().hex[:8]}"
     (folder / "buckets" / BUCKET).mkdir(parents=True)
     os.chmod(folder, 0o755)
@@ -74,7 +75,7 @@ def versions_bed() -> Iterator[TestBed]:
             groups[alias] = nodes.start(layout, owner)
         nodes.wait_all_green(layouts, groups, timeout_s=420)
         server.start()
-        bed = TestBed(
+        bed = conftest.TestBed(
             folder=folder,
             urls={alias: layout.url for alias, layout in layouts.items()},
             versions={alias: layout.dist.label for alias, layout in layouts.items()},
@@ -95,7 +96,7 @@ def versions_bed() -> Iterator[TestBed]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def seed(bed: TestBed, alias: str) -> None:
+def seed(bed: conftest.TestBed, alias: str) -> None:
     """The sandbox's example indices (typed before 7.0), and on 5.x an index with two mapping types."""
     client = bed.client(alias)
     try:
