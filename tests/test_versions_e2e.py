@@ -152,3 +152,39 @@ def test_pair_migrates(versions_bed, tmp_path, source, destination):
         client.close()
     fields = next(iter(mapping.values()))["properties"] if "properties" not in mapping else mapping["properties"]
     assert fields["amount"] == {"type": "double"}
+
+
+REFUSED = [
+    ("5.6", "7.17", "skipping-a-major"),
+    ("7.17", "opensearch-2.19", "elasticsearch-after-the-fork-to-opensearch"),
+    ("6.8", "opensearch-2.19", "too-old-for-opensearch"),
+    ("opensearch-1.3", "7.17", "opensearch-to-elasticsearch"),
+]
+
+
+@pytest.mark.parametrize(("source", "destination", "rule"), REFUSED, ids=[f"{s}-{d}" for s, d, _ in REFUSED])
+def test_refused_pair_stops_the_dry_run_naming_the_rule(versions_bed, tmp_path, source, destination, rule):
+    plan = versions_bed.write_plan(tmp_path, source, destination, snapshot={"indices": ["*"]})
+    result = cli(versions_bed, "plan", str(plan), check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"rule '{rule}'" in result.stderr and "way out:" in result.stderr
+
+
+def test_opensearch_2_really_cannot_restore_an_index_created_by_6x(versions_bed, tmp_path):
+    """The fact behind `too-old-for-opensearch`, shown without migrator: a 6.8 snapshot's index fails to
+    restore on OpenSearch 2.19."""
+    location = str(versions_bed.bucket_dir / f"raw-{uuid.uuid4().hex[:8]}")
+    source, destination = versions_bed.client("6.8"), versions_bed.client("opensearch-2.19")
+    try:
+        source.request("PUT", "/_snapshot/raw", {"type": "fs", "settings": {"location": location}})
+        source.request("PUT", "/_snapshot/raw/one?wait_for_completion=true", {"indices": "orders"})
+        destination.request(
+            "PUT", "/_snapshot/raw", {"type": "fs", "settings": {"location": location, "readonly": True}}
+        )
+        body = {"indices": "orders", "rename_pattern": "(.+)", "rename_replacement": "raw-$1"}
+        status, answer = destination.request("POST", "/_snapshot/raw/one/_restore", body, ok=(200, 400, 500))
+    finally:
+        source.close()
+        destination.close()
+    assert status != 200, answer
+    assert "created" in str(answer) and "6.8.23" in str(answer)
