@@ -45,6 +45,7 @@ DOCS = 300
 # A 5.x index may hold several mapping types; 6.x reads it as it is (and refuses a second type only in
 # indices it creates itself).
 MULTI_TYPE = "catalog"
+TEMPLATE = "logs-typed"
 
 
 @pytest.fixture(scope="session")
@@ -97,10 +98,17 @@ def versions_bed() -> Iterator[conftest.TestBed]:
 
 
 def seed(bed: conftest.TestBed, alias: str) -> None:
-    """The sandbox's example indices (typed before 7.0), and on 5.x an index with two mapping types."""
+    """The sandbox's example indices (typed before 7.0), a legacy template for `logs-*` in the version's
+    own shape (`template` on 5.x, typed before 7.0), and on 5.x an index with two mapping types."""
     client = bed.client(alias)
     try:
         seed_cluster(client, DOCS)
+        major = client.version().major
+        patterns = {"template": "logs-*"} if major == 5 else {"index_patterns": ["logs-*"]}
+        fields = {"properties": {"tag": {"type": "keyword"}}}
+        mappings = fields if major >= 7 else {"doc" if major == 5 else "_doc": fields}
+        body = {**patterns, "order": 3, "mappings": mappings}
+        client.request("PUT", build_path("_template", f"{TEMPLATE}-{alias}"), body)
         if client.version().major == 5:
             client.request(
                 "PUT",
@@ -148,10 +156,16 @@ def test_pair_migrates(versions_bed, tmp_path, source, destination):
     client = versions_bed.client(destination)
     try:
         mapping = client.get(build_path(f"{prefix}-orders", "_mapping"))[f"{prefix}-orders"]["mappings"]
+        name = f"{TEMPLATE}-{source}"
+        template = client.get(build_path("_template", name))[name]
     finally:
         client.close()
     fields = next(iter(mapping.values()))["properties"] if "properties" not in mapping else mapping["properties"]
     assert fields["amount"] == {"type": "double"}
+    # the template travelled in the destination's shape: typed on 6.x, typeless from 7.x (OpenSearch included)
+    assert template["index_patterns"] == ["logs-*"]
+    typed = "_doc" in template["mappings"] or "doc" in template["mappings"]
+    assert typed == (destination == "6.8"), template["mappings"]
 
 
 REFUSED = [
