@@ -30,7 +30,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-VERSIONS_HELP = "Elasticsearch version: " + ", ".join(f"{k} (= {v})" for k, v in KNOWN_VERSIONS.items())
+VERSIONS_HELP = "Elasticsearch or OpenSearch version: " + ", ".join(f"{k} (= {v})" for k, v in KNOWN_VERSIONS.items())
 DirOption = Annotated[
     Path | None,
     typer.Option("--dir", help="Sandbox folder [default: $MIGRATOR_SANDBOX_DIR, /var/tmp/migrator-sandbox as root]"),
