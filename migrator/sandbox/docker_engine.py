@@ -118,7 +118,17 @@ class DockerSandbox(Sandbox):
         self, source_version: str | None = None, destination_version: str | None = None
     ) -> tuple[dict[str, Any], bool]:
         """Start both nodes and the OSS server as containers; returns (document, started). Images are
-        pulled or built first (see images.py). A running sandbox is left as it is."""
+        pulled or built first (see images.py). A running sandbox is left as it is. Elasticsearch 7.10+ only:
+        its images carry neither the older versions' JVM options nor OpenSearch (SandboxError)."""
+        for role, requested in (("source", source_version), ("destination", destination_version)):
+            dist = resolve_version(
+                requested or (DEFAULT_SOURCE_VERSION if role == "source" else DEFAULT_DESTINATION_VERSION)
+            )
+            if dist.opensearch or dist.major < 7:
+                raise SandboxError(
+                    f"the docker engine runs Elasticsearch 7.10 and later, not {dist.label} (--{role}-version); "
+                    "use the process engine (--engine process, the default) for it"
+                )
         containers = self.containers()
         if set(containers) == set(ROLES) and all(c.status == "running" for c in containers.values()):
             return self.document(), False
