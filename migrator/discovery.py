@@ -261,7 +261,7 @@ def _top_level_docs(client: EsClient, counted: list[str] | None, open_indices: l
             params={
                 "ignore_unavailable": True,
                 "allow_no_indices": True,
-                "expand_wildcards": "open,hidden",
+                "expand_wildcards": client.expand_wildcards("open,hidden"),
                 "filter_path": "aggregations.docs.buckets",
             },
         )

@@ -2,7 +2,7 @@
 
 No I/O here. It selects the indices (wildcards, exclusions, `.`-prefixed indices only when named),
 computes each target name with Elasticsearch's own rename semantics, refuses what Elasticsearch
-would refuse (restoring into an older version or across two majors, two sources renamed to one
+would refuse (a pair of versions that migrator.compatibility refuses, two sources renamed to one
 target, a target that already exists, and the rules of migrator/checks) and lays out the steps as
 a networkx DAG with stable node ids, so checkpoints survive a re-plan, and a plan hash, so `resume`
 notices a changed plan.
@@ -22,7 +22,7 @@ import networkx as nx
 
 from migrator.aliases import alias_problems
 from migrator.checks import check_plan, closed_index_findings
-from migrator.clients.es import Version
+from migrator.compatibility import refusal
 from migrator.discovery import Facts
 from migrator.rename import RenameError, RenameRule
 from migrator.spec import MigrationSpec, Problem, render_snapshot_name
@@ -137,22 +137,6 @@ def wildcard(pattern: str) -> re.Pattern[str]:
     return re.compile("^" + ".*".join(re.escape(part) for part in pattern.split("*")) + "$")
 
 
-def version_rule(source: str, destination: str) -> str | None:
-    """Why Elasticsearch cannot restore a snapshot of `source` on `destination`, or None."""
-    src, dst = Version.parse(source), Version.parse(destination)
-    if dst < src:
-        return (
-            f"newer to older: a snapshot taken on {src} cannot be restored on {dst}; "
-            "the destination must run the same or a newer version"
-        )
-    if dst.major > src.major + 1:
-        return (
-            f"skipping a major: {dst} restores indices created by {dst.major - 1}.x or {dst.major}.x only; "
-            f"go through {src.major + 1}.x first (or reindex)"
-        )
-    return None
-
-
 def repository_location(repository_type: str, settings: dict[str, Any]) -> tuple[str, ...] | None:
     """What identifies where a repository's blobs live: the folder, or the bucket and base path."""
     if repository_type == "fs" and settings.get("location"):
@@ -256,9 +240,9 @@ def build_plan(
     `cutover_attempt` counts cutovers rolled back (each attempt takes its own incremental snapshot)."""
     problems: list[Problem] = []
     warnings: list[str] = []
-    rule = version_rule(facts.source.version, facts.destination.version)
+    rule = refusal(facts.source.version, facts.destination.version)
     if rule:
-        problems.append(Problem("destination", rule, "pick a destination Elasticsearch can restore into"))
+        problems.append(Problem("destination", rule, "follow the way out, or a destination of README's table"))
     snapshot = snapshot_name or render_snapshot_name(spec.snapshot.name, spec.name, when)
 
     selected, skipped, selection_problems = select(spec, facts)

@@ -7,9 +7,11 @@ state file, and `resume` re-plans from exactly what the run began with.
 The shape of `MetadataFacts`:
 - `templates`: {"legacy": {name: body of GET _template}, "composable": {name: the `index_template` of
   GET _index_template}, "component": {name: the `component_template` of GET _component_template}};
-  composable and component templates exist from Elasticsearch 7.8 on (their API answers 400/404 before);
+  composable and component templates exist from Elasticsearch 7.8 on, and on OpenSearch (their API
+  answers 400/404 before);
 - `index_settings`: {index: {"index.default_pipeline" | "index.final_pipeline" | "index.lifecycle.name":
-  value}} for the indices that set one of those;
+  value}} for the indices that set one of those (none before 6.x: the settings came with 6.5 and later,
+  and 5.x refuses `flat_settings` on that request, so it is not sent);
 - `pipelines` / `policies`: the names of the ingest pipelines / ILM policies, or None where the cluster
   has no such API (the integ-test distributions have no ILM).
 """
@@ -54,11 +56,13 @@ def metadata_facts(client: EsClient, version: Version) -> dict[str, Any]:
         "composable": {},
         "component": {},
     }
-    if version >= COMPOSABLE_SINCE:
+    if version.opensearch or version >= COMPOSABLE_SINCE:
         templates["composable"] = _listing(client, "/_index_template", "index_templates", "index_template")
         templates["component"] = _listing(client, "/_component_template", "component_templates", "component_template")
     params = {"flat_settings": True, "expand_wildcards": "all"}
-    answer = client.get(build_path("_all", "_settings", ",".join(NAMED_SETTINGS), params=params))
+    answer = {}
+    if version.es_major >= 6:
+        answer = client.get(build_path("_all", "_settings", ",".join(NAMED_SETTINGS), params=params))
     index_settings = {
         index: {key: str(value) for key, value in body.get("settings", {}).items() if key in NAMED_SETTINGS}
         for index, body in answer.items()

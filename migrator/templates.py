@@ -125,7 +125,7 @@ def untyped(mappings: dict[str, Any], name: str, destination: Version) -> tuple[
     """Mappings without their mapping type for a 7.x+ destination: (mappings, changes, refusal or "").
     Several types are refused from 6.x on (6.0 allows one type per index, 7.0 none)."""
     types = [key for key, value in (mappings or {}).items() if key not in ROOT_PARAMETERS and isinstance(value, dict)]
-    if destination.major < 6 or not types:
+    if destination.es_major < 6 or not types:
         return mappings, [], ""
     if len(types) > 1:
         return (
@@ -133,13 +133,13 @@ def untyped(mappings: dict[str, Any], name: str, destination: Version) -> tuple[
             [],
             (
                 f"template {name!r} has {len(types)} mapping types ({', '.join(sorted(types))}); Elasticsearch "
-                f"{destination.major}.x has one mapping per index"
+                f"{destination.es_major}.x has one mapping per index"
             ),
         )
-    if destination.major < 7:
+    if destination.es_major < 7:
         return mappings, [], ""
     body = dict(mappings[types[0]])
-    changes = [f"mapping type {types[0]!r} removed (typeless on {destination.major}.x)"]
+    changes = [f"mapping type {types[0]!r} removed (typeless on {destination})"]
     if "_all" in body:
         del body["_all"]
         changes.append("`_all` removed (gone since 7.0)")
@@ -151,7 +151,7 @@ def accepted_settings(
 ) -> tuple[dict[str, Any], list[str]]:
     """The settings the destination accepts (`ilm`: whether it has ILM), and the names of those dropped."""
     removed = set().union(
-        *(REMOVED_SETTINGS.get(m, frozenset()) for m in range(source.major + 1, destination.major + 1))
+        *(REMOVED_SETTINGS.get(m, frozenset()) for m in range(source.es_major + 1, destination.es_major + 1))
     )
     flat = flat_settings(settings)
     dropped = sorted(key for key in flat if key in removed or (not ilm and key.startswith(ILM_SETTINGS)))

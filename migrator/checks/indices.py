@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from migrator.checks.findings import Findings, human_size
 from migrator.clients.es import Version
+from migrator.compatibility import oldest_index_major
 from migrator.discovery import Facts, IndexFacts
 from migrator.spec import MigrationSpec, Problem
 
@@ -29,18 +30,19 @@ def created_version(created: str) -> tuple[int, str] | None:
 
 
 def compatibility_findings(facts: Facts, moves: list[IndexMove]) -> Findings:
-    """Rule 3: the destination reads indices created by its own major or the one before only, whatever
-    version the cluster holding them runs now."""
+    """Rule 3: the destination reads indices created by its own major or the one before only (OpenSearch:
+    see `compatibility.oldest_index_major`), whatever version the cluster holding them runs now."""
     found = Findings()
     destination = Version.parse(facts.destination.version)
     for move in moves:
         created = created_version(facts.source.indices[move.source].version_created)
-        if created and created[0] < destination.major - 1:
+        oldest = oldest_index_major(destination)
+        if created and created[0] < oldest:
             found.problems.append(
                 Problem(
                     "snapshot.indices",
                     f"{move.source!r} was created by Elasticsearch {created[1]}; {destination} cannot read it "
-                    f"(it restores indices created by {destination.major - 1}.x or later: Elasticsearch answers "
+                    f"(it restores indices created by Elasticsearch {oldest}.x or later: the restore answers "
                     '"cannot restore index ... because it cannot be upgraded")',
                     f"reindex {move.source!r} on the source into a new index and migrate that, or add it to "
                     "snapshot.exclude",

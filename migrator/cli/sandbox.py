@@ -30,7 +30,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-VERSIONS_HELP = "Elasticsearch version: " + ", ".join(f"{k} (= {v})" for k, v in KNOWN_VERSIONS.items())
+VERSIONS_HELP = "Elasticsearch or OpenSearch version: " + ", ".join(f"{k} (= {v})" for k, v in KNOWN_VERSIONS.items())
 DirOption = Annotated[
     Path | None,
     typer.Option("--dir", help="Sandbox folder [default: $MIGRATOR_SANDBOX_DIR, /var/tmp/migrator-sandbox as root]"),
@@ -65,9 +65,9 @@ def up(
     repository: Annotated[
         str | None,
         typer.Option(
-            help="The plans' repository type: oss (the default with the process engine: the test bed's "
-            "elasticsearch-repository-oss plugin on every node, built on first use) or fs (the bucket's folder, "
-            "no plugin; the default with --engine docker)"
+            help="The plans' repository type: oss (the test bed's elasticsearch-repository-oss plugin on every "
+            "node, built on first use; the default where both versions are Elasticsearch 7.10+ on the process "
+            "engine) or fs (the bucket's folder, no plugin; the default otherwise)"
         ),
     ] = None,
 ) -> None:

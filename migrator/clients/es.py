@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -31,23 +31,43 @@ NO_ANSWER = -1
 MUTATING_METHODS = frozenset({"PUT", "POST", "DELETE"})
 
 
+ELASTICSEARCH = "elasticsearch"
+OPENSEARCH = "opensearch"
+
+
 @dataclass(frozen=True, order=True)
 class Version:
-    """An Elasticsearch version, comparable (`8.19.21` > `7.17.29`)."""
+    """A cluster's version: `8.19.21`, or `opensearch-2.19.0` for OpenSearch (its `GET /` names the
+    distribution; its numbers restart at 1.0.0, so they compare only within one distribution: the
+    compatibility table in migrator.compatibility decides across them)."""
 
     major: int
     minor: int
     patch: int
+    distribution: str = field(default=ELASTICSEARCH, compare=False)
 
     @classmethod
     def parse(cls, text: str) -> Version:
-        match = re.match(r"^(\d+)\.(\d+)\.(\d+)", text)
+        """`7.10.2`, `7.10.2-SNAPSHOT` or `opensearch-2.19.0`; ValueError otherwise."""
+        match = re.match(rf"^(?:({OPENSEARCH})-)?(\d+)\.(\d+)\.(\d+)", text)
         if not match:
-            raise ValueError(f"not an Elasticsearch version: {text!r}")
-        return cls(*(int(part) for part in match.groups()))
+            raise ValueError(f"not an Elasticsearch or OpenSearch version: {text!r}")
+        numbers = (int(part) for part in match.groups()[1:])
+        return cls(*numbers, distribution=match.group(1) or ELASTICSEARCH)
+
+    @property
+    def opensearch(self) -> bool:
+        return self.distribution == OPENSEARCH
+
+    @property
+    def es_major(self) -> int:
+        """The Elasticsearch major whose APIs and mappings this cluster follows: OpenSearch forked from
+        Elasticsearch 7.10.2 (typeless mappings, 7.x settings), so its 1.x and 2.x count as 7."""
+        return 7 if self.opensearch else self.major
 
     def __str__(self) -> str:
-        return f"{self.major}.{self.minor}.{self.patch}"
+        number = f"{self.major}.{self.minor}.{self.patch}"
+        return f"{OPENSEARCH}-{number}" if self.opensearch else number
 
 
 @dataclass(frozen=True)
@@ -130,6 +150,7 @@ class EsClient:
         self.label = label
         self.timeout_s = timeout_s
         self.observer = observer
+        self._version: Version | None = None  # learnt once, by version(): older versions take fewer parameters
         headers: dict[str, str] = {"accept": "application/json", "content-type": "application/json"}
         if api_key:
             headers["authorization"] = f"ApiKey {api_key}"
@@ -215,19 +236,41 @@ class EsClient:
     # Facts every step needs -------------------------------------------------------------
 
     def version(self) -> Version:
-        """The minimum version over all nodes: what this cluster can read and restore."""
+        """The minimum version over all nodes (what this cluster can read and restore), in its
+        distribution: `GET /` answers `version.distribution: opensearch` on OpenSearch; Elasticsearch has
+        no such field, and 8.9+ builds without the `rest-root` module answer `GET /` with 400 or 404."""
+        status, root = self.request("GET", "/", ok=(200, 400, 404, 405))
+        about = root.get("version") if status == 200 and isinstance(root, dict) else None
+        distribution = about.get("distribution", ELASTICSEARCH) if isinstance(about, dict) else ELASTICSEARCH
         nodes = self.get("/_nodes/_all/version?filter_path=nodes.*.version").get("nodes", {})
         versions = [Version.parse(node["version"]) for node in nodes.values()]
         if not versions:
             raise EsError(self.label, Request("GET", "/_nodes"), 200, "no nodes reported a version")
-        return min(versions)
+        lowest = min(versions)
+        self._version = Version(lowest.major, lowest.minor, lowest.patch, distribution=distribution)
+        return self._version
+
+    def knows_hidden(self) -> bool:
+        """Whether this cluster has hidden indices (`expand_wildcards=hidden`, Elasticsearch 7.7+ and
+        OpenSearch): older versions refuse the value ("No valid expand wildcard value [hidden]")."""
+        version = self._version or self.version()
+        return version.opensearch or (version.major, version.minor) >= (7, 7)
+
+    def expand_wildcards(self, value: str) -> str:
+        """`value` (e.g. "open,hidden") without `hidden` on a cluster that has no hidden indices."""
+        if self.knows_hidden():
+            return value
+        return ",".join(part for part in value.split(",") if part != "hidden")
 
     def health(self, wait_for_status: str | None = None, timeout: str = "30s") -> dict[str, Any]:
         params = {"wait_for_status": wait_for_status, "timeout": timeout} if wait_for_status else None
         return self.get(build_path("_cluster", "health", params=params), ok=(200, 408))
 
     def indices(self, expression: str = "*", expand_wildcards: str = "all") -> list[dict[str, Any]]:
-        """`_cat/indices` rows (index, health, status, docs.count, store.size in bytes, pri)."""
+        """`_cat/indices` rows (index, health, status, docs.count, store.size in bytes, pri).
+        `expand_wildcards` is sent from Elasticsearch 7.7 (and on OpenSearch) only: older versions refuse
+        it ("unrecognized parameter") and list open and closed indices alike (hidden ones came with 7.7)."""
+        takes_expand = self.knows_hidden()
         path = build_path(
             "_cat",
             "indices",
@@ -235,7 +278,7 @@ class EsClient:
             params={
                 "format": "json",
                 "bytes": "b",
-                "expand_wildcards": expand_wildcards,
+                "expand_wildcards": expand_wildcards if takes_expand else None,
                 "h": "index,health,status,pri,rep,docs.count,store.size,pri.store.size",
             },
         )

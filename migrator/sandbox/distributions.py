@@ -1,9 +1,9 @@
 """Elasticsearch distributions for the test bed: which versions, which JDK, fetched with Maven.
 
-The `integ-test-zip` packaging of Elasticsearch is published to Maven Central; we fetch it with
-the ordinary client (`mvn dependency:copy`), keep the zip in a cache outside the git tree and
-unpack it once per sandbox. It has no bundled JDK, so each version is paired with one found under
-/usr/lib/jvm (or named by MIGRATOR_JAVA_HOME_<major>).
+The `integ-test-zip` packaging of Elasticsearch (and of OpenSearch, the "opensearch" flavour) is
+published to Maven Central; we fetch it with the ordinary client (`mvn dependency:copy`), keep the
+zip in a cache outside the git tree and unpack it once per sandbox. It has no bundled JDK, so each
+version is paired with one found under /usr/lib/jvm (or named by MIGRATOR_JAVA_HOME_<major>).
 """
 
 from __future__ import annotations
@@ -15,16 +15,27 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-GROUP = "org.elasticsearch.distribution.integ-test-zip"
-ARTIFACT = "elasticsearch"
+ELASTICSEARCH = "elasticsearch"
+OPENSEARCH = "opensearch"
+# Maven group of each flavour's integ-test-zip; the artifact is the flavour's name.
+GROUPS = {
+    ELASTICSEARCH: "org.elasticsearch.distribution.integ-test-zip",
+    OPENSEARCH: "org.opensearch.distribution.integ-test-zip",
+}
 
 # The newest version of each line that Maven Central serves here (checked 2026-11-26). 9.5.4 is
 # the newest 9.x that resolves; 9.5.5+ are refused by the registry.
+# 5.6.16, 6.8.23 and OpenSearch 1.3.20 / 2.19.0 resolve too (checked 2026-11-30); OpenSearch versions
+# are written `opensearch-<version>`.
 KNOWN_VERSIONS: dict[str, str] = {
+    "5.6": "5.6.16",
+    "6.8": "6.8.23",
     "7.10": "7.10.2",
     "7.17": "7.17.29",
     "8": "8.19.21",
     "9": "9.5.4",
+    "opensearch-1.3": "opensearch-1.3.20",
+    "opensearch-2.19": "opensearch-2.19.0",
 }
 DEFAULT_SOURCE_VERSION = KNOWN_VERSIONS["7.17"]
 DEFAULT_DESTINATION_VERSION = KNOWN_VERSIONS["8"]
@@ -36,31 +47,57 @@ class DistributionError(Exception):
 
 @dataclass(frozen=True)
 class Distribution:
-    version: str
+    """One release of one flavour: `Distribution("6.8.23")`, `Distribution("2.19.0", OPENSEARCH)`."""
+
+    version: str  # the number alone, "2.19.0"
+    flavour: str = ELASTICSEARCH
 
     @property
     def major(self) -> int:
         return int(self.version.split(".")[0])
 
     @property
+    def name(self) -> str:
+        """`elasticsearch-6.8.23`, `opensearch-2.19.0`: the zip's and the unpacked folder's name."""
+        return f"{self.flavour}-{self.version}"
+
+    @property
+    def label(self) -> str:
+        """How users name it (`--source-version`, sandbox.json): `6.8.23`, `opensearch-2.19.0`."""
+        return self.version if self.flavour == ELASTICSEARCH else self.name
+
+    @property
+    def opensearch(self) -> bool:
+        return self.flavour == OPENSEARCH
+
+    @property
     def java_feature(self) -> int:
-        """The JDK feature release this version runs on (9.x needs 21+, the others 17)."""
-        return 25 if self.major >= 9 else 17
+        """The JDK feature release this version runs on: Elasticsearch 9.x needs 21+ (so 25 here); the
+        others run on 17 (5.6 and 6.8 once jvm.options drops the CMS flags, see nodes.jvm_options)."""
+        return 25 if self.major >= 9 and not self.opensearch else 17
 
     @property
     def coordinates(self) -> str:
-        return f"{GROUP}:{ARTIFACT}:{self.version}:zip"
+        return f"{GROUPS[self.flavour]}:{self.flavour}:{self.version}:zip"
+
+
+def parse_label(label: str) -> Distribution:
+    """`6.8.23` or `opensearch-2.19.0` -> its distribution."""
+    prefix = f"{OPENSEARCH}-"
+    if label.startswith(prefix):
+        return Distribution(label.removeprefix(prefix), OPENSEARCH)
+    return Distribution(label)
 
 
 def resolve_version(requested: str) -> Distribution:
-    """`7.17`, `8`, `8.19.21` → a known distribution; anything else names the known ones."""
+    """`7.17`, `8`, `8.19.21`, `opensearch-2.19` → a known distribution; anything else names the known ones."""
     known = set(KNOWN_VERSIONS.values())
     if requested in known:
-        return Distribution(requested)
+        return parse_label(requested)
     if requested in KNOWN_VERSIONS:
-        return Distribution(KNOWN_VERSIONS[requested])
+        return parse_label(KNOWN_VERSIONS[requested])
     listing = ", ".join(f"{alias} (= {full})" if alias != full else full for alias, full in KNOWN_VERSIONS.items())
-    raise DistributionError(f"unknown Elasticsearch version {requested!r}; known versions: {listing}")
+    raise DistributionError(f"unknown version {requested!r}; known versions: {listing}")
 
 
 def cache_dir() -> Path:
@@ -83,12 +120,12 @@ def find_java_home(feature: int) -> Path:
 def fetch_zip(dist: Distribution) -> Path:
     """The distribution's zip in the cache, downloaded with Maven when missing."""
     target_dir = cache_dir() / "dist"
-    target = target_dir / f"elasticsearch-{dist.version}.zip"
+    target = target_dir / f"{dist.name}.zip"
     if target.is_file() and zipfile.is_zipfile(target):
         return target
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise DistributionError(f"Maven (mvn) is needed to fetch Elasticsearch {dist.version}; install Maven")
+        raise DistributionError(f"Maven (mvn) is needed to fetch {dist.name}; install Maven")
     target_dir.mkdir(parents=True, exist_ok=True)
     command = [
         mvn,
@@ -115,7 +152,7 @@ def fetch_zip(dist: Distribution) -> Path:
 
 def unpack(dist: Distribution, into: Path) -> Path:
     """The unpacked distribution home under `into` (unpacked once)."""
-    home = into / f"elasticsearch-{dist.version}"
+    home = into / dist.name
     marker = home / ".unpacked"
     if marker.is_file():
         return home

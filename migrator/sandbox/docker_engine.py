@@ -126,6 +126,15 @@ class DockerSandbox(Sandbox):
                 "the docker engine's images do not carry the test bed's oss repository plugin yet: "
                 "use --repository fs (the default with --engine docker)"
             )
+        for role, requested in (("source", source_version), ("destination", destination_version)):
+            dist = resolve_version(
+                requested or (DEFAULT_SOURCE_VERSION if role == "source" else DEFAULT_DESTINATION_VERSION)
+            )
+            if dist.opensearch or dist.major < 7:
+                raise SandboxError(
+                    f"the docker engine runs Elasticsearch 7.10 and later, not {dist.label} (--{role}-version); "
+                    "use the process engine (--engine process, the default) for it"
+                )
         containers = self.containers()
         if set(containers) == set(ROLES) and all(c.status == "running" for c in containers.values()):
             return self.document(), False

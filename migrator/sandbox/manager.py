@@ -38,7 +38,7 @@ from migrator.sandbox.processes import (
     stop_group,
     tail,
 )
-from migrator.sandbox.repository_plugin import plugin_dir
+from migrator.sandbox.repository_plugin import has_plugin, plugin_dir
 from migrator.sandbox.sandbox_plans import (
     KEY_ID_VAR,
     SECRET_VAR,
@@ -115,8 +115,7 @@ class Sandbox:
         """Start everything; returns (document, started). A running sandbox is left as it is. The plans it
         writes use an `oss` repository (every node gets the test bed's plugin) or, with repository="fs",
         the bucket's folder."""
-        repository = repository or "oss"
-        if repository not in ("oss", "fs"):
+        if repository not in (None, "oss", "fs"):
             raise SandboxError(f"--repository must be oss or fs, not {repository!r}")
         running = self.running()
         if running and all(running.values()):
@@ -125,8 +124,15 @@ class Sandbox:
             self.down()
         source_dist = resolve_version(source_version or DEFAULT_SOURCE_VERSION)
         destination_dist = resolve_version(destination_version or DEFAULT_DESTINATION_VERSION)
+        plugged = all(has_plugin(dist) for dist in (source_dist, destination_dist))
+        if repository == "oss" and not plugged:
+            raise SandboxError(
+                "the test bed's oss repository plugin exists for Elasticsearch 7.10 and later only; "
+                "use --repository fs (the default for these versions)"
+            )
+        repository = repository or ("oss" if plugged else "fs")
         for role, dist in (("source", source_dist), ("destination", destination_dist)):
-            self._check_data_version(role, dist.version)
+            self._check_data_version(role, dist.label)
         self.folder.mkdir(parents=True, exist_ok=True)
         os.chmod(self.folder, 0o755)
         owner = run_as()
@@ -156,7 +162,7 @@ class Sandbox:
         processes: dict[str, dict[str, Any]] = {}
         for role, layout in layouts.items():
             pid = nodes.start(layout, owner)
-            processes[role] = {"pgid": pid, "port": layout.http_port, "version": layout.dist.version}
+            processes[role] = {"pgid": pid, "port": layout.http_port, "version": layout.dist.label}
         endpoint, oss_pid = self._start_oss(oss_port, key_id, secret)
         processes["oss"] = {"pgid": oss_pid, "port": oss_port}
         self.processes_path.write_text(json.dumps(processes, indent=2))
@@ -174,7 +180,7 @@ class Sandbox:
         ]
 
         document = self.describe(
-            {role: (layout.url, layout.dist.version) for role, layout in layouts.items()},
+            {role: (layout.url, layout.dist.label) for role, layout in layouts.items()},
             endpoint,
             key_id,
             secret,

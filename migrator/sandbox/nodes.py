@@ -1,16 +1,19 @@
-"""One single-node Elasticsearch cluster of the test bed: configure, start, wait for green, stop.
+"""One single-node Elasticsearch (or OpenSearch) cluster of the test bed: configure, start, wait for green, stop.
 
-Each node gets its own config folder (ES_PATH_CONF), data, logs and temp folders inside the
-sandbox folder, `path.repo` pointing at the bucket directories (so an `fs` repository there is the
-very set of objects the OSS server serves), a 512 MB heap and loopback ports. A node with plugins runs
-from a home of its own (`<folder>/../homes/<name>`: the distribution's files hard-linked, plus its own
-`plugins/`), so the unpacked distribution other nodes share is never changed.
+Each node gets its own config folder (ES_PATH_CONF / OPENSEARCH_PATH_CONF; `-Epath.conf` on 5.x),
+data, logs and temp folders inside the sandbox folder, `path.repo` pointing at the bucket directories
+(so an `fs` repository there is the very set of objects the OSS server serves), a 512 MB heap and
+loopback ports. Versions older than the JDK here (5.6, 6.8) get a jvm.options without the CMS
+collector flags and AlwaysPreTouch, and G1 instead.
+A node with plugins runs from a home of its own (`<folder>/../homes/<name>`: the distribution's
+files hard-linked, plus its own `plugins/`), so the unpacked distribution other nodes share is never changed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import threading
 import time
@@ -69,7 +72,9 @@ def settings(layout: NodeLayout) -> dict[str, str]:
         "discovery.type": "single-node",
         "network.host": "127.0.0.1",
         "http.port": str(layout.http_port),
-        "transport.port" if layout.dist.major >= 8 else "transport.tcp.port": str(layout.transport_port),
+        "transport.port" if layout.dist.major >= 8 or layout.dist.opensearch else "transport.tcp.port": str(
+            layout.transport_port
+        ),
         "path.data": str(layout.folder / "data"),
         "path.logs": str(layout.folder / "logs"),
         "path.repo": ",".join(str(path) for path in layout.repo_paths),
@@ -78,7 +83,53 @@ def settings(layout: NodeLayout) -> dict[str, str]:
     }
     if (layout.home / "modules" / "x-pack-security").is_dir():
         values["xpack.security.enabled"] = "false"
+    if (layout.home / "plugins" / "opensearch-security").is_dir():
+        values["plugins.security.disabled"] = "true"
     return values
+
+
+# jvm.options lines the JDK 17 here refuses or that cost memory: the CMS collector (removed in JDK 14;
+# unconditional in 5.6, guarded `8-13:` in 6.8), heap sizes (set through the environment) and pre-touch.
+DROPPED_JVM_OPTIONS = re.compile(
+    r"^\s*(\d+(-\d*)?:)?-(XX:[+-]?(UseConcMarkSweepGC|CMS\w+|UseCMS\w+|AlwaysPreTouch)|Xm[sx])"
+)
+
+
+def jvm_options(text: str, folder: Path) -> str:
+    """The distribution's jvm.options for one node: logs and heap dumps in its folder, no CMS flags, no
+    pre-touch, no heap lines, G1 when the file chose no collector of its own."""
+    text = text.replace("=logs/", f"={folder}/logs/").replace("HeapDumpPath=data", f"HeapDumpPath={folder}/data")
+    lines = [line for line in text.splitlines() if not DROPPED_JVM_OPTIONS.match(line)]
+    if not any("-XX:+UseG1GC" in line and not line.lstrip().startswith("#") for line in lines):
+        lines.append("-XX:+UseG1GC")
+    return "\n".join(lines) + "\n"
+
+
+def launcher(layout: NodeLayout, home: Path) -> tuple[list[str], dict[str, str]]:
+    """The start command (from `home`, the node's own when it has plugins) and the flavour's environment
+    variables (config folder, heap, JDK, temp)."""
+    java_home = str(find_java_home(layout.dist.java_feature))
+    config = str(layout.folder / "config")
+    heap = f"-Xms{HEAP} -Xmx{HEAP} -XX:-HeapDumpOnOutOfMemoryError"
+    if layout.dist.opensearch:
+        command = [str(home / "bin" / "opensearch")]
+        return command, {
+            "OPENSEARCH_PATH_CONF": config,
+            "OPENSEARCH_TMPDIR": str(layout.folder / "tmp"),
+            "OPENSEARCH_JAVA_OPTS": heap,
+            "OPENSEARCH_JAVA_HOME": java_home,
+            "JAVA_HOME": java_home,
+        }
+    command = [str(home / "bin" / "elasticsearch")]
+    env = {"ES_JAVA_OPTS": heap, "ES_JAVA_HOME": java_home, "JAVA_HOME": java_home}
+    if layout.dist.major < 6:  # 5.x reads its config folder from -Epath.conf and jvm.options from ES_JVM_OPTIONS
+        command.append(f"-Epath.conf={config}")
+        env["ES_JVM_OPTIONS"] = str(layout.folder / "config" / "jvm.options")
+        env["ES_JAVA_OPTS"] += f" -Djava.io.tmpdir={layout.folder / 'tmp'}"
+    else:
+        env["ES_PATH_CONF"] = config
+        env["ES_TMPDIR"] = str(layout.folder / "tmp")
+    return command, env
 
 
 def configure(layout: NodeLayout, owner: tuple[int, int] | None) -> None:
@@ -88,13 +139,9 @@ def configure(layout: NodeLayout, owner: tuple[int, int] | None) -> None:
     for sub in ("data", "logs", "tmp"):
         (layout.folder / sub).mkdir(parents=True, exist_ok=True)
     lines = [f"{key}: {value}" for key, value in settings(layout).items()]
-    (config / "elasticsearch.yml").write_text("\n".join(lines) + "\n")
-    jvm_options = config / "jvm.options"
+    (config / f"{layout.dist.flavour}.yml").write_text("\n".join(lines) + "\n")
     text = (layout.home / "config" / "jvm.options").read_text()
-    text = text.replace("=logs/", f"={layout.folder}/logs/").replace(
-        "HeapDumpPath=data", f"HeapDumpPath={layout.folder}/data"
-    )
-    jvm_options.write_text(text)
+    (config / "jvm.options").write_text(jvm_options(text, layout.folder))
     hand_over(layout.folder, owner)
 
 
@@ -141,19 +188,10 @@ def start(layout: NodeLayout, owner: tuple[int, int] | None) -> int:
     """Start the node; returns its process group id."""
     configure(layout, owner)
     home = prepare_home(layout)
-    java_home = str(find_java_home(layout.dist.java_feature))
-    env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(layout.folder),
-        "LANG": "C.UTF-8",
-        "ES_PATH_CONF": str(layout.folder / "config"),
-        "ES_TMPDIR": str(layout.folder / "tmp"),
-        "ES_JAVA_OPTS": f"-Xms{HEAP} -Xmx{HEAP} -XX:-HeapDumpOnOutOfMemoryError",
-        "ES_JAVA_HOME": java_home,
-        "JAVA_HOME": java_home,
-    }
+    command, flavour_env = launcher(layout, home)
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(layout.folder), "LANG": "C.UTF-8", **flavour_env}
     process = spawn(
-        [str(home / "bin" / "elasticsearch")],
+        command,
         env=env,
         cwd=layout.folder,
         log=layout.stdout_log,
@@ -228,6 +266,6 @@ def failure(layout: NodeLayout, reason: str) -> str:
     has_cluster_log = layout.cluster_log.is_file() and layout.cluster_log.stat().st_size > 0
     log = layout.cluster_log if has_cluster_log else layout.stdout_log
     return (
-        f"{layout.role} Elasticsearch {layout.dist.version} on port {layout.http_port} failed: {reason}.\n"
+        f"{layout.role} {layout.dist.name} on port {layout.http_port} failed: {reason}.\n"
         f"Last lines of {log}:\n{tail(log, 15)}"
     )

@@ -71,6 +71,17 @@ def generation(dist: Distribution) -> tuple[str, int]:
     raise DistributionError(f"the test bed's oss repository plugin has no sources for Elasticsearch {dist.version}")
 
 
+def has_plugin(dist: Distribution) -> bool:
+    """Whether the test bed's oss plugin has sources for this distribution (Elasticsearch 7.10 and later)."""
+    if dist.opensearch:
+        return False
+    try:
+        generation(dist)
+    except DistributionError:
+        return False
+    return True
+
+
 def _sources(folder: str) -> list[tuple[str, bytes]]:
     """(relative name, content) of the common sources and one generation's, sorted."""
     root = resources.files("migrator.sandbox") / "oss_plugin"

@@ -50,7 +50,7 @@ class ConsoleRequest:
     body: Any = None
 
     def console(self) -> str:
-        text = f"{self.method} {self.path.lstrip('/')}"
+        text = f"{self.method} {self.path.lstrip('/') or '/'}"  # the root (`GET /`) keeps its slash
         if self.body is not None:
             text += "\n" + json.dumps(self.body, indent=2)
         return text

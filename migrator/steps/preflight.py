@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from migrator.clients.es import build_path
 from migrator.clients.storage import Storage, StorageError
-from migrator.planner import version_rule
+from migrator.compatibility import refusal
 from migrator.spec import StorageSpec
 from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
 
@@ -62,9 +62,11 @@ class Preflight(Step):
 
     def describe(self) -> list[ConsoleRequest]:
         return [
+            ConsoleRequest("source", "GET", "/"),
             ConsoleRequest("source", "GET", "_nodes/_all/version"),
             ConsoleRequest("source", "GET", "_cluster/health?level=indices"),
             ConsoleRequest("source", "GET", "_nodes/plugins"),
+            ConsoleRequest("destination", "GET", "/"),
             ConsoleRequest("destination", "GET", "_nodes/_all/version"),
             ConsoleRequest("destination", "GET", "_nodes/plugins"),
             *(
@@ -100,7 +102,7 @@ class Preflight(Step):
             if plugin_for(self.ctx.spec.repository.type):
                 nodes = client.get("/_nodes/plugins?filter_path=nodes.*.plugins.name,nodes.*.modules.name")
                 problems.extend(missing_plugin(side, nodes, self.ctx.spec.repository.type))
-        rule = version_rule(versions["source"], versions["destination"])
+        rule = refusal(versions["source"], versions["destination"])
         if rule:
             problems.append(rule)
         problems.extend(self._storage_problems())

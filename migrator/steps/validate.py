@@ -8,7 +8,9 @@ nothing. What is compared, each switchable in the plan's `validate:` section:
   difference is only a warning; the cutover's validation refreshes the write-blocked source first
   and requires the counts exactly equal;
 - mappings (`GET <index>/_mapping`), equal modulo what a newer version changes by itself: the type
-  level of a 6.x mapping (`{"_doc": {...}}`) and the 6.x `_default_` mapping are dropped, scalar
+  level of a 6.x mapping (`{"_doc": {...}}`) and the 6.x `_default_` mapping are dropped, so is
+  `_all: {enabled: true}` (6.x writes out the 5.x default on a restored 5.x index; an index created by
+  6.x cannot enable `_all`, 7.x has none, so it never hides a difference), scalar
   values compare as text (`"false"` equals `false`, `"256"` equals `256`) and an empty `properties`
   equals none;
 - the settings that matter (`GET <index>/_settings?flat_settings=true`): shard and routing counts,
@@ -65,7 +67,11 @@ def normalized_mapping(mapping: dict[str, Any]) -> Any:
         ((key, inner),) = mapping.items()
         if key not in MAPPING_KEYS and isinstance(inner, dict) and set(inner) & MAPPING_KEYS:
             mapping = inner  # the 6.x type level
-    return _as_text(mapping)
+    text = _as_text(mapping)
+    for level in [text] if set(mapping) & MAPPING_KEYS else [v for v in text.values() if isinstance(v, dict)]:
+        if level.get("_all") == {"enabled": "true"}:
+            del level["_all"]  # the 5.x default, written out by 6.x
+    return text
 
 
 def _as_text(value: Any) -> Any:

@@ -7,6 +7,7 @@ import socket
 import pytest
 
 from migrator.sandbox.distributions import Distribution, DistributionError, fetch_zip, find_java_home, resolve_version
+from migrator.sandbox.nodes import jvm_options
 from migrator.sandbox.processes import pick_port
 
 
@@ -44,3 +45,25 @@ def test_without_maven_the_message_says_so(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(DistributionError, match=r"Maven \(mvn\) is needed"):
         fetch_zip(Distribution("7.17.29"))
+
+
+def test_older_and_opensearch_versions_resolve_to_their_flavour_and_coordinates():
+    assert (
+        resolve_version("6.8").coordinates == "org.elasticsearch.distribution.integ-test-zip:elasticsearch:6.8.23:zip"
+    )
+    opensearch = resolve_version("opensearch-2.19")
+    assert opensearch.coordinates == "org.opensearch.distribution.integ-test-zip:opensearch:2.19.0:zip"
+    assert (opensearch.name, opensearch.label, opensearch.java_feature) == (
+        "opensearch-2.19.0",
+        "opensearch-2.19.0",
+        17,
+    )
+    assert resolve_version("opensearch-1.3.20").major == 1 and resolve_version("5.6").java_feature == 17
+
+
+def test_jvm_options_lose_the_cms_flags_heap_and_pre_touch_and_get_g1(tmp_path):
+    five = "-Xms2g\n-Xmx2g\n-XX:+UseConcMarkSweepGC\n-XX:CMSInitiatingOccupancyFraction=75\n"
+    five += "-XX:+UseCMSInitiatingOccupancyOnly\n-XX:+AlwaysPreTouch\n-Xss1m\n"
+    six = "8-13:-XX:+UseConcMarkSweepGC\n8-13:-XX:CMSInitiatingOccupancyFraction=75\n14-:-XX:+UseG1GC\n"
+    assert jvm_options(five, tmp_path).splitlines() == ["-Xss1m", "-XX:+UseG1GC"]
+    assert jvm_options(six, tmp_path).splitlines() == ["14-:-XX:+UseG1GC"]

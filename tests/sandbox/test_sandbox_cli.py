@@ -56,7 +56,7 @@ def registration(document: dict, entry: str = "repository", **extra: object) -> 
 def test_unknown_version_names_the_known_ones(tmp_path):
     result = migrator("sandbox", "up", "--source-version", "6.2", "--dir", str(tmp_path), check=False)
     assert result.returncode == 2
-    assert "unknown Elasticsearch version '6.2'" in result.stderr
+    assert "unknown version '6.2'" in result.stderr
     for version in KNOWN_VERSIONS.values():
         assert version in result.stderr
 
@@ -167,3 +167,20 @@ def test_a_folder_with_data_of_another_version_is_refused(tmp_path):
     assert result.returncode == 1
     assert "holds the data of Elasticsearch 8.19.21, not 7.17.29" in result.stderr
     assert "use another --dir" in result.stderr
+
+
+def test_the_docker_engine_refuses_versions_it_cannot_run(tmp_path):
+    result = migrator(
+        "sandbox",
+        "up",
+        "--engine",
+        "docker",
+        "--destination-version",
+        "opensearch-2.19",
+        "--dir",
+        str(tmp_path),
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "docker engine runs Elasticsearch 7.10 and later, not opensearch-2.19.0" in result.stderr
+    assert "--engine process" in result.stderr

@@ -1,0 +1,207 @@
+"""Pairs of versions beyond the shared test bed, migrated end to end on real nodes: Elasticsearch 5.6 and
+6.8 sources (mapping types), OpenSearch destinations (its own `GET /`), through an `fs` repository whose
+bucket the OSS server serves to migrator's verifier.
+
+These nodes are this module's own (session-scoped, started in parallel, one per version however many
+pairs use it), not the shared `testbed`'s: they cost memory and CI time only where this marker runs.
+MIGRATOR_VERSIONS_NODES=6.8,7.17 starts only those (a developer's targeted run); a pair whose node was
+left out fails on its missing alias.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from migrator.clients.es import build_path
+from migrator.sandbox import nodes
+from migrator.sandbox.distributions import KNOWN_VERSIONS, resolve_version, unpack
+from migrator.sandbox.oss_server import BucketConfig, OssServer
+from migrator.sandbox.processes import hand_over, pick_port, run_as, stop_group
+from migrator.sandbox.seed_data import seed_cluster
+from tests import conftest
+from tests.conftest import BUCKET, REGION, TESTS_ROOT
+from tests.helpers import cli, counts
+
+pytestmark = [pytest.mark.cluster, pytest.mark.versions]
+
+PAIRS = [
+    ("6.8", "7.17"),
+    ("7.10", "opensearch-2.19"),
+    ("5.6", "6.8"),
+    ("6.8", "opensearch-1.3"),
+    ("6.8", "7.10"),
+]
+NODES = ["5.6", "6.8", "7.10", "7.17", "opensearch-1.3", "opensearch-2.19"]
+if os.environ.get("MIGRATOR_VERSIONS_NODES"):
+    NODES = [alias for alias in NODES if alias in os.environ["MIGRATOR_VERSIONS_NODES"].split(",")]
+SOURCES = sorted({source for source, _ in PAIRS if source in NODES})
+DOCS = 300
+# A 5.x index may hold several mapping types; 6.x reads it as it is (and refuses a second type only in
+# indices it creates itself).
+MULTI_TYPE = "catalog"
+TEMPLATE = "logs-typed"
+
+
+@pytest.fixture(scope="session")
+def versions_bed() -> Iterator[conftest.TestBed]:
+    folder = TESTS_ROOT / f"versions-{uuid.uuid4().hex[:8]}"
+    (folder / "buckets" / BUCKET).mkdir(parents=True)
+    os.chmod(folder, 0o755)
+    owner = run_as()
+    hand_over(folder / "buckets", owner)
+    taken: set[int] = set()
+    port_base = 30000 + (os.getpid() % 500) * 20
+    layouts, groups = {}, {}
+    for number, alias in enumerate(NODES):
+        dist = resolve_version(KNOWN_VERSIONS[alias])
+        layouts[alias] = nodes.NodeLayout(
+            role=f"v{alias.replace('.', '').replace('-', '')}",
+            dist=dist,
+            home=unpack(dist, TESTS_ROOT / "dist"),
+            folder=folder / f"node-{alias}",
+            http_port=pick_port(port_base + number, taken),
+            transport_port=pick_port(port_base + 10 + number, taken),
+            repo_paths=[folder / "buckets"],
+        )
+    key_id, secret = f"versions{secrets.token_hex(6)}", secrets.token_urlsafe(18)
+    server = OssServer(folder / "buckets", [BucketConfig(BUCKET, region=REGION)], key_id, secret)
+    try:
+        for alias, layout in layouts.items():
+            groups[alias] = nodes.start(layout, owner)
+        nodes.wait_all_green(layouts, groups, timeout_s=420)
+        server.start()
+        bed = conftest.TestBed(
+            folder=folder,
+            urls={alias: layout.url for alias, layout in layouts.items()},
+            versions={alias: layout.dist.label for alias, layout in layouts.items()},
+            oss=server,
+            key_id=key_id,
+            secret=secret,
+            groups=groups,
+            layouts=layouts,
+            owner=owner,
+        )
+        for alias in SOURCES:
+            seed(bed, alias)
+        yield bed
+    finally:
+        server.stop()
+        for pgid in groups.values():
+            stop_group(pgid)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def seed(bed: conftest.TestBed, alias: str) -> None:
+    """The sandbox's example indices (typed before 7.0), a legacy template for `logs-*` in the version's
+    own shape (`template` on 5.x, typed before 7.0), and on 5.x an index with two mapping types."""
+    client = bed.client(alias)
+    try:
+        seed_cluster(client, DOCS)
+        major = client.version().major
+        patterns = {"template": "logs-*"} if major == 5 else {"index_patterns": ["logs-*"]}
+        fields = {"properties": {"tag": {"type": "keyword"}}}
+        mappings = fields if major >= 7 else {"doc" if major == 5 else "_doc": fields}
+        body = {**patterns, "order": 3, "mappings": mappings}
+        client.request("PUT", build_path("_template", f"{TEMPLATE}-{alias}"), body)
+        if client.version().major == 5:
+            client.request(
+                "PUT",
+                build_path(MULTI_TYPE),
+                {
+                    "settings": {"number_of_shards": 1, "number_of_replicas": 0},
+                    "mappings": {
+                        "book": {"properties": {"title": {"type": "text"}}},
+                        "film": {"properties": {"minutes": {"type": "integer"}}},
+                    },
+                },
+            )
+            for number in range(10):
+                doc_type, body = ("book", {"title": f"t{number}"}) if number % 2 else ("film", {"minutes": number})
+                client.request("PUT", build_path(MULTI_TYPE, doc_type, str(number)), body, ok=(200, 201))
+            client.request("POST", build_path(MULTI_TYPE, "_refresh"))
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(("source", "destination"), PAIRS, ids=[f"{s}-{d}" for s, d in PAIRS])
+def test_pair_migrates(versions_bed, tmp_path, source, destination):
+    prefix = f"m{source.replace('.', '')}-{destination.replace('.', '').replace('opensearch-', 'os')}"
+    selected = ["logs-*", "orders"] + ([MULTI_TYPE] if source == "5.6" else [])
+    plan = versions_bed.write_plan(
+        tmp_path,
+        source,
+        destination,
+        name=prefix,
+        snapshot={"indices": selected, "exclude": ["logs-debug"]},
+        restore={"rename_pattern": "(.+)", "rename_replacement": f"{prefix}-$1"},
+    )
+    dry = cli(versions_bed, "plan", str(plan))
+    assert f"orders -> {prefix}-orders" in dry.stdout
+
+    cli(versions_bed, "apply", str(plan), "--yes", "--poll", "0.5")
+
+    expected = {
+        f"{prefix}-{name}": count
+        for name, count in counts(versions_bed, source, ",".join(selected)).items()
+        if name != "logs-debug"
+    }
+    assert counts(versions_bed, destination, f"{prefix}-*") == expected
+    assert len(expected) == len(selected) + 1  # two logs-* indices
+    client = versions_bed.client(destination)
+    try:
+        mapping = client.get(build_path(f"{prefix}-orders", "_mapping"))[f"{prefix}-orders"]["mappings"]
+        name = f"{TEMPLATE}-{source}"
+        template = client.get(build_path("_template", name))[name]
+    finally:
+        client.close()
+    fields = next(iter(mapping.values()))["properties"] if "properties" not in mapping else mapping["properties"]
+    assert fields["amount"] == {"type": "double"}
+    # the template travelled in the destination's shape: typed on 6.x, typeless from 7.x (OpenSearch included)
+    assert template["index_patterns"] == ["logs-*"]
+    typed = "_doc" in template["mappings"] or "doc" in template["mappings"]
+    assert typed == (destination == "6.8"), template["mappings"]
+
+
+REFUSED = [
+    ("5.6", "7.17", "skipping-a-major"),
+    ("7.17", "opensearch-2.19", "elasticsearch-after-the-fork-to-opensearch"),
+    ("6.8", "opensearch-2.19", "too-old-for-opensearch"),
+    ("opensearch-1.3", "7.17", "opensearch-to-elasticsearch"),
+]
+
+
+@pytest.mark.parametrize(("source", "destination", "rule"), REFUSED, ids=[f"{s}-{d}" for s, d, _ in REFUSED])
+def test_refused_pair_stops_the_dry_run_naming_the_rule(versions_bed, tmp_path, source, destination, rule):
+    plan = versions_bed.write_plan(tmp_path, source, destination, snapshot={"indices": ["*"]})
+    result = cli(versions_bed, "plan", str(plan), check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"rule '{rule}'" in result.stderr and "way out:" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("source", "destination", "created"), [("6.8", "opensearch-2.19", "6.8.23"), ("5.6", "opensearch-1.3", "5.6.16")]
+)
+def test_opensearch_really_cannot_restore_an_index_created_too_early(
+    versions_bed, tmp_path, source, destination, created
+):
+    """The fact behind `too-old-for-opensearch`, shown without migrator: the source's snapshot of an index
+    it created fails to restore on OpenSearch (2.x reads 7.x+ indices, 1.x 6.x+)."""
+    location = str(versions_bed.bucket_dir / f"raw-{uuid.uuid4().hex[:8]}")
+    writer, reader = versions_bed.client(source), versions_bed.client(destination)
+    try:
+        writer.request("PUT", "/_snapshot/raw", {"type": "fs", "settings": {"location": location}})
+        writer.request("PUT", "/_snapshot/raw/one?wait_for_completion=true", {"indices": "orders"})
+        reader.request("PUT", "/_snapshot/raw", {"type": "fs", "settings": {"location": location, "readonly": True}})
+        body = {"indices": "orders", "rename_pattern": "(.+)", "rename_replacement": "raw-$1"}
+        status, answer = reader.request("POST", "/_snapshot/raw/one/_restore", body, ok=(200, 400, 500))
+    finally:
+        writer.close()
+        reader.close()
+    assert status != 200, answer
+    assert "created" in str(answer) and created in str(answer)
