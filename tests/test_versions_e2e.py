@@ -137,6 +137,7 @@ def test_pair_migrates(versions_bed, tmp_path, source, destination):
         tmp_path,
         source,
         destination,
+        repository_type="fs",  # the test bed's oss plugin exists for Elasticsearch 7.10+ only
         name=prefix,
         snapshot={"indices": selected, "exclude": ["logs-debug"]},
         restore={"rename_pattern": "(.+)", "rename_replacement": f"{prefix}-$1"},
@@ -178,7 +179,7 @@ REFUSED = [
 
 @pytest.mark.parametrize(("source", "destination", "rule"), REFUSED, ids=[f"{s}-{d}" for s, d, _ in REFUSED])
 def test_refused_pair_stops_the_dry_run_naming_the_rule(versions_bed, tmp_path, source, destination, rule):
-    plan = versions_bed.write_plan(tmp_path, source, destination, snapshot={"indices": ["*"]})
+    plan = versions_bed.write_plan(tmp_path, source, destination, repository_type="fs", snapshot={"indices": ["*"]})
     result = cli(versions_bed, "plan", str(plan), check=False)
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"rule '{rule}'" in result.stderr and "way out:" in result.stderr
