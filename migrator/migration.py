@@ -56,7 +56,7 @@ from migrator.spec import (
     load_plan,
     render_snapshot_name,
 )
-from migrator.state import STALE_AFTER_S, StateStore
+from migrator.state import StateStore, holder_alive
 from migrator.steps.base import ConsoleRequest, ProgressSink, Step, StepContext
 from migrator.steps.metadata_templates import moved_templates, undo_requests, undo_templates
 from migrator.steps.restore import owned_target
@@ -833,7 +833,7 @@ def status(state_path: Path) -> dict[str, Any]:
             "event_log": str(event_log_path(state_path)),
             **run_summary(state),
             "lock": lock,
-            "live": lock is not None and time.time() - lock["heartbeat"] < STALE_AFTER_S,
+            "live": lock is not None and holder_alive(lock),
             "steps": steps,
             "last_events": [
                 {"ts": e.ts, "run": e.run, "step": e.step, "kind": e.kind, "message": e.message}

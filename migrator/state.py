@@ -198,15 +198,18 @@ class StateStore:
         host, pid, now = socket.gethostname(), os.getpid(), time.time()
         with self._tx() as db:
             row = db.execute("SELECT holder, host, pid, heartbeat FROM lock WHERE id = 1").fetchone()
-            if row is not None and not force and not (row[1] == host and row[2] == pid):
-                gone = (row[1] == host and not pid_alive(row[2])) or now - row[3] > STALE_AFTER_S
-                if not gone:
-                    age = now - row[3]
-                    raise LockHeld(
-                        f"another migrator run holds the lock on {self.path}: {row[0]} (pid {row[2]} on {row[1]}, "
-                        f"heartbeat {age:.0f} s ago). Wait for it, or if it is gone for sure, "
-                        "run again with --force-unlock"
-                    )
+            mine = row is not None and row[1] == host and row[2] == pid
+            if (
+                row is not None
+                and not force
+                and not mine
+                and holder_alive({"host": row[1], "pid": row[2], "heartbeat": row[3]}, now)
+            ):
+                raise LockHeld(
+                    f"another migrator run holds the lock on {self.path}: {row[0]} (pid {row[2]} on {row[1]}, "
+                    f"heartbeat {now - row[3]:.0f} s ago). Wait for it, or if it is gone for sure, "
+                    "run again with --force-unlock"
+                )
             db.execute(
                 "INSERT OR REPLACE INTO lock (id, holder, host, pid, acquired, heartbeat) VALUES (1, ?, ?, ?, ?, ?)",
                 (holder, host, pid, now, now),
@@ -228,6 +231,13 @@ class StateStore:
         self._heartbeat = None
         with self._tx() as db:
             db.execute("DELETE FROM lock WHERE id = 1 AND pid = ?", (os.getpid(),))
+
+
+def holder_alive(lock: dict[str, Any], now: float | None = None) -> bool:
+    """Whether a lock's holder (`{"host", "pid", "heartbeat"}`) still runs: its heartbeat is younger than
+    STALE_AFTER_S (seconds) and, on this host, its pid lives (a `kill -9` shows at once)."""
+    fresh = (time.time() if now is None else now) - lock["heartbeat"] < STALE_AFTER_S
+    return fresh and (lock["host"] != socket.gethostname() or pid_alive(lock["pid"]))
 
 
 def pid_alive(pid: int) -> bool:

@@ -1,13 +1,14 @@
 """The state store: checkpoints survive reopening, events are ordered, the lock names its holder."""
 
 import os
+import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
-from migrator.state import LockHeld, StateStore, pid_alive
+from migrator.state import LockHeld, StateStore, holder_alive, pid_alive
 
 
 def test_checkpoints_merge_detail_and_count_attempts(tmp_path):
@@ -96,3 +97,14 @@ def test_pid_alive_tells_a_running_process_from_an_exited_one_even_before_it_is_
         child.kill()
         child.wait()
     assert not pid_alive(child.pid)
+
+
+def test_a_lock_whose_holder_was_killed_on_this_host_is_not_held_although_its_heartbeat_is_fresh():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    now = time.time()
+    here = socket.gethostname()
+    assert not holder_alive({"host": here, "pid": child.pid, "heartbeat": now}, now)  # killed a second ago
+    assert holder_alive({"host": here, "pid": os.getpid(), "heartbeat": now}, now)
+    assert not holder_alive({"host": here, "pid": os.getpid(), "heartbeat": now - 60}, now)  # hung: stale
+    assert holder_alive({"host": "elsewhere", "pid": child.pid, "heartbeat": now}, now)  # pid of another host
