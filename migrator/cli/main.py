@@ -523,4 +523,6 @@ def rollback_command(plan_file: PlanArg, state: StateOpt = None, as_json: JsonOp
     if undone:
         typer.echo(f"templates deleted or put back on the destination: {', '.join(undone)}")
         typer.echo(f"put them back with: migrator apply {plan_file}")
+    if report.get("templates_kept"):
+        typer.echo(f"templates kept as the destination has them: {', '.join(report['templates_kept'])}")
     typer.echo(f"cut over again later with: migrator apply {plan_file} --phase cutover")

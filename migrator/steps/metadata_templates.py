@@ -73,12 +73,12 @@ class MoveTemplates(Step):
             current = current_template(self.ctx.destination, move.kind, move.name)
             if current is None:
                 to_put.append(move)
-                record[record_key(move)] = {"created": True}
+                record[record_key(move)] = {"created": True, "kind": move.kind, "put": move.body}
             elif normalised(move.kind, current) == normalised(move.kind, move.body):
                 continue
             elif self.params["if_exists"] == "overwrite":
                 to_put.append(move)
-                record[record_key(move)] = {"previous": current}
+                record[record_key(move)] = {"previous": current, "kind": move.kind, "put": move.body}
             elif self.params["if_exists"] == "skip":
                 kept.append(move.path)
             else:
@@ -103,13 +103,26 @@ class MoveTemplates(Step):
 
 def undo_templates(client: EsClient, detail: dict[str, Any]) -> dict[str, list[str]]:
     """Delete the templates the step created and put back the bodies it overwrote, from its checkpoint
-    `detail`: index templates first, then the component templates they compose. Returns the paths of each."""
-    report: dict[str, list[str]] = {"templates_deleted": [], "templates_restored": []}
+    `detail`: index templates first, then the component templates they compose. A template changed on the
+    destination since the step put it (its body is no longer the one recorded as put) is someone else's
+    now: kept and named. Returns the paths of each."""
+    report: dict[str, list[str]] = {"templates_deleted": [], "templates_restored": [], "templates_kept": []}
     records = sorted((key[len(RECORD) :], value) for key, value in detail.items() if key.startswith(RECORD))
+    composed: set[str] = set()  # component templates a kept index template still uses
     for components in (False, True):
         for path, record in records:
             if path.startswith(PATHS["component"] + "/") != components:
                 continue
+            kind, put, name = record.get("kind"), record.get("put"), path.rsplit("/", 1)[1]
+            if components and name in composed:
+                report["templates_kept"].append(f"{path} (composed by a template kept on the destination)")
+                continue
+            if kind and put is not None:  # records of runs before migrator noted what it put have neither
+                now = current_template(client, kind, name)
+                if now is not None and normalised(kind, now) != normalised(kind, put):
+                    report["templates_kept"].append(f"{path} (changed on the destination since migrator put it)")
+                    composed.update(now.get("composed_of", []))
+                    continue
             if record.get("created"):
                 client.request("DELETE", build_path(*path.split("/")), ok=(200, 404))
                 report["templates_deleted"].append(path)

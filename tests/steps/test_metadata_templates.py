@@ -101,6 +101,7 @@ def test_an_overwritten_body_is_recorded_before_acting_and_survives_a_resume(tmp
     assert report == {
         "templates_deleted": ["_index_template/orders", "_component_template/shared"],
         "templates_restored": ["_template/logs"],
+        "templates_kept": [],
     }
     assert destination.templates == {"_template/logs": theirs}
     assert destination.sent[-3:] == [
@@ -121,7 +122,7 @@ def test_a_template_that_appeared_since_the_dry_run_is_refused_or_kept_never_ove
 
 def test_undo_of_an_empty_record_sends_nothing() -> None:
     destination = FakeDestination({"_template/logs": {"index_patterns": ["x"]}})
-    assert undo_templates(destination, {}) == {"templates_deleted": [], "templates_restored": []}
+    assert undo_templates(destination, {}) == {"templates_deleted": [], "templates_restored": [], "templates_kept": []}
     assert destination.sent == []
 
 
@@ -133,3 +134,23 @@ def test_the_cancel_advice_lists_the_undo_of_each_planned_template() -> None:
         ("PUT", "_template/logs"),
         ("DELETE", "_component_template/shared"),
     ]
+
+
+def test_undo_keeps_a_template_changed_on_the_destination_since_migrator_put_it(tmp_path: Path) -> None:
+    destination = FakeDestination()
+    store = StateStore(tmp_path / "state.db")
+    try:
+        run_once(store, step(destination))
+        detail = store.get_checkpoint("metadata.templates").detail
+    finally:
+        store.close()
+    theirs = {**COMPOSABLE.body, "priority": 20, "_meta": {"owner": "destination team"}}
+    destination.templates["_index_template/orders"] = copy.deepcopy(theirs)  # replaced after the migration
+    report = undo_templates(destination, detail)
+    assert report["templates_kept"] == [
+        "_index_template/orders (changed on the destination since migrator put it)",
+        "_component_template/shared (composed by a template kept on the destination)",
+    ]
+    assert destination.templates["_index_template/orders"] == theirs
+    assert "_component_template/shared" in destination.templates  # Elasticsearch refuses to delete it in use
+    assert report["templates_deleted"] == ["_template/logs"]
