@@ -94,6 +94,14 @@ def capacity_findings(spec: MigrationSpec, facts: Facts, moves: list[IndexMove])
                 "add data nodes, lower the replicas (restore.index_settings, finish.replicas) or move fewer indices",
             )
         )
+    nodes = figures["data_nodes"]
+    short = sorted({replicas_of(spec, facts.source.indices[move.source]) for move in moves} - set(range(max(nodes, 1))))
+    if nodes and short:
+        found.warnings.append(
+            f"{short[-1]} replica(s) of a restored index need {short[-1] + 1} data nodes but the destination has "
+            f"{nodes}: Elasticsearch leaves those replicas unassigned and the indices yellow for good (fix: lower "
+            "finish.replicas or index.number_of_replicas in restore.index_settings, or add data nodes)"
+        )
     room, needed = figures["bytes_room"], figures["bytes_needed"]
     if room is not None and needed > room:
         found.problems.append(

@@ -51,3 +51,12 @@ def test_rule5_shard_limit_disk_watermark_and_allocation_filters():
     assert fields(build_plan(spec('snapshot: {indices: ["orders"]}'), facts(limited), WHEN)) == [
         "restore.index_settings"
     ]
+
+
+def test_replicas_the_destination_has_no_nodes_for_are_a_warning():
+    one_node = facts([index("orders")])
+    yellow = build_plan(spec('snapshot: {indices: ["orders"]}\nfinish: {replicas: 1}'), one_node, WHEN)
+    assert yellow.problems == [] and any("need 2 data nodes but the destination has 1" in w for w in yellow.warnings)
+    two = replace(one_node, destination=replace(one_node.destination, data_nodes=[NODE, NODE]))
+    served = build_plan(spec('snapshot: {indices: ["orders"]}\nfinish: {replicas: 1}'), two, WHEN)
+    assert not any("data nodes but the destination has" in w for w in served.warnings)

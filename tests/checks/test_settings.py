@@ -20,7 +20,7 @@ def test_rule6_restore_settings_elasticsearch_refuses_and_unknown_names():
     assert [w for w in refused.warnings if "index.refesh_interval" in w and "archived" in w]
     fixed = build_plan(
         spec('snapshot: {indices: ["orders"]}\nrestore: {index_settings: {index.refresh_interval: "5s"}}'),
-        facts([index("orders")]),
+        facts([index("orders", settings={"index.number_of_replicas": "0"})]),  # one data node: no replica
         WHEN,
     )
     assert fixed.problems == [] and fixed.warnings == []
