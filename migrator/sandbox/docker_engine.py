@@ -13,7 +13,6 @@ this sandbox's containers, and `status` finds them (and their logs) with nothing
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,9 +30,7 @@ from migrator.sandbox.distributions import (
 from migrator.sandbox.manager import (
     BASE_PATH,
     BUCKET,
-    LOCATION,
     REPLICA_BUCKET,
-    REPLICA_LOCATION,
     Sandbox,
 )
 from migrator.sandbox.processes import SandboxError, hand_over, pick_port, run_as
@@ -234,19 +231,7 @@ class DockerSandbox(Sandbox):
         self, base: str, port: int, key_id: str, secret: str, owner: tuple[int, int] | None, user: tuple[int, int]
     ) -> str:
         """Run the OSS server (this installation's code, mounted read-only) on the base image; its endpoint."""
-        config = {
-            "root": str(self.bucket_root),
-            "host": "127.0.0.1",
-            "port": port,
-            "buckets": [
-                {"name": BUCKET, "region": LOCATION, "storage_class": "Standard"},
-                {"name": REPLICA_BUCKET, "region": REPLICA_LOCATION, "storage_class": "Standard"},
-            ],
-            "access_key_id": key_id,
-            "access_key_secret": secret,
-        }
-        config_path = self.folder / "oss-server.json"
-        self._write_private(config_path, json.dumps(config))
+        config_path = self.write_oss_config(port, key_id, secret)
         if owner is not None:
             os.chown(config_path, *owner)
         package = Path(migrator.__file__).parent

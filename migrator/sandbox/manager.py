@@ -248,7 +248,8 @@ class Sandbox:
                 return values[KEY_ID_VAR], values[SECRET_VAR]
         return f"sandbox{secrets.token_hex(8)}", secrets.token_urlsafe(24)
 
-    def _start_oss(self, port: int, key_id: str, secret: str) -> tuple[str, int]:
+    def write_oss_config(self, port: int, key_id: str, secret: str) -> Path:
+        """The OSS server's configuration (mode 600: it holds the key pair), for either engine; its path."""
         config = {
             "root": str(self.bucket_root),
             "host": "127.0.0.1",
@@ -262,6 +263,10 @@ class Sandbox:
         }
         config_path = self.folder / "oss-server.json"
         self._write_private(config_path, json.dumps(config))
+        return config_path
+
+    def _start_oss(self, port: int, key_id: str, secret: str) -> tuple[str, int]:
+        config_path = self.write_oss_config(port, key_id, secret)
         log = self.folder / "oss-server.log"
         process = spawn(
             [sys.executable, "-m", "migrator.sandbox.oss_server", "--config", str(config_path)],
