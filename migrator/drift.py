@@ -6,7 +6,8 @@ resuming a finished plan, or a finished phase), the executor calls `find_drift` 
 targets, their validated counts, the finish's replicas and aliases, the cutover's aliases) what is no
 longer as the run left it (`Step.drift`, read-only: the same GETs the step's observation sends). The CLI
 prints each drift with the command that redoes exactly that part (`migrator resume PLAN --redo STEP`)
-and exits 1; nothing is changed. `redo_steps` is what `--redo` forgets: the named step and what
+and exits 1; nothing is changed (a changed count is redone by its restore: `--redo` deletes the index this
+migration restored and restores it again). `redo_steps` is what `--redo` forgets: the named step and what
 follows it for the same target (and the finish), so the next run observes and redoes just those.
 """
 
@@ -28,6 +29,11 @@ class Drift:
 
     step: str
     what: str  # what changed, in the step's terms
+    redo: str = ""  # the step `--redo` names to put it right (the step itself when empty)
+
+    @property
+    def redo_step(self) -> str:
+        return self.redo or self.step
 
 
 def _target(graph: nx.DiGraph, node: str) -> str | None:
@@ -72,9 +78,21 @@ def find_drift(
         except Exception as exc:  # noqa: BLE001 - a refusal or a missing index is the drift itself
             what = str(exc)
         if what:
-            found.append(Drift(node, redact(what)))
+            found.append(Drift(node, redact(what), _redo_of(graph, node)))
             drifted.add(node)
     return found
+
+
+def _redo_of(graph: nx.DiGraph, node: str) -> str:
+    """A validated count that changed is put right by restoring the index again (its restore step, which
+    `--redo` deletes and restores when it is ours); anything else by its own step."""
+    if graph.nodes[node]["kind"] != "validate":
+        return node
+    target = _target(graph, node)
+    restores = [
+        n for n in nx.ancestors(graph, node) if graph.nodes[n]["kind"] == "restore" and _target(graph, n) == target
+    ]
+    return restores[0] if restores else node
 
 
 def redo_steps(graph: nx.DiGraph, named: set[str]) -> set[str]:

@@ -558,6 +558,7 @@ def execute(
             plan = prepare(migration, state, replan=replan, confirm=confirm, resuming=resuming)
             if redo is not None:
                 forgotten = sorted(redo_steps(plan.graph, steps_named(plan.graph, redo, "--redo")))
+                redo_restores(migration, state, plan, forgotten, progress)
                 state.reset(forgotten)
                 state.event("redo", f"--redo {redo}: done again: {', '.join(forgotten)}")
             selected = selection(plan.graph, state, until, only)
@@ -947,6 +948,25 @@ def stop_and_take_over(migration: Migration, state: StateStore, purpose: str, wa
     request_log = RequestLog(state, migration.redactor)
     migration.source.observer = request_log
     migration.destination.observer = request_log
+
+
+def redo_restores(
+    migration: Migration, state: StateStore, plan: MigrationPlan, nodes: list[str], progress: ProgressSink
+) -> None:
+    """`--redo` of a restore: the target as it is now (changed or written to since) is deleted when this
+    migration restored it (migrator.ownership), so that the restore runs again from the snapshot; an index
+    that is not ours is left for the restore step to refuse."""
+    repository = state.get_meta("repository")
+    ledger = Ledger(state)
+    for node in nodes:
+        if plan.graph.nodes[node]["kind"] != "restore":
+            continue
+        target = plan.graph.nodes[node]["params"]["target"]
+        exists, ours = owned_target(migration, ledger, repository, target)
+        if exists and ours:
+            migration.destination.request("DELETE", build_path(target), ok=(200, 404))
+            state.event("redo", f"deleted {target} (restored by this migration) to restore it again", step=node)
+            progress.message(node, f"deleted {target} (restored by this migration) to restore it again")
 
 
 def _undo(migration: Migration, state: StateStore) -> dict[str, Any]:

@@ -164,6 +164,8 @@ def test_a_finished_migration_is_observed_again_and_drift_is_reported_with_the_c
         )
         assert "drift: finish: POST _aliases to send again" in drifted.stderr  # an alias moved
         assert f"migrator resume {plan} --redo 'restore[{second}]'" in drifted.stderr
+        # a changed count is put right by restoring the index again (before: `--redo validate[...]`, which fails)
+        assert f"migrator resume {plan} --redo 'restore[{first}]'" in drifted.stderr
         assert "complete" not in drifted.stdout
         store = StateStore(plan.with_name("plan.state.db"))
         last_run = store.run
@@ -178,6 +180,14 @@ def test_a_finished_migration_is_observed_again_and_drift_is_reported_with_the_c
         assert destination.request("GET", build_path(first, "_alias", alias), ok=(200, 404))[0] == 200  # finish redone
     finally:
         destination.close()
+    redone = cli(testbed, "resume", str(plan), "--redo", f"restore[{first}]", "--poll", "0.5")
+    assert f"deleted {first} (restored by this migration) to restore it again" in redone.stdout + redone.stderr
+    destination = testbed.client("8")
+    try:
+        assert destination.doc_count(first) == 5  # the snapshot's documents again, validated
+    finally:
+        destination.close()
+    assert cli(testbed, "apply", str(plan), "--yes").returncode == 0  # no drift left
 
     # the dry run beside the finished run: its targets are its own, not collisions
     again = cli(testbed, "plan", str(plan))

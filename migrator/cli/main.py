@@ -261,7 +261,7 @@ def run(
     if result.drift:
         for drift in result.drift:
             typer.secho(f"drift: {drift.step}: {drift.what}", err=True, fg=typer.colors.RED)
-            typer.echo(f"  to redo it: migrator resume {plan_file} --redo '{drift.step}'", err=True)
+            typer.echo(f"  to redo it: migrator resume {plan_file} --redo '{drift.redo_step}'", err=True)
         raise fail(
             f"migration {plan.spec.name} was complete, but {len(result.drift)} part(s) are no longer as it left "
             "them (above); nothing was changed",
