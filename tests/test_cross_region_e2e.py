@@ -146,6 +146,7 @@ def test_a_replica_bucket_that_does_not_exist_stops_the_run_at_preflight(seeded,
     plan, _ = cross_region_plan(seeded, tmp_path, "xrpf", "copy")
     document = yaml.safe_load(plan.read_text())
     document["replication"]["storage"]["bucket"] = "no-such-replica"
+    document["repository"]["destination_settings"]["bucket"] = "no-such-replica"  # the plan reads it there
     plan.write_text(yaml.safe_dump(document, sort_keys=False))
     run = cli(seeded, "apply", str(plan), "--yes", "--poll", "0.5", check=False)
     assert run.returncode == 1, run.stderr
