@@ -210,3 +210,27 @@ def seeded(testbed):
     client.request("POST", build_path(BIG_INDEX, "_refresh"))
     client.close()
     return testbed
+
+
+@pytest.fixture
+def leave_the_clusters_as_found(seeded):
+    """Delete the indices a test made on the shared nodes, so that tests selecting `*` later do not meet
+    them (the seeded indices and the system indices Elasticsearch makes by itself stay)."""
+
+    def names(client: EsClient) -> set[str]:
+        return {row["index"] for row in client.indices("*", expand_wildcards="open,closed")}
+
+    clients = {alias: seeded.client(alias) for alias in seeded.urls}
+    before = {alias: names(client) for alias, client in clients.items()}
+    yield
+    for alias, client in clients.items():
+        for name in sorted(names(client) - before[alias]):
+            if name.startswith("."):
+                continue
+            if client.request("DELETE", build_path(name), ok=(200, 403, 404))[0] == 403:  # a block refuses it
+                unblock = {
+                    f"index.blocks.{block}": None for block in ("read_only", "read_only_allow_delete", "metadata")
+                }
+                client.request("PUT", build_path(name, "_settings"), unblock)
+                client.request("DELETE", build_path(name), ok=(200, 404))
+        client.close()

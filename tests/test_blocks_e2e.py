@@ -19,7 +19,7 @@ import pytest
 from migrator.clients.es import build_path
 from tests.helpers import cli
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("leave_the_clusters_as_found")]
 
 SOURCE, DESTINATION = "7.17", "8"
 CREATED: dict[str, list[str]] = {SOURCE: [], DESTINATION: []}

@@ -13,7 +13,7 @@ from migrator.clients.es import build_path
 from migrator.state import StateStore
 from tests.helpers import cli, request_events
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("leave_the_clusters_as_found")]
 
 
 def make_index(bed, alias: str, name: str, docs: dict[str, dict]) -> None:
@@ -58,6 +58,7 @@ def test_an_existing_snapshot_of_the_plan_name_is_refused_never_adopted_nor_dele
         "7.17",
         "8",
         name="own1",
+        repository_type="fs",  # registered by hand below as the user's own repository
         snapshot={"indices": [index], "name": "nightly-fixed"},
         finish={"delete_snapshot": True, "unregister_repositories": True},
     )

@@ -18,7 +18,7 @@ from migrator.steps.metadata_templates import current_template
 from migrator.templates import normalised
 from tests.helpers import cli
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("leave_the_clusters_as_found")]
 
 PAIRS = [("7.10", "8"), ("7.17", "8"), ("8", "9")]
 

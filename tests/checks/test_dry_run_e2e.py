@@ -14,9 +14,10 @@ import pytest
 from migrator.clients.es import EsClient, build_path
 from migrator.sandbox.processes import hand_over
 from tests.helpers import cli
+from tests.repository import FIXTURES
 
-pytestmark = pytest.mark.cluster
-FIXTURE = Path("/work/shared/fixtures/es-repositories/ES_6_8_Single")
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("leave_the_clusters_as_found")]
+FIXTURE = FIXTURES / "ES_6_8_Single"
 
 
 def unique(prefix: str) -> str:

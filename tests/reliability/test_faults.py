@@ -29,6 +29,7 @@ def test_oss_faults_during_verification_are_absorbed(seeded, tmp_path):
         "7.17",
         "8",
         name="ossfaults",
+        repository_type="fs",  # the faults are for migrator's own reads; an oss repository would see them too
         snapshot={"indices": ["orders", "logs-2026.11.01"]},
         restore={"rename_pattern": "(.+)", "rename_replacement": "ossfaults-$1"},
     )
@@ -62,7 +63,12 @@ def test_an_index_without_primaries_stops_the_snapshot_cleanly(seeded, tmp_path)
             "8",
             name="unassigned",
             snapshot={"indices": [index]},
-            restore={"rename_pattern": "(.+)", "rename_replacement": "unassigned-$1"},
+            # the filter that keeps the primary unassigned is not carried over (else the dry run refuses it)
+            restore={
+                "rename_pattern": "(.+)",
+                "rename_replacement": "unassigned-$1",
+                "ignore_index_settings": ["index.routing.allocation.require._name"],
+            },
         )
         result = cli(seeded, "apply", str(plan), "--yes", "--poll", "0.5", check=False)
     finally:

@@ -27,7 +27,7 @@ import yaml
 from migrator.clients.es import build_path
 from tests.helpers import cli, counts
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("leave_the_clusters_as_found")]
 
 DOCS = 200
 
