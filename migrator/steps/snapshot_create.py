@@ -74,12 +74,17 @@ def take_snapshot(ctx: StepContext, step_id: str, snapshot: str) -> None:
     answer = send_held(ctx.source, step_id, "PUT", path, snapshot_body(ctx))
     ctx.held_snapshots[snapshot] = answer
     watch = StallWatch(ctx, f"snapshot {snapshot} in repository {ctx.repository} (not accepted yet)")
+
+    def claim(info: dict[str, Any]) -> None:
+        failpoints.hit(step_id, "accepted")  # the window between the create and its recorded uuid
+        claim_or_refuse(ctx, snapshot, info)
+
     delay = 0.05
     while True:
         try:
             ended = answer.result(timeout=delay)
             info = ended.get("snapshot") if isinstance(ended, dict) else None
-            claim_or_refuse(ctx, snapshot, info if isinstance(info, dict) else snapshot_info(ctx, snapshot) or {})
+            claim(info if isinstance(info, dict) else snapshot_info(ctx, snapshot) or {})
             return  # already ended: snapshot.wait reads the outcome
         except TimeoutError:
             pass
@@ -87,7 +92,7 @@ def take_snapshot(ctx: StepContext, step_id: str, snapshot: str) -> None:
             # A retry after a dropped connection is refused as a duplicate while the first one runs.
             info = snapshot_info(ctx, snapshot)
             if info is not None:
-                claim_or_refuse(ctx, snapshot, info)
+                claim(info)
                 return
             raise StepFailed(
                 f"snapshot {snapshot} in repository {ctx.repository} failed: {exc}. "
@@ -97,8 +102,7 @@ def take_snapshot(ctx: StepContext, step_id: str, snapshot: str) -> None:
             ) from exc
         info = snapshot_info(ctx, snapshot)
         if info is not None:
-            failpoints.hit(step_id, "accepted")  # the window between the create and its recorded uuid
-            claim_or_refuse(ctx, snapshot, info)
+            claim(info)
             return
         if ctx.cancel_requested():
             raise Cancelled("cancel requested")
