@@ -275,24 +275,7 @@ class DockerSandbox(Sandbox):
         red: dict[str, list[str]],
     ) -> dict[str, Any]:
         """Write sandbox.json, the env file and the plans, as the process engine does; returns the document."""
-        warnings = [
-            f"the {role} has indices without primaries (red), left by an earlier run: {', '.join(names)}; "
-            f"delete them (DELETE {layouts[role].url}/{','.join(names)}) or use another --dir"
-            for role, names in sorted(red.items())
-            if names
-        ]
-        document = self.describe(
-            {role: (layout.url, layout.dist.version) for role, layout in layouts.items()},
-            endpoint,
-            key_id,
-            secret,
-            "fs",
-        )
-        document["engine"] = "docker"
-        if warnings:
-            document["warnings"] = warnings
-        self.write_files(document, key_id, secret)
-        return document
+        return self.record(layouts, endpoint, key_id, secret, red, "fs", engine="docker")
 
     # status / down --------------------------------------------------------------------
 

@@ -172,13 +172,28 @@ class Sandbox:
         except SandboxError:
             self.down()
             raise
+        document = self.record(layouts, endpoint, key_id, secret, red, repository)
+        return document, True
+
+    def record(
+        self,
+        layouts: dict[str, nodes.NodeLayout],
+        endpoint: str,
+        key_id: str,
+        secret: str,
+        red: dict[str, list[str]],
+        repository: str,
+        engine: str | None = None,
+    ) -> dict[str, Any]:
+        """The started sandbox's document (with its `engine` when not the process one), with a warning
+        naming the red indices an earlier run left (and the command that deletes them), written with the
+        env file and the plans (`write_files`)."""
         warnings = [
             f"the {role} has indices without primaries (red), left by an earlier run: {', '.join(names)}; "
             f"delete them (DELETE {layouts[role].url}/{','.join(names)}) or use another --dir"
             for role, names in sorted(red.items())
             if names
         ]
-
         document = self.describe(
             {role: (layout.url, layout.dist.label) for role, layout in layouts.items()},
             endpoint,
@@ -186,10 +201,12 @@ class Sandbox:
             secret,
             repository,
         )
+        if engine is not None:
+            document["engine"] = engine
         if warnings:
             document["warnings"] = warnings
         self.write_files(document, key_id, secret)
-        return document, True
+        return document
 
     def describe(
         self,
