@@ -30,6 +30,7 @@ from migrator.clients.replication import BucketReplication
 from migrator.clients.storage import LocalStorage, OssStorage, Storage
 from migrator.discovery import Facts, discover
 from migrator.drift import redo_steps
+from migrator.errors import NeedsAttention, PlanError, Problem, UsageError
 from migrator.executor import Executor, RequestLog, RunResult, build_steps
 from migrator.ownership import Ledger, delete_snapshot_if_ours
 from migrator.planner import (
@@ -49,8 +50,6 @@ from migrator.redact import Redactor
 from migrator.spec import (
     ClusterSpec,
     MigrationSpec,
-    PlanError,
-    Problem,
     SecretRef,
     StorageSpec,
     load_plan,
@@ -64,22 +63,6 @@ from migrator.templates import template_changes
 
 SAVED_PLAN_VERSION = 1
 MB = 1024 * 1024
-
-
-class NeedsAttention(Exception):
-    """The run cannot go on without a decision (plan changed, lock held, cancelled)."""
-
-
-class PlanRefused(Exception):
-    """The plan breaks a rule Elasticsearch or migrator enforces; nothing was changed."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(f"{p.field}: {p.message} (fix: {p.fix})" for p in problems))
-
-
-class UsageError(Exception):
-    """A command-line option that does not fit the plan (e.g. an unknown step for --until)."""
 
 
 def default_state_path(plan_path: Path) -> Path:
@@ -412,7 +395,7 @@ def prepare(
             when = datetime.now(UTC).replace(microsecond=0)
             plan = migration.plan(when=when)
         if plan.problems:
-            raise PlanRefused(plan.problems)
+            raise PlanError(plan.problems, refused=True)
         if not confirm(plan):
             raise NeedsAttention("not confirmed; nothing was changed")
         state.reset()
@@ -427,7 +410,7 @@ def prepare(
             f"(hash {saved.plan_hash}); finish it with `migrator resume`, or cancel it first"
         )
     if plan.problems:
-        raise PlanRefused(plan.problems)
+        raise PlanError(plan.problems, refused=True)
     if plan.plan_hash != state.get_meta("plan_hash"):
         if not replan:
             raise NeedsAttention(
@@ -437,7 +420,7 @@ def prepare(
         when = datetime.fromisoformat(state.get_meta("started"))
         plan = migration.plan(when=when, **own_plan_options(state, migration.spec.repository.name))
         if plan.problems:
-            raise PlanRefused(plan.problems)
+            raise PlanError(plan.problems, refused=True)
         record_run(state, plan, when, migration.redactor)
         state.event("replan", f"re-planned: hash {plan.plan_hash}")
     return plan

@@ -14,7 +14,6 @@ import re
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -39,6 +38,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
+from migrator.errors import PlanError, Problem
 from migrator.rename import RenameError, RenameRule
 
 __all__ = [
@@ -75,24 +75,7 @@ _SAMPLE_DATES = (datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC), datetime(2025, 12, 3
 _GENERIC_FIX = "see `migrator schema` for the expected shape"
 
 
-# -- problems -----------------------------------------------------------------------------------------
-
-
-@dataclass
-class Problem:
-    """One thing wrong with a plan: the dotted field, what is wrong, and how to fix it."""
-
-    field: str
-    message: str
-    fix: str
-
-
-class PlanError(Exception):
-    """The plan cannot be used; ``problems`` lists why, ``str()`` one problem per line."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(f"{p.field}: {p.message} (fix: {p.fix})" for p in problems))
+# -- problems (PlanError and Problem live in migrator.errors) -----------------------------------------
 
 
 class UnsetSecretError(LookupError):

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from migrator.errors import NeedsAttention
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS steps (
@@ -39,7 +41,7 @@ HEARTBEAT_S = 2.0
 STALE_AFTER_S = 30.0
 
 
-class LockHeld(Exception):
+class LockHeld(NeedsAttention):
     """Another executor holds the lock; the message names it and the way out."""
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import networkx as nx
 import pytest
 
-from migrator.migration import NeedsAttention, UsageError, phase_selection
+from migrator.errors import NeedsAttention, UsageError
+from migrator.migration import phase_selection
 from migrator.planner import BULK, CUTOVER, build_plan, cutover_snapshot_name, phase_nodes
 from migrator.spec import PlanError, parse_plan
 from migrator.state import StateStore

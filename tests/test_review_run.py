@@ -18,11 +18,10 @@ from typer.testing import CliRunner
 from migrator.cli.main import app
 from migrator.clients.es import Request
 from migrator.discovery import ClusterFacts, Facts, IndexFacts
+from migrator.errors import NeedsAttention, UsageError
 from migrator.executor import RequestLog
 from migrator.migration import (
     JournaledState,
-    NeedsAttention,
-    UsageError,
     event_log_path,
     record_run,
     report,

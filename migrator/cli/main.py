@@ -6,7 +6,7 @@ import json
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -17,16 +17,13 @@ from rich.live import Live
 
 from migrator import __version__
 from migrator.cli import sandbox
-from migrator.cli.errors import fail, stopped_line
+from migrator.cli.errors import errors_to_exit_codes, fail, stopped_line
 from migrator.cli.verify import verify
 from migrator.cutover import cutover_report, rollback
-from migrator.errors import MigratorError
+from migrator.errors import NeedsAttention, PlanError
 from migrator.exit_codes import ExitCode
 from migrator.migration import (
     Migration,
-    NeedsAttention,
-    PlanRefused,
-    UsageError,
     cancel,
     default_state_path,
     execute,
@@ -49,8 +46,7 @@ from migrator.render.plan import (
 from migrator.render.progress import progress_for
 from migrator.render.report import report_markdown
 from migrator.render.status import status_text, status_view
-from migrator.spec import PlanError, plan_json_schema
-from migrator.state import LockHeld
+from migrator.spec import plan_json_schema
 from migrator.steps.base import Step
 
 app = typer.Typer(
@@ -83,23 +79,6 @@ def main(version: bool = typer.Option(False, "--version", help="Print the versio
     if version:
         typer.echo(__version__)
         raise typer.Exit()
-
-
-@contextmanager
-def errors_to_exit_codes(redact: Callable[[str], str] = lambda text: text) -> Iterator[None]:
-    """Every expected failure becomes a message and a documented exit code, never a traceback."""
-    try:
-        yield
-    except PlanError as exc:
-        raise fail(f"the plan is not valid:\n{exc}", ExitCode.BAD_INPUT) from None
-    except UsageError as exc:
-        raise fail(str(exc), ExitCode.BAD_INPUT) from None
-    except PlanRefused as exc:
-        raise fail(f"the plan is refused, nothing was changed:\n{redact(str(exc))}", ExitCode.BAD_INPUT) from None
-    except (LockHeld, NeedsAttention) as exc:
-        raise fail(redact(str(exc)), ExitCode.NEEDS_ATTENTION) from None
-    except MigratorError as exc:  # Elasticsearch and storage errors: the exit code their kind says
-        raise fail(redact(str(exc)), exc.exit_code) from None
 
 
 @contextmanager
@@ -157,7 +136,7 @@ def plan_command(
         }[fmt]()
         typer.echo(migration.redactor.text(rendered))
         if reviewed.plan.problems:
-            raise PlanRefused(reviewed.plan.problems)
+            raise PlanError(reviewed.plan.problems, refused=True)
         if out is not None:
             save_plan(migration, reviewed, document, out)
             typer.echo(

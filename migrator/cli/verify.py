@@ -18,13 +18,12 @@ from typing import Annotated, Literal
 
 import typer
 
-from migrator.cli.errors import fail
+from migrator.cli.errors import errors_to_exit_codes, fail
 from migrator.clients.storage import LocalStorage, OssStorage, Storage, StorageError
 from migrator.exit_codes import ExitCode
 from migrator.migration import open_migration
 from migrator.repository.repository_data import RepositoryFormatError
 from migrator.repository.verify import VerifyResult, list_snapshots, verify_snapshot
-from migrator.spec import PlanError
 
 _COLORS = {"error": typer.colors.RED, "warning": typer.colors.YELLOW, "garbage": None}
 _HEADINGS = {"error": "Problems", "warning": "Warnings", "garbage": "Leftovers (normal, not a problem)"}
@@ -72,14 +71,11 @@ def _open_storage(
             ExitCode.BAD_INPUT,
         )
     if plan is not None:
-        try:
+        with errors_to_exit_codes():
             migration = open_migration(plan.resolve())
-        except PlanError as exc:
-            raise fail(f"the plan is not valid:\n{exc}", ExitCode.BAD_INPUT) from None
         try:
-            return migration.storage(), migration.spec.snapshot.partial
-        except (ValueError, PlanError) as exc:
-            raise fail(migration.redactor.text(str(exc)), ExitCode.BAD_INPUT) from None
+            with errors_to_exit_codes(migration.redactor.text):
+                return migration.storage(), migration.spec.snapshot.partial
         finally:
             migration.close()
     if directory is not None:
@@ -214,8 +210,8 @@ def verify(
             indices=index or None,
             workers=workers,
         )
-    except (StorageError, RepositoryFormatError) as exc:
-        raise fail(f"cannot read the repository: {exc}", ExitCode.FAILED) from None
+    except (StorageError, RepositoryFormatError) as exc:  # the reader's errors, worded for this command
+        raise fail(f"cannot read the repository: {exc}", exc.exit_code) from None
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:
