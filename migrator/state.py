@@ -162,6 +162,10 @@ class StateStore:
     def get_checkpoint(self, step: str) -> Checkpoint | None:
         return self.checkpoints().get(step)
 
+    def statuses(self) -> dict[str, str]:
+        """Node id -> the status of its checkpoint (steps without one are absent): what migrator.selection reads."""
+        return {step: checkpoint.status for step, checkpoint in self.checkpoints().items()}
+
     # events --------------------------------------------------------------------------------
 
     def event(self, kind: str, message: str, *, step: str | None = None, data: dict[str, Any] | None = None) -> None:

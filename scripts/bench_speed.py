@@ -49,7 +49,7 @@ import yaml
 
 import migrator
 from migrator.clients.es import EsClient, EsError, build_path
-from migrator.migration import default_state_path
+from migrator.migration.files import default_state_path
 from migrator.planner import SNAPSHOT_WAIT
 from migrator.sandbox.distributions import cache_dir
 from migrator.state import StateStore

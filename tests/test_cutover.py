@@ -8,7 +8,8 @@ import time
 from types import SimpleNamespace
 
 from migrator.aliases import RemovedAliases
-from migrator.cutover import _switch_back_aliases, cutover_figures, describe_destination
+from migrator.migration.readback import cutover_figures
+from migrator.migration.rollback import _switch_back_aliases, describe_destination
 from migrator.state import StateStore
 from tests.steps.fakes import FakeIndices
 

@@ -19,7 +19,8 @@ import pytest
 import yaml
 
 from migrator.clients.es import build_path
-from migrator.migration import describe_steps, open_migration
+from migrator.migration.opened import open_migration
+from migrator.migration.review import describe_steps
 from migrator.sandbox.seed_data import seed_cluster
 from migrator.state import StateStore
 from migrator.steps.base import StepFailed

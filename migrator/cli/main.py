@@ -19,20 +19,17 @@ from migrator import __version__
 from migrator.cli import sandbox
 from migrator.cli.errors import errors_to_exit_codes, fail, stopped_line
 from migrator.cli.verify import verify
-from migrator.cutover import cutover_report, rollback
 from migrator.errors import NeedsAttention, PlanError
 from migrator.exit_codes import ExitCode
-from migrator.migration import (
-    Migration,
-    cancel,
-    default_state_path,
-    execute,
-    open_migration,
-    review,
-    save_plan,
-    status,
-)
-from migrator.migration import report as build_report
+from migrator.migration.files import default_state_path
+from migrator.migration.opened import Migration, open_migration
+from migrator.migration.readback import cutover_report, status
+from migrator.migration.readback import report as build_report
+from migrator.migration.review import review
+from migrator.migration.rollback import rollback
+from migrator.migration.run import execute
+from migrator.migration.saved import save_plan
+from migrator.migration.undo import cancel
 from migrator.planner import CUTOVER, MigrationPlan
 from migrator.render.plan import (
     graph_dot,

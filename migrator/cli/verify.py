@@ -2,7 +2,8 @@
 
 Place in the flow: CLI -> migrator.repository.verify -> storage. Standalone and read-only (GET and
 LIST only), so it is safe against a production bucket. The repository comes from a plan file
-(`--plan`, its storage section, exactly what `apply` reads), from OSS coordinates (credentials from
+(`--plan`, its storage section, exactly what `apply` reads, with only the secrets that reach the bucket:
+no cluster's password is needed), from OSS coordinates (credentials from
 OSS_ACCESS_KEY_ID, OSS_ACCESS_KEY_SECRET and optionally OSS_SESSION_TOKEN), or from a folder
 (`--dir`). Without `--snapshot` it lists the snapshots. Exit codes: 0 restorable (or listed), 1 not
 restorable or the repository cannot be read, 2 bad input.
@@ -21,7 +22,7 @@ import typer
 from migrator.cli.errors import errors_to_exit_codes, fail
 from migrator.clients.storage import LocalStorage, OssStorage, Storage, StorageError
 from migrator.exit_codes import ExitCode
-from migrator.migration import open_migration
+from migrator.migration.opened import open_buckets
 from migrator.repository.repository_data import RepositoryFormatError
 from migrator.repository.verify import VerifyResult, list_snapshots, verify_snapshot
 
@@ -72,12 +73,9 @@ def _open_storage(
         )
     if plan is not None:
         with errors_to_exit_codes():
-            migration = open_migration(plan.resolve())
-        try:
-            with errors_to_exit_codes(migration.redactor.text):
-                return migration.storage(), migration.spec.snapshot.partial
-        finally:
-            migration.close()
+            buckets = open_buckets(plan.resolve())
+        with errors_to_exit_codes(buckets.secrets.redactor.text):
+            return buckets.storage(), buckets.spec.snapshot.partial
     if directory is not None:
         if not directory.is_dir():
             raise fail(f"--dir {directory} is not a folder", ExitCode.BAD_INPUT)

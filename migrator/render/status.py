@@ -1,5 +1,5 @@
 """`migrator status`: the run recorded in the state file, as plain text or as a live rich table
-(`--watch`), from the dictionary `migration.status()` returns."""
+(`--watch`), from the dictionary `migration.readback.status()` returns."""
 
 from __future__ import annotations
 

@@ -8,9 +8,11 @@ import stat
 
 import pytest
 
-import migrator.migration as migration_module
+import migrator.migration.opened as migration_module
 from migrator.errors import NeedsAttention, PlanError
-from migrator.migration import prepare, review, save_plan
+from migrator.migration.review import review
+from migrator.migration.run import prepare
+from migrator.migration.saved import save_plan
 from migrator.render.plan import plan_document, plan_markdown
 from migrator.state import StateStore
 from tests.render.conftest import BASE_INDICES, MB, SECRETS, facts
