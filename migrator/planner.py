@@ -23,6 +23,7 @@ import networkx as nx
 from migrator.aliases import alias_problems
 from migrator.checks import check_plan, closed_index_findings
 from migrator.compatibility import refusal
+from migrator.dag import NodeId
 from migrator.discovery import Facts
 from migrator.rename import RenameError, RenameRule
 from migrator.spec import MigrationSpec, Problem, render_snapshot_name
@@ -48,32 +49,37 @@ METADATA_TEMPLATES = "metadata.templates"
 BULK, CUTOVER = "bulk", "cutover"
 
 
+# The names of the nodes of one index, `name[target]` (migrator.dag.NodeId).
+RESTORE, RECOVERY, VALIDATE, CLOSE = "restore", "recovery", "validate", "close"
+CUTOVER_RESTORE, CUTOVER_RECOVERY, CUTOVER_VALIDATE = "cutover.restore", "cutover.recovery", "cutover.validate"
+
+
 def restore_id(target: str) -> str:
-    return f"restore[{target}]"
+    return str(NodeId(RESTORE, target))
 
 
 def recovery_id(target: str) -> str:
-    return f"recovery[{target}]"
+    return str(NodeId(RECOVERY, target))
 
 
 def validate_id(target: str) -> str:
-    return f"validate[{target}]"
+    return str(NodeId(VALIDATE, target))
 
 
 def close_id(target: str) -> str:
-    return f"close[{target}]"
+    return str(NodeId(CLOSE, target))
 
 
 def cutover_restore_id(target: str) -> str:
-    return f"cutover.restore[{target}]"
+    return str(NodeId(CUTOVER_RESTORE, target))
 
 
 def cutover_recovery_id(target: str) -> str:
-    return f"cutover.recovery[{target}]"
+    return str(NodeId(CUTOVER_RECOVERY, target))
 
 
 def cutover_validate_id(target: str) -> str:
-    return f"cutover.validate[{target}]"
+    return str(NodeId(CUTOVER_VALIDATE, target))
 
 
 def cutover_snapshot_name(snapshot: str, attempt: int = 1) -> str:

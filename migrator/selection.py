@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import networkx as nx
 
+from migrator.dag import StepStatus
 from migrator.errors import NeedsAttention, UsageError
 from migrator.planner import BULK, CUTOVER, phase_nodes
 
@@ -35,7 +36,7 @@ def selection(graph: nx.DiGraph, statuses: Mapping[str, str], until: str | None,
         return set().union(*(nx.ancestors(graph, node) | {node} for node in named))
     if only is not None:
         named = steps_named(graph, only, "--only")
-        done = {step for step, status in statuses.items() if status == "done"}
+        done = {step for step, status in statuses.items() if status == StepStatus.DONE}
         missing = sorted({pred for node in named for pred in graph.predecessors(node)} - done - named)
         if missing:
             raise NeedsAttention(f"--only {only}: first finish {', '.join(missing)} (e.g. with --until)")
@@ -60,7 +61,7 @@ def phase_selection(
     if phase == "all":
         return None
     if phase == CUTOVER:
-        left = sorted(node for node in phase_nodes(graph, BULK) if statuses.get(node) != "done")
+        left = sorted(node for node in phase_nodes(graph, BULK) if statuses.get(node) != StepStatus.DONE)
         if left:
             raise NeedsAttention(
                 f"the bulk copy is not finished ({', '.join(left[:5])}{' ...' if len(left) > 5 else ''} left): "

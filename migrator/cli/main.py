@@ -19,6 +19,7 @@ from migrator import __version__
 from migrator.cli import sandbox
 from migrator.cli.errors import errors_to_exit_codes, fail, stopped_line
 from migrator.cli.verify import verify
+from migrator.dag import RunStatus
 from migrator.errors import NeedsAttention, PlanError
 from migrator.exit_codes import ExitCode
 from migrator.migration.files import default_state_path
@@ -386,7 +387,8 @@ def resume(
     )
 
 
-OUTCOMES = {"done": ExitCode.OK, "paused": ExitCode.OK, "failed": ExitCode.FAILED}
+OUTCOMES = {RunStatus.DONE: ExitCode.OK, RunStatus.PAUSED: ExitCode.OK, RunStatus.FAILED: ExitCode.FAILED}
+LIVE = (RunStatus.PLANNED, RunStatus.RUNNING, RunStatus.CANCELLING)
 
 
 @app.command("status")
@@ -410,12 +412,12 @@ def status_command(
         typer.echo(status_text(report))
         return
     with Live(status_view(report), console=Console(), refresh_per_second=4) as live:
-        while report["live"] and report["status"] in ("planned", "running", "cancelling"):
+        while report["live"] and report["status"] in LIVE:
             time.sleep(interval)
             with errors_to_exit_codes():
                 report = status(path)
             live.update(status_view(report))
-    if report["status"] == "running":
+    if report["status"] == RunStatus.RUNNING:
         raise fail(
             f"the run stopped without finishing (killed?); `migrator resume {plan_file}` continues",
             ExitCode.NEEDS_ATTENTION,

@@ -10,10 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from migrator.dag import NodeId, RunStatus, StepStatus
 from migrator.errors import NeedsAttention
 from migrator.migration.files import event_log_path
 from migrator.planner import (
     ALIAS_SWITCH,
+    CUTOVER_RECOVERY,
     CUTOVER_SNAPSHOT_WAIT,
     SNAPSHOT_WAIT,
     WRITE_BLOCK,
@@ -40,7 +42,7 @@ def run_summary(state: StateStore) -> dict[str, Any]:
     return {
         "plan": state.get_meta("plan_name"),
         "plan_hash": state.get_meta("plan_hash"),
-        "status": state.get_meta("status", "never run"),
+        "status": state.get_meta("status", RunStatus.NEVER_RUN),
         "snapshot": state.get_meta("snapshot"),
         "repository": state.get_meta("repository"),
         "started": state.get_meta("started"),
@@ -191,7 +193,9 @@ def cutover_figures(state: StateStore) -> dict[str, Any] | None:
     if full and inc and inc.get("total_bytes"):
         figures["incremental_reused_fraction"] = round(1 - (inc["incremental_bytes"] or 0) / inc["total_bytes"], 4)
     restored = [
-        cp.detail for node, cp in checkpoints.items() if node.startswith("cutover.recovery[") and cp.status == "done"
+        cp.detail
+        for node, cp in checkpoints.items()
+        if cp.status == StepStatus.DONE and NodeId.parse(node).name == CUTOVER_RECOVERY
     ]
     figures["restore_over"] = {
         "indices": len(restored),

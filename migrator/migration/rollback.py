@@ -21,6 +21,7 @@ from typing import Any
 from migrator.aliases import RemovedAliases, alias_holders
 from migrator.blocks import WRITE, SourceBlocks, added_write_block, batches, differences, lift_write_block, read_blocks
 from migrator.clients.es import EsError, build_path
+from migrator.dag import RunStatus
 from migrator.errors import NeedsAttention
 from migrator.migration.opened import Migration
 from migrator.migration.run import recorded_plan
@@ -62,7 +63,7 @@ def rollback(migration: Migration, wait_s: float = 90.0) -> dict[str, Any]:
         state.reset(sorted(phase_nodes(plan.graph, CUTOVER)))
         record.forget()  # the source is as recorded again: the next cutover records anew
         taken.forget()
-        state.set_meta(status="rolled back", cutover_attempt=str(attempt + 1), cancel_requested="0")
+        state.set_meta(status=RunStatus.ROLLED_BACK, cutover_attempt=str(attempt + 1), cancel_requested="0")
         state.event("rollback", json.dumps(report))
         return report
     finally:

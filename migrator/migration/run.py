@@ -20,6 +20,7 @@ import networkx as nx
 from migrator.aliases import RemovedAliases
 from migrator.blocks import SourceBlocks
 from migrator.clients.es import build_path
+from migrator.dag import RunStatus
 from migrator.discovery import Facts
 from migrator.drift import redo_steps
 from migrator.errors import NeedsAttention, PlanError
@@ -39,7 +40,7 @@ from migrator.steps.restore import owned_target
 
 def recorded_plan(migration: Migration, state: StateStore) -> MigrationPlan | None:
     """The plan rebuilt from the facts recorded when the run began (None: no run yet)."""
-    if state.get_meta("status") in (None, "cancelled"):
+    if state.get_meta("status") in (None, RunStatus.CANCELLED):
         return None
     facts = Facts.from_json(state.get_json("facts"))
     when = datetime.fromisoformat(state.get_meta("started"))
@@ -58,7 +59,7 @@ def record_run(state: StateStore, plan: MigrationPlan, when: datetime, redactor:
         snapshot=plan.snapshot,
         repository=plan.spec.repository.name,
         started=when.isoformat(),
-        status="planned",
+        status=RunStatus.PLANNED,
         cancel_requested="0",
     )
 
@@ -180,7 +181,7 @@ def execute(
             in_phase = phase_selection(plan.graph, state.statuses(), phase, resuming)
             if in_phase is not None:
                 selected = in_phase if selected is None else selected & in_phase
-            state.set_meta(status="running", cancel_requested="0")
+            state.set_meta(status=RunStatus.RUNNING, cancel_requested="0")
             ctx = StepContext(
                 spec=migration.spec,
                 plan=plan,
@@ -212,11 +213,11 @@ def execute(
             result = executor.run()
             if result.cancelled or (result.failed and ctx.cancel_requested()):
                 result.cancelled = True
-                state.set_meta(status="cancelling")
+                state.set_meta(status=RunStatus.CANCELLING)
             elif result.failed:
-                state.set_meta(status="failed")
+                state.set_meta(status=RunStatus.FAILED)
             else:
-                state.set_meta(status="paused" if result.not_run else "done")
+                state.set_meta(status=RunStatus.PAUSED if result.not_run else RunStatus.DONE)
             return plan, result
         finally:
             record_cpu(state, started_cpu_s, time.monotonic() - started)

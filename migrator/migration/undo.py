@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrator.clients.es import EsError, build_path
+from migrator.dag import NodeId, RunStatus, StepStatus
 from migrator.errors import NeedsAttention
 from migrator.executor import RequestLog
 from migrator.migration.opened import Migration
@@ -72,9 +73,9 @@ def cancel(migration: Migration, wait_s: float = 90.0) -> dict[str, Any]:
     restored, and leave the state file consistent (a later apply starts a fresh run)."""
     state = migration.open_state()
     try:
-        if state.get_meta("status") in (None, "cancelled"):
+        if state.get_meta("status") in (None, RunStatus.CANCELLED):
             raise NeedsAttention(f"no run to cancel in {state.path}")
-        if any(step.startswith("cutover.") for step in state.checkpoints()):
+        if any(NodeId.parse(step).in_cutover for step in state.checkpoints()):
             raise NeedsAttention(
                 f"a cutover began: `migrator rollback {migration.plan_path}` undoes it (removes the aliases from the "
                 "destination, then lets the source take writes again); cancel would leave the source's writes blocked"
@@ -109,7 +110,7 @@ def _undo(migration: Migration, state: StateStore) -> dict[str, Any]:
     repository, snapshot = state.get_meta("repository"), state.get_meta("snapshot")
     report: dict[str, Any] = {"snapshot_deleted": None, "indices_deleted": []}
     checkpoints = state.checkpoints()
-    recovered = {cp.step for cp in checkpoints.values() if cp.status == "done" and cp.step.startswith("recovery[")}
+    recovered = {step for step, status in state.statuses().items() if status == StepStatus.DONE}
     ledger = Ledger(state)
     for target in sorted(owned_targets(state)):
         if recovery_id(target) in recovered:
@@ -134,6 +135,6 @@ def _undo(migration: Migration, state: StateStore) -> dict[str, Any]:
             report.setdefault("kept", []).append(f"snapshot {snapshot} (not taken by this migration)")
     keep = {"preflight", "repository.source", "repository.destination"}
     state.reset([node for node in checkpoints if node not in keep])
-    state.set_meta(status="cancelled", cancel_requested="0")
+    state.set_meta(status=RunStatus.CANCELLED, cancel_requested="0")
     state.event("cancelled", json.dumps(report))
     return report

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from migrator.dag import StepKind
 from migrator.steps.alias_switch import SwitchAliases
 from migrator.steps.base import Step
 from migrator.steps.close import CloseIndex
@@ -24,7 +25,7 @@ from migrator.steps.storage_verify import VerifyInStorage, VerifyReplica
 from migrator.steps.validate import ValidateIndex
 from migrator.steps.write_block import BlockWrites
 
-STEP_KINDS: dict[str, type[Step]] = {
+STEP_KINDS: dict[StepKind, type[Step]] = {
     cls.kind: cls
     for cls in (
         Preflight,

@@ -23,6 +23,7 @@ from migrator.blocks import SourceBlocks
 from migrator.clients.es import EsClient
 from migrator.clients.replication import BucketReplication
 from migrator.clients.storage import Storage
+from migrator.dag import StepKind
 from migrator.errors import MigratorError
 from migrator.ownership import Ledger
 from migrator.planner import MigrationPlan
@@ -174,7 +175,7 @@ def send_held(client: EsClient, step_id: str, method: str, path: str, body: Any)
 class Step(ABC):
     """One node of the DAG."""
 
-    kind: ClassVar[str]
+    kind: ClassVar[StepKind]
     title: ClassVar[str]
     waits_for: ClassVar[str] = ""
     # Observed again when an unfinished run continues, even if its checkpoint says done: what it made

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from migrator.clients.es import build_path
 from migrator.clients.storage import Storage, StorageError
 from migrator.compatibility import refusal
+from migrator.dag import StepKind
 from migrator.spec import StorageSpec
 from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
 
@@ -56,7 +57,7 @@ def missing_plugin(side: str, nodes: dict, repository_type: str) -> list[str]:
 class Preflight(Step):
     """Read-only checks of the live clusters."""
 
-    kind = "preflight"
+    kind = StepKind.PREFLIGHT
     title = "Check both clusters before anything changes"
     waits_for = "nothing: read-only checks"
 

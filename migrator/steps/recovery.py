@@ -30,6 +30,7 @@ from concurrent.futures import wait as wait_for_futures
 from typing import Any
 
 from migrator.clients.es import build_path
+from migrator.dag import StepKind
 from migrator.errors import Cure
 from migrator.planner import restore_id
 from migrator.steps.allocation import EXPLAIN_PATH, Explanation, failed_restore_message, why_unassigned
@@ -43,7 +44,7 @@ LIVE_REASONS = {"NEW_INDEX_RESTORED", "EXISTING_INDEX_RESTORED", "INDEX_CREATED"
 
 
 class FollowRecovery(Step):
-    kind = "recovery"
+    kind = StepKind.RECOVERY
     title = "Follow the recovery of the restored index"
     waits_for = "every primary shard STARTED (recovery: files and bytes recovered / total)"
     reused: int = 0

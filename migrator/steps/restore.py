@@ -16,6 +16,7 @@ from typing import Any
 
 from migrator.blocks import WRITE, before_cutover
 from migrator.clients.es import EsError, build_path
+from migrator.dag import StepKind
 from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepFailed, send_held
 from migrator.steps.stall import StallWatch
 
@@ -69,7 +70,7 @@ def owned_target(ctx: Any, ledger: Any, repository: str | None, target: str) -> 
 
 
 class Restore(Step):
-    kind = "restore"
+    kind = StepKind.RESTORE
     title = "Restore the index on the destination"
     lasting = True
     waits_for = "the restore to be under way (the request is held open until it ends; the next step follows it)"

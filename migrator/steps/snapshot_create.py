@@ -19,6 +19,7 @@ from typing import Any
 
 from migrator import failpoints
 from migrator.clients.es import EsError, build_path
+from migrator.dag import StepKind
 from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepContext, StepFailed, send_held
 from migrator.steps.stall import StallWatch
 
@@ -111,7 +112,7 @@ def take_snapshot(ctx: StepContext, step_id: str, snapshot: str) -> None:
 
 
 class CreateSnapshot(Step):
-    kind = "snapshot.create"
+    kind = StepKind.SNAPSHOT_CREATE
     title = "Create the snapshot"
     waits_for = "the snapshot to be accepted (the request is held open until it ends; the next step follows it)"
 

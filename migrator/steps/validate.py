@@ -33,6 +33,7 @@ import json
 from typing import Any
 
 from migrator.clients.es import EsClient, build_path
+from migrator.dag import StepKind
 from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
 
 SETTINGS_THAT_MATTER = (
@@ -122,7 +123,7 @@ def _only(body: dict[str, Any], key: str) -> Any:
 
 
 class ValidateIndex(Step):
-    kind = "validate"
+    kind = StepKind.VALIDATE
     title = "Validate the restored index against its source"
     waits_for = "nothing: counts, mappings, settings and sampled documents are read and compared"
     lasting = True
