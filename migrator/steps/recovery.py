@@ -108,7 +108,7 @@ class FollowRecovery(Step):
         self.ctx.progress.message(self.id, f"{target}: its restore had failed; deleting it and restoring it again")
         self.ctx.destination.request("DELETE", build_path(target), ok=(200, 404))
         Restore(restore_id(target), self.params, self.ctx).act()
-        held = self.ctx.held_restores.pop(target, None)
+        held = self.ctx.held_restores.release(target)
         if held is not None:  # its answer comes at once when it fails again, and stops the step
             self._await_held(held, StallWatch(self.ctx, f"the restore of {target}"))
 
@@ -128,7 +128,7 @@ class FollowRecovery(Step):
         if not missing:
             self.ctx.destination.request("DELETE", build_path(target), ok=(200, 404))
         Restore(restore_id(target), self.params, self.ctx).act()
-        self.ctx.held_restores.pop(target, None)  # followed by polling from here on
+        self.ctx.held_restores.release(target)  # followed by polling from here on
 
     def _held(self) -> Future[Any] | None:
         return self.ctx.held_restores.get(self.params["target"])
@@ -168,7 +168,7 @@ class FollowRecovery(Step):
         once: the executor observes again after the wait)."""
         if self.figures is not None:
             return self.figures
-        copied = self.ctx.snapshot_index_bytes.get(self.snapshot, {}).get(self.params["source"])
+        copied = self.ctx.snapshot_index_bytes.of(self.snapshot, self.params["source"])
         if copied is not None and not self.params.get("cutover"):  # a new index: every file was copied
             self.reused = 0
             recovered, total = copied, copied
@@ -207,7 +207,7 @@ class FollowRecovery(Step):
         if held is not None and self._await_held(held, watch):
             return self._figures()
         if held is not None:  # it failed or was cut (a restart?): from here on, poll and heal
-            self.ctx.held_restores.pop(self.params["target"], None)
+            self.ctx.held_restores.release(self.params["target"])
         long_poll = f"{max(1, round(self.ctx.poll_s * 5))}s"
         while True:
             done, recovered, total, stages = self._progress(heal=True)

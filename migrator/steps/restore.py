@@ -17,7 +17,7 @@ from typing import Any
 from migrator.blocks import WRITE, before_cutover
 from migrator.clients.es import EsError, build_path
 from migrator.dag import StepKind
-from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepFailed, send_held
+from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepFailed
 from migrator.steps.stall import StallWatch
 
 
@@ -132,7 +132,7 @@ class Restore(Step):
             "_snapshot", self.ctx.repository, self.snapshot, "_restore", params={"wait_for_completion": True}
         )
         for attempt in range(30):
-            answer = send_held(self.ctx.destination, self.id, "POST", path, self.body())
+            answer = self.ctx.held_restores.send(self.ctx.destination, self.id, "POST", path, self.body())
             try:
                 self._until_under_way(answer)
             except EsError as exc:
@@ -142,7 +142,7 @@ class Restore(Step):
                     self.ctx.sleep(1.0)
                     continue
                 raise
-            self.ctx.held_restores[target] = answer
+            self.ctx.held_restores.keep(target, answer)  # for the recovery step, once under way
             return
 
     def _until_under_way(self, answer: Future[Any]) -> None:

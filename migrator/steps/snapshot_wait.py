@@ -211,5 +211,5 @@ class FollowSnapshot(Step):
         detail = {"state": info.get("state"), "shards": (info.get("shards") or {}).get("total", 0)}
         # One read of the finished snapshot's statistics: what it copied, and what it reused.
         status = self._progress()
-        self.ctx.snapshot_index_bytes[self.snapshot] = index_bytes(status)
+        self.ctx.snapshot_index_bytes.record(self.snapshot, index_bytes(status))
         return {**detail, **copy_stats(status)}

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from migrator.clients.es import EsError, Request
 from migrator.discovery import IndexFacts
 from migrator.ownership import Ledger
+from migrator.steps.handoffs import HeldRequests, SnapshotSizes
 
 REPOSITORY = "repo"
 
@@ -118,8 +119,8 @@ def context(
         source=source,
         repository=REPOSITORY,
         snapshot="snap-1",
-        held_snapshots={},
-        snapshot_index_bytes={},
+        held_snapshots=HeldRequests(),
+        snapshot_index_bytes=SnapshotSizes(),
         ledger=Ledger(),
         progress=Progress(),
         cancelled=False,

@@ -16,6 +16,7 @@ import pytest
 from migrator.clients.es import EsError, Request
 from migrator.errors import Cure
 from migrator.steps.base import StepFailed
+from migrator.steps.handoffs import HeldRequests, SnapshotSizes
 from migrator.steps.recovery import FollowRecovery
 from migrator.steps.restore import Restore
 from migrator.steps.stall import Stalled
@@ -98,12 +99,17 @@ def step_with(
     held: Future[Any] | None, sizes: dict[str, int] | None = None, **params: Any
 ) -> tuple[FollowRecovery, FakeDestination]:
     destination = FakeDestination()
+    held_restores, snapshot_sizes = HeldRequests(), SnapshotSizes()
+    if held is not None:
+        held_restores.keep(TARGET, held)
+    if sizes is not None:
+        snapshot_sizes.record("snap", sizes)
     ctx = SimpleNamespace(
         spec=SimpleNamespace(waits=SimpleNamespace(stall_after=900.0)),
         destination=destination,
-        held_restores={TARGET: held} if held is not None else {},
+        held_restores=held_restores,
         snapshot="snap",
-        snapshot_index_bytes={"snap": sizes} if sizes is not None else {},
+        snapshot_index_bytes=snapshot_sizes,
         progress=Progress(),
         poll_s=0.2,
         cancel_requested=lambda: False,
@@ -192,7 +198,7 @@ def test_a_resumed_run_restores_a_failed_restore_again_once_then_stops():
         restores.append(self.id)
         again: Future[Any] = Future()
         again.set_result(answered({"total": 1, "failed": 1, "successful": 0}))
-        self.ctx.held_restores[self.params["target"]] = again
+        self.ctx.held_restores.keep(self.params["target"], again)
 
     with patch.object(Restore, "act", act), pytest.raises(StepFailed) as failed:
         step.wait()

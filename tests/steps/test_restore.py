@@ -9,6 +9,7 @@ import pytest
 
 from migrator.clients.es import EsError, Request
 from migrator.errors import Cure
+from migrator.steps.handoffs import HeldRequests
 from migrator.steps.restore import Restore
 from tests.steps.fakes import Progress
 
@@ -50,7 +51,7 @@ def step(destination: Destination) -> Restore:
         destination=destination,
         repository="r",
         snapshot="s",
-        held_restores={},
+        held_restores=HeldRequests(),
         progress=Progress(),
         cancel_requested=lambda: False,
         sleep=lambda seconds=None: None,
