@@ -11,6 +11,7 @@ some steps (`selected`), and a `gate` may be asked before each step sends anythi
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 from collections.abc import Callable
@@ -81,6 +82,44 @@ def is_transient(exc: Exception) -> bool:
     return False
 
 
+class ReadySet:
+    """The steps whose predecessors are all finished, kept as steps finish (each edge is counted once):
+    the cost of a run grows with the graph, not with its square. Steps pop in topological order
+    (`order`), so earlier work (an index's recovery and validation) goes before later work."""
+
+    def __init__(self, graph: nx.DiGraph, order: list[str], finished: set[str], selected: set[str] | None) -> None:
+        self.graph = graph
+        self.rank = {node: position for position, node in enumerate(order)}
+        self.selected = selected
+        self.blocking = {
+            node: sum(1 for pred in graph.predecessors(node) if pred not in finished)
+            for node in order
+            if node not in finished
+        }
+        self.heap = [self.rank[node] for node, count in self.blocking.items() if count == 0 and self._wanted(node)]
+        heapq.heapify(self.heap)
+        self.order = order
+
+    def _wanted(self, node: str) -> bool:
+        return self.selected is None or node in self.selected
+
+    def __bool__(self) -> bool:
+        return bool(self.heap)
+
+    def pop(self) -> str:
+        """The earliest ready step (it is not handed out again)."""
+        return self.order[heapq.heappop(self.heap)]
+
+    def finished(self, node: str) -> None:
+        """`node` is done: its successors with no other unfinished predecessor become ready."""
+        for successor in self.graph.successors(node):
+            if successor not in self.blocking:
+                continue
+            self.blocking[successor] -= 1
+            if self.blocking[successor] == 0 and self._wanted(successor):
+                heapq.heappush(self.heap, self.rank[successor])
+
+
 class Executor:
     def __init__(
         self,
@@ -115,22 +154,22 @@ class Executor:
         if finished != set(self.graph):
             finished -= self._undone_behind_our_back(finished)
         result.skipped.extend(sorted(finished))
-        for node in nx.topological_sort(self.graph):
+        order = list(nx.topological_sort(self.graph))
+        for node in order:
             if node in finished:
                 self.on_step(node, "skipped", "already done (checkpoint)")
+        ready = ReadySet(self.graph, order, finished, self.selected)
         running: dict[Future[str], str] = {}
         with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="step") as pool:
             while True:
-                if not self._stop.is_set():
-                    for node in self._ready(finished, set(running.values()), result):
-                        if len(running) >= self.parallel:
-                            break
-                        if self.gate is not None and not self.gate(self.steps[node]):
-                            result.declined = node
-                            self.state.event("step.declined", "not confirmed: the run stops before it", step=node)
-                            self._stop.set()
-                            break
-                        running[pool.submit(self._run_step, node)] = node
+                while not self._stop.is_set() and len(running) < self.parallel and ready:
+                    node = ready.pop()
+                    if self.gate is not None and not self.gate(self.steps[node]):
+                        result.declined = node
+                        self.state.event("step.declined", "not confirmed: the run stops before it", step=node)
+                        self._stop.set()
+                        break
+                    running[pool.submit(self._run_step, node)] = node
                 if not running:
                     break
                 completed, _ = wait(list(running), return_when=FIRST_COMPLETED)
@@ -139,6 +178,7 @@ class Executor:
                     try:
                         future.result()
                         finished.add(node)
+                        ready.finished(node)
                         result.done.append(node)
                     except Cancelled:
                         result.cancelled = True
@@ -150,7 +190,7 @@ class Executor:
                         self.state.event("step.failed", message, step=node)
                         self.on_step(node, "failed", message)
                         self._stop.set()
-        result.not_run = [node for node in nx.topological_sort(self.graph) if node not in finished]
+        result.not_run = [node for node in order if node not in finished]
         return result
 
     def _undone_behind_our_back(self, finished: set[str]) -> set[str]:
@@ -171,17 +211,6 @@ class Executor:
                 self.on_step(node, "recheck", message)
                 redo |= {node} | nx.descendants(self.graph, node)
         return redo
-
-    def _ready(self, finished: set[str], running: set[str], result: RunResult) -> list[str]:
-        return [
-            node
-            for node in nx.topological_sort(self.graph)
-            if node not in finished
-            and node not in running
-            and node not in result.failed
-            and (self.selected is None or node in self.selected)
-            and all(pred in finished for pred in self.graph.predecessors(node))
-        ]
 
     def _run_step(self, node: str) -> str:
         self.request_log.current.step = node

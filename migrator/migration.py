@@ -498,14 +498,13 @@ def phase_selection(graph: nx.DiGraph, state: StateStore, phase: str | None, res
 
 
 class RecordedProgress(ProgressSink):
-    """Progress shown as usual and kept in the state file (at most every `every_s` per step), so that
-    `migrator status --watch` can show it from another terminal."""
+    """Progress shown as usual and kept in the state file (at most every `every_s` per step, only the
+    step that changed), so that `migrator status --watch` can show it from another terminal."""
 
     def __init__(self, inner: ProgressSink, state: StateStore, every_s: float = 1.0) -> None:
         self.inner = inner
         self.state = state
         self.every_s = every_s
-        self.latest: dict[str, dict[str, Any]] = {}
         self._written: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -513,11 +512,10 @@ class RecordedProgress(ProgressSink):
         self.inner.update(step, completed, total, unit, text)
         now = time.time()
         with self._lock:
-            self.latest[step] = {"completed": completed, "total": total, "unit": unit, "text": text, "ts": now}
             if now - self._written.get(step, 0.0) < self.every_s and completed < total:
                 return
             self._written[step] = now
-            self.state.set_json("progress", self.latest)
+        self.state.set_progress(step, {"completed": completed, "total": total, "unit": unit, "text": text, "ts": now})
 
     def message(self, step: str | None, text: str) -> None:
         self.inner.message(step, text)
@@ -582,6 +580,7 @@ def execute(
                 selected=selected,
             )
             state.set_json("dag", {"nodes": list(executor.graph.nodes), "edges": sorted(executor.graph.edges)})
+            progress.expect(executor.graph.number_of_nodes())
             result = executor.run()
             if result.cancelled or (result.failed and ctx.cancel_requested()):
                 result.cancelled = True
@@ -781,7 +780,7 @@ def status(state_path: Path) -> dict[str, Any]:
     try:
         checkpoints = state.checkpoints()
         nodes = state.get_json("nodes") or sorted(checkpoints)
-        progress = state.get_json("progress") or {}
+        progress = state.progress()
         durations = _durations(state)
         steps = []
         for node in nodes:
@@ -807,7 +806,7 @@ def status(state_path: Path) -> dict[str, Any]:
             "steps": steps,
             "last_events": [
                 {"ts": e.ts, "run": e.run, "step": e.step, "kind": e.kind, "message": e.message}
-                for e in state.events()[-10:]
+                for e in state.recent_events(10)
             ],
         }
     finally:

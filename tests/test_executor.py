@@ -102,3 +102,26 @@ def test_cancel_stops_before_the_next_step(tmp_path):
     world, state, executor, _ = make_world(tmp_path, diamond(), a={"error": Cancelled("stop"), "fail_times": 1})
     result = executor.run()
     assert result.cancelled and world.order == ["a"]
+
+
+class CountingGraph(nx.DiGraph):
+    """A DAG that counts how often the executor asks for a step's predecessors."""
+
+    asked = 0
+
+    def predecessors(self, n):
+        type(self).asked += 1
+        return super().predecessors(n)
+
+
+def test_the_ready_set_costs_grow_with_the_graph_not_its_square(tmp_path):
+    graph = CountingGraph()
+    nx.add_path(graph, ["preflight", "repository"])
+    for index in range(300):
+        nx.add_path(graph, ["repository", f"restore[{index}]", f"recovery[{index}]", f"validate[{index}]"])
+    CountingGraph.asked = 0
+    world, state, executor, _ = make_world(tmp_path, graph)
+    result = executor.run()
+    assert result.ok and len(result.done) == graph.number_of_nodes()
+    # Each step's predecessors are counted once when the run starts: ~900 asks, not ~900 x 900.
+    assert CountingGraph.asked <= 2 * graph.number_of_nodes()

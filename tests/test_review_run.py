@@ -133,7 +133,7 @@ def test_status_and_report_from_the_state_file(tmp_path):
     detail = {"source_docs": 100, "destination_docs": 100, "warnings": ["a stores no _source: sample skipped"]}
     state.checkpoint("validate[a]", "done", detail)
     state.checkpoint("recovery[a]", "done", {"bytes": 4096})
-    state.set_json("progress", {"recovery[a]": {"completed": 4096, "total": 4096, "unit": "bytes", "text": ""}})
+    state.set_progress("recovery[a]", {"completed": 4096, "total": 4096, "unit": "bytes", "text": ""})
     state.close()
 
     data = report(tmp_path / "plan.state.db")

@@ -96,3 +96,26 @@ def test_pid_alive_tells_a_running_process_from_an_exited_one_even_before_it_is_
         child.kill()
         child.wait()
     assert not pid_alive(child.pid)
+
+
+def test_a_checkpoint_is_read_by_its_key_and_progress_only_for_the_step_that_changed(tmp_path):
+    store = StateStore(tmp_path / "s.db")
+    for index in range(200):
+        store.checkpoint(f"restore[{index}]", "done", {"bytes": index})
+        store.set_progress(f"recovery[{index}]", {"completed": index, "total": 200, "unit": "bytes", "text": ""})
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    assert store.get_checkpoint("restore[7]").detail == {"bytes": 7}
+    assert store.get_checkpoint("restore[x]") is None
+    store.set_progress("recovery[3]", {"completed": 200, "total": 200, "unit": "bytes", "text": "done"})
+    store._db.set_trace_callback(None)
+    reads = [s for s in statements if s.startswith("SELECT")]
+    assert reads and all("WHERE step = " in s for s in reads)  # one row by key, not every checkpoint
+    assert max(len(s) for s in statements) < 300  # one step's progress written, not all 200
+    assert store.progress()["recovery[3]"]["text"] == "done" and len(store.progress()) == 200
+    assert [e.message for e in store.recent_events(2)] == []
+    store.event("a", "first")
+    store.event("b", "second")
+    store.event("c", "third")
+    assert [e.message for e in store.recent_events(2)] == ["second", "third"]
+    store.close()
