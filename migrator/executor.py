@@ -154,7 +154,7 @@ class Executor:
         if finished != set(self.graph):
             finished -= self._undone_behind_our_back(finished)
         result.skipped.extend(sorted(finished))
-        order = list(nx.topological_sort(self.graph))
+        order = list(nx.lexicographical_topological_sort(self.graph, key=self._lane))
         for node in order:
             if node in finished:
                 self.on_step(node, "skipped", "already done (checkpoint)")
@@ -192,6 +192,12 @@ class Executor:
                         self._stop.set()
         result.not_run = [node for node in order if node not in finished]
         return result
+
+    def _lane(self, node: str) -> tuple[int, str]:
+        """Order among steps ready at once: a restore batch and its indices' steps share a lane (the
+        batch's number), so an earlier batch's indices are followed and validated before a later batch
+        starts; steps without a lane (the shared chain, the cutover) come first when ready."""
+        return (self.graph.nodes[node].get("lane", 0), node)
 
     def _undone_behind_our_back(self, finished: set[str]) -> set[str]:
         """Done steps of an unfinished run whose work is gone now (observed again), with what follows them."""

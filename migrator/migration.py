@@ -39,7 +39,16 @@ from migrator.planner import (
     validate_id,
 )
 from migrator.redact import Redactor
-from migrator.spec import ClusterSpec, MigrationSpec, PlanError, Problem, SecretRef, StorageSpec, load_plan
+from migrator.spec import (
+    MAX_PARALLEL,
+    ClusterSpec,
+    MigrationSpec,
+    PlanError,
+    Problem,
+    SecretRef,
+    StorageSpec,
+    load_plan,
+)
 from migrator.state import STALE_AFTER_S, StateStore
 from migrator.steps.base import ConsoleRequest, ProgressSink, Step, StepContext
 
@@ -61,6 +70,12 @@ class PlanRefused(Exception):
 
 class UsageError(Exception):
     """A command-line option that does not fit the plan (e.g. an unknown step for --until)."""
+
+
+# Connections to each cluster (opened as needed): every step thread may poll while each holds a restore
+# or snapshot request open (`wait_for_completion=true`), at the highest `restore.parallel`, plus a few
+# for the snapshot's held request and the cutover. Fewer, and polling waits behind the held requests.
+CONNECTIONS = 2 * MAX_PARALLEL + 4
 
 
 def default_state_path(plan_path: Path) -> Path:
@@ -281,6 +296,7 @@ def open_migration(
             verify_tls=cluster.verify_tls,
             ca_file=str(cluster.ca_file) if cluster.ca_file else None,
             timeout_s=cluster.request_timeout_s,
+            connections=CONNECTIONS,
             observer=observer,
         )
 
@@ -297,12 +313,17 @@ def open_migration(
 
 
 def owned_targets(state: StateStore) -> frozenset[str]:
-    """Destination indices this migration restored (or began to restore) itself."""
-    return frozenset(
-        cp.step[len("restore[") : -1]
-        for cp in state.checkpoints().values()
-        if cp.step.startswith("restore[") and cp.status in ("acting", "done")
-    )
+    """Destination indices this migration restored (or began to restore) itself: those of its restore
+    steps, and every member of a restore batch that acted (a foreign member stops a batch before it acts)."""
+    owned: set[str] = set()
+    for cp in state.checkpoints().values():
+        if cp.status not in ("acting", "done"):
+            continue
+        if cp.step.startswith("restore["):
+            owned.add(cp.step[len("restore[") : -1])
+        elif cp.step.startswith("restore.batch["):
+            owned.update(cp.detail.get("members", []))
+    return frozenset(owned)
 
 
 def recorded_plan(migration: Migration, state: StateStore) -> MigrationPlan | None:
@@ -667,6 +688,12 @@ def cancel_advice(plan: MigrationPlan, node: str) -> CancelAdvice:
         return CancelAdvice(
             "deletes the index being restored (which stops its restore), then the snapshot",
             [ConsoleRequest("destination", "DELETE", params["target"]), snapshot],
+        )
+    if kind == "restore.batch":
+        members = [member["target"] for member in params["members"]]
+        return CancelAdvice(
+            "deletes the indices the batch restores (which stops their restore), then the snapshot",
+            [*(ConsoleRequest("destination", "DELETE", target) for target in members), snapshot],
         )
     if kind in ("validate", "finish"):
         return CancelAdvice("deletes the snapshot; restored indices that finished recovering are kept", [snapshot])

@@ -121,6 +121,7 @@ def test_dag_has_stable_ids_and_order():
         "snapshot.wait",
         "storage.verify",
         "repository.destination",
+        "restore.batch[1]",
         "restore[a]",
         "restore[b]",
         "recovery[a]",

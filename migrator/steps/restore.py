@@ -1,8 +1,10 @@
 """Restore one index from the snapshot on the destination, with the plan's rename rule.
 
-Before acting it looks at the destination: an index with the target name that a restore of this
-very snapshot created is ours (the run was interrupted after sending the restore) and is followed,
-not restored again; any other index with that name stops the step: it is never overwritten.
+In a batch (see restore_batch) its batch's request restores it and this step observes and records
+it; alone (the cutover's restore over an index), it sends its own. Before acting it looks at the
+destination: an index with the target name that a restore of this very snapshot created is ours
+(the run was interrupted after sending the restore) and is followed, not restored again; any other
+index with that name stops the step: it is never overwritten.
 
 The restore request is held open (`wait_for_completion=true`, as the minimal hand-run script does)
 so that the recovery step learns of its end at once, without polling; a resumed run polls.
@@ -19,25 +21,69 @@ from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, St
 RETRYABLE = ("concurrent_snapshot_execution_exception", "snapshot_restore_exception: [")
 
 
+NAMES_PER_READ = 3000  # characters of index names in one read: Elasticsearch refuses request lines over 4 KB
+
+
 def restored_from(ctx: Any, target: str) -> dict[str, Any] | None:
-    """The snapshot the target was restored from (`ctx`: anything with a `destination` client), from its
-    recovery or, before any shard started recovering, from the routing table's recovery source. None when
-    the index does not exist;
-    an empty dict when it exists but was not restored from a snapshot."""
-    status, body = ctx.destination.request("GET", build_path(target, "_recovery"), ok=(200, 404))
-    if status == 404:
-        return None
-    for shard in (body.get(target) or {}).get("shards", []):
-        if shard.get("type") == "SNAPSHOT":
-            return shard.get("source", {})
-    state = ctx.destination.get(build_path("_cluster", "state", "routing_table", target))
-    shards = state.get("routing_table", {}).get("indices", {}).get(target, {}).get("shards", {})
-    for copies in shards.values():
+    """The snapshot the target was restored from (`ctx`: anything with a `destination` client): see
+    `restored_from_many`. None when the index does not exist; an empty dict when it exists but was not
+    restored from a snapshot."""
+    return restored_from_many(ctx, [target])[target]
+
+
+def restored_from_many(ctx: Any, targets: list[str]) -> dict[str, dict[str, Any] | None]:
+    """Target -> the snapshot it was restored from (`{"repository", "snapshot", ...}`), None when it does not
+    exist, `{}` when it exists but was not restored from a snapshot; many indices in a few requests.
+
+    Read in this order, per group of names: the routing table first (one cluster state, in which an index
+    still restoring names the snapshot as the recovery source of its shards), then `_recovery` only for
+    the indices whose shards all left that state (a started shard keeps the recovery it went through). A
+    shard only ever goes from "recovering from the snapshot" to "started", so no restore slips between
+    the two reads unseen; the other order could (an index whose shards were not yet assigned when
+    `_recovery` was read, started by the time its routing was: it looked foreign)."""
+    found: dict[str, dict[str, Any] | None] = {}
+    for group in name_groups(targets):
+        state = ctx.destination.get(build_path("_cluster", "state", "routing_table", ",".join(group)))
+        routed = state.get("routing_table", {}).get("indices", {})
+        settled = []
+        for target in group:
+            source = snapshot_source(routed[target]) if target in routed else None
+            if target not in routed or source is not None:
+                found[target] = source
+            else:
+                settled.append(target)
+        if not settled:
+            continue
+        path = build_path(",".join(settled), "_recovery", params={"ignore_unavailable": True})
+        status, body = ctx.destination.request("GET", path, ok=(200, 404))
+        for target in settled:
+            shards = (body.get(target) or {}).get("shards", []) if status == 200 else []
+            restoring = [shard.get("source", {}) for shard in shards if shard.get("type") == "SNAPSHOT"]
+            found[target] = restoring[0] if restoring else ({} if status == 200 and target in body else None)
+    return found
+
+
+def snapshot_source(routing: dict[str, Any]) -> dict[str, Any] | None:
+    """The snapshot recovery source of any shard copy in an index's routing table entry, or None."""
+    for copies in routing.get("shards", {}).values():
         for copy in copies:
             source = copy.get("recovery_source") or {}
             if source.get("type") == "SNAPSHOT":
                 return source
-    return {}
+    return None
+
+
+def name_groups(names: list[str]) -> list[list[str]]:
+    """The names in groups whose comma-joined length stays within NAMES_PER_READ."""
+    groups: list[list[str]] = [[]]
+    length = 0
+    for name in names:
+        if groups[-1] and length + len(name) + 1 > NAMES_PER_READ:
+            groups.append([])
+            length = 0
+        groups[-1].append(name)
+        length += len(name) + 1
+    return [group for group in groups if group]
 
 
 class Restore(Step):
@@ -65,14 +111,16 @@ class Restore(Step):
         return body
 
     def describe(self) -> list[ConsoleRequest]:
+        if self.params.get("batch"):  # its batch's request restores it (restore_batch)
+            return []
         path = f"_snapshot/{self.ctx.repository}/{self.snapshot}/_restore"
         return [ConsoleRequest("destination", "POST", path, self.body())]
 
     def checks(self) -> list[ConsoleRequest]:
         target = self.params["target"]
         return [
-            ConsoleRequest("destination", "GET", f"{target}/_recovery"),
             ConsoleRequest("destination", "GET", f"_cluster/state/routing_table/{target}"),
+            ConsoleRequest("destination", "GET", f"{target}/_recovery?ignore_unavailable=true"),
         ]
 
     def observe(self) -> Observation:
@@ -91,6 +139,11 @@ class Restore(Step):
         """Send the restore with `wait_for_completion=true` from a background thread (kept in
         `ctx.held_restores` for the recovery step) and return once it is under way (or already done)."""
         target = self.params["target"]
+        if self.params.get("batch"):
+            raise StepFailed(
+                f"{target} is not on the destination although {self.params['batch']} restored it (deleted since?); "
+                "`migrator resume` observes the batch again and restores it"
+            )
         path = build_path(
             "_snapshot", self.ctx.repository, self.snapshot, "_restore", params={"wait_for_completion": True}
         )
