@@ -276,7 +276,8 @@ def main() -> int:
         raise SystemExit(f"`migrator sandbox up` failed:\n{started.stderr}")
     was_running = "already running" in started.stderr
     document = json.loads(started.stdout)
-    work = folder / "bench-scale" / time.strftime("%Y%m%d-%H%M%S")
+    stamp = time.strftime("%H%M%S")
+    work = folder / "bench-scale" / (time.strftime("%Y%m%d-") + stamp)
     work.mkdir(parents=True)
     bed = Bed(
         folder,
@@ -298,14 +299,16 @@ def main() -> int:
             for round_number in range(args.rounds):
                 shift = round_number % len(contenders)
                 for contender in contenders[shift:] + contenders[:shift]:
-                    run_id = f"s{count}r{round_number}{TAGS[contender]}"
+                    run_id = f"s{count}r{round_number}{TAGS[contender]}-{stamp}"
                     run = Run(contender)
-                    if contender == MINIMAL:
-                        run_minimal(bed, run, run_id, names)
-                    else:
-                        run_migrator(bed, run, run_id, count, terminal=contender == TERMINAL)
+                    try:
+                        if contender == MINIMAL:
+                            run_minimal(bed, run, run_id, names)
+                        else:
+                            run_migrator(bed, run, run_id, count, terminal=contender == TERMINAL)
+                    finally:
+                        clean_up(bed, run_id)
                     runs.append(run)
-                    clean_up(bed, run_id)
             if args.no_terminal:
                 runs.append(Run(TERMINAL, wall_s=float("nan")))
             rows.append(report(count, runs))
