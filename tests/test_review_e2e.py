@@ -242,7 +242,8 @@ def test_until_only_and_resume_then_status_watch_and_report(bed, tmp_path):
     assert steps() == {
         "": "paused", "preflight": "done", "repository.source": "done", "snapshot.create": "done",
         "snapshot.wait": "done", "storage.verify": "pending", "repository.destination": "pending",
-        "restore[rvu-orders]": "pending", "recovery[rvu-orders]": "pending", "validate[rvu-orders]": "pending",
+        "restore.batch[1]": "pending", "restore[rvu-orders]": "pending", "recovery[rvu-orders]": "pending",
+        "validate[rvu-orders]": "pending",
     }  # fmt: skip
     early = cli(bed, "resume", str(plan), "--only", "restore", check=False)
     assert early.returncode == 3 and "first finish repository.destination" in early.stderr
