@@ -618,6 +618,9 @@ def execute(
         finally:
             record_cpu(state, started_cpu_s, time.monotonic() - started)
     finally:
+        # Held requests (a restore, a snapshot) may still be in flight: they go on in the cluster (a later
+        # resume re-attaches) and their answers are no longer recorded here.
+        migration.source.observer = migration.destination.observer = None
         state.close()
 
 

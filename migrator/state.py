@@ -81,8 +81,12 @@ class StateStore:
         self.run = int(self.get_meta("runs", "0"))
 
     def close(self) -> None:
+        """Release the lock and close the file. Under the mutex: a request answered meanwhile on another
+        thread (a held restore) must not write while the connection closes; after it, a write raises
+        sqlite3.ProgrammingError, which that thread's request reports as its error."""
         self.release_lock()
-        self._db.close()
+        with self._mutex:
+            self._db.close()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
