@@ -23,7 +23,7 @@ from typing import Any
 
 from migrator.clients.es import EsError, build_path
 from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepFailed, send_held
-from migrator.steps.restore import RETRYABLE, Restore, restored_from, restored_from_many
+from migrator.steps.restore import RETRYABLE, Restore, name_groups, restored_from, restored_from_many
 
 NAMED_IN_ERRORS = 3  # foreign indices named in the error; the others are counted
 
@@ -54,11 +54,14 @@ class RestoreBatch(Step):
         return [ConsoleRequest("destination", "POST", self.path().lstrip("/"), self.body(self.members))]
 
     def checks(self) -> list[ConsoleRequest]:
-        targets = ",".join(member["target"] for member in self.members)
-        return [
-            ConsoleRequest("destination", "GET", f"_cluster/state/routing_table/{targets}"),
-            ConsoleRequest("destination", "GET", f"{targets}/_recovery?ignore_unavailable=true"),
-        ]
+        """Per group of member names that fits a request line: the routing table, then `_recovery` (for the
+        members whose shards all started)."""
+        checks = []
+        for group in name_groups([member["target"] for member in self.members]):
+            targets = ",".join(group)
+            checks.append(ConsoleRequest("destination", "GET", f"_cluster/state/routing_table/{targets}"))
+            checks.append(ConsoleRequest("destination", "GET", f"{targets}/_recovery?ignore_unavailable=true"))
+        return checks
 
     def _ours(self, source: dict[str, Any]) -> bool:
         return source.get("snapshot") == self.snapshot and source.get("repository") == self.ctx.repository
