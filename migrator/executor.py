@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -84,11 +85,14 @@ def is_transient(exc: Exception) -> bool:
 
 class ReadySet:
     """The steps whose predecessors are all finished, kept as steps finish (each edge is counted once):
-    the cost of a run grows with the graph, not with its square. Steps pop in topological order
-    (`order`), so earlier work (an index's recovery and validation) goes before later work."""
+    the cost of a run grows with the graph, not with its square. Steps pop in `order` (topological, by
+    lane), so earlier work (an index's recovery and validation) goes before later work. A step may name
+    a `slots` group in its node (the restore batches do): each group runs up to `parallel` steps of its
+    own, so the restores keep going while the steps of restored indices run beside them."""
 
     def __init__(self, graph: nx.DiGraph, order: list[str], finished: set[str], selected: set[str] | None) -> None:
         self.graph = graph
+        self.order = order
         self.rank = {node: position for position, node in enumerate(order)}
         self.selected = selected
         self.blocking = {
@@ -96,19 +100,26 @@ class ReadySet:
             for node in order
             if node not in finished
         }
-        self.heap = [self.rank[node] for node, count in self.blocking.items() if count == 0 and self._wanted(node)]
-        heapq.heapify(self.heap)
-        self.order = order
+        self.heaps: dict[str, list[int]] = {}
+        for node, count in self.blocking.items():
+            if count == 0 and self._wanted(node):
+                self._push(node)
 
     def _wanted(self, node: str) -> bool:
         return self.selected is None or node in self.selected
 
-    def __bool__(self) -> bool:
-        return bool(self.heap)
+    def group(self, node: str) -> str:
+        return str(self.graph.nodes[node].get("slots", "steps"))
 
-    def pop(self) -> str:
-        """The earliest ready step (it is not handed out again)."""
-        return self.order[heapq.heappop(self.heap)]
+    def _push(self, node: str) -> None:
+        heapq.heappush(self.heaps.setdefault(self.group(node), []), self.rank[node])
+
+    def pop(self, full: set[str] | frozenset[str] = frozenset()) -> str | None:
+        """The earliest ready step of a group not `full` (it is not handed out again); None when there is none."""
+        heads = [(heap[0], group) for group, heap in self.heaps.items() if heap and group not in full]
+        if not heads:
+            return None
+        return self.order[heapq.heappop(self.heaps[min(heads)[1]])]
 
     def finished(self, node: str) -> None:
         """`node` is done: its successors with no other unfinished predecessor become ready."""
@@ -117,7 +128,7 @@ class ReadySet:
                 continue
             self.blocking[successor] -= 1
             if self.blocking[successor] == 0 and self._wanted(successor):
-                heapq.heappush(self.heap, self.rank[successor])
+                self._push(successor)
 
 
 class Executor:
@@ -159,11 +170,18 @@ class Executor:
             if node in finished:
                 self.on_step(node, "skipped", "already done (checkpoint)")
         ready = ReadySet(self.graph, order, finished, self.selected)
+        groups = {ready.group(node) for node in order}
         running: dict[Future[str], str] = {}
-        with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="step") as pool:
+        # Step by step (a gate) runs one step at a time, whatever its group.
+        workers = self.parallel if self.gate is not None else self.parallel * len(groups)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="step") as pool:
             while True:
-                while not self._stop.is_set() and len(running) < self.parallel and ready:
-                    node = ready.pop()
+                while not self._stop.is_set() and len(running) < workers:
+                    busy = Counter(ready.group(node) for node in running.values())
+                    full = {group for group, count in busy.items() if count >= self.parallel}
+                    node = ready.pop(full if self.gate is None else frozenset())
+                    if node is None:
+                        break
                     if self.gate is not None and not self.gate(self.steps[node]):
                         result.declined = node
                         self.state.event("step.declined", "not confirmed: the run stops before it", step=node)

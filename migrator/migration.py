@@ -72,10 +72,11 @@ class UsageError(Exception):
     """A command-line option that does not fit the plan (e.g. an unknown step for --until)."""
 
 
-# Connections to each cluster (opened as needed): every step thread may poll while each holds a restore
-# or snapshot request open (`wait_for_completion=true`), at the highest `restore.parallel`, plus a few
-# for the snapshot's held request and the cutover. Fewer, and polling waits behind the held requests.
-CONNECTIONS = 2 * MAX_PARALLEL + 4
+# Connections to each cluster (opened as needed), at the highest `restore.parallel`: the step threads
+# (as many for the restore batches as for the other steps) may each send a request while each batch holds
+# its restore open (`wait_for_completion=true`), plus a few for the snapshot's held request and the
+# cutover. Fewer, and polling waits behind the held requests.
+CONNECTIONS = 3 * MAX_PARALLEL + 4
 
 
 def default_state_path(plan_path: Path) -> Path:

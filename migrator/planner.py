@@ -312,7 +312,9 @@ def build_graph(spec: MigrationSpec, moves: list[IndexMove], cutover_snapshot: s
         members = [{"source": move.source, "target": move.target} for move in batch]
         batch_node = add(restore_batch_id(number), "restore.batch", members=members)
         graph.add_edge(DESTINATION_REPOSITORY, batch_node)
-        graph.nodes[batch_node]["lane"] = number
+        # The batches have slots of their own in the executor: restores keep going while restored indices
+        # are followed and validated.
+        graph.nodes[batch_node].update(lane=number, slots="restores")
         for move in batch:
             bulk_ends.append(add_index(spec, graph, add, move, batch_node, number, two_phases))
     if not bulk_ends:
