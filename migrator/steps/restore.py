@@ -63,6 +63,14 @@ def restored_from_many(ctx: Any, targets: list[str]) -> dict[str, dict[str, Any]
     return found
 
 
+def answered_indices(held: Future[Any] | None) -> list[str]:
+    """The indices a held restore request answered as restored (its `snapshot.indices`, target names);
+    none while it runs, when it failed, or without one (a resumed run)."""
+    if held is None or not held.done() or held.exception() is not None:
+        return []
+    return list((held.result() or {}).get("snapshot", {}).get("indices", []))
+
+
 def snapshot_source(routing: dict[str, Any]) -> dict[str, Any] | None:
     """The snapshot recovery source of any shard copy in an index's routing table entry, or None."""
     for copies in routing.get("shards", {}).values():
@@ -125,6 +133,8 @@ class Restore(Step):
 
     def observe(self) -> Observation:
         target = self.params["target"]
+        if target in answered_indices(self.ctx.held_restores.get(target)):
+            return Observation(True, summary=f"{target} restored from {self.snapshot} (its restore request answered)")
         source = restored_from(self.ctx, target)
         if source is None:
             return Observation(False, summary=f"{target} does not exist yet")

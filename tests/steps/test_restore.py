@@ -3,13 +3,14 @@ A fake destination whose index moves one stage of its restore's life at each req
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from migrator.steps.restore import NAMES_PER_READ, name_groups, restored_from, restored_from_many
+from migrator.steps.restore import NAMES_PER_READ, Restore, name_groups, restored_from, restored_from_many
 
 SNAPSHOT = {"type": "SNAPSHOT", "repository": "repo", "snapshot": "snap", "index": "orders"}
 STAGES = ["absent", "unassigned", "initializing", "started"]
@@ -83,3 +84,15 @@ def test_many_indices_are_read_in_groups_that_fit_a_request_line():
     empty = Empty()
     found = restored_from_many(SimpleNamespace(destination=empty), names)
     assert found == dict.fromkeys(names) and len(empty.paths) == len(groups)
+
+
+def test_an_index_its_batch_request_answered_as_restored_is_ours_without_asking_again():
+    answered: Future[Any] = Future()
+    answered.set_result({"snapshot": {"snapshot": "snap", "indices": ["moved-orders"], "shards": {"total": 1}}})
+    destination = RestoringDestination("started")
+    ctx = SimpleNamespace(destination=destination, held_restores={"moved-orders": answered}, snapshot="snap")
+    params = {"source": "orders", "target": "moved-orders", "batch": "restore.batch[1]"}
+    assert Restore("restore[moved-orders]", params, ctx).observe().done and destination.paths == []
+    ctx.held_restores["moved-orders"] = Future()  # still running: the index is read as usual
+    ctx.repository = "repo"
+    assert Restore("restore[moved-orders]", params, ctx).observe().done and len(destination.paths) == 2
