@@ -126,9 +126,9 @@ def test_kill_during_snapshot_and_recovery_then_resume(seeded, tmp_path):
     first.wait()
 
     second = background(seeded, "resume", str(plan), "--poll", "0.5")
-    wait_for_checkpoint(
+    wait_for_checkpoint(  # the restore's long wait: its batch holds the request open (restore_batch)
         state_file,
-        lambda cps: any(step.startswith("recovery[") and cp.status == "acting" for step, cp in cps.items()),
+        lambda cps: "restore.batch[1]" in cps and cps["restore.batch[1]"].status == "acting",
         timeout=300,
     )
     os.kill(second.pid, signal.SIGKILL)
