@@ -59,7 +59,8 @@ def restored_from_many(ctx: Any, targets: list[str]) -> dict[str, dict[str, Any]
         for target in settled:
             shards = (body.get(target) or {}).get("shards", []) if status == 200 else []
             restoring = [shard.get("source", {}) for shard in shards if shard.get("type") == "SNAPSHOT"]
-            found[target] = restoring[0] if restoring else ({} if status == 200 and target in body else None)
+            # Routed but not in `_recovery`: closed (or deleted in between): it exists, not known to be ours.
+            found[target] = restoring[0] if restoring else {}
     return found
 
 
@@ -151,8 +152,9 @@ class Restore(Step):
         target = self.params["target"]
         if self.params.get("batch"):
             raise StepFailed(
-                f"{target} is not on the destination although {self.params['batch']} restored it (deleted since?); "
-                "`migrator resume` observes the batch again and restores it"
+                f"{target} is not on the destination although {self.params['batch']} restored it (deleted since?). "
+                f"Restore it as the runbook shows for {self.params['batch']}, naming only {self.params['source']} "
+                "in indices, then run `migrator resume`"
             )
         path = build_path(
             "_snapshot", self.ctx.repository, self.snapshot, "_restore", params={"wait_for_completion": True}

@@ -12,7 +12,8 @@ not yet restored, so a resumed batch never restores a member twice. It is held o
 (`wait_for_completion=true`) and the step waits on its answer, which the members' recovery steps
 then read from `ctx.held_restores` without asking the cluster; meanwhile the executor may start the
 next batch, and an earlier batch's indices are followed and validated while a later one restores.
-A batch is observed again when a run resumes (`recheck`): a member gone since is restored again.
+A done batch is not observed again (its members may be closed and restored over by a cutover since);
+each member's restore step observes its own index.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ class RestoreBatch(Step):
     kind = "restore.batch"
     title = "Restore a batch of indices on the destination (one request)"
     waits_for = "the batch's restore request to answer (every shard of its indices restored)"
-    recheck = True
 
     def __init__(self, node_id: str, params: dict[str, Any], ctx: Any) -> None:
         super().__init__(node_id, params, ctx)

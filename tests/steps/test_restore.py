@@ -96,3 +96,17 @@ def test_an_index_its_batch_request_answered_as_restored_is_ours_without_asking_
     ctx.held_restores["moved-orders"] = Future()  # still running: the index is read as usual
     ctx.repository = "repo"
     assert Restore("restore[moved-orders]", params, ctx).observe().done and len(destination.paths) == 2
+
+
+def test_a_closed_index_is_never_taken_for_absent():
+    class Closed:  # routed (closed indices are replicated), left out of `_recovery?ignore_unavailable=true`
+        def request(self, method: str, path: str, body: Any = None, **_: Any) -> tuple[int, Any]:
+            if urlsplit(path).path.startswith("/_cluster/state/routing_table"):
+                started = {"shards": {"0": [{"state": "STARTED", "primary": True}]}}
+                return 200, {"routing_table": {"indices": {"moved-orders": started}}}
+            return 200, {}
+
+        def get(self, path: str) -> Any:
+            return self.request("GET", path)[1]
+
+    assert restored_from(SimpleNamespace(destination=Closed()), "moved-orders") == {}  # exists: never restored over
