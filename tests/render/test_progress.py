@@ -1,4 +1,4 @@
-"""The run's display on a terminal and `status`: a fixed number of lines whatever the number of steps."""
+"""The run's display on a terminal: a fixed number of lines whatever the number of steps."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import io
 from rich.console import Console
 
 from migrator.render.progress import ACTIVE_LINES, RichProgress
-from migrator.render.status import SHOWN, status_text, status_view
 
 
 def test_the_terminal_shows_totals_and_a_fixed_number_of_active_steps():
@@ -31,38 +30,3 @@ def test_the_terminal_shows_totals_and_a_fixed_number_of_active_steps():
     assert "recovery[i-0]" in lines[1] and "512 B / 1.0 KB restoring" in lines[1]
     printed = console.export_text()
     assert "recovery[i-3] failed: lost" in printed and "restored" not in printed  # news lines only
-
-
-def report_of(count: int) -> dict:
-    steps = [
-        {
-            "step": f"recovery[i-{index}]",
-            "status": "acting" if index % 50 == 0 else "done",
-            "attempts": 1,
-            "seconds": None,
-            "progress": {"completed": 5, "total": 10, "unit": "bytes", "text": ""},
-        }
-        for index in range(count)
-    ]
-    return {
-        "plan": "p",
-        "status": "running",
-        "snapshot": "s",
-        "runs": 1,
-        "lock": None,
-        "live": False,
-        "steps": steps,
-        "last_events": [],
-    }
-
-
-def test_status_of_a_large_plan_shows_totals_and_the_acting_steps_only():
-    text = status_text(report_of(2000)).splitlines()
-    assert text[1] == "steps: 2000, 1960 done, 40 acting"
-    assert len(text) == 2 + SHOWN + 1 and text[-1] == f"  ... and {40 - SHOWN} more acting or failed"
-    assert text[2].startswith("  acting    recovery[i-0]")
-    console = Console(file=io.StringIO(), width=160, record=True)
-    console.print(status_view(report_of(2000)))
-    shown = console.export_text()
-    assert shown.count("recovery[i-") == SHOWN and "steps: 2000, 1960 done, 40 acting" in shown
-    assert len(status_text(report_of(10)).splitlines()) == 2 + 10  # a small plan: every step
