@@ -54,13 +54,18 @@ class RestoreBatch(Step):
         return [ConsoleRequest("destination", "POST", self.path().lstrip("/"), self.body(self.members))]
 
     def checks(self) -> list[ConsoleRequest]:
-        """Per group of member names that fits a request line: the routing table, then `_recovery` (for the
-        members whose shards all started)."""
-        checks = []
+        """The first member's reads (is its restore under way yet?), then per group of member names that fits
+        a request line: the routing table, then `_recovery` (for the members whose shards all started)."""
+        first = self.members[0]["target"]
+        checks = [
+            ConsoleRequest("destination", "GET", f"_cluster/state/routing_table/{first}"),
+            ConsoleRequest("destination", "GET", f"{first}/_recovery?ignore_unavailable=true"),
+        ]
         for group in name_groups([member["target"] for member in self.members]):
             targets = ",".join(group)
-            checks.append(ConsoleRequest("destination", "GET", f"_cluster/state/routing_table/{targets}"))
-            checks.append(ConsoleRequest("destination", "GET", f"{targets}/_recovery?ignore_unavailable=true"))
+            for path in (f"_cluster/state/routing_table/{targets}", f"{targets}/_recovery?ignore_unavailable=true"):
+                if ConsoleRequest("destination", "GET", path) not in checks:  # a batch of one: listed once
+                    checks.append(ConsoleRequest("destination", "GET", path))
         return checks
 
     def _ours(self, source: dict[str, Any]) -> bool:
