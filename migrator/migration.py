@@ -47,6 +47,7 @@ from migrator.planner import (
 from migrator.recorded_run import own_plan_options, owned_targets, recorded_run
 from migrator.redact import Redactor
 from migrator.spec import (
+    MAX_PARALLEL,
     ClusterSpec,
     MigrationSpec,
     PlanError,
@@ -80,6 +81,13 @@ class PlanRefused(Exception):
 
 class UsageError(Exception):
     """A command-line option that does not fit the plan (e.g. an unknown step for --until)."""
+
+
+# Connections to each cluster (opened as needed), at the highest `restore.parallel`: the step threads
+# (as many for the restore batches as for the other steps) may each send a request while each batch holds
+# its restore open (`wait_for_completion=true`), plus a few for the snapshot's held request and the
+# cutover. Fewer, and polling waits behind the held requests.
+CONNECTIONS = 3 * MAX_PARALLEL + 4
 
 
 def default_state_path(plan_path: Path) -> Path:
@@ -307,6 +315,7 @@ def open_migration(
             verify_tls=cluster.verify_tls,
             ca_file=str(cluster.ca_file) if cluster.ca_file else None,
             timeout_s=cluster.request_timeout_s,
+            connections=CONNECTIONS,
             observer=observer,
         )
 
@@ -461,6 +470,10 @@ def selection(graph: nx.DiGraph, state: StateStore, until: str | None, only: str
         return set().union(*(nx.ancestors(graph, node) | {node} for node in named))
     if only is not None:
         named = steps_named(graph, only, "--only")
+        # A restore in a batch is sent by its batch (restoring every member not yet restored): it runs too.
+        named |= {
+            pred for node in named for pred in graph.predecessors(node) if graph.nodes[pred]["kind"] == "restore.batch"
+        }
         done = {step for step, cp in state.checkpoints().items() if cp.status == "done"}
         missing = sorted({pred for node in named for pred in graph.predecessors(node)} - done - named)
         if missing:
@@ -500,14 +513,13 @@ def phase_selection(graph: nx.DiGraph, state: StateStore, phase: str | None, res
 
 
 class RecordedProgress(ProgressSink):
-    """Progress shown as usual and kept in the state file (at most every `every_s` per step), so that
-    `migrator status --watch` can show it from another terminal."""
+    """Progress shown as usual and kept in the state file (at most every `every_s` per step, only the
+    step that changed), so that `migrator status --watch` can show it from another terminal."""
 
     def __init__(self, inner: ProgressSink, state: StateStore, every_s: float = 1.0) -> None:
         self.inner = inner
         self.state = state
         self.every_s = every_s
-        self.latest: dict[str, dict[str, Any]] = {}
         self._written: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -515,11 +527,10 @@ class RecordedProgress(ProgressSink):
         self.inner.update(step, completed, total, unit, text)
         now = time.time()
         with self._lock:
-            self.latest[step] = {"completed": completed, "total": total, "unit": unit, "text": text, "ts": now}
             if now - self._written.get(step, 0.0) < self.every_s and completed < total:
                 return
             self._written[step] = now
-            self.state.set_json("progress", self.latest)
+        self.state.set_progress(step, {"completed": completed, "total": total, "unit": unit, "text": text, "ts": now})
 
     def message(self, step: str | None, text: str) -> None:
         self.inner.message(step, text)
@@ -594,6 +605,7 @@ def execute(
                 selected=selected,
             )
             state.set_json("dag", {"nodes": list(executor.graph.nodes), "edges": sorted(executor.graph.edges)})
+            progress.expect(executor.graph.number_of_nodes())
             result = executor.run()
             if result.cancelled or (result.failed and ctx.cancel_requested()):
                 result.cancelled = True
@@ -606,6 +618,9 @@ def execute(
         finally:
             record_cpu(state, started_cpu_s, time.monotonic() - started)
     finally:
+        # Held requests (a restore, a snapshot) may still be in flight: they go on in the cluster (a later
+        # resume re-attaches) and their answers are no longer recorded here.
+        migration.source.observer = migration.destination.observer = None
         state.close()
 
 
@@ -694,6 +709,12 @@ def _cancel_advice(plan: MigrationPlan, node: str) -> CancelAdvice:
         return CancelAdvice(
             "deletes the index being restored (which stops its restore), then the snapshot",
             [ConsoleRequest("destination", "DELETE", params["target"]), snapshot],
+        )
+    if kind == "restore.batch":
+        members = [member["target"] for member in params["members"]]
+        return CancelAdvice(
+            "deletes the indices the batch restores (which stops their restore), then the snapshot",
+            [*(ConsoleRequest("destination", "DELETE", target) for target in members), snapshot],
         )
     if kind in ("validate", "index.close", "finish"):
         return CancelAdvice("deletes the snapshot; restored indices that finished recovering are kept", [snapshot])
@@ -812,7 +833,7 @@ def status(state_path: Path) -> dict[str, Any]:
     try:
         checkpoints = state.checkpoints()
         nodes = state.get_json("nodes") or sorted(checkpoints)
-        progress = state.get_json("progress") or {}
+        progress = state.progress()
         durations = _durations(state)
         steps = []
         for node in nodes:
@@ -838,7 +859,7 @@ def status(state_path: Path) -> dict[str, Any]:
             "steps": steps,
             "last_events": [
                 {"ts": e.ts, "run": e.run, "step": e.step, "kind": e.kind, "message": e.message}
-                for e in state.events()[-10:]
+                for e in state.recent_events(10)
             ],
         }
     finally:

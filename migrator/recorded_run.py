@@ -18,12 +18,18 @@ from migrator.state import StateStore
 
 
 def owned_targets(state: StateStore) -> frozenset[str]:
-    """Destination indices this migration restored (or began to restore) itself."""
-    return frozenset(
-        cp.step[len("restore[") : -1]
-        for cp in state.checkpoints().values()
-        if cp.step.startswith("restore[") and cp.status in ("acting", "done")
-    )
+    """Destination indices this migration restored (or began to restore) itself: those of its restore
+    steps, and the members of a restore batch that acted which were not someone else's when it observed
+    them (its checkpoint's `members`; a foreign member is left out of its request)."""
+    owned: set[str] = set()
+    for cp in state.checkpoints().values():
+        if cp.status not in ("acting", "done"):
+            continue
+        if cp.step.startswith("restore["):
+            owned.add(cp.step[len("restore[") : -1])
+        elif cp.step.startswith("restore.batch["):
+            owned.update(cp.detail.get("members", []))
+    return frozenset(owned)
 
 
 def cutover_attempt(state: StateStore) -> int:
