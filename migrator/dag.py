@@ -27,6 +27,7 @@ class StepKind(StrEnum):
     REPLICA_COPY = "replica.copy"
     REPLICA_VERIFY = "replica.verify"
     DESTINATION_REPOSITORY = "repository.destination"
+    RESTORE_BATCH = "restore.batch"  # one restore request for many indices (issue 17)
     RESTORE = "restore"
     RECOVERY = "recovery"
     VALIDATE = "validate"

@@ -11,8 +11,10 @@ some steps (`selected`), and a `gate` may be asked before each step sends anythi
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -84,6 +86,54 @@ def cure_of(exc: Exception) -> Cure:
     return exc.cure if isinstance(exc, MigratorError) else Cure.RESUME
 
 
+class ReadySet:
+    """The steps whose predecessors are all finished, kept as steps finish (each edge is counted once):
+    the cost of a run grows with the graph, not with its square. Steps pop in `order` (topological, by
+    lane), so earlier work (an index's recovery and validation) goes before later work. A step may name
+    a `slots` group in its node (the restore batches do): each group runs up to `parallel` steps of its
+    own, so the restores keep going while the steps of restored indices run beside them."""
+
+    def __init__(self, graph: nx.DiGraph, order: list[str], finished: set[str], selected: set[str] | None) -> None:
+        self.graph = graph
+        self.order = order
+        self.rank = {node: position for position, node in enumerate(order)}
+        self.selected = selected
+        self.blocking = {
+            node: sum(1 for pred in graph.predecessors(node) if pred not in finished)
+            for node in order
+            if node not in finished
+        }
+        self.heaps: dict[str, list[int]] = {}
+        for node, count in self.blocking.items():
+            if count == 0 and self._wanted(node):
+                self._push(node)
+
+    def _wanted(self, node: str) -> bool:
+        return self.selected is None or node in self.selected
+
+    def group(self, node: str) -> str:
+        return str(self.graph.nodes[node].get("slots", "steps"))
+
+    def _push(self, node: str) -> None:
+        heapq.heappush(self.heaps.setdefault(self.group(node), []), self.rank[node])
+
+    def pop(self, full: set[str] | frozenset[str] = frozenset()) -> str | None:
+        """The earliest ready step of a group not `full` (it is not handed out again); None when there is none."""
+        heads = [(heap[0], group) for group, heap in self.heaps.items() if heap and group not in full]
+        if not heads:
+            return None
+        return self.order[heapq.heappop(self.heaps[min(heads)[1]])]
+
+    def finished(self, node: str) -> None:
+        """`node` is done: its successors with no other unfinished predecessor become ready."""
+        for successor in self.graph.successors(node):
+            if successor not in self.blocking:
+                continue
+            self.blocking[successor] -= 1
+            if self.blocking[successor] == 0 and self._wanted(successor):
+                self._push(successor)
+
+
 class Executor:
     def __init__(
         self,
@@ -118,26 +168,33 @@ class Executor:
         if finished != set(self.graph):
             finished -= self._undone_behind_our_back(finished)
         result.skipped.extend(sorted(finished))
-        for node in nx.topological_sort(self.graph):
+        order = list(nx.lexicographical_topological_sort(self.graph, key=self._lane))
+        for node in order:
             if node in finished:
                 self.on_step(node, "skipped", "already done (checkpoint)")
         wanted = set(self.graph) if self.selected is None else self.selected
         if wanted and wanted <= finished:
             result.drift = self._drift(wanted)
             return result
+        ready = ReadySet(self.graph, order, finished, self.selected)
+        groups = {ready.group(node) for node in order}
         running: dict[Future[str], str] = {}
-        with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="step") as pool:
+        # Step by step (a gate) runs one step at a time, whatever its group.
+        workers = self.parallel if self.gate is not None else self.parallel * len(groups)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="step") as pool:
             while True:
-                if not self._stop.is_set():
-                    for node in self._ready(finished, set(running.values()), result):
-                        if len(running) >= self.parallel:
-                            break
-                        if self.gate is not None and not self.gate(self.steps[node]):
-                            result.declined = node
-                            self.state.event("step.declined", "not confirmed: the run stops before it", step=node)
-                            self._stop.set()
-                            break
-                        running[pool.submit(self._run_step, node)] = node
+                while not self._stop.is_set() and len(running) < workers:
+                    busy = Counter(ready.group(node) for node in running.values())
+                    full = {group for group, count in busy.items() if count >= self.parallel}
+                    node = ready.pop(full if self.gate is None else frozenset())
+                    if node is None:
+                        break
+                    if self.gate is not None and not self.gate(self.steps[node]):
+                        result.declined = node
+                        self.state.event("step.declined", "not confirmed: the run stops before it", step=node)
+                        self._stop.set()
+                        break
+                    running[pool.submit(self._run_step, node)] = node
                 if not running:
                     break
                 completed, _ = wait(list(running), return_when=FIRST_COMPLETED)
@@ -146,6 +203,7 @@ class Executor:
                     try:
                         future.result()
                         finished.add(node)
+                        ready.finished(node)
                         result.done.append(node)
                     except Cancelled:
                         result.cancelled = True
@@ -159,7 +217,7 @@ class Executor:
                         self.state.event("step.failed", message, step=node)
                         self.on_step(node, "failed", message)
                         self._stop.set()
-        result.not_run = [node for node in nx.topological_sort(self.graph) if node not in finished]
+        result.not_run = [node for node in order if node not in finished]
         return result
 
     def _drift(self, nodes: set[str]) -> list[Drift]:
@@ -173,6 +231,12 @@ class Executor:
             self.state.event("step.drift", drift.what, step=drift.step)
             self.on_step(drift.step, "drift", drift.what)
         return found
+
+    def _lane(self, node: str) -> tuple[int, str]:
+        """Order among steps ready at once: a restore batch and its indices' steps share a lane (the
+        batch's number), so an earlier batch's indices are followed and validated before a later batch
+        starts; steps without a lane (the shared chain, the cutover) come first when ready."""
+        return (self.graph.nodes[node].get("lane", 0), node)
 
     def _undone_behind_our_back(self, finished: set[str]) -> set[str]:
         """Done steps of an unfinished run whose work is gone now (observed again), with what follows them."""
@@ -192,17 +256,6 @@ class Executor:
                 self.on_step(node, "recheck", message)
                 redo |= {node} | nx.descendants(self.graph, node)
         return redo
-
-    def _ready(self, finished: set[str], running: set[str], result: RunResult) -> list[str]:
-        return [
-            node
-            for node in nx.topological_sort(self.graph)
-            if node not in finished
-            and node not in running
-            and node not in result.failed
-            and (self.selected is None or node in self.selected)
-            and all(pred in finished for pred in self.graph.predecessors(node))
-        ]
 
     def _run_step(self, node: str) -> str:
         self.request_log.current.step = node

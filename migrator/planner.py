@@ -58,6 +58,10 @@ def restore_id(target: str) -> str:
     return str(NodeId(RESTORE, target))
 
 
+def restore_batch_id(number: int) -> str:
+    return f"restore.batch[{number}]"
+
+
 def recovery_id(target: str) -> str:
     return str(NodeId(RECOVERY, target))
 
@@ -372,24 +376,15 @@ def build_graph(
     )
     last_phase = CUTOVER if two_phases else BULK
     bulk_ends: list[str] = []
-    for move in moves:
-        params: dict[str, Any] = {"source": move.source, "target": move.target}
-        if move.source in closed:
-            params["closed"] = True
-        restore = add(restore_id(move.target), "restore", **params)
-        recovery = add(recovery_id(move.target), "recovery", **params)
-        graph.add_edge(DESTINATION_REPOSITORY, restore)
-        graph.add_edge(restore, recovery)
-        last = recovery
-        if spec.validate.enabled:
-            # Before a cutover the source still takes writes: its count can only be compared, not required equal.
-            counts = "informational" if two_phases else "exact"
-            last = add(validate_id(move.target), "validate", counts=counts, **params)
-            graph.add_edge(recovery, last)
-        if move.source in closed:
-            graph.add_edge(last, add(close_id(move.target), "index.close", **params))
-            last = close_id(move.target)
-        bulk_ends.append(last)
+    for number, batch in enumerate(restore_batches(moves, spec.restore.batch_indices, spec.restore.batch_bytes), 1):
+        members = [{"source": move.source, "target": move.target} for move in batch]
+        batch_node = add(restore_batch_id(number), "restore.batch", members=members)
+        graph.add_edge(DESTINATION_REPOSITORY, batch_node)
+        # The batches have slots of their own in the executor: restores keep going while restored indices
+        # are followed and validated.
+        graph.nodes[batch_node].update(lane=number, slots="restores")
+        for move in batch:
+            bulk_ends.append(add_index(spec, graph, add, move, batch_node, number, two_phases, move.source in closed))
     if not bulk_ends:
         bulk_ends.append(DESTINATION_REPOSITORY)
     if two_phases:
@@ -399,6 +394,52 @@ def build_graph(
         for end in bulk_ends:
             graph.add_edge(end, FINISH)
     return graph
+
+
+def restore_batches(moves: list[IndexMove], most_indices: int, most_bytes: int) -> list[list[IndexMove]]:
+    """The moves in order, cut into batches of at most `most_indices` indices and `most_bytes` primary
+    bytes (an index larger than that is a batch of its own): each batch is one restore request."""
+    batches: list[list[IndexMove]] = []
+    size = 0
+    for move in moves:
+        if not batches or len(batches[-1]) >= most_indices or (batches[-1] and size + move.primary_bytes > most_bytes):
+            batches.append([])
+            size = 0
+        batches[-1].append(move)
+        size += move.primary_bytes
+    return batches
+
+
+def add_index(
+    spec: MigrationSpec,
+    graph: nx.DiGraph,
+    add: Callable[..., str],
+    move: IndexMove,
+    batch: str,
+    lane: int,
+    two_phases: bool,
+    closed: bool,
+) -> str:
+    """One index's steps after its batch's restore: restore (its observation and checkpoint), recovery,
+    validation and, for an index closed on the source (`closed`), its close, in the batch's lane (the
+    executor finishes an earlier batch's indices before it starts a later batch). Returns the last node."""
+    params: dict[str, Any] = {"source": move.source, "target": move.target}
+    if closed:
+        params["closed"] = True
+    restore = add(restore_id(move.target), "restore", batch=batch, **params)
+    recovery = add(recovery_id(move.target), "recovery", **params)
+    graph.add_edge(batch, restore)
+    chain = [restore, recovery]
+    if spec.validate.enabled:
+        # Before a cutover the source still takes writes: its count can only be compared, not required equal.
+        counts = "informational" if two_phases else "exact"
+        chain.append(add(validate_id(move.target), "validate", counts=counts, **params))
+    if closed:
+        chain.append(add(close_id(move.target), "index.close", **params))
+    nx.add_path(graph, chain)
+    for node in chain:
+        graph.nodes[node]["lane"] = lane
+    return chain[-1]
 
 
 def replication_nodes(

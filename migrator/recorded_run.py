@@ -21,9 +21,19 @@ STARTED = (StepStatus.ACTING, StepStatus.DONE)
 
 
 def owned_targets(state: StateStore) -> frozenset[str]:
-    """Destination indices this migration restored (or began to restore) itself."""
-    restores = (NodeId.parse(step) for step, status in state.statuses().items() if status in STARTED)
-    return frozenset(node.target for node in restores if node.name == StepKind.RESTORE and node.target)
+    """Destination indices this migration restored (or began to restore) itself: those of its restore
+    steps, and the members of a restore batch that acted which were not someone else's when it observed
+    them (its checkpoint's `members`; a foreign member is left out of its request)."""
+    owned: set[str] = set()
+    for checkpoint in state.checkpoints().values():
+        if checkpoint.status not in STARTED:
+            continue
+        node = NodeId.parse(checkpoint.step)
+        if node.name == StepKind.RESTORE and node.target:
+            owned.add(node.target)
+        elif node.name == StepKind.RESTORE_BATCH:
+            owned.update(checkpoint.detail.get("members", []))
+    return frozenset(owned)
 
 
 def cutover_attempt(state: StateStore) -> int:

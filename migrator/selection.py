@@ -36,6 +36,10 @@ def selection(graph: nx.DiGraph, statuses: Mapping[str, str], until: str | None,
         return set().union(*(nx.ancestors(graph, node) | {node} for node in named))
     if only is not None:
         named = steps_named(graph, only, "--only")
+        # A restore in a batch is sent by its batch (restoring every member not yet restored): it runs too.
+        named |= {
+            pred for node in named for pred in graph.predecessors(node) if graph.nodes[pred]["kind"] == "restore.batch"
+        }
         done = {step for step, status in statuses.items() if status == StepStatus.DONE}
         missing = sorted({pred for node in named for pred in graph.predecessors(node)} - done - named)
         if missing:

@@ -79,7 +79,9 @@ def test_a_state_file_written_by_main_reads_the_same(tmp_path):
             Facts.from_json(state.get_json("facts")),
             datetime.fromisoformat(state.get_meta("started")),
         )
-        assert replanned.plan_hash == state.get_meta("plan_hash")
+        # The recorded facts plan the same moves. (Not the same hash: a spec field added since, with its
+        # default, changes it, and `resume` then asks for --replan, as for a plan saved by another version.)
+        assert [vars(move) for move in replanned.moves] == state.get_json("moves")
     finally:
         state.close()
 

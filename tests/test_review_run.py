@@ -86,6 +86,15 @@ def test_until_and_only_name_a_step_or_a_kind(tmp_path):
     assert not any(node.startswith("recovery") for node in until_restores)
     with pytest.raises(NeedsAttention, match=r"--only recovery\[a\]: first finish restore\[a\]"):
         selection(graph, state.statuses(), None, "recovery[a]")
+    with pytest.raises(NeedsAttention, match=r"--only restore\[a\]: first finish repository.destination"):
+        selection(graph, state.statuses(), None, "restore[a]")
+    for node in ("preflight", "repository.source", "snapshot.create", "snapshot.wait", "storage.verify"):
+        state.checkpoint(node, "done")
+    state.checkpoint("repository.destination", "done")
+    assert selection(graph, state.statuses(), None, "restore[a]") == {
+        "restore.batch[1]",
+        "restore[a]",
+    }  # its batch sends it
     state.checkpoint("restore[a]", "done")
     assert selection(graph, state.statuses(), None, "recovery[a]") == {"recovery[a]"}
     with pytest.raises(UsageError, match="no such step"):
@@ -128,7 +137,7 @@ def test_status_and_report_from_the_state_file(tmp_path):
     detail = {"source_docs": 100, "destination_docs": 100, "warnings": ["a stores no _source: sample skipped"]}
     state.checkpoint("validate[a]", "done", detail)
     state.checkpoint("recovery[a]", "done", {"bytes": 4096})
-    state.set_json("progress", {"recovery[a]": {"completed": 4096, "total": 4096, "unit": "bytes", "text": ""}})
+    state.set_progress("recovery[a]", {"completed": 4096, "total": 4096, "unit": "bytes", "text": ""})
     state.close()
 
     data = report(tmp_path / "plan.state.db")

@@ -187,7 +187,7 @@ def run(
         return typer.confirm(summary)
 
     def on_step(step: str, status_: str, text: str) -> None:
-        progress.message(step, f"{status_}: {text}" if text else status_)
+        progress.step(step, status_, text)
 
     with opened(plan_file, state) as migration:
 

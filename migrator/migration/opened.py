@@ -28,7 +28,13 @@ from migrator.migration.files import JournaledState, default_state_path
 from migrator.migration.saved import SavedPlan, load_saved_plan
 from migrator.planner import MigrationPlan, build_plan, snapshot_names
 from migrator.redact import Redactor
-from migrator.spec import ClusterSpec, MigrationSpec, StorageSpec, load_plan, render_snapshot_name
+from migrator.spec import MAX_PARALLEL, ClusterSpec, MigrationSpec, StorageSpec, load_plan, render_snapshot_name
+
+# Connections to each cluster (opened as needed), at the highest `restore.parallel`: the step threads
+# (as many for the restore batches as for the other steps) may each send a request while each batch holds
+# its restore open (`wait_for_completion=true`), plus a few for the snapshot's held request and the
+# cutover. Fewer, and polling waits behind the held requests.
+CONNECTIONS = 3 * MAX_PARALLEL + 4
 
 
 @dataclass(frozen=True)
@@ -163,6 +169,7 @@ def open_migration(
             verify_tls=cluster.verify_tls,
             ca_file=str(cluster.ca_file) if cluster.ca_file else None,
             timeout_s=cluster.request_timeout_s,
+            connections=CONNECTIONS,
             observer=observer,
         )
 

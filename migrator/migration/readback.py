@@ -56,7 +56,7 @@ def status(state_path: Path) -> dict[str, Any]:
     try:
         checkpoints = state.checkpoints()
         nodes = state.get_json("nodes") or sorted(checkpoints)
-        progress = state.get_json("progress") or {}
+        progress = state.progress()
         durations = _durations(state)
         steps = []
         for node in nodes:
@@ -82,7 +82,7 @@ def status(state_path: Path) -> dict[str, Any]:
             "steps": steps,
             "last_events": [
                 {"ts": e.ts, "run": e.run, "step": e.step, "kind": e.kind, "message": e.message}
-                for e in state.events()[-10:]
+                for e in state.recent_events(10)
             ],
         }
     finally:

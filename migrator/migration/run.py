@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import networkx as nx
 
@@ -116,14 +115,13 @@ def prepare(
 
 
 class RecordedProgress(ProgressSink):
-    """Progress shown as usual and kept in the state file (at most every `every_s` per step), so that
-    `migrator status --watch` can show it from another terminal."""
+    """Progress shown as usual and kept in the state file (at most every `every_s` per step, only the
+    step that changed), so that `migrator status --watch` can show it from another terminal."""
 
     def __init__(self, inner: ProgressSink, state: StateStore, every_s: float = 1.0) -> None:
         self.inner = inner
         self.state = state
         self.every_s = every_s
-        self.latest: dict[str, dict[str, Any]] = {}
         self._written: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -131,11 +129,10 @@ class RecordedProgress(ProgressSink):
         self.inner.update(step, completed, total, unit, text)
         now = time.time()
         with self._lock:
-            self.latest[step] = {"completed": completed, "total": total, "unit": unit, "text": text, "ts": now}
             if now - self._written.get(step, 0.0) < self.every_s and completed < total:
                 return
             self._written[step] = now
-            self.state.set_json("progress", self.latest)
+        self.state.set_progress(step, {"completed": completed, "total": total, "unit": unit, "text": text, "ts": now})
 
     def message(self, step: str | None, text: str) -> None:
         self.inner.message(step, text)
@@ -210,6 +207,7 @@ def execute(
                 selected=selected,
             )
             state.set_json("dag", {"nodes": list(executor.graph.nodes), "edges": sorted(executor.graph.edges)})
+            progress.expect(executor.graph.number_of_nodes())
             result = executor.run()
             if result.cancelled or (result.failed and ctx.cancel_requested()):
                 result.cancelled = True
@@ -222,6 +220,9 @@ def execute(
         finally:
             record_cpu(state, started_cpu_s, time.monotonic() - started)
     finally:
+        # Held requests (a restore, a snapshot) may still be in flight: they go on in the cluster (a later
+        # resume re-attaches) and their answers are no longer recorded here.
+        migration.source.observer = migration.destination.observer = None
         state.close()
 
 

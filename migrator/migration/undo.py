@@ -63,6 +63,12 @@ def _cancel_advice(plan: MigrationPlan, node: str) -> CancelAdvice:
             "deletes the index being restored (which stops its restore), then the snapshot",
             [ConsoleRequest("destination", "DELETE", params["target"]), snapshot],
         )
+    if kind == "restore.batch":
+        members = [member["target"] for member in params["members"]]
+        return CancelAdvice(
+            "deletes the indices the batch restores (which stops their restore), then the snapshot",
+            [*(ConsoleRequest("destination", "DELETE", target) for target in members), snapshot],
+        )
     if kind in ("validate", "index.close", "finish"):
         return CancelAdvice("deletes the snapshot; restored indices that finished recovering are kept", [snapshot])
     return CancelAdvice("deletes the snapshot (which stops it while it is being taken)", [snapshot])

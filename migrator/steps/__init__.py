@@ -18,6 +18,7 @@ from migrator.steps.recovery import FollowRecovery
 from migrator.steps.replica_copy import CopyToReplica
 from migrator.steps.replication import Replicate
 from migrator.steps.restore import Restore
+from migrator.steps.restore_batch import RestoreBatch
 from migrator.steps.snapshot_create import CreateSnapshot
 from migrator.steps.snapshot_wait import FollowSnapshot
 from migrator.steps.source_repository import RegisterSourceRepository
@@ -38,6 +39,7 @@ STEP_KINDS: dict[StepKind, type[Step]] = {
         CopyToReplica,
         VerifyReplica,
         RegisterDestinationRepository,
+        RestoreBatch,
         Restore,
         FollowRecovery,
         ValidateIndex,

@@ -74,6 +74,13 @@ class ProgressSink(ABC):
     @abstractmethod
     def message(self, step: str | None, text: str) -> None: ...
 
+    def expect(self, steps: int) -> None:  # noqa: B027 - only a display with totals needs the count
+        """The run has `steps` steps in all (for the totals a display shows)."""
+
+    def step(self, step: str, status: str, text: str = "") -> None:
+        """The executor's news of a step (`start`, `done`, `skipped`, `failed`, `retry`, ...): a message by default."""
+        self.message(step, f"{status}: {text}" if text else status)
+
 
 @dataclass
 class StepContext:

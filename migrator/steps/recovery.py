@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_for_futures
-from typing import Any
+from typing import Any, NoReturn
 
 from migrator.clients.es import build_path
 from migrator.dag import StepKind
@@ -116,10 +116,22 @@ class FollowRecovery(Step):
         """Why a stalled recovery does not move, when a primary waits for a node (asked only on a stall)."""
         return " ".join(e.text for e in why_unassigned(self.ctx.destination, self.params["target"]))
 
-    def _stop_failed(self, answer: Any) -> None:
+    def _stop_failed(self, answer: Any) -> NoReturn:
         """The held restore answered with failed shards: stop, naming the shards and the destination's reason."""
         explanations = why_unassigned(self.ctx.destination, self.params["target"])
         raise StepFailed(failed_restore_message(self.params["target"], answer, explanations), cure=_cure(explanations))
+
+    def _own_failure(self, answer: Any) -> bool:
+        """The held restore answered with failed shards. Its own restore: stop (`_stop_failed`). A batch's (its
+        answer lists other indices too): the failed shards may be another member's, so this index's primaries
+        are asked; True when none of them failed (this member is restored), else stop, naming this index."""
+        target = self.params["target"]
+        if not [name for name in answered_indices_of(answer) if name != target]:
+            self._stop_failed(answer)
+        explanations = why_unassigned(self.ctx.destination, target)
+        if not any(e.failed_restore for e in explanations):
+            return True
+        raise StepFailed(failed_restore_message(target, {}, explanations), cure=_cure(explanations))
 
     def _restore_again(self, *, missing: bool) -> None:
         target = self.params["target"]
@@ -192,7 +204,7 @@ class FollowRecovery(Step):
                 if self._held_succeeded(held):
                     return True
                 if held.exception() is None:
-                    self._stop_failed(held.result())
+                    return self._own_failure(held.result())
                 return False
             recovered, total = self._sizes()
             self.ctx.progress.update(self.id, recovered, total, "bytes", "restoring")
@@ -222,6 +234,11 @@ class FollowRecovery(Step):
             self._long_poll(long_poll)
             if time.monotonic() - started < self.ctx.poll_s:  # nothing initializing yet: queued shards
                 self.ctx.sleep()
+
+
+def answered_indices_of(answer: Any) -> list[str]:
+    """The indices a restore's answer (`{"snapshot": {"indices": [...]}}`) names."""
+    return list(((answer or {}).get("snapshot") or {}).get("indices") or []) if isinstance(answer, dict) else []
 
 
 def _cure(explanations: list[Explanation]) -> Cure:

@@ -98,12 +98,13 @@ class FakeSource:
 class Progress:
     def __init__(self) -> None:
         self.updates: list[tuple[float, float]] = []
+        self.messages: list[tuple[str | None, str]] = []
 
     def update(self, step: str, completed: float, total: float, unit: str, text: str = "") -> None:
         self.updates.append((completed, total))
 
     def message(self, step: str | None, text: str) -> None:
-        return None
+        self.messages.append((step, text))
 
 
 def context(

@@ -222,3 +222,26 @@ def test_without_a_held_restore_it_polls():
     step, destination = step_with(None)
     assert step.observe().done
     assert any(r.startswith("GET /_cat/shards") for r in destination.requests)
+
+
+def batch_answer(failed: int) -> dict[str, Any]:
+    """A batch's restore answer: this index and another, `failed` shards failed among them (not said whose)."""
+    shards = {"total": 2, "failed": failed, "successful": 2 - failed}
+    return {"snapshot": {"snapshot": "snap", "indices": [TARGET, "moved-other"], "shards": shards}}
+
+
+def test_failed_shards_in_a_batch_answer_stop_only_the_member_whose_primary_failed():
+    held: Future[Any] = Future()
+    held.set_result(batch_answer(failed=1))
+    healthy, destination = step_with(held, sizes={"orders": 4096})
+    # Before: every member of the batch stopped with "1 of 2 shards failed", the healthy one included.
+    assert healthy.wait() == {"bytes": 4096, "reused_bytes": 0}
+    assert destination.requests == [f"GET /_cat/shards/{TARGET}?format=json&h=shard,prirep,state"]
+    failed_member, destination = step_with(held, sizes={"orders": 4096})
+    destination.shards = [{"shard": "0", "prirep": "p", "state": "UNASSIGNED", "ur": "NEW_INDEX_RESTORED"}]
+    with pytest.raises(StepFailed) as failed:
+        failed_member.wait()
+    message = str(failed.value)
+    assert message.startswith(f"the restore of {TARGET} failed. {TARGET} shard 0: no (filter:")
+    assert "of 2" not in message
+    assert failed.value.cure is Cure.REPLAN
