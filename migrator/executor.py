@@ -23,6 +23,7 @@ import networkx as nx
 
 from migrator import failpoints
 from migrator.clients.es import Request
+from migrator.clients.tap import RequestTap
 from migrator.drift import Drift, find_drift
 from migrator.errors import Cure, MigratorError
 from migrator.redact import Redactor
@@ -51,21 +52,19 @@ class RunResult:
 
 
 class RequestLog:
-    """The ES clients' observer: every request becomes a redacted `request` event tagged with its step,
-    written before it is sent, and its answer a `response` event."""
+    """A listener of the migration's `RequestTap` (migrator.clients.tap): every request becomes a redacted
+    `request` event tagged with its step, written before it is sent, and its answer a `response` event."""
 
     def __init__(self, state: StateStore, redactor: Redactor) -> None:
         self.state = state
         self.redactor = redactor
-        self.current = threading.local()
 
-    def __call__(self, cluster: str, request: Request, status: int | None) -> None:
+    def __call__(self, cluster: str, request: Request, status: int | None, step: str | None = None) -> None:
         data: dict[str, object] = {"cluster": cluster, "method": request.method, "path": request.path}
         if status is not None:
             data["status"] = status
         elif request.body is not None and not isinstance(request.body, bytes):
             data["body"] = request.body
-        step = getattr(self.current, "step", None)
         kind = "request" if status is None else "response"
         self.state.event(
             kind, self.redactor.text(f"{request.method} {request.path}"), step=step, data=self.redactor.data(data)
@@ -140,7 +139,7 @@ class Executor:
         graph: nx.DiGraph,
         ctx: StepContext,
         state: StateStore,
-        request_log: RequestLog,
+        tap: RequestTap,
         redactor: Redactor,
         *,
         parallel: int = 2,
@@ -152,7 +151,7 @@ class Executor:
         self.graph = graph
         self.ctx = ctx
         self.state = state
-        self.request_log = request_log
+        self.tap = tap  # the clients' RequestTap: the executor says which step each thread works on
         self.redactor = redactor
         self.parallel = max(1, parallel)
         self.on_step = on_step or (lambda step, status, text: None)
@@ -223,9 +222,7 @@ class Executor:
     def _drift(self, nodes: set[str]) -> list[Drift]:
         """Everything asked is done: look at the lasting steps again (read-only), record and report drift."""
 
-        def tag(node: str) -> None:
-            self.request_log.current.step = node
-
+        tag = self.tap.working_on
         found = find_drift(self.graph, self.steps, self.state.checkpoints(), nodes, tag, self.redactor.text)
         for drift in found:
             self.state.event("step.drift", drift.what, step=drift.step)
@@ -245,7 +242,7 @@ class Executor:
             step = self.steps[node]
             if node not in finished or node in redo or not step.recheck:
                 continue
-            self.request_log.current.step = node
+            self.tap.working_on(node)
             try:
                 observation = step.observe()
             except Exception as exc:  # noqa: BLE001 - the step runs again and reports it properly
@@ -258,7 +255,7 @@ class Executor:
         return redo
 
     def _run_step(self, node: str) -> str:
-        self.request_log.current.step = node
+        self.tap.working_on(node)
         step = self.steps[node]
         started = time.monotonic()
         for attempt in range(1, STEP_RETRIES + 2):

@@ -9,7 +9,8 @@ from types import SimpleNamespace
 import networkx as nx
 
 from migrator.clients.es import EsError, Request
-from migrator.executor import Executor, RequestLog
+from migrator.clients.tap import RequestTap
+from migrator.executor import Executor
 from migrator.redact import Redactor
 from migrator.state import StateStore
 from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepFailed
@@ -56,7 +57,7 @@ def make_world(tmp_path, graph, **step_options):
     state.begin_run()
     redactor = Redactor(["s3cr3t-value"])
     steps = {node: FakeStep(node, world, **step_options.get(node, {})) for node in graph}
-    executor = Executor(graph, world.ctx, state, RequestLog(state, redactor), redactor, parallel=2, steps=steps)
+    executor = Executor(graph, world.ctx, state, RequestTap(), redactor, parallel=2, steps=steps)
     return world, state, executor, steps
 
 

@@ -2,7 +2,8 @@
 
 Place in the flow: CLI -> migration (opened) -> planner / executor / steps -> clients. Opening a
 migration loads and validates the plan, resolves its secrets once (migration.secrets) and builds
-both Elasticsearch clients (nothing is sent yet); the bucket readers are built from the same
+both Elasticsearch clients, whose requests are seen through the migration's `RequestTap` (nothing
+is sent yet); the bucket readers are built from the same
 secrets when a step or a command needs them (`Buckets`). `open_buckets` opens only what reaches the
 repository, so `migrator verify --plan` needs no cluster's password.
 """
@@ -10,7 +11,7 @@ repository, so `migrator verify --plan` needs no cluster's password.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from pydantic import ValidationError
 from migrator.clients.es import EsClient
 from migrator.clients.replication import BucketReplication
 from migrator.clients.storage import LocalStorage, OssStorage, Storage
+from migrator.clients.tap import RequestTap
 from migrator.discovery import Facts, discover
 from migrator.errors import NeedsAttention, PlanError, Problem
 from migrator.migration import secrets
@@ -94,6 +96,8 @@ class Migration:
     source: EsClient
     destination: EsClient
     buckets: Buckets
+    # The clients' observer: listen to it for a scope to see every request sent (migrator.clients.tap).
+    requests: RequestTap
     saved: SavedPlan | None = None
 
     @property
@@ -152,12 +156,12 @@ def open_migration(
     plan_path: Path,
     state_path: Path | None = None,
     environ: dict[str, str] | None = None,
-    observer: Callable[..., None] | None = None,
 ) -> Migration:
     """Load and validate the plan (a plan file or a saved plan), resolve all its secrets, build both clients
     (no request sent). PlanError names each invalid field or unset secret."""
     spec, saved, environment = _load(plan_path, environ)
     resolved = secrets.resolve(spec, environment)
+    tap = RequestTap()
 
     def client(side: str, cluster: ClusterSpec) -> EsClient:
         return EsClient(
@@ -170,7 +174,7 @@ def open_migration(
             ca_file=str(cluster.ca_file) if cluster.ca_file else None,
             timeout_s=cluster.request_timeout_s,
             connections=CONNECTIONS,
-            observer=observer,
+            observer=tap,
         )
 
     return Migration(
@@ -181,6 +185,7 @@ def open_migration(
         source=client("source", spec.source),
         destination=client("destination", spec.destination),
         buckets=Buckets(spec, resolved),
+        requests=tap,
         saved=saved,
     )
 

@@ -67,20 +67,17 @@ def review(migration: Migration) -> Review:
     else:
         sent: list[ConsoleRequest] = []
 
-        def record(cluster: str, request: Request, status: int | None) -> None:
+        def record(cluster: str, request: Request, status: int | None, step: str | None) -> None:
             console = ConsoleRequest(cluster, request.method, request.path.lstrip("/"), request.body)
             if status is None and console not in sent:
                 sent.append(console)
 
-        migration.source.observer = migration.destination.observer = record
         when = datetime.now(UTC).replace(microsecond=0)
         run, options = recorded_run(migration.state_path, migration.spec)
         if run is not None:
             when = datetime.fromisoformat(run["started"])
-        try:
+        with migration.requests.listening(record):
             plan = migration.plan(when=when, **options)
-        finally:
-            migration.source.observer = migration.destination.observer = None
         discovery = [ConsoleRequest(r.cluster, r.method, migration.redactor.text(r.path), r.body) for r in sent]
     return Review(
         plan=plan,

@@ -44,28 +44,30 @@ def rollback(migration: Migration, wait_s: float = 90.0) -> dict[str, Any]:
             raise NeedsAttention(
                 "this plan has no cutover, so there is no write block to lift; `migrator cancel` stops a run"
             )
-        stop_and_take_over(migration, state, "rollback", wait_s)
-        targets = {move.source: move.target for move in plan.moves}
-        taken = RemovedAliases(state)
-        report: dict[str, Any] = {}
-        report["aliases_removed"], report["aliases_given_back"] = _switch_back_aliases(migration, taken, targets)
-        record = SourceBlocks(state)
-        report["writes_unblocked"], report["blocks_changed_by_others"] = _unblock(migration, record, sorted(targets))
-        templates = state.get_checkpoint(METADATA_TEMPLATES)
-        report.update(undo_templates(migration.destination, templates.detail if templates else {}))
-        state.reset([METADATA_TEMPLATES])  # the next `apply` puts them back before a new cutover
-        attempt = cutover_attempt(state)
-        report["cutover_snapshot"] = _delete_snapshot(
-            migration, Ledger(state), state.get_meta("repository"), cutover_snapshot_name(plan.snapshot, attempt)
-        )
-        report["reopened"] = _reopen(migration, sorted(targets.values()))
-        report["destination"] = describe_destination(migration, sorted(targets.values()))
-        state.reset(sorted(phase_nodes(plan.graph, CUTOVER)))
-        record.forget()  # the source is as recorded again: the next cutover records anew
-        taken.forget()
-        state.set_meta(status=RunStatus.ROLLED_BACK, cutover_attempt=str(attempt + 1), cancel_requested="0")
-        state.event("rollback", json.dumps(report))
-        return report
+        with migration.requests.listening(stop_and_take_over(migration, state, "rollback", wait_s)):
+            targets = {move.source: move.target for move in plan.moves}
+            taken = RemovedAliases(state)
+            report: dict[str, Any] = {}
+            report["aliases_removed"], report["aliases_given_back"] = _switch_back_aliases(migration, taken, targets)
+            record = SourceBlocks(state)
+            report["writes_unblocked"], report["blocks_changed_by_others"] = _unblock(
+                migration, record, sorted(targets)
+            )
+            templates = state.get_checkpoint(METADATA_TEMPLATES)
+            report.update(undo_templates(migration.destination, templates.detail if templates else {}))
+            state.reset([METADATA_TEMPLATES])  # the next `apply` puts them back before a new cutover
+            attempt = cutover_attempt(state)
+            report["cutover_snapshot"] = _delete_snapshot(
+                migration, Ledger(state), state.get_meta("repository"), cutover_snapshot_name(plan.snapshot, attempt)
+            )
+            report["reopened"] = _reopen(migration, sorted(targets.values()))
+            report["destination"] = describe_destination(migration, sorted(targets.values()))
+            state.reset(sorted(phase_nodes(plan.graph, CUTOVER)))
+            record.forget()  # the source is as recorded again: the next cutover records anew
+            taken.forget()
+            state.set_meta(status=RunStatus.ROLLED_BACK, cutover_attempt=str(attempt + 1), cancel_requested="0")
+            state.event("rollback", json.dumps(report))
+            return report
     finally:
         state.close()
 

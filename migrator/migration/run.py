@@ -34,6 +34,7 @@ from migrator.redact import Redactor
 from migrator.selection import phase_selection, selection, steps_named
 from migrator.state import StateStore
 from migrator.steps.base import ProgressSink, Step, StepContext
+from migrator.steps.handoffs import HeldRequests
 from migrator.steps.restore import owned_target
 
 
@@ -163,66 +164,65 @@ def execute(
     state = migration.open_state()
     try:
         state.acquire_lock(f"{'resume' if resuming else 'apply'} of {migration.plan_path}", force=force_unlock)
-        request_log = RequestLog(state, migration.redactor)
-        migration.source.observer = request_log
-        migration.destination.observer = request_log
-        state.begin_run()
-        try:
-            plan = prepare(migration, state, replan=replan, confirm=confirm, resuming=resuming)
-            if redo is not None:
-                forgotten = sorted(redo_steps(plan.graph, steps_named(plan.graph, redo, "--redo")))
-                redo_restores(migration, state, plan, forgotten, progress)
-                state.reset(forgotten)
-                state.event("redo", f"--redo {redo}: done again: {', '.join(forgotten)}")
-            selected = selection(plan.graph, state.statuses(), until, only)
-            in_phase = phase_selection(plan.graph, state.statuses(), phase, resuming)
-            if in_phase is not None:
-                selected = in_phase if selected is None else selected & in_phase
-            state.set_meta(status=RunStatus.RUNNING, cancel_requested="0")
-            ctx = StepContext(
-                spec=migration.spec,
-                plan=plan,
-                source=migration.source,
-                destination=migration.destination,
-                environment=dict(migration.secrets.values),
-                storage_factory=migration.buckets.storage,
-                replica_factory=migration.buckets.replica if migration.spec.replication else None,
-                replication_factory=migration.buckets.replication if migration.spec.replication else None,
-                progress=RecordedProgress(progress, state),
-                cancel_requested=lambda: state.get_meta("cancel_requested") == "1",
-                poll_s=poll_s,
-                ledger=Ledger(state),
-                source_blocks=SourceBlocks(state),
-                removed_aliases=RemovedAliases(state),
-            )
-            executor = Executor(
-                plan.graph,
-                ctx,
-                state,
-                request_log,
-                migration.redactor,
-                parallel=1 if gate is not None else parallel or migration.spec.restore.parallel,
-                on_step=on_step,
-                gate=gate,
-                selected=selected,
-            )
-            state.set_json("dag", {"nodes": list(executor.graph.nodes), "edges": sorted(executor.graph.edges)})
-            progress.expect(executor.graph.number_of_nodes())
-            result = executor.run()
-            if result.cancelled or (result.failed and ctx.cancel_requested()):
-                result.cancelled = True
-                state.set_meta(status=RunStatus.CANCELLING)
-            elif result.failed:
-                state.set_meta(status=RunStatus.FAILED)
-            else:
-                state.set_meta(status=RunStatus.PAUSED if result.not_run else RunStatus.DONE)
-            return plan, result
-        finally:
-            record_cpu(state, started_cpu_s, time.monotonic() - started)
+        # Every request of the run goes to its event log; held requests (a restore, a snapshot) may still be in
+        # flight when the block ends: they go on in the cluster (a later resume re-attaches), unrecorded here.
+        with migration.requests.listening(RequestLog(state, migration.redactor)):
+            state.begin_run()
+            try:
+                plan = prepare(migration, state, replan=replan, confirm=confirm, resuming=resuming)
+                if redo is not None:
+                    forgotten = sorted(redo_steps(plan.graph, steps_named(plan.graph, redo, "--redo")))
+                    redo_restores(migration, state, plan, forgotten, progress)
+                    state.reset(forgotten)
+                    state.event("redo", f"--redo {redo}: done again: {', '.join(forgotten)}")
+                selected = selection(plan.graph, state.statuses(), until, only)
+                in_phase = phase_selection(plan.graph, state.statuses(), phase, resuming)
+                if in_phase is not None:
+                    selected = in_phase if selected is None else selected & in_phase
+                state.set_meta(status=RunStatus.RUNNING, cancel_requested="0")
+                ctx = StepContext(
+                    spec=migration.spec,
+                    plan=plan,
+                    source=migration.source,
+                    destination=migration.destination,
+                    environment=dict(migration.secrets.values),
+                    storage_factory=migration.buckets.storage,
+                    replica_factory=migration.buckets.replica if migration.spec.replication else None,
+                    replication_factory=migration.buckets.replication if migration.spec.replication else None,
+                    progress=RecordedProgress(progress, state),
+                    cancel_requested=lambda: state.get_meta("cancel_requested") == "1",
+                    poll_s=poll_s,
+                    ledger=Ledger(state),
+                    source_blocks=SourceBlocks(state),
+                    removed_aliases=RemovedAliases(state),
+                    held_snapshots=HeldRequests(migration.requests),
+                    held_restores=HeldRequests(migration.requests),
+                )
+                executor = Executor(
+                    plan.graph,
+                    ctx,
+                    state,
+                    migration.requests,
+                    migration.redactor,
+                    parallel=1 if gate is not None else parallel or migration.spec.restore.parallel,
+                    on_step=on_step,
+                    gate=gate,
+                    selected=selected,
+                )
+                state.set_json("dag", {"nodes": list(executor.graph.nodes), "edges": sorted(executor.graph.edges)})
+                progress.expect(executor.graph.number_of_nodes())
+                result = executor.run()
+                if result.cancelled or (result.failed and ctx.cancel_requested()):
+                    result.cancelled = True
+                    state.set_meta(status=RunStatus.CANCELLING)
+                elif result.failed:
+                    state.set_meta(status=RunStatus.FAILED)
+                else:
+                    state.set_meta(status=RunStatus.PAUSED if result.not_run else RunStatus.DONE)
+                return plan, result
+            finally:
+                record_cpu(state, started_cpu_s, time.monotonic() - started)
     finally:
-        # Held requests (a restore, a snapshot) may still be in flight: they go on in the cluster (a later
-        # resume re-attaches) and their answers are no longer recorded here.
-        migration.source.observer = migration.destination.observer = None
         state.close()
 
 

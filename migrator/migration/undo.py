@@ -86,14 +86,15 @@ def cancel(migration: Migration, wait_s: float = 90.0) -> dict[str, Any]:
                 f"a cutover began: `migrator rollback {migration.plan_path}` undoes it (removes the aliases from the "
                 "destination, then lets the source take writes again); cancel would leave the source's writes blocked"
             )
-        stop_and_take_over(migration, state, "cancel", wait_s)
-        return _undo(migration, state)
+        with migration.requests.listening(stop_and_take_over(migration, state, "cancel", wait_s)):
+            return _undo(migration, state)
     finally:
         state.close()
 
 
-def stop_and_take_over(migration: Migration, state: StateStore, purpose: str, wait_s: float) -> None:
-    """Ask a running executor to stop (it does at its next poll), take the lock, and log our requests."""
+def stop_and_take_over(migration: Migration, state: StateStore, purpose: str, wait_s: float) -> RequestLog:
+    """Ask a running executor to stop (it does at its next poll), take the lock and begin a run; returns the
+    log of that run's requests, to listen with (`migration.requests.listening`)."""
     state.set_meta(cancel_requested="1")
     deadline = time.monotonic() + wait_s
     while state.lock_holder() is not None and time.monotonic() < deadline:
@@ -107,9 +108,7 @@ def stop_and_take_over(migration: Migration, state: StateStore, purpose: str, wa
             raise NeedsAttention(f"the running executor did not stop within {wait_s:.0f} s: {state.lock_holder()}")
         state.acquire_lock(f"{purpose} of {migration.plan_path}")
     state.begin_run()
-    request_log = RequestLog(state, migration.redactor)
-    migration.source.observer = request_log
-    migration.destination.observer = request_log
+    return RequestLog(state, migration.redactor)
 
 
 def _undo(migration: Migration, state: StateStore) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from migrator.clients.es import EsClient
+from migrator.clients.tap import RequestTap
 
 # A snapshot or restore may run for hours; should a held request time out (or a proxy cut it), the
 # step that waits on it falls back to polling, so this bound only keeps a thread from waiting forever.
@@ -30,7 +31,8 @@ class HeldRequests(Mapping[str, "Future[Any]"]):
     """Requests sent with `wait_for_completion=true` from a background thread, by key; each answer (the
     response body, or the request's error) lands in its future. Read-only as a mapping."""
 
-    def __init__(self) -> None:
+    def __init__(self, tap: RequestTap | None = None) -> None:
+        self._tap = tap  # the clients' tap, told which step the holding thread sends for (None: not logged)
         self._held: dict[str, Future[Any]] = {}
         self._lock = threading.Lock()
 
@@ -40,9 +42,8 @@ class HeldRequests(Mapping[str, "Future[Any]"]):
         answer: Future[Any] = Future()
 
         def hold() -> None:
-            log = getattr(client.observer, "current", None)
-            if isinstance(log, threading.local):  # the executor's RequestLog tags requests with the step per thread
-                log.step = step_id
+            if self._tap is not None:
+                self._tap.working_on(step_id)
             try:
                 answer.set_result(client.request(method, path, body, timeout_s=HELD_TIMEOUT_S)[1])
             except Exception as exc:  # noqa: BLE001 - handed to the step that waits on it

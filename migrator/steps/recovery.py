@@ -35,7 +35,7 @@ from migrator.errors import Cure
 from migrator.planner import restore_id
 from migrator.steps.allocation import EXPLAIN_PATH, Explanation, failed_restore_message, why_unassigned
 from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepFailed
-from migrator.steps.restore import Restore
+from migrator.steps.restore import IndexRestore
 from migrator.steps.stall import StallWatch
 
 PROGRESS_EVERY_S = 10.0  # `_recovery` while the held restore runs: 6 a minute per index at most
@@ -107,7 +107,7 @@ class FollowRecovery(Step):
         self.restored_again = True
         self.ctx.progress.message(self.id, f"{target}: its restore had failed; deleting it and restoring it again")
         self.ctx.destination.request("DELETE", build_path(target), ok=(200, 404))
-        Restore(restore_id(target), self.params, self.ctx).act()
+        IndexRestore(self.ctx, restore_id(target), self.params, self.snapshot).send()
         held = self.ctx.held_restores.release(target)
         if held is not None:  # its answer comes at once when it fails again, and stops the step
             self._await_held(held, StallWatch(self.ctx, f"the restore of {target}"))
@@ -139,7 +139,7 @@ class FollowRecovery(Step):
         self.ctx.progress.message(self.id, f"{target} {why}: restoring it again from {self.snapshot}")
         if not missing:
             self.ctx.destination.request("DELETE", build_path(target), ok=(200, 404))
-        Restore(restore_id(target), self.params, self.ctx).act()
+        IndexRestore(self.ctx, restore_id(target), self.params, self.snapshot).send()
         self.ctx.held_restores.release(target)  # followed by polling from here on
 
     def _held(self) -> Future[Any] | None:

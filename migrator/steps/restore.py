@@ -16,12 +16,13 @@ so that the recovery step learns of its end at once, without polling; a resumed 
 from __future__ import annotations
 
 from concurrent.futures import Future
+from functools import cached_property
 from typing import Any
 
 from migrator.blocks import WRITE, before_cutover
 from migrator.clients.es import EsError, build_path
 from migrator.dag import StepKind
-from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepFailed
+from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepContext, StepFailed
 from migrator.steps.stall import StallWatch
 
 NAMES_PER_READ = 3000  # characters of index names in one read: Elasticsearch refuses request lines over 4 KB
@@ -158,13 +159,21 @@ def owned_target(ctx: Any, ledger: Any, repository: str | None, target: str) -> 
     return owned_targets_now(ctx, ledger, repository, [target])[target]
 
 
-class Restore(Step):
-    kind = StepKind.RESTORE
-    title = "Restore the index on the destination"
-    lasting = True
-    waits_for = "the restore to be under way (the request is held open until it ends; the next step follows it)"
+class IndexRestore:
+    """The restore of one index from the snapshot (`POST _snapshot/<repo>/<snapshot>/_restore` with the plan's
+    rename rule): its body, and sending it held open until it is under way. The restore step sends it; the
+    recovery step sends it again (once per run) for an index whose restore failed or vanished. Requests are
+    logged under `step_id`, the restore step's id."""
+
+    def __init__(self, ctx: StepContext, step_id: str, params: dict[str, Any], snapshot: str) -> None:
+        self.ctx = ctx
+        self.step_id = step_id
+        self.params = params
+        self.snapshot = snapshot
 
     def body(self) -> dict[str, Any]:
+        """The request's body: the source index, no global state, the plan's aliases choice, rename rule and
+        index settings (set, and ignored: with the cutover's write block unless the source had its own)."""
         restore = self.ctx.spec.restore
         body: dict[str, Any] = {
             "indices": self.params["source"],
@@ -185,35 +194,7 @@ class Restore(Step):
             body["ignore_index_settings"] = ignored
         return body
 
-    def describe(self) -> list[ConsoleRequest]:
-        if self.params.get("batch"):  # its batch's request restores it (restore_batch)
-            return []
-        path = f"_snapshot/{self.ctx.repository}/{self.snapshot}/_restore"
-        return [ConsoleRequest("destination", "POST", path, self.body())]
-
-    def checks(self) -> list[ConsoleRequest]:
-        target = self.params["target"]
-        return [
-            ConsoleRequest("destination", "GET", f"_cluster/state/routing_table/{target}"),
-            ConsoleRequest("destination", "GET", f"{target}/_recovery?ignore_unavailable=true"),
-            ConsoleRequest("destination", "GET", uuid_path(target)),
-        ]
-
-    def observe(self) -> Observation:
-        target = self.params["target"]
-        if target in answered_indices(self.ctx.held_restores.get(target)):  # its batch recorded its uuid
-            return Observation(True, summary=f"{target} restored by this migration (its restore request answered)")
-        exists, ours = owned_target(self.ctx, self.ctx.ledger, self.ctx.repository, target)
-        if not exists:
-            return Observation(False, summary=f"{target} does not exist on the destination")
-        if ours:  # restored from this snapshot (or the cutover's after it), or of the uuid recorded then
-            return Observation(True, summary=f"{target} restored by this migration")
-        raise StepFailed(
-            f"{target} exists on the destination and was not restored by this migration (from snapshot "
-            f"{self.snapshot} it took); migrator never overwrites it. Delete it, or change restore.rename_replacement"
-        )
-
-    def act(self) -> None:
+    def send(self) -> None:
         """Send the restore with `wait_for_completion=true` from a background thread (kept in
         `ctx.held_restores` for the recovery step) and return once it is under way (or already done)."""
         target = self.params["target"]
@@ -221,7 +202,7 @@ class Restore(Step):
             "_snapshot", self.ctx.repository, self.snapshot, "_restore", params={"wait_for_completion": True}
         )
         for attempt in range(30):
-            answer = self.ctx.held_restores.send(self.ctx.destination, self.id, "POST", path, self.body())
+            answer = self.ctx.held_restores.send(self.ctx.destination, self.step_id, "POST", path, self.body())
             try:
                 self._until_under_way(answer)
             except EsError as exc:
@@ -252,3 +233,48 @@ class Restore(Step):
                 raise Cancelled("cancel requested")
             watch.see(None)
             delay = min(2 * delay, 1.0)
+
+
+class Restore(Step):
+    kind = StepKind.RESTORE
+    title = "Restore the index on the destination"
+    lasting = True
+    waits_for = "the restore to be under way (the request is held open until it ends; the next step follows it)"
+
+    @cached_property
+    def index_restore(self) -> IndexRestore:
+        return IndexRestore(self.ctx, self.id, self.params, self.snapshot)
+
+    def body(self) -> dict[str, Any]:
+        return self.index_restore.body()
+
+    def describe(self) -> list[ConsoleRequest]:
+        if self.params.get("batch"):  # its batch's request restores it (restore_batch)
+            return []
+        path = f"_snapshot/{self.ctx.repository}/{self.snapshot}/_restore"
+        return [ConsoleRequest("destination", "POST", path, self.body())]
+
+    def checks(self) -> list[ConsoleRequest]:
+        target = self.params["target"]
+        return [
+            ConsoleRequest("destination", "GET", f"_cluster/state/routing_table/{target}"),
+            ConsoleRequest("destination", "GET", f"{target}/_recovery?ignore_unavailable=true"),
+            ConsoleRequest("destination", "GET", uuid_path(target)),
+        ]
+
+    def observe(self) -> Observation:
+        target = self.params["target"]
+        if target in answered_indices(self.ctx.held_restores.get(target)):  # its batch recorded its uuid
+            return Observation(True, summary=f"{target} restored by this migration (its restore request answered)")
+        exists, ours = owned_target(self.ctx, self.ctx.ledger, self.ctx.repository, target)
+        if not exists:
+            return Observation(False, summary=f"{target} does not exist on the destination")
+        if ours:  # restored from this snapshot (or the cutover's after it), or of the uuid recorded then
+            return Observation(True, summary=f"{target} restored by this migration")
+        raise StepFailed(
+            f"{target} exists on the destination and was not restored by this migration (from snapshot "
+            f"{self.snapshot} it took); migrator never overwrites it. Delete it, or change restore.rename_replacement"
+        )
+
+    def act(self) -> None:
+        self.index_restore.send()

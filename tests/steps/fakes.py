@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from migrator.clients.es import EsError, Request
+from migrator.clients.tap import RequestTap
 from migrator.discovery import IndexFacts
 from migrator.ownership import Ledger
 from migrator.steps.handoffs import HeldRequests, SnapshotSizes
@@ -23,7 +24,7 @@ class FakeSource:
     def __init__(self) -> None:
         self.snapshots: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str, str | None]] = []  # method, path, step tag of the sending thread
-        self.current = threading.local()  # like the executor's RequestLog
+        self.tap = RequestTap()  # tells which step the sending thread works on, as a migration's does
         self.observer = self
         self.ended = threading.Event()
         self.create_error: EsError | None = None
@@ -31,7 +32,7 @@ class FakeSource:
 
     def __call__(self, cluster: str, request: Request, status: int | None) -> None:
         if status is None:
-            self.requests.append((request.method, request.path, getattr(self.current, "step", None)))
+            self.requests.append((request.method, request.path, self.tap.step))
 
     @staticmethod
     def snapshot_entry(name: str, state: str = "IN_PROGRESS", start_ms: int | None = None) -> dict[str, Any]:
@@ -120,7 +121,7 @@ def context(
         source=source,
         repository=REPOSITORY,
         snapshot="snap-1",
-        held_snapshots=HeldRequests(),
+        held_snapshots=HeldRequests(source.tap),
         snapshot_index_bytes=SnapshotSizes(),
         ledger=Ledger(),
         progress=Progress(),

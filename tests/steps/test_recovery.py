@@ -18,7 +18,7 @@ from migrator.errors import Cure
 from migrator.steps.base import StepFailed
 from migrator.steps.handoffs import HeldRequests, SnapshotSizes
 from migrator.steps.recovery import FollowRecovery
-from migrator.steps.restore import Restore
+from migrator.steps.restore import IndexRestore
 from migrator.steps.stall import Stalled
 from tests.steps.fakes import Progress
 
@@ -195,12 +195,12 @@ def test_a_resumed_run_restores_a_failed_restore_again_once_then_stops():
     restores: list[str] = []
 
     def act(self: Any) -> None:
-        restores.append(self.id)
+        restores.append(self.step_id)
         again: Future[Any] = Future()
         again.set_result(answered({"total": 1, "failed": 1, "successful": 0}))
         self.ctx.held_restores.keep(self.params["target"], again)
 
-    with patch.object(Restore, "act", act), pytest.raises(StepFailed) as failed:
+    with patch.object(IndexRestore, "send", act), pytest.raises(StepFailed) as failed:
         step.wait()
     assert restores == [f"restore[{TARGET}]"] and f"DELETE /{TARGET}" in destination.requests
     assert "disk_threshold" in str(failed.value) and "free disk on the destination" in str(failed.value)

@@ -1,0 +1,60 @@
+"""The one way a migration sees the requests its cluster clients send: its `RequestTap`.
+
+Place in the flow: clients -> tap -> listeners. A migration builds both `EsClient`s with its tap as their
+observer, once; nothing reassigns it. Whoever wants to see the requests listens for a scope:
+
+    with migration.requests.listening(RequestLog(state, redactor)):  # the event log: apply, cancel, rollback
+        ...
+
+(the dry run listens the same way to keep discovery's reads for the runbook). The step a request is
+sent for is the sending thread's: the executor says which step a thread works on (`working_on`), and
+`steps.handoffs.HeldRequests` carries it into the thread that holds a request open. Each listener is
+called twice per request: with status None just before it is sent, then with the HTTP status of its answer.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from migrator.clients.es import Request
+
+# (cluster label "source" | "destination", the request, its HTTP status or None before it is sent, the step id)
+Listener = Callable[[str, Request, "int | None", "str | None"], None]
+
+
+class RequestTap:
+    """The clients' observer: passes each request, with the step of the sending thread, to every listener."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def __call__(self, cluster: str, request: Request, status: int | None) -> None:
+        step = self.step
+        with self._lock:
+            listeners = tuple(self._listeners)
+        for listener in listeners:
+            listener(cluster, request, status, step)
+
+    @property
+    def step(self) -> str | None:
+        """The step this thread sends requests for (None: none, e.g. discovery)."""
+        return getattr(self._local, "step", None)
+
+    def working_on(self, step: str | None) -> None:
+        """From now on, this thread's requests are sent for `step`."""
+        self._local.step = step
+
+    @contextmanager
+    def listening(self, listener: Listener) -> Iterator[None]:
+        """Call `listener` for every request sent (by any thread) until the block ends."""
+        with self._lock:
+            self._listeners.append(listener)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._listeners.remove(listener)
