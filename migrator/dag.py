@@ -1,4 +1,4 @@
-"""Typed names of the plan's DAG: step kinds, node ids, and the statuses of steps and runs.
+"""planner -> executor -> state: typed names of the DAG (step kinds, node ids, step and run statuses).
 
 Place in the flow: planner -> executor -> steps -> state. The planner names each node with a
 `NodeId` and a `StepKind`; the executor records a `StepStatus` per node and the middle a

@@ -1,4 +1,4 @@
-"""How long a plan's transfers should take, from the plan's throughput: the dry run's estimates.
+"""Planner side, pure: how long a plan's transfers should take, from the plan's throughput (the estimates).
 
 Place in the flow: planner side, pure: `estimate(plan)` is shown by `migrator plan`, recorded in
 the state file when the run begins and compared with the actual durations by `migrator report`.

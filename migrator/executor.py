@@ -24,6 +24,7 @@ import networkx as nx
 from migrator import failpoints
 from migrator.clients.es import Request
 from migrator.clients.tap import RequestTap
+from migrator.dag import StepStatus
 from migrator.drift import Drift, find_drift
 from migrator.errors import Cure, MigratorError
 from migrator.redact import Redactor
@@ -163,7 +164,7 @@ class Executor:
     def run(self) -> RunResult:
         result = RunResult()
         checkpoints = self.state.checkpoints()
-        finished = {node for node, cp in checkpoints.items() if cp.status == "done" and node in self.graph}
+        finished = {node for node, cp in checkpoints.items() if cp.status == StepStatus.DONE and node in self.graph}
         if finished != set(self.graph):
             finished -= self._undone_behind_our_back(finished)
         result.skipped.extend(sorted(finished))
@@ -212,7 +213,7 @@ class Executor:
                         result.failed[node] = message
                         if cure_of(exc) is Cure.REPLAN:
                             result.cure = Cure.REPLAN
-                        self.state.checkpoint(node, "failed", {"error": message})
+                        self.state.checkpoint(node, StepStatus.FAILED, {"error": message})
                         self.state.event("step.failed", message, step=node)
                         self.on_step(node, "failed", message)
                         self._stop.set()
@@ -283,17 +284,17 @@ class Executor:
         observation = step.observe()
         self.state.event("step.observe", observation.summary, step=step.id, data={"done": observation.done})
         if observation.done:
-            self.state.checkpoint(step.id, "done", observation.detail)
+            self.state.checkpoint(step.id, StepStatus.DONE, observation.detail)
             failpoints.hit(step.id, "done")
             self.on_step(step.id, "done", observation.summary)
             return
         previous = self.state.get_checkpoint(step.id)
-        self.state.checkpoint(step.id, "acting", observation.detail)
+        self.state.checkpoint(step.id, StepStatus.ACTING, observation.detail)
         failpoints.hit(step.id, "acting")
         if observation.in_progress:
             self.on_step(step.id, "attach", f"already under way ({observation.summary}): following it")
         else:
-            if previous is not None and previous.status == "acting":
+            if previous is not None and previous.status == StepStatus.ACTING:
                 self.state.event("step.reattempt", "acting before, nothing under way now: acting again", step=step.id)
             step.act()
             failpoints.hit(step.id, "acted")
@@ -301,6 +302,6 @@ class Executor:
         after = step.observe()
         if not after.done:
             raise StepFailed(f"{step.id}: still not done after acting ({after.summary})", transient=True)
-        self.state.checkpoint(step.id, "done", {**detail, **after.detail})
+        self.state.checkpoint(step.id, StepStatus.DONE, {**detail, **after.detail})
         failpoints.hit(step.id, "done")
         self.on_step(step.id, "done", after.summary)

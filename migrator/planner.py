@@ -23,7 +23,7 @@ import networkx as nx
 from migrator.aliases import alias_problems
 from migrator.checks import check_plan, closed_index_findings
 from migrator.compatibility import refusal
-from migrator.dag import NodeId
+from migrator.dag import NodeId, StepKind
 from migrator.discovery import Facts
 from migrator.rename import RenameError, RenameRule
 from migrator.spec import MigrationSpec, Problem, render_snapshot_name
@@ -59,7 +59,7 @@ def restore_id(target: str) -> str:
 
 
 def restore_batch_id(number: int) -> str:
-    return f"restore.batch[{number}]"
+    return str(NodeId(StepKind.RESTORE_BATCH, str(number)))
 
 
 def recovery_id(target: str) -> str:
@@ -354,18 +354,18 @@ def build_graph(
     graph: nx.DiGraph = nx.DiGraph()
     two_phases = spec.cutover.enabled
 
-    def add(node: str, kind: str, phase: str = BULK, **params: Any) -> str:
+    def add(node: str, kind: StepKind, phase: str = BULK, **params: Any) -> str:
         graph.add_node(node, kind=kind, params=params, phase=phase)
         return node
 
     chain = [PREFLIGHT, SOURCE_REPOSITORY, SNAPSHOT_CREATE, SNAPSHOT_WAIT, STORAGE_VERIFY]
     for node in chain:
-        add(node, node)
+        add(node, StepKind(node))  # the shared chain's ids are their kinds
     chain += replication_nodes(spec, add, REPLICATION, REPLICA_VERIFY, BULK)
-    chain.append(add(DESTINATION_REPOSITORY, DESTINATION_REPOSITORY))
+    chain.append(add(DESTINATION_REPOSITORY, StepKind.DESTINATION_REPOSITORY))
     nx.add_path(graph, chain)
     if templates:
-        add(METADATA_TEMPLATES, METADATA_TEMPLATES, templates=templates, if_exists=spec.metadata.if_exists)
+        add(METADATA_TEMPLATES, StepKind.METADATA_TEMPLATES, templates=templates, if_exists=spec.metadata.if_exists)
         nx.add_path(graph, [PREFLIGHT, METADATA_TEMPLATES, DESTINATION_REPOSITORY])
     finish = spec.finish
     wants_finish = bool(
@@ -378,7 +378,7 @@ def build_graph(
     bulk_ends: list[str] = []
     for number, batch in enumerate(restore_batches(moves, spec.restore.batch_indices, spec.restore.batch_bytes), 1):
         members = [{"source": move.source, "target": move.target} for move in batch]
-        batch_node = add(restore_batch_id(number), "restore.batch", members=members)
+        batch_node = add(restore_batch_id(number), StepKind.RESTORE_BATCH, members=members)
         graph.add_edge(DESTINATION_REPOSITORY, batch_node)
         # The batches have slots of their own in the executor: restores keep going while restored indices
         # are followed and validated.
@@ -390,7 +390,7 @@ def build_graph(
     if two_phases:
         bulk_ends = [add_cutover(spec, graph, add, moves, bulk_ends, cutover_snapshot)]
     if wants_finish:
-        add(FINISH, FINISH, last_phase, cutover_snapshot=cutover_snapshot if two_phases else "")
+        add(FINISH, StepKind.FINISH, last_phase, cutover_snapshot=cutover_snapshot if two_phases else "")
         for end in bulk_ends:
             graph.add_edge(end, FINISH)
     return graph
@@ -426,16 +426,16 @@ def add_index(
     params: dict[str, Any] = {"source": move.source, "target": move.target}
     if closed:
         params["closed"] = True
-    restore = add(restore_id(move.target), "restore", batch=batch, **params)
-    recovery = add(recovery_id(move.target), "recovery", **params)
+    restore = add(restore_id(move.target), StepKind.RESTORE, batch=batch, **params)
+    recovery = add(recovery_id(move.target), StepKind.RECOVERY, **params)
     graph.add_edge(batch, restore)
     chain = [restore, recovery]
     if spec.validate.enabled:
         # Before a cutover the source still takes writes: its count can only be compared, not required equal.
         counts = "informational" if two_phases else "exact"
-        chain.append(add(validate_id(move.target), "validate", counts=counts, **params))
+        chain.append(add(validate_id(move.target), StepKind.VALIDATE, counts=counts, **params))
     if closed:
-        chain.append(add(close_id(move.target), "index.close", **params))
+        chain.append(add(close_id(move.target), StepKind.CLOSE, **params))
     nx.add_path(graph, chain)
     for node in chain:
         graph.nodes[node]["lane"] = lane
@@ -449,8 +449,8 @@ def replication_nodes(
     copy there, before the destination reads it. No nodes for a plan without replication."""
     if spec.replication is None:
         return []
-    kind = "replication" if spec.replication.method == "oss" else "replica.copy"
-    return [add(replicate, kind, phase, **params), add(verify, "replica.verify", phase, **params)]
+    kind = StepKind.REPLICATION if spec.replication.method == "oss" else StepKind.REPLICA_COPY
+    return [add(replicate, kind, phase, **params), add(verify, StepKind.REPLICA_VERIFY, phase, **params)]
 
 
 def add_cutover(
@@ -465,21 +465,21 @@ def add_cutover(
     each destination index (closed first), follow the recoveries, require exactly equal counts, then
     switch the aliases. Returns the last node."""
     chain = [
-        add(WRITE_BLOCK, "write.block", CUTOVER),
-        add(CUTOVER_SNAPSHOT_CREATE, "snapshot.create", CUTOVER, snapshot=snapshot),
-        add(CUTOVER_SNAPSHOT_WAIT, "snapshot.wait", CUTOVER, snapshot=snapshot),
-        add(CUTOVER_STORAGE_VERIFY, "storage.verify", CUTOVER, snapshot=snapshot),
+        add(WRITE_BLOCK, StepKind.WRITE_BLOCK, CUTOVER),
+        add(CUTOVER_SNAPSHOT_CREATE, StepKind.SNAPSHOT_CREATE, CUTOVER, snapshot=snapshot),
+        add(CUTOVER_SNAPSHOT_WAIT, StepKind.SNAPSHOT_WAIT, CUTOVER, snapshot=snapshot),
+        add(CUTOVER_STORAGE_VERIFY, StepKind.STORAGE_VERIFY, CUTOVER, snapshot=snapshot),
         *replication_nodes(spec, add, CUTOVER_REPLICATION, CUTOVER_REPLICA_VERIFY, CUTOVER, snapshot=snapshot),
     ]
     nx.add_path(graph, chain)
     for node in after:
         graph.add_edge(node, WRITE_BLOCK)
-    switch = add(ALIAS_SWITCH, "alias.switch", CUTOVER)
+    switch = add(ALIAS_SWITCH, StepKind.ALIAS_SWITCH, CUTOVER)
     for move in moves:
         params = {"source": move.source, "target": move.target, "snapshot": snapshot, "cutover": True}
-        restore = add(cutover_restore_id(move.target), "cutover.restore", CUTOVER, **params)
-        recovery = add(cutover_recovery_id(move.target), "recovery", CUTOVER, **params)
-        validate = add(cutover_validate_id(move.target), "validate", CUTOVER, counts="exact", **params)
+        restore = add(cutover_restore_id(move.target), StepKind.CUTOVER_RESTORE, CUTOVER, **params)
+        recovery = add(cutover_recovery_id(move.target), StepKind.RECOVERY, CUTOVER, **params)
+        validate = add(cutover_validate_id(move.target), StepKind.VALIDATE, CUTOVER, counts="exact", **params)
         nx.add_path(graph, [chain[-1], restore, recovery, validate, switch])
     if not moves:
         graph.add_edge(chain[-1], switch)

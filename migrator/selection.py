@@ -1,4 +1,4 @@
-"""Which steps of a planned DAG a run may execute: `--until`, `--only`, `--redo` names and phases.
+"""Planner side, pure: which steps of a planned DAG a run may execute (`--until`, `--only`, `--redo`, phases).
 
 Place in the flow: planner side, pure (no I/O): given the DAG and the status of each step as the
 state file records it (`{node id: "done" | "acting" | ...}`), the set of nodes to run, or None for
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import networkx as nx
 
-from migrator.dag import StepStatus
+from migrator.dag import StepKind, StepStatus
 from migrator.errors import NeedsAttention, UsageError
 from migrator.planner import BULK, CUTOVER, phase_nodes
 
@@ -38,7 +38,10 @@ def selection(graph: nx.DiGraph, statuses: Mapping[str, str], until: str | None,
         named = steps_named(graph, only, "--only")
         # A restore in a batch is sent by its batch (restoring every member not yet restored): it runs too.
         named |= {
-            pred for node in named for pred in graph.predecessors(node) if graph.nodes[pred]["kind"] == "restore.batch"
+            pred
+            for node in named
+            for pred in graph.predecessors(node)
+            if graph.nodes[pred]["kind"] == StepKind.RESTORE_BATCH
         }
         done = {step for step, status in statuses.items() if status == StepStatus.DONE}
         missing = sorted({pred for node in named for pred in graph.predecessors(node)} - done - named)

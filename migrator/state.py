@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from migrator.dag import StepStatus
 from migrator.errors import NeedsAttention
 
 SCHEMA = """
@@ -49,7 +50,7 @@ class LockHeld(NeedsAttention):
 @dataclass(frozen=True)
 class Checkpoint:
     step: str
-    status: str  # pending | acting | done | failed | cancelled
+    status: str  # a StepStatus value (migrator.dag): acting | done | failed; a step without one is pending
     detail: dict[str, Any]
     attempts: int
     updated: float
@@ -144,7 +145,7 @@ class StateStore:
     def checkpoint(self, step: str, status: str, detail: dict[str, Any] | None = None) -> None:
         with self._tx() as db:
             row = db.execute("SELECT attempts, detail FROM steps WHERE step = ?", (step,)).fetchone()
-            attempts = (row[0] if row else 0) + (1 if status == "acting" else 0)
+            attempts = (row[0] if row else 0) + (1 if status == StepStatus.ACTING else 0)
             merged = {**(json.loads(row[1]) if row else {}), **(detail or {})}
             db.execute(
                 "INSERT OR REPLACE INTO steps (step, status, detail, attempts, updated) VALUES (?, ?, ?, ?, ?)",

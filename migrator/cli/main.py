@@ -19,7 +19,7 @@ from migrator import __version__
 from migrator.cli import sandbox
 from migrator.cli.errors import errors_to_exit_codes, fail, stopped_line
 from migrator.cli.verify import verify
-from migrator.dag import RunStatus
+from migrator.dag import RunStatus, StepKind
 from migrator.errors import NeedsAttention, PlanError
 from migrator.exit_codes import ExitCode
 from migrator.migration.files import default_state_path
@@ -195,7 +195,7 @@ def run(
             """Step by step: show the step's requests, send nothing until answered."""
             if not ask_each[0] and step.kind != "write.block":  # the cutover is always approved on its own
                 return True
-            if step.kind == "write.block":
+            if step.kind == StepKind.WRITE_BLOCK:
                 typer.secho(
                     "\nPHASE TWO, the cutover: from the next step on, the source refuses writes until the "
                     "aliases point at the destination (or `migrator rollback`).",

@@ -1,4 +1,4 @@
-"""The one way a migration sees the requests its cluster clients send: its `RequestTap`.
+"""clients -> tap -> listeners: the one way a migration sees the requests its cluster clients send.
 
 Place in the flow: clients -> tap -> listeners. A migration builds both `EsClient`s with its tap as their
 observer, once; nothing reassigns it. Whoever wants to see the requests listens for a scope:

@@ -1,4 +1,4 @@
-"""The thin middle between the CLI and the models: open a migration, review it, run it, read it back, undo it.
+"""CLI -> migration -> planner / executor: the thin middle; open a migration, review, run, read back, undo it.
 
 Place in the flow: CLI -> migration -> planner / executor -> steps -> clients -> state. A migration is
 a plan file plus its state file (beside it, `<plan>.state.db`, or `--state`) and a JSON-lines copy

@@ -1,4 +1,4 @@
-"""Where a migration keeps its record: the state file beside the plan and its JSON-lines event log.
+"""CLI -> migration (files) -> state: the state file beside the plan and its JSON-lines event log.
 
 Place in the flow: migration (opened) -> state. `<plan>.state.db` (or `--state`) holds the
 checkpoints and events (migrator.state); `JournaledState` also appends every event, redacted, to

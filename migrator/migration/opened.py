@@ -1,4 +1,4 @@
-"""The migration object and how it is opened: plan (or saved plan), secrets, clients, storage.
+"""CLI -> migration (opened) -> clients: the migration object, opened from a plan with its secrets and clients.
 
 Place in the flow: CLI -> migration (opened) -> planner / executor / steps -> clients. Opening a
 migration loads and validates the plan, resolves its secrets once (migration.secrets) and builds

@@ -1,4 +1,4 @@
-"""Reading a migration back from its state file alone: status, report and the cutover's figures.
+"""CLI -> migration (readback) -> state: status, report and the cutover's figures, from the state file alone.
 
 Place in the flow: CLI -> migration (readback) -> state. No cluster is asked: everything here comes
 from the checkpoints, the events and the facts the run recorded, so it works from another machine

@@ -1,4 +1,4 @@
-"""The dry run: what `migrator plan` shows, built from the very steps `apply` would run.
+"""CLI -> migration (review) -> discovery, planner, steps' describe: the dry run `migrator plan` shows.
 
 Place in the flow: CLI -> migration (review) -> discovery and planner -> steps' `describe`. Discovery
 is read-only and each request it sends is kept for the runbook; a saved plan sends nothing.

@@ -1,4 +1,4 @@
-"""Undoing a cutover: `migrator rollback`.
+"""CLI -> migration (rollback) -> clients, state: `migrator rollback` undoes a cutover.
 
 Place in the flow: CLI -> migration (rollback) -> clients -> state. The cutover itself is phase two
 of the DAG (see `planner.add_cutover`); rollback lies outside the DAG. It stops a running executor,

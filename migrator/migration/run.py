@@ -1,4 +1,4 @@
-"""Running a migration: prepare the plan to execute, record it, and execute it.
+"""CLI -> migration (run) -> planner -> executor: prepare the plan to execute, record it, and execute it.
 
 Place in the flow: CLI -> migration (run) -> planner -> executor -> steps -> clients -> state.
 The first `apply` discovers the facts, plans, and records the facts, the snapshot name and the

@@ -1,4 +1,4 @@
-"""Saved plans: `plan --out` writes a reviewed plan, `apply SAVED` executes exactly it.
+"""CLI -> migration (saved) -> planner: `plan --out` saves a reviewed plan, `apply SAVED` executes exactly it.
 
 Place in the flow: CLI -> migration (saved) -> planner. A saved plan holds the spec, the facts
 discovered, the snapshot name and the plan hash (no secret: `${VAR}` references only). Applying it

@@ -1,4 +1,4 @@
-"""The plan's secrets, resolved once when a migration is opened: the one place `${VAR}` references are read.
+"""migration (opened) -> secrets: the plan's `${VAR}` references, resolved once, and the redactor of their values.
 
 Place in the flow: CLI -> migration (opened) -> secrets. The spec holds only references; `resolve`
 reads the ones a command needs from the environment (overlaid on the plan's env_file) and returns

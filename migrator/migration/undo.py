@@ -1,4 +1,4 @@
-"""Undoing a run that did not cut over: `migrator cancel`, and what the dry run says cancel would send.
+"""CLI -> migration (undo) -> clients, state: `migrator cancel`, and what the dry run says cancel sends.
 
 Place in the flow: CLI -> migration (undo) -> clients -> state. Cancel stops a running executor
 (it stops at its next poll), deletes the indices being restored that this migration made, the
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrator.clients.es import EsError, build_path
-from migrator.dag import NodeId, RunStatus, StepStatus
+from migrator.dag import NodeId, RunStatus, StepKind, StepStatus
 from migrator.errors import NeedsAttention
 from migrator.executor import RequestLog
 from migrator.migration.opened import Migration
@@ -56,20 +56,20 @@ def _cancel_advice(plan: MigrationPlan, node: str) -> CancelAdvice:
             "is undone by `migrator rollback`, not cancel: it removes the aliases the cutover put on the destination, "
             "then lifts the write block it added on the source (a block the source had before stays)"
         )
-    if kind in ("preflight", "repository.source"):
+    if kind in (StepKind.PREFLIGHT, StepKind.SOURCE_REPOSITORY):
         return CancelAdvice("has nothing to undo yet: no snapshot exists and no index was restored")
-    if kind in ("restore", "recovery"):
+    if kind in (StepKind.RESTORE, StepKind.RECOVERY):
         return CancelAdvice(
             "deletes the index being restored (which stops its restore), then the snapshot",
             [ConsoleRequest("destination", "DELETE", params["target"]), snapshot],
         )
-    if kind == "restore.batch":
+    if kind == StepKind.RESTORE_BATCH:
         members = [member["target"] for member in params["members"]]
         return CancelAdvice(
             "deletes the indices the batch restores (which stops their restore), then the snapshot",
             [*(ConsoleRequest("destination", "DELETE", target) for target in members), snapshot],
         )
-    if kind in ("validate", "index.close", "finish"):
+    if kind in (StepKind.VALIDATE, StepKind.CLOSE, StepKind.FINISH):
         return CancelAdvice("deletes the snapshot; restored indices that finished recovering are kept", [snapshot])
     return CancelAdvice("deletes the snapshot (which stops it while it is being taken)", [snapshot])
 

@@ -1,4 +1,4 @@
-"""What one step hands to another within a run: requests held open, and the sizes a snapshot read.
+"""executor -> steps: what one step hands to another within a run (held requests, a snapshot's sizes).
 
 Place in the flow: executor -> steps. Each handoff is a typed service with one producer and its
 consumers, kept for the run in the `StepContext` (a new run starts with empty ones: a step that finds
