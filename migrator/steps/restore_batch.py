@@ -68,6 +68,7 @@ class RestoreBatch(Step):
         self.to_restore: list[dict[str, str]] = list(self.members)  # until observed
         self.foreign: list[str] = []
         self.held: Future[Any] | None = None
+        self.recorded: set[str] = set()  # members whose index.uuid the ledger holds now
 
     def path(self) -> str:
         return build_path(
@@ -218,14 +219,25 @@ class RestoreBatch(Step):
                     total += size.get("total_in_bytes", 0)
         return recovered, total
 
+    def _record_uuids(self, targets: list[str]) -> None:
+        """Record the `index.uuid` of these restored (or restoring) members in the ledger, one read per group:
+        they stay ours whatever rewrites their recovery record later (a close, a restart, a cutover)."""
+        for target, uuid in (index_uuids(self.ctx.destination, targets) if targets else {}).items():
+            if uuid is not None:
+                self.ctx.ledger.record_index(target, uuid)
+                self.recorded.add(target)
+
     def wait(self) -> dict[str, Any]:
         """Until the held restore answers, reading the members' recovered bytes every PROGRESS_EVERY_S for the
         stall watch. A refusal raises (naming the members it names); a request cut (a restart, a proxy) ends
-        the wait, and the members' recovery steps poll and heal. Then the restored members' `index.uuid` is
-        recorded in the ledger (one read per group), so that they stay ours whatever rewrites their recovery."""
+        the wait, and the members' recovery steps poll and heal. The members' `index.uuid` is recorded while
+        the restore runs (the restore made every member at once when it began: one read, off the path to the
+        answer), and for any answered member not recorded then, after the answer."""
         held = self.held
         if held is None:
             return {}
+        if not held.done():
+            self._record_uuids([member["target"] for member in self.to_restore])
         watch = StallWatch(self.ctx, f"the restore of {self.id}")
         while not held.done():
             deadline = time.monotonic() + PROGRESS_EVERY_S
@@ -243,10 +255,7 @@ class RestoreBatch(Step):
                 raise error
             raise StepFailed(f"{self.id}: its restore was refused: {error}", transient=True, cure=error.cure)
         answer = {} if error is not None else (held.result() or {}).get("snapshot", {})
-        answered = list(answer.get("indices", []))
-        for target, uuid in (index_uuids(self.ctx.destination, answered) if answered else {}).items():
-            if uuid is not None:
-                self.ctx.ledger.record_index(target, uuid)
+        self._record_uuids([target for target in answer.get("indices", []) if target not in self.recorded])
         restored = len(self.to_restore)
         self.ctx.progress.update(self.id, restored, restored, "indices", "answered")
         return {"restored": restored, "shards": answer.get("shards", {})}
