@@ -14,9 +14,9 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from migrator.aliases import RemovedAliases
 from migrator.blocks import SourceBlocks
@@ -29,6 +29,7 @@ from migrator.planner import MigrationPlan
 from migrator.spec import MigrationSpec
 
 MASK = "******"
+T = TypeVar("T")
 
 
 class StepFailed(MigratorError):
@@ -176,6 +177,22 @@ def send_held(client: EsClient, step_id: str, method: str, path: str, body: Any)
 
     threading.Thread(target=hold, name=f"held-{step_id}", daemon=True).start()
     return answer
+
+
+def at_once(client: EsClient, *reads: Callable[[], T]) -> list[T]:
+    """The results of independent `reads`, in order, sent at once from as many threads (one round trip
+    instead of several); a read's error is raised. Their requests are logged under the calling thread's
+    step, like its own (`client.observer`: the executor's RequestLog, shared by both clusters' clients)."""
+    log = getattr(client.observer, "current", None)
+    step = getattr(log, "step", None) if isinstance(log, threading.local) else None
+
+    def tagged(read: Callable[[], T]) -> T:
+        if isinstance(log, threading.local):
+            log.step = step
+        return read()
+
+    with ThreadPoolExecutor(len(reads), thread_name_prefix="read") as pool:
+        return [answer.result() for answer in [pool.submit(tagged, read) for read in reads]]
 
 
 class Step(ABC):
