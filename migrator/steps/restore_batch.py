@@ -29,6 +29,7 @@ from concurrent.futures import wait as wait_for_futures
 from typing import Any
 
 from migrator.clients.es import EsError, build_path
+from migrator.steps.allocation import EXPLAIN_PATH, why_unassigned
 from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepFailed, send_held
 from migrator.steps.restore import (
     Restore,
@@ -91,6 +92,11 @@ class RestoreBatch(Step):
         checks = [
             ConsoleRequest("destination", "GET", f"_cluster/state/routing_table/{first}"),
             ConsoleRequest("destination", "GET", f"{first}/_recovery?ignore_unavailable=true"),
+            # only when the restore stalls, for up to NAMED_IN_ERRORS members: why their primaries wait
+            ConsoleRequest("destination", "GET", f"_cat/shards/{first}"),
+            ConsoleRequest(
+                "destination", "GET", EXPLAIN_PATH.lstrip("/"), {"index": first, "shard": 0, "primary": True}
+            ),
         ]
         for group in name_groups([member["target"] for member in self.members]):
             targets = ",".join(group)
@@ -227,6 +233,11 @@ class RestoreBatch(Step):
                 self.ctx.ledger.record_index(target, uuid)
                 self.recorded.add(target)
 
+    def _why_stalled(self) -> str:
+        """The destination's reason why the primaries of the first NAMED_IN_ERRORS members wait (asked on a stall)."""
+        members = self.to_restore[:NAMED_IN_ERRORS]
+        return " ".join(e.text for m in members for e in why_unassigned(self.ctx.destination, m["target"]))
+
     def wait(self) -> dict[str, Any]:
         """Until the held restore answers, reading the members' recovered bytes every PROGRESS_EVERY_S for the
         stall watch. A refusal raises (naming the members it names); a request cut (a restart, a proxy) ends
@@ -238,7 +249,8 @@ class RestoreBatch(Step):
             return {}
         if not held.done():
             self._record_uuids([member["target"] for member in self.to_restore])
-        watch = StallWatch(self.ctx, f"the restore of {self.id}")
+        names = some_names([member["target"] for member in self.to_restore])
+        watch = StallWatch(self.ctx, f"the restore of {names} ({self.id})", explain=self._why_stalled)
         while not held.done():
             deadline = time.monotonic() + PROGRESS_EVERY_S
             while not held.done() and time.monotonic() < deadline:

@@ -202,7 +202,7 @@ def test_a_batch_whose_restore_does_not_move_stops_after_stall_after(monkeypatch
     with pytest.raises(Stalled) as stalled:
         step.wait()
     assert time.monotonic() - began < 5
-    assert "the restore of restore.batch[1] has not moved for" in str(stalled.value)
+    assert "the restore of moved-a, moved-b, moved-c (restore.batch[1]) has not moved for" in str(stalled.value)
     assert "still at 0/30 bytes" in str(stalled.value)
     sizes = [read for read in destination.reads if read.endswith("/_recovery")]
     assert sizes and all(read == "/moved-a,moved-b,moved-c/_recovery" for read in sizes)
