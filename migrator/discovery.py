@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from migrator.blocks import FILTER as BLOCKS_FILTER
 from migrator.blocks import parse_blocks
@@ -145,7 +145,8 @@ def discover_cluster(
     with ThreadPoolExecutor(READS_AT_ONCE, thread_name_prefix=f"discover-{client.label}") as pool:
         asked_version = pool.submit(client.version)
         asked_health = pool.submit(client.health)
-        asked_rows = pool.submit(client.indices, "*", expand_wildcards="all")
+        # After the version (read once): whether the cluster knows `expand_wildcards=hidden` depends on it.
+        asked_rows = pool.submit(_after, asked_version, lambda: client.indices("*", expand_wildcards="all"))
         asked_metadata = pool.submit(client.get, METADATA)
         asked_repositories = pool.submit(client.get, build_path("_snapshot", "_all"))
         asked_nodes = pool.submit(client.get, NODES)
@@ -247,6 +248,7 @@ CLOSED_STATS = (
     "/_stats/docs,store?expand_wildcards=closed&forbid_closed_indices=false"
     "&filter_path=indices.*.primaries.docs.count,indices.*.primaries.store.size_in_bytes"
 )
+T = TypeVar("T")
 READS_AT_ONCE = 4  # discovery's requests in flight per cluster
 BUCKETS = 10_000  # index buckets per counting search (Elasticsearch 7.10 refuses more than 10,000)
 
@@ -370,6 +372,12 @@ def discover(
             source, lambda: discover_cluster(source, counted, repository=repository, snapshots=snapshots)
         )
         return Facts(source_facts, destination_facts.result())
+
+
+def _after(first: Future[Any], read: Callable[[], T]) -> T:
+    """`read()` once `first` has its answer (a read that depends on what `first` reads)."""
+    first.result()
+    return read()
 
 
 def _shaped(client: EsClient, read: Callable[[], ClusterFacts]) -> ClusterFacts:
