@@ -1,11 +1,16 @@
 """Many indices on real nodes (7.17 -> 8): restores in batches shown by the dry run as sent, pipelined,
-correct at `restore.parallel: 32`, and a run that ends with a restore still in flight exits cleanly and
-is finished by `resume` without restoring anything twice."""
+correct at `restore.parallel: 32`, a run that ends with a restore still in flight exits cleanly and is
+finished by `resume` without restoring anything twice, and a foreign index of a member's name stops only
+that member."""
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import sys
 
+import pexpect
 import pytest
 
 from migrator.clients.es import build_path
@@ -124,3 +129,52 @@ def test_a_run_ending_with_its_restore_in_flight_exits_cleanly_and_resume_attach
     assert counts(seeded, "8", "fl-*") == {
         f"fl-{name}": count for name, count in counts(seeded, "7.17", f"{BIG_INDEX},orders").items()
     }
+
+
+def test_a_foreign_index_of_a_member_name_stops_only_that_member_and_resume_restores_it_once_removed(many, tmp_path):
+    names = INDICES[:6]
+    plan = many.write_plan(
+        tmp_path,
+        "7.17",
+        "8",
+        name="foreign",
+        snapshot={"indices": names},
+        restore={"rename_pattern": "(.+)", "rename_replacement": "fo-$1", "batch_indices": 3},
+    )
+    destination = many.client("8")
+    foreign = f"fo-{names[1]}"  # made by someone else after the plan was checked: no dry run can refuse it
+    transcript = io.StringIO()
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "migrator", "apply", str(plan), "--step-by-step", "--yes", "--poll", "0.5"],
+        env={**os.environ, **many.environment()},
+        encoding="utf-8",
+        timeout=600,
+    )
+    child.logfile_read = transcript
+    try:
+        while child.expect([r"next step: (\S+): ", pexpect.EOF]) == 0:
+            step = child.match.group(1)
+            child.expect(r"Send these requests\? ")
+            if step == "restore.batch[1]":
+                destination.request("PUT", build_path(foreign), {"settings": {"number_of_replicas": 0}})
+                document = build_path(foreign, "_doc", "theirs", params={"refresh": "true"})
+                destination.request("PUT", document, {"kept": True}, ok=(200, 201))
+            child.sendline("y")
+        child.close()
+        output = transcript.getvalue()
+        # Before: restore.batch[1] failed at its observation and none of its three indices was restored.
+        assert child.exitstatus == 1, output
+        assert f"{foreign} exists on the destination and was not restored by this migration" in output
+        assert restore_requests(plan)[0]["body"]["indices"] == f"{names[0]},{names[2]}"  # left out of the request
+        assert counts(many, "8", foreign) == {foreign: 1}  # never overwritten
+        restored = counts(many, "8", "fo-*")
+        assert restored[f"fo-{names[0]}"] == restored[f"fo-{names[2]}"] == 20
+
+        destination.request("DELETE", build_path(foreign))
+        cli(many, "resume", str(plan), "--poll", "0.5", timeout=600)
+        assert counts(many, "8", "fo-*") == {f"fo-{name}": 20 for name in names}
+        assert restored_names(plan) == sorted(names)  # each index in one request, once
+    finally:
+        destination.request("DELETE", build_path("fo-*"), ok=(200, 404))
+        destination.close()

@@ -8,7 +8,8 @@ observer, once; nothing reassigns it. Whoever wants to see the requests listens 
 
 (the dry run listens the same way to keep discovery's reads for the runbook). The step a request is
 sent for is the sending thread's: the executor says which step a thread works on (`working_on`), and
-`steps.handoffs.HeldRequests` carries it into the thread that holds a request open. Each listener is
+`steps.handoffs.HeldRequests` carries it into the thread that holds a request open, `at_once` into the
+threads of reads sent together. Each listener is
 called twice per request: with status None just before it is sent, then with the HTTP status of its answer.
 """
 
@@ -16,11 +17,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import TypeVar
 
 from migrator.clients.es import Request
 
 # (cluster label "source" | "destination", the request, its HTTP status or None before it is sent, the step id)
+T = TypeVar("T")
 Listener = Callable[[str, Request, "int | None", "str | None"], None]
 
 
@@ -47,6 +51,18 @@ class RequestTap:
     def working_on(self, step: str | None) -> None:
         """From now on, this thread's requests are sent for `step`."""
         self._local.step = step
+
+    def at_once(self, *reads: Callable[[], T]) -> list[T]:
+        """The results of independent `reads`, in order, sent at once from as many threads (one round trip
+        instead of several), each thread working on the calling thread's step; a read's error is raised."""
+        step = self.step
+
+        def tagged(read: Callable[[], T]) -> T:
+            self.working_on(step)
+            return read()
+
+        with ThreadPoolExecutor(len(reads), thread_name_prefix="read") as pool:
+            return [answer.result() for answer in [pool.submit(tagged, read) for read in reads]]
 
     @contextmanager
     def listening(self, listener: Listener) -> Iterator[None]:

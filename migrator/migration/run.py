@@ -195,6 +195,7 @@ def execute(
                     ledger=Ledger(state),
                     source_blocks=SourceBlocks(state),
                     removed_aliases=RemovedAliases(state),
+                    requests=migration.requests,
                     held_snapshots=HeldRequests(migration.requests),
                     held_restores=HeldRequests(migration.requests),
                 )

@@ -22,6 +22,7 @@ from migrator.blocks import SourceBlocks
 from migrator.clients.es import EsClient
 from migrator.clients.replication import BucketReplication
 from migrator.clients.storage import Storage
+from migrator.clients.tap import RequestTap
 from migrator.dag import StepKind
 from migrator.errors import MigratorError
 from migrator.ownership import Ledger
@@ -97,6 +98,8 @@ class StepContext:
     poll_s: float = 2.0
     # The handoffs between steps (migrator.steps.handoffs): snapshot.create -> snapshot.wait, restore ->
     # recovery, snapshot.wait -> recovery. Empty in a run that did not send the request or read the sizes.
+    # The clients' RequestTap (migrator.clients.tap): reads sent at once are logged under the step (`at_once`).
+    requests: RequestTap = field(default_factory=RequestTap)
     held_snapshots: HeldRequests = field(default_factory=HeldRequests)
     held_restores: HeldRequests = field(default_factory=HeldRequests)
     snapshot_index_bytes: SnapshotSizes = field(default_factory=SnapshotSizes)

@@ -30,6 +30,7 @@ from typing import Any
 
 from migrator.clients.es import EsError, build_path
 from migrator.dag import StepKind
+from migrator.steps.allocation import EXPLAIN_PATH, why_unassigned
 from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepFailed
 from migrator.steps.restore import (
     Restore,
@@ -69,6 +70,7 @@ class RestoreBatch(Step):
         self.to_restore: list[dict[str, str]] = list(self.members)  # until observed
         self.foreign: list[str] = []
         self.held: Future[Any] | None = None
+        self.recorded: set[str] = set()  # members whose index.uuid the ledger holds now
 
     def path(self) -> str:
         return build_path(
@@ -91,6 +93,11 @@ class RestoreBatch(Step):
         checks = [
             ConsoleRequest("destination", "GET", f"_cluster/state/routing_table/{first}"),
             ConsoleRequest("destination", "GET", f"{first}/_recovery?ignore_unavailable=true"),
+            # only when the restore stalls, for up to NAMED_IN_ERRORS members: why their primaries wait
+            ConsoleRequest("destination", "GET", f"_cat/shards/{first}"),
+            ConsoleRequest(
+                "destination", "GET", EXPLAIN_PATH.lstrip("/"), {"index": first, "shard": 0, "primary": True}
+            ),
         ]
         for group in name_groups([member["target"] for member in self.members]):
             targets = ",".join(group)
@@ -219,15 +226,32 @@ class RestoreBatch(Step):
                     total += size.get("total_in_bytes", 0)
         return recovered, total
 
+    def _record_uuids(self, targets: list[str]) -> None:
+        """Record the `index.uuid` of these restored (or restoring) members in the ledger, one read per group:
+        they stay ours whatever rewrites their recovery record later (a close, a restart, a cutover)."""
+        for target, uuid in (index_uuids(self.ctx.destination, targets) if targets else {}).items():
+            if uuid is not None:
+                self.ctx.ledger.record_index(target, uuid)
+                self.recorded.add(target)
+
+    def _why_stalled(self) -> str:
+        """The destination's reason why the primaries of the first NAMED_IN_ERRORS members wait (asked on a stall)."""
+        members = self.to_restore[:NAMED_IN_ERRORS]
+        return " ".join(e.text for m in members for e in why_unassigned(self.ctx.destination, m["target"]))
+
     def wait(self) -> dict[str, Any]:
         """Until the held restore answers, reading the members' recovered bytes every PROGRESS_EVERY_S for the
         stall watch. A refusal raises (naming the members it names); a request cut (a restart, a proxy) ends
-        the wait, and the members' recovery steps poll and heal. Then the restored members' `index.uuid` is
-        recorded in the ledger (one read per group), so that they stay ours whatever rewrites their recovery."""
+        the wait, and the members' recovery steps poll and heal. The members' `index.uuid` is recorded while
+        the restore runs (the restore made every member at once when it began: one read, off the path to the
+        answer), and for any answered member not recorded then, after the answer."""
         held = self.held
         if held is None:
             return {}
-        watch = StallWatch(self.ctx, f"the restore of {self.id}")
+        if not held.done():
+            self._record_uuids([member["target"] for member in self.to_restore])
+        names = some_names([member["target"] for member in self.to_restore])
+        watch = StallWatch(self.ctx, f"the restore of {names} ({self.id})", explain=self._why_stalled)
         while not held.done():
             deadline = time.monotonic() + PROGRESS_EVERY_S
             while not held.done() and time.monotonic() < deadline:
@@ -244,10 +268,7 @@ class RestoreBatch(Step):
                 raise error
             raise StepFailed(f"{self.id}: its restore was refused: {error}", transient=True, cure=error.cure)
         answer = {} if error is not None else (held.result() or {}).get("snapshot", {})
-        answered = list(answer.get("indices", []))
-        for target, uuid in (index_uuids(self.ctx.destination, answered) if answered else {}).items():
-            if uuid is not None:
-                self.ctx.ledger.record_index(target, uuid)
+        self._record_uuids([target for target in answer.get("indices", []) if target not in self.recorded])
         restored = len(self.to_restore)
         self.ctx.progress.update(self.id, restored, restored, "indices", "answered")
         return {"restored": restored, "shards": answer.get("shards", {})}

@@ -81,10 +81,10 @@ class Destination:
                 self.refuse = None
                 self.indices.update(made)
                 raise error
-        self.hold.wait(30)
         targets = [f"moved-{source}" for source in body["indices"].split(",")]
-        with self.lock:
+        with self.lock:  # the restore makes every index at once when it begins
             self.indices.update(dict.fromkeys(targets, OURS))
+        self.hold.wait(30)
         total = len(targets)
         return 200, {"snapshot": {"indices": targets, "shards": {"total": total, "failed": 0, "successful": total}}}
 
@@ -203,8 +203,25 @@ def test_a_batch_whose_restore_does_not_move_stops_after_stall_after(monkeypatch
     with pytest.raises(Stalled) as stalled:
         step.wait()
     assert time.monotonic() - began < 5
-    assert "the restore of restore.batch[1] has not moved for" in str(stalled.value)
+    assert "the restore of moved-a, moved-b, moved-c (restore.batch[1]) has not moved for" in str(stalled.value)
     assert "still at 0/30 bytes" in str(stalled.value)
     sizes = [read for read in destination.reads if read.endswith("/_recovery")]
     assert sizes and all(read == "/moved-a,moved-b,moved-c/_recovery" for read in sizes)
     destination.hold.set()
+
+
+def test_the_members_uuids_are_recorded_while_the_restore_runs_not_after_its_answer():
+    destination = Destination()
+    destination.hold.clear()
+    step = batch_with(destination)
+    assert not step.observe().done
+    step.act()  # under way: its first member shows as restoring
+    waiting = threading.Thread(target=step.wait)
+    waiting.start()
+    deadline = time.monotonic() + 10
+    while not step.recorded and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert step.recorded == {"moved-a", "moved-b", "moved-c"} and not step.held.done()
+    destination.hold.set()
+    waiting.join(10)
+    assert destination.reads.count("/_cluster/state/metadata/moved-a,moved-b,moved-c") == 1  # not again after
