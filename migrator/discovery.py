@@ -1,14 +1,18 @@
 """Discovery: the facts the planner needs, read from both clusters (read-only requests only).
 
 The planner is pure; this module is the I/O in front of it. Facts are plain data that can be
-stored in the state file, so `resume` re-plans from exactly the facts the run began with.
+stored in the state file, so `resume` re-plans from exactly the facts the run began with. The reads
+are independent of each other: both clusters are read at once, each with READS_AT_ONCE requests in
+flight, so discovery costs the slowest chain of reads, not their sum.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from migrator.blocks import FILTER as BLOCKS_FILTER
 from migrator.blocks import parse_blocks
@@ -137,15 +141,41 @@ def discover_cluster(
     top-level document counts (`_count` semantics) in one search; `capacity`: also read the shard limit
     and disk watermark (the destination's); `repository` and `snapshots` (the plan's snapshot names): also
     which of those snapshots already exist there when the repository is registered. A fixed number of
-    requests whatever the number of indices."""
-    version = str(client.version())
-    health = client.health()
-    rows = client.indices("*", expand_wildcards="all")
-    metadata = client.get(METADATA).get("metadata", {})
+    requests whatever the number of indices, READS_AT_ONCE of them in flight."""
+    with ThreadPoolExecutor(READS_AT_ONCE, thread_name_prefix=f"discover-{client.label}") as pool:
+        asked_version = pool.submit(client.version)
+        asked_health = pool.submit(client.health)
+        # After the version (read once): whether the cluster knows `expand_wildcards=hidden` depends on it.
+        asked_rows = pool.submit(_after, asked_version, lambda: client.indices("*", expand_wildcards="all"))
+        asked_metadata = pool.submit(client.get, METADATA)
+        asked_repositories = pool.submit(client.get, build_path("_snapshot", "_all"))
+        asked_nodes = pool.submit(client.get, NODES)
+        asked_fs = pool.submit(_fs_stats, client)
+        asked_limits = pool.submit(_capacity_settings, client) if capacity else None
+        # Submitted after the version's read, which a worker has taken by then: no wait on a queued read.
+        asked_templates = pool.submit(lambda: metadata_facts(client, Version.parse(str(asked_version.result()))))
+        rows = asked_rows.result()
+        closed = [row["index"] for row in rows if row.get("status") == "close"]
+        asked_closed = pool.submit(_closed_stats, client) if closed else None
+        open_indices = [row["index"] for row in rows if row.get("status") != "close"]
+        asked_docs = pool.submit(_top_level_docs, client, counted, open_indices)
+        repositories = asked_repositories.result()
+        registered = repositories if isinstance(repositories, dict) else {}
+        asked_snapshots = (
+            pool.submit(existing_snapshots, client, repository, snapshots)
+            if repository in registered and snapshots
+            else None
+        )
+        version, health = str(asked_version.result()), asked_health.result()
+        metadata = asked_metadata.result().get("metadata", {})
+        closed_stats = asked_closed.result() if asked_closed is not None else {}
+        docs = asked_docs.result()
+        nodes = asked_nodes.result().get("nodes", {})
+        data_nodes, free = _data_nodes(nodes, asked_fs.result())
+        limits = asked_limits.result() if asked_limits is not None else {}
+        found = asked_snapshots.result() if asked_snapshots is not None else {}
+        templates = asked_templates.result()
     described = metadata.get("indices", {})
-    closed = [row["index"] for row in rows if row.get("status") == "close"]
-    closed_stats = _closed_stats(client) if closed else {}
-    docs = _top_level_docs(client, counted, [row["index"] for row in rows if row.get("status") != "close"])
     indices = {}
     blocks = parse_blocks({"metadata": metadata}, [row["index"] for row in rows])
     for row in rows:
@@ -166,8 +196,6 @@ def discover_cluster(
             system=bool(about.get("system", False)),
             blocks=blocks[name],
         )
-    repositories = client.get(build_path("_snapshot", "_all"))
-    nodes = client.get(NODES).get("nodes", {})
     plugins: set[str] = set()
     path_repo: set[str] = set()
     for node in nodes.values():
@@ -177,10 +205,6 @@ def discover_cluster(
             path_repo.update(repo)
         elif isinstance(repo, str):
             path_repo.update(part for part in repo.split(",") if part)
-    data_nodes, free = _data_nodes(client, nodes)
-    limits = _capacity_settings(client) if capacity else {}
-    registered = repositories if isinstance(repositories, dict) else {}
-    found = existing_snapshots(client, repository, snapshots) if repository in registered and snapshots else {}
     return ClusterFacts(
         url=client.url,
         version=version,
@@ -195,7 +219,7 @@ def discover_cluster(
         data_streams=sorted(metadata.get("data_stream", {}).get("data_stream", {})),
         shards=sum(_int(health.get(key)) for key in ("active_shards", "initializing_shards", "unassigned_shards")),
         **limits,
-        metadata=metadata_facts(client, Version.parse(version)),
+        metadata=templates,
     )
 
 
@@ -224,6 +248,8 @@ CLOSED_STATS = (
     "/_stats/docs,store?expand_wildcards=closed&forbid_closed_indices=false"
     "&filter_path=indices.*.primaries.docs.count,indices.*.primaries.store.size_in_bytes"
 )
+T = TypeVar("T")
+READS_AT_ONCE = 4  # discovery's requests in flight per cluster
 BUCKETS = 10_000  # index buckets per counting search (Elasticsearch 7.10 refuses more than 10,000)
 
 
@@ -283,12 +309,17 @@ def _matches(expressions: list[str], name: str) -> bool:
     return any(re.fullmatch(".*".join(map(re.escape, e.split("*"))), name) for e in expressions)
 
 
-def _data_nodes(client: EsClient, nodes: dict[str, Any]) -> tuple[list[NodeFacts], int | None]:
-    """The data nodes with their disks, and the free bytes over all nodes (None when unknown)."""
+def _fs_stats(client: EsClient) -> dict[str, Any]:
+    """Node id -> its `_nodes/stats/fs` entry; empty when the cluster refuses the read."""
     try:
-        stats = client.get(FS).get("nodes", {})
+        return dict(client.get(FS).get("nodes", {}))
     except EsError:
-        stats = {}
+        return {}
+
+
+def _data_nodes(nodes: dict[str, Any], stats: dict[str, Any]) -> tuple[list[NodeFacts], int | None]:
+    """The data nodes (`nodes`: `_nodes` by id) with their disks (`stats`: `_fs_stats`), and the free bytes over
+    all nodes (None when unknown)."""
     found = []
     for node_id, node in sorted(nodes.items()):
         roles = list(node.get("roles", []))
@@ -335,15 +366,25 @@ def discover(
 ) -> Facts:
     """Both clusters' facts; `counted` (the plan's index expressions), `repository` and `snapshots` as for
     `discover_cluster`, on the source."""
-    facts = []
-    for client, role in ((source, "source"), (destination, "destination")):
-        try:
-            if role == "source":
-                facts.append(discover_cluster(client, counted, repository=repository, snapshots=snapshots))
-            else:
-                facts.append(discover_cluster(client, capacity=True))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise EsError(
-                client.label, Request("GET", client.url), 200, f"an answer did not have the expected shape ({exc!r})"
-            ) from exc
-    return Facts(*facts)
+    with ThreadPoolExecutor(1, thread_name_prefix="discover") as pool:  # the destination beside the source
+        destination_facts = pool.submit(_shaped, destination, lambda: discover_cluster(destination, capacity=True))
+        source_facts = _shaped(
+            source, lambda: discover_cluster(source, counted, repository=repository, snapshots=snapshots)
+        )
+        return Facts(source_facts, destination_facts.result())
+
+
+def _after(first: Future[Any], read: Callable[[], T]) -> T:
+    """`read()` once `first` has its answer (a read that depends on what `first` reads)."""
+    first.result()
+    return read()
+
+
+def _shaped(client: EsClient, read: Callable[[], ClusterFacts]) -> ClusterFacts:
+    """`read()`, an answer of an unexpected shape reported as the cluster's error."""
+    try:
+        return read()
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise EsError(
+            client.label, Request("GET", client.url), 200, f"an answer did not have the expected shape ({exc!r})"
+        ) from exc

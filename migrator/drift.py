@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
+from migrator.dag import StepKind, StepStatus
 from migrator.planner import FINISH
 from migrator.state import Checkpoint
 from migrator.steps.base import Step
@@ -62,7 +63,7 @@ def find_drift(
     drifted for the same target is not asked (its drift follows from that one). `tag(node)` is called
     before a step is asked, so that its requests are logged under it."""
     wanted = set(nodes)
-    done = {node for node, cp in checkpoints.items() if cp.status == "done"}
+    done = {node for node, cp in checkpoints.items() if cp.status == StepStatus.DONE}
     found: list[Drift] = []
     drifted: set[str] = set()
     for node in nx.topological_sort(graph):
@@ -90,7 +91,9 @@ def _redo_of(graph: nx.DiGraph, node: str) -> str:
         return node
     target = _target(graph, node)
     restores = [
-        n for n in nx.ancestors(graph, node) if graph.nodes[n]["kind"] == "restore" and _target(graph, n) == target
+        n
+        for n in nx.ancestors(graph, node)
+        if graph.nodes[n]["kind"] == StepKind.RESTORE and _target(graph, n) == target
     ]
     return restores[0] if restores else node
 

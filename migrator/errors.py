@@ -1,8 +1,11 @@
-"""The error model: what kind a failure is, whether waiting can cure it, and which command continues.
+"""The error model: what kind a failure is, its exit code, whether waiting can cure it, which command continues.
 
-Place in the flow: the clients and the steps raise `MigratorError`s (`clients.es.EsError` and
-`steps.base.StepFailed` are ones); the executor retries, with backoff, only those marked transient;
-the CLI turns each into its exit code and a last line naming the next command (`cli/errors.py`).
+Place in the flow: every layer raises `MigratorError`s: the plan model and the middle `PlanError`
+(the plan is not valid, or refused), `UsageError` (an option does not fit the plan) and
+`NeedsAttention` (a decision is needed: lock held, plan changed, cancelled); the clients and the
+steps their own kinds (`clients.es.EsError`, `clients.storage.StorageError`, `steps.base.StepFailed`).
+The executor retries, with backoff, only those marked transient; the CLI turns each into the exit
+code it carries and a last line naming the next command, in one place (`cli/errors.py`).
 
 Elasticsearch errors are classified here and nowhere else (`classify_es`), by the `error.type` of
 the answer first and its HTTP status second:
@@ -20,8 +23,10 @@ the answer first and its HTTP status second:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import ClassVar
 
 from migrator.exit_codes import ExitCode
 
@@ -37,12 +42,55 @@ class MigratorError(Exception):
     """A failure migrator reports: its message says what is wrong; `transient` whether trying again later
     may succeed by itself; `cure` which command continues once it is fixed; `exit_code` for the CLI."""
 
-    exit_code: ExitCode = ExitCode.FAILED
+    exit_code: ClassVar[ExitCode] = ExitCode.FAILED
 
     def __init__(self, message: str, *, transient: bool = False, cure: Cure = Cure.RESUME) -> None:
         super().__init__(message)
         self.transient = transient
         self.cure = cure
+
+    def headline(self) -> str:
+        """What the CLI prints before the message: nothing, or a sentence ending in a colon (see `PlanError`)."""
+        return ""
+
+
+class NeedsAttention(MigratorError):
+    """The run cannot go on without a decision (plan changed, lock held, cancelled, not confirmed)."""
+
+    exit_code = ExitCode.NEEDS_ATTENTION
+
+
+class UsageError(MigratorError):
+    """A command-line option that does not fit the plan (e.g. an unknown step for --until)."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+@dataclass
+class Problem:
+    """One thing wrong with a plan: the dotted field, what is wrong, and how to fix it."""
+
+    field: str
+    message: str
+    fix: str
+
+
+class PlanError(MigratorError):
+    """The plan cannot be used; `problems` lists why, `str()` one problem per line.
+
+    `refused` False: the plan is not valid (its YAML, a field, a secret, a saved plan); True: it is
+    valid but breaks a rule Elasticsearch or migrator enforces (the planner's problems), and nothing
+    was changed. Either way the fix is a plan change, so the exit code is 2 (bad input)."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+    def __init__(self, problems: Sequence[Problem], *, refused: bool = False) -> None:
+        self.problems = list(problems)
+        self.refused = refused
+        super().__init__("\n".join(f"{p.field}: {p.message} (fix: {p.fix})" for p in problems), cure=Cure.REPLAN)
+
+    def headline(self) -> str:
+        return "the plan is refused, nothing was changed:" if self.refused else "the plan is not valid:"
 
 
 def next_command(cure: Cure, plan_file: str) -> str:

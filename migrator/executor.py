@@ -11,8 +11,10 @@ some steps (`selected`), and a `gate` may be asked before each step sends anythi
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -21,6 +23,8 @@ import networkx as nx
 
 from migrator import failpoints
 from migrator.clients.es import Request
+from migrator.clients.tap import RequestTap
+from migrator.dag import StepStatus
 from migrator.drift import Drift, find_drift
 from migrator.errors import Cure, MigratorError
 from migrator.redact import Redactor
@@ -49,21 +53,19 @@ class RunResult:
 
 
 class RequestLog:
-    """The ES clients' observer: every request becomes a redacted `request` event tagged with its step,
-    written before it is sent, and its answer a `response` event."""
+    """A listener of the migration's `RequestTap` (migrator.clients.tap): every request becomes a redacted
+    `request` event tagged with its step, written before it is sent, and its answer a `response` event."""
 
     def __init__(self, state: StateStore, redactor: Redactor) -> None:
         self.state = state
         self.redactor = redactor
-        self.current = threading.local()
 
-    def __call__(self, cluster: str, request: Request, status: int | None) -> None:
+    def __call__(self, cluster: str, request: Request, status: int | None, step: str | None = None) -> None:
         data: dict[str, object] = {"cluster": cluster, "method": request.method, "path": request.path}
         if status is not None:
             data["status"] = status
         elif request.body is not None and not isinstance(request.body, bytes):
             data["body"] = request.body
-        step = getattr(self.current, "step", None)
         kind = "request" if status is None else "response"
         self.state.event(
             kind, self.redactor.text(f"{request.method} {request.path}"), step=step, data=self.redactor.data(data)
@@ -84,13 +86,61 @@ def cure_of(exc: Exception) -> Cure:
     return exc.cure if isinstance(exc, MigratorError) else Cure.RESUME
 
 
+class ReadySet:
+    """The steps whose predecessors are all finished, kept as steps finish (each edge is counted once):
+    the cost of a run grows with the graph, not with its square. Steps pop in `order` (topological, by
+    lane), so earlier work (an index's recovery and validation) goes before later work. A step may name
+    a `slots` group in its node (the restore batches do): each group runs up to `parallel` steps of its
+    own, so the restores keep going while the steps of restored indices run beside them."""
+
+    def __init__(self, graph: nx.DiGraph, order: list[str], finished: set[str], selected: set[str] | None) -> None:
+        self.graph = graph
+        self.order = order
+        self.rank = {node: position for position, node in enumerate(order)}
+        self.selected = selected
+        self.blocking = {
+            node: sum(1 for pred in graph.predecessors(node) if pred not in finished)
+            for node in order
+            if node not in finished
+        }
+        self.heaps: dict[str, list[int]] = {}
+        for node, count in self.blocking.items():
+            if count == 0 and self._wanted(node):
+                self._push(node)
+
+    def _wanted(self, node: str) -> bool:
+        return self.selected is None or node in self.selected
+
+    def group(self, node: str) -> str:
+        return str(self.graph.nodes[node].get("slots", "steps"))
+
+    def _push(self, node: str) -> None:
+        heapq.heappush(self.heaps.setdefault(self.group(node), []), self.rank[node])
+
+    def pop(self, full: set[str] | frozenset[str] = frozenset()) -> str | None:
+        """The earliest ready step of a group not `full` (it is not handed out again); None when there is none."""
+        heads = [(heap[0], group) for group, heap in self.heaps.items() if heap and group not in full]
+        if not heads:
+            return None
+        return self.order[heapq.heappop(self.heaps[min(heads)[1]])]
+
+    def finished(self, node: str) -> None:
+        """`node` is done: its successors with no other unfinished predecessor become ready."""
+        for successor in self.graph.successors(node):
+            if successor not in self.blocking:
+                continue
+            self.blocking[successor] -= 1
+            if self.blocking[successor] == 0 and self._wanted(successor):
+                self._push(successor)
+
+
 class Executor:
     def __init__(
         self,
         graph: nx.DiGraph,
         ctx: StepContext,
         state: StateStore,
-        request_log: RequestLog,
+        tap: RequestTap,
         redactor: Redactor,
         *,
         parallel: int = 2,
@@ -102,7 +152,7 @@ class Executor:
         self.graph = graph
         self.ctx = ctx
         self.state = state
-        self.request_log = request_log
+        self.tap = tap  # the clients' RequestTap: the executor says which step each thread works on
         self.redactor = redactor
         self.parallel = max(1, parallel)
         self.on_step = on_step or (lambda step, status, text: None)
@@ -114,30 +164,37 @@ class Executor:
     def run(self) -> RunResult:
         result = RunResult()
         checkpoints = self.state.checkpoints()
-        finished = {node for node, cp in checkpoints.items() if cp.status == "done" and node in self.graph}
+        finished = {node for node, cp in checkpoints.items() if cp.status == StepStatus.DONE and node in self.graph}
         if finished != set(self.graph):
             finished -= self._undone_behind_our_back(finished)
         result.skipped.extend(sorted(finished))
-        for node in nx.topological_sort(self.graph):
+        order = list(nx.lexicographical_topological_sort(self.graph, key=self._lane))
+        for node in order:
             if node in finished:
                 self.on_step(node, "skipped", "already done (checkpoint)")
         wanted = set(self.graph) if self.selected is None else self.selected
         if wanted and wanted <= finished:
             result.drift = self._drift(wanted)
             return result
+        ready = ReadySet(self.graph, order, finished, self.selected)
+        groups = {ready.group(node) for node in order}
         running: dict[Future[str], str] = {}
-        with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="step") as pool:
+        # Step by step (a gate) runs one step at a time, whatever its group.
+        workers = self.parallel if self.gate is not None else self.parallel * len(groups)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="step") as pool:
             while True:
-                if not self._stop.is_set():
-                    for node in self._ready(finished, set(running.values()), result):
-                        if len(running) >= self.parallel:
-                            break
-                        if self.gate is not None and not self.gate(self.steps[node]):
-                            result.declined = node
-                            self.state.event("step.declined", "not confirmed: the run stops before it", step=node)
-                            self._stop.set()
-                            break
-                        running[pool.submit(self._run_step, node)] = node
+                while not self._stop.is_set() and len(running) < workers:
+                    busy = Counter(ready.group(node) for node in running.values())
+                    full = {group for group, count in busy.items() if count >= self.parallel}
+                    node = ready.pop(full if self.gate is None else frozenset())
+                    if node is None:
+                        break
+                    if self.gate is not None and not self.gate(self.steps[node]):
+                        result.declined = node
+                        self.state.event("step.declined", "not confirmed: the run stops before it", step=node)
+                        self._stop.set()
+                        break
+                    running[pool.submit(self._run_step, node)] = node
                 if not running:
                     break
                 completed, _ = wait(list(running), return_when=FIRST_COMPLETED)
@@ -146,6 +203,7 @@ class Executor:
                     try:
                         future.result()
                         finished.add(node)
+                        ready.finished(node)
                         result.done.append(node)
                     except Cancelled:
                         result.cancelled = True
@@ -155,24 +213,28 @@ class Executor:
                         result.failed[node] = message
                         if cure_of(exc) is Cure.REPLAN:
                             result.cure = Cure.REPLAN
-                        self.state.checkpoint(node, "failed", {"error": message})
+                        self.state.checkpoint(node, StepStatus.FAILED, {"error": message})
                         self.state.event("step.failed", message, step=node)
                         self.on_step(node, "failed", message)
                         self._stop.set()
-        result.not_run = [node for node in nx.topological_sort(self.graph) if node not in finished]
+        result.not_run = [node for node in order if node not in finished]
         return result
 
     def _drift(self, nodes: set[str]) -> list[Drift]:
         """Everything asked is done: look at the lasting steps again (read-only), record and report drift."""
 
-        def tag(node: str) -> None:
-            self.request_log.current.step = node
-
+        tag = self.tap.working_on
         found = find_drift(self.graph, self.steps, self.state.checkpoints(), nodes, tag, self.redactor.text)
         for drift in found:
             self.state.event("step.drift", drift.what, step=drift.step)
             self.on_step(drift.step, "drift", drift.what)
         return found
+
+    def _lane(self, node: str) -> tuple[int, str]:
+        """Order among steps ready at once: a restore batch and its indices' steps share a lane (the
+        batch's number), so an earlier batch's indices are followed and validated before a later batch
+        starts; steps without a lane (the shared chain, the cutover) come first when ready."""
+        return (self.graph.nodes[node].get("lane", 0), node)
 
     def _undone_behind_our_back(self, finished: set[str]) -> set[str]:
         """Done steps of an unfinished run whose work is gone now (observed again), with what follows them."""
@@ -181,7 +243,7 @@ class Executor:
             step = self.steps[node]
             if node not in finished or node in redo or not step.recheck:
                 continue
-            self.request_log.current.step = node
+            self.tap.working_on(node)
             try:
                 observation = step.observe()
             except Exception as exc:  # noqa: BLE001 - the step runs again and reports it properly
@@ -193,19 +255,8 @@ class Executor:
                 redo |= {node} | nx.descendants(self.graph, node)
         return redo
 
-    def _ready(self, finished: set[str], running: set[str], result: RunResult) -> list[str]:
-        return [
-            node
-            for node in nx.topological_sort(self.graph)
-            if node not in finished
-            and node not in running
-            and node not in result.failed
-            and (self.selected is None or node in self.selected)
-            and all(pred in finished for pred in self.graph.predecessors(node))
-        ]
-
     def _run_step(self, node: str) -> str:
-        self.request_log.current.step = node
+        self.tap.working_on(node)
         step = self.steps[node]
         started = time.monotonic()
         for attempt in range(1, STEP_RETRIES + 2):
@@ -233,17 +284,17 @@ class Executor:
         observation = step.observe()
         self.state.event("step.observe", observation.summary, step=step.id, data={"done": observation.done})
         if observation.done:
-            self.state.checkpoint(step.id, "done", observation.detail)
+            self.state.checkpoint(step.id, StepStatus.DONE, observation.detail)
             failpoints.hit(step.id, "done")
             self.on_step(step.id, "done", observation.summary)
             return
         previous = self.state.get_checkpoint(step.id)
-        self.state.checkpoint(step.id, "acting", observation.detail)
+        self.state.checkpoint(step.id, StepStatus.ACTING, observation.detail)
         failpoints.hit(step.id, "acting")
         if observation.in_progress:
             self.on_step(step.id, "attach", f"already under way ({observation.summary}): following it")
         else:
-            if previous is not None and previous.status == "acting":
+            if previous is not None and previous.status == StepStatus.ACTING:
                 self.state.event("step.reattempt", "acting before, nothing under way now: acting again", step=step.id)
             step.act()
             failpoints.hit(step.id, "acted")
@@ -251,6 +302,6 @@ class Executor:
         after = step.observe()
         if not after.done:
             raise StepFailed(f"{step.id}: still not done after acting ({after.summary})", transient=True)
-        self.state.checkpoint(step.id, "done", {**detail, **after.detail})
+        self.state.checkpoint(step.id, StepStatus.DONE, {**detail, **after.detail})
         failpoints.hit(step.id, "done")
         self.on_step(step.id, "done", after.summary)

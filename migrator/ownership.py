@@ -32,6 +32,7 @@ import time
 from typing import Any
 
 from migrator.clients.es import EsClient, build_path
+from migrator.dag import RunStatus
 from migrator.state import StateStore
 
 # Elasticsearch stamps a snapshot's start with its cached clock (refreshed every 200 ms by default), and
@@ -59,7 +60,7 @@ class Ledger:
         self.legacy = (
             state is not None
             and state.get_meta(LEDGER_MARK) is None
-            and state.get_meta("status") not in (None, "cancelled")
+            and state.get_meta("status") not in (None, RunStatus.CANCELLED)
         )
 
     def _get(self, key: str) -> Any:

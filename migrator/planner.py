@@ -22,7 +22,9 @@ import networkx as nx
 
 from migrator.aliases import alias_problems
 from migrator.checks import check_plan, closed_index_findings
+from migrator.checks.repository import snapshot_name_problems, writable_location_problems
 from migrator.compatibility import refusal
+from migrator.dag import NodeId, StepKind
 from migrator.discovery import Facts
 from migrator.rename import RenameError, RenameRule
 from migrator.spec import MigrationSpec, Problem, render_snapshot_name
@@ -48,32 +50,41 @@ METADATA_TEMPLATES = "metadata.templates"
 BULK, CUTOVER = "bulk", "cutover"
 
 
+# The names of the nodes of one index, `name[target]` (migrator.dag.NodeId).
+RESTORE, RECOVERY, VALIDATE, CLOSE = "restore", "recovery", "validate", "close"
+CUTOVER_RESTORE, CUTOVER_RECOVERY, CUTOVER_VALIDATE = "cutover.restore", "cutover.recovery", "cutover.validate"
+
+
 def restore_id(target: str) -> str:
-    return f"restore[{target}]"
+    return str(NodeId(RESTORE, target))
+
+
+def restore_batch_id(number: int) -> str:
+    return str(NodeId(StepKind.RESTORE_BATCH, str(number)))
 
 
 def recovery_id(target: str) -> str:
-    return f"recovery[{target}]"
+    return str(NodeId(RECOVERY, target))
 
 
 def validate_id(target: str) -> str:
-    return f"validate[{target}]"
+    return str(NodeId(VALIDATE, target))
 
 
 def close_id(target: str) -> str:
-    return f"close[{target}]"
+    return str(NodeId(CLOSE, target))
 
 
 def cutover_restore_id(target: str) -> str:
-    return f"cutover.restore[{target}]"
+    return str(NodeId(CUTOVER_RESTORE, target))
 
 
 def cutover_recovery_id(target: str) -> str:
-    return f"cutover.recovery[{target}]"
+    return str(NodeId(CUTOVER_RECOVERY, target))
 
 
 def cutover_validate_id(target: str) -> str:
-    return f"cutover.validate[{target}]"
+    return str(NodeId(CUTOVER_VALIDATE, target))
 
 
 def cutover_snapshot_name(snapshot: str, attempt: int = 1) -> str:
@@ -137,62 +148,6 @@ def wildcard(pattern: str) -> re.Pattern[str]:
     return re.compile("^" + ".*".join(re.escape(part) for part in pattern.split("*")) + "$")
 
 
-def repository_location(repository_type: str, settings: dict[str, Any]) -> tuple[str, ...] | None:
-    """What identifies where a repository's blobs live: the folder, or the bucket and base path."""
-    if repository_type == "fs" and settings.get("location"):
-        return ("fs", str(settings["location"]).rstrip("/"))
-    if settings.get("bucket"):
-        return (repository_type, str(settings["bucket"]), str(settings.get("base_path") or "").strip("/"))
-    return None
-
-
-def writable_location_problems(spec: MigrationSpec, facts: Facts) -> list[Problem]:
-    """Two clusters must never both write one repository: a destination registration of the same
-    location that is not read-only (under any name) is refused."""
-    wanted = {**spec.repository.settings_dict(), **spec.repository.destination_settings_dict()}
-    location = repository_location(spec.repository.type, {k: v for k, v in wanted.items() if isinstance(v, str)})
-    problems = []
-    for name, registered in sorted(facts.destination.repositories.items()):
-        settings = registered.get("settings", {})
-        if repository_location(registered.get("type", ""), settings) != location or location is None:
-            continue
-        if str(settings.get("readonly", "false")).lower() != "true":
-            problems.append(
-                Problem(
-                    "repository",
-                    f"the destination already has repository {name!r} at the same location, writable; two clusters "
-                    "must never write one repository",
-                    f"unregister it (DELETE _snapshot/{name}) or register it with readonly: true",
-                )
-            )
-    return problems
-
-
-def snapshot_name_problems(
-    spec: MigrationSpec, facts: Facts, names: tuple[str, ...], owned: Mapping[str, str | None]
-) -> list[Problem]:
-    """A snapshot name the run would take that is already in the repository (Elasticsearch refuses to create
-    it; adopting it would restore older data): refused unless it is this migration's own (`owned`: name ->
-    the uuid its state recorded, or None for a run begun before uuids were recorded: its own by name)."""
-    repository = spec.repository.name
-    problems = []
-    for name in names:
-        found = facts.source.snapshots.get(name)
-        if found is None or (name in owned and owned[name] in (None, found.get("uuid"))):
-            continue
-        problems.append(
-            Problem(
-                "snapshot.name",
-                f"snapshot {name!r} already exists in repository {repository!r} (state {found.get('state')}, "
-                f"started {found.get('start_time') or found.get('start_time_in_millis')}); migrator takes its own "
-                "snapshot and never adopts one it did not take (its data may be older than the source's)",
-                "choose a snapshot.name not in the repository (a {date} placeholder makes each run's name new, e.g. "
-                f"'{{name}}-{{date:%Y.%m.%d-%H%M%S}}'), or delete that snapshot (DELETE _snapshot/{repository}/{name})",
-            )
-        )
-    return problems
-
-
 def select(spec: MigrationSpec, facts: Facts) -> tuple[list[str], dict[str, str], list[Problem]]:
     """The source indices to move, the ones left out (and why), and problems."""
     available = sorted(facts.source.indices)
@@ -236,7 +191,7 @@ def build_plan(
     cutover_attempt: int = 1,
 ) -> MigrationPlan:
     """The whole plan. `owned_targets` are destination indices this migration restored itself,
-    `owned_snapshots` (name -> uuid, see `snapshot_name_problems`) the snapshots it took;
+    `owned_snapshots` (name -> uuid, see `checks.repository.snapshot_name_problems`) the snapshots it took;
     `cutover_attempt` counts cutovers rolled back (each attempt takes its own incremental snapshot)."""
     problems: list[Problem] = []
     warnings: list[str] = []
@@ -344,18 +299,18 @@ def build_graph(
     graph: nx.DiGraph = nx.DiGraph()
     two_phases = spec.cutover.enabled
 
-    def add(node: str, kind: str, phase: str = BULK, **params: Any) -> str:
+    def add(node: str, kind: StepKind, phase: str = BULK, **params: Any) -> str:
         graph.add_node(node, kind=kind, params=params, phase=phase)
         return node
 
     chain = [PREFLIGHT, SOURCE_REPOSITORY, SNAPSHOT_CREATE, SNAPSHOT_WAIT, STORAGE_VERIFY]
     for node in chain:
-        add(node, node)
+        add(node, StepKind(node))  # the shared chain's ids are their kinds
     chain += replication_nodes(spec, add, REPLICATION, REPLICA_VERIFY, BULK)
-    chain.append(add(DESTINATION_REPOSITORY, DESTINATION_REPOSITORY))
+    chain.append(add(DESTINATION_REPOSITORY, StepKind.DESTINATION_REPOSITORY))
     nx.add_path(graph, chain)
     if templates:
-        add(METADATA_TEMPLATES, METADATA_TEMPLATES, templates=templates, if_exists=spec.metadata.if_exists)
+        add(METADATA_TEMPLATES, StepKind.METADATA_TEMPLATES, templates=templates, if_exists=spec.metadata.if_exists)
         nx.add_path(graph, [PREFLIGHT, METADATA_TEMPLATES, DESTINATION_REPOSITORY])
     finish = spec.finish
     wants_finish = bool(
@@ -366,33 +321,70 @@ def build_graph(
     )
     last_phase = CUTOVER if two_phases else BULK
     bulk_ends: list[str] = []
-    for move in moves:
-        params: dict[str, Any] = {"source": move.source, "target": move.target}
-        if move.source in closed:
-            params["closed"] = True
-        restore = add(restore_id(move.target), "restore", **params)
-        recovery = add(recovery_id(move.target), "recovery", **params)
-        graph.add_edge(DESTINATION_REPOSITORY, restore)
-        graph.add_edge(restore, recovery)
-        last = recovery
-        if spec.validate.enabled:
-            # Before a cutover the source still takes writes: its count can only be compared, not required equal.
-            counts = "informational" if two_phases else "exact"
-            last = add(validate_id(move.target), "validate", counts=counts, **params)
-            graph.add_edge(recovery, last)
-        if move.source in closed:
-            graph.add_edge(last, add(close_id(move.target), "index.close", **params))
-            last = close_id(move.target)
-        bulk_ends.append(last)
+    for number, batch in enumerate(restore_batches(moves, spec.restore.batch_indices, spec.restore.batch_bytes), 1):
+        members = [{"source": move.source, "target": move.target} for move in batch]
+        batch_node = add(restore_batch_id(number), StepKind.RESTORE_BATCH, members=members)
+        graph.add_edge(DESTINATION_REPOSITORY, batch_node)
+        # The batches have slots of their own in the executor: restores keep going while restored indices
+        # are followed and validated.
+        graph.nodes[batch_node].update(lane=number, slots="restores")
+        for move in batch:
+            bulk_ends.append(add_index(spec, graph, add, move, batch_node, number, two_phases, move.source in closed))
     if not bulk_ends:
         bulk_ends.append(DESTINATION_REPOSITORY)
     if two_phases:
         bulk_ends = [add_cutover(spec, graph, add, moves, bulk_ends, cutover_snapshot)]
     if wants_finish:
-        add(FINISH, FINISH, last_phase, cutover_snapshot=cutover_snapshot if two_phases else "")
+        add(FINISH, StepKind.FINISH, last_phase, cutover_snapshot=cutover_snapshot if two_phases else "")
         for end in bulk_ends:
             graph.add_edge(end, FINISH)
     return graph
+
+
+def restore_batches(moves: list[IndexMove], most_indices: int, most_bytes: int) -> list[list[IndexMove]]:
+    """The moves in order, cut into batches of at most `most_indices` indices and `most_bytes` primary
+    bytes (an index larger than that is a batch of its own): each batch is one restore request."""
+    batches: list[list[IndexMove]] = []
+    size = 0
+    for move in moves:
+        if not batches or len(batches[-1]) >= most_indices or (batches[-1] and size + move.primary_bytes > most_bytes):
+            batches.append([])
+            size = 0
+        batches[-1].append(move)
+        size += move.primary_bytes
+    return batches
+
+
+def add_index(
+    spec: MigrationSpec,
+    graph: nx.DiGraph,
+    add: Callable[..., str],
+    move: IndexMove,
+    batch: str,
+    lane: int,
+    two_phases: bool,
+    closed: bool,
+) -> str:
+    """One index's steps after its batch's restore: restore (its observation and checkpoint), recovery,
+    validation and, for an index closed on the source (`closed`), its close, in the batch's lane (the
+    executor finishes an earlier batch's indices before it starts a later batch). Returns the last node."""
+    params: dict[str, Any] = {"source": move.source, "target": move.target}
+    if closed:
+        params["closed"] = True
+    restore = add(restore_id(move.target), StepKind.RESTORE, batch=batch, **params)
+    recovery = add(recovery_id(move.target), StepKind.RECOVERY, **params)
+    graph.add_edge(batch, restore)
+    chain = [restore, recovery]
+    if spec.validate.enabled:
+        # Before a cutover the source still takes writes: its count can only be compared, not required equal.
+        counts = "informational" if two_phases else "exact"
+        chain.append(add(validate_id(move.target), StepKind.VALIDATE, counts=counts, **params))
+    if closed:
+        chain.append(add(close_id(move.target), StepKind.CLOSE, **params))
+    nx.add_path(graph, chain)
+    for node in chain:
+        graph.nodes[node]["lane"] = lane
+    return chain[-1]
 
 
 def replication_nodes(
@@ -402,8 +394,8 @@ def replication_nodes(
     copy there, before the destination reads it. No nodes for a plan without replication."""
     if spec.replication is None:
         return []
-    kind = "replication" if spec.replication.method == "oss" else "replica.copy"
-    return [add(replicate, kind, phase, **params), add(verify, "replica.verify", phase, **params)]
+    kind = StepKind.REPLICATION if spec.replication.method == "oss" else StepKind.REPLICA_COPY
+    return [add(replicate, kind, phase, **params), add(verify, StepKind.REPLICA_VERIFY, phase, **params)]
 
 
 def add_cutover(
@@ -418,21 +410,21 @@ def add_cutover(
     each destination index (closed first), follow the recoveries, require exactly equal counts, then
     switch the aliases. Returns the last node."""
     chain = [
-        add(WRITE_BLOCK, "write.block", CUTOVER),
-        add(CUTOVER_SNAPSHOT_CREATE, "snapshot.create", CUTOVER, snapshot=snapshot),
-        add(CUTOVER_SNAPSHOT_WAIT, "snapshot.wait", CUTOVER, snapshot=snapshot),
-        add(CUTOVER_STORAGE_VERIFY, "storage.verify", CUTOVER, snapshot=snapshot),
+        add(WRITE_BLOCK, StepKind.WRITE_BLOCK, CUTOVER),
+        add(CUTOVER_SNAPSHOT_CREATE, StepKind.SNAPSHOT_CREATE, CUTOVER, snapshot=snapshot),
+        add(CUTOVER_SNAPSHOT_WAIT, StepKind.SNAPSHOT_WAIT, CUTOVER, snapshot=snapshot),
+        add(CUTOVER_STORAGE_VERIFY, StepKind.STORAGE_VERIFY, CUTOVER, snapshot=snapshot),
         *replication_nodes(spec, add, CUTOVER_REPLICATION, CUTOVER_REPLICA_VERIFY, CUTOVER, snapshot=snapshot),
     ]
     nx.add_path(graph, chain)
     for node in after:
         graph.add_edge(node, WRITE_BLOCK)
-    switch = add(ALIAS_SWITCH, "alias.switch", CUTOVER)
+    switch = add(ALIAS_SWITCH, StepKind.ALIAS_SWITCH, CUTOVER)
     for move in moves:
         params = {"source": move.source, "target": move.target, "snapshot": snapshot, "cutover": True}
-        restore = add(cutover_restore_id(move.target), "cutover.restore", CUTOVER, **params)
-        recovery = add(cutover_recovery_id(move.target), "recovery", CUTOVER, **params)
-        validate = add(cutover_validate_id(move.target), "validate", CUTOVER, counts="exact", **params)
+        restore = add(cutover_restore_id(move.target), StepKind.CUTOVER_RESTORE, CUTOVER, **params)
+        recovery = add(cutover_recovery_id(move.target), StepKind.RECOVERY, CUTOVER, **params)
+        validate = add(cutover_validate_id(move.target), StepKind.VALIDATE, CUTOVER, counts="exact", **params)
         nx.add_path(graph, [chain[-1], restore, recovery, validate, switch])
     if not moves:
         graph.add_edge(chain[-1], switch)

@@ -11,19 +11,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from migrator.dag import NodeId, RunStatus, StepKind, StepStatus
 from migrator.ownership import Ledger
 from migrator.planner import cutover_snapshot_name
 from migrator.spec import MigrationSpec
 from migrator.state import StateStore
 
+STARTED = (StepStatus.ACTING, StepStatus.DONE)
+
 
 def owned_targets(state: StateStore) -> frozenset[str]:
-    """Destination indices this migration restored (or began to restore) itself."""
-    return frozenset(
-        cp.step[len("restore[") : -1]
-        for cp in state.checkpoints().values()
-        if cp.step.startswith("restore[") and cp.status in ("acting", "done")
-    )
+    """Destination indices this migration restored (or began to restore) itself: those of its restore
+    steps, and the members of a restore batch that acted which were not someone else's when it observed
+    them (its checkpoint's `members`; a foreign member is left out of its request)."""
+    owned: set[str] = set()
+    for checkpoint in state.checkpoints().values():
+        if checkpoint.status not in STARTED:
+            continue
+        node = NodeId.parse(checkpoint.step)
+        if node.name == StepKind.RESTORE and node.target:
+            owned.add(node.target)
+        elif node.name == StepKind.RESTORE_BATCH:
+            owned.update(checkpoint.detail.get("members", []))
+    return frozenset(owned)
 
 
 def cutover_attempt(state: StateStore) -> int:
@@ -56,10 +66,10 @@ def recorded_run(state_path: Path, spec: MigrationSpec) -> tuple[dict[str, Any] 
         return None, {}
     state = StateStore(state_path)
     try:
-        if state.get_meta("status") in (None, "cancelled"):
+        if state.get_meta("status") in (None, RunStatus.CANCELLED):
             return None, {}
         nodes = state.get_json("nodes") or []
-        done = sum(1 for cp in state.checkpoints().values() if cp.status == "done" and cp.step in nodes)
+        done = sum(1 for step, status in state.statuses().items() if status == StepStatus.DONE and step in nodes)
         summary = {
             "status": state.get_meta("status"),
             "state_file": str(state_path),

@@ -14,7 +14,6 @@ import re
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -39,6 +38,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
+from migrator.errors import PlanError, Problem
 from migrator.rename import RenameError, RenameRule
 
 __all__ = [
@@ -75,24 +75,7 @@ _SAMPLE_DATES = (datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC), datetime(2025, 12, 3
 _GENERIC_FIX = "see `migrator schema` for the expected shape"
 
 
-# -- problems -----------------------------------------------------------------------------------------
-
-
-@dataclass
-class Problem:
-    """One thing wrong with a plan: the dotted field, what is wrong, and how to fix it."""
-
-    field: str
-    message: str
-    fix: str
-
-
-class PlanError(Exception):
-    """The plan cannot be used; ``problems`` lists why, ``str()`` one problem per line."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(f"{p.field}: {p.message} (fix: {p.fix})" for p in problems))
+# -- problems (PlanError and Problem live in migrator.errors) -----------------------------------------
 
 
 class UnsetSecretError(LookupError):
@@ -214,6 +197,18 @@ def _scalar(value: object) -> str | int | float | bool | SecretRef:
 
 
 PlanName = Annotated[str, AfterValidator(_plan_name)]
+
+
+MAX_PARALLEL = 32  # restore.parallel: steps running at once
+
+
+def byte_count(value: str) -> int:
+    """A byte size of the plan ("20gb", "500mb", "0") in bytes, 1024 to a unit as Elasticsearch counts;
+    -1 (no limit, for throttles) stays -1."""
+    number, unit = re.fullmatch(r"(-?\d+(?:\.\d+)?)\s*([a-z]*)", value.strip().lower()).groups()  # type: ignore[union-attr]
+    return int(float(number) * 1024 ** "bkmgtp".index((unit or "b")[0]))
+
+
 ByteSize = Annotated[str, AfterValidator(_byte_size)]
 ClusterUrl = Annotated[str, AfterValidator(_http_url)]
 IndexExpression = Annotated[str, AfterValidator(_index_expression)]
@@ -457,7 +452,25 @@ class RestoreSpec(_Model):
     ignore_index_settings: list[str] = Field(default_factory=list, description="settings dropped on restore")
     include_aliases: bool = Field(False, description="restore the aliases of the restored indices")
     if_exists: Literal["fail", "skip"] = Field("fail", description="a target index that already exists")
-    parallel: int = Field(2, ge=1, le=32, description="restores running at once")
+    parallel: int = Field(2, ge=1, le=MAX_PARALLEL, description="restores running at once")
+    batch_indices: int = Field(
+        100, ge=1, le=1000, description="indices one restore request moves at most (one cluster-state update each)"
+    )
+    batch_size: ByteSize = Field(
+        "20gb", description='primary bytes one restore request moves at most, e.g. "20gb" (a larger index goes alone)'
+    )
+
+    @field_validator("batch_size")
+    @classmethod
+    def _batch_size(cls, value: str) -> str:
+        if byte_count(value) <= 0:
+            raise _invalid("a batch must be allowed some bytes", 'write a positive size, like "20gb"')
+        return value
+
+    @property
+    def batch_bytes(self) -> int:
+        """`batch_size` in bytes (units of 1024, as Elasticsearch reads them)."""
+        return byte_count(self.batch_size)
 
     @model_validator(mode="after")
     def _rename(self) -> RestoreSpec:

@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from migrator.dag import StepStatus
+from migrator.errors import NeedsAttention
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS steps (
@@ -31,6 +34,7 @@ CREATE TABLE IF NOT EXISTS steps (
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, run INTEGER NOT NULL, step TEXT,
     kind TEXT NOT NULL, message TEXT NOT NULL, data TEXT);
+CREATE TABLE IF NOT EXISTS progress (step TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS lock (
     id INTEGER PRIMARY KEY CHECK (id = 1), holder TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
     acquired REAL NOT NULL, heartbeat REAL NOT NULL);
@@ -39,14 +43,14 @@ HEARTBEAT_S = 2.0
 STALE_AFTER_S = 30.0
 
 
-class LockHeld(Exception):
+class LockHeld(NeedsAttention):
     """Another executor holds the lock; the message names it and the way out."""
 
 
 @dataclass(frozen=True)
 class Checkpoint:
     step: str
-    status: str  # pending | acting | done | failed | cancelled
+    status: str  # a StepStatus value (migrator.dag): acting | done | failed; a step without one is pending
     detail: dict[str, Any]
     attempts: int
     updated: float
@@ -80,8 +84,12 @@ class StateStore:
         self.run = int(self.get_meta("runs", "0"))
 
     def close(self) -> None:
+        """Release the lock and close the file. Under the mutex: a request answered meanwhile on another
+        thread (a held restore) must not write while the connection closes; after it, a write raises
+        sqlite3.ProgrammingError, which that thread's request reports as its error."""
         self.release_lock()
-        self._db.close()
+        with self._mutex:
+            self._db.close()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -137,7 +145,7 @@ class StateStore:
     def checkpoint(self, step: str, status: str, detail: dict[str, Any] | None = None) -> None:
         with self._tx() as db:
             row = db.execute("SELECT attempts, detail FROM steps WHERE step = ?", (step,)).fetchone()
-            attempts = (row[0] if row else 0) + (1 if status == "acting" else 0)
+            attempts = (row[0] if row else 0) + (1 if status == StepStatus.ACTING else 0)
             merged = {**(json.loads(row[1]) if row else {}), **(detail or {})}
             db.execute(
                 "INSERT OR REPLACE INTO steps (step, status, detail, attempts, updated) VALUES (?, ?, ?, ?, ?)",
@@ -158,7 +166,32 @@ class StateStore:
         return {row[0]: Checkpoint(row[0], row[1], json.loads(row[2]), row[3], row[4]) for row in rows}
 
     def get_checkpoint(self, step: str) -> Checkpoint | None:
-        return self.checkpoints().get(step)
+        """The checkpoint of one step (one row read by its key), or None when it has none."""
+        with self._mutex:
+            row = self._db.execute(
+                "SELECT step, status, detail, attempts, updated FROM steps WHERE step = ?", (step,)
+            ).fetchone()
+        return None if row is None else Checkpoint(row[0], row[1], json.loads(row[2]), row[3], row[4])
+
+    # progress ------------------------------------------------------------------------------
+
+    def set_progress(self, step: str, progress: dict[str, Any]) -> None:
+        """Keep the latest progress of one step (one row per step, replaced: the file does not grow with
+        the number of updates)."""
+        with self._tx() as db:
+            row = (step, json.dumps(progress, sort_keys=True))
+            db.execute("INSERT OR REPLACE INTO progress (step, data) VALUES (?, ?)", row)
+
+    def progress(self) -> dict[str, dict[str, Any]]:
+        """Step -> its latest progress (`completed`, `total`, `unit`, `text`, `ts`); a state file written before
+        the progress table kept it as one JSON object in the meta key `progress`, read under the table's rows."""
+        with self._mutex:
+            rows = self._db.execute("SELECT step, data FROM progress").fetchall()
+        return {**(self.get_json("progress") or {}), **{row[0]: json.loads(row[1]) for row in rows}}
+
+    def statuses(self) -> dict[str, str]:
+        """Node id -> the status of its checkpoint (steps without one are absent): what migrator.selection reads."""
+        return {step: checkpoint.status for step, checkpoint in self.checkpoints().items()}
 
     # events --------------------------------------------------------------------------------
 
@@ -183,6 +216,14 @@ class StateStore:
         with self._mutex:
             rows = self._db.execute(query + " ORDER BY id", args).fetchall()
         return [Event(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] else None) for r in rows]
+
+    def recent_events(self, limit: int) -> list[Event]:
+        """The last `limit` events, oldest first (read from the end: the cost does not grow with the log)."""
+        with self._mutex:
+            rows = self._db.execute(
+                "SELECT id, ts, run, step, kind, message, data FROM events ORDER BY id DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [Event(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] else None) for r in reversed(rows)]
 
     # lock ----------------------------------------------------------------------------------
 

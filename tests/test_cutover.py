@@ -8,7 +8,8 @@ import time
 from types import SimpleNamespace
 
 from migrator.aliases import RemovedAliases
-from migrator.cutover import _switch_back_aliases, cutover_figures, describe_destination
+from migrator.migration.readback import cutover_figures
+from migrator.migration.rollback import _switch_back_aliases, describe_destination
 from migrator.state import StateStore
 from tests.steps.fakes import FakeIndices
 
@@ -75,11 +76,13 @@ class CannedDestination:
             return 200, [{"health": "green", "status": "open", "docs.count": "150"}]
         if path.endswith("/_alias"):
             return 200, {"orders": {"aliases": {"live": {}}}}
-        if path.endswith("/_recovery"):
+        if path.startswith("/orders/_recovery"):
             return 200, {"orders": {"shards": [{"type": "SNAPSHOT", "source": {"snapshot": "snap"}}]}}
         raise AssertionError(path)
 
     def get(self, path, **_):
+        if path == "/_cluster/state/routing_table/orders":  # restored and started: its recovery says the snapshot
+            return {"routing_table": {"indices": {"orders": {"shards": {"0": [{"state": "STARTED"}]}}}}}
         assert path == "/orders/_count", path
         return {"count": 50}
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from migrator.clients.es import EsError, Request
-from migrator.discovery import CLOSED_STATS, FS, METADATA, NODES, discover_cluster
+from migrator.discovery import CLOSED_STATS, FS, METADATA, NODES, READS_AT_ONCE, discover, discover_cluster
 
 ROWS = [
     {"index": "orders", "status": "open", "health": "green", "docs.count": "1500", "pri.store.size": "900", "pri": "1"},
@@ -125,3 +127,38 @@ def test_an_index_no_shard_of_which_can_answer_leaves_the_counts_of_cat_indices(
 
     facts = discover_cluster(Unassigned(), ["orders"], capacity=True)  # type: ignore[arg-type]
     assert facts.indices["orders"].docs == 1500  # `_cat/indices`: preflight then names the red index
+
+
+class Slow(Canned):
+    """Canned answers, each after `LATENCY` seconds (a cluster some way off, or busy); counts the reads in flight."""
+
+    LATENCY = 0.05
+
+    def __init__(self, in_flight: list[int], lock: threading.Lock) -> None:
+        super().__init__()
+        self.in_flight, self.lock, self.most = in_flight, lock, 0
+
+    def request(self, method: str, path: str, body: Any = None, **kwargs: Any) -> tuple[int, Any]:
+        with self.lock:
+            self.in_flight[0] += 1
+            self.most = max(self.most, self.in_flight[0])
+        time.sleep(self.LATENCY)
+        try:
+            return super().request(method, path, body, **kwargs)
+        finally:
+            with self.lock:
+                self.in_flight[0] -= 1
+
+
+def test_both_clusters_are_read_at_once_with_a_few_reads_in_flight_each():
+    # Before: one read after the other, source then destination: 2 x 15 round trips (about 1.5 s here).
+    in_flight, lock = [0], threading.Lock()
+    source, destination = Slow(in_flight, lock), Slow(in_flight, lock)
+    began = time.monotonic()
+    facts = discover(source, destination, ["orders", "archive"])  # type: ignore[arg-type]
+    took = time.monotonic() - began
+    assert facts.source.indices["orders"].docs == 500 and facts.destination.max_shards_per_node == 20
+    reads = len(source.sent) + len(destination.sent)
+    assert reads >= 25 and took < reads * Slow.LATENCY / 3  # at least three reads at a time on average
+    most = max(source.most, destination.most)  # reads in flight at once, both clusters together
+    assert 1 < most <= 2 * READS_AT_ONCE

@@ -7,8 +7,9 @@ from types import SimpleNamespace
 
 import networkx as nx
 
+from migrator.clients.tap import RequestTap
 from migrator.drift import redo_steps
-from migrator.executor import Executor, RequestLog
+from migrator.executor import Executor
 from migrator.planner import FINISH
 from migrator.redact import Redactor
 from migrator.state import StateStore
@@ -62,7 +63,7 @@ def run(tmp_path, graph, world):
     }
     redactor = Redactor([])
     try:
-        return Executor(graph, world.ctx, state, RequestLog(state, redactor), redactor, steps=steps).run()
+        return Executor(graph, world.ctx, state, RequestTap(), redactor, steps=steps).run()
     finally:
         state.close()
 

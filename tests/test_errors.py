@@ -93,3 +93,31 @@ def test_the_last_line_names_resume_or_resume_replan():
     assert next_command(Cure.REPLAN, "p.yaml") == "migrator resume --replan p.yaml"
     assert stopped_line(Cure.RESUME, "p.yaml").endswith("`migrator resume p.yaml`")
     assert stopped_line(Cure.REPLAN, "p.yaml").endswith("`migrator resume --replan p.yaml`")
+
+
+def test_every_kind_carries_its_exit_code_and_the_cli_maps_them_in_one_place(capsys):
+    """PlanError (invalid or refused), UsageError, NeedsAttention (a held lock is one) and the clients' errors:
+    `errors_to_exit_codes` gives each the code its kind carries, with the plan's headline and redacted text."""
+    import typer
+
+    from migrator.cli.errors import errors_to_exit_codes
+    from migrator.errors import NeedsAttention, PlanError, Problem, UsageError
+    from migrator.state import LockHeld
+
+    problem = Problem("snapshot.indices", "no index matches", "fix the pattern")
+    cases = [
+        (PlanError([problem]), ExitCode.BAD_INPUT, "the plan is not valid:\nsnapshot.indices: no index matches"),
+        (PlanError([problem], refused=True), ExitCode.BAD_INPUT, "the plan is refused, nothing was changed:"),
+        (UsageError("--until x: no such step"), ExitCode.BAD_INPUT, "--until x"),
+        (LockHeld("held by apply"), ExitCode.NEEDS_ATTENTION, "held by apply"),
+        (NeedsAttention("plan changed"), ExitCode.NEEDS_ATTENTION, "plan changed"),
+        (StorageError("bucket gone"), ExitCode.FAILED, "bucket gone"),
+    ]
+    for error, code, printed in cases:
+        with pytest.raises(typer.Exit) as left, errors_to_exit_codes():
+            raise error
+        assert left.value.exit_code == code, error
+        assert printed in capsys.readouterr().err
+    with pytest.raises(typer.Exit), errors_to_exit_codes(lambda text: text.replace("secret", "******")):
+        raise NeedsAttention("the password secret leaked")
+    assert "the password ****** leaked" in capsys.readouterr().err

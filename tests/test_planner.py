@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import networkx as nx
+import pytest
 
 from migrator.discovery import ClusterFacts, Facts, IndexFacts
 from migrator.planner import build_plan
-from migrator.spec import parse_plan, render_snapshot_name
+from migrator.spec import PlanError, parse_plan, render_snapshot_name
 
 WHEN = datetime(2026, 11, 26, 12, 30, 5, tzinfo=UTC)
 BASE = """
@@ -102,6 +103,7 @@ def test_dag_has_stable_ids_and_order():
         "snapshot.wait",
         "storage.verify",
         "repository.destination",
+        "restore.batch[1]",
         "restore[a]",
         "restore[b]",
         "recovery[a]",
@@ -229,3 +231,28 @@ def test_a_conflicting_destination_template_refuses_the_plan():
         WHEN,
     )
     assert [p.field for p in plan.problems] == ["metadata.if_exists"]
+
+
+def test_restores_are_batched_by_count_and_by_bytes_and_each_index_keeps_its_steps():
+    names = [f"logs-{number:03d}" for number in range(7)]
+    plan = build_plan(spec('snapshot: {indices: ["logs-*"]}\nrestore: {batch_indices: 3}'), facts(names), WHEN)
+    graph = plan.graph
+    batches = sorted(node for node, kind in graph.nodes(data="kind") if kind == "restore.batch")
+    assert batches == ["restore.batch[1]", "restore.batch[2]", "restore.batch[3]"]
+    sizes = [len(graph.nodes[batch]["params"]["members"]) for batch in batches]
+    assert sizes == [3, 3, 1]
+    for name in names:  # restore (observed and checkpointed per index), recovery, validate: after its batch
+        assert nx.has_path(graph, "repository.destination", f"restore[{name}]")
+        [batch] = graph.predecessors(f"restore[{name}]")
+        assert graph.nodes[batch]["kind"] == "restore.batch"
+        assert graph.nodes[f"validate[{name}]"]["lane"] == graph.nodes[batch]["lane"]
+    # each index has 1000 primary bytes (see facts): 2500 bytes allow two per batch
+    by_bytes = build_plan(spec('snapshot: {indices: ["logs-*"]}\nrestore: {batch_size: "2500b"}'), facts(names), WHEN)
+    members = [by_bytes.graph.nodes[n]["params"]["members"] for n in sorted(by_bytes.graph) if "batch" in n]
+    assert [len(group) for group in members] == [2, 2, 2, 1]
+
+
+def test_a_batch_size_of_nothing_is_refused_naming_the_field():
+    with pytest.raises(PlanError) as error:
+        spec('snapshot: {indices: ["a"]}\nrestore: {batch_size: "0"}')
+    assert "restore.batch_size" in str(error.value) and "20gb" in str(error.value)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import networkx as nx
 import pytest
 
-from migrator.migration import NeedsAttention, UsageError, phase_selection
+from migrator.errors import NeedsAttention, UsageError
 from migrator.planner import BULK, CUTOVER, build_plan, cutover_snapshot_name, phase_nodes
+from migrator.selection import phase_selection
 from migrator.spec import PlanError, parse_plan
 from migrator.state import StateStore
 from tests.test_planner import BASE, WHEN, facts, spec
@@ -111,20 +112,20 @@ def store(tmp_path):
 
 def test_apply_runs_the_bulk_copy_and_the_cutover_only_once_it_is_done(store):
     graph = build_plan(spec(TWO_PHASES), facts(["logs-a", "orders"]), WHEN, snapshot_name="snap").graph
-    assert phase_selection(graph, store, None, resuming=False) == phase_nodes(graph, BULK)
+    assert phase_selection(graph, store.statuses(), None, resuming=False) == phase_nodes(graph, BULK)
     with pytest.raises(NeedsAttention, match="bulk copy is not finished"):
-        phase_selection(graph, store, CUTOVER, resuming=False)
+        phase_selection(graph, store.statuses(), CUTOVER, resuming=False)
     for node in phase_nodes(graph, BULK):
         store.checkpoint(node, "done")
-    assert phase_selection(graph, store, CUTOVER, resuming=False) is None
-    assert phase_selection(graph, store, None, resuming=True) == phase_nodes(graph, BULK)
+    assert phase_selection(graph, store.statuses(), CUTOVER, resuming=False) is None
+    assert phase_selection(graph, store.statuses(), None, resuming=True) == phase_nodes(graph, BULK)
     store.checkpoint("cutover.block", "acting")
-    assert phase_selection(graph, store, None, resuming=True) is None  # a cutover that began is finished
-    assert phase_selection(graph, store, "all", resuming=False) is None
+    assert phase_selection(graph, store.statuses(), None, resuming=True) is None  # a cutover that began is finished
+    assert phase_selection(graph, store.statuses(), "all", resuming=False) is None
 
 
 def test_a_plan_without_cutover_has_one_phase(store):
     graph = build_plan(spec('snapshot: {indices: ["orders"]}'), facts(["orders"]), WHEN).graph
-    assert phase_selection(graph, store, None, resuming=False) is None
+    assert phase_selection(graph, store.statuses(), None, resuming=False) is None
     with pytest.raises(UsageError, match="cutover.enabled"):
-        phase_selection(graph, store, CUTOVER, resuming=False)
+        phase_selection(graph, store.statuses(), CUTOVER, resuming=False)

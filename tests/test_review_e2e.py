@@ -19,7 +19,8 @@ import pytest
 import yaml
 
 from migrator.clients.es import build_path
-from migrator.migration import describe_steps, open_migration
+from migrator.migration.opened import open_migration
+from migrator.migration.review import describe_steps
 from migrator.sandbox.seed_data import seed_cluster
 from migrator.state import StateStore
 from migrator.steps.base import StepFailed
@@ -104,7 +105,7 @@ def test_the_runbook_lists_every_request_the_run_sends_and_no_secret_leaks(bed, 
     # every request of the real run (the dry run's discovery included) is in the runbook, under its step
     listed = console_requests(runbook)
     requests = events(state_file)
-    assert {e.step for e in requests} >= {"preflight", "restore[rvw-orders]", "validate[rvw-orders]", "finish", None}
+    assert {e.step for e in requests} >= {"preflight", "restore.batch[1]", "validate[rvw-orders]", "finish", None}
     missing = [(e.step, sent(e)) for e in requests if sent(e) not in listed.get(e.step or "discovery", set())]
     assert missing == []
     assert any(e.data["path"].endswith("/_mget") for e in requests)  # the sample of documents was compared
@@ -212,10 +213,11 @@ def test_step_by_step_through_a_terminal_sends_nothing_before_each_answer(bed, t
         lambda step: "n" if step.startswith("validate[") else "y",
     )
     assert code == 3, transcript.getvalue()
-    assert first[0] == "preflight" and first[-1] == "validate[rvs-orders]" and len(first) == 9
+    assert first[0] == "preflight" and first[-1] == "validate[rvs-orders]" and len(first) == 10  # with restore.batch[1]
     requested = {e.step for e in events(state_file)}
-    # storage.verify reads the bucket; the waits may learn the end from the held requests alone
-    quiet = {"storage.verify", "snapshot.wait", "recovery[rvs-orders]"}
+    # storage.verify reads the bucket; the waits, and the restore of an index its batch's request answered,
+    # may learn the end from the held requests alone
+    quiet = {"storage.verify", "snapshot.wait", "restore[rvs-orders]", "recovery[rvs-orders]"}
     assert set(first[:-1]) - quiet <= requested and "validate[rvs-orders]" not in requested
 
     second, code = drive(["resume", str(plan), "--step-by-step"], lambda step: "a")
@@ -242,7 +244,8 @@ def test_until_only_and_resume_then_status_watch_and_report(bed, tmp_path):
     assert steps() == {
         "": "paused", "preflight": "done", "repository.source": "done", "snapshot.create": "done",
         "snapshot.wait": "done", "storage.verify": "pending", "repository.destination": "pending",
-        "restore[rvu-orders]": "pending", "recovery[rvu-orders]": "pending", "validate[rvu-orders]": "pending",
+        "restore.batch[1]": "pending", "restore[rvu-orders]": "pending", "recovery[rvu-orders]": "pending",
+        "validate[rvu-orders]": "pending",
     }  # fmt: skip
     early = cli(bed, "resume", str(plan), "--only", "restore", check=False)
     assert early.returncode == 3 and "first finish repository.destination" in early.stderr

@@ -18,21 +18,16 @@ from typer.testing import CliRunner
 from migrator.cli.main import app
 from migrator.clients.es import Request
 from migrator.discovery import ClusterFacts, Facts, IndexFacts
+from migrator.errors import NeedsAttention, UsageError
 from migrator.executor import RequestLog
-from migrator.migration import (
-    JournaledState,
-    NeedsAttention,
-    UsageError,
-    event_log_path,
-    record_run,
-    report,
-    selection,
-    status,
-)
+from migrator.migration.files import JournaledState, event_log_path
+from migrator.migration.readback import report, status
+from migrator.migration.run import record_run
 from migrator.planner import build_plan
 from migrator.redact import Redactor
 from migrator.render.report import report_markdown
 from migrator.render.status import status_text, status_view
+from migrator.selection import selection
 from migrator.spec import parse_plan
 from tests.test_executor import diamond, make_world
 
@@ -82,21 +77,30 @@ def test_selected_steps_only_run_and_the_rest_stays_pending(tmp_path):
 def test_until_and_only_name_a_step_or_a_kind(tmp_path):
     graph = unit_plan().graph
     state = JournaledState(tmp_path / "plan.state.db")
-    assert selection(graph, state, None, None) is None
-    assert selection(graph, state, "snapshot.wait", None) == {
+    assert selection(graph, state.statuses(), None, None) is None
+    assert selection(graph, state.statuses(), "snapshot.wait", None) == {
         "preflight", "repository.source", "snapshot.create", "snapshot.wait",
     }  # fmt: skip
-    until_restores = selection(graph, state, "restore", None)
+    until_restores = selection(graph, state.statuses(), "restore", None)
     assert {"restore[a]", "restore[b]", "repository.destination"} <= until_restores
     assert not any(node.startswith("recovery") for node in until_restores)
     with pytest.raises(NeedsAttention, match=r"--only recovery\[a\]: first finish restore\[a\]"):
-        selection(graph, state, None, "recovery[a]")
+        selection(graph, state.statuses(), None, "recovery[a]")
+    with pytest.raises(NeedsAttention, match=r"--only restore\[a\]: first finish repository.destination"):
+        selection(graph, state.statuses(), None, "restore[a]")
+    for node in ("preflight", "repository.source", "snapshot.create", "snapshot.wait", "storage.verify"):
+        state.checkpoint(node, "done")
+    state.checkpoint("repository.destination", "done")
+    assert selection(graph, state.statuses(), None, "restore[a]") == {
+        "restore.batch[1]",
+        "restore[a]",
+    }  # its batch sends it
     state.checkpoint("restore[a]", "done")
-    assert selection(graph, state, None, "recovery[a]") == {"recovery[a]"}
+    assert selection(graph, state.statuses(), None, "recovery[a]") == {"recovery[a]"}
     with pytest.raises(UsageError, match="no such step"):
-        selection(graph, state, "nope", None)
+        selection(graph, state.statuses(), "nope", None)
     with pytest.raises(UsageError, match="exclude each other"):
-        selection(graph, state, "finish", "finish")
+        selection(graph, state.statuses(), "finish", "finish")
     state.close()
 
 
@@ -133,7 +137,7 @@ def test_status_and_report_from_the_state_file(tmp_path):
     detail = {"source_docs": 100, "destination_docs": 100, "warnings": ["a stores no _source: sample skipped"]}
     state.checkpoint("validate[a]", "done", detail)
     state.checkpoint("recovery[a]", "done", {"bytes": 4096})
-    state.set_json("progress", {"recovery[a]": {"completed": 4096, "total": 4096, "unit": "bytes", "text": ""}})
+    state.set_progress("recovery[a]", {"completed": 4096, "total": 4096, "unit": "bytes", "text": ""})
     state.close()
 
     data = report(tmp_path / "plan.state.db")

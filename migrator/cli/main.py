@@ -6,7 +6,7 @@ import json
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -17,25 +17,20 @@ from rich.live import Live
 
 from migrator import __version__
 from migrator.cli import sandbox
-from migrator.cli.errors import fail, stopped_line
+from migrator.cli.errors import errors_to_exit_codes, fail, stopped_line
 from migrator.cli.verify import verify
-from migrator.cutover import cutover_report, rollback
-from migrator.errors import MigratorError
+from migrator.dag import RunStatus, StepKind
+from migrator.errors import NeedsAttention, PlanError
 from migrator.exit_codes import ExitCode
-from migrator.migration import (
-    Migration,
-    NeedsAttention,
-    PlanRefused,
-    UsageError,
-    cancel,
-    default_state_path,
-    execute,
-    open_migration,
-    review,
-    save_plan,
-    status,
-)
-from migrator.migration import report as build_report
+from migrator.migration.files import default_state_path
+from migrator.migration.opened import Migration, open_migration
+from migrator.migration.readback import cutover_report, status
+from migrator.migration.readback import report as build_report
+from migrator.migration.review import review
+from migrator.migration.rollback import rollback
+from migrator.migration.run import execute
+from migrator.migration.saved import save_plan
+from migrator.migration.undo import cancel
 from migrator.planner import CUTOVER, MigrationPlan
 from migrator.render.plan import (
     graph_dot,
@@ -49,8 +44,7 @@ from migrator.render.plan import (
 from migrator.render.progress import progress_for
 from migrator.render.report import report_markdown
 from migrator.render.status import status_text, status_view
-from migrator.spec import PlanError, plan_json_schema
-from migrator.state import LockHeld
+from migrator.spec import plan_json_schema
 from migrator.steps.base import Step
 
 app = typer.Typer(
@@ -83,23 +77,6 @@ def main(version: bool = typer.Option(False, "--version", help="Print the versio
     if version:
         typer.echo(__version__)
         raise typer.Exit()
-
-
-@contextmanager
-def errors_to_exit_codes(redact: Callable[[str], str] = lambda text: text) -> Iterator[None]:
-    """Every expected failure becomes a message and a documented exit code, never a traceback."""
-    try:
-        yield
-    except PlanError as exc:
-        raise fail(f"the plan is not valid:\n{exc}", ExitCode.BAD_INPUT) from None
-    except UsageError as exc:
-        raise fail(str(exc), ExitCode.BAD_INPUT) from None
-    except PlanRefused as exc:
-        raise fail(f"the plan is refused, nothing was changed:\n{redact(str(exc))}", ExitCode.BAD_INPUT) from None
-    except (LockHeld, NeedsAttention) as exc:
-        raise fail(redact(str(exc)), ExitCode.NEEDS_ATTENTION) from None
-    except MigratorError as exc:  # Elasticsearch and storage errors: the exit code their kind says
-        raise fail(redact(str(exc)), exc.exit_code) from None
 
 
 @contextmanager
@@ -157,7 +134,7 @@ def plan_command(
         }[fmt]()
         typer.echo(migration.redactor.text(rendered))
         if reviewed.plan.problems:
-            raise PlanRefused(reviewed.plan.problems)
+            raise PlanError(reviewed.plan.problems, refused=True)
         if out is not None:
             save_plan(migration, reviewed, document, out)
             typer.echo(
@@ -210,7 +187,7 @@ def run(
         return typer.confirm(summary)
 
     def on_step(step: str, status_: str, text: str) -> None:
-        progress.message(step, f"{status_}: {text}" if text else status_)
+        progress.step(step, status_, text)
 
     with opened(plan_file, state) as migration:
 
@@ -218,7 +195,7 @@ def run(
             """Step by step: show the step's requests, send nothing until answered."""
             if not ask_each[0] and step.kind != "write.block":  # the cutover is always approved on its own
                 return True
-            if step.kind == "write.block":
+            if step.kind == StepKind.WRITE_BLOCK:
                 typer.secho(
                     "\nPHASE TWO, the cutover: from the next step on, the source refuses writes until the "
                     "aliases point at the destination (or `migrator rollback`).",
@@ -410,7 +387,8 @@ def resume(
     )
 
 
-OUTCOMES = {"done": ExitCode.OK, "paused": ExitCode.OK, "failed": ExitCode.FAILED}
+OUTCOMES = {RunStatus.DONE: ExitCode.OK, RunStatus.PAUSED: ExitCode.OK, RunStatus.FAILED: ExitCode.FAILED}
+LIVE = (RunStatus.PLANNED, RunStatus.RUNNING, RunStatus.CANCELLING)
 
 
 @app.command("status")
@@ -434,12 +412,12 @@ def status_command(
         typer.echo(status_text(report))
         return
     with Live(status_view(report), console=Console(), refresh_per_second=4) as live:
-        while report["live"] and report["status"] in ("planned", "running", "cancelling"):
+        while report["live"] and report["status"] in LIVE:
             time.sleep(interval)
             with errors_to_exit_codes():
                 report = status(path)
             live.update(status_view(report))
-    if report["status"] == "running":
+    if report["status"] == RunStatus.RUNNING:
         raise fail(
             f"the run stopped without finishing (killed?); `migrator resume {plan_file}` continues",
             ExitCode.NEEDS_ATTENTION,

@@ -2,7 +2,8 @@
 
 Place in the flow: CLI -> migrator.repository.verify -> storage. Standalone and read-only (GET and
 LIST only), so it is safe against a production bucket. The repository comes from a plan file
-(`--plan`, its storage section, exactly what `apply` reads), from OSS coordinates (credentials from
+(`--plan`, its storage section, exactly what `apply` reads, with only the secrets that reach the bucket:
+no cluster's password is needed), from OSS coordinates (credentials from
 OSS_ACCESS_KEY_ID, OSS_ACCESS_KEY_SECRET and optionally OSS_SESSION_TOKEN), or from a folder
 (`--dir`). Without `--snapshot` it lists the snapshots. Exit codes: 0 restorable (or listed), 1 not
 restorable or the repository cannot be read, 2 bad input.
@@ -18,13 +19,12 @@ from typing import Annotated, Literal
 
 import typer
 
-from migrator.cli.errors import fail
+from migrator.cli.errors import errors_to_exit_codes, fail
 from migrator.clients.storage import LocalStorage, OssStorage, Storage, StorageError
 from migrator.exit_codes import ExitCode
-from migrator.migration import open_migration
+from migrator.migration.opened import open_buckets
 from migrator.repository.repository_data import RepositoryFormatError
 from migrator.repository.verify import VerifyResult, list_snapshots, verify_snapshot
-from migrator.spec import PlanError
 
 _COLORS = {"error": typer.colors.RED, "warning": typer.colors.YELLOW, "garbage": None}
 _HEADINGS = {"error": "Problems", "warning": "Warnings", "garbage": "Leftovers (normal, not a problem)"}
@@ -72,16 +72,10 @@ def _open_storage(
             ExitCode.BAD_INPUT,
         )
     if plan is not None:
-        try:
-            migration = open_migration(plan.resolve())
-        except PlanError as exc:
-            raise fail(f"the plan is not valid:\n{exc}", ExitCode.BAD_INPUT) from None
-        try:
-            return migration.storage(), migration.spec.snapshot.partial
-        except (ValueError, PlanError) as exc:
-            raise fail(migration.redactor.text(str(exc)), ExitCode.BAD_INPUT) from None
-        finally:
-            migration.close()
+        with errors_to_exit_codes():
+            buckets = open_buckets(plan.resolve())
+        with errors_to_exit_codes(buckets.secrets.redactor.text):
+            return buckets.storage(), buckets.spec.snapshot.partial
     if directory is not None:
         if not directory.is_dir():
             raise fail(f"--dir {directory} is not a folder", ExitCode.BAD_INPUT)
@@ -214,8 +208,8 @@ def verify(
             indices=index or None,
             workers=workers,
         )
-    except (StorageError, RepositoryFormatError) as exc:
-        raise fail(f"cannot read the repository: {exc}", ExitCode.FAILED) from None
+    except (StorageError, RepositoryFormatError) as exc:  # the reader's errors, worded for this command
+        raise fail(f"cannot read the repository: {exc}", exc.exit_code) from None
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:

@@ -144,6 +144,7 @@ class EsClient:
         ca_file: str | None = None,
         timeout_s: float = 30.0,
         max_retries: int = 5,
+        connections: int = 10,
         observer: Callable[[str, Request, int | None], None] | None = None,
     ) -> None:
         self.url = url.rstrip("/")
@@ -171,6 +172,7 @@ class EsClient:
             ssl_show_warn=False,
             headers=headers,
             http_compress=False,
+            connections_per_node=connections,
         )
         self._transport = Transport(
             [config],

@@ -14,7 +14,7 @@ from typing import Any
 import networkx as nx
 
 from migrator.checks import capacity
-from migrator.migration import Review
+from migrator.migration.review import Review
 from migrator.steps.base import ConsoleRequest, Step
 
 SCHEMA = "migrator.plan/v1"

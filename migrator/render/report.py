@@ -1,4 +1,4 @@
-"""`migrator report` in Markdown, from the dictionary `migration.report()` builds from the state file:
+"""`migrator report` in Markdown, from the dictionary `migration.readback.report()` builds from the state file:
 per index the documents on each side and the bytes, each step's duration, retries and warnings."""
 
 from __future__ import annotations

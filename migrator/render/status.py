@@ -1,8 +1,9 @@
 """`migrator status`: the run recorded in the state file, as plain text or as a live rich table
-(`--watch`), from the dictionary `migration.status()` returns."""
+(`--watch`), from the dictionary `migration.readback.status()` returns."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from rich.console import Group
@@ -13,6 +14,26 @@ from rich.text import Text
 from migrator.render.plan import human_bytes, human_seconds
 
 COLOURS = {"done": "green", "acting": "yellow", "failed": "red", "pending": "dim"}
+ALL_STEPS_UP_TO = 40  # a larger plan shows its totals and the steps acting or failed, not every step
+SHOWN = 8  # steps acting or failed shown in a large plan; the others are counted
+
+
+def totals(report: dict[str, Any]) -> str:
+    """`steps: 602, 580 done, 2 acting, 20 pending` (the statuses present, in a fixed order)."""
+    counts = Counter(step["status"] for step in report["steps"])
+    order = ["done", "acting", "failed", "cancelled", "pending"]
+    named = [f"{counts[name]} {name}" for name in [*order, *sorted(set(counts) - set(order))] if counts[name]]
+    return ", ".join([f"steps: {len(report['steps'])}", *named])
+
+
+def shown_steps(report: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+    """The steps to list (all of a small plan; else the acting and failed ones, at most SHOWN) and how many
+    more acting or failed steps are left out: status shows a fixed number of lines whatever the plan's size."""
+    steps = report["steps"]
+    if len(steps) <= ALL_STEPS_UP_TO:
+        return steps, 0
+    busy = [step for step in steps if step["status"] in ("acting", "failed")]
+    return busy[:SHOWN], max(0, len(busy) - SHOWN)
 
 
 def headline(report: dict[str, Any]) -> str:
@@ -43,19 +64,25 @@ def status_text(report: dict[str, Any]) -> str:
     lines = [headline(report)]
     if lock := lock_line(report):
         lines.append(lock)
-    for step in report["steps"]:
+    lines.append(totals(report))
+    steps, more = shown_steps(report)
+    for step in steps:
         took = f" {human_seconds(step['seconds'])}" if step["seconds"] is not None else ""
         shown = progress_text(step["progress"]) if step["status"] == "acting" else ""
         lines.append(f"  {step['status']:<9} {step['step']}{took}" + (f"  {shown}" if shown else ""))
+    if more:
+        lines.append(f"  ... and {more} more acting or failed")
     return "\n".join(lines)
 
 
 def status_view(report: dict[str, Any]) -> Group:
-    """A live view: one row per step with its status, attempts, duration and progress bar."""
-    table = Table(title=Text(headline(report)), title_justify="left", expand=False)
+    """A live view: the totals, then one row per shown step (see `shown_steps`) with its status, attempts,
+    duration and progress bar."""
+    table = Table(title=Text(headline(report) + "\n" + totals(report)), title_justify="left", expand=False)
+    steps, more = shown_steps(report)
     for column in ("step", "status", "attempts", "took", "progress", ""):
         table.add_column(column)
-    for step in report["steps"]:
+    for step in steps:
         progress = step["progress"]
         bar: Any = ""
         if progress and progress["total"] and step["status"] in ("acting", "done"):
@@ -73,6 +100,8 @@ def status_view(report: dict[str, Any]) -> Group:
         "\n".join(f"{e['kind']:<14} {e['step'] or '':<28} {e['message']}" for e in report["last_events"][-5:])
     )
     parts: list[Any] = [table]
+    if more:
+        parts.append(Text(f"... and {more} more acting or failed"))
     if lock := lock_line(report):
         parts.append(Text(lock))
     parts.append(events)

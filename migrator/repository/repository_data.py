@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from migrator.clients.storage import Storage
+from migrator.errors import MigratorError
 
 STATES = {0: "IN_PROGRESS", 1: "SUCCESS", 2: "FAILED", 3: "PARTIAL", 4: "INCOMPATIBLE"}
 GENERATION = re.compile(r"^index-(\d+)$")
 
 
-class RepositoryFormatError(Exception):
+class RepositoryFormatError(MigratorError):
     """The repository's blobs are not what Elasticsearch writes; the message names the blob."""
 
 

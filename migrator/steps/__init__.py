@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from migrator.dag import StepKind
 from migrator.steps.alias_switch import SwitchAliases
 from migrator.steps.base import Step
 from migrator.steps.close import CloseIndex
@@ -17,6 +18,7 @@ from migrator.steps.recovery import FollowRecovery
 from migrator.steps.replica_copy import CopyToReplica
 from migrator.steps.replication import Replicate
 from migrator.steps.restore import Restore
+from migrator.steps.restore_batch import RestoreBatch
 from migrator.steps.snapshot_create import CreateSnapshot
 from migrator.steps.snapshot_wait import FollowSnapshot
 from migrator.steps.source_repository import RegisterSourceRepository
@@ -24,7 +26,7 @@ from migrator.steps.storage_verify import VerifyInStorage, VerifyReplica
 from migrator.steps.validate import ValidateIndex
 from migrator.steps.write_block import BlockWrites
 
-STEP_KINDS: dict[str, type[Step]] = {
+STEP_KINDS: dict[StepKind, type[Step]] = {
     cls.kind: cls
     for cls in (
         Preflight,
@@ -37,6 +39,7 @@ STEP_KINDS: dict[str, type[Step]] = {
         CopyToReplica,
         VerifyReplica,
         RegisterDestinationRepository,
+        RestoreBatch,
         Restore,
         FollowRecovery,
         ValidateIndex,

@@ -9,11 +9,12 @@ Reached only once every index of the cutover has exactly the source's document c
 from __future__ import annotations
 
 from migrator.aliases import alias_actions, alias_holders, removals, wanted_aliases
+from migrator.dag import StepKind
 from migrator.steps.base import ConsoleRequest, Observation, Step
 
 
 class SwitchAliases(Step):
-    kind = "alias.switch"
+    kind = StepKind.ALIAS_SWITCH
     title = "Cutover: switch the aliases to the destination"
     lasting = True
     waits_for = "nothing: the alias change is atomic and acknowledged at once"

@@ -14,7 +14,6 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -23,10 +22,13 @@ from migrator.blocks import SourceBlocks
 from migrator.clients.es import EsClient
 from migrator.clients.replication import BucketReplication
 from migrator.clients.storage import Storage
+from migrator.clients.tap import RequestTap
+from migrator.dag import StepKind
 from migrator.errors import MigratorError
 from migrator.ownership import Ledger
 from migrator.planner import MigrationPlan
 from migrator.spec import MigrationSpec
+from migrator.steps.handoffs import HeldRequests, SnapshotSizes
 
 MASK = "******"
 
@@ -73,6 +75,13 @@ class ProgressSink(ABC):
     @abstractmethod
     def message(self, step: str | None, text: str) -> None: ...
 
+    def expect(self, steps: int) -> None:  # noqa: B027 - only a display with totals needs the count
+        """The run has `steps` steps in all (for the totals a display shows)."""
+
+    def step(self, step: str, status: str, text: str = "") -> None:
+        """The executor's news of a step (`start`, `done`, `skipped`, `failed`, `retry`, ...): a message by default."""
+        self.message(step, f"{status}: {text}" if text else status)
+
 
 @dataclass
 class StepContext:
@@ -87,15 +96,13 @@ class StepContext:
     progress: ProgressSink
     cancel_requested: Callable[[], bool] = lambda: False
     poll_s: float = 2.0
-    # Snapshot name -> the `PUT ...?wait_for_completion=true` this run holds open for it (snapshot.create
-    # sends it, snapshot.wait waits on it); empty in a run that did not take the snapshot itself.
-    held_snapshots: dict[str, Future[Any]] = field(default_factory=dict)
-    # Destination index -> the `POST .../_restore?wait_for_completion=true` held open for it (restore sends
-    # it, recovery waits on it); empty in a run that did not send the restore itself.
-    held_restores: dict[str, Future[Any]] = field(default_factory=dict)
-    # Snapshot name -> source index -> the bytes of its files in the snapshot (7.8+'s `_status` total),
-    # as snapshot.wait read them at the end: what restoring the index into a new one copies.
-    snapshot_index_bytes: dict[str, dict[str, int]] = field(default_factory=dict)
+    # The handoffs between steps (migrator.steps.handoffs): snapshot.create -> snapshot.wait, restore ->
+    # recovery, snapshot.wait -> recovery. Empty in a run that did not send the request or read the sizes.
+    # The clients' RequestTap (migrator.clients.tap): reads sent at once are logged under the step (`at_once`).
+    requests: RequestTap = field(default_factory=RequestTap)
+    held_snapshots: HeldRequests = field(default_factory=HeldRequests)
+    held_restores: HeldRequests = field(default_factory=HeldRequests)
+    snapshot_index_bytes: SnapshotSizes = field(default_factory=SnapshotSizes)
     # Cross-region plans: the destination's bucket (the replica) and the source bucket's replication rules.
     replica_factory: Callable[[], Storage] | None = None
     replication_factory: Callable[[], BucketReplication] | None = None
@@ -148,33 +155,10 @@ class StepContext:
             time.sleep(min(remaining, 0.5))
 
 
-# A snapshot or restore may run for hours; should a held request time out (or a proxy cut it), the
-# step that waits on it falls back to polling, so this bound only keeps a thread from waiting forever.
-HELD_TIMEOUT_S = 24 * 3600.0
-
-
-def send_held(client: EsClient, step_id: str, method: str, path: str, body: Any) -> Future[Any]:
-    """Send a `wait_for_completion=true` request from a background thread; its answer (or error) lands in
-    the returned future. The request is logged under `step_id` like any other."""
-    answer: Future[Any] = Future()
-
-    def hold() -> None:
-        log = getattr(client.observer, "current", None)
-        if isinstance(log, threading.local):  # the executor's RequestLog tags requests with the step per thread
-            log.step = step_id
-        try:
-            answer.set_result(client.request(method, path, body, timeout_s=HELD_TIMEOUT_S)[1])
-        except Exception as exc:  # noqa: BLE001 - handed to the step that waits on it
-            answer.set_exception(exc)
-
-    threading.Thread(target=hold, name=f"held-{step_id}", daemon=True).start()
-    return answer
-
-
 class Step(ABC):
     """One node of the DAG."""
 
-    kind: ClassVar[str]
+    kind: ClassVar[StepKind]
     title: ClassVar[str]
     waits_for: ClassVar[str] = ""
     # Observed again when an unfinished run continues, even if its checkpoint says done: what it made

@@ -11,11 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from migrator.clients.es import build_path
+from migrator.dag import StepKind
 from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
 
 
 class CloseIndex(Step):
-    kind = "index.close"
+    kind = StepKind.CLOSE
     title = "Close the restored index, as its source is"
     waits_for = "nothing: the close is acknowledged once every shard copy is closed"
 

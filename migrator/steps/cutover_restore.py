@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from migrator.blocks import before_cutover, blocks_path, lift_for_close, read_blocks
 from migrator.clients.es import build_path
+from migrator.dag import StepKind
 from migrator.steps.base import ConsoleRequest, Observation
 from migrator.steps.restore import Restore, restored_from
 
 
 class RestoreOver(Restore):
-    kind = "cutover.restore"
+    kind = StepKind.CUTOVER_RESTORE
     title = "Cutover: restore the incremental snapshot over the destination index"
     waits_for = "the restore to be under way (held open until it ends; the next step follows it)"
 

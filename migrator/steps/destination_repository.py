@@ -9,12 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from migrator.clients.es import build_path
+from migrator.dag import StepKind
 from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
 from migrator.steps.source_repository import registration, repository_body, same_settings
 
 
 class RegisterDestinationRepository(Step):
-    kind = "repository.destination"
+    kind = StepKind.DESTINATION_REPOSITORY
     recheck = True
     title = "Register the repository on the destination (read-only)"
     waits_for = "the repository verification that registering does (read-only: every node can read it)"

@@ -16,12 +16,13 @@ from typing import Any
 
 from migrator.aliases import alias_actions, alias_holders, wanted_aliases
 from migrator.clients.es import build_path
+from migrator.dag import StepKind
 from migrator.steps.base import ConsoleRequest, Observation, Step
 from migrator.steps.replication import replication_rule
 
 
 class Finish(Step):
-    kind = "finish"
+    kind = StepKind.FINISH
     title = "Finish: replicas, aliases, clean-up"
     lasting = True
     waits_for = "nothing: settings, aliases and deletions are acknowledged at once"

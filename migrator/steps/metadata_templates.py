@@ -20,6 +20,7 @@ from typing import Any
 import networkx as nx
 
 from migrator.clients.es import EsClient, build_path
+from migrator.dag import StepKind
 from migrator.planner import METADATA_TEMPLATES
 from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
 from migrator.templates import ADDED_BY_DESTINATION, PATHS, TemplateMove, normalised
@@ -52,7 +53,7 @@ def record_key(move: TemplateMove) -> str:
 
 
 class MoveTemplates(Step):
-    kind = "metadata.templates"
+    kind = StepKind.METADATA_TEMPLATES
     title = "Put the migrated index templates on the destination (component, composable, legacy)"
     waits_for = "nothing: a template is in force once put, for the indices created after it"
 

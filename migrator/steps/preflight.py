@@ -10,10 +10,12 @@ key, bucket, region or endpoint is found before the snapshot, not when the snaps
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from migrator.clients.es import build_path
 from migrator.clients.storage import Storage, StorageError
 from migrator.compatibility import refusal
+from migrator.dag import StepKind
 from migrator.spec import StorageSpec
 from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
 
@@ -56,7 +58,7 @@ def missing_plugin(side: str, nodes: dict, repository_type: str) -> list[str]:
 class Preflight(Step):
     """Read-only checks of the live clusters."""
 
-    kind = "preflight"
+    kind = StepKind.PREFLIGHT
     title = "Check both clusters before anything changes"
     waits_for = "nothing: read-only checks"
 
@@ -92,20 +94,28 @@ class Preflight(Step):
                 problems.append(f"migrator cannot read the bucket of {field} in the plan: {exc}")  # exc names it
         return problems
 
+    def _cluster(self, side: str, client: Any) -> tuple[str, list[str]]:
+        """One cluster's version and problems (red selected indices on the source, a missing plugin)."""
+        version = str(client.version())
+        problems = self._red_sources() if side == "source" else []
+        if plugin_for(self.ctx.spec.repository.type):
+            nodes = client.get("/_nodes/plugins?filter_path=nodes.*.plugins.name,nodes.*.modules.name")
+            problems.extend(missing_plugin(side, nodes, self.ctx.spec.repository.type))
+        return version, problems
+
     def observe(self) -> Observation:
-        problems: list[str] = []
-        versions = {}
-        for side, client in (("source", self.ctx.source), ("destination", self.ctx.destination)):
-            versions[side] = str(client.version())
-            if side == "source":
-                problems.extend(self._red_sources())
-            if plugin_for(self.ctx.spec.repository.type):
-                nodes = client.get("/_nodes/plugins?filter_path=nodes.*.plugins.name,nodes.*.modules.name")
-                problems.extend(missing_plugin(side, nodes, self.ctx.spec.repository.type))
+        """Both clusters and the buckets are read at once (independent reads: one chain's time, not three)."""
+        source, destination, storage = self.ctx.requests.at_once(
+            lambda: self._cluster("source", self.ctx.source),
+            lambda: self._cluster("destination", self.ctx.destination),
+            lambda: ("", self._storage_problems()),
+        )
+        versions = {"source": source[0], "destination": destination[0]}
+        problems = [*source[1], *destination[1]]
         rule = refusal(versions["source"], versions["destination"])
         if rule:
             problems.append(rule)
-        problems.extend(self._storage_problems())
+        problems.extend(storage[1])
         if problems:
             raise StepFailed("preflight: " + "; ".join(problems))
         return Observation(True, summary=f"source {versions['source']}, destination {versions['destination']}")

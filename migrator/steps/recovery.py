@@ -27,14 +27,15 @@ from __future__ import annotations
 import time
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_for_futures
-from typing import Any
+from typing import Any, NoReturn
 
 from migrator.clients.es import build_path
+from migrator.dag import StepKind
 from migrator.errors import Cure
 from migrator.planner import restore_id
 from migrator.steps.allocation import EXPLAIN_PATH, Explanation, failed_restore_message, why_unassigned
 from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepFailed
-from migrator.steps.restore import Restore
+from migrator.steps.restore import IndexRestore
 from migrator.steps.stall import StallWatch
 
 PROGRESS_EVERY_S = 10.0  # `_recovery` while the held restore runs: 6 a minute per index at most
@@ -43,7 +44,7 @@ LIVE_REASONS = {"NEW_INDEX_RESTORED", "EXISTING_INDEX_RESTORED", "INDEX_CREATED"
 
 
 class FollowRecovery(Step):
-    kind = "recovery"
+    kind = StepKind.RECOVERY
     title = "Follow the recovery of the restored index"
     waits_for = "every primary shard STARTED (recovery: files and bytes recovered / total)"
     reused: int = 0
@@ -106,8 +107,8 @@ class FollowRecovery(Step):
         self.restored_again = True
         self.ctx.progress.message(self.id, f"{target}: its restore had failed; deleting it and restoring it again")
         self.ctx.destination.request("DELETE", build_path(target), ok=(200, 404))
-        Restore(restore_id(target), self.params, self.ctx).act()
-        held = self.ctx.held_restores.pop(target, None)
+        IndexRestore(self.ctx, restore_id(target), self.params, self.snapshot).send()
+        held = self.ctx.held_restores.release(target)
         if held is not None:  # its answer comes at once when it fails again, and stops the step
             self._await_held(held, StallWatch(self.ctx, f"the restore of {target}"))
 
@@ -115,10 +116,22 @@ class FollowRecovery(Step):
         """Why a stalled recovery does not move, when a primary waits for a node (asked only on a stall)."""
         return " ".join(e.text for e in why_unassigned(self.ctx.destination, self.params["target"]))
 
-    def _stop_failed(self, answer: Any) -> None:
+    def _stop_failed(self, answer: Any) -> NoReturn:
         """The held restore answered with failed shards: stop, naming the shards and the destination's reason."""
         explanations = why_unassigned(self.ctx.destination, self.params["target"])
         raise StepFailed(failed_restore_message(self.params["target"], answer, explanations), cure=_cure(explanations))
+
+    def _own_failure(self, answer: Any) -> bool:
+        """The held restore answered with failed shards. Its own restore: stop (`_stop_failed`). A batch's (its
+        answer lists other indices too): the failed shards may be another member's, so this index's primaries
+        are asked; True when none of them failed (this member is restored), else stop, naming this index."""
+        target = self.params["target"]
+        if not [name for name in answered_indices_of(answer) if name != target]:
+            self._stop_failed(answer)
+        explanations = why_unassigned(self.ctx.destination, target)
+        if not any(e.failed_restore for e in explanations):
+            return True
+        raise StepFailed(failed_restore_message(target, {}, explanations), cure=_cure(explanations))
 
     def _restore_again(self, *, missing: bool) -> None:
         target = self.params["target"]
@@ -126,8 +139,8 @@ class FollowRecovery(Step):
         self.ctx.progress.message(self.id, f"{target} {why}: restoring it again from {self.snapshot}")
         if not missing:
             self.ctx.destination.request("DELETE", build_path(target), ok=(200, 404))
-        Restore(restore_id(target), self.params, self.ctx).act()
-        self.ctx.held_restores.pop(target, None)  # followed by polling from here on
+        IndexRestore(self.ctx, restore_id(target), self.params, self.snapshot).send()
+        self.ctx.held_restores.release(target)  # followed by polling from here on
 
     def _held(self) -> Future[Any] | None:
         return self.ctx.held_restores.get(self.params["target"])
@@ -167,7 +180,7 @@ class FollowRecovery(Step):
         once: the executor observes again after the wait)."""
         if self.figures is not None:
             return self.figures
-        copied = self.ctx.snapshot_index_bytes.get(self.snapshot, {}).get(self.params["source"])
+        copied = self.ctx.snapshot_index_bytes.of(self.snapshot, self.params["source"])
         if copied is not None and not self.params.get("cutover"):  # a new index: every file was copied
             self.reused = 0
             recovered, total = copied, copied
@@ -191,7 +204,7 @@ class FollowRecovery(Step):
                 if self._held_succeeded(held):
                     return True
                 if held.exception() is None:
-                    self._stop_failed(held.result())
+                    return self._own_failure(held.result())
                 return False
             recovered, total = self._sizes()
             self.ctx.progress.update(self.id, recovered, total, "bytes", "restoring")
@@ -206,7 +219,7 @@ class FollowRecovery(Step):
         if held is not None and self._await_held(held, watch):
             return self._figures()
         if held is not None:  # it failed or was cut (a restart?): from here on, poll and heal
-            self.ctx.held_restores.pop(self.params["target"], None)
+            self.ctx.held_restores.release(self.params["target"])
         long_poll = f"{max(1, round(self.ctx.poll_s * 5))}s"
         while True:
             done, recovered, total, stages = self._progress(heal=True)
@@ -221,6 +234,11 @@ class FollowRecovery(Step):
             self._long_poll(long_poll)
             if time.monotonic() - started < self.ctx.poll_s:  # nothing initializing yet: queued shards
                 self.ctx.sleep()
+
+
+def answered_indices_of(answer: Any) -> list[str]:
+    """The indices a restore's answer (`{"snapshot": {"indices": [...]}}`) names."""
+    return list(((answer or {}).get("snapshot") or {}).get("indices") or []) if isinstance(answer, dict) else []
 
 
 def _cure(explanations: list[Explanation]) -> Cure:

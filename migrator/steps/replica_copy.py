@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from migrator.clients.storage import StorageError
+from migrator.dag import StepKind
 from migrator.repository.copy import CopyError, CopyProgress, copy_snapshot
 from migrator.repository.needed_blobs import SnapshotBlobsError, SnapshotNotFound
 from migrator.repository.verify import verify_snapshot
@@ -19,7 +20,7 @@ from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, St
 
 
 class CopyToReplica(Step):
-    kind = "replica.copy"
+    kind = StepKind.REPLICA_COPY
     title = "Copy the snapshot's blobs to the destination's bucket"
     waits_for = "every blob the snapshot needs copied, CRC64-checked (progress: bytes copied or already there)"
     result: dict[str, Any] | None = None

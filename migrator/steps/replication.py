@@ -16,6 +16,7 @@ from typing import Any
 
 from migrator.clients.replication import ReplicationRuleInfo
 from migrator.clients.storage import NotFound, StorageError
+from migrator.dag import StepKind
 from migrator.spec import MigrationSpec
 from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
 from migrator.steps.stall import StallWatch
@@ -36,7 +37,7 @@ def replication_rule(spec: MigrationSpec) -> dict[str, Any]:
 
 
 class Replicate(Step):
-    kind = "replication"
+    kind = StepKind.REPLICATION
     title = "Replicate the repository to the destination's bucket (OSS cross-region replication)"
     waits_for = "the rule's progress: historical objects 100 %, and new objects replicated up to this step's start"
 

@@ -19,7 +19,8 @@ from typing import Any
 
 from migrator import failpoints
 from migrator.clients.es import EsError, build_path
-from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepContext, StepFailed, send_held
+from migrator.dag import StepKind
+from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepContext, StepFailed
 from migrator.steps.stall import StallWatch
 
 ACCEPT_POLL_MAX_S = 1.0
@@ -71,8 +72,8 @@ def take_snapshot(ctx: StepContext, step_id: str, snapshot: str) -> None:
         raise StepFailed("no index to snapshot: the plan selects nothing")
     path = build_path("_snapshot", ctx.repository, snapshot, params={"wait_for_completion": True})
     ctx.ledger.intend_snapshot(ctx.repository, snapshot)
-    answer = send_held(ctx.source, step_id, "PUT", path, snapshot_body(ctx))
-    ctx.held_snapshots[snapshot] = answer
+    answer = ctx.held_snapshots.send(ctx.source, step_id, "PUT", path, snapshot_body(ctx))
+    ctx.held_snapshots.keep(snapshot, answer)
     watch = StallWatch(ctx, f"snapshot {snapshot} in repository {ctx.repository} (not accepted yet)")
 
     def claim(info: dict[str, Any]) -> None:
@@ -111,7 +112,7 @@ def take_snapshot(ctx: StepContext, step_id: str, snapshot: str) -> None:
 
 
 class CreateSnapshot(Step):
-    kind = "snapshot.create"
+    kind = StepKind.SNAPSHOT_CREATE
     title = "Create the snapshot"
     waits_for = "the snapshot to be accepted (the request is held open until it ends; the next step follows it)"
 

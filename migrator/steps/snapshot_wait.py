@@ -22,6 +22,7 @@ from concurrent.futures import wait as wait_for_futures
 from typing import Any
 
 from migrator.clients.es import build_path
+from migrator.dag import StepKind
 from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepFailed
 from migrator.steps.snapshot_create import claim_or_refuse, snapshot_info, take_snapshot
 from migrator.steps.stall import StallWatch
@@ -88,7 +89,7 @@ def index_bytes(status: dict[str, Any]) -> dict[str, int]:
 
 
 class FollowSnapshot(Step):
-    kind = "snapshot.wait"
+    kind = StepKind.SNAPSHOT_WAIT
     title = "Follow the snapshot until it succeeds"
     waits_for = "state SUCCESS in the snapshot info (progress: shards done / total, bytes processed / total)"
 
@@ -210,5 +211,5 @@ class FollowSnapshot(Step):
         detail = {"state": info.get("state"), "shards": (info.get("shards") or {}).get("total", 0)}
         # One read of the finished snapshot's statistics: what it copied, and what it reused.
         status = self._progress()
-        self.ctx.snapshot_index_bytes[self.snapshot] = index_bytes(status)
+        self.ctx.snapshot_index_bytes.record(self.snapshot, index_bytes(status))
         return {**detail, **copy_stats(status)}

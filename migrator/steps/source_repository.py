@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from migrator.clients.es import EsClient, build_path
+from migrator.dag import StepKind
 from migrator.spec import MigrationSpec, SecretRef
 from migrator.steps.base import MASK, ConsoleRequest, Observation, Step
 
@@ -53,7 +54,7 @@ def registration(client: EsClient, name: str) -> dict[str, Any] | None:
 
 
 class RegisterSourceRepository(Step):
-    kind = "repository.source"
+    kind = StepKind.SOURCE_REPOSITORY
     recheck = True
     title = "Register the snapshot repository on the source"
     # Registering verifies the repository (`verify` defaults to true): every node writes and reads a test

@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import ClassVar
 
 from migrator.clients.storage import Storage, StorageError
+from migrator.dag import StepKind
 from migrator.repository.verify import verify_snapshot
 from migrator.spec import StorageSpec
 from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
 
 
 class VerifyInStorage(Step):
-    kind = "storage.verify"
+    kind = StepKind.STORAGE_VERIFY
     title = "Verify the snapshot in the bucket"
     waits_for = "the snapshot listed as SUCCESS in the live index-N and every file of every shard present and whole"
     replica: ClassVar[bool] = False
@@ -57,7 +58,7 @@ class VerifyReplica(VerifyInStorage):
     """The same proof, read from the destination's bucket: the replicated (or copied) repository is whole
     before the destination reads it. A failure is retried first: a replica may still be catching up."""
 
-    kind = "replica.verify"
+    kind = StepKind.REPLICA_VERIFY
     title = "Verify the snapshot in the destination's bucket"
     replica = True
 

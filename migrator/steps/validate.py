@@ -30,11 +30,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar
 
 from migrator.clients.es import EsClient, build_path
+from migrator.dag import StepKind
 from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
 
+T = TypeVar("T")
 SETTINGS_THAT_MATTER = (
     "index.number_of_shards",
     "index.number_of_routing_shards",
@@ -122,7 +126,7 @@ def _only(body: dict[str, Any], key: str) -> Any:
 
 
 class ValidateIndex(Step):
-    kind = "validate"
+    kind = StepKind.VALIDATE
     title = "Validate the restored index against its source"
     waits_for = "nothing: counts, mappings, settings and sampled documents are read and compared"
     lasting = True
@@ -202,9 +206,9 @@ class ValidateIndex(Step):
         if self.params.get("cutover"):  # writes are blocked: make every accepted document countable
             self.ctx.source.request("POST", build_path(source, "_refresh"))
         if self.params.get("closed"):  # `_count` cannot read a closed index; its last commit can be
-            expected, actual = lucene_docs(self.ctx.source, source), lucene_docs(self.ctx.destination, target)
+            expected, actual = self._both(lambda client, index: lucene_docs(client, index))
         else:
-            expected, actual = self.ctx.source.doc_count(source), self.ctx.destination.doc_count(target)
+            expected, actual = self._both(lambda client, index: client.doc_count(index))
         detail.update(source_docs=expected, destination_docs=actual)
         if expected == actual:
             return []
@@ -220,14 +224,15 @@ class ValidateIndex(Step):
         ]
 
     def _mappings(self) -> list[Any]:
-        return [_only(client.get(build_path(index, "_mapping")), "mappings") for client, index in self._sides()]
+        return self._both(lambda client, index: _only(client.get(build_path(index, "_mapping")), "mappings"))
 
     def _settings(self, detail: dict[str, Any]) -> list[str]:
         excluded = [*self.ctx.spec.restore.index_settings, *self.ctx.spec.restore.ignore_index_settings]
-        compared = [
-            settings_that_matter(_only(client.get(build_path(index, "_settings", params=FLAT)), "settings"), excluded)
-            for client, index in self._sides()
-        ]
+        compared = self._both(
+            lambda client, index: settings_that_matter(
+                _only(client.get(build_path(index, "_settings", params=FLAT)), "settings"), excluded
+            )
+        )
         detail["settings_compared"] = sorted(set(compared[0]) | set(compared[1]))
         found = differences(*compared)
         return [f"settings differ: {self._some(found)}"] if found else []
@@ -251,6 +256,10 @@ class ValidateIndex(Step):
 
     def _sides(self) -> list[tuple[EsClient, str]]:
         return [(self.ctx.source, self.params["source"]), (self.ctx.destination, self.params["target"])]
+
+    def _both(self, read: Callable[[EsClient, str], T]) -> list[T]:
+        """`read(client, index)` of the source index and of the destination index, sent at once: [source's, ...]."""
+        return self.ctx.requests.at_once(*(partial(read, client, index) for client, index in self._sides()))
 
     @staticmethod
     def _some(items: list[str]) -> str:

@@ -16,13 +16,14 @@ from typing import Any
 
 from migrator.blocks import WRITE, batches, before_cutover, blocks_path, read_blocks, refuses_writes
 from migrator.clients.es import build_path
+from migrator.dag import StepKind
 from migrator.steps.base import ConsoleRequest, Observation, Step
 
 BLOCK = {WRITE: True}
 
 
 class BlockWrites(Step):
-    kind = "write.block"
+    kind = StepKind.WRITE_BLOCK
     title = "Cutover: block writes on the source indices"
     waits_for = "nothing: the settings change is acknowledged at once"
 

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from migrator import migration
 from migrator.cli import app
 from migrator.clients.es import EsError, Request
+from migrator.migration import opened
 
 BASE = {
     "name": "fuzz",
@@ -103,7 +103,7 @@ def quick_discovery(monkeypatch):
     def refuse(source, destination, *args):
         raise EsError("source", Request("GET", "/_nodes"), None, "unreachable (fuzz)")
 
-    monkeypatch.setattr(migration, "discover", refuse)
+    monkeypatch.setattr(opened, "discover", refuse)
     monkeypatch.setenv("FUZZ_PASSWORD", "pw-canary-1")
     monkeypatch.setenv("FUZZ_KEY_ID", "id-canary-2")
     monkeypatch.setenv("FUZZ_SECRET", "secret-canary-3")

@@ -98,7 +98,7 @@ def test_a_restore_that_fails_on_an_allocation_filter_stops_at_once_with_the_fix
         while child.expect([r"next step: (\S+): ", pexpect.EOF]) == 0:
             step = child.match.group(1)
             child.expect(r"Send these requests\? ")
-            if step == f"restore[moved-{index}]":
+            if step == "restore.batch[1]":  # the batch's request restores the index
                 destination.request("PUT", "/_cluster/settings", {"persistent": {exclude: dest_node}})
             child.sendline("y")
         child.close()
@@ -143,7 +143,8 @@ def test_a_restore_that_does_not_move_stops_after_stall_after_and_resume_finishe
         plan = plan_for(testbed, tmp_path, index, waits={"stall_after": "5s"})
         stalled = cli(testbed, "apply", str(plan), "--yes", "--poll", "0.5", check=False, timeout=300)
         assert stalled.returncode == 1, stalled.stdout + stalled.stderr
-        assert f"the recovery of moved-{index} has not moved for" in stalled.stderr
+        # the batch holding the index's restore stalls (it waits for the restore to answer)
+        assert f"the restore of moved-{index} (restore.batch[1]) has not moved for" in stalled.stderr
         assert "waits.stall_after is 5 s" in stalled.stderr and "still at 0/0 bytes" in stalled.stderr
         assert f"moved-{index} shard 0: throttled" in stalled.stderr  # the destination's own reason
         assert "node_initial_primaries_recoveries" in stalled.stderr

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import migrator.migration as migration_module
+import migrator.migration.opened as migration_module
 from migrator.discovery import ClusterFacts, Facts, IndexFacts
-from migrator.migration import Migration, open_migration
+from migrator.migration.opened import Migration, open_migration
 
 PLAN = """
 name: unit

@@ -8,7 +8,7 @@ import re
 
 import networkx as nx
 
-from migrator.migration import review
+from migrator.migration.review import review
 from migrator.render.plan import graph_dot, graph_mermaid, plan_document, plan_markdown, plan_text
 from tests.render.conftest import MB, SECRETS
 

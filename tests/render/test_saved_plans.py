@@ -8,8 +8,11 @@ import stat
 
 import pytest
 
-import migrator.migration as migration_module
-from migrator.migration import NeedsAttention, PlanRefused, prepare, review, save_plan
+import migrator.migration.opened as migration_module
+from migrator.errors import NeedsAttention, PlanError
+from migrator.migration.review import review
+from migrator.migration.run import prepare
+from migrator.migration.saved import save_plan
 from migrator.render.plan import plan_document, plan_markdown
 from migrator.state import StateStore
 from tests.render.conftest import BASE_INDICES, MB, SECRETS, facts
@@ -85,8 +88,9 @@ def test_a_saved_plan_is_refused_when_the_state_runs_another_plan(opened, tmp_pa
 
 def test_a_plan_with_problems_is_refused_before_anything_is_recorded(opened, tmp_path, discovered):
     discovered(facts({"logs-a": (1, 1, 1)}))  # "orders" is missing: the plan is refused
-    with pytest.raises(PlanRefused, match="orders"):
+    with pytest.raises(PlanError, match="orders") as refused:
         run_prepare(opened())
+    assert refused.value.refused
     state = StateStore(tmp_path / "plan.state.db")
     assert state.get_meta("status") is None
     state.close()

@@ -10,8 +10,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from migrator.clients.es import EsError, Request
+from migrator.clients.tap import RequestTap
 from migrator.discovery import IndexFacts
 from migrator.ownership import Ledger
+from migrator.steps.handoffs import HeldRequests, SnapshotSizes
 
 REPOSITORY = "repo"
 
@@ -22,7 +24,7 @@ class FakeSource:
     def __init__(self) -> None:
         self.snapshots: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str, str | None]] = []  # method, path, step tag of the sending thread
-        self.current = threading.local()  # like the executor's RequestLog
+        self.tap = RequestTap()  # tells which step the sending thread works on, as a migration's does
         self.observer = self
         self.ended = threading.Event()
         self.create_error: EsError | None = None
@@ -30,7 +32,7 @@ class FakeSource:
 
     def __call__(self, cluster: str, request: Request, status: int | None) -> None:
         if status is None:
-            self.requests.append((request.method, request.path, getattr(self.current, "step", None)))
+            self.requests.append((request.method, request.path, self.tap.step))
 
     @staticmethod
     def snapshot_entry(name: str, state: str = "IN_PROGRESS", start_ms: int | None = None) -> dict[str, Any]:
@@ -97,12 +99,13 @@ class FakeSource:
 class Progress:
     def __init__(self) -> None:
         self.updates: list[tuple[float, float]] = []
+        self.messages: list[tuple[str | None, str]] = []
 
     def update(self, step: str, completed: float, total: float, unit: str, text: str = "") -> None:
         self.updates.append((completed, total))
 
     def message(self, step: str | None, text: str) -> None:
-        return None
+        self.messages.append((step, text))
 
 
 def context(
@@ -118,8 +121,8 @@ def context(
         source=source,
         repository=REPOSITORY,
         snapshot="snap-1",
-        held_snapshots={},
-        snapshot_index_bytes={},
+        held_snapshots=HeldRequests(source.tap),
+        snapshot_index_bytes=SnapshotSizes(),
         ledger=Ledger(),
         progress=Progress(),
         cancelled=False,

@@ -16,8 +16,9 @@ import pytest
 from migrator.clients.es import EsError, Request
 from migrator.errors import Cure
 from migrator.steps.base import StepFailed
+from migrator.steps.handoffs import HeldRequests, SnapshotSizes
 from migrator.steps.recovery import FollowRecovery
-from migrator.steps.restore import Restore
+from migrator.steps.restore import IndexRestore
 from migrator.steps.stall import Stalled
 from tests.steps.fakes import Progress
 
@@ -98,12 +99,17 @@ def step_with(
     held: Future[Any] | None, sizes: dict[str, int] | None = None, **params: Any
 ) -> tuple[FollowRecovery, FakeDestination]:
     destination = FakeDestination()
+    held_restores, snapshot_sizes = HeldRequests(), SnapshotSizes()
+    if held is not None:
+        held_restores.keep(TARGET, held)
+    if sizes is not None:
+        snapshot_sizes.record("snap", sizes)
     ctx = SimpleNamespace(
         spec=SimpleNamespace(waits=SimpleNamespace(stall_after=900.0)),
         destination=destination,
-        held_restores={TARGET: held} if held is not None else {},
+        held_restores=held_restores,
         snapshot="snap",
-        snapshot_index_bytes={"snap": sizes} if sizes is not None else {},
+        snapshot_index_bytes=snapshot_sizes,
         progress=Progress(),
         poll_s=0.2,
         cancel_requested=lambda: False,
@@ -189,12 +195,12 @@ def test_a_resumed_run_restores_a_failed_restore_again_once_then_stops():
     restores: list[str] = []
 
     def act(self: Any) -> None:
-        restores.append(self.id)
+        restores.append(self.step_id)
         again: Future[Any] = Future()
         again.set_result(answered({"total": 1, "failed": 1, "successful": 0}))
-        self.ctx.held_restores[self.params["target"]] = again
+        self.ctx.held_restores.keep(self.params["target"], again)
 
-    with patch.object(Restore, "act", act), pytest.raises(StepFailed) as failed:
+    with patch.object(IndexRestore, "send", act), pytest.raises(StepFailed) as failed:
         step.wait()
     assert restores == [f"restore[{TARGET}]"] and f"DELETE /{TARGET}" in destination.requests
     assert "disk_threshold" in str(failed.value) and "free disk on the destination" in str(failed.value)
@@ -216,3 +222,26 @@ def test_without_a_held_restore_it_polls():
     step, destination = step_with(None)
     assert step.observe().done
     assert any(r.startswith("GET /_cat/shards") for r in destination.requests)
+
+
+def batch_answer(failed: int) -> dict[str, Any]:
+    """A batch's restore answer: this index and another, `failed` shards failed among them (not said whose)."""
+    shards = {"total": 2, "failed": failed, "successful": 2 - failed}
+    return {"snapshot": {"snapshot": "snap", "indices": [TARGET, "moved-other"], "shards": shards}}
+
+
+def test_failed_shards_in_a_batch_answer_stop_only_the_member_whose_primary_failed():
+    held: Future[Any] = Future()
+    held.set_result(batch_answer(failed=1))
+    healthy, destination = step_with(held, sizes={"orders": 4096})
+    # Before: every member of the batch stopped with "1 of 2 shards failed", the healthy one included.
+    assert healthy.wait() == {"bytes": 4096, "reused_bytes": 0}
+    assert destination.requests == [f"GET /_cat/shards/{TARGET}?format=json&h=shard,prirep,state"]
+    failed_member, destination = step_with(held, sizes={"orders": 4096})
+    destination.shards = [{"shard": "0", "prirep": "p", "state": "UNASSIGNED", "ur": "NEW_INDEX_RESTORED"}]
+    with pytest.raises(StepFailed) as failed:
+        failed_member.wait()
+    message = str(failed.value)
+    assert message.startswith(f"the restore of {TARGET} failed. {TARGET} shard 0: no (filter:")
+    assert "of 2" not in message
+    assert failed.value.cure is Cure.REPLAN

@@ -9,6 +9,7 @@ import pytest
 
 from migrator.ownership import Ledger, now_ms
 from migrator.steps.base import StepFailed
+from migrator.steps.handoffs import HeldRequests
 from migrator.steps.restore import Restore
 
 REPOSITORY = "repo"
@@ -25,7 +26,7 @@ class FakeDestination:
     def request(self, method: str, path: str, body: Any = None, *, ok: tuple[int, ...] = (200,)) -> tuple[int, Any]:
         if path.startswith("/_cluster/state/metadata/orders"):
             return 200, {"metadata": {"indices": {"orders": {"settings": {"index": {"uuid": self.uuid}}}}}}
-        assert method == "GET" and path == "/orders/_recovery"
+        assert method == "GET" and path.startswith("/orders/_recovery")
         if self.snapshot is None:
             shard = {"type": "EMPTY_STORE", "start_time_in_millis": self.started_ms}
         else:
@@ -34,11 +35,18 @@ class FakeDestination:
         return 200, {"orders": {"shards": [shard]}}
 
     def get(self, path: str) -> dict[str, Any]:
-        return {}
+        assert path == "/_cluster/state/routing_table/orders"  # read first: started, its recovery says the rest
+        return {"routing_table": {"indices": {"orders": {"shards": {"0": [{"state": "STARTED"}]}}}}}
 
 
 def restore_step(destination: FakeDestination, ledger: Ledger) -> Restore:
-    ctx = SimpleNamespace(destination=destination, ledger=ledger, repository=REPOSITORY, snapshot="nightly-fixed")
+    ctx = SimpleNamespace(
+        destination=destination,
+        ledger=ledger,
+        repository=REPOSITORY,
+        snapshot="nightly-fixed",
+        held_restores=HeldRequests(),
+    )
     return Restore("restore[orders]", {"source": "orders", "target": "orders"}, ctx)  # type: ignore[arg-type]
 
 

@@ -1,8 +1,14 @@
-"""Validation's mapping comparison across versions, on mappings as each version answers `GET <index>/_mapping`."""
+"""Validation's mapping comparison across versions, on mappings as each version answers `GET <index>/_mapping`;
+its reads of both clusters sent at once."""
 
 from __future__ import annotations
 
-from migrator.steps.validate import differences, normalized_mapping
+import threading
+from types import SimpleNamespace
+from typing import Any
+
+from migrator.clients.tap import RequestTap
+from migrator.steps.validate import ValidateIndex, differences, normalized_mapping
 
 FIELDS = {"properties": {"title": {"type": "text"}}}
 MINUTES = {"properties": {"minutes": {"type": "integer"}}}
@@ -27,3 +33,49 @@ def test_a_disabled_all_or_a_changed_field_is_still_a_difference():
     assert compared({"doc": {"_all": {"enabled": False}, **FIELDS}}, {"doc": FIELDS}) == ["_all (only on the source)"]
     changed = {"book": {"properties": {"title": {"type": "keyword"}}}, "film": MINUTES}
     assert compared({"book": FIELDS, "film": MINUTES}, changed) == ["book.properties.title.type ('text' != 'keyword')"]
+
+
+class Side:
+    """One cluster's answers to the validation reads; each read waits (up to 5 s) until the other side's read
+    of the same kind has arrived too, and notes whether it had: sent at once, or one after the other."""
+
+    def __init__(self, arrived: dict[str, threading.Barrier], tap: RequestTap) -> None:
+        self.arrived, self.tap = arrived, tap
+        self.met: list[tuple[str, bool, str | None]] = []
+
+    def _meet(self, kind: str) -> None:
+        try:
+            self.arrived[kind].wait(timeout=5)
+            self.met.append((kind, True, self.tap.step))
+        except threading.BrokenBarrierError:
+            self.met.append((kind, False, self.tap.step))
+
+    def doc_count(self, index: str) -> int:
+        self._meet("count")
+        return 7
+
+    def get(self, path: str) -> dict[str, Any]:
+        if path.endswith("/_mapping"):
+            self._meet("mapping")
+            return {"x": {"mappings": FIELDS}}
+        self._meet("settings")
+        return {"x": {"settings": {"index.number_of_shards": "1"}}}
+
+
+def test_each_pair_of_reads_goes_to_both_clusters_at_once_and_is_logged_under_the_step():
+    # Before: source, then destination, each read waiting for the previous answer (6 round trips, not 3).
+    arrived = {kind: threading.Barrier(2) for kind in ("count", "mapping", "settings")}
+    tap = RequestTap()
+    source, destination = Side(arrived, tap), Side(arrived, tap)
+    validate = SimpleNamespace(doc_counts=True, mappings=True, settings=True, sample_docs=0)
+    ctx = SimpleNamespace(
+        spec=SimpleNamespace(validate=validate, restore=SimpleNamespace(index_settings={}, ignore_index_settings=[])),
+        source=source,
+        destination=destination,
+        requests=tap,
+    )
+    tap.working_on("validate[moved-orders]")
+    step = ValidateIndex("validate[moved-orders]", {"source": "orders", "target": "moved-orders"}, ctx)
+    assert step.observe().done
+    for side in (source, destination):
+        assert side.met == [(kind, True, "validate[moved-orders]") for kind in ("count", "mapping", "settings")]

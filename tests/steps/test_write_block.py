@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 
 from migrator.blocks import SourceBlocks
-from migrator.cutover import _unblock
 from migrator.discovery import ClusterFacts, Facts, IndexFacts
+from migrator.migration.rollback import _unblock
 from migrator.planner import build_plan, cutover_restore_id, restore_id
 from migrator.spec import parse_plan
 from migrator.state import StateStore

@@ -1,58 +1,34 @@
-"""The cutover's middle layer (beside `migration`): rolling a cutover back, and what it cost.
+"""CLI -> migration (rollback) -> clients, state: `migrator rollback` undoes a cutover.
 
-Place in the flow: CLI -> migration / cutover -> steps -> clients -> state. The cutover itself is
-phase two of the DAG (see `planner.add_cutover`); this module adds what lies outside the DAG:
-
-- `rollback`: stop a running executor, remove the aliases the cutover switched to the destination
-  (giving each back, in the same request, to the destination indices the switch took it from),
-  *then* lift the write block migrator added on the source, back to the value recorded before the
-  cutover (in that order, so the two sides are never both writable with the aliases on the
-  destination; a block the source had of its own stays), open again a destination index the
-  cutover closed but did not restore yet (it holds phase one's data), delete the attempt's incremental snapshot when
-  Elasticsearch allows it, forget the cutover's checkpoints (a later `apply --phase cutover` takes a
-  new incremental snapshot) and describe each destination index as it is now; delete the templates the
-  run created and put back those it overwrote (`steps.metadata_templates.undo_templates`);
-- `cutover_figures`: from the state file alone, how much the incremental snapshot reused (its
-  status statistics), how much the restores over the existing indices reused, and how long writes
-  were blocked.
+Place in the flow: CLI -> migration (rollback) -> clients -> state. The cutover itself is phase two
+of the DAG (see `planner.add_cutover`); rollback lies outside the DAG. It stops a running executor,
+removes the aliases the cutover switched to the destination (giving each back, in the same request,
+to the destination indices the switch took it from), *then* lifts the write block migrator added on
+the source, back to the value recorded before the cutover (in that order, so the two sides are never
+both writable with the aliases on the destination; a block the source had of its own stays), opens
+again a destination index the cutover closed but did not restore yet (it holds phase one's data),
+deletes the attempt's incremental snapshot when Elasticsearch allows it, forgets the cutover's
+checkpoints (a later `apply --phase cutover` takes a new incremental snapshot) and describes each
+destination index as it is now; it deletes the templates the run created and puts back those it
+overwrote (`steps.metadata_templates.undo_templates`).
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from migrator.aliases import RemovedAliases, alias_holders
-from migrator.blocks import (
-    WRITE,
-    SourceBlocks,
-    added_write_block,
-    batches,
-    differences,
-    lift_write_block,
-    read_blocks,
-)
+from migrator.blocks import WRITE, SourceBlocks, added_write_block, batches, differences, lift_write_block, read_blocks
 from migrator.clients.es import EsError, build_path
-from migrator.migration import (
-    Migration,
-    NeedsAttention,
-    recorded_plan,
-    stop_and_take_over,
-)
+from migrator.dag import RunStatus
+from migrator.errors import NeedsAttention
+from migrator.migration.opened import Migration
+from migrator.migration.run import recorded_plan
+from migrator.migration.undo import stop_and_take_over
 from migrator.ownership import Ledger, delete_snapshot_if_ours
-from migrator.planner import (
-    ALIAS_SWITCH,
-    CUTOVER,
-    CUTOVER_SNAPSHOT_WAIT,
-    METADATA_TEMPLATES,
-    SNAPSHOT_WAIT,
-    WRITE_BLOCK,
-    cutover_snapshot_name,
-    phase_nodes,
-)
+from migrator.planner import CUTOVER, METADATA_TEMPLATES, cutover_snapshot_name, phase_nodes
 from migrator.recorded_run import cutover_attempt
-from migrator.state import StateStore
 from migrator.steps.metadata_templates import undo_templates
 from migrator.steps.restore import restored_from
 
@@ -68,28 +44,30 @@ def rollback(migration: Migration, wait_s: float = 90.0) -> dict[str, Any]:
             raise NeedsAttention(
                 "this plan has no cutover, so there is no write block to lift; `migrator cancel` stops a run"
             )
-        stop_and_take_over(migration, state, "rollback", wait_s)
-        targets = {move.source: move.target for move in plan.moves}
-        taken = RemovedAliases(state)
-        report: dict[str, Any] = {}
-        report["aliases_removed"], report["aliases_given_back"] = _switch_back_aliases(migration, taken, targets)
-        record = SourceBlocks(state)
-        report["writes_unblocked"], report["blocks_changed_by_others"] = _unblock(migration, record, sorted(targets))
-        templates = state.get_checkpoint(METADATA_TEMPLATES)
-        report.update(undo_templates(migration.destination, templates.detail if templates else {}))
-        state.reset([METADATA_TEMPLATES])  # the next `apply` puts them back before a new cutover
-        attempt = cutover_attempt(state)
-        report["cutover_snapshot"] = _delete_snapshot(
-            migration, Ledger(state), state.get_meta("repository"), cutover_snapshot_name(plan.snapshot, attempt)
-        )
-        report["reopened"] = _reopen(migration, sorted(targets.values()))
-        report["destination"] = describe_destination(migration, sorted(targets.values()))
-        state.reset(sorted(phase_nodes(plan.graph, CUTOVER)))
-        record.forget()  # the source is as recorded again: the next cutover records anew
-        taken.forget()
-        state.set_meta(status="rolled back", cutover_attempt=str(attempt + 1), cancel_requested="0")
-        state.event("rollback", json.dumps(report))
-        return report
+        with migration.requests.listening(stop_and_take_over(migration, state, "rollback", wait_s)):
+            targets = {move.source: move.target for move in plan.moves}
+            taken = RemovedAliases(state)
+            report: dict[str, Any] = {}
+            report["aliases_removed"], report["aliases_given_back"] = _switch_back_aliases(migration, taken, targets)
+            record = SourceBlocks(state)
+            report["writes_unblocked"], report["blocks_changed_by_others"] = _unblock(
+                migration, record, sorted(targets)
+            )
+            templates = state.get_checkpoint(METADATA_TEMPLATES)
+            report.update(undo_templates(migration.destination, templates.detail if templates else {}))
+            state.reset([METADATA_TEMPLATES])  # the next `apply` puts them back before a new cutover
+            attempt = cutover_attempt(state)
+            report["cutover_snapshot"] = _delete_snapshot(
+                migration, Ledger(state), state.get_meta("repository"), cutover_snapshot_name(plan.snapshot, attempt)
+            )
+            report["reopened"] = _reopen(migration, sorted(targets.values()))
+            report["destination"] = describe_destination(migration, sorted(targets.values()))
+            state.reset(sorted(phase_nodes(plan.graph, CUTOVER)))
+            record.forget()  # the source is as recorded again: the next cutover records anew
+            taken.forget()
+            state.set_meta(status=RunStatus.ROLLED_BACK, cutover_attempt=str(attempt + 1), cancel_requested="0")
+            state.event("rollback", json.dumps(report))
+            return report
     finally:
         state.close()
 
@@ -187,66 +165,3 @@ def describe_destination(migration: Migration, targets: list[str]) -> list[dict[
             }
         )
     return found
-
-
-def _snapshot_stats(detail: dict[str, Any]) -> dict[str, Any] | None:
-    if not detail:
-        return None
-    keys = ("incremental_bytes", "total_bytes", "incremental_files", "total_files")
-    return {key: detail.get(key) for key in keys}
-
-
-def cutover_report(state_path: Path) -> dict[str, Any] | None:
-    """`cutover_figures` of the state file at `state_path` (None when it has no cutover)."""
-    if not state_path.is_file():
-        return None
-    state = StateStore(state_path)
-    try:
-        return cutover_figures(state)
-    finally:
-        state.close()
-
-
-def cutover_figures(state: StateStore) -> dict[str, Any] | None:
-    """What the cutover cost, from the state file alone (None when the run has no cutover step yet)."""
-    checkpoints = state.checkpoints()
-    nodes = state.get_json("nodes") or []
-    if WRITE_BLOCK not in nodes:
-        return None
-    bulk = checkpoints.get(SNAPSHOT_WAIT)
-    incremental = checkpoints.get(CUTOVER_SNAPSHOT_WAIT)
-    figures: dict[str, Any] = {
-        "full_snapshot": _snapshot_stats(bulk.detail if bulk else {}),
-        "incremental_snapshot": _snapshot_stats(incremental.detail if incremental else {}),
-    }
-    full, inc = figures["full_snapshot"], figures["incremental_snapshot"]
-    if full and inc and inc.get("total_bytes"):
-        figures["incremental_reused_fraction"] = round(1 - (inc["incremental_bytes"] or 0) / inc["total_bytes"], 4)
-    restored = [
-        cp.detail for node, cp in checkpoints.items() if node.startswith("cutover.recovery[") and cp.status == "done"
-    ]
-    figures["restore_over"] = {
-        "indices": len(restored),
-        "bytes": sum(int(d.get("bytes", 0)) for d in restored),
-        "reused_bytes": sum(int(d.get("reused_bytes", 0)) for d in restored),
-    }
-    figures["write_block"] = _write_block_window(state)
-    return figures
-
-
-def _write_block_window(state: StateStore) -> dict[str, Any]:
-    """When writes were first blocked, when the cutover (or a rollback) ended the freeze, and how long."""
-    blocks = [e.ts for e in state.events(kind="request") if e.step == WRITE_BLOCK and e.message.startswith("PUT ")]
-    blocked_at = blocks[-1] if blocks else None  # the latest attempt's
-    ended_at, ended_by = None, None
-    for event in state.events():
-        if blocked_at is None or event.ts < blocked_at or ended_at is not None:
-            continue
-        if event.kind == "step.done" and event.step == ALIAS_SWITCH:
-            ended_at, ended_by = event.ts, "cutover"
-        elif event.kind == "rollback":
-            ended_at, ended_by = event.ts, "rollback"
-    window: dict[str, Any] = {"blocked_at": blocked_at, "ended_at": ended_at, "ended_by": ended_by}
-    if blocked_at is not None and ended_at is not None:
-        window["seconds"] = round(ended_at - blocked_at, 1)
-    return window

@@ -1,0 +1,98 @@
+"""executor -> steps: what one step hands to another within a run (held requests, a snapshot's sizes).
+
+Place in the flow: executor -> steps. Each handoff is a typed service with one producer and its
+consumers, kept for the run in the `StepContext` (a new run starts with empty ones: a step that finds
+nothing handed over falls back to reading the cluster):
+
+- `HeldRequests` of snapshots: `snapshot.create` sends `PUT _snapshot/<repo>/<snapshot>?wait_for_completion=true`
+  and `snapshot.wait` waits on its answer (keyed by snapshot name);
+- `HeldRequests` of restores: `restore` sends `POST _snapshot/<repo>/<snapshot>/_restore?wait_for_completion=true`
+  and `recovery` waits on its answer (keyed by destination index);
+- `SnapshotSizes`: `snapshot.wait` records, once the snapshot ended, the bytes of each source index's files
+  in it (7.8+'s `_status` totals); `recovery` reports them as what restoring into a new index copies.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future
+from typing import Any
+
+from migrator.clients.es import EsClient
+from migrator.clients.tap import RequestTap
+
+# A snapshot or restore may run for hours; should a held request time out (or a proxy cut it), the
+# step that waits on it falls back to polling, so this bound only keeps a thread from waiting forever.
+HELD_TIMEOUT_S = 24 * 3600.0
+
+
+class HeldRequests(Mapping[str, "Future[Any]"]):
+    """Requests sent with `wait_for_completion=true` from a background thread, by key; each answer (the
+    response body, or the request's error) lands in its future. Read-only as a mapping."""
+
+    def __init__(self, tap: RequestTap | None = None) -> None:
+        self._tap = tap  # the clients' tap, told which step the holding thread sends for (None: not logged)
+        self._held: dict[str, Future[Any]] = {}
+        self._lock = threading.Lock()
+
+    def send(self, client: EsClient, step_id: str, method: str, path: str, body: Any) -> Future[Any]:
+        """Send the request from a background thread (logged under `step_id` like any other); its future, to
+        `keep` once the request is under way."""
+        answer: Future[Any] = Future()
+
+        def hold() -> None:
+            if self._tap is not None:
+                self._tap.working_on(step_id)
+            try:
+                answer.set_result(client.request(method, path, body, timeout_s=HELD_TIMEOUT_S)[1])
+            except Exception as exc:  # noqa: BLE001 - handed to the step that waits on it
+                answer.set_exception(exc)
+
+        threading.Thread(target=hold, name=f"held-{step_id}", daemon=True).start()
+        return answer
+
+    def keep(self, key: str, answer: Future[Any]) -> None:
+        """Hand `answer` over under `key` (replacing one held before) to the step that waits on it."""
+        with self._lock:
+            self._held[key] = answer
+
+    def release(self, key: str) -> Future[Any] | None:
+        """Forget the request held under `key` (its waiter follows by polling from now on); returns it."""
+        with self._lock:
+            return self._held.pop(key, None)
+
+    def __getitem__(self, key: str) -> Future[Any]:
+        with self._lock:
+            return self._held[key]
+
+    def __iter__(self) -> Iterator[str]:
+        with self._lock:
+            return iter(list(self._held))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._held)
+
+
+class SnapshotSizes(Mapping[str, Mapping[str, int]]):
+    """Snapshot name -> source index -> bytes of its files in the snapshot, as `snapshot.wait` read them."""
+
+    def __init__(self) -> None:
+        self._sizes: dict[str, dict[str, int]] = {}
+
+    def record(self, snapshot: str, index_bytes: Mapping[str, int]) -> None:
+        self._sizes[snapshot] = dict(index_bytes)
+
+    def of(self, snapshot: str, index: str) -> int | None:
+        """The bytes of `index` in `snapshot`, or None when this run did not read them."""
+        return self._sizes.get(snapshot, {}).get(index)
+
+    def __getitem__(self, snapshot: str) -> Mapping[str, int]:
+        return self._sizes[snapshot]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sizes)
+
+    def __len__(self) -> int:
+        return len(self._sizes)

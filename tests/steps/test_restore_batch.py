@@ -1,0 +1,227 @@
+"""The restore batch step: one request for the members not yet restored, never a member twice, a foreign
+index never overwritten and only its own member stopped, a refusal attributed to the members it names, a
+wait that ends on a stall, the dry run showing the request as sent. A fake destination, no cluster."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from migrator.clients.es import EsError, Request
+from migrator.errors import Cure
+from migrator.ownership import Ledger, now_ms
+from migrator.steps import restore_batch
+from migrator.steps.base import StepFailed
+from migrator.steps.handoffs import HeldRequests
+from migrator.steps.restore import Restore
+from migrator.steps.restore_batch import RestoreBatch
+from migrator.steps.stall import Stalled
+from tests.steps.fakes import Progress
+
+MEMBERS = [{"source": name, "target": f"moved-{name}"} for name in ("a", "b", "c")]
+OURS = {"type": "SNAPSHOT", "repository": "repo", "snapshot": "snap"}
+FOREIGN: dict[str, Any] = {}  # created by someone else (an empty store, no snapshot)
+EXISTS = "snapshot_restore_exception: [repo:snap/u] cannot restore index [moved-b] because an open index with same name already exists in the cluster"  # noqa: E501
+
+
+class Destination:
+    """Indices by name with their recovery source; a restore creates the ones it names, restored from `snap`.
+    `refuse` (an EsError, once) refuses the next restore; `hold` keeps the restore request open."""
+
+    def __init__(self, existing: dict[str, dict[str, Any]] | None = None) -> None:
+        self.indices = dict(existing or {})
+        self.restores: list[tuple[str, dict[str, Any]]] = []
+        self.reads: list[str] = []
+        self.observer = None
+        self.lock = threading.Lock()
+        self.refuse: tuple[EsError, dict[str, dict[str, Any]]] | None = None
+        self.hold = threading.Event()
+        self.hold.set()
+
+    def request(self, method: str, path: str, body: Any = None, **_: Any) -> tuple[int, Any]:
+        route = urlsplit(path).path
+        if method == "POST" and route.endswith("/_restore"):
+            return self._restore(path, body)
+        with self.lock:
+            self.reads.append(route)
+            names = route.split("/")[-1] if route.startswith("/_cluster") else route.split("/")[1]
+            wanted = [name for name in names.split(",") if name in self.indices]
+            if route.startswith("/_cluster/state/routing_table"):
+                started = {name: {"shards": {"0": [{"state": "STARTED"}]}} for name in wanted}
+                return 200, {"routing_table": {"indices": started}}
+            if route.startswith("/_cluster/state/metadata"):
+                uuids = {name: {"settings": {"index": {"uuid": f"uuid-{name}"}}} for name in wanted}
+                return 200, {"metadata": {"indices": uuids}}
+            recovery = {
+                name: {
+                    "shards": [
+                        {
+                            "type": self.indices[name].get("type", "EMPTY_STORE"),
+                            "source": self.indices[name],
+                            "start_time_in_millis": 2**42,  # after the snapshot began
+                            "index": {"size": {"total_in_bytes": 10, "recovered_in_bytes": 0}},
+                        }
+                    ]
+                }
+                for name in wanted
+            }
+            return 200, recovery
+
+    def _restore(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        with self.lock:
+            self.restores.append((path, body))
+            if self.refuse is not None:
+                error, made = self.refuse
+                self.refuse = None
+                self.indices.update(made)
+                raise error
+        targets = [f"moved-{source}" for source in body["indices"].split(",")]
+        with self.lock:  # the restore makes every index at once when it begins
+            self.indices.update(dict.fromkeys(targets, OURS))
+        self.hold.wait(30)
+        total = len(targets)
+        return 200, {"snapshot": {"indices": targets, "shards": {"total": total, "failed": 0, "successful": total}}}
+
+    def get(self, path: str) -> Any:
+        return self.request("GET", path)[1]
+
+
+def batch_with(destination: Destination, stall_after: float = 900.0) -> RestoreBatch:
+    restore = SimpleNamespace(
+        rename_pattern="(.+)",
+        rename_replacement="moved-$1",
+        index_settings={"index.number_of_replicas": 0},
+        ignore_index_settings=[],
+        include_aliases=False,
+    )
+    ledger = Ledger()
+    ledger.intend_snapshot("repo", "snap")
+    assert ledger.claim_snapshot("repo", "snap", {"uuid": "snap-uuid", "start_time_in_millis": now_ms()})
+    ctx = SimpleNamespace(
+        spec=SimpleNamespace(restore=restore, waits=SimpleNamespace(stall_after=stall_after)),
+        destination=destination,
+        repository="repo",
+        snapshot="snap",
+        held_restores=HeldRequests(),
+        ledger=ledger,
+        progress=Progress(),
+        cancel_requested=lambda: False,
+        sleep=lambda seconds=None: None,
+    )
+    return RestoreBatch("restore.batch[1]", {"members": MEMBERS}, ctx)
+
+
+def run(step: RestoreBatch) -> dict[str, Any]:
+    """What the executor does with a step that is not done: observe, act, wait, observe again."""
+    observation = step.observe()
+    assert not observation.done
+    step.act()
+    detail = step.wait()
+    assert step.observe().done
+    return detail
+
+
+def test_one_request_restores_every_member_and_hands_its_answer_to_each_recovery():
+    destination = Destination()
+    step = batch_with(destination)
+    assert run(step) == {"restored": 3, "shards": {"total": 3, "failed": 0, "successful": 3}}
+    [(path, body)] = destination.restores
+    assert path == "/_snapshot/repo/snap/_restore?wait_for_completion=true" and body["indices"] == "a,b,c"
+    assert body["rename_pattern"] == "(.+)" and body["rename_replacement"] == "moved-$1"
+    held = step.ctx.held_restores
+    assert set(held) == {"moved-a", "moved-b", "moved-c"} and len({id(future) for future in held.values()}) == 1
+    [request] = step.describe()  # the dry run shows the request as it is sent
+    assert (request.method, "/" + request.path, request.body) == ("POST", path, body)
+    # the answered members' uuids are in the ledger (one read for the batch): they stay ours after a close
+    assert all(step.ctx.ledger.owns_index_uuid(m["target"], f"uuid-{m['target']}") for m in MEMBERS)
+    assert destination.reads.count("/_cluster/state/metadata/moved-a,moved-b,moved-c") == 1
+
+
+def test_a_resumed_batch_restores_only_the_members_not_yet_restored_and_a_done_one_nothing():
+    destination = Destination({"moved-b": OURS})
+    run(batch_with(destination))
+    assert [body["indices"] for _, body in destination.restores] == ["a,c"]
+    again = batch_with(destination)
+    assert again.observe().done  # every member ours now: nothing is sent again
+    assert len(destination.restores) == 1
+
+
+def test_a_foreign_index_with_a_member_name_is_left_out_and_stops_only_that_member():
+    # Before: the batch step failed at its observation and no member was restored.
+    destination = Destination({"moved-c": FOREIGN})
+    step = batch_with(destination)
+    run(step)
+    assert [body["indices"] for _, body in destination.restores] == ["a,b"]
+    assert step.observe().detail == {"members": ["moved-a", "moved-b"], "foreign": ["moved-c"]}
+    assert any("moved-c exist on the destination" in text for _, text in step.ctx.progress.messages)
+    member = Restore("restore[moved-c]", {"source": "c", "target": "moved-c", "batch": step.id}, step.ctx)
+    with pytest.raises(StepFailed, match="moved-c exists on the destination and was not restored by this migration"):
+        member.observe()
+    assert destination.indices["moved-c"] is FOREIGN  # never overwritten
+
+
+def test_a_refusal_naming_a_member_made_by_someone_else_meanwhile_leaves_it_out_and_restores_the_others():
+    destination = Destination()
+    step = batch_with(destination)
+    assert not step.observe().done
+    refusal = EsError("destination", Request("POST", "/_snapshot/repo/snap/_restore"), 500, EXISTS)
+    destination.refuse = (refusal, {"moved-b": FOREIGN})  # made between the observation and the request
+    step.act()
+    step.wait()
+    assert [body["indices"] for _, body in destination.restores] == ["a,b,c", "a,c"]
+    assert step.foreign == ["moved-b"] and step.observe().done
+
+
+def test_a_refusal_naming_a_member_is_reported_against_that_member_with_its_cure():
+    destination = Destination()
+    step = batch_with(destination)
+    assert not step.observe().done
+    reason = "snapshot_restore_exception: [repo:snap/u] cannot restore index [moved-b] because it cannot be upgraded"
+    destination.refuse = (EsError("destination", Request("POST", "/x"), 500, reason), {})
+    with pytest.raises(StepFailed) as failed:
+        step.act()
+    assert str(failed.value).startswith("the restore of moved-b (in restore.batch[1]) was refused:")
+    assert failed.value.cure is Cure.REPLAN and not failed.value.transient
+    assert len(destination.restores) == 1
+
+
+def test_a_batch_whose_restore_does_not_move_stops_after_stall_after(monkeypatch):
+    monkeypatch.setattr(restore_batch, "PROGRESS_EVERY_S", 0.05)
+    destination = Destination()
+    destination.hold.clear()  # the restore request never answers
+    step = batch_with(destination, stall_after=0.3)
+    assert not step.observe().done
+    step.held = Future()  # under way (its first member restoring), as act leaves it
+    destination.indices.update(dict.fromkeys((m["target"] for m in MEMBERS), OURS))
+    began = time.monotonic()
+    with pytest.raises(Stalled) as stalled:
+        step.wait()
+    assert time.monotonic() - began < 5
+    assert "the restore of moved-a, moved-b, moved-c (restore.batch[1]) has not moved for" in str(stalled.value)
+    assert "still at 0/30 bytes" in str(stalled.value)
+    sizes = [read for read in destination.reads if read.endswith("/_recovery")]
+    assert sizes and all(read == "/moved-a,moved-b,moved-c/_recovery" for read in sizes)
+    destination.hold.set()
+
+
+def test_the_members_uuids_are_recorded_while_the_restore_runs_not_after_its_answer():
+    destination = Destination()
+    destination.hold.clear()
+    step = batch_with(destination)
+    assert not step.observe().done
+    step.act()  # under way: its first member shows as restoring
+    waiting = threading.Thread(target=step.wait)
+    waiting.start()
+    deadline = time.monotonic() + 10
+    while not step.recorded and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert step.recorded == {"moved-a", "moved-b", "moved-c"} and not step.held.done()
+    destination.hold.set()
+    waiting.join(10)
+    assert destination.reads.count("/_cluster/state/metadata/moved-a,moved-b,moved-c") == 1  # not again after
