@@ -11,7 +11,8 @@ phase two of the DAG (see `planner.add_cutover`); this module adds what lies out
   cutover closed but did not restore yet (it holds phase one's data), delete the attempt's incremental snapshot when
   Elasticsearch allows it, forget the cutover's checkpoints (a later `apply --phase cutover` takes a
   new incremental snapshot) and describe each destination index as it is now; delete the templates the
-  run created and put back those it overwrote (`steps.metadata_templates.undo_templates`);
+  run created and put back those it overwrote (`steps.metadata_templates.undo_templates`), and so for the
+  pipelines and policies (`steps.metadata_pipelines.undo_recorded`);
 - `cutover_figures`: from the state file alone, how much the incremental snapshot reused (its
   status statistics), how much the restores over the existing indices reused, and how long writes
   were blocked.
@@ -53,6 +54,7 @@ from migrator.planner import (
 )
 from migrator.recorded_run import cutover_attempt
 from migrator.state import StateStore
+from migrator.steps.metadata_pipelines import undo_recorded
 from migrator.steps.metadata_templates import undo_templates
 from migrator.steps.restore import restored_from
 
@@ -78,6 +80,7 @@ def rollback(migration: Migration, wait_s: float = 90.0) -> dict[str, Any]:
         templates = state.get_checkpoint(METADATA_TEMPLATES)
         report.update(undo_templates(migration.destination, templates.detail if templates else {}))
         state.reset([METADATA_TEMPLATES])  # the next `apply` puts them back before a new cutover
+        report.update(undo_recorded(migration.destination, state))
         attempt = cutover_attempt(state)
         report["cutover_snapshot"] = _delete_snapshot(
             migration, Ledger(state), state.get_meta("repository"), cutover_snapshot_name(plan.snapshot, attempt)

@@ -32,9 +32,11 @@ from migrator.discovery import Facts, discover
 from migrator.drift import redo_steps
 from migrator.executor import Executor, RequestLog, RunResult, build_steps
 from migrator.ownership import Ledger, delete_snapshot_if_ours
+from migrator.pipelines import pipeline_changes
 from migrator.planner import (
     BULK,
     CUTOVER,
+    METADATA_PIPELINES,
     METADATA_TEMPLATES,
     MigrationPlan,
     build_plan,
@@ -57,6 +59,7 @@ from migrator.spec import (
     render_snapshot_name,
 )
 from migrator.state import StateStore, holder_alive
+from migrator.steps import metadata_pipelines
 from migrator.steps.base import ConsoleRequest, ProgressSink, Step, StepContext
 from migrator.steps.metadata_templates import moved_templates, undo_requests, undo_templates
 from migrator.steps.restore import owned_target
@@ -371,6 +374,7 @@ def plan_changes(saved: MigrationPlan, fresh: MigrationPlan) -> list[str]:
             changes.append(f"{name} has {new.primary_shards} primary shards now, not {old.primary_shards}")
     changes.extend(f"refused now: {p.field}: {p.message}" for p in fresh.problems)
     changes.extend(template_changes(*(moved_templates(plan.graph) for plan in (saved, fresh))))
+    changes.extend(pipeline_changes(*(metadata_pipelines.planned(plan.graph) for plan in (saved, fresh))))
     if not changes and set(saved.graph.edges) != set(fresh.graph.edges):
         changes.append("the steps of the plan changed")
     return changes
@@ -671,13 +675,14 @@ def cancel_advice(plan: MigrationPlan, node: str) -> CancelAdvice:
     """What `migrator cancel` (or `rollback`) sends when the run is at `node` (see `_undo`), with the undo
     of the templates the plan moves (see `undo_templates`)."""
     advice = _cancel_advice(plan, node)
-    if METADATA_TEMPLATES not in plan.graph or node == "preflight":
+    if not {METADATA_TEMPLATES, METADATA_PIPELINES} & set(plan.graph) or node == "preflight":
         return advice
     note = advice.note + (
-        "; it also deletes the templates migrator created and puts back those it overwrote (with the body the "
-        "state file recorded before overwriting)"
+        "; it also deletes the templates, pipelines and policies migrator created and puts back those it overwrote "
+        "(with the body the state file recorded before overwriting)"
     )
-    return CancelAdvice(note, advice.requests + undo_requests(plan.graph.nodes[METADATA_TEMPLATES]["params"]))
+    requests = undo_requests(plan.graph.nodes[METADATA_TEMPLATES]["params"]) if METADATA_TEMPLATES in plan.graph else []
+    return CancelAdvice(note, advice.requests + requests + metadata_pipelines.planned_undo(plan.graph))
 
 
 def _cancel_advice(plan: MigrationPlan, node: str) -> CancelAdvice:
@@ -991,6 +996,8 @@ def _undo(migration: Migration, state: StateStore) -> dict[str, Any]:
         report["indices_deleted"].append(target)
     templates = checkpoints.get(METADATA_TEMPLATES)
     report.update(undo_templates(migration.destination, templates.detail if templates else {}))
+    pipelines = checkpoints.get(METADATA_PIPELINES)
+    report.update(metadata_pipelines.undo_pipelines(migration.destination, pipelines.detail if pipelines else {})[0])
     if snapshot and repository:
         outcome = delete_snapshot_if_ours(migration.source, ledger, repository, snapshot)
         report["snapshot_deleted"] = snapshot if outcome == "deleted" else None

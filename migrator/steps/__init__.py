@@ -11,6 +11,7 @@ from migrator.steps.close import CloseIndex
 from migrator.steps.cutover_restore import RestoreOver
 from migrator.steps.destination_repository import RegisterDestinationRepository
 from migrator.steps.finish import Finish
+from migrator.steps.metadata_pipelines import MovePipelines
 from migrator.steps.metadata_templates import MoveTemplates
 from migrator.steps.preflight import Preflight
 from migrator.steps.recovery import FollowRecovery
@@ -28,6 +29,7 @@ STEP_KINDS: dict[str, type[Step]] = {
     cls.kind: cls
     for cls in (
         Preflight,
+        MovePipelines,
         MoveTemplates,
         RegisterSourceRepository,
         CreateSnapshot,
