@@ -207,7 +207,9 @@ def _why_behind(
         )
     stored = (_stored(source, kind) or {}).get(name, False)
     if stored is False:
-        return "the source lacks it too (an index naming a missing pipeline refuses writes on both clusters)"
+        return "the source lacks it too" + (
+            " (an index naming a missing pipeline refuses writes on both clusters)" if kind == "pipeline" else ""
+        )
     if stored is None:
         return "the discovery this run began with read no bodies: run `resume --replan`"
     meta = stored.get("_meta") if kind == "pipeline" else (stored.get("policy") or {}).get("_meta")
