@@ -673,7 +673,7 @@ def estimate(plan: MigrationPlan) -> dict[str, Any]:
 
 def cancel_advice(plan: MigrationPlan, node: str) -> CancelAdvice:
     """What `migrator cancel` (or `rollback`) sends when the run is at `node` (see `_undo`), with the undo
-    of the templates the plan moves (see `undo_templates`)."""
+    of the templates, pipelines and policies the plan moves (see `undo_templates`, `undo_pipelines`)."""
     advice = _cancel_advice(plan, node)
     if not {METADATA_TEMPLATES, METADATA_PIPELINES} & set(plan.graph) or node == "preflight":
         return advice
