@@ -9,8 +9,9 @@ As for templates, what the step changes is recorded before it acts, in its `acti
 pipeline or policy (`pipeline:<path>`: `{"created": true, "kind", "put"}` or `{"previous": body, ...}`);
 later observations only add keys, so a resumed run keeps the body it overwrote. `undo_pipelines` (cancel,
 rollback) deletes what the step created and puts back what it overwrote, nothing else; one changed since
-migrator put it, or one the destination refuses to delete because an index uses it (7.17+ refuse deleting a
-pipeline an index names; ILM a policy in use), is kept and named, and its record stays for a later undo.
+migrator put it, or one the destination refuses to delete (400: 7.17, 8.19 and 9.5 refuse to delete a
+pipeline an index names, 7.10 does not; any 400 to the DELETE of a policy is taken the same way), is kept
+and named, and after a rollback its record stays for a later undo.
 """
 
 from __future__ import annotations
