@@ -49,6 +49,7 @@ MULTI_TYPE = "catalog"
 TEMPLATE = "logs-typed"
 # The mapping type of each major's template: a custom one on 6.x too (6.x takes any one name, not only `_doc`).
 CUSTOM_TYPE = {5: "doc", 6: "event"}
+PIPELINE = "orders-enrich"
 
 
 @pytest.fixture(scope="session")
@@ -103,7 +104,7 @@ def versions_bed() -> Iterator[conftest.TestBed]:
 def seed(bed: conftest.TestBed, alias: str) -> None:
     """The sandbox's example indices (typed before 7.0), a legacy template for `logs-*` in the version's
     own shape (`template` on 5.x, a custom mapping type before 7.0), and on 5.x an index with two mapping
-    types."""
+    types; on 6.x `orders` names an ingest pipeline."""
     client = bed.client(alias)
     try:
         seed_cluster(client, DOCS)
@@ -113,6 +114,9 @@ def seed(bed: conftest.TestBed, alias: str) -> None:
         mappings = fields if major >= 7 else {CUSTOM_TYPE[major]: fields}
         body = {**patterns, "order": 3, "mappings": mappings}
         client.request("PUT", build_path("_template", f"{TEMPLATE}-{alias}"), body)
+        if major == 6:  # index.default_pipeline exists from 6.5: `orders` names an (empty) ingest pipeline
+            client.request("PUT", build_path("_ingest", "pipeline", PIPELINE), {"processors": []})
+            client.request("PUT", build_path("orders", "_settings"), {"index.default_pipeline": PIPELINE})
         if client.version().major == 5:
             client.request(
                 "PUT",
@@ -178,6 +182,10 @@ def test_pair_migrates(versions_bed, tmp_path, source, destination):
     if destination != "6.8":  # after the cutover, a new daily index gets the source template's mapping
         client = versions_bed.client(destination)
         try:
+            if source == "6.8":  # the pipeline `orders` names moved with it: the restored index takes writes
+                doc = build_path(f"{prefix}-orders", "_doc", params={"refresh": "true"})
+                status, answer = client.request("POST", doc, {"amount": 2.5}, ok=(201, 400))
+                assert status == 201, answer
             index = f"logs-{prefix}-new"
             client.request("POST", build_path(index, "_doc", params={"refresh": "true"}), {"tag": "a"}, ok=(201,))
             fields = client.get(build_path(index, "_mapping"))[index]["mappings"]["properties"]
