@@ -18,6 +18,7 @@ class StepKind(StrEnum):
     """What a node does: the key of `migrator.steps.STEP_KINDS` (one step class per kind)."""
 
     PREFLIGHT = "preflight"
+    METADATA_PIPELINES = "metadata.pipelines"
     METADATA_TEMPLATES = "metadata.templates"
     SOURCE_REPOSITORY = "repository.source"
     SNAPSHOT_CREATE = "snapshot.create"

@@ -26,9 +26,10 @@ from migrator.checks.repository import snapshot_name_problems, writable_location
 from migrator.compatibility import refusal
 from migrator.dag import NodeId, StepKind
 from migrator.discovery import Facts
+from migrator.pipelines import plan_pipelines
 from migrator.rename import RenameError, RenameRule
 from migrator.spec import MigrationSpec, Problem, render_snapshot_name
-from migrator.templates import left_behind, plan_templates
+from migrator.templates import plan_templates
 
 PREFLIGHT = "preflight"
 SOURCE_REPOSITORY = "repository.source"
@@ -47,6 +48,7 @@ CUTOVER_REPLICATION = "cutover.replication"
 CUTOVER_REPLICA_VERIFY = "cutover.replica.verify"
 ALIAS_SWITCH = "cutover.switch"
 METADATA_TEMPLATES = "metadata.templates"
+METADATA_PIPELINES = "metadata.pipelines"
 BULK, CUTOVER = "bulk", "cutover"
 
 
@@ -255,7 +257,16 @@ def build_plan(
     )
     problems.extend(templates.problems)
     warnings.extend(templates.warnings)
-    warnings.extend(left_behind(facts.source.metadata, facts.destination.metadata, [move.source for move in moves]))
+    pipelines = plan_pipelines(
+        spec.metadata,
+        facts.source.metadata,
+        facts.destination.metadata,
+        (facts.source.version, facts.destination.version),
+        [move.source for move in moves],
+        [m.to_params() for m in templates.moves],
+    )
+    problems.extend(pipelines.problems)
+    warnings.extend(pipelines.warnings)
 
     problems.extend(writable_location_problems(spec, facts))
     names = snapshot_names(spec, snapshot, cutover_attempt)
@@ -279,6 +290,7 @@ def build_plan(
             cutover_snapshot_name(snapshot, cutover_attempt),
             frozenset(closed),
             [m.to_params() for m in templates.moves],
+            [m.to_params() for m in pipelines.moves],
         ),
         problems=problems,
         warnings=warnings,
@@ -291,11 +303,13 @@ def build_graph(
     cutover_snapshot: str = "",
     closed: frozenset[str] = frozenset(),
     templates: list[dict[str, Any]] | None = None,
+    pipelines: list[dict[str, Any]] | None = None,
 ) -> nx.DiGraph:
     """The DAG. Every node carries its `kind` (the step class), `params` and `phase`: `bulk` (the copy,
     while the source takes writes) or, when the plan has a cutover, `cutover` (the write freeze).
     `closed`: source indices closed on the source, restored and then closed again (`close[<target>]`);
-    `templates` (the `TemplateMove`s as params) adds `metadata.templates` before every restore."""
+    `templates` (the `TemplateMove`s as params) adds `metadata.templates` before every restore, `pipelines`
+    (the `PipelineMove`s as params) `metadata.pipelines` before it."""
     graph: nx.DiGraph = nx.DiGraph()
     two_phases = spec.cutover.enabled
 
@@ -309,9 +323,13 @@ def build_graph(
     chain += replication_nodes(spec, add, REPLICATION, REPLICA_VERIFY, BULK)
     chain.append(add(DESTINATION_REPOSITORY, StepKind.DESTINATION_REPOSITORY))
     nx.add_path(graph, chain)
+    metadata, if_exists = [PREFLIGHT], spec.metadata.if_exists
+    if pipelines:
+        metadata.append(add(METADATA_PIPELINES, StepKind.METADATA_PIPELINES, moves=pipelines, if_exists=if_exists))
     if templates:
-        add(METADATA_TEMPLATES, StepKind.METADATA_TEMPLATES, templates=templates, if_exists=spec.metadata.if_exists)
-        nx.add_path(graph, [PREFLIGHT, METADATA_TEMPLATES, DESTINATION_REPOSITORY])
+        metadata.append(add(METADATA_TEMPLATES, StepKind.METADATA_TEMPLATES, templates=templates, if_exists=if_exists))
+    if len(metadata) > 1:
+        nx.add_path(graph, [*metadata, DESTINATION_REPOSITORY])
     finish = spec.finish
     wants_finish = bool(
         finish.replicas is not None

@@ -564,7 +564,8 @@ class WaitsSpec(_Model):
 
 
 class MetadataSpec(_Model):
-    """The index templates that travel with the data (see `migrator.templates`)."""
+    """The index templates, ingest pipelines and ILM policies that travel with the data (see `migrator.templates`
+    and `migrator.pipelines`)."""
 
     templates: str | list[IndexExpression] = Field(
         "matching",
@@ -572,10 +573,20 @@ class MetadataSpec(_Model):
         "the component templates they compose); none: no template; or a list of template names (wildcards allowed)",
     )
     if_exists: Literal["fail", "skip", "overwrite"] = Field(
-        "fail", description="a template of the same name and another body on the destination"
+        "fail", description="a template, pipeline or policy of the same name and another body on the destination"
     )
     legacy_as: Literal["legacy", "composable"] = Field(
         "legacy", description="legacy templates on a 7.8+ destination: kept legacy, or converted to composable"
+    )
+    pipelines: Literal["named", "none"] = Field(
+        "named",
+        description="named: the ingest pipelines the migrated indices and moved templates name "
+        "(index.default_pipeline, index.final_pipeline), with those their pipeline processors call; none: no pipeline",
+    )
+    policies: Literal["named", "none"] = Field(
+        "named",
+        description="named: the ILM policies the migrated indices and moved templates name "
+        "(index.lifecycle.name); none: no policy",
     )
 
     @field_validator("templates")

@@ -12,8 +12,11 @@ The shape of `MetadataFacts`:
 - `index_settings`: {index: {"index.default_pipeline" | "index.final_pipeline" | "index.lifecycle.name":
   value}} for the indices that set one of those (none before 6.x: the settings came with 6.5 and later,
   and 5.x refuses `flat_settings` on that request, so it is not sent);
-- `pipelines` / `policies`: the names of the ingest pipelines / ILM policies, or None where the cluster
-  has no such API (the integ-test distributions have no ILM).
+- `pipelines`: {name: body of GET _ingest/pipeline}; `policies`: {name: the entry of GET _ilm/policy
+  (`{"version", "modified_date", "policy"}`)}; each None where the cluster has no such API (the integ-test
+  distributions have no ILM: 7.10 and 7.17 answer 405, 8.x and 9.x 400). State files written before the
+  bodies were read hold a list of names instead;
+- `processors`: the ingest processor types every node has (GET _nodes/ingest), None where unknown.
 """
 
 from __future__ import annotations
@@ -36,19 +39,28 @@ def _listing(client: EsClient, path: str, key: str, body_key: str) -> dict[str, 
     return {item["name"]: item[body_key] for item in answer.get(key, [])}
 
 
-def _names(client: EsClient, path: str) -> list[str] | None:
-    """The names an API lists (an empty listing may answer 404), or None where the API is missing."""
+def _bodies(client: EsClient, path: str) -> dict[str, Any] | None:
+    """{name: body} of what an API lists (an empty listing may answer 404), or None where the API is missing."""
     try:
         status, answer = client.request("GET", path, ok=(200, 404))
     except EsError as exc:
         if exc.status in MISSING_API:
             return None
         raise
-    return sorted(answer) if status == 200 and isinstance(answer, dict) else []
+    return dict(sorted(answer.items())) if status == 200 and isinstance(answer, dict) else {}
+
+
+def _processors(client: EsClient) -> list[str] | None:
+    """The ingest processor types every node has (a pipeline is put only when all of them know its
+    processors), or None when the answer does not say."""
+    nodes = client.get("/_nodes/ingest?filter_path=nodes.*.ingest").get("nodes") or {}
+    kinds = [{item["type"] for item in node.get("ingest", {}).get("processors", [])} for node in nodes.values()]
+    return sorted(set.intersection(*kinds)) if kinds else None
 
 
 def metadata_facts(client: EsClient, version: Version) -> dict[str, Any]:
-    """The templates, the named pipelines/policies and the settings naming them (see the module docstring).
+    """The templates, the pipelines/policies, the settings naming them and the ingest processors (see the module
+    docstring).
     Raises EsError when a cluster answers an error other than a missing API."""
     status, legacy = client.request("GET", "/_template", ok=(200, 404))
     templates: dict[str, dict[str, Any]] = {
@@ -70,6 +82,7 @@ def metadata_facts(client: EsClient, version: Version) -> dict[str, Any]:
     return {
         "templates": templates,
         "index_settings": {index: named for index, named in index_settings.items() if named},
-        "pipelines": _names(client, "/_ingest/pipeline"),
-        "policies": _names(client, "/_ilm/policy"),
+        "pipelines": _bodies(client, "/_ingest/pipeline"),
+        "policies": _bodies(client, "/_ilm/policy"),
+        "processors": _processors(client),
     }

@@ -49,8 +49,6 @@ REMOVED_SETTINGS: dict[int, frozenset[str]] = {
 ILM_SETTINGS = "index.lifecycle."
 # What a destination adds to a stored template that the source's body does not say.
 ADDED_BY_DESTINATION = frozenset({"created_date", "created_date_millis", "modified_date", "modified_date_millis"})
-PIPELINE_SETTINGS = ("index.default_pipeline", "index.final_pipeline")
-POLICY_SETTING = "index.lifecycle.name"
 
 
 @dataclass(frozen=True)
@@ -365,31 +363,6 @@ def plan_templates(
         ]
         plan.moves.append(move)
     return plan
-
-
-def left_behind(source: dict[str, Any], destination: dict[str, Any], indices: list[str]) -> list[str]:
-    """The ingest pipelines and ILM policies the migrated indices name that migrator does not move, and why.
-    `indices`: the migrated source indices."""
-    notes = []
-    named = source.get("index_settings", {})
-    for index in indices:
-        for setting, value in sorted(named.get(index, {}).items()):
-            if value in ("", "_none"):
-                continue
-            what, feature = (
-                ("ILM policy", "policies") if setting == POLICY_SETTING else ("ingest pipeline", "pipelines")
-            )
-            missing = [
-                side for side, facts in (("source", source), ("destination", destination)) if facts.get(feature) is None
-            ]
-            if missing:
-                why = f"the {' and the '.join(missing)} {'have' if len(missing) > 1 else 'has'} no {what} API"
-            elif value in (destination.get(feature) or []):
-                continue
-            else:
-                why = f"migrator does not move {feature}: copy it to the destination before the cutover"
-            notes.append(f"{index}: {setting} names {what} {value!r}, which stays behind ({why})")
-    return notes
 
 
 def template_changes(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[str]:

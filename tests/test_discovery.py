@@ -53,7 +53,9 @@ ANSWERS: dict[str, Any] = {
 }
 
 
-TEMPLATE_READS = ("/_template", "/_index_template", "/_component_template", "/_all/_settings", "/_ingest", "/_ilm")
+TEMPLATE_READS = (
+    "/_template", "/_index_template", "/_component_template", "/_all/_settings", "/_ingest", "/_ilm", "/_nodes/ingest"
+)  # fmt: skip
 
 
 class Canned:

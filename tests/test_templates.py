@@ -9,7 +9,7 @@ from migrator.discovery import ClusterFacts, Facts, IndexFacts
 from migrator.migration.saved import plan_changes
 from migrator.planner import build_plan
 from migrator.spec import MetadataSpec, parse_plan
-from migrator.templates import left_behind, normalised, plan_templates, template_changes
+from migrator.templates import normalised, plan_templates, template_changes
 
 INDICES = ["logs-2026.11.01", "orders"]
 
@@ -136,22 +136,6 @@ def test_normalised_unwraps_the_doc_type_and_flattens_settings() -> None:
     put = {"index_patterns": ["a*"], "order": 0, "settings": {"index.refresh_interval": "5s"}, "mappings": {}}
     put["mappings"] = {"properties": {}}
     assert normalised("legacy", stored) == normalised("legacy", put)
-
-
-def test_pipelines_and_policies_left_behind_are_named_with_why() -> None:
-    source = {
-        "index_settings": {"orders": {"index.default_pipeline": "enrich", "index.lifecycle.name": "hot-warm"}},
-        "pipelines": ["enrich"],
-        "policies": None,
-    }
-    notes = left_behind(source, {"pipelines": [], "policies": None}, ["orders"])
-    assert notes == [
-        "orders: index.default_pipeline names ingest pipeline 'enrich', which stays behind (migrator does not move "
-        "pipelines: copy it to the destination before the cutover)",
-        "orders: index.lifecycle.name names ILM policy 'hot-warm', which stays behind (the source and the "
-        "destination have no ILM policy API)",
-    ]
-    assert left_behind(source, {"pipelines": ["enrich"], "policies": []}, ["orders"])[0].startswith("orders: index.li")
 
 
 def test_lifecycle_settings_are_dropped_where_the_destination_has_no_ilm() -> None:

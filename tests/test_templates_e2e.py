@@ -224,33 +224,40 @@ def test_rollback_of_a_cutover_leaves_the_destination_templates_as_they_were_unt
 def test_the_dry_run_names_the_pipeline_left_behind_and_a_destination_template_that_would_win(
     testbed, tmp_path, prefix
 ):
-    """The integ-test distributions have the ingest API but no processor: an empty pipeline is enough to
-    be named by `index.default_pipeline`; they have no ILM API at all. A destination template with a
-    higher priority on overlapping patterns is a warning too."""
+    """The integ-test distributions have the ingest API but no processor (7.10) or one (7.17+): an empty
+    pipeline is enough to be named by `index.default_pipeline`, and it moves (tests/test_pipelines_e2e.py);
+    one the source lacks too stays behind, named. They have no ILM API at all. A destination template with
+    a higher priority on overlapping patterns is a warning too."""
     client, destination = testbed.client("8"), testbed.client("9")
     try:
         client.request("PUT", build_path("_ingest", "pipeline", f"{prefix}-enrich"), {"processors": []})
         settings = {"settings": {"index.default_pipeline": f"{prefix}-enrich", "number_of_replicas": 0}}
         client.request("PUT", build_path(f"{prefix}-events"), settings)
+        missing = {"settings": {"index.final_pipeline": f"{prefix}-gone", "number_of_replicas": 0}}
+        client.request("PUT", build_path(f"{prefix}-evlost"), missing)  # 8.x makes it; its writes are refused
         template = {"index_patterns": [f"{prefix}-ev*"], "priority": 5}
         client.request("PUT", build_path("_index_template", f"{prefix}-orders"), template)
         rival = {"index_patterns": [f"{prefix}-*"], "priority": 100}
         destination.request("PUT", build_path("_index_template", f"{prefix}-legacy"), rival)
         plan = templates_plan(testbed, tmp_path, "8", "9", prefix)
-        warnings = json.loads(cli(testbed, "plan", str(plan), "--json").stdout)["warnings"]
+        document = json.loads(cli(testbed, "plan", str(plan), "--json").stdout)
     finally:
-        client.request("DELETE", build_path(f"{prefix}-events"), ok=(200, 404))
+        for index in ("events", "evlost"):
+            client.request("DELETE", build_path(f"{prefix}-{index}"), ok=(200, 404))
         client.request("DELETE", build_path("_ingest", "pipeline", f"{prefix}-enrich"), ok=(200, 404))
         client.close()
         destination.close()
+    warnings = document["warnings"]
     rival_wins = (
         f"_index_template/{prefix}-orders: the destination's composable '{prefix}-legacy' with priority 100 > 5"
     )
     assert any(w.startswith(rival_wins) for w in warnings), warnings
     assert (
-        f"{prefix}-events: index.default_pipeline names ingest pipeline '{prefix}-enrich', which stays behind "
-        "(migrator does not move pipelines: copy it to the destination before the cutover)"
+        f"ingest pipeline '{prefix}-gone' (named by index {prefix}-evlost (index.final_pipeline)) stays behind: the "
+        "source lacks it too (an index naming a missing pipeline refuses writes on both clusters)"
     ) in warnings
+    step = next(s for s in document["steps"] if s["id"] == "metadata.pipelines")
+    assert [r["path"] for r in step["requests"]] == [f"_ingest/pipeline/{prefix}-enrich"]
 
 
 def test_a_legacy_template_converted_to_composable_when_the_plan_asks(testbed, tmp_path, prefix):

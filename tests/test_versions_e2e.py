@@ -10,6 +10,7 @@ left out fails on its missing alias.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -46,6 +47,9 @@ DOCS = 300
 # indices it creates itself).
 MULTI_TYPE = "catalog"
 TEMPLATE = "logs-typed"
+# The mapping type of each major's template: a custom one on 6.x too (6.x takes any one name, not only `_doc`).
+CUSTOM_TYPE = {5: "doc", 6: "event"}
+PIPELINE = "orders-enrich"
 
 
 @pytest.fixture(scope="session")
@@ -99,16 +103,20 @@ def versions_bed() -> Iterator[conftest.TestBed]:
 
 def seed(bed: conftest.TestBed, alias: str) -> None:
     """The sandbox's example indices (typed before 7.0), a legacy template for `logs-*` in the version's
-    own shape (`template` on 5.x, typed before 7.0), and on 5.x an index with two mapping types."""
+    own shape (`template` on 5.x, a custom mapping type before 7.0), and on 5.x an index with two mapping
+    types; on 6.x `orders` names an ingest pipeline."""
     client = bed.client(alias)
     try:
         seed_cluster(client, DOCS)
         major = client.version().major
         patterns = {"template": "logs-*"} if major == 5 else {"index_patterns": ["logs-*"]}
         fields = {"properties": {"tag": {"type": "keyword"}}}
-        mappings = fields if major >= 7 else {"doc" if major == 5 else "_doc": fields}
+        mappings = fields if major >= 7 else {CUSTOM_TYPE[major]: fields}
         body = {**patterns, "order": 3, "mappings": mappings}
         client.request("PUT", build_path("_template", f"{TEMPLATE}-{alias}"), body)
+        if major == 6:  # index.default_pipeline exists from 6.5: `orders` names an (empty) ingest pipeline
+            client.request("PUT", build_path("_ingest", "pipeline", PIPELINE), {"processors": []})
+            client.request("PUT", build_path("orders", "_settings"), {"index.default_pipeline": PIPELINE})
         if client.version().major == 5:
             client.request(
                 "PUT",
@@ -144,6 +152,10 @@ def test_pair_migrates(versions_bed, tmp_path, source, destination):
     )
     dry = cli(versions_bed, "plan", str(plan))
     assert f"orders -> {prefix}-orders" in dry.stdout
+    if source == "6.8":  # the 6.8 template's custom type is named in the dry run as it goes (typeless on 7.x+)
+        warnings = json.loads(cli(versions_bed, "plan", str(plan), "--json").stdout)["warnings"]
+        removed = f"_template/{TEMPLATE}-6.8: mapping type 'event' removed (typeless on "
+        assert any(w.startswith(removed) for w in warnings), warnings
 
     cli(versions_bed, "apply", str(plan), "--yes", "--poll", "0.5")
 
@@ -165,8 +177,22 @@ def test_pair_migrates(versions_bed, tmp_path, source, destination):
     assert fields["amount"] == {"type": "double"}
     # the template travelled in the destination's shape: typed on 6.x, typeless from 7.x (OpenSearch included)
     assert template["index_patterns"] == ["logs-*"]
-    typed = "_doc" in template["mappings"] or "doc" in template["mappings"]
+    typed = "doc" in template["mappings"] or "event" in template["mappings"]
     assert typed == (destination == "6.8"), template["mappings"]
+    if destination != "6.8":  # after the cutover, a new daily index gets the source template's mapping
+        client = versions_bed.client(destination)
+        try:
+            if source == "6.8":  # the pipeline `orders` names moved with it: the restored index takes writes
+                doc = build_path(f"{prefix}-orders", "_doc", params={"refresh": "true"})
+                status, answer = client.request("POST", doc, {"amount": 2.5}, ok=(201, 400))
+                assert status == 201, answer
+            index = f"logs-{prefix}-new"
+            client.request("POST", build_path(index, "_doc", params={"refresh": "true"}), {"tag": "a"}, ok=(201,))
+            fields = client.get(build_path(index, "_mapping"))[index]["mappings"]["properties"]
+            client.request("DELETE", build_path(index))
+        finally:
+            client.close()
+        assert fields["tag"] == {"type": "keyword"}
 
 
 REFUSED = [

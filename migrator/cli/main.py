@@ -500,7 +500,13 @@ def rollback_command(plan_file: PlanArg, state: StateOpt = None, as_json: JsonOp
     undone = report.get("templates_deleted", []) + report.get("templates_restored", [])
     if undone:
         typer.echo(f"templates deleted or put back on the destination: {', '.join(undone)}")
-        typer.echo(f"put them back with: migrator apply {plan_file}")
     if report.get("templates_kept"):
         typer.echo(f"templates kept as the destination has them: {', '.join(report['templates_kept'])}")
+    moved = report.get("pipelines_deleted", []) + report.get("pipelines_restored", [])
+    if moved:
+        typer.echo(f"pipelines and policies deleted or put back on the destination: {', '.join(moved)}")
+    if report.get("pipelines_kept"):
+        typer.echo(f"pipelines and policies kept on the destination: {', '.join(report['pipelines_kept'])}")
+    if undone or moved:
+        typer.echo(f"put them back with: migrator apply {plan_file}")
     typer.echo(f"cut over again later with: migrator apply {plan_file} --phase cutover")

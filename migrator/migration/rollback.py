@@ -10,7 +10,8 @@ again a destination index the cutover closed but did not restore yet (it holds p
 deletes the attempt's incremental snapshot when Elasticsearch allows it, forgets the cutover's
 checkpoints (a later `apply --phase cutover` takes a new incremental snapshot) and describes each
 destination index as it is now; it deletes the templates the run created and puts back those it
-overwrote (`steps.metadata_templates.undo_templates`).
+overwrote (`steps.metadata_templates.undo_templates`), and so for the pipelines and policies
+(`steps.metadata_pipelines.undo_recorded`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from migrator.migration.undo import stop_and_take_over
 from migrator.ownership import Ledger, delete_snapshot_if_ours
 from migrator.planner import CUTOVER, METADATA_TEMPLATES, cutover_snapshot_name, phase_nodes
 from migrator.recorded_run import cutover_attempt
+from migrator.steps.metadata_pipelines import undo_recorded
 from migrator.steps.metadata_templates import undo_templates
 from migrator.steps.restore import restored_from
 
@@ -56,6 +58,7 @@ def rollback(migration: Migration, wait_s: float = 90.0) -> dict[str, Any]:
             templates = state.get_checkpoint(METADATA_TEMPLATES)
             report.update(undo_templates(migration.destination, templates.detail if templates else {}))
             state.reset([METADATA_TEMPLATES])  # the next `apply` puts them back before a new cutover
+            report.update(undo_recorded(migration.destination, state))
             attempt = cutover_attempt(state)
             report["cutover_snapshot"] = _delete_snapshot(
                 migration, Ledger(state), state.get_meta("repository"), cutover_snapshot_name(plan.snapshot, attempt)

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from migrator.discovery import Facts
 from migrator.errors import NeedsAttention, PlanError, Problem
+from migrator.pipelines import pipeline_changes
 from migrator.planner import MigrationPlan
+from migrator.steps import metadata_pipelines
 from migrator.steps.metadata_templates import moved_templates
 from migrator.templates import template_changes
 
@@ -124,6 +126,7 @@ def plan_changes(saved: MigrationPlan, fresh: MigrationPlan) -> list[str]:
             changes.append(f"{name} has {new.primary_shards} primary shards now, not {old.primary_shards}")
     changes.extend(f"refused now: {p.field}: {p.message}" for p in fresh.problems)
     changes.extend(template_changes(*(moved_templates(plan.graph) for plan in (saved, fresh))))
+    changes.extend(pipeline_changes(*(metadata_pipelines.planned(plan.graph) for plan in (saved, fresh))))
     if not changes and set(saved.graph.edges) != set(fresh.graph.edges):
         changes.append("the steps of the plan changed")
     return changes

@@ -19,9 +19,10 @@ from migrator.errors import NeedsAttention
 from migrator.executor import RequestLog
 from migrator.migration.opened import Migration
 from migrator.ownership import Ledger, delete_snapshot_if_ours
-from migrator.planner import CUTOVER, METADATA_TEMPLATES, MigrationPlan, recovery_id
+from migrator.planner import CUTOVER, METADATA_PIPELINES, METADATA_TEMPLATES, MigrationPlan, recovery_id
 from migrator.recorded_run import owned_targets
 from migrator.state import StateStore
+from migrator.steps import metadata_pipelines
 from migrator.steps.base import ConsoleRequest
 from migrator.steps.metadata_templates import undo_requests, undo_templates
 from migrator.steps.restore import owned_target
@@ -37,15 +38,16 @@ class CancelAdvice:
 
 def cancel_advice(plan: MigrationPlan, node: str) -> CancelAdvice:
     """What `migrator cancel` (or `rollback`) sends when the run is at `node` (see `_undo`), with the undo
-    of the templates the plan moves (see `undo_templates`)."""
+    of the templates, pipelines and policies the plan moves (see `undo_templates`, `undo_pipelines`)."""
     advice = _cancel_advice(plan, node)
-    if METADATA_TEMPLATES not in plan.graph or node == "preflight":
+    if not {METADATA_TEMPLATES, METADATA_PIPELINES} & set(plan.graph) or node == "preflight":
         return advice
     note = advice.note + (
-        "; it also deletes the templates migrator created and puts back those it overwrote (with the body the "
-        "state file recorded before overwriting)"
+        "; it also deletes the templates, pipelines and policies migrator created and puts back those it overwrote "
+        "(with the body the state file recorded before overwriting)"
     )
-    return CancelAdvice(note, advice.requests + undo_requests(plan.graph.nodes[METADATA_TEMPLATES]["params"]))
+    requests = undo_requests(plan.graph.nodes[METADATA_TEMPLATES]["params"]) if METADATA_TEMPLATES in plan.graph else []
+    return CancelAdvice(note, advice.requests + requests + metadata_pipelines.planned_undo(plan.graph))
 
 
 def _cancel_advice(plan: MigrationPlan, node: str) -> CancelAdvice:
@@ -133,6 +135,8 @@ def _undo(migration: Migration, state: StateStore) -> dict[str, Any]:
         report["indices_deleted"].append(target)
     templates = checkpoints.get(METADATA_TEMPLATES)
     report.update(undo_templates(migration.destination, templates.detail if templates else {}))
+    pipelines = checkpoints.get(METADATA_PIPELINES)
+    report.update(metadata_pipelines.undo_pipelines(migration.destination, pipelines.detail if pipelines else {})[0])
     if snapshot and repository:
         outcome = delete_snapshot_if_ours(migration.source, ledger, repository, snapshot)
         report["snapshot_deleted"] = snapshot if outcome == "deleted" else None

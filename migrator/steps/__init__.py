@@ -12,6 +12,7 @@ from migrator.steps.close import CloseIndex
 from migrator.steps.cutover_restore import RestoreOver
 from migrator.steps.destination_repository import RegisterDestinationRepository
 from migrator.steps.finish import Finish
+from migrator.steps.metadata_pipelines import MovePipelines
 from migrator.steps.metadata_templates import MoveTemplates
 from migrator.steps.preflight import Preflight
 from migrator.steps.recovery import FollowRecovery
@@ -30,6 +31,7 @@ STEP_KINDS: dict[StepKind, type[Step]] = {
     cls.kind: cls
     for cls in (
         Preflight,
+        MovePipelines,
         MoveTemplates,
         RegisterSourceRepository,
         CreateSnapshot,

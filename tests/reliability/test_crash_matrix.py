@@ -14,6 +14,9 @@ from migrator.clients.es import build_path
 from migrator.steps.metadata_templates import current_template
 from migrator.templates import normalised
 from tests.helpers import cli, counts, repository_of, restore_requests
+from tests.test_pipelines_e2e import make_source as pipelines_source
+from tests.test_pipelines_e2e import pipeline
+from tests.test_pipelines_e2e import remove_prefixed as remove_pipelines_prefixed
 from tests.test_templates_e2e import legacy_body, make_source, remove_prefixed
 
 pytestmark = pytest.mark.cluster
@@ -113,5 +116,45 @@ def test_kill_in_the_templates_step_then_resume_then_cancel_puts_the_destination
         for alias in (source, destination):
             cleanup = testbed.client(alias)
             remove_prefixed(cleanup, prefix)
+            cleanup.close()
+        client.close()
+
+
+@pytest.mark.parametrize("point", TEMPLATE_POINTS)
+def test_kill_in_the_pipelines_step_then_resume_then_cancel_puts_the_destination_back(testbed, tmp_path, point):
+    """metadata.pipelines killed before, during and after its PUTs (one of them overwriting a destination
+    pipeline): resume finishes it, and cancel still knows the body it overwrote."""
+    source, destination = "8", "9"
+    prefix = f"cmp{TEMPLATE_POINTS.index(point)}{uuid.uuid4().hex[:6]}"
+    bodies = pipelines_source(testbed, source, prefix)
+    theirs = {"description": "the destination's own", "processors": []}
+    client = testbed.client(destination)
+    try:
+        client.request("PUT", build_path("_ingest", "pipeline", f"{prefix}-enrich"), theirs)
+        plan = testbed.write_plan(
+            tmp_path,
+            source,
+            destination,
+            name=prefix,
+            snapshot={"indices": [f"{prefix}-*"]},
+            metadata={"if_exists": "overwrite"},
+        )
+        os.environ["MIGRATOR_FAILPOINT"] = f"metadata.pipelines:{point}"
+        try:
+            killed = cli(testbed, "apply", str(plan), "--yes", "--poll", "0.3", check=False)
+        finally:
+            del os.environ["MIGRATOR_FAILPOINT"]
+        assert killed.returncode == -signal.SIGKILL, f"failpoint never hit:\n{killed.stderr}"
+
+        cli(testbed, "resume", str(plan), "--poll", "0.3")
+        assert {name: pipeline(client, name) for name in bodies} == bodies
+
+        cli(testbed, "cancel", str(plan))
+        assert pipeline(client, f"{prefix}-enrich") == theirs
+        assert pipeline(client, f"{prefix}-stamp") is None  # named by the moved template alone: deleted
+    finally:
+        for alias in (source, destination):
+            cleanup = testbed.client(alias)
+            remove_pipelines_prefixed(cleanup, prefix)
             cleanup.close()
         client.close()

@@ -1,0 +1,150 @@
+"""Put the ingest pipelines and ILM policies the migration names on the destination (step `metadata.pipelines`).
+
+Place in the flow: planner (`migrator.pipelines` builds each `PUT` once, as data) -> this step -> the
+destination, after preflight and before `metadata.templates` and every restore (a restored index naming a
+missing pipeline refuses every write). `observe` reads each back: the same (see `pipelines.same`) is done;
+missing is put; another body is overwritten only under `metadata.if_exists: overwrite` (else left or refused).
+
+As for templates, what the step changes is recorded before it acts, in its `acting` checkpoint, one key per
+pipeline or policy (`pipeline:<path>`: `{"created": true, "kind", "put"}` or `{"previous": body, ...}`);
+later observations only add keys, so a resumed run keeps the body it overwrote. `undo_pipelines` (cancel,
+rollback) deletes what the step created and puts back what it overwrote, nothing else; one changed since
+migrator put it, or one the destination refuses to delete (400: 7.17, 8.19 and 9.5 refuse to delete a
+pipeline an index names, 7.10 does not; any 400 to the DELETE of a policy is taken the same way), is kept
+and named, and after a rollback its record stays for a later undo.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import networkx as nx
+
+from migrator.clients.es import EsClient, EsError, build_path
+from migrator.dag import StepKind
+from migrator.pipelines import PATHS, PipelineMove, put_body, same
+from migrator.planner import METADATA_PIPELINES
+from migrator.state import StateStore
+from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
+
+RECORD = "pipeline:"
+# What GET answers for a pipeline or policy that is not there: 404 (an empty `{}` on 7.17+).
+ABSENT = 404
+
+
+def current(client: EsClient, kind: str, name: str) -> dict[str, Any] | None:
+    """The destination's pipeline or policy `name` as GET answers it (see `pipelines.put_body`), or None."""
+    status, answer = client.request("GET", build_path(*PATHS[kind].split("/"), name), ok=(200, ABSENT))
+    return answer.get(name) if status == 200 and isinstance(answer, dict) else None
+
+
+def record_key(move: PipelineMove) -> str:
+    return RECORD + move.path
+
+
+class MovePipelines(Step):
+    kind = StepKind.METADATA_PIPELINES
+    title = "Put the ingest pipelines and ILM policies the migrated indices and templates name on the destination"
+    waits_for = "nothing: a pipeline or policy is in force once put"
+
+    @property
+    def moves(self) -> list[PipelineMove]:
+        return [PipelineMove.from_params(item) for item in self.params["moves"]]
+
+    def describe(self) -> list[ConsoleRequest]:
+        return [ConsoleRequest("destination", "PUT", move.path, move.body) for move in self.moves]
+
+    def checks(self) -> list[ConsoleRequest]:
+        return [ConsoleRequest("destination", "GET", move.path) for move in self.moves]
+
+    def _to_put(self) -> tuple[list[PipelineMove], dict[str, Any], list[str]]:
+        """The moves still to send, the record of what sending them changes, and the ones left as they are."""
+        to_put, record, kept = [], {}, []
+        for move in self.moves:
+            now = current(self.ctx.destination, move.kind, move.name)
+            if now is None:
+                to_put.append(move)
+                record[record_key(move)] = {"created": True, "kind": move.kind, "put": move.body}
+            elif same(move.kind, now, move.body):
+                continue
+            elif self.params["if_exists"] == "overwrite":
+                to_put.append(move)
+                record[record_key(move)] = {"previous": put_body(move.kind, now), "kind": move.kind, "put": move.body}
+            elif self.params["if_exists"] == "skip":
+                kept.append(move.path)
+            else:
+                raise StepFailed(
+                    f"{move.path} exists on the destination with another body than planned (created or changed since "
+                    "the dry run); migrator does not overwrite it. Review it, then set metadata.if_exists: skip or "
+                    "overwrite and run again with --replan, or delete it on the destination"
+                )
+        return to_put, record, kept
+
+    def observe(self) -> Observation:
+        to_put, record, kept = self._to_put()
+        left = f"; the destination's own kept: {', '.join(kept)}" if kept else ""
+        if not to_put:
+            return Observation(True, summary=f"{len(self.moves)} pipeline(s) and policy(ies) in place{left}")
+        return Observation(False, summary=f"to put: {', '.join(m.path for m in to_put)}{left}", detail=record)
+
+    def act(self) -> None:
+        for move in self._to_put()[0]:
+            self.ctx.destination.request("PUT", build_path(*move.path.split("/")), move.body)
+
+
+def undo_pipelines(client: EsClient, detail: dict[str, Any]) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """Delete the pipelines and policies the step created and put back the bodies it overwrote, from its
+    checkpoint `detail`. Kept and named: one changed on the destination since the step put it (someone
+    else's now), one the destination refuses to delete (an index uses it). Returns (the paths of each, the
+    records still to undo later: those refused)."""
+    report: dict[str, list[str]] = {"pipelines_deleted": [], "pipelines_restored": [], "pipelines_kept": []}
+    remaining: dict[str, Any] = {}
+    for key, record in sorted(detail.items()):
+        if not key.startswith(RECORD):
+            continue
+        path = key[len(RECORD) :]
+        kind, name = record["kind"], path.rsplit("/", 1)[1]
+        now = current(client, kind, name)
+        if now is not None and not same(kind, now, record["put"]):
+            report["pipelines_kept"].append(f"{path} (changed on the destination since migrator put it)")
+            continue
+        if record.get("created"):
+            try:
+                client.request("DELETE", build_path(*path.split("/")), ok=(200, ABSENT))
+            except EsError as exc:
+                if exc.status != 400:
+                    raise
+                report["pipelines_kept"].append(f"{path} (the destination refuses to delete it: {exc})")
+                remaining[key] = record
+                continue
+            report["pipelines_deleted"].append(path)
+        elif "previous" in record:
+            client.request("PUT", build_path(*path.split("/")), record["previous"])
+            report["pipelines_restored"].append(path)
+    return report, remaining
+
+
+def undo_recorded(client: EsClient, state: StateStore) -> dict[str, list[str]]:
+    """`undo_pipelines` on the step's checkpoint; then the step is to run again (the next `apply` puts
+    back what was undone), and the records of what was kept stay in its checkpoint (`pending`)."""
+    checkpoint = state.get_checkpoint(METADATA_PIPELINES)
+    report, remaining = undo_pipelines(client, checkpoint.detail if checkpoint else {})
+    state.reset([METADATA_PIPELINES])
+    if remaining:
+        state.checkpoint(METADATA_PIPELINES, "pending", remaining)
+    return report
+
+
+def planned(graph: nx.DiGraph) -> list[dict[str, Any]]:
+    """The pipeline and policy moves of a plan's DAG (`PipelineMove.to_params()` each); empty without the step."""
+    return graph.nodes[METADATA_PIPELINES]["params"]["moves"] if METADATA_PIPELINES in graph else []
+
+
+def planned_undo(graph: nx.DiGraph) -> list[ConsoleRequest]:
+    """What `undo_pipelines` sends for a plan's moves, for the dry run's cancel advice: a DELETE for each it
+    would create, a PUT for each it would overwrite (with the body the state file records before
+    overwriting, unknown before the run)."""
+    return [
+        ConsoleRequest("destination", "PUT" if move.replaces else "DELETE", move.path)
+        for move in map(PipelineMove.from_params, planned(graph))
+    ]
