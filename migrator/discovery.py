@@ -180,7 +180,11 @@ def discover_cluster(
     data_nodes, free = _data_nodes(client, nodes)
     limits = _capacity_settings(client) if capacity else {}
     registered = repositories if isinstance(repositories, dict) else {}
-    found = existing_snapshots(client, repository, snapshots) if repository in registered and snapshots else {}
+    found = (
+        existing_snapshots(client, repository, snapshots)
+        if repository is not None and repository in registered and snapshots
+        else {}
+    )
     return ClusterFacts(
         url=client.url,
         version=version,

@@ -6,13 +6,13 @@ the terminal, so a docstring may wrap wherever its source line ends."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from typer.core import TyperGroup
 
 ORDER_OF_USE = ("plan", "apply", "status", "resume", "report", "verify", "cancel", "rollback", "graph", "schema")
 SANDBOX_ORDER = ("up", "seed", "status", "faults", "down")
-MARKUP = "markdown"
+MARKUP: Literal["markdown"] = "markdown"
 
 
 def in_order(order: tuple[str, ...]) -> type[TyperGroup]:
