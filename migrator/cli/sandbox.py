@@ -35,7 +35,10 @@ app = typer.Typer(
     cls=in_order(SANDBOX_ORDER),
 )
 
-VERSIONS_HELP = "Elasticsearch or OpenSearch version: " + ", ".join(f"{k} (= {v})" for k, v in KNOWN_VERSIONS.items())
+VERSIONS_HELP = (
+    f"Elasticsearch or OpenSearch version: {', '.join(KNOWN_VERSIONS)} (the newest release of each line), "
+    "or that release's full number."
+)
 DirOption = Annotated[
     Path | None,
     typer.Option(

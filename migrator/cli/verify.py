@@ -159,7 +159,8 @@ def verify(
         str | None, typer.Option("--snapshot", "-s", help="The snapshot to verify; without it, list the snapshots.")
     ] = None,
     plan: Annotated[
-        Path | None, typer.Option("--plan", help="Read the repository named by this plan's storage section.")
+        Path | None,
+        typer.Option("--plan", metavar="PLAN", help="Read the repository named by this plan's storage section."),
     ] = None,
     directory: Annotated[
         Path | None, typer.Option("--dir", help="The repository's root folder (an fs repository's location).")

@@ -129,3 +129,9 @@ def test_closed_choices_are_listed_and_completed(path, option):
         "COMP_CWORD": str(len(words.split())),
     }
     assert set(run(env=completion).split()) == CLOSED_CHOICES[path, option]
+
+
+def test_sandbox_versions_are_completed_from_the_known_ones():
+    words = "migrator sandbox up --source-version 7."
+    completion = {**os.environ, "_MIGRATOR_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": "4"}
+    assert set(run(env=completion).split()) == {"7.10", "7.17"}
