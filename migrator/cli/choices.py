@@ -1,7 +1,7 @@
 """The command line's closed choices as enums (CLI layer): typer lists their values in `--help`, offers them
 to shell completion and refuses any other value with exit 2, naming the option and the values it takes.
 
-Each is a StrEnum, so the layers below receive plain strings ("cutover", "v4", ...) as before."""
+The commands hand the layers below the plain values (`.value`: "cutover", "v4", ...), as before."""
 
 from __future__ import annotations
 

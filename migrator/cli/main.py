@@ -381,7 +381,7 @@ def apply(
         step_by_step=step_by_step,
         until=until,
         only=only,
-        phase=phase,
+        phase=phase.value if phase else None,
         redo=redo,
     )
 
@@ -416,7 +416,7 @@ def resume(
         step_by_step=step_by_step,
         until=until,
         only=only,
-        phase=phase,
+        phase=phase.value if phase else None,
         redo=redo,
     )
 

@@ -104,10 +104,11 @@ def up(
     """
     from migrator.sandbox.engines import DEFAULT_ENGINE, remember
 
-    sandbox = _sandbox(folder, engine, image)
+    chosen = engine.value if engine else None
+    sandbox = _sandbox(folder, chosen, image.value)
     try:
-        document, started = sandbox.up(source_version, destination_version, repository)
-        remember(sandbox.folder, engine or document.get("engine", DEFAULT_ENGINE))
+        document, started = sandbox.up(source_version, destination_version, repository.value if repository else None)
+        remember(sandbox.folder, chosen or document.get("engine", DEFAULT_ENGINE))
     except DistributionError as exc:
         raise fail(str(exc), ExitCode.BAD_INPUT) from None
     except SandboxError as exc:
