@@ -163,7 +163,7 @@ def discover_cluster(
         registered = repositories if isinstance(repositories, dict) else {}
         asked_snapshots = (
             pool.submit(existing_snapshots, client, repository, snapshots)
-            if repository in registered and snapshots
+            if repository is not None and repository in registered and snapshots
             else None
         )
         version, health = str(asked_version.result()), asked_health.result()

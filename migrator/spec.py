@@ -441,13 +441,16 @@ class SnapshotSpec(_Model):
         return template
 
 
+_NO_REPLICAS: dict[str, Scalar] = {"index.number_of_replicas": 0}  # restore.index_settings when the plan sets none
+
+
 class RestoreSpec(_Model):
     """How the destination restores each index."""
 
     rename_pattern: str | None = Field(None, description="Java regex matched against each index name")
     rename_replacement: str | None = Field(None, description="replacement, with $1 / ${name} group references")
     index_settings: dict[str, Scalar] = Field(
-        default_factory=lambda: {"index.number_of_replicas": 0}, description="settings changed on restore"
+        default_factory=lambda: _NO_REPLICAS.copy(), description="settings changed on restore"
     )
     ignore_index_settings: list[str] = Field(default_factory=list, description="settings dropped on restore")
     include_aliases: bool = Field(False, description="restore the aliases of the restored indices")

@@ -81,7 +81,7 @@ class StateStore:
         self._mutex = threading.RLock()
         self._heartbeat: threading.Thread | None = None
         self._stop = threading.Event()
-        self.run = int(self.get_meta("runs", "0"))
+        self.run = int(self.get_meta("runs") or 0)
 
     def close(self) -> None:
         """Release the lock and close the file. Under the mutex: a request answered meanwhile on another
@@ -204,7 +204,8 @@ class StateStore:
 
     def events(self, kind: str | None = None, run: int | None = None) -> list[Event]:
         query = "SELECT id, ts, run, step, kind, message, data FROM events"
-        clauses, args = [], []
+        clauses: list[str] = []
+        args: list[str | int] = []
         if kind is not None:
             clauses.append("kind = ?")
             args.append(kind)

@@ -1,7 +1,8 @@
 """The command line (typer): one thin function per command; the work happens below it.
 
-`migrator.cli.main` holds the orchestration commands (plan, apply, resume, status, cancel, graph,
-schema); `migrator.cli.sandbox` the local test bed's.
+`migrator.cli.main` holds the orchestration commands (plan, apply, status, resume, report, cancel,
+rollback, graph, schema), `migrator.cli.verify` the repository check, `migrator.cli.sandbox` the local
+test bed's; `choices` their closed option values, `helptext` the order and examples of their help.
 
 Start-up: loading the packages creates a few hundred thousand objects that live as long as the
 process. The cyclic garbage collector is paused while they load (its passes find nothing to free

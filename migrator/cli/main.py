@@ -1,4 +1,7 @@
-"""`migrator` commands: the thin top of the flow (CLI → migration → planner/executor → steps → clients)."""
+"""`migrator` commands: the thin top of the flow (CLI → migration → planner/executor → steps → clients).
+
+Over 400 lines: one function per command with its options, and the outcome messages of `run` and
+`rollback`. Help layout and examples are in helptext.py, closed choices in choices.py."""
 
 from __future__ import annotations
 
@@ -17,7 +20,9 @@ from rich.live import Live
 
 from migrator import __version__
 from migrator.cli import sandbox
+from migrator.cli.choices import GraphFormat, Phase, PlanFormat, ReportFormat
 from migrator.cli.errors import errors_to_exit_codes, fail, stopped_line
+from migrator.cli.helptext import MARKUP, ORDER_OF_USE, examples, in_order
 from migrator.cli.verify import verify
 from migrator.dag import RunStatus, StepKind
 from migrator.errors import NeedsAttention, PlanError
@@ -56,18 +61,24 @@ app = typer.Typer(
         "Exit codes: 0 done, 1 a step failed, 2 bad input (plan or options), 3 needs attention "
         "(lock held, plan changed, cancelled)."
     ),
+    epilog=examples(""),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=MARKUP,
+    cls=in_order(ORDER_OF_USE),
 )
 app.add_typer(sandbox.app, name="sandbox")
-app.command()(verify)
+app.command(epilog=examples("verify"))(verify)
 
 PlanArg = Annotated[
     Path,
-    typer.Argument(help="The plan file (YAML; see `migrator schema` and plans/), or a plan saved with `plan --out`."),
+    typer.Argument(
+        metavar="PLAN",
+        help="The plan file (YAML; see `migrator schema` and plans/), or a plan saved with `plan --out`.",
+    ),
 ]
 StateOpt = Annotated[
-    Path | None, typer.Option("--state", help="State file [default: beside the plan, <plan>.state.db]")
+    Path | None, typer.Option("--state", help="The run's state file.", show_default="beside the plan, PLAN.state.db")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
@@ -90,38 +101,40 @@ def opened(plan_file: Path, state: Path | None) -> Iterator[Migration]:
         migration.close()
 
 
-@app.command()
+@app.command(epilog=examples("schema"))
 def schema() -> None:
-    """Print the plan file's JSON Schema (point your editor's YAML support at it)."""
+    """Print the plan file's JSON Schema, for an editor's YAML support."""
     typer.echo(json.dumps(plan_json_schema(), indent=2))
 
 
-FORMATS = ("text", "json", "markdown", "mermaid", "dot")
-
-
-@app.command("plan")
+@app.command(
+    "plan",
+    epilog=examples("plan"),
+)
 def plan_command(
     plan_file: PlanArg,
     state: StateOpt = None,
-    fmt: Annotated[str, typer.Option("--format", help="text, json, markdown (a runbook), mermaid or dot")] = "text",
+    fmt: Annotated[PlanFormat, typer.Option("--format", help="markdown is a runbook; mermaid and dot the DAG.")] = (
+        PlanFormat.TEXT
+    ),
     as_json: Annotated[bool, typer.Option("--json", help="The same as --format json.")] = False,
     out: Annotated[
         Path | None, typer.Option("--out", help="Save the reviewed plan here; `migrator apply FILE` runs exactly it.")
     ] = None,
 ) -> None:
-    """Dry run: discover both clusters (read-only) and print every step with the requests it will send,
-    what it waits for, how to cancel it, and the estimates.
+    """Dry run: show every step, the requests it will send and the estimates; nothing is changed.
 
-    Secrets are shown as ******. A plan Elasticsearch would refuse (a newer-to-older restore, a
+    Discovers both clusters (read-only) and prints every step with the requests it will send, what it
+    waits for, how to cancel it, and the estimates.
+
+    Secrets are shown as `******`. A plan Elasticsearch would refuse (a newer-to-older restore, a
     skipped major, colliding renames, an existing target, a snapshot name already in the repository)
     is refused here already, with exit 2. Beside a recorded run (its state file), the plan is that
     run's: its snapshot and targets are its own, and its status is shown.
     """
-    if as_json and fmt not in ("text", "json"):
+    if as_json and fmt not in (PlanFormat.TEXT, PlanFormat.JSON):
         raise fail(f"--json and --format {fmt} exclude each other", ExitCode.BAD_INPUT)
-    fmt = "json" if as_json else fmt
-    if fmt not in FORMATS:
-        raise fail(f"unknown --format {fmt!r}; use one of {', '.join(FORMATS)}", ExitCode.BAD_INPUT)
+    fmt = PlanFormat.JSON if as_json else fmt
     with opened(plan_file, state) as migration:
         reviewed = review(migration)
         document = plan_document(reviewed)
@@ -143,16 +156,14 @@ def plan_command(
             )
 
 
-@app.command()
+@app.command(epilog=examples("graph"))
 def graph(
     plan_file: PlanArg,
-    fmt: Annotated[str, typer.Option("--format", help="dot or mermaid")] = "dot",
+    fmt: Annotated[GraphFormat, typer.Option("--format", help="Graphviz dot or Mermaid.")] = GraphFormat.DOT,
     state: StateOpt = None,
 ) -> None:
-    """Print the plan's DAG (Graphviz dot or Mermaid); the same as `plan --format dot|mermaid`."""
-    if fmt not in ("dot", "mermaid"):
-        raise fail(f"unknown --format {fmt!r}; use dot or mermaid", ExitCode.BAD_INPUT)
-    plan_command(plan_file, state=state, fmt=fmt)
+    """Print the plan's DAG of steps; the same as `plan --format dot|mermaid`."""
+    plan_command(plan_file, state=state, fmt=PlanFormat(fmt.value))
 
 
 def run(
@@ -273,7 +284,9 @@ def run(
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 ReplanOpt = Annotated[bool, typer.Option("--replan", help="Continue even though the plan file changed.")]
 UnlockOpt = Annotated[bool, typer.Option("--force-unlock", help="Take the lock from another run you know is gone.")]
-ParallelOpt = Annotated[int | None, typer.Option(min=1, max=32, help="Steps at once [default: restore.parallel]")]
+ParallelOpt = Annotated[
+    int | None, typer.Option(min=1, max=32, help="Steps at once.", show_default="the plan's restore.parallel")
+]
 PollOpt = Annotated[float, typer.Option(min=0.2, max=60, help="Seconds between status polls.")]
 StepByStepOpt = Annotated[
     bool, typer.Option("--step-by-step", help="Show each step's requests and ask before sending them.")
@@ -297,18 +310,18 @@ RedoOpt = Annotated[
     ),
 ]
 PhaseOpt = Annotated[
-    str | None,
+    Phase | None,
     typer.Option(
         "--phase",
-        metavar="PHASE",
         help="For a plan with cutover.enabled: `cutover` blocks writes on the source, restores an incremental "
         "snapshot over the destination, checks the counts and switches the aliases (after the bulk copy, which "
         "a plain apply runs); `all` runs both phases.",
+        show_default="the bulk copy",
     ),
 ]
 
 
-@app.command()
+@app.command(epilog=examples("apply"))
 def apply(
     plan_file: PlanArg,
     state: StateOpt = None,
@@ -323,8 +336,10 @@ def apply(
     phase: PhaseOpt = None,
     redo: RedoOpt = None,
 ) -> None:
-    """Run the migration: every step observes the clusters and the bucket, does only what is missing,
-    and records a checkpoint. Applying a finished plan again changes nothing.
+    """Run the migration, resumably: each step does only what is missing and records a checkpoint.
+
+    Every step observes the clusters and the bucket, does only what is missing, and records a
+    checkpoint. Applying a finished plan again changes nothing.
 
     With cutover.enabled, a plain apply is phase one (the bulk copy; the source keeps taking writes) and
     `--phase cutover` phase two (a short write freeze); `migrator rollback` undoes a cutover.
@@ -343,18 +358,12 @@ def apply(
         step_by_step=step_by_step,
         until=until,
         only=only,
-        phase=_phase(phase),
+        phase=phase.value if phase else None,
         redo=redo,
     )
 
 
-def _phase(phase: str | None) -> str | None:
-    if phase not in (None, "cutover", "all"):
-        raise fail(f"unknown --phase {phase!r}; use cutover or all", ExitCode.BAD_INPUT)
-    return phase
-
-
-@app.command()
+@app.command(epilog=examples("resume"))
 def resume(
     plan_file: PlanArg,
     state: StateOpt = None,
@@ -368,8 +377,10 @@ def resume(
     phase: PhaseOpt = None,
     redo: RedoOpt = None,
 ) -> None:
-    """Continue an interrupted (or paused) run from its checkpoints; an in-flight snapshot or restore is
-    followed, never started twice. A cutover that began is continued to its end."""
+    """Continue an interrupted or paused run from its checkpoints.
+
+    An in-flight snapshot or restore is followed, never started twice. A cutover that began is
+    continued to its end."""
     run(
         plan_file,
         state,
@@ -382,7 +393,7 @@ def resume(
         step_by_step=step_by_step,
         until=until,
         only=only,
-        phase=_phase(phase),
+        phase=phase.value if phase else None,
         redo=redo,
     )
 
@@ -391,7 +402,10 @@ OUTCOMES = {RunStatus.DONE: ExitCode.OK, RunStatus.PAUSED: ExitCode.OK, RunStatu
 LIVE = (RunStatus.PLANNED, RunStatus.RUNNING, RunStatus.CANCELLING)
 
 
-@app.command("status")
+@app.command(
+    "status",
+    epilog=examples("status"),
+)
 def status_command(
     plan_file: PlanArg,
     state: StateOpt = None,
@@ -399,9 +413,11 @@ def status_command(
     watch: Annotated[bool, typer.Option("--watch", help="Follow the run live until it ends.")] = False,
     interval: Annotated[float, typer.Option(min=0.2, max=60, help="Seconds between refreshes (--watch).")] = 1.0,
 ) -> None:
-    """Show the run recorded in the state file: each step's status, duration and progress, the lock, the
-    last events. With --watch, follow it live; the exit code then tells how it ended (0 done or paused,
-    1 failed, 3 cancelled or interrupted)."""
+    """Show the recorded run: each step's status and progress, the lock, the last events.
+
+    Reads the state file only: each step's status, duration and progress, the lock, the last events.
+    With --watch, follow it live; the exit code then tells how it ended (0 done or paused, 1 failed,
+    3 cancelled or interrupted)."""
     path = (state or default_state_path(plan_file)).resolve()
     with errors_to_exit_codes():
         report = status(path)
@@ -425,16 +441,19 @@ def status_command(
     raise typer.Exit(int(OUTCOMES.get(report["status"], ExitCode.NEEDS_ATTENTION)))
 
 
-@app.command("report")
+@app.command(
+    "report",
+    epilog=examples("report"),
+)
 def report_command(
     plan_file: PlanArg,
     state: StateOpt = None,
-    fmt: Annotated[str, typer.Option("--format", help="markdown or json")] = "markdown",
+    fmt: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.MARKDOWN,
 ) -> None:
-    """Report the run from its state file: per index the documents on each side and the bytes, each
-    step's duration, attempts and retries, and every warning."""
-    if fmt not in ("markdown", "json"):
-        raise fail(f"unknown --format {fmt!r}; use markdown or json", ExitCode.BAD_INPUT)
+    """Report the run: documents and bytes per index, step durations, retries, warnings.
+
+    From the state file: per index the documents on each side and the bytes, each step's duration,
+    attempts and retries, and every warning."""
     path = (state or default_state_path(plan_file)).resolve()
     with errors_to_exit_codes():
         data = build_report(path)
@@ -442,22 +461,29 @@ def report_command(
     typer.echo(json.dumps(data, indent=2) if fmt == "json" else report_markdown(data))
 
 
-@app.command("cancel")
+@app.command("cancel", epilog=examples("cancel"))
 def cancel_command(plan_file: PlanArg, state: StateOpt = None, as_json: JsonOpt = False) -> None:
-    """Cancel the run as the document says: delete the snapshot being taken and the indices being
-    restored; a running `apply` stops at its next poll. A later `apply` starts afresh."""
+    """Cancel the run: delete the snapshot being taken and the indices being restored.
+
+    As the document says: delete the snapshot being taken and the indices being restored; a running
+    `apply` stops at its next poll. A later `apply` starts afresh."""
     with opened(plan_file, state) as migration:
         report = cancel(migration)
     typer.echo(json.dumps(report, indent=2) if as_json else f"cancelled: {report}")
 
 
-@app.command("rollback")
+@app.command(
+    "rollback",
+    epilog=examples("rollback"),
+)
 def rollback_command(plan_file: PlanArg, state: StateOpt = None, as_json: JsonOpt = False) -> None:
-    """Undo a cutover: stop a running apply, remove the aliases the cutover switched to the destination,
-    then lift the write block the cutover added on the source (never both writable with the aliases on the
-    destination; a block the source had before the cutover stays),
-    and say what state each destination index is in. A later `apply --phase cutover` tries again with a
-    new incremental snapshot."""
+    """Undo a cutover: aliases off the destination, then writes allowed on the source again.
+
+    Stops a running apply, removes the aliases the cutover switched to the destination, then lifts the
+    write block the cutover added on the source (never both writable with the aliases on the
+    destination; a block the source had before the cutover stays), and says what state each
+    destination index is in. A later `apply --phase cutover` tries again with a new incremental
+    snapshot."""
     with opened(plan_file, state) as migration:
         report = rollback(migration)
     if as_json:

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from migrator.cli.choices import Engine, ImageMode, RepositoryType
 from migrator.cli.errors import fail
+from migrator.cli.helptext import MARKUP, SANDBOX_ORDER, examples, in_order
 from migrator.exit_codes import ExitCode
 from migrator.sandbox.distributions import (
     DEFAULT_DESTINATION_VERSION,
@@ -23,18 +25,36 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     help=(
-        "A local rehearsal ground: two real Elasticsearch clusters (source and destination) and an "
-        "OSS-compatible server; the clusters share an `oss` repository in its bucket (or, with "
-        "--repository fs, the bucket's folder). Rehearse a migration here before touching production."
+        "A local test bed to rehearse on: two real clusters and an OSS-compatible server.\n\n"
+        "Two real Elasticsearch clusters (source and destination) and an OSS-compatible server; the clusters "
+        "share an `oss` repository in its bucket (or, with --repository fs, the bucket's folder). Rehearse a "
+        "migration here before touching production."
     ),
     no_args_is_help=True,
+    rich_markup_mode=MARKUP,
+    cls=in_order(SANDBOX_ORDER),
 )
 
-VERSIONS_HELP = "Elasticsearch or OpenSearch version: " + ", ".join(f"{k} (= {v})" for k, v in KNOWN_VERSIONS.items())
+VERSIONS_HELP = (
+    f"Elasticsearch or OpenSearch version: {', '.join(KNOWN_VERSIONS)} (the newest release of each line), "
+    "or that release's full number."
+)
 DirOption = Annotated[
     Path | None,
-    typer.Option("--dir", help="Sandbox folder [default: $MIGRATOR_SANDBOX_DIR, /var/tmp/migrator-sandbox as root]"),
+    typer.Option(
+        "--dir",
+        help="The sandbox's folder.",
+        show_default="$MIGRATOR_SANDBOX_DIR, else /var/tmp/migrator-sandbox as root",
+    ),
 ]
+
+
+def _complete_version(incomplete: str) -> list[str]:
+    """Shell completion of --source-version and --destination-version: the known versions' short names."""
+    return [alias for alias in KNOWN_VERSIONS if alias.startswith(incomplete)]
+
+
+VersionOption = Annotated[str, typer.Option(help=VERSIONS_HELP, autocompletion=_complete_version)]
 
 
 def _sandbox(folder: Path | None, engine: str | None = None, image_mode: str = "auto") -> SandboxEngine:
@@ -49,25 +69,28 @@ def _sandbox(folder: Path | None, engine: str | None = None, image_mode: str = "
         raise fail(str(exc), ExitCode.BAD_INPUT) from None
 
 
-@app.command()
+@app.command(epilog=examples("sandbox up"))
 def up(
-    source_version: Annotated[str, typer.Option(help=VERSIONS_HELP)] = DEFAULT_SOURCE_VERSION,
-    destination_version: Annotated[str, typer.Option(help=VERSIONS_HELP)] = DEFAULT_DESTINATION_VERSION,
+    source_version: VersionOption = DEFAULT_SOURCE_VERSION,
+    destination_version: VersionOption = DEFAULT_DESTINATION_VERSION,
     folder: DirOption = None,
     engine: Annotated[
-        str | None,
-        typer.Option(help="process (the default: local processes) or docker (containers of the local Docker engine)"),
+        Engine | None,
+        typer.Option(
+            help="process: local processes; docker: containers of the local Docker engine.",
+            show_default="the engine that started DIR, else process",
+        ),
     ] = None,
     image: Annotated[
-        str,
-        typer.Option(help="With --engine docker: auto (the official image, else one built here), official, or local"),
-    ] = "auto",
+        ImageMode,
+        typer.Option(help="With --engine docker: auto (the official image, else one built here), official or local."),
+    ] = ImageMode.AUTO,
     repository: Annotated[
-        str | None,
+        RepositoryType | None,
         typer.Option(
             help="The plans' repository type: oss (the test bed's elasticsearch-repository-oss plugin on every "
-            "node, built on first use; the default where both versions are Elasticsearch 7.10+ on the process "
-            "engine) or fs (the bucket's folder, no plugin; the default otherwise)"
+            "node, built on first use) or fs (the bucket's folder, no plugin).",
+            show_default="oss where both versions are Elasticsearch 7.10+ on the process engine, else fs",
         ),
     ] = None,
 ) -> None:
@@ -81,12 +104,11 @@ def up(
     """
     from migrator.sandbox.engines import DEFAULT_ENGINE, remember
 
-    if repository not in (None, "oss", "fs"):
-        raise fail(f"--repository must be oss or fs, not {repository!r}", ExitCode.BAD_INPUT)
-    sandbox = _sandbox(folder, engine, image)
+    chosen = engine.value if engine else None
+    sandbox = _sandbox(folder, chosen, image.value)
     try:
-        document, started = sandbox.up(source_version, destination_version, repository)
-        remember(sandbox.folder, engine or document.get("engine", DEFAULT_ENGINE))
+        document, started = sandbox.up(source_version, destination_version, repository.value if repository else None)
+        remember(sandbox.folder, chosen or document.get("engine", DEFAULT_ENGINE))
     except DistributionError as exc:
         raise fail(str(exc), ExitCode.BAD_INPUT) from None
     except SandboxError as exc:
@@ -98,7 +120,7 @@ def up(
     typer.echo(json.dumps(document, indent=2))
 
 
-@app.command()
+@app.command(epilog=examples("sandbox status"))
 def status(
     folder: DirOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
@@ -127,7 +149,7 @@ def status(
         raise typer.Exit(int(ExitCode.NEEDS_ATTENTION))
 
 
-@app.command()
+@app.command(epilog=examples("sandbox down"))
 def down(folder: DirOption = None) -> None:
     """Stop both clusters and the OSS server; no process of the sandbox is left behind."""
     try:
@@ -137,7 +159,7 @@ def down(folder: DirOption = None) -> None:
     typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 
-@app.command()
+@app.command(epilog=examples("sandbox seed"))
 def seed(
     docs: Annotated[int, typer.Option(min=1, max=10_000_000, help="Documents per example index.")] = 1000,
     folder: DirOption = None,
@@ -150,7 +172,7 @@ def seed(
     typer.echo(json.dumps(counts, indent=2))
 
 
-@app.command()
+@app.command(epilog=examples("sandbox faults"))
 def faults(
     error_rate: Annotated[float, typer.Option(min=0, max=1, help="Fraction of requests answered 503.")] = 0.0,
     latency_ms: Annotated[int, typer.Option(min=0, help="Delay added to every request.")] = 0,

@@ -19,6 +19,7 @@ from typing import Annotated, Literal
 
 import typer
 
+from migrator.cli.choices import Signature
 from migrator.cli.errors import errors_to_exit_codes, fail
 from migrator.clients.storage import LocalStorage, OssStorage, Storage, StorageError
 from migrator.exit_codes import ExitCode
@@ -152,7 +153,8 @@ def verify(
         str | None, typer.Option("--snapshot", "-s", help="The snapshot to verify; without it, list the snapshots.")
     ] = None,
     plan: Annotated[
-        Path | None, typer.Option("--plan", help="Read the repository named by this plan's storage section.")
+        Path | None,
+        typer.Option("--plan", metavar="PLAN", help="Read the repository named by this plan's storage section."),
     ] = None,
     directory: Annotated[
         Path | None, typer.Option("--dir", help="The repository's root folder (an fs repository's location).")
@@ -161,9 +163,12 @@ def verify(
         str | None, typer.Option(help="OSS endpoint, e.g. https://oss-cn-hangzhou-internal.aliyuncs.com")
     ] = None,
     bucket: Annotated[str | None, typer.Option(help="OSS bucket.")] = None,
-    base_path: Annotated[str, typer.Option(help="The repository's folder in the bucket (its base_path).")] = "",
+    base_path: Annotated[
+        str,
+        typer.Option(help="The repository's folder in the bucket (its base_path).", show_default="the bucket's root"),
+    ] = "",
     region: Annotated[str | None, typer.Option(help="The bucket's region, e.g. cn-hangzhou (V4 signing).")] = None,
-    signature: Annotated[str, typer.Option(help="OSS request signature: v4 or v1.")] = "v4",
+    signature: Annotated[Signature, typer.Option(help="OSS request signature version.")] = Signature.V4,
     deep: Annotated[
         bool, typer.Option("--deep", help="Also check every file's checksum footer (one small ranged GET per file).")
     ] = False,
@@ -174,7 +179,8 @@ def verify(
         bool | None,
         typer.Option(
             "--allow-partial/--no-allow-partial",
-            help="Accept a PARTIAL snapshot [default: the plan's snapshot.partial, else no].",
+            help="Accept a PARTIAL snapshot.",
+            show_default="the plan's snapshot.partial, else no",
         ),
     ] = None,
     index: Annotated[
@@ -190,10 +196,8 @@ def verify(
     each file's checksum footer, --full every byte. Exit 0 only when the snapshot is restorable,
     1 when it is not (or the repository cannot be read), 2 for bad options.
     """
-    if signature not in ("v4", "v1"):
-        raise fail(f"--signature must be v4 or v1, not {signature!r}", ExitCode.BAD_INPUT)
     storage, plan_partial = _open_storage(
-        plan, directory, endpoint, bucket, base_path, region, "v1" if signature == "v1" else "v4"
+        plan, directory, endpoint, bucket, base_path, region, "v1" if signature is Signature.V1 else "v4"
     )
     try:
         if snapshot is None:

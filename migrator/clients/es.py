@@ -52,8 +52,8 @@ class Version:
         match = re.match(rf"^(?:({OPENSEARCH})-)?(\d+)\.(\d+)\.(\d+)", text)
         if not match:
             raise ValueError(f"not an Elasticsearch or OpenSearch version: {text!r}")
-        numbers = (int(part) for part in match.groups()[1:])
-        return cls(*numbers, distribution=match.group(1) or ELASTICSEARCH)
+        major, minor, patch = (int(part) for part in match.groups()[1:])
+        return cls(major, minor, patch, distribution=match.group(1) or ELASTICSEARCH)
 
     @property
     def opensearch(self) -> bool:

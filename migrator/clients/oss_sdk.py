@@ -21,6 +21,7 @@ import importlib.util
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 DEFERRED_PACKAGES = frozenset({"Crypto", "aliyunsdkcore", "aliyunsdkkms"})
 
@@ -55,4 +56,7 @@ def _import_oss2() -> ModuleType:
     return oss2
 
 
-oss2 = _import_oss2()
+if TYPE_CHECKING:  # the type checker reads the module itself (untyped: its names are Any there)
+    import oss2
+else:
+    oss2 = _import_oss2()

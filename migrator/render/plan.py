@@ -4,7 +4,7 @@
 Everything comes from a `migration.Review`: the requests are each step's `describe()` and
 `checks()`, in the Kibana console form the Alibaba Cloud document uses, with secrets as `******`
 (steps never resolve them to describe themselves); discovery's requests are the ones the dry run
-itself sent. The JSON form is documented in the README ("The plan as JSON").
+itself sent. The JSON form is documented in docs/state-and-plan-json.md.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def step_requests(step: Step) -> list[ConsoleRequest]:
 
 
 def plan_document(review: Review) -> dict[str, Any]:
-    """The stable JSON form of a plan (schema `migrator.plan/v1`, documented in the README)."""
+    """The stable JSON form of a plan (schema `migrator.plan/v1`, documented in docs/state-and-plan-json.md)."""
     plan, estimate = review.plan, review.estimate
     order = list(nx.topological_sort(plan.graph))
     facts = plan.facts

@@ -627,7 +627,7 @@ class _IndexCheck:
 
     def fetch_shard(self, shard: int) -> _ShardData:
         """GET the shard's snap file (and its index-<gen> when its name is known), in a pool thread."""
-        where = {"index": self.name, "shard": shard}
+        where: dict[str, Any] = {"index": self.name, "shard": shard}
         key = f"{self.prefix}{shard}/snap-{self.v.uuid}.dat"
         fetched = _ShardData()
         document = self.v.read_blob(key, "snapshot", **where)
@@ -678,7 +678,7 @@ class _IndexCheck:
     def check_shard(self, shard: int, fetched: _ShardData, entries: Iterator[tuple[str, int]]) -> None:
         """Walk the shard folder's listing once against what its snap file expects."""
         v = self.v
-        where = {"index": self.name, "shard": shard}
+        where: dict[str, Any] = {"index": self.name, "shard": shard}
         files = fetched.files or []
         expected: dict[str, tuple[int, _FileInfo]] = {}
         for info in files:
@@ -887,6 +887,8 @@ def _shard_count(meta: Any) -> int | None:
         return None
     settings = next(iter(meta.values())).get("settings") or {}
     value = settings.get("index.number_of_shards", (settings.get("index") or {}).get("number_of_shards"))
+    if value is None:
+        return None
     try:
         count = int(value)
     except (TypeError, ValueError):

@@ -69,7 +69,7 @@ def connect() -> docker.DockerClient:
     except docker.errors.DockerException as exc:
         raise SandboxError(
             f"no Docker engine answers ({exc}); start one (as root: `bash scripts/docker-engine.sh`, "
-            "see the README's 'The sandbox on Docker'), or use --engine process"
+            "see docs/testbed.md, 'The sandbox on Docker'), or use --engine process"
         ) from None
     return client
 

@@ -687,6 +687,7 @@ def _remove_file(bucket_dir: str, path: str) -> bool:
         except OSError:
             break
         parent = os.path.dirname(parent)
+    return True
 
 
 class OssServer:
@@ -743,7 +744,7 @@ class OssServer:
         (self._state / "tmp").mkdir(parents=True, exist_ok=True)
         (self._state / "uploads").mkdir(parents=True, exist_ok=True)
         self._httpd = _HttpServer((self.host, self.port), self)
-        host, port = self._httpd.server_address[:2]
+        host, port = self._httpd.socket.getsockname()[:2]
         self.port = int(port)
         self.endpoint = f"http://{host}:{self.port}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="oss-server", daemon=True)
@@ -1514,16 +1515,16 @@ class OssServer:
         _sub(root, "Prefix", enc(prefix))
         _sub(root, "MaxUploads", max_uploads)
         _sub(root, "IsTruncated", "true" if truncated else "false")
-        for key, initiated, upload_id in entries:
-            if upload_id is not None:
+        for name, initiated, upload in entries:
+            if upload is not None:
                 node = _sub(root, "Upload")
-                _sub(node, "Key", enc(key))
-                _sub(node, "UploadId", upload_id)
+                _sub(node, "Key", enc(name))
+                _sub(node, "UploadId", upload)
                 _sub(node, "StorageClass", bucket.storage_class)
                 _sub(node, "Initiated", _iso8601(initiated))
-        for key, _, upload_id in entries:
-            if upload_id is None:
-                _sub(_sub(root, "CommonPrefixes"), "Prefix", enc(key))
+        for name, _, upload in entries:
+            if upload is None:
+                _sub(_sub(root, "CommonPrefixes"), "Prefix", enc(name))
         return _Response(200, {"Content-Type": "application/xml"}, _xml(root))
 
     def _upload_part(self, req: _Request, bucket: BucketConfig) -> _Response:
@@ -1941,7 +1942,7 @@ class _Handler(BaseHTTPRequestHandler):
                     os.unlink(req.spool.path)
 
     def _send_error(self, error: OssError, request_id: str, bucket: str) -> None:
-        body = _error_xml(error, request_id, f"{bucket}.{self.server.server_address[0]}" if bucket else "")
+        body = _error_xml(error, request_id, f"{bucket}.{self.server.socket.getsockname()[0]}" if bucket else "")
         headers = {"Content-Type": "application/xml"}
         if self.command == "HEAD":
             headers["x-oss-err"] = base64.b64encode(body).decode()

@@ -92,9 +92,6 @@ def spawn(
     """Start a process in its own session, output appended to `log`."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        kwargs: dict[str, object] = {}
-        if owner is not None:
-            kwargs = {"user": owner[0], "group": owner[1], "extra_groups": []}
         return subprocess.Popen(
             command,
             env=env,
@@ -103,7 +100,9 @@ def spawn(
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            **kwargs,  # type: ignore[arg-type]
+            user=owner[0] if owner else None,
+            group=owner[1] if owner else None,
+            extra_groups=[] if owner else None,
         )
 
 

@@ -146,10 +146,10 @@ def _build(
         raise DistributionError(
             f"compiling the oss repository plugin for Elasticsearch {dist.version} failed:\n{result.stderr[-3000:]}"
         )
-    with zipfile.ZipFile(staged / f"{PLUGIN_NAME}-{dist.version}.jar", "w", zipfile.ZIP_DEFLATED) as jar:
-        jar.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n\n")
+    with zipfile.ZipFile(staged / f"{PLUGIN_NAME}-{dist.version}.jar", "w", zipfile.ZIP_DEFLATED) as plugin_jar:
+        plugin_jar.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n\n")
         for path in sorted(classes.rglob("*.class")):
-            jar.write(path, path.relative_to(classes).as_posix())
+            plugin_jar.write(path, path.relative_to(classes).as_posix())
     descriptor = {
         "description": "The migrator test bed's oss snapshot repository (Aliyun OSS Java SDK)",
         "version": "1.0.0",

@@ -61,7 +61,8 @@ CLOSED_COUNT = {"forbid_closed_indices": False, "filter_path": "indices.*.primar
 def lucene_docs(client: EsClient, index: str) -> int:
     """Documents of an index's last commit, which a closed index still reports (`_stats/docs`)."""
     body = client.get(build_path(index, "_stats", "docs", params=CLOSED_COUNT))
-    return int(next(iter(body.get("indices", {}).values()), {}).get("primaries", {}).get("docs", {}).get("count", 0))
+    stats: dict[str, Any] = next(iter(body.get("indices", {}).values()), {})
+    return int(stats.get("primaries", {}).get("docs", {}).get("count", 0))
 
 
 def normalized_mapping(mapping: dict[str, Any]) -> Any:
@@ -122,7 +123,8 @@ def source_hash(source: Any) -> str:
 
 def _only(body: dict[str, Any], key: str) -> Any:
     """The one index's section of a per-index answer (`{"<index>": {key: ...}}`)."""
-    return next(iter(body.values()), {}).get(key, {})
+    section: dict[str, Any] = next(iter(body.values()), {})
+    return section.get(key, {})
 
 
 class ValidateIndex(Step):
@@ -234,7 +236,7 @@ class ValidateIndex(Step):
             )
         )
         detail["settings_compared"] = sorted(set(compared[0]) | set(compared[1]))
-        found = differences(*compared)
+        found = differences(compared[0], compared[1])
         return [f"settings differ: {self._some(found)}"] if found else []
 
     def _documents(self, source_mapping: dict[str, Any], detail: dict[str, Any]) -> list[str]:

@@ -31,10 +31,16 @@ def test_a_folder_remembers_the_engine_that_started_it(tmp_path):
 def test_an_unknown_engine_or_image_is_refused_naming_the_option(tmp_path):
     engine = migrator("sandbox", "up", "--engine", "podman", "--dir", str(tmp_path))
     assert engine.returncode == 2
-    assert "unknown engine 'podman'; use --engine process or --engine docker" in engine.stderr
+    said = " ".join(engine.stderr.replace("│", " ").split())
+    assert "'--engine': Value error, 'podman' is not one of 'process', 'docker'" in said
     image = migrator("sandbox", "up", "--engine", "docker", "--image", "latest", "--dir", str(tmp_path))
     assert image.returncode == 2
-    assert "unknown image 'latest'; use --image auto or --image official or --image local" in image.stderr
+    said = " ".join(image.stderr.replace("│", " ").split())
+    assert "'--image': Value error, 'latest' is not one of 'auto', 'official', 'local'" in said
+    with pytest.raises(SandboxError, match="unknown engine 'podman'; use --engine process or --engine docker"):
+        open_sandbox(tmp_path, "podman")
+    with pytest.raises(SandboxError, match="unknown image 'latest'; use --image auto or --image official or"):
+        open_sandbox(tmp_path, "docker", "latest")
 
 
 def test_no_docker_engine_names_how_to_start_one(tmp_path, monkeypatch):

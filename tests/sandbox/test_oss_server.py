@@ -735,3 +735,16 @@ def test_stop_closes_idle_connections(tmp_path: Path) -> None:
     with pytest.raises(oss2.exceptions.RequestError):
         remote.get_object("k")
     assert time.monotonic() - started < 5
+
+
+def test_removing_a_file_says_whether_it_was_there(tmp_path: Path) -> None:
+    """`_remove_file` answers True when it deleted the file (the server then forgets the file's digest and
+    tells replication of the deletion); it once answered None, so neither ever happened."""
+    from migrator.sandbox.oss_server import _remove_file
+
+    nested = tmp_path / "a" / "b"
+    nested.mkdir(parents=True)
+    (nested / "key").write_bytes(b"x")
+    assert _remove_file(str(tmp_path), str(nested / "key")) is True
+    assert not (tmp_path / "a").exists()  # the parents it left empty went with it
+    assert _remove_file(str(tmp_path), str(nested / "key")) is False
