@@ -22,8 +22,8 @@ from migrator.cli.errors import fail
 from migrator.clients.storage import LocalStorage, OssStorage, Storage, StorageError
 from migrator.exit_codes import ExitCode
 from migrator.migration import open_migration
-from migrator.repository.repository_data import RepositoryFormatError
-from migrator.repository.verify import VerifyResult, list_snapshots, verify_snapshot
+from migrator.repository.repository_data import RepositoryFormatError, list_snapshots
+from migrator.repository.verify import VerifyResult, verify_snapshot
 from migrator.spec import PlanError
 
 _COLORS = {"error": typer.colors.RED, "warning": typer.colors.YELLOW, "garbage": None}
