@@ -52,6 +52,7 @@ from migrator.render.status import status_text, status_view
 from migrator.spec import PlanError, plan_json_schema
 from migrator.state import LockHeld
 from migrator.steps.base import Step
+from migrator.timeline import timeline_report
 
 app = typer.Typer(
     help=(
@@ -454,13 +455,15 @@ def report_command(
     fmt: Annotated[str, typer.Option("--format", help="markdown or json")] = "markdown",
 ) -> None:
     """Report the run from its state file: per index the documents on each side and the bytes, each
-    step's duration, attempts and retries, and every warning."""
+    step's duration, attempts and retries, and every warning; the JSON also has the last run's timeline
+    (when each step started and finished, the requests it sent, the waits' request rates)."""
     if fmt not in ("markdown", "json"):
         raise fail(f"unknown --format {fmt!r}; use markdown or json", ExitCode.BAD_INPUT)
     path = (state or default_state_path(plan_file)).resolve()
     with errors_to_exit_codes():
         data = build_report(path)
         data["cutover"] = cutover_report(path)
+        data["timeline"] = timeline_report(path)
     typer.echo(json.dumps(data, indent=2) if fmt == "json" else report_markdown(data))
 
 
