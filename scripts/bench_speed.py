@@ -17,7 +17,7 @@ cores; every figure is the median over the rounds. Printed: the machine, the ver
 size, every run, the medians, the ratios against the targets (migrator <= 1.05x (a), faster than
 (b)), migrator's own CPU seconds as a share of its wall time (<= 2 %, from wait4's rusage of the
 migrator process) and the status requests per minute each cluster received while migrator waited
-(<= 30, from migrator's event log in the state file). Between runs the restored indices and the
+(<= 30, from the timeline of `migrator report --format json`). Between runs the restored indices and the
 repositories are removed (not timed). The sandbox is stopped at the end, also on failure.
 
     python scripts/bench_speed.py                      # 3 rounds, 300 MiB over 6 indices, ES 7.17 on both sides
@@ -49,10 +49,8 @@ import yaml
 
 import migrator
 from migrator.clients.es import EsClient, EsError, build_path
-from migrator.migration import default_state_path
 from migrator.planner import SNAPSHOT_WAIT
 from migrator.sandbox.distributions import cache_dir
-from migrator.state import StateStore
 
 HERE = Path(__file__).resolve().parent
 MINIMAL_SCRIPT = HERE / "bench_speed" / "minimal_migration.py"
@@ -321,20 +319,29 @@ def run_migrator(bed: Bed, result: RunResult, folder: Path, settings: dict[str, 
     result.wall_s, result.cpu_s = wall, cpu
     if code != 0:
         raise ContenderFailed(f"`migrator apply` exited {code}:\n{tail(log)}")
-    store = StateStore(default_state_path(plan))
-    try:
-        events = store.events()
-        snapshot = store.get_meta("snapshot")
-    finally:
-        store.close()
-    for event in events:
-        if event.kind == "run.cpu" and event.data:
-            result.startup_cpu_s = event.data["startup_cpu_s"]
-            result.run_cpu_s = event.data["run_cpu_s"]
-            result.run_wall_s = event.data["run_wall_s"]
-    info = bed.source.get(build_path("_snapshot", f"bench_{result.run_id}", snapshot))["snapshots"][0]
-    result.phases = migrator_phases(events, started, ended, info["end_time_in_millis"] / 1000)
-    result.waits = wait_requests(events)
+    report = migrator_report(plan)
+    timeline = report["timeline"]
+    for cpu in report["cpu"]:
+        if cpu["run"] == timeline["run"]:
+            result.startup_cpu_s = cpu["startup_cpu_s"]
+            result.run_cpu_s = cpu["run_cpu_s"]
+            result.run_wall_s = cpu["run_wall_s"]
+    info = bed.source.get(build_path("_snapshot", f"bench_{result.run_id}", report["snapshot"]))["snapshots"][0]
+    result.phases = migrator_phases(timeline, started, ended, info["end_time_in_millis"] / 1000)
+    result.waits = {
+        cluster: WaitLoad(wait["requests"], wait["seconds"], wait["peak_per_minute"])
+        for cluster, wait in timeline["waits"].items()
+    }
+
+
+def migrator_report(plan: Path) -> dict[str, Any]:
+    """`migrator report PLAN --format json`: the run's steps, its timeline (migrator/timeline.py) and its CPU."""
+    done = subprocess.run(
+        migrator_command("report", str(plan), "--format", "json"), capture_output=True, text=True, timeout=300
+    )
+    if done.returncode != 0:
+        raise ContenderFailed(f"`migrator report` exited {done.returncode}:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout)
 
 
 LONG_WAIT_THROTTLE = "10mb"
@@ -512,80 +519,16 @@ def clean_up(bed: Bed, run_id: str, *, failed: bool) -> None:
         client.health(wait_for_status="green", timeout="60s")
 
 
-# -- reading migrator's event log -----------------------------------------------------------------
+# -- reading migrator's report ---------------------------------------------------------------------
 
 
-def waited_cluster(step: str | None) -> str | None:
-    """The cluster a wait step follows (snapshot.wait: the source; recovery[...]: the destination), or None."""
-    if step == SNAPSHOT_WAIT:
-        return "source"
-    if step is not None and step.startswith("recovery["):
-        return "destination"
-    return None
-
-
-def step_spans(events: list[Any]) -> dict[str, tuple[float, float]]:
-    """Step -> (first event, its step.done event) in epoch seconds."""
-    first: dict[str, float] = {}
-    done: dict[str, float] = {}
-    for event in events:
-        if event.step is None:
-            continue
-        first.setdefault(event.step, event.ts)
-        if event.kind == "step.done":
-            done[event.step] = event.ts
-    return {step: (first[step], done[step]) for step in done}
-
-
-def union_seconds(spans: list[tuple[float, float]]) -> float:
-    total, reach = 0.0, float("-inf")
-    for start, end in sorted(spans):
-        start = max(start, reach)
-        if end > start:
-            total += end - start
-            reach = end
-    return total
-
-
-def peak_in_window(times: list[float], window_s: float = 60.0) -> int:
-    times = sorted(times)
-    best, first = 0, 0
-    for last, ts in enumerate(times):
-        while ts - times[first] >= window_s:
-            first += 1
-        best = max(best, last - first + 1)
-    return best
-
-
-def wait_requests(events: list[Any]) -> dict[str, WaitLoad]:
-    """Per cluster: the requests migrator's wait steps sent it, over the time those steps ran (a cluster whose
-    waits sent nothing is there with 0)."""
-    spans = step_spans(events)
-    times: dict[str, list[float]] = {}
-    steps: dict[str, set[str]] = {}
-    for step in spans:
-        cluster = waited_cluster(step)
-        if cluster is not None:
-            steps.setdefault(cluster, set()).add(step)
-            times.setdefault(cluster, [])
-    for event in events:
-        cluster = waited_cluster(event.step)
-        if event.kind == "request" and cluster is not None and event.data:
-            times[cluster].append(event.ts)
-    return {
-        cluster: WaitLoad(
-            len(times[cluster]), union_seconds([spans[step] for step in steps[cluster]]), peak_in_window(times[cluster])
-        )
-        for cluster in times
-    }
-
-
-def migrator_phases(events: list[Any], started: float, ended: float, snapshot_end: float) -> dict[str, float]:
-    """Where migrator's wall time went; `snapshot_end` is when the source says the snapshot ended (epoch s)."""
-    spans = step_spans(events)
-    if not events or SNAPSHOT_WAIT not in spans:
+def migrator_phases(timeline: dict[str, Any], started: float, ended: float, snapshot_end: float) -> dict[str, float]:
+    """Where migrator's wall time went, from its report's timeline; `started`/`ended` bound the process and
+    `snapshot_end` is when the source says the snapshot ended (epoch s)."""
+    spans = {step["step"]: (step["started"], step["finished"]) for step in timeline["steps"] if step["finished"]}
+    if timeline["first_event"] is None or SNAPSHOT_WAIT not in spans:
         return {}
-    first, last = events[0].ts, max(end for _, end in spans.values())
+    first, last = timeline["first_event"], max(end for _, end in spans.values())
     snapshot_done = spans[SNAPSHOT_WAIT][1]
     restores_start = min((start for step, (start, _) in spans.items() if step.startswith("restore[")), default=last)
     return {
