@@ -36,6 +36,7 @@ OWNER_ID = "1000000000000000"  # the owner every object and bucket reports
 
 
 def get_bucket_info(server: OssServer, req: Request, bucket: BucketConfig) -> Response:
+    """GetBucketInfo: the bucket's name, region, endpoints, storage class and owner (XML)."""
     root = ET.Element("BucketInfo")
     node = sub(root, "Bucket")
     sub(node, "Name", bucket.name)
@@ -53,16 +54,19 @@ def get_bucket_info(server: OssServer, req: Request, bucket: BucketConfig) -> Re
 
 
 def get_bucket_location(server: OssServer, req: Request, bucket: BucketConfig) -> Response:
+    """GetBucketLocation: the bucket's region, e.g. `oss-cn-hangzhou` (XML)."""
     root = ET.Element("LocationConstraint")
     root.text = bucket.region
     return Response(200, {"Content-Type": "application/xml"}, xml_document(root))
 
 
 def list_objects(server: OssServer, req: Request, bucket: BucketConfig) -> Response:
+    """ListObjects (v1): a page of keys after `marker`, at most `max-keys` (default 100, up to 1000)."""
     return _list(server, req, bucket, v2=False)
 
 
 def list_objects_v2(server: OssServer, req: Request, bucket: BucketConfig) -> Response:
+    """ListObjectsV2: a page of keys after `start-after` or `continuation-token`, with KeyCount."""
     return _list(server, req, bucket, v2=True)
 
 

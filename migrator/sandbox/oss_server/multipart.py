@@ -47,6 +47,7 @@ _UPLOAD_ID = re.compile(r"[0-9A-F]{32}")
 
 
 def initiate_multipart_upload(server: OssServer, req: Request, bucket: BucketConfig) -> Response:
+    """InitiateMultipartUpload: a new upload ID (sorting by initiation time) for `req.key`."""
     key_parts(req.key)
     # the ID starts with the time in ns: a key's upload IDs sort as the uploads were initiated, so OSS's
     # rule "upload IDs greater than upload-id-marker" and the listing order agree
@@ -64,6 +65,7 @@ def initiate_multipart_upload(server: OssServer, req: Request, bucket: BucketCon
 
 
 def upload_part(server: OssServer, req: Request, bucket: BucketConfig) -> Response:
+    """UploadPart: store part `partNumber` (1-10000) of an upload; answers its MD5 ETag and CRC64."""
     directory = _upload_dir(server, req, bucket)
     number = _part_number(req)
     spool = checked_spool(req)
@@ -73,6 +75,7 @@ def upload_part(server: OssServer, req: Request, bucket: BucketConfig) -> Respon
 
 
 def upload_part_copy(server: OssServer, req: Request, bucket: BucketConfig) -> Response:
+    """UploadPartCopy: a part from (a byte range of) the object `x-oss-copy-source` names."""
     directory = _upload_dir(server, req, bucket)
     number = _part_number(req)
     f, meta = copy_source(server, req)
@@ -108,6 +111,7 @@ def upload_part_copy(server: OssServer, req: Request, bucket: BucketConfig) -> R
 
 
 def list_parts(server: OssServer, req: Request, bucket: BucketConfig) -> Response:
+    """ListParts: the upload's parts after `part-number-marker`, at most `max-parts` (1-1000)."""
     directory = _upload_dir(server, req, bucket)
     marker = req.params.get("part-number-marker") or "0"
     raw_max = req.params.get("max-parts") or "1000"
@@ -136,6 +140,7 @@ def list_parts(server: OssServer, req: Request, bucket: BucketConfig) -> Respons
 
 
 def list_multipart_uploads(server: OssServer, req: Request, bucket: BucketConfig) -> Response:
+    """ListMultipartUploads: the bucket's pending uploads after the key and upload-ID markers."""
     params = req.params
     prefix, delimiter, encoding, max_uploads = listing_params(params, "max-uploads", _MAX_UPLOADS, _MAX_UPLOADS)
     key_marker = params.get("key-marker", "")
@@ -205,11 +210,13 @@ def list_multipart_uploads(server: OssServer, req: Request, bucket: BucketConfig
 
 
 def abort_multipart_upload(server: OssServer, req: Request, bucket: BucketConfig) -> Response:
+    """AbortMultipartUpload: forget the upload and its parts (204)."""
     shutil.rmtree(_upload_dir(server, req, bucket), ignore_errors=True)
     return Response(204)
 
 
 def complete_multipart_upload(server: OssServer, req: Request, bucket: BucketConfig) -> Response:
+    """CompleteMultipartUpload: the listed parts, in order, become the object (ETag `"HEX-N"`)."""
     directory = _upload_dir(server, req, bucket)
     try:
         root = ET.fromstring(req.body)

@@ -43,6 +43,7 @@ _MAX_DELETE_KEYS = 1000
 
 
 def put_object(server: OssServer, req: Request, bucket: BucketConfig) -> Response:
+    """PutObject: the spooled body becomes the object (Content-MD5 checked; 409 with forbid-overwrite)."""
     key_parts(req.key)
     spool = checked_spool(req)
     digest = Digest(quoted_etag(spool.md5), spool.crc64)
@@ -65,6 +66,7 @@ def copy_source(server: OssServer, req: Request) -> tuple[BinaryIO, ObjectMeta]:
 
 
 def copy_object(server: OssServer, req: Request, bucket: BucketConfig) -> Response:
+    """CopyObject: a copy of the object `x-oss-copy-source` names, keeping its ETag and CRC64."""
     key_parts(req.key)
     f, meta = copy_source(server, req)
     tmp = server.store.tmp_path()
@@ -87,6 +89,7 @@ def copy_object(server: OssServer, req: Request, bucket: BucketConfig) -> Respon
 
 
 def get_object(server: OssServer, req: Request, bucket: BucketConfig) -> Response:
+    """GetObject: the object's bytes (206 with a Range), after its conditions; NoSuchKey when absent."""
     f, meta = server.store.open(server.store.object_path(bucket, req.key), req.key)
     try:
         headers = object_headers(bucket, meta)
@@ -105,17 +108,20 @@ def get_object(server: OssServer, req: Request, bucket: BucketConfig) -> Respons
 
 
 def head_object(server: OssServer, req: Request, bucket: BucketConfig) -> Response:
+    """HeadObject and GetObjectMeta: the object's headers (size, ETag, CRC64), no body."""
     meta = server.store.meta(server.store.object_path(bucket, req.key), req.key)
     check_conditions(req, meta)
     return Response(200, object_headers(bucket, meta), length=meta.size)
 
 
 def delete_object(server: OssServer, req: Request, bucket: BucketConfig) -> Response:
+    """DeleteObject: remove the object (204, also when it did not exist)."""
     server.store.remove(bucket, server.store.object_path(bucket, req.key))
     return Response(204)
 
 
 def delete_multiple_objects(server: OssServer, req: Request, bucket: BucketConfig) -> Response:
+    """DeleteMultipleObjects: remove up to 1000 keys (Content-MD5 required); Quiet lists none."""
     given = req.headers.get("content-md5", "")
     if not given:
         raise OssError(400, "InvalidDigest", "DeleteMultipleObjects needs a Content-MD5 header.")
@@ -221,6 +227,7 @@ def parse_range(value: str, size: int, standard: bool) -> tuple[int, int] | None
 
 
 def checked_spool(req: Request) -> Spool:
+    """The spooled body of an object write, after its Content-MD5 (when sent) is checked."""
     spool = req.spool
     assert spool is not None, "object writes are spooled by the handler"
     given = req.headers.get("content-md5")
@@ -235,6 +242,7 @@ def checked_spool(req: Request) -> Spool:
 
 
 def write_headers(spool: Spool, digest: Digest) -> dict[str, str]:
+    """The headers an object write answers: ETag, Content-MD5 and CRC64."""
     return {
         "ETag": digest.etag,
         "Content-MD5": base64.b64encode(spool.md5).decode(),

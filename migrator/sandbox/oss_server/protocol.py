@@ -120,10 +120,12 @@ class OssError(Exception):
 
 
 def no_such_key(key: str) -> OssError:
+    """The 404 NoSuchKey answer for `key`."""
     return OssError(404, "NoSuchKey", "The specified key does not exist.", Key=key)
 
 
 def invalid_argument(message: str, name: str, value: str) -> OssError:
+    """A 400 InvalidArgument answer naming the argument and the value given."""
     return OssError(400, "InvalidArgument", message, ArgumentName=name, ArgumentValue=value)
 
 
@@ -139,18 +141,22 @@ def listing_params(params: dict[str, str], max_name: str, default: int, limit: i
 
 
 def iso8601(timestamp: float) -> str:
+    """Epoch seconds as OSS writes them in XML (`2026-11-30T14:00:00.000Z`)."""
     return datetime.fromtimestamp(timestamp, UTC).strftime(_ISO8601)
 
 
 def http_date(timestamp: float) -> str:
+    """Epoch seconds as an HTTP date (`Last-Modified`)."""
     return email.utils.formatdate(timestamp, usegmt=True)
 
 
 def xml_document(root: ET.Element) -> bytes:
+    """An XML document with its declaration, UTF-8."""
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8")
 
 
 def sub(parent: ET.Element, tag: str, text: str | int | None = None) -> ET.Element:
+    """A child element `tag` of `parent`, with `text` when given."""
     child = ET.SubElement(parent, tag)
     if text is not None:
         child.text = str(text)
@@ -158,6 +164,7 @@ def sub(parent: ET.Element, tag: str, text: str | int | None = None) -> ET.Eleme
 
 
 def error_xml(error: OssError, request_id: str, host_id: str) -> bytes:
+    """The body of an OSS error answer (Code, Message, RequestId, HostId and the details)."""
     root = ET.Element("Error")
     sub(root, "Code", error.code)
     sub(root, "Message", error.message)

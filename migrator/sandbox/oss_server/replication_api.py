@@ -37,6 +37,7 @@ _MAX_REPLICATION_PREFIXES = 10
 
 
 def put_bucket_replication(server: OssServer, req: Request, bucket: BucketConfig) -> Response:
+    """PutBucketReplication: add the one Rule of the XML body (checked as OSS does)."""
     root = _xml_body(req, "ReplicationConfiguration")
     nodes = root.findall("Rule")
     if len(nodes) != 1:
@@ -92,6 +93,7 @@ def put_bucket_replication(server: OssServer, req: Request, bucket: BucketConfig
 
 
 def get_bucket_replication(server: OssServer, req: Request, bucket: BucketConfig) -> Response:
+    """GetBucketReplication: the bucket's rules; NoSuchReplicationConfiguration when none."""
     rules = server.replicator.rules(bucket.name)
     if not rules:
         raise OssError(
@@ -107,6 +109,7 @@ def get_bucket_replication(server: OssServer, req: Request, bucket: BucketConfig
 
 
 def get_bucket_replication_progress(server: OssServer, req: Request, bucket: BucketConfig) -> Response:
+    """GetBucketReplicationProgress: a rule's historical fraction and NewObject point."""
     rule = server.replicator.rule(bucket.name, req.params.get("rule-id", ""))
     root = ET.Element("ReplicationProgress")
     node = _rule_xml(root, rule)
@@ -119,6 +122,7 @@ def get_bucket_replication_progress(server: OssServer, req: Request, bucket: Buc
 
 
 def get_bucket_replication_location(server: OssServer, req: Request, bucket: BucketConfig) -> Response:
+    """GetBucketReplicationLocation: the regions of the server's other buckets."""
     root = ET.Element("ReplicationLocation")
     for region in sorted({b.region for b in server.buckets.values()} - {bucket.region}):
         sub(root, "Location", region)
@@ -126,6 +130,7 @@ def get_bucket_replication_location(server: OssServer, req: Request, bucket: Buc
 
 
 def delete_bucket_replication(server: OssServer, req: Request, bucket: BucketConfig) -> Response:
+    """DeleteBucketReplication: the rule named by ID starts closing."""
     root = _xml_body(req, "ReplicationRules")
     rule_id = (root.findtext("ID") or "").strip()
     if not rule_id:

@@ -107,6 +107,7 @@ class OssServer:
         self.stop()
 
     def set_faults(self, faults: Faults) -> None:
+        """Inject `faults` from now on (their seed restarts the random choices)."""
         with self._lock:
             self._faults = dataclasses.replace(faults, error_keys=list(faults.error_keys))
             self._rng = random.Random(faults.seed)
@@ -122,6 +123,7 @@ class OssServer:
             self.requests_by_op[op] += 1
 
     def stats(self) -> dict[str, object]:
+        """{"request_count": int, "requests_by_op": {operation: int}} since the server started."""
         with self._lock:
             return {"request_count": self.request_count, "requests_by_op": dict(self.requests_by_op)}
 
@@ -137,6 +139,7 @@ class OssServer:
             raise OssError(503, "ServiceUnavailable", "Injected fault: please reduce your request rate.")
 
     def should_truncate(self) -> bool:
+        """Whether to cut this GET body short (the `truncate_rate` fault)."""
         return self._roll(self.faults.truncate_rate)
 
     def handle(self, req: Request) -> Response:

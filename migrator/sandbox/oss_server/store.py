@@ -78,6 +78,7 @@ def foreign_etag(st: os.stat_result) -> str:
 
 
 def quoted_etag(md5: bytes) -> str:
+    """The ETag of content with this MD5: quoted uppercase hex."""
     return f'"{md5.hex().upper()}"'
 
 
@@ -154,9 +155,11 @@ class ObjectStore:
         return oss_layout.object_file(os.path.join(self.root, bucket.name), key)
 
     def tmp_path(self) -> str:
+        """A fresh path in the server's temp folder."""
         return os.path.join(self.state, "tmp", uuid.uuid4().hex)
 
     def open(self, path: str, key: str) -> tuple[BinaryIO, ObjectMeta]:
+        """The open file and metadata of the object at `path`; NoSuchKey when there is none."""
         try:
             f = open(path, "rb")  # noqa: SIM115 - handed to the caller, which closes it
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
@@ -186,6 +189,7 @@ class ObjectStore:
         return meta.size, meta.mtime, meta.digest.etag
 
     def meta(self, path: str, key: str) -> ObjectMeta:
+        """The metadata of the object at `path` (hashing it only when no digest is cached); NoSuchKey."""
         try:
             st = os.stat(path)
         except (FileNotFoundError, NotADirectoryError):
@@ -226,6 +230,7 @@ class ObjectStore:
         self.digests.put(path, os.stat(path), digest)
 
     def remove(self, bucket: BucketConfig, path: str) -> None:
+        """Delete the object file at `path` and the folders it leaves empty, forgetting its digest."""
         with self.layout_lock:  # not between another write's making of parents and its placing of the file
             removed = remove_file(os.path.join(self.root, bucket.name), path)
         if removed:
