@@ -17,7 +17,7 @@ cores; every figure is the median over the rounds. Printed: the machine, the ver
 size, every run, the medians, the ratios against the targets (migrator <= 1.05x (a), faster than
 (b)), migrator's own CPU seconds as a share of its wall time (<= 2 %, from wait4's rusage of the
 migrator process) and the status requests per minute each cluster received while migrator waited
-(<= 30, from migrator's event log in the state file). Between runs the restored indices and the
+(<= 30, from the timeline of `migrator report --format json`). Between runs the restored indices and the
 repositories are removed (not timed). The sandbox is stopped at the end, also on failure.
 
     python scripts/bench_speed.py                      # 3 rounds, 300 MiB over 6 indices, ES 7.17 on both sides
@@ -49,17 +49,14 @@ import yaml
 
 import migrator
 from migrator.clients.es import EsClient, EsError, build_path
-from migrator.migration.files import default_state_path
 from migrator.planner import SNAPSHOT_WAIT
 from migrator.sandbox.distributions import cache_dir
-from migrator.state import StateStore
 
 HERE = Path(__file__).resolve().parent
 MINIMAL_SCRIPT = HERE / "bench_speed" / "minimal_migration.py"
 SOURCE_PREFIX = "bench-"
 MIGRATOR, MINIMAL, CURATOR = "migrator", "minimal (a)", "curator (b)"
-BEFORE = "migrator (--before)"  # another source tree of migrator, run in the same rounds (a before/after figure)
-SHORT = {MIGRATOR: "m", MINIMAL: "a", CURATOR: "c", BEFORE: "p"}
+SHORT = {MIGRATOR: "m", MINIMAL: "a", CURATOR: "c"}
 PAYLOAD_BYTES = 12288  # random bytes per document, stored base64 (LZ4 saves about a fifth)
 BULK_DOCS = 250  # about 4 MB per bulk request
 REPOSITORY_SETTINGS: dict[str, Any] = {
@@ -99,7 +96,6 @@ class Bed:
     poll_s: float
     work: Path
     curator_bin: Path | None = None
-    before: Path | None = None  # --before: the source tree whose migrator the BEFORE contender runs
 
     @property
     def source_url(self) -> str:
@@ -148,24 +144,14 @@ class RunResult:
 _current_child: subprocess.Popen[bytes] | None = None
 
 
-def run_child(
-    command: list[str], log: Path, cwd: Path | None = None, env: dict[str, str] | None = None
-) -> tuple[float, float, int]:
-    """Run one command with output to `log` (`env`: added to this environment); returns (wall s, user+sys CPU s
-    of that process, exit code)."""
+def run_child(command: list[str], log: Path, cwd: Path | None = None) -> tuple[float, float, int]:
+    """Run one command with output to `log`; returns (wall s, user+sys CPU s of that process, exit code)."""
     global _current_child
     with log.open("ab") as out:
         out.write(("$ " + " ".join(command) + "\n").encode())
         out.flush()
         started = time.perf_counter()
-        child = subprocess.Popen(
-            command,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=cwd,
-            env={**os.environ, **env} if env else None,
-        )
+        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd)
         _current_child = child
         _, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - started
@@ -323,34 +309,39 @@ def migrator_plan(bed: Bed, run_id: str, settings: dict[str, Any] | None = None)
     return yaml.safe_dump(plan, sort_keys=False)
 
 
-def run_migrator(
-    bed: Bed, result: RunResult, folder: Path, settings: dict[str, Any] | None = None, tree: Path | None = None
-) -> None:
-    """One `migrator apply`; `tree`: run the migrator of that source tree instead of this one (PYTHONPATH)."""
+def run_migrator(bed: Bed, result: RunResult, folder: Path, settings: dict[str, Any] | None = None) -> None:
     plan = folder / "plan.yaml"
     plan.write_text(migrator_plan(bed, result.run_id, settings))
     log = folder / "migrator.log"
     started = time.time()
-    command = migrator_command("apply", str(plan), "--yes", "--poll", str(bed.poll_s))
-    wall, cpu, code = run_child(command, log, env={"PYTHONPATH": str(tree)} if tree else None)
+    wall, cpu, code = run_child(migrator_command("apply", str(plan), "--yes", "--poll", str(bed.poll_s)), log)
     ended = time.time()
     result.wall_s, result.cpu_s = wall, cpu
     if code != 0:
         raise ContenderFailed(f"`migrator apply` exited {code}:\n{tail(log)}")
-    store = StateStore(default_state_path(plan))
-    try:
-        events = store.events()
-        snapshot = store.get_meta("snapshot")
-    finally:
-        store.close()
-    for event in events:
-        if event.kind == "run.cpu" and event.data:
-            result.startup_cpu_s = event.data["startup_cpu_s"]
-            result.run_cpu_s = event.data["run_cpu_s"]
-            result.run_wall_s = event.data["run_wall_s"]
-    info = bed.source.get(build_path("_snapshot", f"bench_{result.run_id}", snapshot))["snapshots"][0]
-    result.phases = migrator_phases(events, started, ended, info["end_time_in_millis"] / 1000)
-    result.waits = wait_requests(events)
+    report = migrator_report(plan)
+    timeline = report["timeline"]
+    for cpu in report["cpu"]:
+        if cpu["run"] == timeline["run"]:
+            result.startup_cpu_s = cpu["startup_cpu_s"]
+            result.run_cpu_s = cpu["run_cpu_s"]
+            result.run_wall_s = cpu["run_wall_s"]
+    info = bed.source.get(build_path("_snapshot", f"bench_{result.run_id}", report["snapshot"]))["snapshots"][0]
+    result.phases = migrator_phases(timeline, started, ended, info["end_time_in_millis"] / 1000)
+    result.waits = {
+        cluster: WaitLoad(wait["requests"], wait["seconds"], wait["peak_per_minute"])
+        for cluster, wait in timeline["waits"].items()
+    }
+
+
+def migrator_report(plan: Path) -> dict[str, Any]:
+    """`migrator report PLAN --format json`: the run's steps, its timeline (migrator/timeline.py) and its CPU."""
+    done = subprocess.run(
+        migrator_command("report", str(plan), "--format", "json"), capture_output=True, text=True, timeout=300
+    )
+    if done.returncode != 0:
+        raise ContenderFailed(f"`migrator report` exited {done.returncode}:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout)
 
 
 LONG_WAIT_THROTTLE = "10mb"
@@ -490,11 +481,7 @@ def run_curator(bed: Bed, result: RunResult, folder: Path) -> None:
     result.wall_s += result.phases["count"]
 
 
-def run_before(bed: Bed, result: RunResult, folder: Path) -> None:
-    run_migrator(bed, result, folder, tree=bed.before)
-
-
-RUNNERS = {MIGRATOR: run_migrator, MINIMAL: run_minimal, CURATOR: run_curator, BEFORE: run_before}
+RUNNERS = {MIGRATOR: run_migrator, MINIMAL: run_minimal, CURATOR: run_curator}
 
 
 def run_once(bed: Bed, contender: str, round_number: int) -> RunResult:
@@ -532,82 +519,18 @@ def clean_up(bed: Bed, run_id: str, *, failed: bool) -> None:
         client.health(wait_for_status="green", timeout="60s")
 
 
-# -- reading migrator's event log -----------------------------------------------------------------
+# -- reading migrator's report ---------------------------------------------------------------------
 
 
-def waited_cluster(step: str | None) -> str | None:
-    """The cluster a wait step follows (snapshot.wait: the source; recovery[...]: the destination), or None."""
-    if step == SNAPSHOT_WAIT:
-        return "source"
-    if step is not None and step.startswith("recovery["):
-        return "destination"
-    return None
-
-
-def step_spans(events: list[Any]) -> dict[str, tuple[float, float]]:
-    """Step -> (first event, its step.done event) in epoch seconds."""
-    first: dict[str, float] = {}
-    done: dict[str, float] = {}
-    for event in events:
-        if event.step is None:
-            continue
-        first.setdefault(event.step, event.ts)
-        if event.kind == "step.done":
-            done[event.step] = event.ts
-    return {step: (first[step], done[step]) for step in done}
-
-
-def union_seconds(spans: list[tuple[float, float]]) -> float:
-    total, reach = 0.0, float("-inf")
-    for start, end in sorted(spans):
-        start = max(start, reach)
-        if end > start:
-            total += end - start
-            reach = end
-    return total
-
-
-def peak_in_window(times: list[float], window_s: float = 60.0) -> int:
-    times = sorted(times)
-    best, first = 0, 0
-    for last, ts in enumerate(times):
-        while ts - times[first] >= window_s:
-            first += 1
-        best = max(best, last - first + 1)
-    return best
-
-
-def wait_requests(events: list[Any]) -> dict[str, WaitLoad]:
-    """Per cluster: the requests migrator's wait steps sent it, over the time those steps ran (a cluster whose
-    waits sent nothing is there with 0)."""
-    spans = step_spans(events)
-    times: dict[str, list[float]] = {}
-    steps: dict[str, set[str]] = {}
-    for step in spans:
-        cluster = waited_cluster(step)
-        if cluster is not None:
-            steps.setdefault(cluster, set()).add(step)
-            times.setdefault(cluster, [])
-    for event in events:
-        cluster = waited_cluster(event.step)
-        if event.kind == "request" and cluster is not None and event.data:
-            times[cluster].append(event.ts)
-    return {
-        cluster: WaitLoad(
-            len(times[cluster]), union_seconds([spans[step] for step in steps[cluster]]), peak_in_window(times[cluster])
-        )
-        for cluster in times
-    }
-
-
-def migrator_phases(events: list[Any], started: float, ended: float, snapshot_end: float) -> dict[str, float]:
-    """Where migrator's wall time went; `snapshot_end` is when the source says the snapshot ended (epoch s)."""
-    spans = step_spans(events)
-    if not events or SNAPSHOT_WAIT not in spans:
+def migrator_phases(timeline: dict[str, Any], started: float, ended: float, snapshot_end: float) -> dict[str, float]:
+    """Where migrator's wall time went, from its report's timeline; `started`/`ended` bound the process and
+    `snapshot_end` is when the source says the snapshot ended (epoch s)."""
+    spans = {step["step"]: (step["started"], step["finished"]) for step in timeline["steps"] if step["finished"]}
+    if timeline["first_event"] is None or SNAPSHOT_WAIT not in spans:
         return {}
-    first, last = events[0].ts, max(end for _, end in spans.values())
+    first, last = timeline["first_event"], max(end for _, end in spans.values())
     snapshot_done = spans[SNAPSHOT_WAIT][1]
-    restores_start = min((start for step, (start, _) in spans.items() if step.startswith("restore")), default=last)
+    restores_start = min((start for step, (start, _) in spans.items() if step.startswith("restore[")), default=last)
     return {
         "process start to first event": first - started,
         "preflight, repository, snapshot": snapshot_done - first,
@@ -677,22 +600,22 @@ def verdict(met: bool) -> str:
 def report(results: list[RunResult], contenders: list[str], poll_s: float, missing: dict[str, str]) -> None:
     """Print every run, the medians and the ratios; `missing` names the contenders left out and why."""
     print("\nruns (wall = the contender's whole run; cpu = user+sys of its own processes):")
-    print(f"  {'round':>5}  {'contender':<19} {'wall s':>8} {'cpu s':>7}  result")
+    print(f"  {'round':>5}  {'contender':<12} {'wall s':>8} {'cpu s':>7}  result")
     for r in results:
-        print(f"  {r.round:>5}  {r.contender:<19} {r.wall_s:>8.2f} {r.cpu_s:>7.2f}  {'ok' if r.ok else 'FAILED'}")
+        print(f"  {r.round:>5}  {r.contender:<12} {r.wall_s:>8.2f} {r.cpu_s:>7.2f}  {'ok' if r.ok else 'FAILED'}")
         if r.error:
             print("         " + r.error.replace("\n", "\n         "))
     ok = {name: [r for r in results if r.contender == name and r.ok] for name in contenders}
     walls = {name: median([r.wall_s for r in runs]) for name, runs in ok.items()}
     print("\nmedians over the successful rounds:")
-    print(f"  {'contender':<19} {'wall s':>8} {'min':>7} {'max':>7} {'cpu s':>7}  rounds")
+    print(f"  {'contender':<12} {'wall s':>8} {'min':>7} {'max':>7} {'cpu s':>7}  rounds")
     for name, runs in ok.items():
         if runs:
             w = [r.wall_s for r in runs]
             cpu = median([r.cpu_s for r in runs])
-            print(f"  {name:<19} {walls[name]:>8.2f} {min(w):>7.2f} {max(w):>7.2f} {cpu:>7.2f}  {len(runs)}")
+            print(f"  {name:<12} {walls[name]:>8.2f} {min(w):>7.2f} {max(w):>7.2f} {cpu:>7.2f}  {len(runs)}")
         else:
-            print(f"  {name:<19} {'-':>8} {'-':>7} {'-':>7} {'-':>7}  0 (every run failed)")
+            print(f"  {name:<12} {'-':>8} {'-':>7} {'-':>7} {'-':>7}  0 (every run failed)")
     for name, runs in ok.items():
         if not runs:
             continue
@@ -701,8 +624,6 @@ def report(results: list[RunResult], contenders: list[str], poll_s: float, missi
         print(f"  {name} phases (median s): {parts}")
 
     print("\nratios and targets:")
-    if ok.get(BEFORE) and ok.get(MINIMAL):
-        print(f"  {BEFORE} / {MINIMAL}: {walls[BEFORE] / walls[MINIMAL]:.3f}x (the same rounds, for comparison)")
     mig = walls.get(MIGRATOR, float("nan"))
     for name, key, label in ((MINIMAL, "vs_minimal", "<="), (CURATOR, "vs_curator", "<")):
         if name in missing:
@@ -802,14 +723,11 @@ def report_import_costs(wall_s: float) -> None:
 # -- main -------------------------------------------------------------------------------------------
 
 
-def byte_compile_migrator(before: Path | None = None) -> str:
+def byte_compile_migrator() -> str:
     """Compile migrator's modules to bytecode, as pip does when it installs a package: in an editable checkout
-    under PYTHONDONTWRITEBYTECODE, Python would compile them from source at every start (about 60 ms of CPU).
-    `before`: the --before tree, compiled alike."""
+    under PYTHONDONTWRITEBYTECODE, Python would compile them from source at every start (about 60 ms of CPU)."""
     package = Path(migrator.__file__).resolve().parent
     compileall.compile_dir(package, quiet=1)
-    if before is not None:
-        compileall.compile_dir(before / "migrator", quiet=1)
     why = " (this environment sets PYTHONDONTWRITEBYTECODE)" if os.environ.get("PYTHONDONTWRITEBYTECODE") else ""
     return f"migrator's modules byte-compiled first, as pip does at install{why}: {package}"
 
@@ -832,12 +750,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--keep-sandbox", action="store_true", help="leave the sandbox running at the end")
     parser.add_argument(
         "--no-long-waits", action="store_true", help="leave out the throttled run that measures long waits"
-    )
-    parser.add_argument(
-        "--before",
-        type=Path,
-        help="a source tree of another migrator (e.g. `git archive main`), run as one more contender in the same "
-        "rounds (its package on PYTHONPATH): before and after figures of a change under the same load",
     )
     return parser.parse_args()
 
@@ -863,7 +775,7 @@ def main() -> int:
     folder = args.dir.resolve() / f"es-{args.es_version}"
     print("bench_speed: migrator apply vs (a) a minimal script of the same REST calls vs (b) Curator 8")
     print(f"machine: {machine_line()}; load average at start {os.getloadavg()[0]:.2f} (other jobs share the cores)")
-    print(byte_compile_migrator(args.before))
+    print(byte_compile_migrator())
     with terminated_as_exit():
         try:
             return bench(args, folder, began)
@@ -888,7 +800,6 @@ def bench(args: argparse.Namespace, folder: Path, began: float) -> int:
     destination = EsClient(document["destination"]["url"], label="destination", timeout_s=120)
     wanted = index_plan(args.indices, args.size_mb)
     bed = Bed(folder, document, source, destination, sorted(wanted), args.poll, folder / "bench-runs")
-    bed.before = args.before.resolve() if args.before else None
     try:
         for stale in destination.indices(f"*-{SOURCE_PREFIX}*"):
             destination.request("DELETE", build_path(stale["index"]), ok=(200, 404))
@@ -912,7 +823,7 @@ def bench(args: argparse.Namespace, folder: Path, began: float) -> int:
             + ", ".join(f"{k} {v}" for k, v in REPOSITORY_SETTINGS.items())
             + f"; restore index_settings {INDEX_SETTINGS}, new name prefix per run; counts compared"
         )
-        contenders = [MIGRATOR, MINIMAL, *([BEFORE] if bed.before else [])]
+        contenders = [MIGRATOR, MINIMAL]
         missing: dict[str, str] = {}
         if args.no_curator:
             missing[CURATOR] = "left out with --no-curator"
@@ -934,8 +845,6 @@ def bench(args: argparse.Namespace, folder: Path, began: float) -> int:
             "restore.parallel 2, its default; the snapshot verified in the bucket through the OSS server)"
         )
         print(f"minimal (a): python {MINIMAL_SCRIPT.relative_to(HERE.parent)} (stdlib, wait_for_completion=true)")
-        if bed.before:
-            print(f"{BEFORE}: the same `migrator apply` with the package of {bed.before} (PYTHONPATH)")
         print(f"rounds: {args.rounds}, contenders interleaved, order rotated each round", flush=True)
 
         results: list[RunResult] = []
@@ -946,12 +855,11 @@ def bench(args: argparse.Namespace, folder: Path, began: float) -> int:
                 results.append(result)
                 lines = result.error.splitlines() or [""]
                 state = "ok" if result.ok else "FAILED: " + " ... ".join(dict.fromkeys([lines[0], lines[-1]]))
-                print(f"  round {round_number} {contender:<19} {result.wall_s:7.2f} s  {state}", flush=True)
+                print(f"  round {round_number} {contender:<12} {result.wall_s:7.2f} s  {state}", flush=True)
                 if contender == CURATOR and not result.ok and not any(r.ok for r in results if r.contender == CURATOR):
                     contenders.remove(CURATOR)
                     print("  curator failed on its first run: left out of the remaining rounds", flush=True)
-        measured = [MIGRATOR, MINIMAL, *([BEFORE] if bed.before else []), *([CURATOR] if bed.curator_bin else [])]
-        report(results, measured, args.poll, missing)
+        report(results, [MIGRATOR, MINIMAL, CURATOR] if bed.curator_bin else [MIGRATOR, MINIMAL], args.poll, missing)
         if not args.no_long_waits:
             report_long_waits(long_waits(bed))
         migrator_runs = [r.wall_s for r in results if r.contender == MIGRATOR and r.ok]

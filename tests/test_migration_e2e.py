@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
+import sys
+import time
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import yaml
@@ -27,6 +31,17 @@ from tests.helpers import (
 pytestmark = pytest.mark.cluster
 
 
+def bench_speed() -> ModuleType:
+    """scripts/bench_speed.py as a module (scripts/ is not a package)."""
+    path = Path(__file__).parents[1] / "scripts" / "bench_speed.py"
+    spec = importlib.util.spec_from_file_location("bench_speed", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.parametrize(
     ("source", "destination", "prefix"),
     [("7.17", "8", "a717"), ("7.10", "8", "a710"), ("8", "9", "a8")],
@@ -44,7 +59,9 @@ def test_migration_with_wildcard_exclusion_and_rename(seeded, tmp_path, source, 
     assert f"logs-2026.11.01 -> {prefix}-logs-2026.11.01" in dry.stdout
     assert "logs-debug: excluded" in dry.stdout
 
+    started = time.time()
     cli(seeded, "apply", str(plan), "--yes", "--poll", "0.5")
+    ended = time.time()
 
     expected = {
         f"{prefix}-{name}": count
@@ -63,6 +80,16 @@ def test_migration_with_wildcard_exclusion_and_rename(seeded, tmp_path, source, 
             assert index["recovered_bytes"] == sum(s["index"]["size"]["total_in_bytes"] for s in shards) > 0
     finally:
         client.close()
+    # the report's timeline: every step of the run started and finished, the snapshot wait polled the source,
+    # and the speed benchmark reads its phases from it
+    timeline = report["timeline"]
+    assert timeline["run"] == report["runs"] == 1
+    spans = {step["step"]: step for step in timeline["steps"]}
+    assert {step["step"] for step in report["steps"] if step["status"] == "done"} <= set(spans)
+    assert all(started <= s["started"] <= s["finished"] <= ended for s in spans.values())
+    assert timeline["waits"]["source"]["requests"] >= 1
+    phases = bench_speed().migrator_phases(timeline, started, ended, spans["snapshot.wait"]["started"])
+    assert len(phases) == 6 and all(seconds >= 0 for seconds in phases.values()), phases
 
     second = cli(seeded, "apply", str(plan), "--yes")
     assert "already done" in second.stdout

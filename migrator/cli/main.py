@@ -51,6 +51,7 @@ from migrator.render.report import report_markdown
 from migrator.render.status import status_text, status_view
 from migrator.spec import plan_json_schema
 from migrator.steps.base import Step
+from migrator.timeline import timeline_report
 
 app = typer.Typer(
     help=(
@@ -453,11 +454,13 @@ def report_command(
     """Report the run: documents and bytes per index, step durations, retries, warnings.
 
     From the state file: per index the documents on each side and the bytes, each step's duration,
-    attempts and retries, and every warning."""
+    attempts and retries, and every warning; the JSON also has the last run's timeline (when each step
+    started and finished, the requests it sent, the waits' request rates)."""
     path = (state or default_state_path(plan_file)).resolve()
     with errors_to_exit_codes():
         data = build_report(path)
         data["cutover"] = cutover_report(path)
+        data["timeline"] = timeline_report(path)
     typer.echo(json.dumps(data, indent=2) if fmt == "json" else report_markdown(data))
 
 

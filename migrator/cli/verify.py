@@ -24,8 +24,8 @@ from migrator.cli.errors import errors_to_exit_codes, fail
 from migrator.clients.storage import LocalStorage, OssStorage, Storage, StorageError
 from migrator.exit_codes import ExitCode
 from migrator.migration.opened import open_buckets
-from migrator.repository.repository_data import RepositoryFormatError
-from migrator.repository.verify import VerifyResult, list_snapshots, verify_snapshot
+from migrator.repository.repository_data import RepositoryFormatError, list_snapshots
+from migrator.repository.verify import VerifyResult, verify_snapshot
 
 _COLORS = {"error": typer.colors.RED, "warning": typer.colors.YELLOW, "garbage": None}
 _HEADINGS = {"error": "Problems", "warning": "Warnings", "garbage": "Leftovers (normal, not a problem)"}

@@ -1,7 +1,7 @@
 """Exactly the blobs a restore of one snapshot reads, in an order that is safe to copy them in.
 
 Place in the flow: repository.copy (the client-side cross-region copy) -> needed_blobs (this module)
--> repository_data / blob / verify's FileInfo parsing -> storage. The walk is the verifier's, without
+-> shard_walker (the layout) / repository_data / blob -> storage. The walk is the verifier's, without
 its judgement of garbage: the live root `index-N` names the snapshot, its root `snap-<uuid>.dat`
 names failed shards, each index's metadata blob gives its shard count, each shard's
 `snap-<uuid>.dat` lists its files (and so its data blobs, `.partN` chunks included), and the shard's
@@ -22,11 +22,17 @@ from typing import Any
 from migrator.clients.storage import NotFound, ObjectInfo, Storage
 from migrator.repository.blob import BlobError, decode_blob
 from migrator.repository.repository_data import GENERATION, RepositoryData, read_repository_data
-from migrator.repository.verify import _file_info, _meta_blob_ids, _shard_count
+from migrator.repository.shard_walker import (
+    Shard,
+    failed_shards,
+    index_metadata_key,
+    index_shards,
+    shard_count,
+    shard_files,
+)
 
 DATA, SHARD_METADATA, INDEX_METADATA, ROOT_BLOBS, ROOT_INDEX, INDEX_LATEST = range(6)
 PHASES = ("data", "shard metadata", "index metadata", "root blobs", "root index-N", "index.latest")
-_NO_DATA_GENERATIONS = ("_new", "_deleted")
 
 
 class SnapshotBlobsError(Exception):
@@ -87,21 +93,15 @@ def snapshot_blobs(
         chosen = [name for name in entry.indices if name in set(indices)]
     walk = _Walk(storage, data, snapshot, entry.uuid)
     root = [walk.sized(f"snap-{entry.uuid}.dat"), walk.sized(f"meta-{entry.uuid}.dat")]
-    info = walk.decoded(root[0].key, "snapshot")
-    failed = {
-        (str(failure["index"]), int(failure["shard_id"]))
-        for failure in (info.get("snapshot", info) if isinstance(info, dict) else {}).get("failures") or []
-        if isinstance(failure, dict) and "index" in failure and "shard_id" in failure
-    }
+    failed = failed_shards(walk.decoded(root[0].key, "snapshot"))
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="needed-blobs") as pool:
         shards = [
-            pool.submit(walk.shard, name, shard)
+            pool.submit(walk.shard, shard)
             for name in chosen
-            for shard in range(walk.index(name))
-            if (name, shard) not in failed
+            for shard in index_shards(data, name, walk.index(name), failed)
         ]
         found = [blob for future in shards for blob in future.result()]
-    found += [walk.sized(walk.meta_key(name)) for name in chosen]
+    found += [walk.sized(index_metadata_key(data, name, entry.uuid)) for name in chosen]
     found += root
     found += [walk.sized(f"index-{data.generation}"), ObjectInfo("index.latest", 8)]
     unique = {blob.key: blob for blob in found}
@@ -137,29 +137,23 @@ class _Walk:
         except BlobError as exc:
             raise self.damaged(str(exc)) from None
 
-    def meta_key(self, index: str) -> str:
-        index_id = self.data.raw["indices"][index]["id"]
-        return f"indices/{index_id}/meta-{_meta_blob_ids(self.data, index).get(self.uuid, self.uuid)}.dat"
-
     def index(self, name: str) -> int:
         """The index's shard count, from its metadata blob."""
-        key = self.meta_key(name)
-        count = _shard_count(self.decoded(key, "index-metadata"))
+        key = index_metadata_key(self.data, name, self.uuid)
+        count = shard_count(self.decoded(key, "index-metadata"))
         if count is None:
             raise self.damaged(f"{key} has no index.number_of_shards")
         return count
 
-    def shard(self, index: str, shard: int) -> list[ObjectInfo]:
+    def shard(self, shard: Shard) -> list[ObjectInfo]:
         """The shard's data blobs, its snap-<uuid>.dat and its live index-<gen> (one listing, one read)."""
-        raw_index = self.data.raw["indices"][index]
-        prefix = f"indices/{raw_index['id']}/{shard}/"
+        prefix, index = shard.prefix, shard.index
         listed = {info.key[len(prefix) :]: info.size for info in self.storage.list(prefix)}
         snap = f"snap-{self.uuid}.dat"
         if snap not in listed:
-            raise self.damaged(f"{prefix}{snap} (the file list of index {index}, shard {shard}) is missing")
-        document = self.decoded(prefix + snap, "snapshot")
+            raise self.damaged(f"{prefix}{snap} (the file list of index {index}, shard {shard.number}) is missing")
         try:
-            files = [_file_info(raw) for raw in (document.get("files") or [] if isinstance(document, dict) else [])]
+            files = shard_files(self.decoded(prefix + snap, "snapshot"))
         except (KeyError, TypeError, ValueError) as exc:
             raise self.damaged(f"{prefix}{snap} has a malformed file entry ({exc!r})") from None
         blobs = [ObjectInfo(prefix + snap, listed[snap])]
@@ -169,16 +163,10 @@ class _Walk:
                     has = "is missing" if part not in listed else f"is {listed[part]} bytes, not {size}"
                     raise self.damaged(f"{prefix}{part} (file {info.physical} of index {index}) {has}")
                 blobs.append(ObjectInfo(prefix + part, size))
-        generations = raw_index.get("shard_generations") or []
-        generation = generations[shard] if shard < len(generations) else None
-        if generation in _NO_DATA_GENERATIONS:
-            raise self.damaged(f"the live index-N records shard generation {generation} for {prefix}")
-        if isinstance(generation, str) and not generation.isdigit():
-            name = f"index-{generation}"
-        else:  # before 7.6: the largest numeric index-N in the shard's folder
-            numbers = [int(m.group(1)) for key in listed if (m := GENERATION.match(key))]
-            name = f"index-{max(numbers)}" if numbers else f"index-{generation}"
-        if name not in listed:
-            raise self.damaged(f"{prefix}{name} (the shard's live generation) is missing")
+        if shard.has_no_data:
+            raise self.damaged(f"the live index-N records shard generation {shard.generation} for {prefix}")
+        name = shard.live_generation_blob(listed)
+        if name is None or name not in listed:
+            raise self.damaged(f"{prefix}{name or 'index-N'} (the shard's live generation) is missing")
         blobs.append(ObjectInfo(prefix + name, listed[name]))
         return blobs

@@ -87,3 +87,40 @@ def _repository_data(generation: int, raw: dict[str, Any]) -> RepositoryData:
             indices=sorted(indices_by_uuid.get(item["uuid"], [])),
         )
     return RepositoryData(generation, snapshots, raw)
+
+
+@dataclass(frozen=True)
+class SnapshotListing:
+    """A snapshot as the live `index-N` lists it."""
+
+    name: str
+    uuid: str
+    state: str
+    indices: list[str]
+    version: str | None  # 8.x+ write a frozen "8.11.0" here: index_version tells the writer
+    index_version: int | None
+    end_time_millis: int | None
+
+
+def list_snapshots(storage: Storage) -> tuple[int | None, list[SnapshotListing]]:
+    """The live generation and every snapshot in it (oldest first); (None, []) for an empty repository."""
+    data = read_repository_data(storage)
+    if data is None:
+        return None, []
+    raw_by_uuid = {item["uuid"]: item for item in data.raw.get("snapshots") or []}
+    listing = []
+    for entry in data.snapshots.values():
+        raw = raw_by_uuid.get(entry.uuid, {})
+        version = raw.get("version")
+        listing.append(
+            SnapshotListing(
+                entry.name,
+                entry.uuid,
+                entry.state,
+                entry.indices,
+                None if version is None else str(version),
+                raw.get("index_version"),
+                raw.get("end_time_millis"),
+            )
+        )
+    return data.generation, listing

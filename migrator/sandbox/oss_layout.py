@@ -1,6 +1,6 @@
 """How the sandbox OSS server lays object keys out on disk (its bucket directories).
 
-Place in the flow: oss_server.py stores every object of a bucket as a file under `<root>/<bucket>`, and
+Place in the flow: oss_server.store keeps every object of a bucket as a file under `<root>/<bucket>`, and
 Elasticsearch's `fs` repository writes the same directories straight to disk, so a key `a/b/c` must
 stay the file `a/b/c`. OSS keys can also be what a plain file tree cannot hold: a key ending in `/`, a
 key with `//` (an empty segment), the segments `.` and `..`, and a key that is also a prefix (`x` and

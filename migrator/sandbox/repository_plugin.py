@@ -2,7 +2,7 @@
 
 Place in the flow: `migrator sandbox up` and the test suite's `testbed` fixture start Elasticsearch nodes
 (nodes.py); each node gets this plugin in its plugins folder, so the nodes register `type: oss`
-repositories that store blobs in the sandbox's OSS server (oss_server.py) through the Aliyun OSS Java SDK.
+repositories that store blobs in the sandbox's OSS server (the oss_server package) through the Aliyun OSS Java SDK.
 
 The Java sources are package data under `oss_plugin/`: `common/` (the OSS side and the settings, no
 Elasticsearch type) and one folder per generation of Elasticsearch's repository interfaces. They are

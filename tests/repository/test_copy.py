@@ -30,7 +30,9 @@ from migrator.repository.needed_blobs import (
     copy_phase,
     snapshot_blobs,
 )
-from migrator.repository.verify import _base36, list_snapshots, verify_snapshot
+from migrator.repository.repository_data import list_snapshots
+from migrator.repository.verify import verify_snapshot
+from migrator.repository.verify_index import base36
 from migrator.sandbox.oss_server import BucketConfig, Faults, OssServer
 from tests.repository import fixture_repositories
 
@@ -48,7 +50,7 @@ def lucene_file(length: int, rng: random.Random) -> tuple[bytes, str]:
     """`length` random bytes ending with a Lucene footer, and its checksum as a snapshot records it."""
     body = rng.randbytes(length - 16) + struct.pack(">Ii", FOOTER_MAGIC, 0)
     crc = zlib.crc32(body)
-    return body + struct.pack(">q", crc), _base36(crc)
+    return body + struct.pack(">q", crc), base36(crc)
 
 
 def write_synthetic_repository(root: Path, lengths: list[int], part_size: int, seed: int = 1) -> str:

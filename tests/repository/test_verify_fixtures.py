@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 from migrator.cli.verify import verify
 from migrator.clients.storage import LocalStorage, ObjectInfo, OssStorage
 from migrator.repository.blob import decode_blob, encode_blob
-from migrator.repository.verify import VerifyResult, list_snapshots, verify_snapshot
+from migrator.repository.repository_data import list_snapshots
+from migrator.repository.verify import VerifyResult, verify_snapshot
 from migrator.sandbox.oss_server import BucketConfig, Faults, OssServer
 from tests.repository import FIXTURES, fixture_repositories
 

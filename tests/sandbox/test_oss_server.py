@@ -264,7 +264,7 @@ def test_large_files_written_by_others_are_listed_without_reading_them(
     path.write_bytes(data)
     listed = next(iter(oss2.ObjectIteratorV2(bucket, prefix=prefix + "es/")))
     assert listed.etag.endswith("-1") and listed.type == "Multipart" and listed.size == len(data)
-    assert server._digests.cached(str(path), path.stat()) is None  # nothing was hashed for the listing
+    assert server.store.digests.cached(str(path), path.stat()) is None  # nothing was hashed for the listing
     head = bucket.head_object(prefix + "es/__blob")
     assert head.etag == listed.etag and head.server_crc == crc64(data)
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
@@ -740,7 +740,7 @@ def test_stop_closes_idle_connections(tmp_path: Path) -> None:
 def test_removing_a_file_says_whether_it_was_there(tmp_path: Path) -> None:
     """`_remove_file` answers True when it deleted the file (the server then forgets the file's digest and
     tells replication of the deletion); it once answered None, so neither ever happened."""
-    from migrator.sandbox.oss_server import _remove_file
+    from migrator.sandbox.oss_server.store import remove_file as _remove_file
 
     nested = tmp_path / "a" / "b"
     nested.mkdir(parents=True)
