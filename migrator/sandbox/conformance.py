@@ -60,7 +60,9 @@ def _bad_options(kind: str, name: str, value: str, definition: dict[str, Any]) -
     return [f"{kind} {name}={value}: {', '.join(wrong)} not among {', '.join(options)}"] if wrong else []
 
 
-def _problems(endpoint: Endpoint, bound: dict[str, str], query: list[tuple[str, str]], body: Any, spec: RestSpec) -> list[str]:
+def _problems(
+    endpoint: Endpoint, bound: dict[str, str], query: list[tuple[str, str]], body: Any, spec: RestSpec
+) -> list[str]:
     found: list[str] = []
     for name, value in bound.items():
         found += _bad_options("part", name, value, endpoint.parts.get(name, {}))
