@@ -49,6 +49,11 @@ class ConsoleRequest:
     path: str
     body: Any = None
 
+    @property
+    def sent_path(self) -> str:
+        """The path as the client sends it (`/` + `path`): a step sends what it describes."""
+        return "/" + self.path.lstrip("/")
+
     def console(self) -> str:
         text = f"{self.method} {self.path.lstrip('/') or '/'}"  # the root (`GET /`) keeps its slash
         if self.body is not None:
@@ -153,9 +158,9 @@ class StepContext:
 HELD_TIMEOUT_S = 24 * 3600.0
 
 
-def send_held(client: EsClient, step_id: str, method: str, path: str, body: Any) -> Future[Any]:
-    """Send a `wait_for_completion=true` request from a background thread; its answer (or error) lands in
-    the returned future. The request is logged under `step_id` like any other."""
+def send_held(client: EsClient, step_id: str, request: ConsoleRequest) -> Future[Any]:
+    """Send a `wait_for_completion=true` request (as the step describes it) from a background thread; its
+    answer (or error) lands in the returned future. The request is logged under `step_id` like any other."""
     answer: Future[Any] = Future()
 
     def hold() -> None:
@@ -163,7 +168,8 @@ def send_held(client: EsClient, step_id: str, method: str, path: str, body: Any)
         if isinstance(log, threading.local):  # the executor's RequestLog tags requests with the step per thread
             log.step = step_id
         try:
-            answer.set_result(client.request(method, path, body, timeout_s=HELD_TIMEOUT_S)[1])
+            sent = client.request(request.method, request.sent_path, request.body, timeout_s=HELD_TIMEOUT_S)
+            answer.set_result(sent[1])
         except Exception as exc:  # noqa: BLE001 - handed to the step that waits on it
             answer.set_exception(exc)
 

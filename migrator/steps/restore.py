@@ -95,9 +95,16 @@ class Restore(Step):
             body["ignore_index_settings"] = ignored
         return body
 
+    def restore_request(self) -> ConsoleRequest:
+        """`POST _snapshot/<repo>/<snapshot>/_restore?wait_for_completion=true` with `body()`: what `act`
+        sends and the dry run shows (held open until the restore ends)."""
+        path = build_path(
+            "_snapshot", self.ctx.repository, self.snapshot, "_restore", params={"wait_for_completion": True}
+        )
+        return ConsoleRequest("destination", "POST", path.lstrip("/"), self.body())
+
     def describe(self) -> list[ConsoleRequest]:
-        path = f"_snapshot/{self.ctx.repository}/{self.snapshot}/_restore"
-        return [ConsoleRequest("destination", "POST", path, self.body())]
+        return [self.restore_request()]
 
     def checks(self) -> list[ConsoleRequest]:
         target = self.params["target"]
@@ -127,11 +134,9 @@ class Restore(Step):
         """Send the restore with `wait_for_completion=true` from a background thread (kept in
         `ctx.held_restores` for the recovery step) and return once it is under way (or already done)."""
         target = self.params["target"]
-        path = build_path(
-            "_snapshot", self.ctx.repository, self.snapshot, "_restore", params={"wait_for_completion": True}
-        )
+        request = self.restore_request()
         for attempt in range(30):
-            answer = send_held(self.ctx.destination, self.id, "POST", path, self.body())
+            answer = send_held(self.ctx.destination, self.id, request)
             try:
                 self._until_under_way(answer)
             except EsError as exc:
