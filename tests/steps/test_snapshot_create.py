@@ -32,8 +32,8 @@ def test_act_returns_once_the_snapshot_is_accepted_with_the_request_held_and_log
 def test_what_describe_shows_is_the_create_request_act_sends():
     source = FakeSource()
     sent: list[tuple[str, str, object]] = []
-    source.observer = lambda cluster, request, status: status is None and sent.append(
-        (request.method, request.path.lstrip("/"), request.body)
+    source.observer = lambda cluster, request, status: (
+        status is None and sent.append((request.method, request.path.lstrip("/"), request.body))
     )
     step = CreateSnapshot("snapshot.create", {}, context(source))
     step.act()
