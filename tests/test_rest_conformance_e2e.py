@@ -71,6 +71,7 @@ def test_the_runbook_is_what_the_run_sends_and_every_request_is_in_the_rest_spec
     assert len(everything) > len(applied), "the rollback's requests are in the event log"
     problems += nonconforming(everything, versions)
 
+    assert len(runbook["requests"]) > 10 and len(applied) > 50, (len(runbook["requests"]), len(applied))
     sent = {shown(r) for r in applied}
     listed = {shown(r) for r in [*runbook["discovery"], *runbook["requests"], *runbook["checks"]]}
     sends = {shown(r) for r in runbook["requests"]}

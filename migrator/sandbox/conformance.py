@@ -16,6 +16,10 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from migrator.sandbox.rest_spec import Endpoint, RestSpec
 
+# Part values starting with `_` that stand for something other than an endpoint: every index or node,
+# the local or master node, the 6.x document type, no metric.
+RESERVED = frozenset({"_all", "_local", "_master", "_doc", "_none"})
+
 
 @dataclass(frozen=True)
 class Checked:
@@ -35,13 +39,22 @@ def _segments(path: str) -> tuple[str, ...]:
 
 
 def _binds(endpoint: Endpoint, segments: tuple[str, ...]) -> dict[str, str] | None:
-    """The path parts the request gives the endpoint (`{"repository": "repo"}`), or None when it does not match."""
+    """The path parts the request gives the endpoint (`{"repository": "repo"}`), or None when it does not
+    match. A part takes no value starting with `_` (Elasticsearch keeps those for endpoints: `_ilm` is no
+    index name) except the reserved ones (`_all`, `_local`, ...) and those among the part's options."""
     if len(endpoint.segments) != len(segments):
         return None
     bound: dict[str, str] = {}
     for pattern, value in zip(endpoint.segments, segments, strict=True):
         if pattern.startswith("{") and pattern.endswith("}"):
-            bound[pattern[1:-1]] = value
+            name = pattern[1:-1]
+            if (
+                value.startswith("_")
+                and value not in RESERVED
+                and value not in endpoint.parts.get(name, {}).get("options", [])
+            ):
+                return None
+            bound[name] = value
         elif pattern != value:
             return None
     return bound
@@ -85,6 +98,8 @@ def violations(request: Checked, spec: RestSpec) -> list[str]:
     query = parse_qsl(urlsplit("/" + request.path.lstrip("/")).query, keep_blank_values=True)
     matching = [(endpoint, bound) for endpoint in spec.endpoints if (bound := _binds(endpoint, segments)) is not None]
     if not matching:
+        if spec.fallback is not None:
+            return [f"{line} ({spec.fallback.choice.note})" for line in violations(request, spec.fallback)]
         return [f"{request}: no API of {spec.choice.name} has this path"]
     best = max(_literal_rank(endpoint) for endpoint, _ in matching)
     matching = [(endpoint, bound) for endpoint, bound in matching if _literal_rank(endpoint) == best]

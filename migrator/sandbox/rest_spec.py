@@ -7,7 +7,9 @@ checks requests against it.
 Maven Central does not publish the specification for every release: the versions it serves (read from
 its `maven-metadata.xml` on 2026-11-30) are, for Elasticsearch, 5.1.1, 5.6.4, 6.5.4, 6.6.0, 7.6.1, 7.10.2
 and 9.1.3 to 9.5.3 (none of 6.8, 7.11 to 8.x); for OpenSearch 2.19.0 and 3.x (none of 1.x). A cluster
-without its own is checked against the nearest published one, and `SpecChoice.note` says so.
+without its own is checked against the nearest published one, and `SpecChoice.note` says so. The
+Elasticsearch jars before 8.x hold the open-source APIs only: a path none of them has (the x-pack APIs,
+`_ilm`, `_security`, ...) is checked against 9.5.3's, the first published with them (`RestSpec.fallback`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ PUBLISHED: dict[tuple[str, int], str] = {
     (OPENSEARCH, 1): "2.19.0",
     (OPENSEARCH, 2): "2.19.0",
 }
+XPACK = "9.5.3"  # the first Elasticsearch specification on Maven Central with the x-pack APIs
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ class RestSpec:
     choice: SpecChoice
     endpoints: tuple[Endpoint, ...]
     common: dict[str, Any]
+    fallback: RestSpec | None = None  # for the paths it lacks: the x-pack APIs of an open-source-only jar
 
 
 def _endpoints(api: str, definition: dict[str, Any]) -> list[Endpoint]:
@@ -156,8 +160,17 @@ def fetch_jar(choice: SpecChoice) -> Path:
 
 
 def load(cluster: Version, into: Path) -> RestSpec:
-    """The specification for `cluster`, its API files unpacked once under `into/<name>/`."""
+    """The specification for `cluster`, its API files unpacked once under `into/<name>/`; with 9.5.3's as
+    its fallback for the x-pack APIs when it is an open-source-only Elasticsearch jar (before 8.x)."""
     choice = choose(cluster)
+    spec = _load(choice, into)
+    if choice.flavour == ELASTICSEARCH and Version.parse(choice.version).major < 8:
+        note = f"x-pack APIs are not in the published {choice.version} specification; checked against {XPACK}"
+        spec = RestSpec(choice, spec.endpoints, spec.common, _load(SpecChoice(ELASTICSEARCH, XPACK, note), into))
+    return spec
+
+
+def _load(choice: SpecChoice, into: Path) -> RestSpec:
     folder = into / choice.name
     marker = folder / ".unpacked"
     if not marker.is_file():
