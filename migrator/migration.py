@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from migrator.aliases import RemovedAliases
 from migrator.blocks import SourceBlocks
+from migrator.cancel_requests import cancel_requests, delete_index
 from migrator.clients.es import EsClient, EsError, Request, build_path
 from migrator.clients.replication import BucketReplication
 from migrator.clients.storage import LocalStorage, OssStorage, Storage
@@ -682,7 +683,11 @@ def cancel_advice(plan: MigrationPlan, node: str) -> CancelAdvice:
 
 def _cancel_advice(plan: MigrationPlan, node: str) -> CancelAdvice:
     kind, params = plan.graph.nodes[node]["kind"], plan.graph.nodes[node]["params"]
-    snapshot = ConsoleRequest("source", "DELETE", f"_snapshot/{plan.spec.repository.name}/{plan.snapshot}")
+
+    def sent(*targets: str) -> list[ConsoleRequest]:  # what `_undo` sends, from the same builder
+        requests = cancel_requests(plan.spec.repository.name, plan.snapshot, targets)
+        return [ConsoleRequest(cluster, r.method, r.path.lstrip("/")) for cluster, r in requests]
+
     if plan.graph.nodes[node].get("phase") == CUTOVER:
         return CancelAdvice(
             "is undone by `migrator rollback`, not cancel: it removes the aliases the cutover put on the destination, "
@@ -693,11 +698,11 @@ def _cancel_advice(plan: MigrationPlan, node: str) -> CancelAdvice:
     if kind in ("restore", "recovery"):
         return CancelAdvice(
             "deletes the index being restored (which stops its restore), then the snapshot",
-            [ConsoleRequest("destination", "DELETE", params["target"]), snapshot],
+            sent(params["target"]),
         )
     if kind in ("validate", "index.close", "finish"):
-        return CancelAdvice("deletes the snapshot; restored indices that finished recovering are kept", [snapshot])
-    return CancelAdvice("deletes the snapshot (which stops it while it is being taken)", [snapshot])
+        return CancelAdvice("deletes the snapshot; restored indices that finished recovering are kept", sent())
+    return CancelAdvice("deletes the snapshot (which stops it while it is being taken)", sent())
 
 
 def describe_steps(migration: Migration, plan: MigrationPlan) -> dict[str, Step]:
@@ -984,8 +989,9 @@ def _undo(migration: Migration, state: StateStore) -> dict[str, Any]:
         if not ours:
             report.setdefault("kept", []).append(f"index {target} (not restored by this migration)")
             continue
+        delete = delete_index(target)
         try:
-            migration.destination.request("DELETE", build_path(target), ok=(200, 404))
+            migration.destination.request(delete.method, delete.path, ok=(200, 404))
         except EsError as exc:
             raise NeedsAttention(f"could not delete {target} on the destination: {exc}") from exc
         report["indices_deleted"].append(target)

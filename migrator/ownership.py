@@ -31,6 +31,7 @@ import threading
 import time
 from typing import Any
 
+from migrator.cancel_requests import delete_snapshot
 from migrator.clients.es import EsClient, build_path
 from migrator.state import StateStore
 
@@ -171,5 +172,6 @@ def delete_snapshot_if_ours(client: EsClient, ledger: Ledger, repository: str, s
         return "absent"
     if not ledger.claim_snapshot(repository, snapshot, found[0]):
         return "kept"
-    status, _ = client.request("DELETE", build_path("_snapshot", repository, snapshot), ok=(200, 404))
+    delete = delete_snapshot(repository, snapshot)
+    status, _ = client.request(delete.method, delete.path, ok=(200, 404))
     return "deleted" if status == 200 else "absent"
