@@ -2,9 +2,15 @@
 (issue 16, §1), on real nodes 7.17 -> 8 through the CLI: a plan with a cutover, its runbook, the run of
 both phases and a rollback.
 
-Normalised between the runbook and the event log: nothing but the leading `/` of a path (the console form
-drops it) and the polling (a request the run sent many times is compared once). The snapshot name is fixed
-in the plan, so no name carries the run's time; no request carries a uuid."""
+The runbook (`plan --format markdown`, before the run) against the event log of the two `apply` runs: every
+request sent is listed in the runbook (discovery, a step's requests or its checks); every request listed
+under a step's "Requests:" is sent; every mutating request sent is listed under "Requests:". Checks are
+read-only requests a step may skip (an observation that ends early), so a listed check need not be sent.
+Normalised: the leading `/` of a path (the console form drops it), the order of a body's keys (compared
+as sorted JSON) and repetition (a request polled many times is compared once). Nothing else: the query
+string is compared as written. What only the run could know does not occur: the snapshot name is fixed
+in the plan (no `{date}`), and no request carries a uuid or a time. The rollback is not in the runbook
+(it is not a step); its requests are checked against the specification only."""
 
 from __future__ import annotations
 
