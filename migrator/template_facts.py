@@ -13,7 +13,8 @@ The shape of `MetadataFacts`:
   value}} for the indices that set one of those (none before 6.x: the settings came with 6.5 and later,
   and 5.x refuses `flat_settings` on that request, so it is not sent);
 - `pipelines` / `policies`: the names of the ingest pipelines / ILM policies, or None where the cluster
-  has no such API (the integ-test distributions have no ILM).
+  has no such API (the integ-test distributions have no ILM; OpenSearch and Elasticsearch before 6.6
+  are not asked).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from typing import Any
 from migrator.clients.es import EsClient, EsError, Version, build_path
 
 COMPOSABLE_SINCE = Version(7, 8, 0)
+# ILM came with Elasticsearch 6.6; OpenSearch has none (its index state management is another API, and
+# `_ilm/policy` is not in its REST specification): neither is asked.
+ILM_SINCE = Version(6, 6, 0)
 NAMED_SETTINGS = ("index.default_pipeline", "index.final_pipeline", "index.lifecycle.name")
 # What a cluster without the feature answers: no handler (400), not found (404) or a method not allowed.
 MISSING_API = (400, 404, 405, 410)
@@ -71,5 +75,5 @@ def metadata_facts(client: EsClient, version: Version) -> dict[str, Any]:
         "templates": templates,
         "index_settings": {index: named for index, named in index_settings.items() if named},
         "pipelines": _names(client, "/_ingest/pipeline"),
-        "policies": _names(client, "/_ilm/policy"),
+        "policies": None if version.opensearch or version < ILM_SINCE else _names(client, "/_ilm/policy"),
     }
