@@ -33,6 +33,7 @@ from typing import Any
 
 from migrator.clients.es import EsClient, build_path
 from migrator.dag import RunStatus
+from migrator.migration.cancel_requests import delete_snapshot
 from migrator.state import StateStore
 
 # Elasticsearch stamps a snapshot's start with its cached clock (refreshed every 200 ms by default), and
@@ -172,5 +173,6 @@ def delete_snapshot_if_ours(client: EsClient, ledger: Ledger, repository: str, s
         return "absent"
     if not ledger.claim_snapshot(repository, snapshot, found[0]):
         return "kept"
-    status, _ = client.request("DELETE", build_path("_snapshot", repository, snapshot), ok=(200, 404))
+    delete = delete_snapshot(repository, snapshot)
+    status, _ = client.request(delete.method, delete.path, ok=(200, 404))
     return "deleted" if status == 200 else "absent"

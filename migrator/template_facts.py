@@ -14,8 +14,8 @@ The shape of `MetadataFacts`:
   and 5.x refuses `flat_settings` on that request, so it is not sent);
 - `pipelines`: {name: body of GET _ingest/pipeline}; `policies`: {name: the entry of GET _ilm/policy
   (`{"version", "modified_date", "policy"}`)}; each None where the cluster has no such API (the integ-test
-  distributions have no ILM: 7.10 and 7.17 answer 405, 8.x and 9.x 400). State files written before the
-  bodies were read hold a list of names instead;
+  distributions have no ILM: 7.10 and 7.17 answer 405, 8.x and 9.x 400; OpenSearch and Elasticsearch
+  before 6.6 are not asked). State files written before the bodies were read hold a list of names instead;
 - `processors`: the ingest processor types every node has (GET _nodes/ingest), None where unknown.
 """
 
@@ -26,6 +26,9 @@ from typing import Any
 from migrator.clients.es import EsClient, EsError, Version, build_path
 
 COMPOSABLE_SINCE = Version(7, 8, 0)
+# ILM came with Elasticsearch 6.6; OpenSearch has none (its index state management is another API, and
+# `_ilm/policy` is not in its REST specification): neither is asked.
+ILM_SINCE = Version(6, 6, 0)
 NAMED_SETTINGS = ("index.default_pipeline", "index.final_pipeline", "index.lifecycle.name")
 # What a cluster without the feature answers: no handler (400), not found (404) or a method not allowed.
 MISSING_API = (400, 404, 405, 410)
@@ -83,6 +86,6 @@ def metadata_facts(client: EsClient, version: Version) -> dict[str, Any]:
         "templates": templates,
         "index_settings": {index: named for index, named in index_settings.items() if named},
         "pipelines": _bodies(client, "/_ingest/pipeline"),
-        "policies": _bodies(client, "/_ilm/policy"),
+        "policies": None if version.opensearch or version < ILM_SINCE else _bodies(client, "/_ilm/policy"),
         "processors": _processors(client),
     }

@@ -9,8 +9,10 @@ from types import SimpleNamespace
 
 from migrator.aliases import RemovedAliases
 from migrator.migration.readback import cutover_figures
-from migrator.migration.rollback import _switch_back_aliases, describe_destination
+from migrator.migration.rollback import _reopen, _switch_back_aliases, describe_destination
+from migrator.sandbox.conformance import Checked
 from migrator.state import StateStore
+from tests.rest_conformance import nonconforming
 from tests.steps.fakes import FakeIndices
 
 
@@ -115,3 +117,30 @@ def test_rollback_gives_an_alias_back_to_the_indices_the_switch_took_it_from():
         }
     ]  # one atomic request: the alias never points at both, nor at none
     assert destination.aliases == {"orders-read": {"orders-v1"}}
+
+
+class ClosedAndMissing:
+    """A destination where `closed` is closed, `open` open and `missing` absent; records every request and
+    answers the index states from `_cat/indices` or the cluster state's metadata."""
+
+    STATES = {"closed": "close", "open": "open"}
+
+    def __init__(self) -> None:
+        self.sent: list[Checked] = []
+
+    def request(self, method, path, body=None, ok=(200,), **_):
+        self.sent.append(Checked("destination", method, path, body))
+        if method == "POST":
+            return 200, {"acknowledged": True}
+        if path.startswith("/_cat/indices"):
+            return 200, [{"index": name, "status": state} for name, state in self.STATES.items()]
+        indices = {name: {"state": state} for name, state in self.STATES.items()}
+        return 200, {"metadata": {"indices": indices}}
+
+
+def test_rollback_reopens_what_the_cutover_closed_with_requests_the_specification_has():
+    destination = ClosedAndMissing()
+    reopened = _reopen(SimpleNamespace(destination=destination), ["closed", "missing", "open"])
+    assert reopened == ["closed"]
+    assert nonconforming(destination.sent, {"destination": "8.19.21"}) == []
+    assert [(r.method, r.path) for r in destination.sent if r.method == "POST"] == [("POST", "/closed/_open")]

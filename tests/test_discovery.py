@@ -14,7 +14,7 @@ ROWS = [
     {"index": "archive", "status": "close", "health": "green", "docs.count": None, "pri.store.size": None, "pri": "2"},
 ]
 ANSWERS: dict[str, Any] = {
-    "/_nodes/_all/version?filter_path=nodes.*.version": {"nodes": {"a": {"version": "8.19.21"}}},
+    "/_nodes?filter_path=nodes.*.version": {"nodes": {"a": {"version": "8.19.21"}}},
     "/_cluster/health": {"status": "green", "active_shards": 7, "initializing_shards": 1, "unassigned_shards": 2},
     METADATA: {
         "metadata": {

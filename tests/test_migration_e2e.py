@@ -27,6 +27,7 @@ from tests.helpers import (
     throttle,
     wait_for_checkpoint,
 )
+from tests.rest_conformance import document_requests, log_requests, nonconforming
 
 pytestmark = pytest.mark.cluster
 
@@ -58,10 +59,16 @@ def test_migration_with_wildcard_exclusion_and_rename(seeded, tmp_path, source, 
     dry = cli(seeded, "plan", str(plan))
     assert f"logs-2026.11.01 -> {prefix}-logs-2026.11.01" in dry.stdout
     assert "logs-debug: excluded" in dry.stdout
+    document = json.loads(cli(seeded, "plan", str(plan), "--format", "json").stdout)
 
     started = time.time()
     cli(seeded, "apply", str(plan), "--yes", "--poll", "0.5")
     ended = time.time()
+    # the dry run's and the run's requests are in the REST specification of each cluster's version
+    versions = {side: document[side]["version"] for side in ("source", "destination")}
+    problems = nonconforming(document_requests(document), versions)
+    problems += nonconforming(log_requests(request_events(plan)), versions)
+    assert problems == [], "\n".join(problems)
 
     expected = {
         f"{prefix}-{name}": count

@@ -27,7 +27,8 @@ from migrator.sandbox.processes import hand_over, pick_port, run_as, stop_group
 from migrator.sandbox.seed_data import seed_cluster
 from tests import conftest
 from tests.conftest import BUCKET, REGION, TESTS_ROOT
-from tests.helpers import cli, counts
+from tests.helpers import cli, counts, request_events
+from tests.rest_conformance import document_requests, log_requests, nonconforming
 
 pytestmark = [pytest.mark.cluster, pytest.mark.versions]
 
@@ -152,12 +153,18 @@ def test_pair_migrates(versions_bed, tmp_path, source, destination):
     )
     dry = cli(versions_bed, "plan", str(plan))
     assert f"orders -> {prefix}-orders" in dry.stdout
+    document = json.loads(cli(versions_bed, "plan", str(plan), "--format", "json").stdout)
     if source == "6.8":  # the 6.8 template's custom type is named in the dry run as it goes (typeless on 7.x+)
-        warnings = json.loads(cli(versions_bed, "plan", str(plan), "--json").stdout)["warnings"]
+        warnings = document["warnings"]
         removed = f"_template/{TEMPLATE}-6.8: mapping type 'event' removed (typeless on "
         assert any(w.startswith(removed) for w in warnings), warnings
 
     cli(versions_bed, "apply", str(plan), "--yes", "--poll", "0.5")
+    # every request of the dry run and of the run is in the REST specification of its cluster's version
+    versions = {side: document[side]["version"] for side in ("source", "destination")}
+    sent = log_requests(request_events(plan))
+    problems = nonconforming(document_requests(document), versions) + nonconforming(sent, versions)
+    assert problems == [], "\n".join(problems)
 
     expected = {
         f"{prefix}-{name}": count

@@ -129,6 +129,11 @@ def build_path(*parts: str, params: Mapping[str, Any] | None = None) -> str:
     return path
 
 
+# Every node's version: `GET _nodes` with no metric (each node's version is always in its answer; the
+# specification has no `version` metric, which servers ignore).
+NODE_VERSIONS = build_path("_nodes", params={"filter_path": "nodes.*.version"})
+
+
 class EsClient:
     """Plain-JSON requests to one cluster, with retries, timeouts and an observer hook."""
 
@@ -244,7 +249,7 @@ class EsClient:
         status, root = self.request("GET", "/", ok=(200, 400, 404, 405))
         about = root.get("version") if status == 200 and isinstance(root, dict) else None
         distribution = about.get("distribution", ELASTICSEARCH) if isinstance(about, dict) else ELASTICSEARCH
-        nodes = self.get("/_nodes/_all/version?filter_path=nodes.*.version").get("nodes", {})
+        nodes = self.get(NODE_VERSIONS).get("nodes", {})
         versions = [Version.parse(node["version"]) for node in nodes.values()]
         if not versions:
             raise EsError(self.label, Request("GET", "/_nodes"), 200, "no nodes reported a version")

@@ -11,7 +11,8 @@ of the state's event log (`<plan>.events.jsonl`). One module per concern:
 - `review`: the dry run (`migrator plan`);
 - `run`: prepare, record and execute a run (`apply`, `resume`);
 - `readback`: `status`, `report` and the cutover's figures, from the state file alone;
-- `undo`: `cancel`; `rollback`: undo a cutover.
+- `undo`: `cancel`; `cancel_requests`: the requests a cancel sends (its advice in the dry run shows the same);
+  `rollback`: undo a cutover.
 
 The pure selections of steps (`--until`, `--only`, phases) live on the planner side, in
 migrator.selection, and the estimates in migrator.estimate.

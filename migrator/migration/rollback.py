@@ -119,11 +119,14 @@ def _unblock(migration: Migration, record: SourceBlocks, sources: list[str]) -> 
 
 
 def _reopen(migration: Migration, targets: list[str]) -> list[str]:
-    """Open the destination indices the cutover closed but did not restore yet: they hold phase one's data."""
-    params = {"format": "json", "h": "index,status", "ignore_unavailable": True}
-    path = build_path("_cat", "indices", ",".join(targets), params=params)
-    status, rows = migration.destination.request("GET", path, ok=(200, 404))
-    closed = sorted(row["index"] for row in (rows if status == 200 else []) if row.get("status") == "close")
+    """Open the destination indices the cutover closed but did not restore yet: they hold phase one's data.
+    Their states come from the cluster state's metadata, which skips the targets that do not exist
+    (`ignore_unavailable`, a parameter `_cat/indices` does not have in the REST specification)."""
+    params = {"filter_path": "metadata.indices.*.state", "ignore_unavailable": True}
+    path = build_path("_cluster", "state", "metadata", ",".join(targets), params=params)
+    status, body = migration.destination.request("GET", path, ok=(200, 404))
+    states = (body or {}).get("metadata", {}).get("indices", {}) if status == 200 else {}
+    closed = sorted(name for name, index in states.items() if name in targets and index.get("state") == "close")
     for index in closed:
         migration.destination.request("POST", build_path(index, "_open"))
     return closed

@@ -13,10 +13,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from migrator.clients.es import EsError, build_path
+from migrator.clients.es import EsError
 from migrator.dag import NodeId, RunStatus, StepKind, StepStatus
 from migrator.errors import NeedsAttention
 from migrator.executor import RequestLog
+from migrator.migration.cancel_requests import cancel_requests, delete_index
 from migrator.migration.opened import Migration
 from migrator.ownership import Ledger, delete_snapshot_if_ours
 from migrator.planner import CUTOVER, METADATA_PIPELINES, METADATA_TEMPLATES, MigrationPlan, recovery_id
@@ -52,7 +53,11 @@ def cancel_advice(plan: MigrationPlan, node: str) -> CancelAdvice:
 
 def _cancel_advice(plan: MigrationPlan, node: str) -> CancelAdvice:
     kind, params = plan.graph.nodes[node]["kind"], plan.graph.nodes[node]["params"]
-    snapshot = ConsoleRequest("source", "DELETE", f"_snapshot/{plan.spec.repository.name}/{plan.snapshot}")
+
+    def sent(*targets: str) -> list[ConsoleRequest]:  # what `_undo` sends, from the same builder
+        requests = cancel_requests(plan.spec.repository.name, plan.snapshot, targets)
+        return [ConsoleRequest(cluster, r.method, r.path.lstrip("/")) for cluster, r in requests]
+
     if plan.graph.nodes[node].get("phase") == CUTOVER:
         return CancelAdvice(
             "is undone by `migrator rollback`, not cancel: it removes the aliases the cutover put on the destination, "
@@ -62,18 +67,16 @@ def _cancel_advice(plan: MigrationPlan, node: str) -> CancelAdvice:
         return CancelAdvice("has nothing to undo yet: no snapshot exists and no index was restored")
     if kind in (StepKind.RESTORE, StepKind.RECOVERY):
         return CancelAdvice(
-            "deletes the index being restored (which stops its restore), then the snapshot",
-            [ConsoleRequest("destination", "DELETE", params["target"]), snapshot],
+            "deletes the index being restored (which stops its restore), then the snapshot", sent(params["target"])
         )
     if kind == StepKind.RESTORE_BATCH:
         members = [member["target"] for member in params["members"]]
         return CancelAdvice(
-            "deletes the indices the batch restores (which stops their restore), then the snapshot",
-            [*(ConsoleRequest("destination", "DELETE", target) for target in members), snapshot],
+            "deletes the indices the batch restores (which stops their restore), then the snapshot", sent(*members)
         )
     if kind in (StepKind.VALIDATE, StepKind.CLOSE, StepKind.FINISH):
-        return CancelAdvice("deletes the snapshot; restored indices that finished recovering are kept", [snapshot])
-    return CancelAdvice("deletes the snapshot (which stops it while it is being taken)", [snapshot])
+        return CancelAdvice("deletes the snapshot; restored indices that finished recovering are kept", sent())
+    return CancelAdvice("deletes the snapshot (which stops it while it is being taken)", sent())
 
 
 def cancel(migration: Migration, wait_s: float = 90.0) -> dict[str, Any]:
@@ -129,7 +132,8 @@ def _undo(migration: Migration, state: StateStore) -> dict[str, Any]:
             report.setdefault("kept", []).append(f"index {target} (not restored by this migration)")
             continue
         try:
-            migration.destination.request("DELETE", build_path(target), ok=(200, 404))
+            delete = delete_index(target)
+            migration.destination.request(delete.method, delete.path, ok=(200, 404))
         except EsError as exc:
             raise NeedsAttention(f"could not delete {target} on the destination: {exc}") from exc
         report["indices_deleted"].append(target)

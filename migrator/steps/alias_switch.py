@@ -8,9 +8,16 @@ Reached only once every index of the cutover has exactly the source's document c
 
 from __future__ import annotations
 
+from typing import Any
+
 from migrator.aliases import alias_actions, alias_holders, removals, wanted_aliases
 from migrator.dag import StepKind
 from migrator.steps.base import ConsoleRequest, Observation, Step
+
+
+def switch_request(actions: list[dict[str, Any]]) -> ConsoleRequest:
+    """`POST _aliases {"actions": [...]}`, one atomic request: what `act` sends and `describe` shows."""
+    return ConsoleRequest("destination", "POST", "_aliases", {"actions": actions})
 
 
 class SwitchAliases(Step):
@@ -30,7 +37,7 @@ class SwitchAliases(Step):
     def describe(self) -> list[ConsoleRequest]:
         """The switch as the dry run sees it: from the aliases discovery found on the destination."""
         actions = alias_actions(self.wanted(), self.ctx.plan.facts.destination.aliases)
-        return [ConsoleRequest("destination", "POST", "_aliases", {"actions": actions})] if actions else []
+        return [switch_request(actions)] if actions else []
 
     def checks(self) -> list[ConsoleRequest]:
         return [ConsoleRequest("destination", "GET", f"_alias/{alias}") for alias in self.wanted()]
@@ -45,4 +52,5 @@ class SwitchAliases(Step):
         actions = alias_actions(self.wanted(), self.current())
         if actions:
             self.ctx.removed_aliases.record(removals(actions))  # before sending: rollback gives them back
-            self.ctx.destination.request("POST", "/_aliases", {"actions": actions})
+            request = switch_request(actions)
+            self.ctx.destination.request(request.method, request.sent_path, request.body)

@@ -51,6 +51,11 @@ class ConsoleRequest:
     path: str
     body: Any = None
 
+    @property
+    def sent_path(self) -> str:
+        """The path as the client sends it (`/` + `path`): a step sends what it describes."""
+        return "/" + self.path.lstrip("/")
+
     def console(self) -> str:
         text = f"{self.method} {self.path.lstrip('/') or '/'}"  # the root (`GET /`) keeps its slash
         if self.body is not None:

@@ -20,23 +20,29 @@ class CloseIndex(Step):
     title = "Close the restored index, as its source is"
     waits_for = "nothing: the close is acknowledged once every shard copy is closed"
 
+    def _close(self) -> ConsoleRequest:
+        return ConsoleRequest("destination", "POST", build_path(self.params["target"], "_close").lstrip("/"))
+
+    def _state(self) -> ConsoleRequest:
+        path = build_path("_cat", "indices", self.params["target"], params={"format": "json", "h": "status"})
+        return ConsoleRequest("destination", "GET", path.lstrip("/"))
+
     def describe(self) -> list[ConsoleRequest]:
-        return [ConsoleRequest("destination", "POST", f"{self.params['target']}/_close")]
+        return [self._close()]
 
     def checks(self) -> list[ConsoleRequest]:
-        return [ConsoleRequest("destination", "GET", f"_cat/indices/{self.params['target']}?h=status")]
+        return [self._state()]
 
     def observe(self) -> Observation:
         target = self.params["target"]
-        path = build_path("_cat", "indices", target, params={"format": "json", "h": "status"})
-        status, rows = self.ctx.destination.request("GET", path, ok=(200, 404))
+        status, rows = self.ctx.destination.request("GET", self._state().sent_path, ok=(200, 404))
         if status == 404 or not rows:
             raise StepFailed(f"{target} is not on the destination: restore it first (migrator resume)")
         state = rows[0].get("status")
         return Observation(state == "close", summary=f"{target} is {'closed' if state == 'close' else 'open'}")
 
     def act(self) -> None:
-        self.ctx.destination.request("POST", build_path(self.params["target"], "_close"))
+        self.ctx.destination.request("POST", self._close().sent_path)
 
     def wait(self) -> dict[str, Any]:
         return {"closed": self.params["target"]}

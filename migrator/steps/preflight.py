@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from migrator.clients.es import build_path
+from migrator.clients.es import NODE_VERSIONS, build_path
 from migrator.clients.storage import Storage, StorageError
 from migrator.compatibility import refusal
 from migrator.dag import StepKind
@@ -55,6 +55,10 @@ def missing_plugin(side: str, nodes: dict, repository_type: str) -> list[str]:
     return problems
 
 
+HEALTH = build_path("_cluster", "health", params={"level": "indices"})
+PLUGINS = build_path("_nodes", "plugins", params={"filter_path": "nodes.*.plugins.name,nodes.*.modules.name"})
+
+
 class Preflight(Step):
     """Read-only checks of the live clusters."""
 
@@ -63,14 +67,11 @@ class Preflight(Step):
     waits_for = "nothing: read-only checks"
 
     def describe(self) -> list[ConsoleRequest]:
+        reads = {"source": ["/", NODE_VERSIONS, HEALTH], "destination": ["/", NODE_VERSIONS]}
+        if plugin_for(self.ctx.spec.repository.type):
+            reads = {side: [*paths, PLUGINS] for side, paths in reads.items()}
         return [
-            ConsoleRequest("source", "GET", "/"),
-            ConsoleRequest("source", "GET", "_nodes/_all/version"),
-            ConsoleRequest("source", "GET", "_cluster/health?level=indices"),
-            ConsoleRequest("source", "GET", "_nodes/plugins"),
-            ConsoleRequest("destination", "GET", "/"),
-            ConsoleRequest("destination", "GET", "_nodes/_all/version"),
-            ConsoleRequest("destination", "GET", "_nodes/plugins"),
+            *(ConsoleRequest(side, "GET", path.lstrip("/") or "/") for side, paths in reads.items() for path in paths),
             *(
                 ConsoleRequest("storage", "LIST", f"{spec.location} (prefix {PROBE_PREFIX}, one object)")
                 for _, spec, _ in self._readers()
@@ -99,7 +100,7 @@ class Preflight(Step):
         version = str(client.version())
         problems = self._red_sources() if side == "source" else []
         if plugin_for(self.ctx.spec.repository.type):
-            nodes = client.get("/_nodes/plugins?filter_path=nodes.*.plugins.name,nodes.*.modules.name")
+            nodes = client.get(PLUGINS)
             problems.extend(missing_plugin(side, nodes, self.ctx.spec.repository.type))
         return version, problems
 
@@ -122,7 +123,7 @@ class Preflight(Step):
 
     def _red_sources(self) -> list[str]:
         """Selected source indices with unassigned primaries: their snapshot would fail."""
-        health = self.ctx.source.get(build_path("_cluster", "health", params={"level": "indices"}))
+        health = self.ctx.source.get(HEALTH)
         selected = {move.source for move in self.ctx.plan.moves}
         red = sorted(name for name, index in health.get("indices", {}).items() if index.get("status") == "red")
         blocking = [name for name in red if name in selected]

@@ -194,15 +194,23 @@ class IndexRestore:
             body["ignore_index_settings"] = ignored
         return body
 
+    def restore_request(self) -> ConsoleRequest:
+        """`POST _snapshot/<repo>/<snapshot>/_restore?wait_for_completion=true` with `body()`: what `send`
+        sends and the dry run shows (held open until the restore ends)."""
+        path = build_path(
+            "_snapshot", self.ctx.repository, self.snapshot, "_restore", params={"wait_for_completion": True}
+        )
+        return ConsoleRequest("destination", "POST", path.lstrip("/"), self.body())
+
     def send(self) -> None:
         """Send the restore with `wait_for_completion=true` from a background thread (kept in
         `ctx.held_restores` for the recovery step) and return once it is under way (or already done)."""
         target = self.params["target"]
-        path = build_path(
-            "_snapshot", self.ctx.repository, self.snapshot, "_restore", params={"wait_for_completion": True}
-        )
+        request = self.restore_request()
         for attempt in range(30):
-            answer = self.ctx.held_restores.send(self.ctx.destination, self.step_id, "POST", path, self.body())
+            answer = self.ctx.held_restores.send(
+                self.ctx.destination, self.step_id, request.method, request.sent_path, request.body
+            )
             try:
                 self._until_under_way(answer)
             except EsError as exc:
@@ -251,8 +259,7 @@ class Restore(Step):
     def describe(self) -> list[ConsoleRequest]:
         if self.params.get("batch"):  # its batch's request restores it (restore_batch)
             return []
-        path = f"_snapshot/{self.ctx.repository}/{self.snapshot}/_restore"
-        return [ConsoleRequest("destination", "POST", path, self.body())]
+        return [self.index_restore.restore_request()]
 
     def checks(self) -> list[ConsoleRequest]:
         target = self.params["target"]

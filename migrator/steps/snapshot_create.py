@@ -65,14 +65,21 @@ def snapshot_body(ctx: StepContext) -> dict[str, Any]:
     }
 
 
+def create_request(ctx: StepContext, snapshot: str) -> ConsoleRequest:
+    """`PUT _snapshot/<repo>/<snapshot>?wait_for_completion=true` with `snapshot_body`: what the step sends
+    and what the dry run shows (the request is held open until the snapshot ends)."""
+    path = build_path("_snapshot", ctx.repository, snapshot, params={"wait_for_completion": True})
+    return ConsoleRequest("source", "PUT", path.lstrip("/"), snapshot_body(ctx))
+
+
 def take_snapshot(ctx: StepContext, step_id: str, snapshot: str) -> None:
-    """Send `PUT _snapshot/<repo>/<snapshot>?wait_for_completion=true` from a background thread (kept in
-    `ctx.held_snapshots`); return once the snapshot is accepted, or raise the request's error."""
+    """Send `create_request` from a background thread (kept in `ctx.held_snapshots`); return once the
+    snapshot is accepted, or raise the request's error."""
     if not ctx.plan.moves:
         raise StepFailed("no index to snapshot: the plan selects nothing")
-    path = build_path("_snapshot", ctx.repository, snapshot, params={"wait_for_completion": True})
     ctx.ledger.intend_snapshot(ctx.repository, snapshot)
-    answer = ctx.held_snapshots.send(ctx.source, step_id, "PUT", path, snapshot_body(ctx))
+    request = create_request(ctx, snapshot)
+    answer = ctx.held_snapshots.send(ctx.source, step_id, request.method, request.sent_path, request.body)
     ctx.held_snapshots.keep(snapshot, answer)
     watch = StallWatch(ctx, f"snapshot {snapshot} in repository {ctx.repository} (not accepted yet)")
 
@@ -117,8 +124,7 @@ class CreateSnapshot(Step):
     waits_for = "the snapshot to be accepted (the request is held open until it ends; the next step follows it)"
 
     def describe(self) -> list[ConsoleRequest]:
-        path = f"_snapshot/{self.ctx.repository}/{self.snapshot}"
-        return [ConsoleRequest("source", "PUT", path, snapshot_body(self.ctx))]
+        return [create_request(self.ctx, self.snapshot)]
 
     def checks(self) -> list[ConsoleRequest]:
         return [ConsoleRequest("source", "GET", f"_snapshot/{self.ctx.repository}/{self.snapshot}")]

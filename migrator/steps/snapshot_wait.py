@@ -93,8 +93,13 @@ class FollowSnapshot(Step):
     title = "Follow the snapshot until it succeeds"
     waits_for = "state SUCCESS in the snapshot info (progress: shards done / total, bytes processed / total)"
 
+    def _status_request(self) -> ConsoleRequest:
+        """`GET _snapshot/<repo>/<snapshot>/_status`: the poll `_progress` sends and `describe` shows."""
+        path = build_path("_snapshot", self.ctx.repository, self.snapshot, "_status")
+        return ConsoleRequest("source", "GET", path.lstrip("/"))
+
     def describe(self) -> list[ConsoleRequest]:
-        return [ConsoleRequest("source", "GET", f"_snapshot/{self.ctx.repository}/{self.snapshot}/_status")]
+        return [self._status_request()]
 
     def checks(self) -> list[ConsoleRequest]:
         return [ConsoleRequest("source", "GET", f"_snapshot/{self.ctx.repository}/{self.snapshot}")]
@@ -134,8 +139,7 @@ class FollowSnapshot(Step):
 
     def _progress(self, watch: StallWatch | None = None) -> dict[str, Any]:
         """Read `_status` and show shards and bytes (to `watch` too); returns the status (empty when it is gone)."""
-        path = build_path("_snapshot", self.ctx.repository, self.snapshot, "_status")
-        code, body = self.ctx.source.request("GET", path, ok=(200, 404))
+        code, body = self.ctx.source.request("GET", self._status_request().sent_path, ok=(200, 404))
         status = (body.get("snapshots") or [{}])[0] if code == 200 else {}
         shards = status.get("shards_stats", {})
         stats = status.get("stats", {})

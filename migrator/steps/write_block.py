@@ -22,6 +22,11 @@ from migrator.steps.base import ConsoleRequest, Observation, Step
 BLOCK = {WRITE: True}
 
 
+def block_request(batch: list[str]) -> ConsoleRequest:
+    """`PUT <indices>/_settings {"index.blocks.write": true}` for one batch: what `act` sends, `describe` shows."""
+    return ConsoleRequest("source", "PUT", build_path(",".join(batch), "_settings").lstrip("/"), BLOCK)
+
+
 class BlockWrites(Step):
     kind = StepKind.WRITE_BLOCK
     title = "Cutover: block writes on the source indices"
@@ -35,10 +40,7 @@ class BlockWrites(Step):
         return [name for name in self._sources() if not refuses_writes(before_cutover(self.ctx, name))]
 
     def describe(self) -> list[ConsoleRequest]:
-        return [
-            ConsoleRequest("source", "PUT", f"{','.join(batch)}/_settings", BLOCK)
-            for batch in batches(self._to_block())
-        ]
+        return [block_request(batch) for batch in batches(self._to_block())]
 
     def checks(self) -> list[ConsoleRequest]:
         return [ConsoleRequest("source", "GET", blocks_path(batch).lstrip("/")) for batch in batches(self._sources())]
@@ -61,7 +63,8 @@ class BlockWrites(Step):
     def act(self) -> None:
         now = self._observe_and_record()
         for batch in batches(sorted(name for name, blocks in now.items() if not refuses_writes(blocks))):
-            self.ctx.source.request("PUT", build_path(",".join(batch), "_settings"), BLOCK)
+            request = block_request(batch)
+            self.ctx.source.request(request.method, request.sent_path, request.body)
 
     def wait(self) -> dict[str, Any]:
         return {"indices": len(self._sources())}

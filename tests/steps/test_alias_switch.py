@@ -60,6 +60,7 @@ def test_the_switch_moves_the_alias_and_records_what_it_removed_before_sending()
     assert not step.observe().done
     step.act()
     assert destination.sent == [("POST", "/_aliases", MOVE)]
+    assert destination.sent == [(r.method, r.sent_path, r.body) for r in step.describe()]  # shown is sent
     assert record.get() == {"orders-read": ["orders-v1"]}
     assert step.observe().done
 

@@ -30,11 +30,13 @@ class Destination:
     def __init__(self, refusals: list[tuple[int | None, str]]) -> None:
         self.refusals = refusals
         self.restores = 0
+        self.sent: list[tuple[str, str, Any]] = []  # method, path without its leading slash, body
         self.observer = None
 
     def request(self, method: str, path: str, body: Any = None, **_: Any) -> tuple[int, Any]:
         if method == "POST":
             self.restores += 1
+            self.sent.append((method, path.lstrip("/"), body))
             if self.refusals:
                 status, reason = self.refusals.pop(0)
                 raise EsError("destination", Request(method, path), status, reason)
@@ -192,3 +194,12 @@ def test_a_closed_index_is_never_taken_for_absent():
             return self.request("GET", path)[1]
 
     assert restored_from(SimpleNamespace(destination=Closed()), "moved-orders") == {}  # exists: never restored over
+
+
+def test_what_describe_shows_is_the_restore_request_act_sends():
+    destination = Destination([])
+    restore = step(destination)
+    restore.act()
+    shown = [(r.method, r.path, r.body) for r in restore.describe()]
+    assert shown == destination.sent
+    assert shown[0][1] == "_snapshot/r/s/_restore?wait_for_completion=true"

@@ -29,6 +29,20 @@ def test_act_returns_once_the_snapshot_is_accepted_with_the_request_held_and_log
     assert held.result(timeout=5)["snapshot"]["state"] == "SUCCESS"
 
 
+def test_what_describe_shows_is_the_create_request_act_sends():
+    source = FakeSource()
+    sent: list[tuple[str, str, object]] = []
+    source.observer = lambda cluster, request, status: (
+        status is None and sent.append((request.method, request.path.lstrip("/"), request.body))
+    )
+    step = CreateSnapshot("snapshot.create", {}, context(source))
+    step.act()
+    source.end("SUCCESS")
+    shown = [(r.method, r.path, r.body) for r in step.describe()]
+    assert shown == [r for r in sent if r[0] == "PUT"]
+    assert shown[0][1] == "_snapshot/repo/snap-1?wait_for_completion=true"
+
+
 def test_a_second_snapshot_node_keeps_its_own_held_request():
     source = FakeSource()
     ctx = context(source)

@@ -57,6 +57,7 @@ def test_the_archive_is_not_blocked_again_and_the_record_is_written_before_the_b
     assert SourceBlocks(state).get() == {"archive": ARCHIVE, "live": {}}
     step.act()
     assert cluster.sent == [("PUT", "/live/_settings", {"index.blocks.write": True})]
+    assert cluster.sent == [(r.method, r.sent_path, r.body) for r in step.describe()]  # shown is sent
     assert step.observe().done
     state.close()
 
