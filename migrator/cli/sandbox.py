@@ -70,6 +70,18 @@ def up(
             "engine) or fs (the bucket's folder, no plugin; the default otherwise)"
         ),
     ] = None,
+    source_nodes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=5,
+            help="Nodes of the source cluster (process engine; more than 1: they "
+            "find each other on loopback, each with a smaller heap)",
+        ),
+    ] = 1,
+    destination_nodes: Annotated[
+        int, typer.Option(min=1, max=5, help="Nodes of the destination cluster (as --source-nodes)")
+    ] = 1,
 ) -> None:
     """Start the source and destination clusters and the OSS server; print the sandbox as JSON.
 
@@ -78,6 +90,8 @@ def up(
     The OSS server also serves a replica bucket in another region (`oss.replica_bucket`,
     `oss.replica_region`) for cross-region replication, and `replica_repository` is the settings of
     its copy of the repository. Running `up` on a running sandbox changes nothing and exits 0.
+    With --destination-nodes 3 the destination is three nodes (`destination.nodes` lists their URLs;
+    `destination.url`, the plans' URL, is the first).
     """
     from migrator.sandbox.engines import DEFAULT_ENGINE, remember
 
@@ -85,7 +99,7 @@ def up(
         raise fail(f"--repository must be oss or fs, not {repository!r}", ExitCode.BAD_INPUT)
     sandbox = _sandbox(folder, engine, image)
     try:
-        document, started = sandbox.up(source_version, destination_version, repository)
+        document, started = sandbox.up(source_version, destination_version, repository, source_nodes, destination_nodes)
         remember(sandbox.folder, engine or document.get("engine", DEFAULT_ENGINE))
     except DistributionError as exc:
         raise fail(str(exc), ExitCode.BAD_INPUT) from None
@@ -113,9 +127,8 @@ def status(
     elif not report["running"]:
         typer.echo(f"no sandbox running in {report['dir']}")
     else:
-        for name in ("source", "destination", "oss"):
-            item = report.get(name)
-            if item is None:
+        for name, item in report.items():
+            if not isinstance(item, dict):
                 continue
             state = "running" if item["running"] else "STOPPED"
             where = item.get("url") or item.get("endpoint")

@@ -1,6 +1,7 @@
 """The sandbox as a whole: `up`, `status`, `down` and `seed` behind `migrator sandbox`.
 
-A sandbox folder holds everything: the unpacked distributions, one folder per cluster, the bucket
+A sandbox folder holds everything: the unpacked distributions, one folder per node (DIR/<role> the first
+of each cluster, DIR/<role>-<n> the others), the bucket
 directories served by the OSS server (and listed in both clusters' `path.repo`): the repository's
 bucket and a replica bucket in another region (for cross-region replication rehearsals), and two files:
 `sandbox.json` (the document `up` prints: URLs, versions, OSS coordinates, repository settings and
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import sys
 import time
@@ -58,6 +60,9 @@ REPLICA_LOCATION = "oss-cn-shanghai"
 REPLICA_REGION = "cn-shanghai"
 PREFERRED_PORTS = {"source": 19200, "destination": 19210, "oss": 19000}
 TRANSPORT_PORTS = {"source": 19300, "destination": 19310}
+MAX_NODES = 5  # per cluster: the nodes of a cluster take ports above its first node's (10 apart)
+START_ATTEMPTS = 3  # a port picked free can be bound by another process before our node binds it
+PORT_CLASH = re.compile(r"BindException|Address already in use|is answered by another cluster")
 
 
 def default_dir() -> Path:
@@ -110,15 +115,26 @@ class Sandbox:
     # up -------------------------------------------------------------------------------
 
     def up(
-        self, source_version: str | None = None, destination_version: str | None = None, repository: str | None = None
+        self,
+        source_version: str | None = None,
+        destination_version: str | None = None,
+        repository: str | None = None,
+        source_nodes: int = 1,
+        destination_nodes: int = 1,
     ) -> tuple[dict[str, Any], bool]:
         """Start everything; returns (document, started). A running sandbox is left as it is. The plans it
         writes use an `oss` repository (every node gets the test bed's plugin) or, with repository="fs",
-        the bucket's folder."""
+        the bucket's folder. `source_nodes` and `destination_nodes` (1 to MAX_NODES) size each cluster: its
+        nodes find each other on loopback and share the bucket folders in `path.repo` (see nodes.cluster)."""
         if repository not in (None, "oss", "fs"):
             raise SandboxError(f"--repository must be oss or fs, not {repository!r}")
+        sizes = {"source": source_nodes, "destination": destination_nodes}
+        for role, size in sizes.items():
+            if not 1 <= size <= MAX_NODES:
+                raise SandboxError(f"--{role}-nodes must be 1 to {MAX_NODES}, not {size}")
         running = self.running()
         if running and all(running.values()):
+            self._check_running_sizes(sizes)
             return self.document(), False
         if any(running.values()):
             self.down()
@@ -133,6 +149,7 @@ class Sandbox:
         repository = repository or ("oss" if plugged else "fs")
         for role, dist in (("source", source_dist), ("destination", destination_dist)):
             self._check_data_version(role, dist.label)
+            self._check_cluster_size(role, sizes[role])
         self.folder.mkdir(parents=True, exist_ok=True)
         os.chmod(self.folder, 0o755)
         owner = run_as()
@@ -141,39 +158,80 @@ class Sandbox:
         for directory in (bucket_dir, replica_dir):
             (directory / BASE_PATH).mkdir(parents=True, exist_ok=True)
         hand_over(self.bucket_root, owner)
-
-        taken: set[int] = set()
-        layouts = {}
-        for role, dist in (("source", source_dist), ("destination", destination_dist)):
-            home = unpack(dist, self.folder / "dist")
-            layouts[role] = nodes.NodeLayout(
-                role=role,
-                dist=dist,
-                home=home,
-                folder=self.folder / role,
-                http_port=pick_port(PREFERRED_PORTS[role], taken),
-                transport_port=pick_port(TRANSPORT_PORTS[role], taken),
-                repo_paths=[self.bucket_root],
-                plugins=[plugin_dir(dist, home)] if repository == "oss" else [],
-            )
+        dists = {"source": source_dist, "destination": destination_dist}
+        homes = {role: unpack(dist, self.folder / "dist") for role, dist in dists.items()}
         key_id, secret = self._credentials()
-        oss_port = pick_port(PREFERRED_PORTS["oss"], taken)
+        taken: set[int] = set()
+        for attempt in range(1, START_ATTEMPTS + 1):
+            layouts = {}
+            for role, dist in dists.items():
+                first = nodes.NodeLayout(
+                    role=role,
+                    dist=dist,
+                    home=homes[role],
+                    folder=self.folder / role,
+                    http_port=pick_port(PREFERRED_PORTS[role], taken),
+                    transport_port=pick_port(TRANSPORT_PORTS[role], taken),
+                    repo_paths=[self.bucket_root],
+                    plugins=[plugin_dir(dist, homes[role])] if repository == "oss" else [],
+                )
+                layouts.update({layout.folder.name: layout for layout in nodes.cluster(first, sizes[role], taken)})
+            oss_port = pick_port(PREFERRED_PORTS["oss"], taken)
+            if not nodes.ports_free(list(layouts.values())):  # taken since they were picked: pick others
+                continue
+            processes: dict[str, dict[str, Any]] = {}
+            for name, layout in layouts.items():
+                pid = nodes.start(layout, owner)
+                processes[name] = {
+                    "pgid": pid,
+                    "port": layout.http_port,
+                    "version": layout.dist.label,
+                    "cluster": layout.role,
+                    "transport_port": layout.transport_port,
+                }
+            endpoint, oss_pid = self._start_oss(oss_port, key_id, secret)
+            processes["oss"] = {"pgid": oss_pid, "port": oss_port}
+            self.processes_path.write_text(json.dumps(processes, indent=2))
+            try:
+                red = nodes.wait_all_green(layouts, {name: processes[name]["pgid"] for name in layouts})
+            except SandboxError as exc:
+                self.down()
+                if attempt == START_ATTEMPTS or not PORT_CLASH.search(str(exc)):
+                    raise
+                continue
+            document = self.record(layouts, endpoint, key_id, secret, red, repository)
+            return document, True
+        raise SandboxError(f"the ports picked were taken by other processes {START_ATTEMPTS} times; start again")
 
-        processes: dict[str, dict[str, Any]] = {}
-        for role, layout in layouts.items():
-            pid = nodes.start(layout, owner)
-            processes[role] = {"pgid": pid, "port": layout.http_port, "version": layout.dist.label}
-        endpoint, oss_pid = self._start_oss(oss_port, key_id, secret)
-        processes["oss"] = {"pgid": oss_pid, "port": oss_port}
-        self.processes_path.write_text(json.dumps(processes, indent=2))
+    def _check_running_sizes(self, sizes: dict[str, int]) -> None:
+        """A running sandbox of other cluster sizes is not what was asked: refuse, naming the fix."""
+        running = {role: 0 for role in sizes}
+        for entry in self.processes().values():
+            if entry.get("cluster", "") in running:
+                running[entry["cluster"]] += 1
+        for role, size in sizes.items():
+            if running[role] and running[role] != size:
+                raise SandboxError(
+                    f"the sandbox in {self.folder} runs a {role} of {running[role]} node(s), not {size}; "
+                    f"stop it first with `migrator sandbox down --dir {self.folder}`"
+                )
 
-        try:
-            red = nodes.wait_all_green(layouts, {role: processes[role]["pgid"] for role in layouts})
-        except SandboxError:
-            self.down()
-            raise
-        document = self.record(layouts, endpoint, key_id, secret, red, repository)
-        return document, True
+    def _check_cluster_size(self, role: str, size: int) -> None:
+        """A cluster's data folders hold the cluster they were started with (its voting configuration names its
+        nodes): a sandbox folder keeps its number of nodes. Refuse another, naming the fix."""
+        marker = self.folder / role / "nodes"
+        if marker.is_file():
+            written = int(marker.read_text().strip())
+        else:
+            written = 1 if (self.folder / role / "data").is_dir() else size
+        if written != size:
+            raise SandboxError(
+                f"{self.folder / role} holds the data of a {role} cluster of {written} node(s), not {size}; "
+                f"start it with --{role}-nodes {written}, use another --dir, or delete {self.folder / role}* "
+                "to start that cluster afresh"
+            )
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(str(size))
 
     def record(
         self,
@@ -185,7 +243,8 @@ class Sandbox:
         repository: str,
         engine: str | None = None,
     ) -> dict[str, Any]:
-        """The started sandbox's document (with its `engine` when not the process one), with a warning
+        """The started sandbox's document (with its `engine` when not the process one; `layouts` by node, the
+        first of each cluster under its role; each cluster's node URLs in `nodes`), with a warning
         naming the red indices an earlier run left (and the command that deletes them), written with the
         env file and the plans (`write_files`)."""
         warnings = [
@@ -195,12 +254,14 @@ class Sandbox:
             if names
         ]
         document = self.describe(
-            {role: (layout.url, layout.dist.label) for role, layout in layouts.items()},
+            {role: (layouts[role].url, layouts[role].dist.label) for role in ("source", "destination")},
             endpoint,
             key_id,
             secret,
             repository,
         )
+        for role in ("source", "destination"):
+            document[role]["nodes"] = [layout.url for layout in layouts.values() if layout.role == role]
         if engine is not None:
             document["engine"] = engine
         if warnings:
@@ -321,9 +382,10 @@ class Sandbox:
         for name, entry in processes.items():
             alive = group_alive(entry["pgid"])
             item: dict[str, Any] = {"running": alive, "port": entry["port"]}
-            if name in ("source", "destination"):
+            if "version" in entry:  # a node; the first of each cluster is named after its role
                 item["url"] = f"http://127.0.0.1:{entry['port']}"
                 item["version"] = entry["version"]
+                item["cluster"] = entry.get("cluster", name)
                 if alive:
                     item["health"] = cluster_health(item["url"], name)
             else:
