@@ -22,6 +22,7 @@ import networkx as nx
 
 from migrator.aliases import alias_problems
 from migrator.checks import check_plan, closed_index_findings
+from migrator.checks.capacity import restored_replicas
 from migrator.compatibility import refusal
 from migrator.discovery import Facts
 from migrator.rename import RenameError, RenameRule
@@ -324,6 +325,7 @@ def build_plan(
             cutover_snapshot_name(snapshot, cutover_attempt),
             frozenset(closed),
             [m.to_params() for m in templates.moves],
+            {move.source: restored_replicas(spec, facts.source.indices[move.source]) for move in moves},
         ),
         problems=problems,
         warnings=warnings,
@@ -336,11 +338,14 @@ def build_graph(
     cutover_snapshot: str = "",
     closed: frozenset[str] = frozenset(),
     templates: list[dict[str, Any]] | None = None,
+    replicas: Mapping[str, int] | None = None,
 ) -> nx.DiGraph:
     """The DAG. Every node carries its `kind` (the step class), `params` and `phase`: `bulk` (the copy,
     while the source takes writes) or, when the plan has a cutover, `cutover` (the write freeze).
     `closed`: source indices closed on the source, restored and then closed again (`close[<target>]`);
-    `templates` (the `TemplateMove`s as params) adds `metadata.templates` before every restore."""
+    `templates` (the `TemplateMove`s as params) adds `metadata.templates` before every restore;
+    `replicas` (source index -> replicas its restore gives it): a recovery of an open index with replicas
+    follows them too (param `replicas`)."""
     graph: nx.DiGraph = nx.DiGraph()
     two_phases = spec.cutover.enabled
 
@@ -371,7 +376,8 @@ def build_graph(
         if move.source in closed:
             params["closed"] = True
         restore = add(restore_id(move.target), "restore", **params)
-        recovery = add(recovery_id(move.target), "recovery", **params)
+        copies = (replicas or {}).get(move.source, 0) if move.source not in closed else 0
+        recovery = add(recovery_id(move.target), "recovery", **params, **({"replicas": copies} if copies else {}))
         graph.add_edge(DESTINATION_REPOSITORY, restore)
         graph.add_edge(restore, recovery)
         last = recovery

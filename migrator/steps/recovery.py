@@ -2,6 +2,9 @@
 
 A restore can be lost: when the destination restarts mid-restore (a single node, or all of them),
 the restore entry is gone and the half-restored primaries stay unassigned ("no valid shard copy").
+One node of several leaving is not that: its primaries wait for another node, still to be restored from
+the snapshot (their routing table's recovery source says so), and are followed, not restored again.
+When the restore gives the index replicas, the step also follows their copy from the primaries (see copies).
 The index is ours (the restore step checked it came from our snapshot), so the recovery step does
 what Elasticsearch's allocation explanation advises: it deletes the partial index and restores it
 again from the snapshot. The same happens when the index vanished while we followed it.
@@ -32,6 +35,7 @@ from typing import Any
 from migrator.clients.es import build_path
 from migrator.errors import Cure
 from migrator.planner import restore_id
+from migrator.steps import copies
 from migrator.steps.allocation import EXPLAIN_PATH, Explanation, failed_restore_message, why_unassigned
 from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepFailed
 from migrator.steps.restore import Restore
@@ -45,7 +49,10 @@ LIVE_REASONS = {"NEW_INDEX_RESTORED", "EXISTING_INDEX_RESTORED", "INDEX_CREATED"
 class FollowRecovery(Step):
     kind = "recovery"
     title = "Follow the recovery of the restored index"
-    waits_for = "every primary shard STARTED (recovery: files and bytes recovered / total)"
+    waits_for = (
+        "every primary shard STARTED (recovery: files and bytes recovered / total), then, when the restore gives "
+        "the index replicas, every copy the data nodes can hold (peer recoveries)"
+    )
     reused: int = 0
     figures: dict[str, Any] | None = None
     restored_again: bool = False  # a failed restore is healed once per run, then reported
@@ -55,9 +62,11 @@ class FollowRecovery(Step):
 
     def checks(self) -> list[ConsoleRequest]:
         target = self.params["target"]
-        return [
+        replicas = copies.checks([target]) if self.params.get("replicas") else []
+        return replicas + [
             ConsoleRequest("destination", "GET", f"_cluster/health/{target}?wait_for_no_initializing_shards=true"),
             ConsoleRequest("destination", "GET", f"_cat/shards/{target}"),
+            ConsoleRequest("destination", "GET", f"_cluster/state/routing_table/{target}"),
             ConsoleRequest(
                 "destination", "GET", EXPLAIN_PATH.lstrip("/"), {"index": target, "shard": 0, "primary": True}
             ),
@@ -73,7 +82,12 @@ class FollowRecovery(Step):
         path = build_path("_cat", "shards", target, params={"format": "json", "h": "shard,prirep,state,ur"})
         rows = [] if status == 404 else self.ctx.destination.get(path)
         primaries = [row for row in rows if row.get("prirep") == "p"]
-        lost = any(row.get("state") == "UNASSIGNED" and row.get("ur") not in LIVE_REASONS for row in primaries)
+        orphans = {
+            int(row.get("shard", 0))
+            for row in primaries
+            if row.get("state") == "UNASSIGNED" and row.get("ur") not in LIVE_REASONS
+        }
+        lost = bool(orphans) and not orphans <= self._still_restoring()
         waiting = sorted(int(row.get("shard", 0)) for row in primaries if row.get("state") == "UNASSIGNED")
         if heal and waiting and not lost and not any(row.get("state") == "INITIALIZING" for row in rows):
             self._heal_failed_restore(waiting)
@@ -86,6 +100,32 @@ class FollowRecovery(Step):
         started = bool(primaries) and all(row.get("state") == "STARTED" for row in primaries)
         stages = ",".join(sorted({str(s.get("stage")) for s in shards})) or "-"
         return started, recovered, total, stages
+
+    def _follow_replicas(self) -> dict[str, int]:
+        """Once the primaries are restored: the replicas the restore gave the index (param `replicas`), copied
+        from them node to node, until every copy the destination can hold has started (see copies)."""
+        if not self.params.get("replicas"):
+            return {}
+        return copies.follow(self.ctx, self.id, [self.params["target"]])
+
+    def _still_restoring(self) -> set[int]:
+        """The shards whose unassigned primary the destination still means to restore from the snapshot (the
+        routing table's `recovery_source` SNAPSHOT): on a cluster of several nodes a primary whose node left
+        mid-restore (`NODE_LEFT`) waits for another node, its restore alive. After the restart of every node
+        the restore is gone: the primary then waits for a copy on disk (EXISTING_STORE) that never comes.
+        Asked only when a primary is unassigned for another reason than its restore."""
+        target = self.params["target"]
+        path = build_path("_cluster", "state", "routing_table", target)
+        status, state = self.ctx.destination.request("GET", path, ok=(200, 404))
+        table = (state or {}).get("routing_table", {}).get("indices", {}).get(target, {}) if status == 200 else {}
+        return {
+            int(number)
+            for number, shard_copies in table.get("shards", {}).items()
+            for copy in shard_copies
+            if copy.get("primary")
+            and copy.get("state") == "UNASSIGNED"
+            and (copy.get("recovery_source") or {}).get("type") == "SNAPSHOT"
+        }
 
     def _long_poll(self, timeout: str) -> None:
         """Returns as soon as no shard of the index is initializing any more (or after `timeout`)."""
@@ -146,9 +186,19 @@ class FollowRecovery(Step):
         if held is not None and not held.done():
             return Observation(False, in_progress=True, summary="restore under way (its request is held open)")
         if held is not None and self._held_succeeded(held):
-            return Observation(True, summary="every shard restored (the held restore answered)", detail=self._figures())
-        done, recovered, total, stages = self._progress()
-        return Observation(done, in_progress=not done, summary=f"{recovered}/{total} bytes, stages {stages}")
+            detail, summary = self._figures(), "every shard restored (the held restore answered)"
+        else:
+            done, recovered, total, stages = self._progress()
+            summary = f"{recovered}/{total} bytes, stages {stages}"
+            if not done:
+                return Observation(False, in_progress=True, summary=summary)
+            detail = {}
+        if self.params.get("replicas"):
+            replicas = copies.count(self.ctx.destination, [self.params["target"]])
+            if not replicas.done:
+                return Observation(False, in_progress=True, summary=f"primaries restored; {replicas.shown()}")
+            summary += f"; {replicas.started} shard copies started"
+        return Observation(True, summary=summary, detail=detail)
 
     def _sizes(self) -> tuple[int, int]:
         """(bytes recovered or reused, bytes total), from one `_recovery` read."""
@@ -204,7 +254,7 @@ class FollowRecovery(Step):
         watch = StallWatch(self.ctx, f"the recovery of {target}", explain=self._stall_reason)
         held = self._held()
         if held is not None and self._await_held(held, watch):
-            return self._figures()
+            return {**self._figures(), **self._follow_replicas()}
         if held is not None:  # it failed or was cut (a restart?): from here on, poll and heal
             self.ctx.held_restores.pop(self.params["target"], None)
         long_poll = f"{max(1, round(self.ctx.poll_s * 5))}s"
@@ -214,7 +264,7 @@ class FollowRecovery(Step):
             watch.see((recovered, total, stages), f"{recovered}/{total} bytes, stage {stages}")
             if done:
                 # Restoring over an existing (closed) index reuses the files it already holds.
-                return {"bytes": total, "reused_bytes": self.reused}
+                return {"bytes": total, "reused_bytes": self.reused, **self._follow_replicas()}
             if self.ctx.cancel_requested():
                 raise Cancelled("cancel requested")
             started = time.monotonic()
