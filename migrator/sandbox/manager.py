@@ -17,7 +17,7 @@ import secrets
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,7 @@ def default_dir() -> Path:
 @dataclass
 class Sandbox:
     folder: Path
+    layouts: dict[str, nodes.NodeLayout] = field(default_factory=dict)  # the nodes this object started
 
     @property
     def document_path(self) -> Path:
@@ -199,6 +200,7 @@ class Sandbox:
                 if attempt == START_ATTEMPTS or not PORT_CLASH.search(str(exc)):
                     raise
                 continue
+            self.layouts = layouts
             document = self.record(layouts, endpoint, key_id, secret, red, repository)
             return document, True
         raise SandboxError(f"the ports picked were taken by other processes {START_ATTEMPTS} times; start again")
@@ -403,6 +405,26 @@ class Sandbox:
         if self.processes_path.exists():
             self.processes_path.unlink()
         return stopped
+
+    def stop_node(self, name: str) -> None:
+        """Stop one node (`destination-2`; SIGTERM, then SIGKILL), as a machine of the cluster that goes away."""
+        processes = self.processes()
+        if "version" not in processes.get(name, {}):
+            raise SandboxError(f"no node {name!r} in {self.folder}; its nodes: {', '.join(self._nodes(processes))}")
+        stop_group(processes[name]["pgid"], grace_s=20)
+
+    def start_node(self, name: str) -> None:
+        """Start a node this object started before (see stop_node) on its data again, recorded for `down`; it
+        joins its cluster (not waited for)."""
+        if name not in self.layouts:
+            raise SandboxError(f"{name!r} was not started by this sandbox object; use `migrator sandbox up`")
+        processes = self.processes()
+        processes[name]["pgid"] = nodes.start(self.layouts[name], run_as())
+        self.processes_path.write_text(json.dumps(processes, indent=2))
+
+    @staticmethod
+    def _nodes(processes: dict[str, dict[str, Any]]) -> list[str]:
+        return [name for name, entry in processes.items() if "version" in entry]
 
     def set_faults(self, faults: Faults) -> dict[str, object]:
         """Change the running OSS server's injected faults (its admin endpoint); returns them as set."""

@@ -2,8 +2,8 @@
 
 A restore can be lost: when the destination restarts mid-restore (a single node, or all of them),
 the restore entry is gone and the half-restored primaries stay unassigned ("no valid shard copy").
-One node of several leaving is not that: its primaries wait for another node, still to be restored from
-the snapshot (their routing table's recovery source says so), and are followed, not restored again.
+One node of several leaving is not that (`NODE_LEFT`, see LIVE_REASONS): its primaries are restored on
+another node or come back with it, and are followed, not restored again.
 When the restore gives the index replicas, the step also follows their copy from the primaries (see copies).
 The index is ours (the restore step checked it came from our snapshot), so the recovery step does
 what Elasticsearch's allocation explanation advises: it deletes the partial index and restores it
@@ -42,8 +42,10 @@ from migrator.steps.restore import Restore
 from migrator.steps.stall import StallWatch
 
 PROGRESS_EVERY_S = 10.0  # `_recovery` while the held restore runs: 6 a minute per index at most
-# Why a primary may be unassigned while its restore is still alive.
-LIVE_REASONS = {"NEW_INDEX_RESTORED", "EXISTING_INDEX_RESTORED", "INDEX_CREATED"}
+# Why a primary may be unassigned while its restore is still alive. NODE_LEFT: one node of several left; the
+# cluster lived on, so the primary is either still to be restored (on another node, the restore alive) or
+# restored on that node and back with it. A restart of every node says CLUSTER_RECOVERED: the restore is lost.
+LIVE_REASONS = {"NEW_INDEX_RESTORED", "EXISTING_INDEX_RESTORED", "INDEX_CREATED", "NODE_LEFT"}
 
 
 class FollowRecovery(Step):
@@ -66,7 +68,6 @@ class FollowRecovery(Step):
         return replicas + [
             ConsoleRequest("destination", "GET", f"_cluster/health/{target}?wait_for_no_initializing_shards=true"),
             ConsoleRequest("destination", "GET", f"_cat/shards/{target}"),
-            ConsoleRequest("destination", "GET", f"_cluster/state/routing_table/{target}"),
             ConsoleRequest(
                 "destination", "GET", EXPLAIN_PATH.lstrip("/"), {"index": target, "shard": 0, "primary": True}
             ),
@@ -82,12 +83,7 @@ class FollowRecovery(Step):
         path = build_path("_cat", "shards", target, params={"format": "json", "h": "shard,prirep,state,ur"})
         rows = [] if status == 404 else self.ctx.destination.get(path)
         primaries = [row for row in rows if row.get("prirep") == "p"]
-        orphans = {
-            int(row.get("shard", 0))
-            for row in primaries
-            if row.get("state") == "UNASSIGNED" and row.get("ur") not in LIVE_REASONS
-        }
-        lost = bool(orphans) and not orphans <= self._still_restoring()
+        lost = any(row.get("state") == "UNASSIGNED" and row.get("ur") not in LIVE_REASONS for row in primaries)
         waiting = sorted(int(row.get("shard", 0)) for row in primaries if row.get("state") == "UNASSIGNED")
         if heal and waiting and not lost and not any(row.get("state") == "INITIALIZING" for row in rows):
             self._heal_failed_restore(waiting)
@@ -107,25 +103,6 @@ class FollowRecovery(Step):
         if not self.params.get("replicas"):
             return {}
         return copies.follow(self.ctx, self.id, [self.params["target"]])
-
-    def _still_restoring(self) -> set[int]:
-        """The shards whose unassigned primary the destination still means to restore from the snapshot (the
-        routing table's `recovery_source` SNAPSHOT): on a cluster of several nodes a primary whose node left
-        mid-restore (`NODE_LEFT`) waits for another node, its restore alive. After the restart of every node
-        the restore is gone: the primary then waits for a copy on disk (EXISTING_STORE) that never comes.
-        Asked only when a primary is unassigned for another reason than its restore."""
-        target = self.params["target"]
-        path = build_path("_cluster", "state", "routing_table", target)
-        status, state = self.ctx.destination.request("GET", path, ok=(200, 404))
-        table = (state or {}).get("routing_table", {}).get("indices", {}).get(target, {}) if status == 200 else {}
-        return {
-            int(number)
-            for number, shard_copies in table.get("shards", {}).items()
-            for copy in shard_copies
-            if copy.get("primary")
-            and copy.get("state") == "UNASSIGNED"
-            and (copy.get("recovery_source") or {}).get("type") == "SNAPSHOT"
-        }
 
     def _long_poll(self, timeout: str) -> None:
         """Returns as soon as no shard of the index is initializing any more (or after `timeout`)."""
