@@ -133,9 +133,9 @@ def status(
             state = "running" if item["running"] else "STOPPED"
             where = item.get("url") or item.get("endpoint")
             extra = f" Elasticsearch {item['version']}, health {item.get('health', '-')}" if "version" in item else ""
-            typer.echo(f"{name:<12} {state:<8} {where}{extra}")
+            typer.echo(f"{name:<14} {state:<8} {where}{extra}")
             if "logs" in item:
-                typer.echo(f"{'':<12} container {item['container']} ({item['image']}), logs: {item['logs']}")
+                typer.echo(f"{'':<14} container {item['container']} ({item['image']}), logs: {item['logs']}")
     if not report["running"]:
         raise typer.Exit(int(ExitCode.NEEDS_ATTENTION))
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import sys
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from migrator.clients.es import EsClient, EsError
-from migrator.sandbox import nodes
+from migrator.sandbox import clusters, nodes
 from migrator.sandbox.distributions import (
     DEFAULT_DESTINATION_VERSION,
     DEFAULT_SOURCE_VERSION,
@@ -40,7 +39,7 @@ from migrator.sandbox.processes import (
     stop_group,
     tail,
 )
-from migrator.sandbox.repository_plugin import has_plugin, plugin_dir
+from migrator.sandbox.repository_plugin import has_plugin
 from migrator.sandbox.sandbox_plans import (
     KEY_ID_VAR,
     SECRET_VAR,
@@ -58,11 +57,6 @@ BASE_PATH = "snapshots/sandbox"
 REPLICA_BUCKET = "migrator-sandbox-replica"  # the cross-region replication target
 REPLICA_LOCATION = "oss-cn-shanghai"
 REPLICA_REGION = "cn-shanghai"
-PREFERRED_PORTS = {"source": 19200, "destination": 19210, "oss": 19000}
-TRANSPORT_PORTS = {"source": 19300, "destination": 19310}
-MAX_NODES = 5  # per cluster: the nodes of a cluster take ports above its first node's (10 apart)
-START_ATTEMPTS = 3  # a port picked free can be bound by another process before our node binds it
-PORT_CLASH = re.compile(r"BindException|Address already in use|is answered by another cluster")
 
 
 def default_dir() -> Path:
@@ -125,17 +119,15 @@ class Sandbox:
     ) -> tuple[dict[str, Any], bool]:
         """Start everything; returns (document, started). A running sandbox is left as it is. The plans it
         writes use an `oss` repository (every node gets the test bed's plugin) or, with repository="fs",
-        the bucket's folder. `source_nodes` and `destination_nodes` (1 to MAX_NODES) size each cluster: its
+        the bucket's folder. `source_nodes` and `destination_nodes` (1 to clusters.MAX_NODES) size each cluster: its
         nodes find each other on loopback and share the bucket folders in `path.repo` (see nodes.cluster)."""
         if repository not in (None, "oss", "fs"):
             raise SandboxError(f"--repository must be oss or fs, not {repository!r}")
         sizes = {"source": source_nodes, "destination": destination_nodes}
-        for role, size in sizes.items():
-            if not 1 <= size <= MAX_NODES:
-                raise SandboxError(f"--{role}-nodes must be 1 to {MAX_NODES}, not {size}")
+        clusters.check_sizes(self.folder, sizes)
         running = self.running()
         if running and all(running.values()):
-            self._check_running_sizes(sizes)
+            clusters.check_running_sizes(self.folder, self.processes(), sizes)
             return self.document(), False
         if any(running.values()):
             self.down()
@@ -150,7 +142,6 @@ class Sandbox:
         repository = repository or ("oss" if plugged else "fs")
         for role, dist in (("source", source_dist), ("destination", destination_dist)):
             self._check_data_version(role, dist.label)
-            self._check_cluster_size(role, sizes[role])
         self.folder.mkdir(parents=True, exist_ok=True)
         os.chmod(self.folder, 0o755)
         owner = run_as()
@@ -163,33 +154,15 @@ class Sandbox:
         homes = {role: unpack(dist, self.folder / "dist") for role, dist in dists.items()}
         key_id, secret = self._credentials()
         taken: set[int] = set()
-        for attempt in range(1, START_ATTEMPTS + 1):
-            layouts = {}
-            for role, dist in dists.items():
-                first = nodes.NodeLayout(
-                    role=role,
-                    dist=dist,
-                    home=homes[role],
-                    folder=self.folder / role,
-                    http_port=pick_port(PREFERRED_PORTS[role], taken),
-                    transport_port=pick_port(TRANSPORT_PORTS[role], taken),
-                    repo_paths=[self.bucket_root],
-                    plugins=[plugin_dir(dist, homes[role])] if repository == "oss" else [],
-                )
-                layouts.update({layout.folder.name: layout for layout in nodes.cluster(first, sizes[role], taken)})
-            oss_port = pick_port(PREFERRED_PORTS["oss"], taken)
+        for attempt in range(1, clusters.START_ATTEMPTS + 1):
+            layouts = clusters.layouts(self.folder, dists, homes, sizes, repository == "oss", taken)
+            oss_port = pick_port(clusters.PREFERRED_PORTS["oss"], taken)
             if not nodes.ports_free(list(layouts.values())):  # taken since they were picked: pick others
                 continue
             processes: dict[str, dict[str, Any]] = {}
-            for name, layout in layouts.items():
-                pid = nodes.start(layout, owner)
-                processes[name] = {
-                    "pgid": pid,
-                    "port": layout.http_port,
-                    "version": layout.dist.label,
-                    "cluster": layout.role,
-                    "transport_port": layout.transport_port,
-                }
+            for name, layout in layouts.items():  # recorded one by one: an interrupted `up` leaves none behind
+                processes[name] = clusters.process_entry(layout, nodes.start(layout, owner))
+                self.processes_path.write_text(json.dumps(processes, indent=2))
             endpoint, oss_pid = self._start_oss(oss_port, key_id, secret)
             processes["oss"] = {"pgid": oss_pid, "port": oss_port}
             self.processes_path.write_text(json.dumps(processes, indent=2))
@@ -197,43 +170,13 @@ class Sandbox:
                 red = nodes.wait_all_green(layouts, {name: processes[name]["pgid"] for name in layouts})
             except SandboxError as exc:
                 self.down()
-                if attempt == START_ATTEMPTS or not PORT_CLASH.search(str(exc)):
+                if attempt == clusters.START_ATTEMPTS or not clusters.PORT_CLASH.search(str(exc)):
                     raise
                 continue
             self.layouts = layouts
             document = self.record(layouts, endpoint, key_id, secret, red, repository)
             return document, True
-        raise SandboxError(f"the ports picked were taken by other processes {START_ATTEMPTS} times; start again")
-
-    def _check_running_sizes(self, sizes: dict[str, int]) -> None:
-        """A running sandbox of other cluster sizes is not what was asked: refuse, naming the fix."""
-        running = {role: 0 for role in sizes}
-        for entry in self.processes().values():
-            if entry.get("cluster", "") in running:
-                running[entry["cluster"]] += 1
-        for role, size in sizes.items():
-            if running[role] and running[role] != size:
-                raise SandboxError(
-                    f"the sandbox in {self.folder} runs a {role} of {running[role]} node(s), not {size}; "
-                    f"stop it first with `migrator sandbox down --dir {self.folder}`"
-                )
-
-    def _check_cluster_size(self, role: str, size: int) -> None:
-        """A cluster's data folders hold the cluster they were started with (its voting configuration names its
-        nodes): a sandbox folder keeps its number of nodes. Refuse another, naming the fix."""
-        marker = self.folder / role / "nodes"
-        if marker.is_file():
-            written = int(marker.read_text().strip())
-        else:
-            written = 1 if (self.folder / role / "data").is_dir() else size
-        if written != size:
-            raise SandboxError(
-                f"{self.folder / role} holds the data of a {role} cluster of {written} node(s), not {size}; "
-                f"start it with --{role}-nodes {written}, use another --dir, or delete {self.folder / role}* "
-                "to start that cluster afresh"
-            )
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(str(size))
+        raise SandboxError(f"the ports picked were taken by other processes {clusters.START_ATTEMPTS} times; retry")
 
     def record(
         self,

@@ -216,3 +216,32 @@ def test_without_a_held_restore_it_polls():
     step, destination = step_with(None)
     assert step.observe().done
     assert any(r.startswith("GET /_cat/shards") for r in destination.requests)
+
+
+def restores_and_deletes(shards: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """A resumed run's look at the primaries (`_progress(heal=True)`): the restores and deletions it sent."""
+    step, destination = step_with(None)
+    destination.shards = shards
+    restores: list[str] = []
+    with patch.object(Restore, "act", lambda self: restores.append(self.id)):
+        step._progress(heal=True)
+    return restores, [r for r in destination.requests if r.startswith("DELETE")]
+
+
+def test_a_primary_whose_node_left_one_of_several_is_followed_not_restored_again():
+    # one node of three stopped mid-restore: its primary waits for another node (or for its node), the restore lives
+    restores, deletes = restores_and_deletes(
+        [
+            {"shard": "0", "prirep": "p", "state": "STARTED", "ur": None},
+            {"shard": "1", "prirep": "p", "state": "UNASSIGNED", "ur": "NODE_LEFT"},
+            {"shard": "2", "prirep": "p", "state": "INITIALIZING", "ur": "NODE_LEFT"},
+        ]
+    )
+    assert restores == [] and deletes == []
+
+
+def test_a_restore_lost_to_a_restart_of_every_node_is_restored_again():
+    restores, deletes = restores_and_deletes(
+        [{"shard": "0", "prirep": "p", "state": "UNASSIGNED", "ur": "CLUSTER_RECOVERED"}]
+    )
+    assert restores == [f"restore[{TARGET}]"] and deletes == [f"DELETE /{TARGET}"]
