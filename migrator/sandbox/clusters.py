@@ -20,7 +20,7 @@ PREFERRED_PORTS = {"source": 19200, "destination": 19210, "oss": 19000}
 TRANSPORT_PORTS = {"source": 19300, "destination": 19310}
 MAX_NODES = 5  # per cluster: its nodes take the ports above its first node's, 10 apart from the other cluster
 START_ATTEMPTS = 3  # a port picked free can be bound by another process before our node binds it
-PORT_CLASH = re.compile(r"BindException|Address already in use|is answered by another cluster")
+PORT_CLASH = re.compile(r"BindException|Address already in use|BindTransportException|BindHttpException")
 
 
 def layouts(
@@ -95,3 +95,24 @@ def check_running_sizes(folder: Path, processes: dict[str, dict[str, Any]], size
                 f"the sandbox in {folder} runs a {role} of {running[role]} node(s), not {size}; "
                 f"stop it first with `migrator sandbox down --dir {folder}`"
             )
+
+
+def log_sizes(layouts: dict[str, nodes.NodeLayout]) -> dict[str, int]:
+    """How long each node's output log is before a start (`port_clash` reads what comes after)."""
+    return {
+        name: layout.stdout_log.stat().st_size if layout.stdout_log.is_file() else 0 for name, layout in layouts.items()
+    }
+
+
+def port_clash(layouts: dict[str, nodes.NodeLayout], sizes: dict[str, int], failure: str) -> bool:
+    """Whether a failed start lost a port to another process: a node could not bind one (its output since
+    `sizes`, see log_sizes), or another cluster answers on a node's port (`failure`, the start's message)."""
+    if "is answered by another cluster" in failure:
+        return True
+    for name, layout in layouts.items():
+        if layout.stdout_log.is_file():
+            with open(layout.stdout_log, "rb") as log:
+                log.seek(sizes.get(name, 0))
+                if PORT_CLASH.search(log.read().decode("utf-8", "replace")):
+                    return True
+    return False

@@ -160,6 +160,7 @@ class Sandbox:
             if not nodes.ports_free(list(layouts.values())):  # taken since they were picked: pick others
                 continue
             processes: dict[str, dict[str, Any]] = {}
+            logged = clusters.log_sizes(layouts)
             for name, layout in layouts.items():  # recorded one by one: an interrupted `up` leaves none behind
                 processes[name] = clusters.process_entry(layout, nodes.start(layout, owner))
                 self.processes_path.write_text(json.dumps(processes, indent=2))
@@ -170,7 +171,7 @@ class Sandbox:
                 red = nodes.wait_all_green(layouts, {name: processes[name]["pgid"] for name in layouts})
             except SandboxError as exc:
                 self.down()
-                if attempt == clusters.START_ATTEMPTS or not clusters.PORT_CLASH.search(str(exc)):
+                if attempt == clusters.START_ATTEMPTS or not clusters.port_clash(layouts, logged, str(exc)):
                     raise
                 continue
             self.layouts = layouts

@@ -270,17 +270,22 @@ def start(layout: NodeLayout, owner: tuple[int, int] | None) -> int:
 RED_GRACE_S = 20.0  # red with nothing initializing for this long: indices without primaries, not a start-up
 
 
-def wait_green(layout: NodeLayout, pid: int, timeout_s: float = 240.0) -> list[str]:
+def wait_green(
+    layout: NodeLayout, pid: int, timeout_s: float = 240.0, given_up: threading.Event | None = None
+) -> list[str]:
     """Poll cluster health until the node serves in a cluster of all its nodes (`number_of_nodes`, the
     cluster's size): green, or yellow (one node cannot hold replicas), or red that stays red with nothing
     initializing for RED_GRACE_S (an index left without primaries, e.g. by an interrupted restore, must not
     keep the sandbox down). Returns those red indices (usually none); a dead process or a timeout raises
-    SandboxError with the log's tail."""
+    SandboxError with the log's tail, and so does `given_up` once set (another node of the start failed:
+    a cluster missing a node never forms, so waiting on would only run out the timeout)."""
     client = EsClient(layout.url, label=layout.role, timeout_s=5, max_retries=0)
     deadline = time.monotonic() + timeout_s
     red_since: float | None = None
     try:
         while time.monotonic() < deadline:
+            if given_up is not None and given_up.is_set():
+                raise SandboxError(failure(layout, "another node failed to start"))
             if not pid_alive(pid):
                 raise SandboxError(failure(layout, "the process exited during start-up"))
             try:
@@ -312,16 +317,19 @@ def wait_green(layout: NodeLayout, pid: int, timeout_s: float = 240.0) -> list[s
 def wait_all_green(
     layouts: dict[str, NodeLayout], groups: dict[str, int], timeout_s: float = 240.0
 ) -> dict[str, list[str]]:
-    """Wait for every node at once; one SandboxError lists every node that failed. Returns, per node, the
-    indices that stay red (see `wait_green`)."""
+    """Wait for every node at once; one SandboxError lists every node that failed (the first failure ends
+    the other waits). Returns, per node, the indices that stay red (see `wait_green`)."""
     errors: list[str] = []
     red: dict[str, list[str]] = {}
 
+    given_up = threading.Event()
+
     def wait(name: str) -> None:
         try:
-            red[name] = wait_green(layouts[name], groups[name], timeout_s)
+            red[name] = wait_green(layouts[name], groups[name], timeout_s, given_up)
         except SandboxError as exc:
             errors.append(str(exc))
+            given_up.set()
 
     waiters = [threading.Thread(target=wait, args=(name,)) for name in layouts]
     for waiter in waiters:

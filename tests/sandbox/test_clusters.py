@@ -81,3 +81,23 @@ def test_a_running_sandbox_of_other_sizes_is_refused_naming_down(tmp_path):
     clusters.check_running_sizes(tmp_path, processes, {"source": 1, "destination": 1})
     with pytest.raises(SandboxError, match="runs a destination of 1 node\\(s\\), not 3; stop it first"):
         clusters.check_running_sizes(tmp_path, processes, {"source": 1, "destination": 3})
+
+
+def test_a_port_clash_is_read_from_what_a_node_wrote_since_its_start(tmp_path):
+    found = clusters.layouts(
+        tmp_path,
+        {"source": resolve_version(KNOWN_VERSIONS["8"])},
+        {"source": tmp_path / "home"},
+        {"source": 1},
+        False,
+        set(),
+    )
+    log = found["source"].stdout_log
+    log.parent.mkdir(parents=True)
+    log.write_text("BindTransportException: Failed to bind to 127.0.0.1:19310\n")  # an earlier start's clash
+    sizes = clusters.log_sizes(found)
+    assert not clusters.port_clash(found, sizes, "source failed: the process exited during start-up")
+    with log.open("a") as out:
+        out.write("Caused by: java.net.BindException: Address already in use\n")
+    assert clusters.port_clash(found, sizes, "source failed: the process exited during start-up")
+    assert clusters.port_clash(found, {"source": log.stat().st_size}, "port 19200 is answered by another cluster")
