@@ -55,6 +55,8 @@ def sandbox() -> Iterator[Sandbox]:
         finally:
             source.close()
         yield box
+        assert set(box.down()) == {"source", "destination", "destination-1", "destination-2", "oss"}
+        assert not any(box.running().values())
     finally:
         box.down()
         shutil.rmtree(box.folder, ignore_errors=True)
@@ -100,6 +102,24 @@ def checkpoints(plan: Path) -> dict[str, Any]:
         return store.checkpoints()
     finally:
         store.close()
+
+
+def test_the_sandbox_document_and_status_show_every_node(sandbox):
+    document = sandbox.document()
+    assert (
+        len(document["destination"]["nodes"]) == 3
+        and document["destination"]["url"] in document["destination"]["nodes"]
+    )
+    status = json.loads(cli(NO_ENV, "sandbox", "status", "--json", "--dir", str(sandbox.folder)).stdout)
+    for name in ("destination", "destination-1", "destination-2"):
+        assert status[name]["running"] and status[name]["cluster"] == "destination", status[name]
+        assert status[name]["health"] == "green" and status[name]["version"] == document["destination"]["version"]
+    destination = client(sandbox, "destination")
+    try:
+        names = {row["name"] for row in destination.get("/_cat/nodes?format=json&h=name")}
+    finally:
+        destination.close()
+    assert names == {"destination-0", "destination-1", "destination-2"}
 
 
 def test_replicas_and_finish_replicas_end_green_with_copies_spread_over_the_nodes(sandbox, tmp_path):
