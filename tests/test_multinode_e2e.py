@@ -40,6 +40,8 @@ NO_ENV = SimpleNamespace(environment=dict)  # the plans name the sandbox's env f
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
     box = Sandbox(TESTS_ROOT / f"multinode-{uuid.uuid4().hex[:8]}")
+    box.folder.mkdir(parents=True)
+    (box.folder / "dist").symlink_to(TESTS_ROOT / "dist")  # the distributions the test bed unpacked already
     try:
         box.up(SOURCE_VERSION, DESTINATION_VERSION, "oss", source_nodes=1, destination_nodes=3)
         source = client(box, "source")
