@@ -222,7 +222,7 @@ def test_a_destination_node_stopped_and_started_mid_restore_does_not_lose_the_re
         assert any(  # the node's primary still waited for it when the run looked
             r["prirep"] == "p" and r["state"] == "UNASSIGNED" and r["ur"] == "NODE_LEFT"
             for r in shard_rows(destination, target)
-        )
+        ), log.read_text()  # else the run deleted the index and restored it again
         sandbox.start_node("destination-2")
         resuming.wait(timeout=600)
         output = log.read_text()
