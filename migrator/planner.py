@@ -22,6 +22,7 @@ import networkx as nx
 
 from migrator.aliases import alias_problems
 from migrator.checks import check_plan, closed_index_findings
+from migrator.checks.capacity import restored_replicas
 from migrator.checks.repository import snapshot_name_problems, writable_location_problems
 from migrator.compatibility import refusal
 from migrator.dag import NodeId, StepKind
@@ -291,6 +292,7 @@ def build_plan(
             frozenset(closed),
             [m.to_params() for m in templates.moves],
             [m.to_params() for m in pipelines.moves],
+            {move.source: restored_replicas(spec, facts.source.indices[move.source]) for move in moves},
         ),
         problems=problems,
         warnings=warnings,
@@ -304,12 +306,14 @@ def build_graph(
     closed: frozenset[str] = frozenset(),
     templates: list[dict[str, Any]] | None = None,
     pipelines: list[dict[str, Any]] | None = None,
+    replicas: Mapping[str, int] | None = None,
 ) -> nx.DiGraph:
     """The DAG. Every node carries its `kind` (the step class), `params` and `phase`: `bulk` (the copy,
     while the source takes writes) or, when the plan has a cutover, `cutover` (the write freeze).
     `closed`: source indices closed on the source, restored and then closed again (`close[<target>]`);
     `templates` (the `TemplateMove`s as params) adds `metadata.templates` before every restore, `pipelines`
-    (the `PipelineMove`s as params) `metadata.pipelines` before it."""
+    (the `PipelineMove`s as params) `metadata.pipelines` before it; `replicas` (source index -> replicas its
+    restore gives it): a recovery of an open index with replicas follows them too (param `replicas`)."""
     graph: nx.DiGraph = nx.DiGraph()
     two_phases = spec.cutover.enabled
 
@@ -347,7 +351,9 @@ def build_graph(
         # are followed and validated.
         graph.nodes[batch_node].update(lane=number, slots="restores")
         for move in batch:
-            bulk_ends.append(add_index(spec, graph, add, move, batch_node, number, two_phases, move.source in closed))
+            bulk_ends.append(
+                add_index(spec, graph, add, move, batch_node, number, two_phases, move.source in closed, replicas)
+            )
     if not bulk_ends:
         bulk_ends.append(DESTINATION_REPOSITORY)
     if two_phases:
@@ -382,15 +388,18 @@ def add_index(
     lane: int,
     two_phases: bool,
     closed: bool,
+    replicas: Mapping[str, int] | None = None,
 ) -> str:
     """One index's steps after its batch's restore: restore (its observation and checkpoint), recovery,
     validation and, for an index closed on the source (`closed`), its close, in the batch's lane (the
-    executor finishes an earlier batch's indices before it starts a later batch). Returns the last node."""
+    executor finishes an earlier batch's indices before it starts a later batch); the recovery follows the
+    replicas its restore gives it (`replicas`: source index -> count). Returns the last node."""
     params: dict[str, Any] = {"source": move.source, "target": move.target}
     if closed:
         params["closed"] = True
     restore = add(restore_id(move.target), StepKind.RESTORE, batch=batch, **params)
-    recovery = add(recovery_id(move.target), StepKind.RECOVERY, **params)
+    copies = (replicas or {}).get(move.source, 0) if not closed else 0
+    recovery = add(recovery_id(move.target), StepKind.RECOVERY, **params, **({"replicas": copies} if copies else {}))
     graph.add_edge(batch, restore)
     chain = [restore, recovery]
     if spec.validate.enabled:

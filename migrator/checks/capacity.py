@@ -15,12 +15,16 @@ if TYPE_CHECKING:
     from migrator.planner import IndexMove
 
 
+def restored_replicas(spec: MigrationSpec, index: IndexFacts) -> int:
+    """Replicas a restore gives the index: restore.index_settings, else the source's."""
+    restore = {key.removeprefix("index."): value for key, value in spec.restore.index_settings.items()}
+    return int(str(restore.get("number_of_replicas", index.settings.get("index.number_of_replicas", 1))))
+
+
 def replicas_of(spec: MigrationSpec, index: IndexFacts) -> int:
     """Replicas of a restored index once the plan is done: restore.index_settings, else the source's,
     raised by finish.replicas."""
-    restore = {key.removeprefix("index."): value for key, value in spec.restore.index_settings.items()}
-    restored = int(str(restore.get("number_of_replicas", index.settings.get("index.number_of_replicas", 1))))
-    return max(restored, spec.finish.replicas or 0)
+    return max(restored_replicas(spec, index), spec.finish.replicas or 0)
 
 
 def headroom(node: NodeFacts, cluster: ClusterFacts) -> int:

@@ -93,6 +93,18 @@ def up(
             show_default="oss where both versions are Elasticsearch 7.10+ on the process engine, else fs",
         ),
     ] = None,
+    source_nodes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=5,
+            help="Nodes of the source cluster (process engine; more than 1: they "
+            "find each other on loopback, each with a smaller heap)",
+        ),
+    ] = 1,
+    destination_nodes: Annotated[
+        int, typer.Option(min=1, max=5, help="Nodes of the destination cluster (as --source-nodes)")
+    ] = 1,
 ) -> None:
     """Start the source and destination clusters and the OSS server; print the sandbox as JSON.
 
@@ -101,13 +113,21 @@ def up(
     The OSS server also serves a replica bucket in another region (`oss.replica_bucket`,
     `oss.replica_region`) for cross-region replication, and `replica_repository` is the settings of
     its copy of the repository. Running `up` on a running sandbox changes nothing and exits 0.
+    With --destination-nodes 3 the destination is three nodes (`destination.nodes` lists their URLs;
+    `destination.url`, the plans' URL, is the first).
     """
     from migrator.sandbox.engines import DEFAULT_ENGINE, remember
 
     chosen = engine.value if engine else None
     sandbox = _sandbox(folder, chosen, image.value)
     try:
-        document, started = sandbox.up(source_version, destination_version, repository.value if repository else None)
+        document, started = sandbox.up(
+            source_version,
+            destination_version,
+            repository.value if repository else None,
+            source_nodes,
+            destination_nodes,
+        )
         remember(sandbox.folder, chosen or document.get("engine", DEFAULT_ENGINE))
     except DistributionError as exc:
         raise fail(str(exc), ExitCode.BAD_INPUT) from None
@@ -135,16 +155,15 @@ def status(
     elif not report["running"]:
         typer.echo(f"no sandbox running in {report['dir']}")
     else:
-        for name in ("source", "destination", "oss"):
-            item = report.get(name)
-            if item is None:
+        for name, item in report.items():
+            if not isinstance(item, dict):
                 continue
             state = "running" if item["running"] else "STOPPED"
             where = item.get("url") or item.get("endpoint")
             extra = f" Elasticsearch {item['version']}, health {item.get('health', '-')}" if "version" in item else ""
-            typer.echo(f"{name:<12} {state:<8} {where}{extra}")
+            typer.echo(f"{name:<14} {state:<8} {where}{extra}")
             if "logs" in item:
-                typer.echo(f"{'':<12} container {item['container']} ({item['image']}), logs: {item['logs']}")
+                typer.echo(f"{'':<14} container {item['container']} ({item['image']}), logs: {item['logs']}")
     if not report["running"]:
         raise typer.Exit(int(ExitCode.NEEDS_ATTENTION))
 

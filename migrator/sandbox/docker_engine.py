@@ -113,11 +113,22 @@ class DockerSandbox(Sandbox):
     # up -------------------------------------------------------------------------------
 
     def up(
-        self, source_version: str | None = None, destination_version: str | None = None, repository: str | None = None
+        self,
+        source_version: str | None = None,
+        destination_version: str | None = None,
+        repository: str | None = None,
+        source_nodes: int = 1,
+        destination_nodes: int = 1,
     ) -> tuple[dict[str, Any], bool]:
         """Start both nodes and the OSS server as containers; returns (document, started). Images are
         pulled or built first (see images.py). A running sandbox is left as it is. Its plans use an `fs`
-        repository: the images do not carry the test bed's `oss` plugin yet."""
+        repository: the images do not carry the test bed's `oss` plugin yet. One node per cluster only:
+        more raise SandboxError naming the process engine."""
+        if source_nodes != 1 or destination_nodes != 1:
+            raise SandboxError(
+                "the docker engine runs single-node clusters only; for --source-nodes/--destination-nodes above 1 "
+                "use the process engine (--engine process)"
+            )
         if repository not in (None, "fs"):
             raise SandboxError(
                 "the docker engine's images do not carry the test bed's oss repository plugin yet: "

@@ -26,7 +26,12 @@ class SandboxEngine(Protocol):
     folder: Path
 
     def up(
-        self, source_version: str | None = None, destination_version: str | None = None, repository: str | None = None
+        self,
+        source_version: str | None = None,
+        destination_version: str | None = None,
+        repository: str | None = None,
+        source_nodes: int = 1,
+        destination_nodes: int = 1,
     ) -> tuple[dict[str, Any], bool]: ...
 
     def status(self) -> dict[str, Any]: ...

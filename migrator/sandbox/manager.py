@@ -1,6 +1,7 @@
 """The sandbox as a whole: `up`, `status`, `down` and `seed` behind `migrator sandbox`.
 
-A sandbox folder holds everything: the unpacked distributions, one folder per cluster, the bucket
+A sandbox folder holds everything: the unpacked distributions, one folder per node (DIR/<role> the first
+of each cluster, DIR/<role>-<n> the others), the bucket
 directories served by the OSS server (and listed in both clusters' `path.repo`): the repository's
 bucket and a replica bucket in another region (for cross-region replication rehearsals), and two files:
 `sandbox.json` (the document `up` prints: URLs, versions, OSS coordinates, repository settings and
@@ -15,12 +16,12 @@ import secrets
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from migrator.clients.es import EsClient, EsError
-from migrator.sandbox import nodes
+from migrator.sandbox import clusters, nodes
 from migrator.sandbox.distributions import (
     DEFAULT_DESTINATION_VERSION,
     DEFAULT_SOURCE_VERSION,
@@ -38,7 +39,7 @@ from migrator.sandbox.processes import (
     stop_group,
     tail,
 )
-from migrator.sandbox.repository_plugin import has_plugin, plugin_dir
+from migrator.sandbox.repository_plugin import has_plugin
 from migrator.sandbox.sandbox_plans import (
     KEY_ID_VAR,
     SECRET_VAR,
@@ -56,8 +57,6 @@ BASE_PATH = "snapshots/sandbox"
 REPLICA_BUCKET = "migrator-sandbox-replica"  # the cross-region replication target
 REPLICA_LOCATION = "oss-cn-shanghai"
 REPLICA_REGION = "cn-shanghai"
-PREFERRED_PORTS = {"source": 19200, "destination": 19210, "oss": 19000}
-TRANSPORT_PORTS = {"source": 19300, "destination": 19310}
 
 
 def default_dir() -> Path:
@@ -73,6 +72,7 @@ def default_dir() -> Path:
 @dataclass
 class Sandbox:
     folder: Path
+    layouts: dict[str, nodes.NodeLayout] = field(default_factory=dict)  # the nodes this object started
 
     @property
     def document_path(self) -> Path:
@@ -110,15 +110,24 @@ class Sandbox:
     # up -------------------------------------------------------------------------------
 
     def up(
-        self, source_version: str | None = None, destination_version: str | None = None, repository: str | None = None
+        self,
+        source_version: str | None = None,
+        destination_version: str | None = None,
+        repository: str | None = None,
+        source_nodes: int = 1,
+        destination_nodes: int = 1,
     ) -> tuple[dict[str, Any], bool]:
         """Start everything; returns (document, started). A running sandbox is left as it is. The plans it
         writes use an `oss` repository (every node gets the test bed's plugin) or, with repository="fs",
-        the bucket's folder."""
+        the bucket's folder. `source_nodes` and `destination_nodes` (1 to clusters.MAX_NODES) size each cluster: its
+        nodes find each other on loopback and share the bucket folders in `path.repo` (see nodes.cluster)."""
         if repository not in (None, "oss", "fs"):
             raise SandboxError(f"--repository must be oss or fs, not {repository!r}")
+        sizes = {"source": source_nodes, "destination": destination_nodes}
+        clusters.check_sizes(self.folder, sizes)
         running = self.running()
         if running and all(running.values()):
+            clusters.check_running_sizes(self.folder, self.processes(), sizes)
             return self.document(), False
         if any(running.values()):
             self.down()
@@ -141,39 +150,34 @@ class Sandbox:
         for directory in (bucket_dir, replica_dir):
             (directory / BASE_PATH).mkdir(parents=True, exist_ok=True)
         hand_over(self.bucket_root, owner)
-
-        taken: set[int] = set()
-        layouts = {}
-        for role, dist in (("source", source_dist), ("destination", destination_dist)):
-            home = unpack(dist, self.folder / "dist")
-            layouts[role] = nodes.NodeLayout(
-                role=role,
-                dist=dist,
-                home=home,
-                folder=self.folder / role,
-                http_port=pick_port(PREFERRED_PORTS[role], taken),
-                transport_port=pick_port(TRANSPORT_PORTS[role], taken),
-                repo_paths=[self.bucket_root],
-                plugins=[plugin_dir(dist, home)] if repository == "oss" else [],
-            )
+        dists = {"source": source_dist, "destination": destination_dist}
+        homes = {role: unpack(dist, self.folder / "dist") for role, dist in dists.items()}
         key_id, secret = self._credentials()
-        oss_port = pick_port(PREFERRED_PORTS["oss"], taken)
-
-        processes: dict[str, dict[str, Any]] = {}
-        for role, layout in layouts.items():
-            pid = nodes.start(layout, owner)
-            processes[role] = {"pgid": pid, "port": layout.http_port, "version": layout.dist.label}
-        endpoint, oss_pid = self._start_oss(oss_port, key_id, secret)
-        processes["oss"] = {"pgid": oss_pid, "port": oss_port}
-        self.processes_path.write_text(json.dumps(processes, indent=2))
-
-        try:
-            red = nodes.wait_all_green(layouts, {role: processes[role]["pgid"] for role in layouts})
-        except SandboxError:
-            self.down()
-            raise
-        document = self.record(layouts, endpoint, key_id, secret, red, repository)
-        return document, True
+        taken: set[int] = set()
+        for attempt in range(1, clusters.START_ATTEMPTS + 1):
+            layouts = clusters.layouts(self.folder, dists, homes, sizes, repository == "oss", taken)
+            oss_port = pick_port(clusters.PREFERRED_PORTS["oss"], taken)
+            if not nodes.ports_free(list(layouts.values())):  # taken since they were picked: pick others
+                continue
+            processes: dict[str, dict[str, Any]] = {}
+            logged = clusters.log_sizes(layouts)
+            for name, layout in layouts.items():  # recorded one by one: an interrupted `up` leaves none behind
+                processes[name] = clusters.process_entry(layout, nodes.start(layout, owner))
+                self.processes_path.write_text(json.dumps(processes, indent=2))
+            endpoint, oss_pid = self._start_oss(oss_port, key_id, secret)
+            processes["oss"] = {"pgid": oss_pid, "port": oss_port}
+            self.processes_path.write_text(json.dumps(processes, indent=2))
+            try:
+                red = nodes.wait_all_green(layouts, {name: processes[name]["pgid"] for name in layouts})
+            except SandboxError as exc:
+                self.down()
+                if attempt == clusters.START_ATTEMPTS or not clusters.port_clash(layouts, logged, str(exc)):
+                    raise
+                continue
+            self.layouts = layouts
+            document = self.record(layouts, endpoint, key_id, secret, red, repository)
+            return document, True
+        raise SandboxError(f"the ports picked were taken by other processes {clusters.START_ATTEMPTS} times; retry")
 
     def record(
         self,
@@ -185,7 +189,8 @@ class Sandbox:
         repository: str,
         engine: str | None = None,
     ) -> dict[str, Any]:
-        """The started sandbox's document (with its `engine` when not the process one), with a warning
+        """The started sandbox's document (with its `engine` when not the process one; `layouts` by node, the
+        first of each cluster under its role; each cluster's node URLs in `nodes`), with a warning
         naming the red indices an earlier run left (and the command that deletes them), written with the
         env file and the plans (`write_files`)."""
         warnings = [
@@ -195,12 +200,14 @@ class Sandbox:
             if names
         ]
         document = self.describe(
-            {role: (layout.url, layout.dist.label) for role, layout in layouts.items()},
+            {role: (layouts[role].url, layouts[role].dist.label) for role in ("source", "destination")},
             endpoint,
             key_id,
             secret,
             repository,
         )
+        for role in ("source", "destination"):
+            document[role]["nodes"] = [layout.url for layout in layouts.values() if layout.role == role]
         if engine is not None:
             document["engine"] = engine
         if warnings:
@@ -321,9 +328,10 @@ class Sandbox:
         for name, entry in processes.items():
             alive = group_alive(entry["pgid"])
             item: dict[str, Any] = {"running": alive, "port": entry["port"]}
-            if name in ("source", "destination"):
+            if "version" in entry:  # a node; the first of each cluster is named after its role
                 item["url"] = f"http://127.0.0.1:{entry['port']}"
                 item["version"] = entry["version"]
+                item["cluster"] = entry.get("cluster", name)
                 if alive:
                     item["health"] = cluster_health(item["url"], name)
             else:
@@ -341,6 +349,26 @@ class Sandbox:
         if self.processes_path.exists():
             self.processes_path.unlink()
         return stopped
+
+    def stop_node(self, name: str) -> None:
+        """Stop one node (`destination-2`; SIGTERM, then SIGKILL), as a machine of the cluster that goes away."""
+        processes = self.processes()
+        if "version" not in processes.get(name, {}):
+            raise SandboxError(f"no node {name!r} in {self.folder}; its nodes: {', '.join(self._nodes(processes))}")
+        stop_group(processes[name]["pgid"], grace_s=20)
+
+    def start_node(self, name: str) -> None:
+        """Start a node this object started before (see stop_node) on its data again, recorded for `down`; it
+        joins its cluster (not waited for)."""
+        if name not in self.layouts:
+            raise SandboxError(f"{name!r} was not started by this sandbox object; use `migrator sandbox up`")
+        processes = self.processes()
+        processes[name]["pgid"] = nodes.start(self.layouts[name], run_as())
+        self.processes_path.write_text(json.dumps(processes, indent=2))
+
+    @staticmethod
+    def _nodes(processes: dict[str, dict[str, Any]]) -> list[str]:
+        return [name for name, entry in processes.items() if "version" in entry]
 
     def set_faults(self, faults: Faults) -> dict[str, object]:
         """Change the running OSS server's injected faults (its admin endpoint); returns them as set."""

@@ -1,10 +1,16 @@
-"""One single-node Elasticsearch (or OpenSearch) cluster of the test bed: configure, start, wait for green, stop.
+"""The nodes of the test bed's Elasticsearch (or OpenSearch) clusters: configure, start, wait for green, stop.
+
+A cluster is one node (`discovery.type: single-node`, a 512 MB heap) or several nodes on loopback that find
+each other through their transport ports (`cluster`: 7.x+ and OpenSearch `discovery.seed_hosts` and
+`cluster.initial_master_nodes`, 5.6 and 6.8 `discovery.zen.ping.unicast.hosts` and
+`discovery.zen.minimum_master_nodes`), each master-eligible and a data node, with a smaller heap
+(MULTI_NODE_HEAP) so that a 1 + 3 sandbox fits beside the test suite.
 
 Each node gets its own config folder (ES_PATH_CONF / OPENSEARCH_PATH_CONF; `-Epath.conf` on 5.x),
 data, logs and temp folders inside the sandbox folder, `path.repo` pointing at the bucket directories
-(so an `fs` repository there is the very set of objects the OSS server serves), a 512 MB heap and
-loopback ports. Versions older than the JDK here (5.6, 6.8) get a jvm.options without the CMS
-collector flags and AlwaysPreTouch, and G1 instead.
+(so an `fs` repository there is the very set of objects the OSS server serves; the same folders for
+every node of a cluster, as a shared `fs` repository needs), and loopback ports. Versions older than the
+JDK here (5.6, 6.8) get a jvm.options without the CMS collector flags and AlwaysPreTouch, and G1 instead.
 A node with plugins runs from a home of its own (`<folder>/../homes/<name>`: the distribution's
 files hard-linked, plus its own `plugins/`), so the unpacked distribution other nodes share is never changed.
 """
@@ -17,16 +23,17 @@ import re
 import shutil
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from migrator.clients.es import EsClient, EsError
 from migrator.sandbox.distributions import Distribution, find_java_home
-from migrator.sandbox.processes import SandboxError, hand_over, spawn, tail
+from migrator.sandbox.processes import SandboxError, hand_over, pick_port, port_is_free, spawn, tail
 from migrator.sandbox.repository_plugin import install
 from migrator.state import pid_alive
 
-HEAP = "512m"
+HEAP = "512m"  # a single-node cluster's heap
+MULTI_NODE_HEAP = "320m"  # each node of a multi-node cluster (an 8.19 node then holds about 650 MB resident)
 
 
 @dataclass
@@ -41,6 +48,21 @@ class NodeLayout:
     transport_port: int
     repo_paths: list[Path]
     plugins: list[Path] = field(default_factory=list)  # built plugin folders to install
+    number: int = 0  # the node's place in its cluster (node.name `<role>-<number>`)
+    peers: list[tuple[str, int]] = field(default_factory=list)  # (node.name, transport port) of every node of a
+    # multi-node cluster, this one included; empty for a single-node cluster
+    cluster_folder: Path | None = None  # DIR/<role>, the cluster's name comes from it (default: folder)
+    heap: str = HEAP
+
+    @property
+    def name(self) -> str:
+        """The node's `node.name`."""
+        return f"{self.role}-{self.number}"
+
+    @property
+    def cluster_size(self) -> int:
+        """How many nodes the cluster has."""
+        return len(self.peers) or 1
 
     @property
     def runtime_home(self) -> Path:
@@ -62,14 +84,59 @@ class NodeLayout:
     @property
     def cluster_name(self) -> str:
         """Unique per sandbox folder, so a node of another sandbox on the same port is never taken for ours."""
-        return f"migrator-{self.role}-{hashlib.sha1(str(self.folder).encode()).hexdigest()[:6]}"
+        folder = self.cluster_folder or self.folder
+        return f"migrator-{self.role}-{hashlib.sha1(str(folder).encode()).hexdigest()[:6]}"
+
+
+def cluster(first: NodeLayout, count: int, taken: set[int]) -> list[NodeLayout]:
+    """The `count` nodes of the cluster whose first node is `first` (its folder DIR/<role>, its ports): node n
+    lives in DIR/<role>-<n> with its own loopback ports (picked free above the first node's, never one in
+    `taken`), and every node lists every node's transport port. One node: [first], a single-node cluster."""
+    if count < 1:
+        raise SandboxError(f"a cluster needs at least one node, not {count}")
+    if count == 1:
+        return [first]
+    layouts = [first]
+    for number in range(1, count):
+        layouts.append(
+            replace(
+                first,
+                folder=first.folder.with_name(f"{first.folder.name}-{number}"),
+                http_port=pick_port(first.http_port + number, taken),
+                transport_port=pick_port(first.transport_port + number, taken),
+                number=number,
+            )
+        )
+    peers = [(layout.name, layout.transport_port) for layout in layouts]
+    for layout in layouts:
+        layout.peers, layout.cluster_folder, layout.heap = peers, first.folder, MULTI_NODE_HEAP
+    return layouts
+
+
+def discovery_settings(layout: NodeLayout) -> dict[str, str]:
+    """How the node finds the rest of its cluster: alone (`single-node`), or through every node's transport
+    port on loopback, bootstrapping from all of them (7.x+, OpenSearch) or with a majority quorum (zen, 5.x-6.x)."""
+    if not layout.peers:
+        return {"discovery.type": "single-node"}
+    hosts = ",".join(f"127.0.0.1:{port}" for _, port in layout.peers)
+    if layout.dist.major >= 7 or layout.dist.opensearch:
+        return {"discovery.seed_hosts": hosts, "cluster.initial_master_nodes": ",".join(n for n, _ in layout.peers)}
+    return {
+        "discovery.zen.ping.unicast.hosts": hosts,
+        "discovery.zen.minimum_master_nodes": str(len(layout.peers) // 2 + 1),
+    }
+
+
+def ports_free(layouts: list[NodeLayout]) -> bool:
+    """Whether every port the nodes are to bind is still free (a port picked free may be taken meanwhile)."""
+    return all(port_is_free(port) for layout in layouts for port in (layout.http_port, layout.transport_port))
 
 
 def settings(layout: NodeLayout) -> dict[str, str]:
     values = {
         "cluster.name": layout.cluster_name,
-        "node.name": f"{layout.role}-0",
-        "discovery.type": "single-node",
+        "node.name": layout.name,
+        **discovery_settings(layout),
         "network.host": "127.0.0.1",
         "http.port": str(layout.http_port),
         "transport.port" if layout.dist.major >= 8 or layout.dist.opensearch else "transport.tcp.port": str(
@@ -110,7 +177,7 @@ def launcher(layout: NodeLayout, home: Path) -> tuple[list[str], dict[str, str]]
     variables (config folder, heap, JDK, temp)."""
     java_home = str(find_java_home(layout.dist.java_feature))
     config = str(layout.folder / "config")
-    heap = f"-Xms{HEAP} -Xmx{HEAP} -XX:-HeapDumpOnOutOfMemoryError"
+    heap = f"-Xms{layout.heap} -Xmx{layout.heap} -XX:-HeapDumpOnOutOfMemoryError"
     if layout.dist.opensearch:
         command = [str(home / "bin" / "opensearch")]
         return command, {
@@ -203,16 +270,22 @@ def start(layout: NodeLayout, owner: tuple[int, int] | None) -> int:
 RED_GRACE_S = 20.0  # red with nothing initializing for this long: indices without primaries, not a start-up
 
 
-def wait_green(layout: NodeLayout, pid: int, timeout_s: float = 240.0) -> list[str]:
-    """Poll cluster health until the node serves: green, or yellow (one node cannot hold replicas), or red
-    that stays red with nothing initializing for RED_GRACE_S (an index left without primaries, e.g. by an
-    interrupted restore, must not keep the sandbox down). Returns those red indices (usually none); a dead
-    process or a timeout raises SandboxError with the log's tail."""
+def wait_green(
+    layout: NodeLayout, pid: int, timeout_s: float = 240.0, given_up: threading.Event | None = None
+) -> list[str]:
+    """Poll cluster health until the node serves in a cluster of all its nodes (`number_of_nodes`, the
+    cluster's size): green, or yellow (one node cannot hold replicas), or red that stays red with nothing
+    initializing for RED_GRACE_S (an index left without primaries, e.g. by an interrupted restore, must not
+    keep the sandbox down). Returns those red indices (usually none); a dead process or a timeout raises
+    SandboxError with the log's tail, and so does `given_up` once set (another node of the start failed:
+    a cluster missing a node never forms, so waiting on would only run out the timeout)."""
     client = EsClient(layout.url, label=layout.role, timeout_s=5, max_retries=0)
     deadline = time.monotonic() + timeout_s
     red_since: float | None = None
     try:
         while time.monotonic() < deadline:
+            if given_up is not None and given_up.is_set():
+                raise SandboxError(failure(layout, "another node failed to start"))
             if not pid_alive(pid):
                 raise SandboxError(failure(layout, "the process exited during start-up"))
             try:
@@ -225,6 +298,9 @@ def wait_green(layout: NodeLayout, pid: int, timeout_s: float = 240.0) -> list[s
                             f"({health.get('cluster_name')}); stop it or start again to get another port",
                         )
                     )
+                if health.get("number_of_nodes", 1) < layout.cluster_size:  # the others are still joining
+                    time.sleep(1.0)
+                    continue
                 if health.get("status") in ("green", "yellow"):
                     return []
                 if health.get("initializing_shards", 0) or red_since is None:
@@ -241,16 +317,19 @@ def wait_green(layout: NodeLayout, pid: int, timeout_s: float = 240.0) -> list[s
 def wait_all_green(
     layouts: dict[str, NodeLayout], groups: dict[str, int], timeout_s: float = 240.0
 ) -> dict[str, list[str]]:
-    """Wait for every node at once; one SandboxError lists every node that failed. Returns, per node, the
-    indices that stay red (see `wait_green`)."""
+    """Wait for every node at once; one SandboxError lists every node that failed (the first failure ends
+    the other waits). Returns, per node, the indices that stay red (see `wait_green`)."""
     errors: list[str] = []
     red: dict[str, list[str]] = {}
 
+    given_up = threading.Event()
+
     def wait(name: str) -> None:
         try:
-            red[name] = wait_green(layouts[name], groups[name], timeout_s)
+            red[name] = wait_green(layouts[name], groups[name], timeout_s, given_up)
         except SandboxError as exc:
             errors.append(str(exc))
+            given_up.set()
 
     waiters = [threading.Thread(target=wait, args=(name,)) for name in layouts]
     for waiter in waiters:
@@ -266,6 +345,7 @@ def failure(layout: NodeLayout, reason: str) -> str:
     has_cluster_log = layout.cluster_log.is_file() and layout.cluster_log.stat().st_size > 0
     log = layout.cluster_log if has_cluster_log else layout.stdout_log
     return (
-        f"{layout.role} {layout.dist.name} on port {layout.http_port} failed: {reason}.\n"
+        f"{layout.name if layout.peers else layout.role} {layout.dist.name} on port {layout.http_port} failed: "
+        f"{reason}.\n"
         f"Last lines of {log}:\n{tail(log, 15)}"
     )

@@ -1,5 +1,6 @@
-"""Finish, when the plan asks: replicas back, aliases moved to the restored indices, snapshot deleted,
-repositories unregistered. Each part is observed first and done only when missing. An alias of
+"""Finish, when the plan asks: replicas back (followed until every copy the data nodes can hold has
+started, see copies), aliases moved to the restored indices, snapshot deleted, repositories unregistered.
+Each part is observed first and done only when missing. An alias of
 `finish.aliases` is moved in one atomic `POST _aliases` that also removes it from every other
 destination index holding it (see `migrator.aliases`).
 
@@ -17,6 +18,7 @@ from typing import Any
 from migrator.aliases import alias_actions, alias_holders, wanted_aliases
 from migrator.clients.es import build_path
 from migrator.dag import StepKind
+from migrator.steps import copies
 from migrator.steps.base import ConsoleRequest, Observation, Step
 from migrator.steps.replication import replication_rule
 
@@ -25,7 +27,10 @@ class Finish(Step):
     kind = StepKind.FINISH
     title = "Finish: replicas, aliases, clean-up"
     lasting = True
-    waits_for = "nothing: settings, aliases and deletions are acknowledged at once"
+    waits_for = (
+        "with finish.replicas, every replica copy the data nodes can hold started (peer recoveries); settings, "
+        "aliases and deletions are acknowledged at once"
+    )
 
     def _targets(self) -> dict[str, str]:
         return {move.source: move.target for move in self.ctx.plan.moves}
@@ -85,6 +90,8 @@ class Finish(Step):
                 reads.append(ConsoleRequest(request.cluster, "GET", request.path))
         if self._moves_aliases():
             reads.extend(ConsoleRequest("destination", "GET", f"_alias/{alias}") for alias in finish.aliases)
+        if finish.replicas:
+            reads.extend(copies.checks(list(self._targets().values())))
         return reads
 
     def _missing(self) -> list[ConsoleRequest]:
@@ -125,7 +132,19 @@ class Finish(Step):
     def observe(self) -> Observation:
         missing = self._missing()
         kept = f"; kept: {', '.join(self.kept)}" if self.kept else ""
-        return Observation(not missing, summary=f"{len(missing)} finishing request(s) to send{kept}")
+        summary = f"{len(missing)} finishing request(s) to send{kept}"
+        if not missing and self.ctx.spec.finish.replicas:
+            replicas = copies.count(self.ctx.destination, list(self._targets().values()))
+            if not replicas.done:
+                return Observation(False, in_progress=True, summary=f"{summary}; {replicas.shown()}")
+            summary += f"; {replicas.started} shard copies started"
+        return Observation(not missing, summary=summary)
+
+    def wait(self) -> dict[str, Any]:
+        """With finish.replicas: until every copy the destination's data nodes can hold has started (see copies)."""
+        if not self.ctx.spec.finish.replicas:
+            return {}
+        return copies.follow(self.ctx, self.id, list(self._targets().values()))
 
     def drift(self, recorded: dict[str, Any]) -> str | None:
         missing = self._missing()

@@ -2,6 +2,9 @@
 
 A restore can be lost: when the destination restarts mid-restore (a single node, or all of them),
 the restore entry is gone and the half-restored primaries stay unassigned ("no valid shard copy").
+One node of several leaving is not that (`NODE_LEFT`, see LIVE_REASONS): its primaries are restored on
+another node or come back with it, and are followed, not restored again.
+When the restore gives the index replicas, the step also follows their copy from the primaries (see copies).
 The index is ours (the restore step checked it came from our snapshot), so the recovery step does
 what Elasticsearch's allocation explanation advises: it deletes the partial index and restores it
 again from the snapshot. The same happens when the index vanished while we followed it.
@@ -33,20 +36,26 @@ from migrator.clients.es import build_path
 from migrator.dag import StepKind
 from migrator.errors import Cure
 from migrator.planner import restore_id
+from migrator.steps import copies
 from migrator.steps.allocation import EXPLAIN_PATH, Explanation, failed_restore_message, why_unassigned
 from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepFailed
 from migrator.steps.restore import IndexRestore
 from migrator.steps.stall import StallWatch
 
 PROGRESS_EVERY_S = 10.0  # `_recovery` while the held restore runs: 6 a minute per index at most
-# Why a primary may be unassigned while its restore is still alive.
-LIVE_REASONS = {"NEW_INDEX_RESTORED", "EXISTING_INDEX_RESTORED", "INDEX_CREATED"}
+# Why a primary may be unassigned while its restore is still alive. NODE_LEFT: one node of several left; the
+# cluster lived on, so the primary is either still to be restored (on another node, the restore alive) or
+# restored on that node and back with it. A restart of every node says CLUSTER_RECOVERED: the restore is lost.
+LIVE_REASONS = {"NEW_INDEX_RESTORED", "EXISTING_INDEX_RESTORED", "INDEX_CREATED", "NODE_LEFT"}
 
 
 class FollowRecovery(Step):
     kind = StepKind.RECOVERY
     title = "Follow the recovery of the restored index"
-    waits_for = "every primary shard STARTED (recovery: files and bytes recovered / total)"
+    waits_for = (
+        "every primary shard STARTED (recovery: files and bytes recovered / total), then, when the restore gives "
+        "the index replicas, every copy the data nodes can hold (peer recoveries)"
+    )
     reused: int = 0
     figures: dict[str, Any] | None = None
     restored_again: bool = False  # a failed restore is healed once per run, then reported
@@ -56,7 +65,8 @@ class FollowRecovery(Step):
 
     def checks(self) -> list[ConsoleRequest]:
         target = self.params["target"]
-        return [
+        replicas = copies.checks([target]) if self.params.get("replicas") else []
+        return replicas + [
             ConsoleRequest("destination", "GET", f"_cluster/health/{target}?wait_for_no_initializing_shards=true"),
             ConsoleRequest("destination", "GET", f"_cat/shards/{target}"),
             ConsoleRequest(
@@ -87,6 +97,13 @@ class FollowRecovery(Step):
         started = bool(primaries) and all(row.get("state") == "STARTED" for row in primaries)
         stages = ",".join(sorted({str(s.get("stage")) for s in shards})) or "-"
         return started, recovered, total, stages
+
+    def _follow_replicas(self) -> dict[str, int]:
+        """Once the primaries are restored: the replicas the restore gave the index (param `replicas`), copied
+        from them node to node, until every copy the destination can hold has started (see copies)."""
+        if not self.params.get("replicas"):
+            return {}
+        return copies.follow(self.ctx, self.id, [self.params["target"]])
 
     def _long_poll(self, timeout: str) -> None:
         """Returns as soon as no shard of the index is initializing any more (or after `timeout`)."""
@@ -159,9 +176,19 @@ class FollowRecovery(Step):
         if held is not None and not held.done():
             return Observation(False, in_progress=True, summary="restore under way (its request is held open)")
         if held is not None and self._held_succeeded(held):
-            return Observation(True, summary="every shard restored (the held restore answered)", detail=self._figures())
-        done, recovered, total, stages = self._progress()
-        return Observation(done, in_progress=not done, summary=f"{recovered}/{total} bytes, stages {stages}")
+            detail, summary = self._figures(), "every shard restored (the held restore answered)"
+        else:
+            done, recovered, total, stages = self._progress()
+            summary = f"{recovered}/{total} bytes, stages {stages}"
+            if not done:
+                return Observation(False, in_progress=True, summary=summary)
+            detail = {}
+        if self.params.get("replicas"):
+            replicas = copies.count(self.ctx.destination, [self.params["target"]])
+            if not replicas.done:
+                return Observation(False, in_progress=True, summary=f"primaries restored; {replicas.shown()}")
+            summary += f"; {replicas.started} shard copies started"
+        return Observation(True, summary=summary, detail=detail)
 
     def _sizes(self) -> tuple[int, int]:
         """(bytes recovered or reused, bytes total), from one `_recovery` read."""
@@ -217,7 +244,7 @@ class FollowRecovery(Step):
         watch = StallWatch(self.ctx, f"the recovery of {target}", explain=self._stall_reason)
         held = self._held()
         if held is not None and self._await_held(held, watch):
-            return self._figures()
+            return {**self._figures(), **self._follow_replicas()}
         if held is not None:  # it failed or was cut (a restart?): from here on, poll and heal
             self.ctx.held_restores.release(self.params["target"])
         long_poll = f"{max(1, round(self.ctx.poll_s * 5))}s"
@@ -227,7 +254,7 @@ class FollowRecovery(Step):
             watch.see((recovered, total, stages), f"{recovered}/{total} bytes, stage {stages}")
             if done:
                 # Restoring over an existing (closed) index reuses the files it already holds.
-                return {"bytes": total, "reused_bytes": self.reused}
+                return {"bytes": total, "reused_bytes": self.reused, **self._follow_replicas()}
             if self.ctx.cancel_requested():
                 raise Cancelled("cancel requested")
             started = time.monotonic()

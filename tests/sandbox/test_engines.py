@@ -67,3 +67,8 @@ def test_status_and_down_without_the_docker_engine_say_so(tmp_path):
         result = migrator("sandbox", command, "--dir", str(tmp_path), env=env)
         assert result.returncode == 1, command
         assert "no Docker engine answers" in result.stderr and "Traceback" not in result.stderr, command
+
+
+def test_the_docker_engine_refuses_clusters_of_several_nodes_naming_the_process_engine(tmp_path):
+    with pytest.raises(SandboxError, match="single-node clusters only; .* use the process engine"):
+        DockerSandbox(tmp_path).up(destination_nodes=3)

@@ -245,3 +245,32 @@ def test_failed_shards_in_a_batch_answer_stop_only_the_member_whose_primary_fail
     assert message.startswith(f"the restore of {TARGET} failed. {TARGET} shard 0: no (filter:")
     assert "of 2" not in message
     assert failed.value.cure is Cure.REPLAN
+
+
+def restores_and_deletes(shards: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """A resumed run's look at the primaries (`_progress(heal=True)`): the restores and deletions it sent."""
+    step, destination = step_with(None)
+    destination.shards = shards
+    restores: list[str] = []
+    with patch.object(IndexRestore, "send", lambda self: restores.append(self.step_id)):
+        step._progress(heal=True)
+    return restores, [r for r in destination.requests if r.startswith("DELETE")]
+
+
+def test_a_primary_whose_node_left_one_of_several_is_followed_not_restored_again():
+    # one node of three stopped mid-restore: its primary waits for another node (or for its node), the restore lives
+    restores, deletes = restores_and_deletes(
+        [
+            {"shard": "0", "prirep": "p", "state": "STARTED", "ur": None},
+            {"shard": "1", "prirep": "p", "state": "UNASSIGNED", "ur": "NODE_LEFT"},
+            {"shard": "2", "prirep": "p", "state": "INITIALIZING", "ur": "NODE_LEFT"},
+        ]
+    )
+    assert restores == [] and deletes == []
+
+
+def test_a_restore_lost_to_a_restart_of_every_node_is_restored_again():
+    restores, deletes = restores_and_deletes(
+        [{"shard": "0", "prirep": "p", "state": "UNASSIGNED", "ur": "CLUSTER_RECOVERED"}]
+    )
+    assert restores == [f"restore[{TARGET}]"] and deletes == [f"DELETE /{TARGET}"]
