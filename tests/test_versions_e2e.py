@@ -1,6 +1,7 @@
 """Pairs of versions beyond the shared test bed, migrated end to end on real nodes: Elasticsearch 5.6 and
 6.8 sources (mapping types), OpenSearch destinations (its own `GET /`), through an `fs` repository whose
-bucket the OSS server serves to migrator's verifier.
+bucket the OSS server serves to migrator's verifier, and 6.8 -> 7.17 through the test bed's `oss` plugin
+(installed on every node whose version it serves: 6.8, 7.10, 7.17).
 
 These nodes are this module's own (session-scoped, started in parallel, one per version however many
 pairs use it), not the shared `testbed`'s: they cost memory and CI time only where this marker runs.
@@ -17,12 +18,14 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+import yaml
 
 from migrator.clients.es import build_path
 from migrator.sandbox import nodes
 from migrator.sandbox.distributions import KNOWN_VERSIONS, resolve_version, unpack
 from migrator.sandbox.oss_server import BucketConfig, OssServer
 from migrator.sandbox.processes import hand_over, pick_port, run_as, stop_group
+from migrator.sandbox.repository_plugin import has_plugin, plugin_dir
 from migrator.sandbox.seed_data import seed_cluster
 from tests import conftest
 from tests.conftest import BUCKET, REGION, TESTS_ROOT
@@ -60,14 +63,16 @@ def versions_bed() -> Iterator[conftest.TestBed]:
     layouts, groups = {}, {}
     for number, alias in enumerate(NODES):
         dist = resolve_version(KNOWN_VERSIONS[alias])
+        home = unpack(dist, TESTS_ROOT / "dist")
         layouts[alias] = nodes.NodeLayout(
             role=f"v{alias.replace('.', '').replace('-', '')}",
             dist=dist,
-            home=unpack(dist, TESTS_ROOT / "dist"),
+            home=home,
             folder=folder / f"node-{alias}",
             http_port=pick_port(port_base + number, taken),
             transport_port=pick_port(port_base + 10 + number, taken),
             repo_paths=[folder / "buckets"],
+            plugins=[plugin_dir(dist, home)] if has_plugin(dist) else [],
         )
     key_id, secret = f"versions{secrets.token_hex(6)}", secrets.token_urlsafe(18)
     server = OssServer(folder / "buckets", [BucketConfig(BUCKET, region=REGION)], key_id, secret)
@@ -137,7 +142,7 @@ def test_pair_migrates(versions_bed, tmp_path, source, destination):
         tmp_path,
         source,
         destination,
-        repository_type="fs",  # the test bed's oss plugin exists for Elasticsearch 7.10+ only
+        repository_type="fs",  # the test bed's oss plugin serves neither 5.6 nor OpenSearch
         name=prefix,
         snapshot={"indices": selected, "exclude": ["logs-debug"]},
         restore={"rename_pattern": "(.+)", "rename_replacement": f"{prefix}-$1"},
@@ -167,6 +172,34 @@ def test_pair_migrates(versions_bed, tmp_path, source, destination):
     assert template["index_patterns"] == ["logs-*"]
     typed = "_doc" in template["mappings"] or "doc" in template["mappings"]
     assert typed == (destination == "6.8"), template["mappings"]
+
+
+def test_6_8_migrates_to_7_17_through_an_oss_repository(versions_bed, tmp_path):
+    """The 6.8 node writes its snapshot through the 6.8 build of the oss plugin into the OSS server; the
+    7.17 node reads it back through its own build; migrator verifies the blobs through the OSS API."""
+    prefix = "oss68-717"
+    plan = versions_bed.write_plan(
+        tmp_path,
+        "6.8",
+        "7.17",
+        name=prefix,
+        snapshot={"indices": ["orders"]},
+        restore={"rename_pattern": "(.+)", "rename_replacement": f"{prefix}-$1"},
+    )
+    writes_before = versions_bed.oss.stats()["requests_by_op"].get("PutObject", 0)
+    cli(versions_bed, "apply", str(plan), "--yes", "--poll", "0.5")
+
+    assert counts(versions_bed, "7.17", f"{prefix}-orders") == {
+        f"{prefix}-orders": counts(versions_bed, "6.8", "orders")["orders"]
+    }
+    assert versions_bed.oss.stats()["requests_by_op"].get("PutObject", 0) > writes_before
+    repository = yaml.safe_load(plan.read_text())["repository"]["name"]
+    for alias in ("6.8", "7.17"):
+        client = versions_bed.client(alias)
+        try:
+            assert client.get(build_path("_snapshot", repository))[repository]["type"] == "oss", alias
+        finally:
+            client.close()
 
 
 REFUSED = [

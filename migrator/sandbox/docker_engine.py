@@ -34,7 +34,7 @@ from migrator.sandbox.manager import (
     Sandbox,
 )
 from migrator.sandbox.processes import SandboxError, hand_over, pick_port, run_as
-from migrator.sandbox.repository_plugin import has_plugin, plugin_dir
+from migrator.sandbox.repository_plugin import COVERED, has_plugin, plugin_dir
 
 if TYPE_CHECKING:
     import docker
@@ -130,7 +130,7 @@ class DockerSandbox(Sandbox):
         plugged = all(has_plugin(dist) for dist in dists.values())
         if repository == "oss" and not plugged:
             raise SandboxError(
-                "the test bed's oss repository plugin exists for Elasticsearch 7.10 and later only; "
+                f"the test bed's oss repository plugin exists for {COVERED} only; "
                 "use --repository fs (the default for these versions)"
             )
         repository = repository or ("oss" if plugged else "fs")
