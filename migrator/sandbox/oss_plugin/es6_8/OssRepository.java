@@ -1,4 +1,8 @@
-/* The `oss` repository for Elasticsearch 6.8: a BlobStoreRepository whose blobs live in OSS. */
+/*
+ * The `oss` repository for Elasticsearch 6.8: a BlobStoreRepository whose blobs live in OSS. 6.8's
+ * constructor calls chunkSize() and isCompress() before a subclass's fields are set, so every method
+ * reads the repository's settings from `metadata` (set first) rather than from a field.
+ */
 package migrator.oss;
 
 import org.elasticsearch.cluster.metadata.RepositoryMetaData;
@@ -10,24 +14,24 @@ import org.elasticsearch.common.xcontent.NamedXContentRegistry;
 import org.elasticsearch.repositories.blobstore.BlobStoreRepository;
 
 final class OssRepository extends BlobStoreRepository {
-    private final OssSettings settings;
-    private final boolean compress;
-
     OssRepository(RepositoryMetaData metadata, Settings nodeSettings, NamedXContentRegistry registry) {
         super(metadata, nodeSettings, registry);
-        this.settings = OssSettings.of(metadata.name(), metadata.settings()::get);
-        this.compress = metadata.settings().getAsBoolean("compress", false);
+        settings();  // a bad setting fails the registration, not the first snapshot
+    }
+
+    private OssSettings settings() {
+        return OssSettings.of(metadata.name(), metadata.settings()::get);
     }
 
     @Override
     protected BlobStore createBlobStore() {
-        return new OssBlobStore(settings.open());
+        return new OssBlobStore(settings().open());
     }
 
     @Override
     protected BlobPath basePath() {
         BlobPath path = BlobPath.cleanPath();
-        for (String part : settings.basePathParts()) {
+        for (String part : settings().basePathParts()) {
             path = path.add(part);
         }
         return path;
@@ -35,11 +39,11 @@ final class OssRepository extends BlobStoreRepository {
 
     @Override
     protected boolean isCompress() {
-        return compress;
+        return metadata.settings().getAsBoolean("compress", false);
     }
 
     @Override
     protected ByteSizeValue chunkSize() {
-        return new ByteSizeValue(settings.chunkBytes);
+        return new ByteSizeValue(settings().chunkBytes);
     }
 }
