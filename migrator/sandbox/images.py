@@ -130,7 +130,7 @@ def with_plugin(client: docker.DockerClient, image: Image, dist: Distribution, p
     with tempfile.TemporaryFile(dir="/var/tmp") as context:
         with tarfile.open(fileobj=context, mode="w") as tar:
             _add_bytes(tar, "Dockerfile", dockerfile.encode())
-            _add_bytes(tar, archive, plugin_archive(plugin, dist))
+            _add_bytes(tar, archive, plugin_archive(plugin))
         context.seek(0)
         try:
             client.images.build(fileobj=context, custom_context=True, tag=tag, rm=True, pull=False)
@@ -144,15 +144,14 @@ def with_plugin(client: docker.DockerClient, image: Image, dist: Distribution, p
     return plugged
 
 
-def plugin_archive(plugin: Path, dist: Distribution) -> bytes:
-    """The plugin folder as the zip `elasticsearch-plugin install` takes: its files at the top (7.0 and
-    later), or under `elasticsearch/` (the layout the 5.x and 6.x installers require)."""
-    prefix = "elasticsearch/" if dist.major < 7 else ""
+def plugin_archive(plugin: Path) -> bytes:
+    """The plugin folder as the zip `elasticsearch-plugin install` takes: its files at the top (the 6.8 and
+    later layout; 6.8's installer refuses an `elasticsearch/` folder as "an older plugin structure")."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(plugin.rglob("*")):
             if path.is_file() and path.name != "build-seconds":
-                archive.write(path, prefix + path.relative_to(plugin).as_posix())
+                archive.write(path, path.relative_to(plugin).as_posix())
     return buffer.getvalue()
 
 
