@@ -133,7 +133,8 @@ def with_plugin(client: docker.DockerClient, image: Image, dist: Distribution, p
             _add_bytes(tar, archive, plugin_archive(plugin))
         context.seek(0)
         try:
-            client.images.build(fileobj=context, custom_context=True, tag=tag, rm=True, pull=False)
+            # forcerm: a failed step's container goes too (rm alone keeps it, and with it a dangling image)
+            client.images.build(fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True, pull=False)
         except docker.errors.BuildError as exc:
             lines = [str(item.get("stream", item.get("error", ""))).strip() for item in exc.build_log]
             raise SandboxError(
@@ -258,7 +259,8 @@ def build_local(client: docker.DockerClient, dist: Distribution, home: Path, tag
             tar.add(home, arcname="distribution", filter=_without_marker)
         context.seek(0)
         try:
-            client.images.build(fileobj=context, custom_context=True, tag=tag, rm=True, pull=False)
+            # forcerm: a failed step's container goes too (rm alone keeps it, and with it a dangling image)
+            client.images.build(fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True, pull=False)
         except docker.errors.BuildError as exc:
             lines = [str(item.get("stream", item.get("error", ""))).strip() for item in exc.build_log]
             raise SandboxError(f"building {tag} failed: {exc.msg}\n" + "\n".join(lines[-10:])) from None

@@ -19,6 +19,7 @@ from migrator.clients.es import EsClient
 from migrator.sandbox import images
 from migrator.sandbox.distributions import KNOWN_VERSIONS, resolve_version, unpack
 from migrator.sandbox.docker_engine import LABEL_DIR, LABEL_ROLE
+from migrator.sandbox.processes import SandboxError
 from migrator.sandbox.repository_plugin import PLUGIN_NAME, plugin_dir
 from tests.conftest import TESTS_ROOT
 from tests.sandbox.test_docker_engine import migrator
@@ -90,3 +91,20 @@ def test_opensearch_and_elasticsearch_6_8_run_from_images_built_here(engine):
         migrator("sandbox", "down", "--dir", str(folder), check=False)
         shutil.rmtree(folder, ignore_errors=True)
     assert engine.containers.list(all=True, filters={"label": f"{LABEL_DIR}={folder}"}) == []
+
+
+def test_a_plugin_the_installer_refuses_is_an_error_naming_why_and_leaves_nothing_behind(engine, tmp_path):
+    dist = resolve_version("7.17")
+    home = unpack(dist, TESTS_ROOT / "dist")
+    broken = tmp_path / f"{dist.version}-refused{uuid.uuid4().hex[:6]}" / PLUGIN_NAME
+    shutil.copytree(plugin_dir(dist, home), broken)
+    descriptor = broken / "plugin-descriptor.properties"
+    descriptor.write_text(
+        descriptor.read_text().replace(f"elasticsearch.version={dist.version}", "elasticsearch.version=7.17.0")
+    )
+    base = images.node_image(engine, dist, home, "local")
+    containers_before = {c.id for c in engine.containers.list(all=True)}
+    with pytest.raises(SandboxError, match=r"installing the oss plugin into .* failed(.|\n)*7\.17\.0"):
+        images.with_plugin(engine, base, dist, broken)
+    assert {c.id for c in engine.containers.list(all=True)} <= containers_before  # the failed step's too
+    assert not images.exists(engine, f"migrator-sandbox/elasticsearch-oss:local-{broken.parent.name}")
