@@ -66,8 +66,8 @@ def up(
         str | None,
         typer.Option(
             help="The plans' repository type: oss (the test bed's elasticsearch-repository-oss plugin on every "
-            "node, built on first use; the default where both versions are Elasticsearch 7.10+ on the process "
-            "engine) or fs (the bucket's folder, no plugin; the default otherwise)"
+            "node, built on first use; the default where both versions are Elasticsearch 6.8 or 7.10+, on "
+            "either engine) or fs (the bucket's folder, no plugin; the default otherwise)"
         ),
     ] = None,
 ) -> None:
