@@ -1,7 +1,7 @@
 """Pairs of versions beyond the shared test bed, migrated end to end on real nodes: Elasticsearch 5.6 and
 6.8 sources (mapping types), OpenSearch destinations (its own `GET /`), through an `fs` repository whose
-bucket the OSS server serves to migrator's verifier, and 6.8 -> 7.17 through the test bed's `oss` plugin
-(installed on every node whose version it serves: 6.8, 7.10, 7.17).
+bucket the OSS server serves to migrator's verifier, and 6.8 -> 7.17 and 5.6 -> 6.8 through the test bed's
+`oss` plugin (installed on every node whose version it serves: all but OpenSearch).
 
 These nodes are this module's own (session-scoped, started in parallel, one per version however many
 pairs use it), not the shared `testbed`'s: they cost memory and CI time only where this marker runs.
@@ -142,7 +142,7 @@ def test_pair_migrates(versions_bed, tmp_path, source, destination):
         tmp_path,
         source,
         destination,
-        repository_type="fs",  # the test bed's oss plugin serves neither 5.6 nor OpenSearch
+        repository_type="fs",  # every pair, OpenSearch too (no oss build); the oss pairs are below
         name=prefix,
         snapshot={"indices": selected, "exclude": ["logs-debug"]},
         restore={"rename_pattern": "(.+)", "rename_replacement": f"{prefix}-$1"},
@@ -174,14 +174,19 @@ def test_pair_migrates(versions_bed, tmp_path, source, destination):
     assert typed == (destination == "6.8"), template["mappings"]
 
 
-def test_6_8_migrates_to_7_17_through_an_oss_repository(versions_bed, tmp_path):
-    """The 6.8 node writes its snapshot through the 6.8 build of the oss plugin into the OSS server; the
-    7.17 node reads it back through its own build; migrator verifies the blobs through the OSS API."""
-    prefix = "oss68-717"
+OSS_PAIRS = [("6.8", "7.17"), ("5.6", "6.8")]
+
+
+@pytest.mark.parametrize(("source", "destination"), OSS_PAIRS, ids=[f"{s}-{d}" for s, d in OSS_PAIRS])
+def test_pair_migrates_through_an_oss_repository(versions_bed, tmp_path, source, destination):
+    """The source writes its snapshot through its build of the oss plugin (5.6's moves blobs into place,
+    6.8's writes them once) into the OSS server; the destination reads it back through its own build;
+    migrator verifies the blobs through the OSS API."""
+    prefix = f"oss{source.replace('.', '')}-{destination.replace('.', '')}"
     plan = versions_bed.write_plan(
         tmp_path,
-        "6.8",
-        "7.17",
+        source,
+        destination,
         name=prefix,
         snapshot={"indices": ["orders"]},
         restore={"rename_pattern": "(.+)", "rename_replacement": f"{prefix}-$1"},
@@ -189,12 +194,12 @@ def test_6_8_migrates_to_7_17_through_an_oss_repository(versions_bed, tmp_path):
     writes_before = versions_bed.oss.stats()["requests_by_op"].get("PutObject", 0)
     cli(versions_bed, "apply", str(plan), "--yes", "--poll", "0.5")
 
-    assert counts(versions_bed, "7.17", f"{prefix}-orders") == {
-        f"{prefix}-orders": counts(versions_bed, "6.8", "orders")["orders"]
+    assert counts(versions_bed, destination, f"{prefix}-orders") == {
+        f"{prefix}-orders": counts(versions_bed, source, "orders")["orders"]
     }
     assert versions_bed.oss.stats()["requests_by_op"].get("PutObject", 0) > writes_before
     repository = yaml.safe_load(plan.read_text())["repository"]["name"]
-    for alias in ("6.8", "7.17"):
+    for alias in (source, destination):
         client = versions_bed.client(alias)
         try:
             assert client.get(build_path("_snapshot", repository))[repository]["type"] == "oss", alias

@@ -130,7 +130,7 @@ def with_plugin(client: docker.DockerClient, image: Image, dist: Distribution, p
     with tempfile.TemporaryFile(dir="/var/tmp") as context:
         with tarfile.open(fileobj=context, mode="w") as tar:
             _add_bytes(tar, "Dockerfile", dockerfile.encode())
-            _add_bytes(tar, archive, plugin_archive(plugin))
+            _add_bytes(tar, archive, plugin_archive(plugin, dist))
         context.seek(0)
         try:
             # forcerm: a failed step's container goes too (rm alone keeps it, and with it a dangling image)
@@ -145,14 +145,16 @@ def with_plugin(client: docker.DockerClient, image: Image, dist: Distribution, p
     return plugged
 
 
-def plugin_archive(plugin: Path) -> bytes:
-    """The plugin folder as the zip `elasticsearch-plugin install` takes: its files at the top (the 6.8 and
-    later layout; 6.8's installer refuses an `elasticsearch/` folder as "an older plugin structure")."""
+def plugin_archive(plugin: Path, dist: Distribution) -> bytes:
+    """The plugin folder as the zip `elasticsearch-plugin install` takes: its files at the top (6.8 and
+    later; 6.8's installer refuses an `elasticsearch/` folder as "an older plugin structure"), or under
+    `elasticsearch/` (the layout 5.x's installer requires)."""
+    prefix = "elasticsearch/" if dist.major < 6 else ""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(plugin.rglob("*")):
             if path.is_file() and path.name != "build-seconds":
-                archive.write(path, path.relative_to(plugin).as_posix())
+                archive.write(path, prefix + path.relative_to(plugin).as_posix())
     return buffer.getvalue()
 
 

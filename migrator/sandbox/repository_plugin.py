@@ -57,12 +57,14 @@ _ENTITLEMENTS = """ALL-UNNAMED:
 """
 
 
-COVERED = "Elasticsearch 6.8 and 7.10 or later"  # the versions `generation` serves, as messages name them
+COVERED = "Elasticsearch 5.6, 6.8 and 7.10 or later"  # the versions `generation` serves, as messages name them
 
 
 def generation(dist: Distribution) -> tuple[str, int]:
     """(source folder, javac --release) for a distribution; DistributionError for one no folder serves."""
     major, minor = (int(part) for part in dist.version.split(".")[:2])
+    if major == 5 and minor == 6:
+        return "es5_6", 11  # as 6.8: java.version is a minimum, and 5.6 runs on 17 here
     if major == 6 and minor == 8:
         return "es6_8", 11  # 6.8 reads a plugin's java.version as a minimum; its nodes run on 17 here
     if major == 7 and minor <= 10:

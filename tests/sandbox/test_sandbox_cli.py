@@ -172,9 +172,9 @@ def test_a_folder_with_data_of_another_version_is_refused(tmp_path):
 @pytest.mark.parametrize("engine", ["process", "docker"])
 def test_an_oss_repository_for_a_version_without_the_plugin_is_refused_on_either_engine(tmp_path, engine):
     result = migrator(
-        "sandbox", "up", "--engine", engine, "--repository", "oss", "--source-version", "5.6",
-        "--destination-version", "6.8", "--dir", str(tmp_path), check=False,
+        "sandbox", "up", "--engine", engine, "--repository", "oss", "--source-version", "7.10",
+        "--destination-version", "opensearch-2.19", "--dir", str(tmp_path), check=False,
     )  # fmt: skip
     assert result.returncode != 0
-    assert "oss repository plugin exists for Elasticsearch 6.8 and 7.10 or later only" in result.stderr
+    assert "oss repository plugin exists for Elasticsearch 5.6, 6.8 and 7.10 or later only" in result.stderr
     assert "use --repository fs" in result.stderr
