@@ -66,7 +66,7 @@ def up(
         str | None,
         typer.Option(
             help="The plans' repository type: oss (the test bed's elasticsearch-repository-oss plugin on every "
-            "node, built on first use; the default where both versions are Elasticsearch 6.8 or 7.10+, on "
+            "node, built on first use; the default where both versions are Elasticsearch (not OpenSearch), on "
             "either engine) or fs (the bucket's folder, no plugin; the default otherwise)"
         ),
     ] = None,
