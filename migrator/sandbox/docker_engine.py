@@ -8,6 +8,9 @@ bucket folder are bind-mounted at the same paths as on the host, so `path.repo`,
 location and the log files read the same inside and out. Nodes run as an unprivileged uid (Elasticsearch
 refuses root). Every container is labelled with the sandbox folder and its role: `down` removes exactly
 this sandbox's containers, and `status` finds them (and their logs) with nothing else written down.
+A node starts with the process engine's command line and environment (nodes.launcher), so every version
+it runs runs here; where the plans use `type: oss`, the node's image carries the test bed's plugin
+(images.with_plugin).
 """
 
 from __future__ import annotations
