@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -22,7 +23,7 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from migrator.sandbox.distributions import ELASTICSEARCH, OPENSEARCH, Distribution, find_java_home
 from migrator.sandbox.processes import SandboxError
@@ -115,7 +116,6 @@ def with_plugin(client: docker.DockerClient, image: Image, dist: Distribution, p
     install --batch file://...` (which checks the descriptor's version, the jars and the policy as for any
     user's plugin), built once per image and plugin build: the tag names the version, the kind of base
     (official or local) and the plugin's cache key (`<version>-<source hash>`). The base's user is kept."""
-    import docker.errors
 
     kind = "official" if image.official else "local"
     tag = f"{PLUGGED_REPOSITORY.format(flavour=dist.flavour)}:{kind}-{plugin.parent.name}"
@@ -132,16 +132,7 @@ def with_plugin(client: docker.DockerClient, image: Image, dist: Distribution, p
             _add_bytes(tar, "Dockerfile", dockerfile.encode())
             _add_bytes(tar, archive, plugin_archive(plugin, dist))
         context.seek(0)
-        try:
-            # forcerm: a failed step's container goes too (rm alone keeps it, and with it a dangling image)
-            client.images.build(fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True, pull=False)
-        except docker.errors.BuildError as exc:
-            lines = [str(item.get("stream", item.get("error", ""))).strip() for item in exc.build_log]
-            raise SandboxError(
-                f"installing the oss plugin into {tag} failed: {exc.msg}\n" + "\n".join(lines[-10:])
-            ) from None
-        except docker.errors.APIError as exc:
-            raise SandboxError(f"installing the oss plugin into {tag} failed: {exc.explanation or exc}") from None
+        build(client, context, tag, f"installing the oss plugin into {tag}")
     return plugged
 
 
@@ -249,7 +240,6 @@ def build_local(client: docker.DockerClient, dist: Distribution, home: Path, tag
     """Build `tag`: the base, this machine's JDK for `dist` (symlinks resolved) and the unpacked zip at
     `home`, at the official image's home (HOMES). The JDK layer is the same for every version on that
     JDK, so the engine's build cache keeps one copy of it."""
-    import docker.errors
 
     base = base_image(client)
     java_home = find_java_home(dist.java_feature)
@@ -260,14 +250,29 @@ def build_local(client: docker.DockerClient, dist: Distribution, home: Path, tag
             add_resolved(tar, java_home, "jdk")
             tar.add(home, arcname="distribution", filter=_without_marker)
         context.seek(0)
-        try:
-            # forcerm: a failed step's container goes too (rm alone keeps it, and with it a dangling image)
-            client.images.build(fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True, pull=False)
-        except docker.errors.BuildError as exc:
-            lines = [str(item.get("stream", item.get("error", ""))).strip() for item in exc.build_log]
-            raise SandboxError(f"building {tag} failed: {exc.msg}\n" + "\n".join(lines[-10:])) from None
-        except docker.errors.APIError as exc:
-            raise SandboxError(f"building {tag} failed: {exc.explanation or exc}") from None
+        build(client, context, tag, f"building {tag}")
+
+
+STEP_IMAGE = re.compile(r"---> ([0-9a-f]{12,64})\b")  # a build step's result in the engine's build log
+
+
+def build(client: docker.DockerClient, context: BinaryIO, tag: str, what: str) -> None:
+    """Build the tar `context` as `tag`. A failed build leaves nothing behind: not its failed step's
+    container (forcerm) nor the untagged images of the steps before it (on vfs each a full copy of the
+    image); SandboxError names `what` failed, with the build's last lines."""
+    import docker.errors
+
+    try:
+        client.images.build(fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True, pull=False)
+    except docker.errors.BuildError as exc:
+        lines = [str(item.get("stream", item.get("error", ""))).strip() for item in exc.build_log]
+        for step in reversed(STEP_IMAGE.findall("\n".join(lines))):
+            with contextlib.suppress(docker.errors.APIError):  # a cached step other images build on stays
+                if not client.images.get(step).tags:
+                    client.images.remove(step, noprune=True)
+        raise SandboxError(f"{what} failed: {exc.msg}\n" + "\n".join(lines[-10:])) from None
+    except docker.errors.APIError as exc:
+        raise SandboxError(f"{what} failed: {exc.explanation or exc}") from None
 
 
 def add_resolved(tar: tarfile.TarFile, folder: Path, arcname: str) -> None:

@@ -104,7 +104,10 @@ def test_a_plugin_the_installer_refuses_is_an_error_naming_why_and_leaves_nothin
     )
     base = images.node_image(engine, dist, home, "local")
     containers_before = {c.id for c in engine.containers.list(all=True)}
+    dangling_before = {i.id for i in engine.images.list(filters={"dangling": True})}
     with pytest.raises(SandboxError, match=r"installing the oss plugin into .* failed(.|\n)*7\.17\.0"):
         images.with_plugin(engine, base, dist, broken)
     assert {c.id for c in engine.containers.list(all=True)} <= containers_before  # the failed step's too
+    # nor the layers of the steps before it (the copied zip: a full copy of the image on vfs)
+    assert {i.id for i in engine.images.list(filters={"dangling": True})} <= dangling_before
     assert not images.exists(engine, f"migrator-sandbox/elasticsearch-oss:local-{broken.parent.name}")
