@@ -1,6 +1,7 @@
 """Pairs of versions beyond the shared test bed, migrated end to end on real nodes: Elasticsearch 5.6 and
 6.8 sources (mapping types), OpenSearch destinations (its own `GET /`), through an `fs` repository whose
-bucket the OSS server serves to migrator's verifier.
+bucket the OSS server serves to migrator's verifier, and 6.8 -> 7.17 and 5.6 -> 6.8 through the test bed's
+`oss` plugin (installed on every node whose version it serves: all but OpenSearch).
 
 These nodes are this module's own (session-scoped, started in parallel, one per version however many
 pairs use it), not the shared `testbed`'s: they cost memory and CI time only where this marker runs.
@@ -18,12 +19,14 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+import yaml
 
 from migrator.clients.es import build_path
 from migrator.sandbox import nodes
 from migrator.sandbox.distributions import KNOWN_VERSIONS, resolve_version, unpack
 from migrator.sandbox.oss_server import BucketConfig, OssServer
 from migrator.sandbox.processes import hand_over, pick_port, run_as, stop_group
+from migrator.sandbox.repository_plugin import has_plugin, plugin_dir
 from migrator.sandbox.seed_data import seed_cluster
 from tests import conftest
 from tests.conftest import BUCKET, REGION, TESTS_ROOT
@@ -65,14 +68,16 @@ def versions_bed() -> Iterator[conftest.TestBed]:
     layouts, groups = {}, {}
     for number, alias in enumerate(NODES):
         dist = resolve_version(KNOWN_VERSIONS[alias])
+        home = unpack(dist, TESTS_ROOT / "dist")
         layouts[alias] = nodes.NodeLayout(
             role=f"v{alias.replace('.', '').replace('-', '')}",
             dist=dist,
-            home=unpack(dist, TESTS_ROOT / "dist"),
+            home=home,
             folder=folder / f"node-{alias}",
             http_port=pick_port(port_base + number, taken),
             transport_port=pick_port(port_base + 10 + number, taken),
             repo_paths=[folder / "buckets"],
+            plugins=[plugin_dir(dist, home)] if has_plugin(dist) else [],
         )
     key_id, secret = f"versions{secrets.token_hex(6)}", secrets.token_urlsafe(18)
     server = OssServer(folder / "buckets", [BucketConfig(BUCKET, region=REGION)], key_id, secret)
@@ -146,7 +151,7 @@ def test_pair_migrates(versions_bed, tmp_path, source, destination):
         tmp_path,
         source,
         destination,
-        repository_type="fs",  # the test bed's oss plugin exists for Elasticsearch 7.10+ only
+        repository_type="fs",  # every pair, OpenSearch too (no oss build); the oss pairs are below
         name=prefix,
         snapshot={"indices": selected, "exclude": ["logs-debug"]},
         restore={"rename_pattern": "(.+)", "rename_replacement": f"{prefix}-$1"},
@@ -200,6 +205,39 @@ def test_pair_migrates(versions_bed, tmp_path, source, destination):
         finally:
             client.close()
         assert fields["tag"] == {"type": "keyword"}
+
+
+OSS_PAIRS = [("6.8", "7.17"), ("5.6", "6.8")]
+
+
+@pytest.mark.parametrize(("source", "destination"), OSS_PAIRS, ids=[f"{s}-{d}" for s, d in OSS_PAIRS])
+def test_pair_migrates_through_an_oss_repository(versions_bed, tmp_path, source, destination):
+    """The source writes its snapshot through its build of the oss plugin (5.6's moves blobs into place,
+    6.8's writes them once) into the OSS server; the destination reads it back through its own build;
+    migrator verifies the blobs through the OSS API."""
+    prefix = f"oss{source.replace('.', '')}-{destination.replace('.', '')}"
+    plan = versions_bed.write_plan(
+        tmp_path,
+        source,
+        destination,
+        name=prefix,
+        snapshot={"indices": ["orders"]},
+        restore={"rename_pattern": "(.+)", "rename_replacement": f"{prefix}-$1"},
+    )
+    writes_before = versions_bed.oss.stats()["requests_by_op"].get("PutObject", 0)
+    cli(versions_bed, "apply", str(plan), "--yes", "--poll", "0.5")
+
+    assert counts(versions_bed, destination, f"{prefix}-orders") == {
+        f"{prefix}-orders": counts(versions_bed, source, "orders")["orders"]
+    }
+    assert versions_bed.oss.stats()["requests_by_op"].get("PutObject", 0) > writes_before
+    repository = yaml.safe_load(plan.read_text())["repository"]["name"]
+    for alias in (source, destination):
+        client = versions_bed.client(alias)
+        try:
+            assert client.get(build_path("_snapshot", repository))[repository]["type"] == "oss", alias
+        finally:
+            client.close()
 
 
 REFUSED = [

@@ -90,7 +90,7 @@ def up(
         typer.Option(
             help="The plans' repository type: oss (the test bed's elasticsearch-repository-oss plugin on every "
             "node, built on first use) or fs (the bucket's folder, no plugin).",
-            show_default="oss where both versions are Elasticsearch 7.10+ on the process engine, else fs",
+            show_default="oss where both versions are Elasticsearch (not OpenSearch), on either engine, else fs",
         ),
     ] = None,
     source_nodes: Annotated[

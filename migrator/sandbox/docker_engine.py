@@ -8,6 +8,9 @@ bucket folder are bind-mounted at the same paths as on the host, so `path.repo`,
 location and the log files read the same inside and out. Nodes run as an unprivileged uid (Elasticsearch
 refuses root). Every container is labelled with the sandbox folder and its role: `down` removes exactly
 this sandbox's containers, and `status` finds them (and their logs) with nothing else written down.
+A node starts with the process engine's command line and environment (nodes.launcher), so every version
+it runs runs here; where the plans use `type: oss`, the node's image carries the test bed's plugin
+(images.with_plugin).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from migrator.sandbox.manager import (
     Sandbox,
 )
 from migrator.sandbox.processes import SandboxError, hand_over, pick_port, run_as
+from migrator.sandbox.repository_plugin import COVERED, has_plugin, plugin_dir
 
 if TYPE_CHECKING:
     import docker
@@ -52,6 +56,7 @@ TRANSPORT_PORTS = {"source": 19500, "destination": 19510}
 SOURCE_MOUNT = "/opt/migrator-src"  # the OSS server's code, mounted read-only from this installation
 OSS_START_S = 60.0
 STOP_GRACE_S = 30
+JAVA_HOME_VARIABLES = ("ES_JAVA_HOME", "OPENSEARCH_JAVA_HOME", "JAVA_HOME")
 
 
 def connect() -> docker.DockerClient:
@@ -121,39 +126,35 @@ class DockerSandbox(Sandbox):
         destination_nodes: int = 1,
     ) -> tuple[dict[str, Any], bool]:
         """Start both nodes and the OSS server as containers; returns (document, started). Images are
-        pulled or built first (see images.py). A running sandbox is left as it is. Its plans use an `fs`
-        repository: the images do not carry the test bed's `oss` plugin yet. One node per cluster only:
-        more raise SandboxError naming the process engine."""
+        pulled or built first (see images.py). A running sandbox is left as it is. As on the process
+        engine, the plans use an `oss` repository where both versions have the test bed's plugin (then
+        installed in their images), else `fs`; SandboxError for `oss` asked of a version without it. One
+        node per cluster only: more raise SandboxError naming the process engine."""
         if source_nodes != 1 or destination_nodes != 1:
             raise SandboxError(
                 "the docker engine runs single-node clusters only; for --source-nodes/--destination-nodes above 1 "
                 "use the process engine (--engine process)"
             )
-        if repository not in (None, "fs"):
+        if repository not in (None, "oss", "fs"):
+            raise SandboxError(f"--repository must be oss or fs, not {repository!r}")
+        dists = {
+            "source": resolve_version(source_version or DEFAULT_SOURCE_VERSION),
+            "destination": resolve_version(destination_version or DEFAULT_DESTINATION_VERSION),
+        }
+        plugged = all(has_plugin(dist) for dist in dists.values())
+        if repository == "oss" and not plugged:
             raise SandboxError(
-                "the docker engine's images do not carry the test bed's oss repository plugin yet: "
-                "use --repository fs (the default with --engine docker)"
+                f"the test bed's oss repository plugin exists for {COVERED} only; "
+                "use --repository fs (the default for these versions)"
             )
-        for role, requested in (("source", source_version), ("destination", destination_version)):
-            dist = resolve_version(
-                requested or (DEFAULT_SOURCE_VERSION if role == "source" else DEFAULT_DESTINATION_VERSION)
-            )
-            if dist.opensearch or dist.major < 7:
-                raise SandboxError(
-                    f"the docker engine runs Elasticsearch 7.10 and later, not {dist.label} (--{role}-version); "
-                    "use the process engine (--engine process, the default) for it"
-                )
+        repository = repository or ("oss" if plugged else "fs")
         containers = self.containers()
         if set(containers) == set(ROLES) and all(c.status == "running" for c in containers.values()):
             return self.document(), False
         if containers:
             self.down()
-        dists = {
-            "source": resolve_version(source_version or DEFAULT_SOURCE_VERSION),
-            "destination": resolve_version(destination_version or DEFAULT_DESTINATION_VERSION),
-        }
         for role, dist in dists.items():
-            self._check_data_version(role, dist.version)
+            self._check_data_version(role, dist.label)
         self.folder.mkdir(parents=True, exist_ok=True)
         os.chmod(self.folder, 0o755)
         owner = run_as()
@@ -167,7 +168,8 @@ class DockerSandbox(Sandbox):
         chosen: dict[str, images.Image] = {}
         for role, dist in dists.items():
             home = unpack(dist, self.folder / "dist")
-            chosen[role] = images.elasticsearch_image(self.client, dist, home, self.image_mode)
+            plugin = plugin_dir(dist, home) if repository == "oss" else None
+            chosen[role] = images.node_image(self.client, dist, home, self.image_mode, plugin)
             layouts[role] = nodes.NodeLayout(
                 role=role,
                 dist=dist,
@@ -192,7 +194,7 @@ class DockerSandbox(Sandbox):
             logs = self._log_tails()
             self.down()  # nothing half-started is left behind
             raise SandboxError(f"{reason}\n{logs}".rstrip()) from None
-        return self._publish(layouts, endpoint, key_id, secret, red), True
+        return self.record(layouts, endpoint, key_id, secret, red, repository, engine="docker"), True
 
     def _labels(self, role: str, port: int, version: str | None = None) -> dict[str, str]:
         labels = {LABEL_DIR: str(self.folder), LABEL_ROLE: role, LABEL_PORT: str(port)}
@@ -206,21 +208,30 @@ class DockerSandbox(Sandbox):
         """Configure the node's folder as the process engine does and run it; returns its host pid."""
         nodes.configure(layout, owner)
         if image.official:
-            # The official image carries security (on by default from 8.0); the sandbox speaks plain HTTP.
-            config = layout.folder / "config" / "elasticsearch.yml"
+            # The official images carry security (on by default from Elasticsearch 8.0, and OpenSearch's
+            # security plugin); the sandbox speaks plain HTTP.
+            config = layout.folder / "config" / f"{layout.dist.flavour}.yml"
+            key = "plugins.security.disabled: true" if layout.dist.opensearch else "xpack.security.enabled: false"
             text = config.read_text()
-            if "xpack.security.enabled" not in text:
-                config.write_text(text + "xpack.security.enabled: false\n")
-        environment = {
-            "HOME": str(layout.folder),
-            "LANG": "C.UTF-8",
-            "TINI_KILL_PROCESS_GROUP": "1",  # the engine's init passes SIGTERM to every process of the node
-            "ES_PATH_CONF": str(layout.folder / "config"),
-            "ES_TMPDIR": str(layout.folder / "tmp"),
-            "ES_JAVA_OPTS": f"-Xms{nodes.HEAP} -Xmx{nodes.HEAP} -XX:-HeapDumpOnOutOfMemoryError",
-        }
+            if key.split(":")[0] not in text:
+                config.write_text(text + key + "\n")
+        command, environment = nodes.launcher(layout, Path(image.home))
+        for name in JAVA_HOME_VARIABLES:
+            # The local image's JDK is at images.JDK_HOME; the official image's own JDK is left to it.
+            environment.pop(name, None)
+        environment.update(
+            {
+                "HOME": str(layout.folder),
+                "LANG": "C.UTF-8",
+                "TINI_KILL_PROCESS_GROUP": "1",  # the engine's init passes SIGTERM to every process of the node
+            }
+        )
+        if image.official and layout.dist.opensearch:
+            environment["DISABLE_INSTALL_DEMO_CONFIG"] = "true"  # no demo certificates, no admin password
         container = self.client.containers.run(
             image.tag,
+            None if image.official else command[1:],
+            entrypoint=None if image.official else command[:1],  # the official image's entrypoint stays
             name=self.container_name(layout.role),
             detach=True,
             network_mode="host",
@@ -276,17 +287,6 @@ class DockerSandbox(Sandbox):
                 return f"http://127.0.0.1:{port}"
             time.sleep(0.2)
         raise SandboxError(f"the OSS server container {container.name} did not start within {OSS_START_S:.0f} s")
-
-    def _publish(
-        self,
-        layouts: dict[str, nodes.NodeLayout],
-        endpoint: str,
-        key_id: str,
-        secret: str,
-        red: dict[str, list[str]],
-    ) -> dict[str, Any]:
-        """Write sandbox.json, the env file and the plans, as the process engine does; returns the document."""
-        return self.record(layouts, endpoint, key_id, secret, red, "fs", engine="docker")
 
     # status / down --------------------------------------------------------------------
 

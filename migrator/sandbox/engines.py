@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 ENGINES = ("process", "docker")
 DEFAULT_ENGINE = "process"
 MARKER = "engine"
-IMAGE_MODES = ("auto", "official", "local")  # see images.elasticsearch_image
+IMAGE_MODES = ("auto", "official", "local")  # see images.node_image
 
 
 class SandboxEngine(Protocol):
@@ -55,7 +55,7 @@ def engine_of(folder: Path) -> str:
 
 def open_sandbox(folder: Path, engine: str | None = None, image_mode: str = "auto") -> SandboxEngine:
     """The sandbox in `folder` on `engine` (default: the one recorded there). `image_mode` is the docker
-    engine's choice of image (see images.elasticsearch_image). Raises SandboxError for an unknown engine,
+    engine's choice of image (see images.node_image). Raises SandboxError for an unknown engine,
     or when `up` would start one engine on a folder another engine still runs."""
     recorded = engine_of(folder)
     chosen = engine or recorded

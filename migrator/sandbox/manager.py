@@ -39,7 +39,7 @@ from migrator.sandbox.processes import (
     stop_group,
     tail,
 )
-from migrator.sandbox.repository_plugin import has_plugin
+from migrator.sandbox.repository_plugin import COVERED, has_plugin
 from migrator.sandbox.sandbox_plans import (
     KEY_ID_VAR,
     SECRET_VAR,
@@ -136,7 +136,7 @@ class Sandbox:
         plugged = all(has_plugin(dist) for dist in (source_dist, destination_dist))
         if repository == "oss" and not plugged:
             raise SandboxError(
-                "the test bed's oss repository plugin exists for Elasticsearch 7.10 and later only; "
+                f"the test bed's oss repository plugin exists for {COVERED} only; "
                 "use --repository fs (the default for these versions)"
             )
         repository = repository or ("oss" if plugged else "fs")

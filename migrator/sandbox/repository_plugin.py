@@ -40,7 +40,7 @@ SDK_JARS = (
     "org.jdom:jdom2:2.0.6.1",
     "org.codehaus.jettison:jettison:1.5.4",
 )
-_POLICY_7X = """grant {
+_POLICY = """grant {
   // the OSS endpoint; the SDK's HTTP client resolves and connects
   permission java.net.SocketPermission "*", "connect,resolve";
   // the SDK and httpclient read their configuration from system properties
@@ -57,9 +57,16 @@ _ENTITLEMENTS = """ALL-UNNAMED:
 """
 
 
+COVERED = "Elasticsearch 5.6, 6.8 and 7.10 or later"  # the versions `generation` serves, as messages name them
+
+
 def generation(dist: Distribution) -> tuple[str, int]:
     """(source folder, javac --release) for a distribution; DistributionError for one no folder serves."""
     major, minor = (int(part) for part in dist.version.split(".")[:2])
+    if major == 5 and minor == 6:
+        return "es5_6", 11  # as 6.8: java.version is a minimum, and 5.6 runs on 17 here
+    if major == 6 and minor == 8:
+        return "es6_8", 11  # 6.8 reads a plugin's java.version as a minimum; its nodes run on 17 here
     if major == 7 and minor <= 10:
         return "es7_10", 11
     if major == 7:
@@ -72,7 +79,7 @@ def generation(dist: Distribution) -> tuple[str, int]:
 
 
 def has_plugin(dist: Distribution) -> bool:
-    """Whether the test bed's oss plugin has sources for this distribution (Elasticsearch 7.10 and later)."""
+    """Whether the test bed's oss plugin has sources for this distribution (COVERED)."""
     if dist.opensearch:
         return False
     try:
@@ -103,7 +110,7 @@ def plugin_dir(dist: Distribution, es_home: Path) -> Path:
     digest = hashlib.sha256()
     for name, content in sources:
         digest.update(name.encode() + b"\0" + content + b"\0")
-    digest.update("\n".join([*SDK_JARS, _POLICY_7X, _ENTITLEMENTS]).encode())  # what goes into the folder
+    digest.update("\n".join([*SDK_JARS, _POLICY, _ENTITLEMENTS]).encode())  # what goes into the folder
     target = cache_dir() / "oss-plugin" / f"{dist.version}-{digest.hexdigest()[:12]}" / PLUGIN_NAME
     if (target / "plugin-descriptor.properties").is_file():
         return target
@@ -161,8 +168,8 @@ def _build(
         "has.native.controller": "false",
     }
     (staged / "plugin-descriptor.properties").write_text("".join(f"{k}={v}\n" for k, v in descriptor.items()))
-    if dist.major == 7:
-        (staged / "plugin-security.policy").write_text(_POLICY_7X)
+    if dist.major < 8:
+        (staged / "plugin-security.policy").write_text(_POLICY)
     else:
         (staged / "entitlement-policy.yaml").write_text(_ENTITLEMENTS)
     (staged / "build-seconds").write_text(f"{time.monotonic() - started:.1f}\n")

@@ -7,7 +7,6 @@ answers they FAIL with the reason, they are never skipped.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -20,9 +19,8 @@ import pytest
 
 from migrator.clients.es import EsClient
 from migrator.sandbox.distributions import KNOWN_VERSIONS
-from migrator.sandbox.docker_engine import LABEL_DIR, LABEL_ROLE, connect
+from migrator.sandbox.docker_engine import LABEL_DIR, LABEL_ROLE
 from migrator.sandbox.images import BASE_IMAGE
-from migrator.sandbox.processes import SandboxError
 from tests.helpers import snapshot_waiting, throttle, wait_for_checkpoint
 
 pytestmark = [pytest.mark.cluster, pytest.mark.docker]
@@ -33,20 +31,6 @@ def migrator(*args: str, check: bool = True, timeout: float = 1800) -> subproces
     if check and result.returncode != 0:
         raise AssertionError(f"migrator {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result
-
-
-@pytest.fixture(scope="module")
-def engine():
-    try:
-        client = connect()
-    except SandboxError as exc:
-        reason = os.environ.get("MIGRATOR_DOCKER_UNAVAILABLE") or str(exc)
-    else:
-        reason = None
-    if reason is not None:
-        pytest.fail(reason, pytrace=False)
-    yield client
-    client.close()
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +52,7 @@ def ours(engine, folder: Path) -> list:
 def test_up_runs_the_sandbox_as_labelled_unprivileged_containers(engine, sandbox):
     folder, document = sandbox
     assert document["engine"] == "docker"
+    assert document["repository"]["type"] == "oss"  # both images carry the test bed's plugin
     assert document["source"]["version"] == KNOWN_VERSIONS["7.17"]
     assert document["destination"]["version"] == KNOWN_VERSIONS["8"]
     containers = {c.labels[LABEL_ROLE]: c for c in ours(engine, folder)}
@@ -92,6 +77,10 @@ def test_up_runs_the_sandbox_as_labelled_unprivileged_containers(engine, sandbox
     status = json.loads(migrator("sandbox", "status", "--dir", str(folder), "--json").stdout)
     assert status["running"] and status["engine"] == "docker"
     assert status["source"]["container"] == containers["source"].name
+    for role in ("source", "destination"):  # no registry here: the local build, with the plugin installed
+        assert status[role]["image"].startswith(
+            f"migrator-sandbox/elasticsearch-oss:local-{document[role]['version']}-"
+        )
     assert status["source"]["logs"] == f"docker logs {containers['source'].name}"
     assert "started" in containers["source"].logs().decode()
 
@@ -105,7 +94,10 @@ def test_up_runs_the_sandbox_as_labelled_unprivileged_containers(engine, sandbox
 
 
 def test_migration_through_the_containers_survives_kill_9_and_resume(sandbox):
+    """7.17 -> 8 through an `oss` repository: the snapshot's blobs go through the plugin in the source's
+    container to the OSS server's container, and the destination's restore reads them back the same way."""
     folder, document = sandbox
+    assert "type: oss" in (folder / "plan.yaml").read_text()
     seeded = json.loads(migrator("sandbox", "seed", "--dir", str(folder)).stdout)
     plan = folder / "plan.yaml"
     throttle(plan, snapshot="100kb", restore="100kb")  # a snapshot long enough to be killed in
@@ -130,6 +122,8 @@ def test_migration_through_the_containers_survives_kill_9_and_resume(sandbox):
     source = EsClient(document["source"]["url"], label="source")
     destination = EsClient(document["destination"]["url"], label="destination")
     try:
+        for cluster in (source, destination):
+            assert cluster.get("/_snapshot/migrator_sandbox")["migrator_sandbox"]["type"] == "oss"
         snapshots = source.get("/_snapshot/migrator_sandbox/_all")["snapshots"]
         assert [s["state"] for s in snapshots] == ["SUCCESS"]
         migrated = {

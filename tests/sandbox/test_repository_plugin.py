@@ -61,18 +61,25 @@ def wait_for(client: EsClient, path: str, done: Any, timeout_s: float = 180) -> 
 
 
 def test_each_version_has_its_interface_generation() -> None:
-    assert [generation(resolve_version(v)) for v in ("7.10", "7.17", "8", "9")] == [
+    assert [generation(resolve_version(v)) for v in ("5.6", "6.8", "7.10", "7.17", "8", "9")] == [
+        ("es5_6", 11),
+        ("es6_8", 11),
         ("es7_10", 11),
         ("es7_17", 11),
         ("es8_19", 17),
         ("es9_5", 21),
     ]
-    with pytest.raises(DistributionError, match="no sources for Elasticsearch 6.8.23"):
-        generation(Distribution("6.8.23"))
+    with pytest.raises(DistributionError, match="no sources for Elasticsearch 6.7.0"):
+        generation(Distribution("6.7.0"))
 
 
 def test_a_built_plugin_describes_itself_for_its_node(tmp_path: Path) -> None:
-    for alias, policy in (("7.17", "plugin-security.policy"), ("8", "entitlement-policy.yaml")):
+    for alias, policy in (
+        ("5.6", "plugin-security.policy"),
+        ("6.8", "plugin-security.policy"),
+        ("7.17", "plugin-security.policy"),
+        ("8", "entitlement-policy.yaml"),
+    ):
         dist = resolve_version(alias)
         built = plugin_dir(dist, TESTS_ROOT / "dist" / f"elasticsearch-{dist.version}")
         descriptor = dict(

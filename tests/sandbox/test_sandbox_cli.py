@@ -169,18 +169,12 @@ def test_a_folder_with_data_of_another_version_is_refused(tmp_path):
     assert "use another --dir" in result.stderr
 
 
-def test_the_docker_engine_refuses_versions_it_cannot_run(tmp_path):
+@pytest.mark.parametrize("engine", ["process", "docker"])
+def test_an_oss_repository_for_a_version_without_the_plugin_is_refused_on_either_engine(tmp_path, engine):
     result = migrator(
-        "sandbox",
-        "up",
-        "--engine",
-        "docker",
-        "--destination-version",
-        "opensearch-2.19",
-        "--dir",
-        str(tmp_path),
-        check=False,
-    )
+        "sandbox", "up", "--engine", engine, "--repository", "oss", "--source-version", "7.10",
+        "--destination-version", "opensearch-2.19", "--dir", str(tmp_path), check=False,
+    )  # fmt: skip
     assert result.returncode != 0
-    assert "docker engine runs Elasticsearch 7.10 and later, not opensearch-2.19.0" in result.stderr
-    assert "--engine process" in result.stderr
+    assert "oss repository plugin exists for Elasticsearch 5.6, 6.8 and 7.10 or later only" in result.stderr
+    assert "use --repository fs" in result.stderr

@@ -1,0 +1,87 @@
+/*
+ * The `oss` repository's BlobContainer for Elasticsearch 5.6: the blobs under one path, as OSS objects
+ * "<path>/<name>". 5.6's interface writes without failIfExists (the repository writes a temporary blob
+ * and moves it into place), deletes one blob at a time, and moves blobs: read, write, delete, as OSS has
+ * no rename.
+ */
+package migrator.oss;
+
+import org.elasticsearch.common.blobstore.BlobMetaData;
+import org.elasticsearch.common.blobstore.BlobPath;
+import org.elasticsearch.common.blobstore.support.AbstractBlobContainer;
+import org.elasticsearch.common.blobstore.support.PlainBlobMetaData;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.file.NoSuchFileException;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.Map;
+
+final class OssBlobContainer extends AbstractBlobContainer {
+    private final OssBlobStore blobStore;
+    private final String prefix;
+
+    OssBlobContainer(BlobPath path, OssBlobStore blobStore) {
+        super(path);
+        this.blobStore = blobStore;
+        this.prefix = path.buildAsString();
+    }
+
+    @Override
+    public boolean blobExists(String name) {
+        try {
+            return blobStore.store().exists(prefix + name);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    @Override
+    public InputStream readBlob(String name) throws IOException {
+        return blobStore.store().read(prefix + name, 0, -1);
+    }
+
+    @Override
+    public void writeBlob(String name, InputStream data, long length) throws IOException {
+        blobStore.store().write(prefix + name, data, length, false);
+    }
+
+    /** NoSuchFileException when the blob is absent, as the repository expects of a missing blob. */
+    @Override
+    public void deleteBlob(String name) throws IOException {
+        if (!blobStore.store().exists(prefix + name)) {
+            throw new NoSuchFileException("[" + prefix + name + "] blob not found");
+        }
+        blobStore.store().delete(Collections.singletonList(prefix + name).iterator());
+    }
+
+    /** The blob under its new name (a full copy through this node), then the old name deleted. */
+    @Override
+    public void move(String source, String target) throws IOException {
+        Long length = blobStore.store().list(prefix + source, true).blobs.get("");
+        if (length == null) {
+            throw new NoSuchFileException("[" + prefix + source + "] blob not found");
+        }
+        try (InputStream data = blobStore.store().read(prefix + source, 0, -1)) {
+            blobStore.store().write(prefix + target, data, length, false);
+        }
+        deleteBlob(source);
+    }
+
+    @Override
+    public Map<String, BlobMetaData> listBlobs() throws IOException {
+        return listBlobsByPrefix("");
+    }
+
+    @Override
+    public Map<String, BlobMetaData> listBlobsByPrefix(String blobNamePrefix) throws IOException {
+        Map<String, BlobMetaData> blobs = new HashMap<>();
+        for (Map.Entry<String, Long> blob : blobStore.store().list(prefix + blobNamePrefix, true).blobs.entrySet()) {
+            String name = blobNamePrefix + blob.getKey();
+            blobs.put(name, new PlainBlobMetaData(name, blob.getValue()));
+        }
+        return blobs;
+    }
+}
