@@ -125,8 +125,11 @@ class RestoreBatch(Step):
     def observe(self) -> Observation:
         count = len(self.members)
         if self.held is not None and self._answered_all():
+            restored = count - len(self.foreign)
             return Observation(
-                True, summary=f"{count} indices restored (the batch's request answered)", detail=self._detail()
+                True,
+                summary=f"{restored} of {count} indices restored (the batch's request answered)",
+                detail=self._detail(),
             )
         targets = [member["target"] for member in self.members]
         found = owned_targets_now(self.ctx, self.ctx.ledger, self.ctx.repository, targets)
