@@ -6,7 +6,7 @@ the `X-Elastic-Product` header, which breaks older servers; so this layer sends 
 `elastic_transport.Transport`, which does neither. Transient answers (429/502/503/504, connection
 errors) are retried with backoff by the transport; every request has a timeout. An answer that is
 still an error becomes an EsError, classified by `migrator.errors`. Every request is
-reported to an optional observer (the executor's event log) with its body, once before it is sent
+reported to an optional observer (a migration's RequestTap, migrator.clients.tap) with its body, once before it is sent
 (status None: the record exists even if the process dies mid-request) and once answered (the
 status, or NO_ANSWER).
 """
