@@ -103,7 +103,7 @@ def snapshot_names(spec: MigrationSpec, snapshot: str, cutover_attempt: int = 1)
 
 
 def phase_nodes(graph: nx.DiGraph, phase: str) -> set[str]:
-    return {node for node, node_phase in graph.nodes(data="phase") if node_phase == phase}
+    return {node for node, data in graph.nodes(data=True) if data.get("phase") == phase}
 
 
 @dataclass(frozen=True)

@@ -81,10 +81,10 @@ def build_timeline(events: list[Event], run: int) -> dict[str, Any]:
                 wait_times.setdefault(event.step, []).append(event.ts)
     waits: dict[str, dict[str, Any]] = {}
     for step, span in spans.items():
-        cluster = waited_cluster(step)
-        if cluster is None or span.finished is None:
+        waited = waited_cluster(step)
+        if waited is None or span.finished is None:
             continue
-        entry = waits.setdefault(cluster, {"steps": 0, "requests": 0, "spans": [], "times": []})
+        entry = waits.setdefault(waited, {"steps": 0, "requests": 0, "spans": [], "times": []})
         entry["steps"] += 1
         entry["spans"].append((span.started, span.finished))
         entry["times"] += wait_times.get(step, [])

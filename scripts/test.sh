@@ -9,6 +9,8 @@ python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[test]'
 .venv/bin/ruff check migrator tests scripts
+.venv/bin/ruff format --check migrator tests scripts
+.venv/bin/mypy migrator
 if ! reason=$(bash scripts/docker-engine.sh 2>&1 >/dev/null); then
     echo "warning: the docker engine's tests will fail: $reason" >&2
     export MIGRATOR_DOCKER_UNAVAILABLE="$reason"

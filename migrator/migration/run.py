@@ -38,12 +38,21 @@ from migrator.steps.handoffs import HeldRequests
 from migrator.steps.restore import owned_target
 
 
+def run_started(state: StateStore) -> datetime:
+    """When the recorded run began (the state's `started`, ISO 8601); NeedsAttention when the state file has
+    facts but no start time (written by hand or damaged), rather than a traceback."""
+    started = state.get_meta("started")
+    if not started:
+        raise NeedsAttention(f"{state.path} records a run without its start time; move it away to start afresh")
+    return datetime.fromisoformat(started)
+
+
 def recorded_plan(migration: Migration, state: StateStore) -> MigrationPlan | None:
     """The plan rebuilt from the facts recorded when the run began (None: no run yet)."""
     if state.get_meta("status") in (None, RunStatus.CANCELLED):
         return None
     facts = Facts.from_json(state.get_json("facts"))
-    when = datetime.fromisoformat(state.get_meta("started"))
+    when = run_started(state)
     return build_plan(migration.spec, facts, when, **own_plan_options(state, migration.spec.repository.name))
 
 
@@ -106,7 +115,7 @@ def prepare(
                 f"the plan changed since this run began (hash {state.get_meta('plan_hash')} -> {plan.plan_hash}). "
                 "Review it with `migrator plan`, then run again with --replan to continue with the new plan"
             )
-        when = datetime.fromisoformat(state.get_meta("started"))
+        when = run_started(state)
         plan = migration.plan(when=when, **own_plan_options(state, migration.spec.repository.name))
         if plan.problems:
             raise PlanError(plan.problems, refused=True)

@@ -174,6 +174,8 @@ def shard_count(meta: Any) -> int | None:
     body = next(iter(meta.values()))
     settings = (body.get("settings") if isinstance(body, dict) else None) or {}
     value = settings.get("index.number_of_shards", (settings.get("index") or {}).get("number_of_shards"))
+    if value is None:
+        return None
     try:
         count = int(value)
     except (TypeError, ValueError):

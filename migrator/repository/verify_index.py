@@ -133,7 +133,7 @@ class IndexCheck:
 
     def fetch_shard(self, shard: int) -> ShardData:
         """GET the shard's snap file (and its index-<gen> when its name is known), in a pool thread."""
-        where = {"index": self.name, "shard": shard}
+        where: dict[str, Any] = {"index": self.name, "shard": shard}
         key = f"{self.prefix}{shard}/snap-{self.v.uuid}.dat"
         fetched = ShardData()
         document = self.v.read_blob(key, "snapshot", **where)
@@ -184,7 +184,7 @@ class IndexCheck:
     def check_shard(self, shard: int, fetched: ShardData, entries: Iterator[tuple[str, int]]) -> None:
         """Walk the shard folder's listing once against what its snap file expects."""
         v = self.v
-        where = {"index": self.name, "shard": shard}
+        where: dict[str, Any] = {"index": self.name, "shard": shard}
         files = fetched.files or []
         expected: dict[str, tuple[int, FileInfo]] = {}
         for info in files:

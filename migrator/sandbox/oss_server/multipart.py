@@ -196,16 +196,16 @@ def list_multipart_uploads(server: OssServer, req: Request, bucket: BucketConfig
     sub(root, "Prefix", enc(prefix))
     sub(root, "MaxUploads", max_uploads)
     sub(root, "IsTruncated", "true" if truncated else "false")
-    for key, initiated, upload_id in entries:
-        if upload_id is not None:
+    for name, initiated, upload in entries:
+        if upload is not None:
             node = sub(root, "Upload")
-            sub(node, "Key", enc(key))
-            sub(node, "UploadId", upload_id)
+            sub(node, "Key", enc(name))
+            sub(node, "UploadId", upload)
             sub(node, "StorageClass", bucket.storage_class)
             sub(node, "Initiated", iso8601(initiated))
-    for key, _, upload_id in entries:
-        if upload_id is None:
-            sub(sub(root, "CommonPrefixes"), "Prefix", enc(key))
+    for name, _, upload in entries:
+        if upload is None:
+            sub(sub(root, "CommonPrefixes"), "Prefix", enc(name))
     return Response(200, {"Content-Type": "application/xml"}, xml_document(root))
 
 
