@@ -6,6 +6,9 @@ would refuse (a pair of versions that migrator.compatibility refuses, two source
 target, a target that already exists, and the rules of migrator/checks) and lays out the steps as
 a networkx DAG with stable node ids, so checkpoints survive a re-plan, and a plan hash, so `resume`
 notices a changed plan.
+
+Over 400 lines: the plan and the DAG are built here together (`build_plan`, `build_graph`); the rules it
+checks live in migrator/checks, the selections in migrator/selection.
 """
 
 from __future__ import annotations

@@ -18,6 +18,10 @@ and references to a group whose capture Java can leave stale (inside a look-arou
 possessive quantifier, or nested in a repeated group).  When a name is renamed: ``\b``/``\B`` on a
 non-ASCII name (JDK 19 changed their meaning there) and a look-behind over a supplementary character
 (Java measures those in UTF-16 units).
+
+Over 400 lines: a translator of Java's regular expressions (what Elasticsearch compiles the rename with)
+and of its replacement syntax, kept whole so that its one contract (the same names as Elasticsearch) reads in
+one place.
 """
 
 from __future__ import annotations

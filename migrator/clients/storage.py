@@ -16,6 +16,9 @@ into place). Both return the CRC64 of what is stored.
 
 Errors are `StorageError` (with `.transient`) or its subclass `NotFound`; messages name the
 operation, the object and what to do, and never contain the secret.
+
+Over 400 lines: the one storage layer, with its two implementations (OSS through oss2, a local folder) and
+their shared error model side by side so that they stay interchangeable.
 """
 
 from __future__ import annotations

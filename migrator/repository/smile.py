@@ -8,6 +8,8 @@ most 1024 entries that start over when full), zigzag VInts, 7-bit and raw binary
 doubles in 7-bit groups. `encode` is the inverse for building synthetic repositories (tests,
 benchmark); it writes what Elasticsearch writes (shared names on, raw binary, no shared values)
 unless told otherwise.
+
+Over 400 lines: one decoder of one binary format (Jackson's SMILE), token by token.
 """
 
 from __future__ import annotations

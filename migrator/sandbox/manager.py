@@ -6,6 +6,9 @@ directories served by the OSS server (and listed in both clusters' `path.repo`):
 bucket and a replica bucket in another region (for cross-region replication rehearsals), and two files:
 `sandbox.json` (the document `up` prints: URLs, versions, OSS coordinates, repository settings and
 the ready plan) and `processes.json` (process groups and ports, for `status` and `down`).
+
+Over 400 lines (just): the sandbox's four commands over both clusters and the OSS server; the cluster
+layouts live in sandbox/clusters.py.
 """
 
 from __future__ import annotations
