@@ -49,6 +49,7 @@ from migrator.render.plan import (
 from migrator.render.progress import progress_for
 from migrator.render.report import report_markdown
 from migrator.render.status import status_text, status_view
+from migrator.render.undo import cancel_lines
 from migrator.spec import plan_json_schema
 from migrator.steps.base import Step
 from migrator.timeline import timeline_report
@@ -472,7 +473,7 @@ def cancel_command(plan_file: PlanArg, state: StateOpt = None, as_json: JsonOpt 
     `apply` stops at its next poll. A later `apply` starts afresh."""
     with opened(plan_file, state) as migration:
         report = cancel(migration)
-    typer.echo(json.dumps(report, indent=2) if as_json else f"cancelled: {report}")
+    typer.echo(json.dumps(report, indent=2) if as_json else "\n".join(cancel_lines(report)))
 
 
 @app.command(
