@@ -171,6 +171,8 @@ def test_a_conflicting_template_is_refused_in_the_dry_run_then_overwritten_and_p
 
         cancelled = cli(testbed, "cancel", str(plan))
         assert f"_template/{prefix}-legacy" in cancelled.stdout + cancelled.stderr
+        # The run had finished: its restored indices are kept, and named (a later apply refuses them).
+        assert "(restored and recovered; delete it before applying this plan again)" in cancelled.stdout
         assert current_template(client, "legacy", f"{prefix}-legacy") == before
         assert current_template(client, "composable", f"{prefix}-orders") is None
         assert current_template(client, "component", f"{prefix}-shared") is None

@@ -124,6 +124,11 @@ def _undo(migration: Migration, state: StateStore) -> dict[str, Any]:
     ledger = Ledger(state)
     for target in sorted(owned_targets(state)):
         if recovery_id(target) in recovered:
+            # Restored and recovered: a cancel keeps it (the document's cancel stops what is running), and names
+            # it, since applying this plan again refuses a target that exists.
+            report.setdefault("kept", []).append(
+                f"index {target} (restored and recovered; delete it before applying this plan again)"
+            )
             continue
         exists, ours = owned_target(migration, ledger, repository, target)
         if not exists:
