@@ -81,6 +81,11 @@ class TestBed:
         nodes.wait_all_green({alias: self.layouts[alias]}, {alias: self.groups[alias]}, timeout_s=300)
 
     def client(self, alias: str) -> EsClient:
+        if alias not in self.urls:
+            pytest.fail(
+                f"this test needs the {alias} node, which MIGRATOR_TESTBED_VERSIONS="
+                f"{os.environ.get('MIGRATOR_TESTBED_VERSIONS', '')} leaves out: add {alias} to it"
+            )
         return EsClient(self.urls[alias], label=alias, timeout_s=60)
 
     def environment(self) -> dict[str, str]:
