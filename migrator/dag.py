@@ -56,6 +56,7 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     PAUSED = "paused"  # --until, --only or a phase stopped it with steps left
     DONE = "done"
+    DRIFTED = "drifted"  # was done; a later apply or resume found part of it no longer as it left it
     FAILED = "failed"
     CANCELLING = "cancelling"
     CANCELLED = "cancelled"

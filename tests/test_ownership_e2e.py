@@ -173,6 +173,9 @@ def test_a_finished_migration_is_observed_again_and_drift_is_reported_with_the_c
         store.close()
         sent = [e.data for e in request_events(plan, last_run)]
         assert sent and all(request["method"] == "GET" for request in sent)  # nothing redone unasked
+    # status says so too (before: "done", exit 0, after a run that reported drift)
+    assert json.loads(cli(testbed, "status", str(plan), "--json").stdout)["status"] == "drifted"
+    assert cli(testbed, "status", str(plan), "--watch", check=False).returncode == 1
 
     cli(testbed, "resume", str(plan), "--redo", f"restore[{second}]", "--poll", "0.5")
     destination = testbed.client("8")

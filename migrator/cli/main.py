@@ -400,7 +400,12 @@ def resume(
     )
 
 
-OUTCOMES = {RunStatus.DONE: ExitCode.OK, RunStatus.PAUSED: ExitCode.OK, RunStatus.FAILED: ExitCode.FAILED}
+OUTCOMES = {
+    RunStatus.DONE: ExitCode.OK,
+    RunStatus.PAUSED: ExitCode.OK,
+    RunStatus.FAILED: ExitCode.FAILED,
+    RunStatus.DRIFTED: ExitCode.FAILED,
+}
 LIVE = (RunStatus.PLANNED, RunStatus.RUNNING, RunStatus.CANCELLING)
 
 
@@ -418,8 +423,8 @@ def status_command(
     """Show the recorded run: each step's status and progress, the lock, the last events.
 
     Reads the state file only: each step's status, duration and progress, the lock, the last events.
-    With --watch, follow it live; the exit code then tells how it ended (0 done or paused, 1 failed,
-    3 cancelled or interrupted)."""
+    With --watch, follow it live; the exit code then tells how it ended (0 done or paused, 1 failed or
+    drifted since it was done, 3 cancelled or interrupted)."""
     path = (state or default_state_path(plan_file)).resolve()
     with errors_to_exit_codes():
         report = status(path)

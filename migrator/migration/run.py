@@ -227,6 +227,8 @@ def execute(
                     state.set_meta(status=RunStatus.CANCELLING)
                 elif result.failed:
                     state.set_meta(status=RunStatus.FAILED)
+                elif result.drift:
+                    state.set_meta(status=RunStatus.DRIFTED)
                 else:
                     state.set_meta(status=RunStatus.PAUSED if result.not_run else RunStatus.DONE)
                 return plan, result
