@@ -125,14 +125,14 @@ LINES = {
     "OpenSearch 2.19": "opensearch-2.19.0",
 }
 PROOFS = {
-    ("5.6", "6.8"): "tests/test_versions_e2e.py::test_pair_migrates[5.6-6.8]",
-    ("6.8", "7.10"): "tests/test_versions_e2e.py::test_pair_migrates[6.8-7.10]",
-    ("6.8", "7.17"): "tests/test_versions_e2e.py::test_pair_migrates[6.8-7.17]",
-    ("6.8", "OpenSearch 1.3"): "tests/test_versions_e2e.py::test_pair_migrates[6.8-opensearch-1.3]",
-    ("7.10", "OpenSearch 2.19"): "tests/test_versions_e2e.py::test_pair_migrates[7.10-opensearch-2.19]",
-    ("7.10", "8"): "tests/test_migration_e2e.py::test_migration_with_wildcard_exclusion_and_rename[7.10-8-a710]",
-    ("7.17", "8"): "tests/test_migration_e2e.py::test_migration_with_wildcard_exclusion_and_rename[7.17-8-a717]",
-    ("8", "9"): "tests/test_migration_e2e.py::test_migration_with_wildcard_exclusion_and_rename[8-9-a8]",
+    ("5.6", "6.8"): "tests/e2e/test_versions_e2e.py::test_pair_migrates[5.6-6.8]",
+    ("6.8", "7.10"): "tests/e2e/test_versions_e2e.py::test_pair_migrates[6.8-7.10]",
+    ("6.8", "7.17"): "tests/e2e/test_versions_e2e.py::test_pair_migrates[6.8-7.17]",
+    ("6.8", "OpenSearch 1.3"): "tests/e2e/test_versions_e2e.py::test_pair_migrates[6.8-opensearch-1.3]",
+    ("7.10", "OpenSearch 2.19"): "tests/e2e/test_versions_e2e.py::test_pair_migrates[7.10-opensearch-2.19]",
+    ("7.10", "8"): "tests/e2e/test_migration_e2e.py::test_migration_with_wildcard_exclusion_and_rename[7.10-8-a710]",
+    ("7.17", "8"): "tests/e2e/test_migration_e2e.py::test_migration_with_wildcard_exclusion_and_rename[7.17-8-a717]",
+    ("8", "9"): "tests/e2e/test_migration_e2e.py::test_migration_with_wildcard_exclusion_and_rename[8-9-a8]",
 }
 
 

@@ -1,6 +1,6 @@
 """Crash/resume matrix: a real kill -9 of the executor at every step boundary (failpoints), then
 `resume`: one snapshot, each index restored once, equal document counts. The kills in the middle
-of the long waits are in tests/test_migration_e2e.py::test_kill_during_snapshot_and_recovery_then_resume."""
+of the long waits are in tests/e2e/test_migration_e2e.py::test_kill_during_snapshot_and_recovery_then_resume."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import pytest
 from migrator.clients.es import build_path
 from migrator.steps.metadata_templates import current_template
 from migrator.templates import normalised
+from tests.e2e.test_pipelines_e2e import make_source as pipelines_source
+from tests.e2e.test_pipelines_e2e import pipeline
+from tests.e2e.test_pipelines_e2e import remove_prefixed as remove_pipelines_prefixed
+from tests.e2e.test_templates_e2e import legacy_body, make_source, remove_prefixed
 from tests.helpers import cli, counts, repository_of, restore_requests
-from tests.test_pipelines_e2e import make_source as pipelines_source
-from tests.test_pipelines_e2e import pipeline
-from tests.test_pipelines_e2e import remove_prefixed as remove_pipelines_prefixed
-from tests.test_templates_e2e import legacy_body, make_source, remove_prefixed
 
 pytestmark = pytest.mark.cluster
 

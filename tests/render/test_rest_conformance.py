@@ -1,7 +1,7 @@
 """Every request the dry run shows (its JSON form and its runbook), from synthetic facts, is one the official
 REST API specification of the cluster's version documents (issue 16, §1): for each pair of versions the
 test bed runs, with and without a cutover. Discovery is replaced here; the end-to-end test checks its
-requests on real nodes (tests/test_rest_conformance_e2e.py)."""
+requests on real nodes (tests/e2e/test_rest_conformance_e2e.py)."""
 
 from __future__ import annotations
 

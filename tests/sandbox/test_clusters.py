@@ -1,5 +1,5 @@
 """Clusters of several sandbox nodes, without starting any: folders, ports, the discovery settings each
-version reads, and a folder keeping its cluster sizes (the real 1 + 3 sandbox: tests/test_multinode_e2e.py)."""
+version reads, and a folder keeping its cluster sizes (the real 1 + 3 sandbox: tests/e2e/test_multinode_e2e.py)."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.cluster
 
 def bench_speed() -> ModuleType:
     """scripts/bench_speed.py as a module (scripts/ is not a package)."""
-    path = Path(__file__).parents[1] / "scripts" / "bench_speed.py"
+    path = Path(__file__).parents[2] / "scripts" / "bench_speed.py"
     spec = importlib.util.spec_from_file_location("bench_speed", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -227,7 +227,7 @@ def test_the_dry_run_names_the_pipeline_left_behind_and_a_destination_template_t
     testbed, tmp_path, prefix
 ):
     """The integ-test distributions have the ingest API but no processor (7.10) or one (7.17+): an empty
-    pipeline is enough to be named by `index.default_pipeline`, and it moves (tests/test_pipelines_e2e.py);
+    pipeline is enough to be named by `index.default_pipeline`, and it moves (tests/e2e/test_pipelines_e2e.py);
     one the source lacks too stays behind, named. They have no ILM API at all. A destination template with
     a higher priority on overlapping patterns is a warning too."""
     client, destination = testbed.client("8"), testbed.client("9")
