@@ -32,7 +32,11 @@ from migrator.state import StateStore
 from migrator.steps import STEP_KINDS
 from migrator.steps.base import Cancelled, Observation, Step, StepContext, StepFailed
 
-STEP_RETRIES = 3
+# A transient failure (as migrator.errors classifies it) is retried with backoff (2, 4, 8, 16 s, then every
+# 30 s) until the pauses add up to RETRY_BUDGET_S: long enough for a node restart or a master election on
+# a loaded cluster (a restart of one 8.x node took up to a minute on the 2-core test bed), short enough
+# that an outage is reported within minutes. The pauses are counted, not the clock, so a test can fake them.
+RETRY_BUDGET_S = 180.0
 MUTATING = ("PUT", "POST", "DELETE")
 
 
@@ -259,17 +263,21 @@ class Executor:
         self.tap.working_on(node)
         step = self.steps[node]
         started = time.monotonic()
-        for attempt in range(1, STEP_RETRIES + 2):
+        paused, attempt = 0.0, 0
+        while True:
+            attempt += 1
             try:
                 self._attempt(step)
                 break
             except Cancelled:
                 raise
             except Exception as exc:
-                if attempt > STEP_RETRIES or not is_transient(exc):
-                    raise
                 delay = min(30.0, 2.0**attempt)
-                message = self.redactor.text(f"transient failure, retry {attempt} in {delay:.0f} s: {exc}")
+                if paused + delay > RETRY_BUDGET_S or not is_transient(exc):
+                    raise
+                paused += delay
+                budget = f"{paused:.0f} of {RETRY_BUDGET_S:.0f} s"
+                message = self.redactor.text(f"transient failure, retry {attempt} in {delay:.0f} s ({budget}): {exc}")
                 self.state.event("step.retry", message, step=node)
                 self.on_step(node, "retry", message)
                 self.ctx.sleep(delay)

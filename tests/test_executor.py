@@ -99,6 +99,18 @@ def test_transient_errors_are_retried_permanent_ones_stop_the_run(tmp_path):
     assert state.get_checkpoint("c").status == "failed"
 
 
+def test_a_transient_outage_is_retried_for_the_retry_budget_then_reported(tmp_path):
+    # A node restarting on a loaded machine answered nothing for up to a minute; before, a step gave up after
+    # three retries (14 s of pauses) and the run stopped (test_destination_restarted_during_recovery).
+    refused = EsError("destination", Request("GET", "/x/_recovery"), None, "connection refused")
+    world, state, executor, steps = make_world(tmp_path, diamond(), b={"fail_times": 9, "error": refused})
+    assert executor.run().ok and steps["b"].acts == 10  # 180 s of pauses: 2, 4, 8, 16, then 30 s five times
+    world, state, executor, steps = make_world(tmp_path / "2", diamond(), b={"fail_times": 10, "error": refused})
+    result = executor.run()
+    assert list(result.failed) == ["b"] and steps["b"].acts == 10
+    assert "(180 of 180 s)" in state.events("step.retry")[-1].message
+
+
 def test_cancel_stops_before_the_next_step(tmp_path):
     world, state, executor, _ = make_world(tmp_path, diamond(), a={"error": Cancelled("stop"), "fail_times": 1})
     result = executor.run()
