@@ -270,9 +270,18 @@ def build(client: docker.DockerClient, context: BinaryIO, tag: str, what: str) -
             with contextlib.suppress(docker.errors.APIError):  # a cached step other images build on stays
                 if not client.images.get(step).tags:
                     client.images.remove(step, noprune=True)
-        raise SandboxError(f"{what} failed: {exc.msg}\n" + "\n".join(lines[-10:])) from None
+        raise SandboxError(f"{what} failed: {exc.msg}\n" + "\n".join(build_reason(lines))) from None
     except docker.errors.APIError as exc:
         raise SandboxError(f"{what} failed: {exc.explanation or exc}") from None
+
+
+def build_reason(lines: list[str], most: int = 10) -> list[str]:
+    """The lines of a failed build's log that say why: without Java's stack frames (`at ...`, `... N more`),
+    which would push the installer's own message (e.g. the version a plugin was built for) out of the last
+    `most` lines."""
+    plain = (re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in lines)  # the installer colours its stderr
+    said = [line for line in plain if line and not line.startswith(("at ", "... "))]
+    return said[-most:]
 
 
 def add_resolved(tar: tarfile.TarFile, folder: Path, arcname: str) -> None:

@@ -94,15 +94,20 @@ class FollowSnapshot(Step):
     waits_for = "state SUCCESS in the snapshot info (progress: shards done / total, bytes processed / total)"
 
     def _status_request(self) -> ConsoleRequest:
-        """`GET _snapshot/<repo>/<snapshot>/_status`: the poll `_progress` sends and `describe` shows."""
+        """`GET _snapshot/<repo>/<snapshot>/_status`: the poll `_progress` sends and `checks` shows."""
         path = build_path("_snapshot", self.ctx.repository, self.snapshot, "_status")
         return ConsoleRequest("source", "GET", path.lstrip("/"))
 
     def describe(self) -> list[ConsoleRequest]:
-        return [self._status_request()]
+        return []  # it sends nothing: it waits on the create's held request
 
     def checks(self) -> list[ConsoleRequest]:
-        return [ConsoleRequest("source", "GET", f"_snapshot/{self.ctx.repository}/{self.snapshot}")]
+        """Its reads: the snapshot's info, and `_status` for the progress (every few seconds while the snapshot
+        runs, and once after it for the copy statistics; never, for one that ends before the first poll)."""
+        return [
+            ConsoleRequest("source", "GET", f"_snapshot/{self.ctx.repository}/{self.snapshot}"),
+            self._status_request(),
+        ]
 
     def _succeeded(self, info: dict[str, Any]) -> bool:
         """True when the snapshot ended well; raises StepFailed when it ended badly; False while it runs."""

@@ -121,7 +121,12 @@ def test_destination_restarted_during_recovery(seeded, tmp_path):
     state_file = plan.with_name("plan.state.db")
     running = background(seeded, "apply", str(plan), "--yes", "--poll", "0.5")
     wait_for_checkpoint(
-        state_file, lambda cps: any(s.startswith("recovery[") and cp.status == "acting" for s, cp in cps.items())
+        # the restore's batch holds its request while the index recovers from the snapshot (its recovery step
+        # polls only in a resumed run): either is acting while the restore moves
+        state_file,
+        lambda cps: any(
+            s.startswith(("recovery[", "restore.batch[")) and cp.status == "acting" for s, cp in cps.items()
+        ),
     )
     time.sleep(1.0)
     seeded.restart("8")
@@ -139,7 +144,7 @@ def test_a_destination_repository_unregistered_between_runs_is_registered_again(
         snapshot={"indices": ["orders"]},
         restore={"rename_pattern": "(.+)", "rename_replacement": "unregistered-$1"},
     )
-    os.environ["MIGRATOR_FAILPOINT"] = "restore[unregistered-orders]:acting"
+    os.environ["MIGRATOR_FAILPOINT"] = "restore.batch[1]:acting"  # the batch sends the index's restore
     try:
         killed = cli(seeded, "apply", str(plan), "--yes", "--poll", "0.5", check=False)
     finally:
