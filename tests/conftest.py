@@ -24,6 +24,7 @@ from hypothesis import settings
 
 from migrator.clients.es import EsClient, build_path
 from migrator.sandbox import nodes
+from migrator.sandbox.clusters import start_all
 from migrator.sandbox.distributions import KNOWN_VERSIONS, resolve_version, unpack
 from migrator.sandbox.oss_server import BucketConfig, OssServer
 from migrator.sandbox.processes import hand_over, pick_port, run_as, stop_group
@@ -151,32 +152,34 @@ def testbed() -> Iterator[TestBed]:
     os.chmod(folder, 0o755)
     owner = run_as()
     hand_over(folder / "buckets", owner)
-    taken: set[int] = set()
     # Ports from a per-session base: a node binds its port seconds after start, so two sessions
-    # picking "the first free port" at once would collide.
+    # picking "the first free port" at once would collide (and when one does, start_all picks others).
     port_base = 20000 + (os.getpid() % 500) * 40
-    layouts, groups = {}, {}
-    for number, (alias, version) in enumerate(TESTBED_VERSIONS.items()):
-        dist = resolve_version(version)
-        home = unpack(dist, TESTS_ROOT / "dist")  # unpacked once, kept across sessions
-        layouts[alias] = nodes.NodeLayout(
-            role=f"n{alias.replace('.', '')}",
-            dist=dist,
-            home=home,
-            folder=folder / f"node-{alias}",
-            http_port=pick_port(port_base + number * 2, taken),
-            transport_port=pick_port(port_base + 10 + number * 2, taken),
-            repo_paths=[folder / "buckets"],
-            plugins=[plugin_dir(dist, home)],  # built on first use, cached by source hash
-        )
+
+    def pick(taken: set[int]) -> dict[str, nodes.NodeLayout]:
+        layouts = {}
+        for number, (alias, version) in enumerate(TESTBED_VERSIONS.items()):
+            dist = resolve_version(version)
+            home = unpack(dist, TESTS_ROOT / "dist")  # unpacked once, kept across sessions
+            layouts[alias] = nodes.NodeLayout(
+                role=f"n{alias.replace('.', '')}",
+                dist=dist,
+                home=home,
+                folder=folder / f"node-{alias}",
+                http_port=pick_port(port_base + number * 2, taken),
+                transport_port=pick_port(port_base + 10 + number * 2, taken),
+                repo_paths=[folder / "buckets"],
+                plugins=[plugin_dir(dist, home)],  # built on first use, cached by source hash
+            )
+        return layouts
+
     key_id, secret = f"testbed{secrets.token_hex(6)}", secrets.token_urlsafe(18)
     buckets = [BucketConfig(BUCKET, region=REGION), BucketConfig(REPLICA_BUCKET, region=REPLICA_REGION)]
     server = OssServer(folder / "buckets", buckets, key_id, secret)
     bed: TestBed | None = None
+    groups: dict[str, int] = {}
     try:
-        for alias, layout in layouts.items():
-            groups[alias] = nodes.start(layout, owner)
-        nodes.wait_all_green(layouts, groups, timeout_s=300)
+        layouts, groups, _ = start_all(pick, owner, timeout_s=300)
         server.start()
         bed = TestBed(
             folder=folder,

@@ -8,18 +8,21 @@ DIR/<role> (its first node, whose URL the plans use) and DIR/<role>-1 ... DIR/<r
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from migrator.sandbox import nodes
 from migrator.sandbox.distributions import Distribution
-from migrator.sandbox.processes import SandboxError, pick_port
+from migrator.sandbox.processes import SandboxError, pick_port, stop_group
 from migrator.sandbox.repository_plugin import plugin_dir
 
 PREFERRED_PORTS = {"source": 19200, "destination": 19210, "oss": 19000}
 TRANSPORT_PORTS = {"source": 19300, "destination": 19310}
 MAX_NODES = 5  # per cluster: its nodes take the ports above its first node's, 10 apart from the other cluster
 START_ATTEMPTS = 3  # a port picked free can be bound by another process before our node binds it
+TAKEN_EVERY_TIME = f"the ports picked were taken by other processes {START_ATTEMPTS} times; retry"
+Started = Callable[[str, nodes.NodeLayout, int], None]
 PORT_CLASH = re.compile(r"BindException|Address already in use|BindTransportException|BindHttpException")
 
 
@@ -116,3 +119,40 @@ def port_clash(layouts: dict[str, nodes.NodeLayout], sizes: dict[str, int], fail
                 if PORT_CLASH.search(log.read().decode("utf-8", "replace")):
                     return True
     return False
+
+
+def start_all(
+    pick: Callable[[set[int]], dict[str, nodes.NodeLayout]],
+    owner: tuple[int, int] | None,
+    *,
+    timeout_s: float = 240.0,
+    started: Started | None = None,
+) -> tuple[dict[str, nodes.NodeLayout], dict[str, int], dict[str, list[str]]]:
+    """Start every node `pick` lays out (given the ports already taken, which it adds to) and wait for all of
+    them; returns (layouts, process group per node, red indices per node, see `nodes.wait_all_green`).
+
+    A port picked free can be bound by another process of the machine before our node binds it: such a
+    start (see `port_clash`) is stopped and made again on other ports, up to START_ATTEMPTS times. Any
+    other failure, or an interrupt, stops the nodes started and is raised. `started(name, layout, pgid)` is
+    called as each node's process starts (to record it before the wait). Raises SandboxError."""
+    taken: set[int] = set()
+    for attempt in range(1, START_ATTEMPTS + 1):
+        layouts = pick(taken)
+        if not nodes.ports_free(list(layouts.values())):  # taken since they were picked: pick others
+            continue
+        logged = log_sizes(layouts)
+        groups: dict[str, int] = {}
+        try:
+            for name, layout in layouts.items():
+                groups[name] = nodes.start(layout, owner)
+                if started is not None:
+                    started(name, layout, groups[name])
+            return layouts, groups, nodes.wait_all_green(layouts, groups, timeout_s)
+        except BaseException as exc:
+            for pgid in groups.values():
+                stop_group(pgid)
+            if not (isinstance(exc, SandboxError) and port_clash(layouts, logged, str(exc))):
+                raise
+            if attempt == START_ATTEMPTS:
+                raise SandboxError(f"{TAKEN_EVERY_TIME}; the last time:\n{exc}") from exc
+    raise SandboxError(TAKEN_EVERY_TIME)

@@ -156,31 +156,28 @@ class Sandbox:
         dists = {"source": source_dist, "destination": destination_dist}
         homes = {role: unpack(dist, self.folder / "dist") for role, dist in dists.items()}
         key_id, secret = self._credentials()
-        taken: set[int] = set()
-        for attempt in range(1, clusters.START_ATTEMPTS + 1):
-            layouts = clusters.layouts(self.folder, dists, homes, sizes, repository == "oss", taken)
-            oss_port = pick_port(clusters.PREFERRED_PORTS["oss"], taken)
-            if not nodes.ports_free(list(layouts.values())):  # taken since they were picked: pick others
-                continue
-            processes: dict[str, dict[str, Any]] = {}
-            logged = clusters.log_sizes(layouts)
-            for name, layout in layouts.items():  # recorded one by one: an interrupted `up` leaves none behind
-                processes[name] = clusters.process_entry(layout, nodes.start(layout, owner))
-                self.processes_path.write_text(json.dumps(processes, indent=2))
-            endpoint, oss_pid = self._start_oss(oss_port, key_id, secret)
-            processes["oss"] = {"pgid": oss_pid, "port": oss_port}
+        processes: dict[str, dict[str, Any]] = {}
+
+        def started(name: str, layout: nodes.NodeLayout, pgid: int) -> None:
+            processes[name] = clusters.process_entry(layout, pgid)  # recorded one by one: `down` finds them all
             self.processes_path.write_text(json.dumps(processes, indent=2))
-            try:
-                red = nodes.wait_all_green(layouts, {name: processes[name]["pgid"] for name in layouts})
-            except SandboxError as exc:
-                self.down()
-                if attempt == clusters.START_ATTEMPTS or not clusters.port_clash(layouts, logged, str(exc)):
-                    raise
-                continue
-            self.layouts = layouts
-            document = self.record(layouts, endpoint, key_id, secret, red, repository)
-            return document, True
-        raise SandboxError(f"the ports picked were taken by other processes {clusters.START_ATTEMPTS} times; retry")
+
+        def pick(taken: set[int]) -> dict[str, nodes.NodeLayout]:
+            processes.clear()
+            return clusters.layouts(self.folder, dists, homes, sizes, repository == "oss", taken)
+
+        try:
+            layouts, _, red = clusters.start_all(pick, owner, started=started)
+            oss_port = pick_port(clusters.PREFERRED_PORTS["oss"], set())  # the nodes hold theirs by now
+            endpoint, oss_pid = self._start_oss(oss_port, key_id, secret)
+        except BaseException:
+            self.down()
+            raise
+        processes["oss"] = {"pgid": oss_pid, "port": oss_port}
+        self.processes_path.write_text(json.dumps(processes, indent=2))
+        self.layouts = layouts
+        document = self.record(layouts, endpoint, key_id, secret, red, repository)
+        return document, True
 
     def record(
         self,

@@ -23,6 +23,7 @@ import yaml
 
 from migrator.clients.es import build_path
 from migrator.sandbox import nodes
+from migrator.sandbox.clusters import start_all
 from migrator.sandbox.distributions import KNOWN_VERSIONS, resolve_version, unpack
 from migrator.sandbox.oss_server import BucketConfig, OssServer
 from migrator.sandbox.processes import hand_over, pick_port, run_as, stop_group
@@ -63,28 +64,30 @@ def versions_bed() -> Iterator[conftest.TestBed]:
     os.chmod(folder, 0o755)
     owner = run_as()
     hand_over(folder / "buckets", owner)
-    taken: set[int] = set()
     port_base = 30000 + (os.getpid() % 500) * 20
-    layouts, groups = {}, {}
-    for number, alias in enumerate(NODES):
-        dist = resolve_version(KNOWN_VERSIONS[alias])
-        home = unpack(dist, TESTS_ROOT / "dist")
-        layouts[alias] = nodes.NodeLayout(
-            role=f"v{alias.replace('.', '').replace('-', '')}",
-            dist=dist,
-            home=home,
-            folder=folder / f"node-{alias}",
-            http_port=pick_port(port_base + number, taken),
-            transport_port=pick_port(port_base + 10 + number, taken),
-            repo_paths=[folder / "buckets"],
-            plugins=[plugin_dir(dist, home)] if has_plugin(dist) else [],
-        )
+
+    def pick(taken: set[int]) -> dict[str, nodes.NodeLayout]:
+        layouts = {}
+        for number, alias in enumerate(NODES):
+            dist = resolve_version(KNOWN_VERSIONS[alias])
+            home = unpack(dist, TESTS_ROOT / "dist")
+            layouts[alias] = nodes.NodeLayout(
+                role=f"v{alias.replace('.', '').replace('-', '')}",
+                dist=dist,
+                home=home,
+                folder=folder / f"node-{alias}",
+                http_port=pick_port(port_base + number, taken),
+                transport_port=pick_port(port_base + 10 + number, taken),
+                repo_paths=[folder / "buckets"],
+                plugins=[plugin_dir(dist, home)] if has_plugin(dist) else [],
+            )
+        return layouts
+
     key_id, secret = f"versions{secrets.token_hex(6)}", secrets.token_urlsafe(18)
     server = OssServer(folder / "buckets", [BucketConfig(BUCKET, region=REGION)], key_id, secret)
+    groups: dict[str, int] = {}
     try:
-        for alias, layout in layouts.items():
-            groups[alias] = nodes.start(layout, owner)
-        nodes.wait_all_green(layouts, groups, timeout_s=420)
+        layouts, groups, _ = start_all(pick, owner, timeout_s=420)
         server.start()
         bed = conftest.TestBed(
             folder=folder,
