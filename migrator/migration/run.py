@@ -9,10 +9,12 @@ the lock, selects the steps of this run (migrator.selection) and hands the DAG t
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import networkx as nx
 
@@ -47,6 +49,32 @@ def run_started(state: StateStore) -> datetime:
     return datetime.fromisoformat(started)
 
 
+NOT_THE_FILE = (
+    "\n  - the plan file reads the same; this version of migrator plans it differently (its steps or the "
+    "indices each one moves changed)"
+)
+
+
+def spec_changes(recorded: Any, now: dict[str, Any], path: str = "") -> list[str]:
+    """The plan file's settings that differ from those `recorded` when the run began (the canonical spec,
+    secrets as ${NAME}), as `field: before -> after` lines; a field the recorded spec lacks is one this
+    version of migrator added, with its default. Empty when the run recorded no spec (before 2026-11-30)."""
+    if not isinstance(recorded, dict):
+        return []
+    changes = []
+    for key in sorted(recorded.keys() | now.keys()):
+        field, before, after = f"{path}{key}", recorded.get(key), now.get(key)
+        if key not in recorded:
+            changes.append(f"{field}: not in the run's plan (added by this version of migrator) -> {json.dumps(after)}")
+        elif key not in now:
+            changes.append(f"{field}: {json.dumps(before)} -> gone (this version of migrator has no such setting)")
+        elif isinstance(before, dict) and isinstance(after, dict):
+            changes.extend(spec_changes(before, after, f"{field}."))
+        elif before != after:
+            changes.append(f"{field}: {json.dumps(before)} -> {json.dumps(after)}")
+    return changes
+
+
 def recorded_plan(migration: Migration, state: StateStore) -> MigrationPlan | None:
     """The plan rebuilt from the facts recorded when the run began (None: no run yet)."""
     if state.get_meta("status") in (None, RunStatus.CANCELLED):
@@ -58,6 +86,7 @@ def recorded_plan(migration: Migration, state: StateStore) -> MigrationPlan | No
 
 def record_run(state: StateStore, plan: MigrationPlan, when: datetime, redactor: Redactor) -> None:
     state.set_json("facts", redactor.data(plan.facts.to_json()))
+    state.set_json("spec", redactor.data(json.loads(plan.spec.canonical_json())))  # secrets as ${NAME} only
     state.set_json("nodes", list(nx.topological_sort(plan.graph)))
     state.set_json("moves", [vars(move) for move in plan.moves])
     state.set_json("warnings", plan.warnings)
@@ -111,8 +140,11 @@ def prepare(
         raise PlanError(plan.problems, refused=True)
     if plan.plan_hash != state.get_meta("plan_hash"):
         if not replan:
+            changes = spec_changes(state.get_json("spec"), json.loads(plan.spec.canonical_json()))
+            listed = "".join(f"\n  - {change}" for change in changes)
             raise NeedsAttention(
-                f"the plan changed since this run began (hash {state.get_meta('plan_hash')} -> {plan.plan_hash}). "
+                f"the plan changed since this run began (hash {state.get_meta('plan_hash')} -> {plan.plan_hash}):"
+                f"{listed or NOT_THE_FILE}\n"
                 "Review it with `migrator plan`, then run again with --replan to continue with the new plan"
             )
         when = run_started(state)
