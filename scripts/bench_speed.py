@@ -330,7 +330,8 @@ def run_migrator(
     log = folder / "migrator.log"
     started = time.time()
     command = migrator_command("apply", str(plan), "--yes", "--poll", str(bed.poll_s))
-    wall, cpu, code = run_child(command, log, env={"PYTHONPATH": str(tree)} if tree else None)
+    # from the tree's own folder: `python -m` puts the working folder first on sys.path, before PYTHONPATH
+    wall, cpu, code = run_child(command, log, cwd=tree, env={"PYTHONPATH": str(tree)} if tree else None)
     ended = time.time()
     result.wall_s, result.cpu_s = wall, cpu
     if code != 0:
