@@ -186,3 +186,25 @@ def test_the_counting_search_does_not_wait_for_cat_indices():
     facts = discover_cluster(client, ["orders", "archive"], capacity=True)  # type: ignore[arg-type]
     assert client.search_first == [True]
     assert facts.indices["orders"].docs == 500 and facts.indices["archive"].docs == 30  # the counts as before
+
+
+def test_the_template_and_pipeline_reads_are_sent_at_once():
+    # Before: `_template`, `_index_template`, `_component_template`, the settings naming pipelines,
+    # `_ingest/pipeline`, `_ilm/policy` and `_nodes/ingest` went one after the other (discovery's longest chain).
+    class TemplatesWait(Canned):
+        def __init__(self) -> None:
+            super().__init__()
+            self.pipelines_asked = threading.Event()
+            self.together: list[bool] = []
+
+        def request(self, method: str, path: str, body: Any = None, **kwargs: Any) -> tuple[int, Any]:
+            if path.startswith("/_ingest/pipeline"):
+                self.pipelines_asked.set()
+            if path == "/_template":
+                self.together.append(self.pipelines_asked.wait(timeout=5))
+            return super().request(method, path, body, **kwargs)
+
+    client = TemplatesWait()
+    facts = discover_cluster(client, ["orders"], capacity=True)  # type: ignore[arg-type]
+    assert client.together == [True]
+    assert facts.metadata["pipelines"] == {} and facts.metadata["templates"]["legacy"] == {}
