@@ -22,6 +22,7 @@ repositories are removed (not timed). The sandbox is stopped at the end, also on
 
     python scripts/bench_speed.py                      # 3 rounds, 300 MiB over 6 indices, ES 7.17 on both sides
     python scripts/bench_speed.py --rounds 5 --size-mb 500 --poll 2
+    git archive main | tar -x -C /tmp/before && python scripts/bench_speed.py --no-curator --before /tmp/before
 """
 
 from __future__ import annotations
