@@ -21,6 +21,7 @@ The shape of `MetadataFacts`:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from migrator.clients.es import EsClient, EsError, Version, build_path
@@ -61,31 +62,49 @@ def _processors(client: EsClient) -> list[str] | None:
     return sorted(set.intersection(*kinds)) if kinds else None
 
 
-def metadata_facts(client: EsClient, version: Version) -> dict[str, Any]:
-    """The templates, the pipelines/policies, the settings naming them and the ingest processors (see the module
-    docstring).
-    Raises EsError when a cluster answers an error other than a missing API."""
-    status, legacy = client.request("GET", "/_template", ok=(200, 404))
-    templates: dict[str, dict[str, Any]] = {
-        "legacy": legacy if status == 200 else {},
-        "composable": {},
-        "component": {},
+def metadata_reads(client: EsClient, version: Version) -> dict[str, Callable[[], Any]]:
+    """The reads `metadata_from` composes, by name; independent of one another (discovery sends them at once).
+    The APIs a version lacks are left out (see the module docstring)."""
+    params = {"flat_settings": True, "expand_wildcards": "all"}
+    reads: dict[str, Callable[[], Any]] = {
+        "legacy": lambda: client.request("GET", "/_template", ok=(200, 404)),
+        "pipelines": lambda: _bodies(client, "/_ingest/pipeline"),
+        "processors": lambda: _processors(client),
     }
     if version.opensearch or version >= COMPOSABLE_SINCE:
-        templates["composable"] = _listing(client, "/_index_template", "index_templates", "index_template")
-        templates["component"] = _listing(client, "/_component_template", "component_templates", "component_template")
-    params = {"flat_settings": True, "expand_wildcards": "all"}
-    answer = {}
+        reads["composable"] = lambda: _listing(client, "/_index_template", "index_templates", "index_template")
+        reads["component"] = lambda: _listing(
+            client, "/_component_template", "component_templates", "component_template"
+        )
     if version.es_major >= 6:
-        answer = client.get(build_path("_all", "_settings", ",".join(NAMED_SETTINGS), params=params))
+        reads["settings"] = lambda: client.get(build_path("_all", "_settings", ",".join(NAMED_SETTINGS), params=params))
+    if not (version.opensearch or version < ILM_SINCE):
+        reads["policies"] = lambda: _bodies(client, "/_ilm/policy")
+    return reads
+
+
+def metadata_from(answers: dict[str, Any]) -> dict[str, Any]:
+    """The MetadataFacts (module docstring) from the answers of `metadata_reads`, by the same names."""
+    status, legacy = answers["legacy"]
     index_settings = {
         index: {key: str(value) for key, value in body.get("settings", {}).items() if key in NAMED_SETTINGS}
-        for index, body in answer.items()
+        for index, body in answers.get("settings", {}).items()
     }
     return {
-        "templates": templates,
+        "templates": {
+            "legacy": legacy if status == 200 else {},
+            "composable": answers.get("composable", {}),
+            "component": answers.get("component", {}),
+        },
         "index_settings": {index: named for index, named in index_settings.items() if named},
-        "pipelines": _bodies(client, "/_ingest/pipeline"),
-        "policies": None if version.opensearch or version < ILM_SINCE else _bodies(client, "/_ilm/policy"),
-        "processors": _processors(client),
+        "pipelines": answers["pipelines"],
+        "policies": answers.get("policies"),
+        "processors": answers["processors"],
     }
+
+
+def metadata_facts(client: EsClient, version: Version) -> dict[str, Any]:
+    """The templates, the pipelines/policies, the settings naming them and the ingest processors (see the module
+    docstring), read one after the other.
+    Raises EsError when a cluster answers an error other than a missing API."""
+    return metadata_from({name: read() for name, read in metadata_reads(client, version).items()})

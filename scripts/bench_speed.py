@@ -22,6 +22,7 @@ repositories are removed (not timed). The sandbox is stopped at the end, also on
 
     python scripts/bench_speed.py                      # 3 rounds, 300 MiB over 6 indices, ES 7.17 on both sides
     python scripts/bench_speed.py --rounds 5 --size-mb 500 --poll 2
+    git archive main | tar -x -C /tmp/before && python scripts/bench_speed.py --no-curator --before /tmp/before
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ HERE = Path(__file__).resolve().parent
 MINIMAL_SCRIPT = HERE / "bench_speed" / "minimal_migration.py"
 SOURCE_PREFIX = "bench-"
 MIGRATOR, MINIMAL, CURATOR = "migrator", "minimal (a)", "curator (b)"
-SHORT = {MIGRATOR: "m", MINIMAL: "a", CURATOR: "c"}
+BEFORE = "migrator (--before)"  # another source tree of migrator, run in the same rounds (a before/after figure)
+SHORT = {MIGRATOR: "m", MINIMAL: "a", CURATOR: "c", BEFORE: "p"}
 PAYLOAD_BYTES = 12288  # random bytes per document, stored base64 (LZ4 saves about a fifth)
 BULK_DOCS = 250  # about 4 MB per bulk request
 REPOSITORY_SETTINGS: dict[str, Any] = {
@@ -96,6 +98,7 @@ class Bed:
     poll_s: float
     work: Path
     curator_bin: Path | None = None
+    before: Path | None = None  # --before: the source tree whose migrator the BEFORE contender runs
 
     @property
     def source_url(self) -> str:
@@ -144,14 +147,24 @@ class RunResult:
 _current_child: subprocess.Popen[bytes] | None = None
 
 
-def run_child(command: list[str], log: Path, cwd: Path | None = None) -> tuple[float, float, int]:
-    """Run one command with output to `log`; returns (wall s, user+sys CPU s of that process, exit code)."""
+def run_child(
+    command: list[str], log: Path, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> tuple[float, float, int]:
+    """Run one command with output to `log` (`env`: added to this environment); returns (wall s, user+sys CPU s
+    of that process, exit code)."""
     global _current_child
     with log.open("ab") as out:
         out.write(("$ " + " ".join(command) + "\n").encode())
         out.flush()
         started = time.perf_counter()
-        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd)
+        child = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            env={**os.environ, **env} if env else None,
+        )
         _current_child = child
         _, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - started
@@ -309,12 +322,17 @@ def migrator_plan(bed: Bed, run_id: str, settings: dict[str, Any] | None = None)
     return yaml.safe_dump(plan, sort_keys=False)
 
 
-def run_migrator(bed: Bed, result: RunResult, folder: Path, settings: dict[str, Any] | None = None) -> None:
+def run_migrator(
+    bed: Bed, result: RunResult, folder: Path, settings: dict[str, Any] | None = None, tree: Path | None = None
+) -> None:
+    """One `migrator apply`; `tree`: run the migrator of that source tree instead of this one (PYTHONPATH)."""
     plan = folder / "plan.yaml"
     plan.write_text(migrator_plan(bed, result.run_id, settings))
     log = folder / "migrator.log"
     started = time.time()
-    wall, cpu, code = run_child(migrator_command("apply", str(plan), "--yes", "--poll", str(bed.poll_s)), log)
+    command = migrator_command("apply", str(plan), "--yes", "--poll", str(bed.poll_s))
+    # from the tree's own folder: `python -m` puts the working folder first on sys.path, before PYTHONPATH
+    wall, cpu, code = run_child(command, log, cwd=tree, env={"PYTHONPATH": str(tree)} if tree else None)
     ended = time.time()
     result.wall_s, result.cpu_s = wall, cpu
     if code != 0:
@@ -481,7 +499,11 @@ def run_curator(bed: Bed, result: RunResult, folder: Path) -> None:
     result.wall_s += result.phases["count"]
 
 
-RUNNERS = {MIGRATOR: run_migrator, MINIMAL: run_minimal, CURATOR: run_curator}
+def run_before(bed: Bed, result: RunResult, folder: Path) -> None:
+    run_migrator(bed, result, folder, tree=bed.before)
+
+
+RUNNERS = {MIGRATOR: run_migrator, MINIMAL: run_minimal, CURATOR: run_curator, BEFORE: run_before}
 
 
 def run_once(bed: Bed, contender: str, round_number: int) -> RunResult:
@@ -530,7 +552,7 @@ def migrator_phases(timeline: dict[str, Any], started: float, ended: float, snap
         return {}
     first, last = timeline["first_event"], max(end for _, end in spans.values())
     snapshot_done = spans[SNAPSHOT_WAIT][1]
-    restores_start = min((start for step, (start, _) in spans.items() if step.startswith("restore[")), default=last)
+    restores_start = min((start for step, (start, _) in spans.items() if step.startswith("restore")), default=last)
     return {
         "process start to first event": first - started,
         "preflight, repository, snapshot": snapshot_done - first,
@@ -600,22 +622,22 @@ def verdict(met: bool) -> str:
 def report(results: list[RunResult], contenders: list[str], poll_s: float, missing: dict[str, str]) -> None:
     """Print every run, the medians and the ratios; `missing` names the contenders left out and why."""
     print("\nruns (wall = the contender's whole run; cpu = user+sys of its own processes):")
-    print(f"  {'round':>5}  {'contender':<12} {'wall s':>8} {'cpu s':>7}  result")
+    print(f"  {'round':>5}  {'contender':<19} {'wall s':>8} {'cpu s':>7}  result")
     for r in results:
-        print(f"  {r.round:>5}  {r.contender:<12} {r.wall_s:>8.2f} {r.cpu_s:>7.2f}  {'ok' if r.ok else 'FAILED'}")
+        print(f"  {r.round:>5}  {r.contender:<19} {r.wall_s:>8.2f} {r.cpu_s:>7.2f}  {'ok' if r.ok else 'FAILED'}")
         if r.error:
             print("         " + r.error.replace("\n", "\n         "))
     ok = {name: [r for r in results if r.contender == name and r.ok] for name in contenders}
     walls = {name: median([r.wall_s for r in runs]) for name, runs in ok.items()}
     print("\nmedians over the successful rounds:")
-    print(f"  {'contender':<12} {'wall s':>8} {'min':>7} {'max':>7} {'cpu s':>7}  rounds")
+    print(f"  {'contender':<19} {'wall s':>8} {'min':>7} {'max':>7} {'cpu s':>7}  rounds")
     for name, runs in ok.items():
         if runs:
             w = [r.wall_s for r in runs]
             cpu = median([r.cpu_s for r in runs])
-            print(f"  {name:<12} {walls[name]:>8.2f} {min(w):>7.2f} {max(w):>7.2f} {cpu:>7.2f}  {len(runs)}")
+            print(f"  {name:<19} {walls[name]:>8.2f} {min(w):>7.2f} {max(w):>7.2f} {cpu:>7.2f}  {len(runs)}")
         else:
-            print(f"  {name:<12} {'-':>8} {'-':>7} {'-':>7} {'-':>7}  0 (every run failed)")
+            print(f"  {name:<19} {'-':>8} {'-':>7} {'-':>7} {'-':>7}  0 (every run failed)")
     for name, runs in ok.items():
         if not runs:
             continue
@@ -624,6 +646,8 @@ def report(results: list[RunResult], contenders: list[str], poll_s: float, missi
         print(f"  {name} phases (median s): {parts}")
 
     print("\nratios and targets:")
+    if ok.get(BEFORE) and ok.get(MINIMAL):
+        print(f"  {BEFORE} / {MINIMAL}: {walls[BEFORE] / walls[MINIMAL]:.3f}x (the same rounds, for comparison)")
     mig = walls.get(MIGRATOR, float("nan"))
     for name, key, label in ((MINIMAL, "vs_minimal", "<="), (CURATOR, "vs_curator", "<")):
         if name in missing:
@@ -723,11 +747,14 @@ def report_import_costs(wall_s: float) -> None:
 # -- main -------------------------------------------------------------------------------------------
 
 
-def byte_compile_migrator() -> str:
+def byte_compile_migrator(before: Path | None = None) -> str:
     """Compile migrator's modules to bytecode, as pip does when it installs a package: in an editable checkout
-    under PYTHONDONTWRITEBYTECODE, Python would compile them from source at every start (about 60 ms of CPU)."""
+    under PYTHONDONTWRITEBYTECODE, Python would compile them from source at every start (about 60 ms of CPU).
+    `before`: the --before tree, compiled alike."""
     package = Path(migrator.__file__).resolve().parent
     compileall.compile_dir(package, quiet=1)
+    if before is not None:
+        compileall.compile_dir(before / "migrator", quiet=1)
     why = " (this environment sets PYTHONDONTWRITEBYTECODE)" if os.environ.get("PYTHONDONTWRITEBYTECODE") else ""
     return f"migrator's modules byte-compiled first, as pip does at install{why}: {package}"
 
@@ -750,6 +777,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--keep-sandbox", action="store_true", help="leave the sandbox running at the end")
     parser.add_argument(
         "--no-long-waits", action="store_true", help="leave out the throttled run that measures long waits"
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="a source tree of another migrator (e.g. `git archive main`), run as one more contender in the same "
+        "rounds (its package on PYTHONPATH): before and after figures of a change under the same load",
     )
     return parser.parse_args()
 
@@ -775,7 +808,7 @@ def main() -> int:
     folder = args.dir.resolve() / f"es-{args.es_version}"
     print("bench_speed: migrator apply vs (a) a minimal script of the same REST calls vs (b) Curator 8")
     print(f"machine: {machine_line()}; load average at start {os.getloadavg()[0]:.2f} (other jobs share the cores)")
-    print(byte_compile_migrator())
+    print(byte_compile_migrator(args.before))
     with terminated_as_exit():
         try:
             return bench(args, folder, began)
@@ -800,6 +833,7 @@ def bench(args: argparse.Namespace, folder: Path, began: float) -> int:
     destination = EsClient(document["destination"]["url"], label="destination", timeout_s=120)
     wanted = index_plan(args.indices, args.size_mb)
     bed = Bed(folder, document, source, destination, sorted(wanted), args.poll, folder / "bench-runs")
+    bed.before = args.before.resolve() if args.before else None
     try:
         for stale in destination.indices(f"*-{SOURCE_PREFIX}*"):
             destination.request("DELETE", build_path(stale["index"]), ok=(200, 404))
@@ -823,7 +857,7 @@ def bench(args: argparse.Namespace, folder: Path, began: float) -> int:
             + ", ".join(f"{k} {v}" for k, v in REPOSITORY_SETTINGS.items())
             + f"; restore index_settings {INDEX_SETTINGS}, new name prefix per run; counts compared"
         )
-        contenders = [MIGRATOR, MINIMAL]
+        contenders = [MIGRATOR, MINIMAL, *([BEFORE] if bed.before else [])]
         missing: dict[str, str] = {}
         if args.no_curator:
             missing[CURATOR] = "left out with --no-curator"
@@ -845,6 +879,8 @@ def bench(args: argparse.Namespace, folder: Path, began: float) -> int:
             "restore.parallel 2, its default; the snapshot verified in the bucket through the OSS server)"
         )
         print(f"minimal (a): python {MINIMAL_SCRIPT.relative_to(HERE.parent)} (stdlib, wait_for_completion=true)")
+        if bed.before:
+            print(f"{BEFORE}: the same `migrator apply` with the package of {bed.before} (PYTHONPATH)")
         print(f"rounds: {args.rounds}, contenders interleaved, order rotated each round", flush=True)
 
         results: list[RunResult] = []
@@ -855,11 +891,12 @@ def bench(args: argparse.Namespace, folder: Path, began: float) -> int:
                 results.append(result)
                 lines = result.error.splitlines() or [""]
                 state = "ok" if result.ok else "FAILED: " + " ... ".join(dict.fromkeys([lines[0], lines[-1]]))
-                print(f"  round {round_number} {contender:<12} {result.wall_s:7.2f} s  {state}", flush=True)
+                print(f"  round {round_number} {contender:<19} {result.wall_s:7.2f} s  {state}", flush=True)
                 if contender == CURATOR and not result.ok and not any(r.ok for r in results if r.contender == CURATOR):
                     contenders.remove(CURATOR)
                     print("  curator failed on its first run: left out of the remaining rounds", flush=True)
-        report(results, [MIGRATOR, MINIMAL, CURATOR] if bed.curator_bin else [MIGRATOR, MINIMAL], args.poll, missing)
+        measured = [MIGRATOR, MINIMAL, *([BEFORE] if bed.before else []), *([CURATOR] if bed.curator_bin else [])]
+        report(results, measured, args.poll, missing)
         if not args.no_long_waits:
             report_long_waits(long_waits(bed))
         migrator_runs = [r.wall_s for r in results if r.contender == MIGRATOR and r.ok]

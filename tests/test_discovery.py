@@ -164,3 +164,47 @@ def test_both_clusters_are_read_at_once_with_a_few_reads_in_flight_each():
     assert reads >= 25 and took < reads * Slow.LATENCY / 3  # at least three reads at a time on average
     most = max(source.most, destination.most)  # reads in flight at once, both clusters together
     assert 1 < most <= 2 * READS_AT_ONCE
+
+
+def test_the_counting_search_does_not_wait_for_cat_indices():
+    # Before: the search was sent once `_cat/indices` had answered (the version, then `_cat/indices`, then the
+    # search: three round trips in a row); it follows the metadata now, read at once with the version.
+    class CatLast(Canned):
+        def __init__(self) -> None:
+            super().__init__()
+            self.searched = threading.Event()
+            self.search_first: list[bool] = []
+
+        def request(self, method: str, path: str, body: Any = None, **kwargs: Any) -> tuple[int, Any]:
+            if "/_search" in path:
+                self.searched.set()
+            if path.startswith("/_cat/indices"):
+                self.search_first.append(self.searched.wait(timeout=5))
+            return super().request(method, path, body, **kwargs)
+
+    client = CatLast()
+    facts = discover_cluster(client, ["orders", "archive"], capacity=True)  # type: ignore[arg-type]
+    assert client.search_first == [True]
+    assert facts.indices["orders"].docs == 500 and facts.indices["archive"].docs == 30  # the counts as before
+
+
+def test_the_template_and_pipeline_reads_are_sent_at_once():
+    # Before: `_template`, `_index_template`, `_component_template`, the settings naming pipelines,
+    # `_ingest/pipeline`, `_ilm/policy` and `_nodes/ingest` went one after the other (discovery's longest chain).
+    class TemplatesWait(Canned):
+        def __init__(self) -> None:
+            super().__init__()
+            self.pipelines_asked = threading.Event()
+            self.together: list[bool] = []
+
+        def request(self, method: str, path: str, body: Any = None, **kwargs: Any) -> tuple[int, Any]:
+            if path.startswith("/_ingest/pipeline"):
+                self.pipelines_asked.set()
+            if path == "/_template":
+                self.together.append(self.pipelines_asked.wait(timeout=5))
+            return super().request(method, path, body, **kwargs)
+
+    client = TemplatesWait()
+    facts = discover_cluster(client, ["orders"], capacity=True)  # type: ignore[arg-type]
+    assert client.together == [True]
+    assert facts.metadata["pipelines"] == {} and facts.metadata["templates"]["legacy"] == {}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -132,6 +133,10 @@ def build_path(*parts: str, params: Mapping[str, Any] | None = None) -> str:
 # Every node's version: `GET _nodes` with no metric (each node's version is always in its answer; the
 # specification has no `version` metric, which servers ignore).
 NODE_VERSIONS = build_path("_nodes", params={"filter_path": "nodes.*.version"})
+# How long a version read stays the cluster's version for this client (seconds): discovery's read serves
+# preflight a few milliseconds later (two requests fewer per cluster and run), while a run that sat at its
+# confirmation prompt for longer reads it again; a cluster's version changes only through node restarts.
+VERSION_FRESH_S = 60.0
 
 
 class EsClient:
@@ -157,6 +162,7 @@ class EsClient:
         self.timeout_s = timeout_s
         self.observer = observer
         self._version: Version | None = None  # learnt once, by version(): older versions take fewer parameters
+        self._version_read_at = 0.0  # time.monotonic() of that read
         headers: dict[str, str] = {"accept": "application/json", "content-type": "application/json"}
         if api_key:
             headers["authorization"] = f"ApiKey {api_key}"
@@ -245,7 +251,10 @@ class EsClient:
     def version(self) -> Version:
         """The minimum version over all nodes (what this cluster can read and restore), in its
         distribution: `GET /` answers `version.distribution: opensearch` on OpenSearch; Elasticsearch has
-        no such field, and 8.9+ builds without the `rest-root` module answer `GET /` with 400 or 404."""
+        no such field, and 8.9+ builds without the `rest-root` module answer `GET /` with 400 or 404.
+        Two reads (`GET /`, NODE_VERSIONS), sent again only when the last were VERSION_FRESH_S ago or more."""
+        if self._version is not None and time.monotonic() - self._version_read_at < VERSION_FRESH_S:
+            return self._version
         status, root = self.request("GET", "/", ok=(200, 400, 404, 405))
         about = root.get("version") if status == 200 and isinstance(root, dict) else None
         distribution = about.get("distribution", ELASTICSEARCH) if isinstance(about, dict) else ELASTICSEARCH
@@ -255,6 +264,7 @@ class EsClient:
             raise EsError(self.label, Request("GET", "/_nodes"), 200, "no nodes reported a version")
         lowest = min(versions)
         self._version = Version(lowest.major, lowest.minor, lowest.patch, distribution=distribution)
+        self._version_read_at = time.monotonic()
         return self._version
 
     def knows_hidden(self) -> bool:

@@ -2,7 +2,8 @@
 migrator can read the bucket(s) it will verify the snapshot in.
 
 The planner already refused what the discovered facts rule out (versions, collisions, missing
-indices, disk); this step re-reads the live clusters right before anything changes, and lists the
+indices, disk); this step re-reads the live clusters right before anything changes (their versions
+only when discovery did not read them within the last minute: a resumed run), and lists the
 repository's bucket (and, across regions, the replica bucket) with the plan's own keys: a wrong
 key, bucket, region or endpoint is found before the snapshot, not when the snapshot is done.
 """
@@ -20,6 +21,7 @@ from migrator.spec import StorageSpec
 from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
 
 BUILT_IN_TYPES = {"fs", "url", "source"}
+SIDES = ("source", "destination")
 PROBE_PREFIX = "index.latest"  # one small listing: the bucket exists and the keys may list it
 
 
@@ -67,7 +69,9 @@ class Preflight(Step):
     waits_for = "nothing: read-only checks"
 
     def describe(self) -> list[ConsoleRequest]:
-        reads = {"source": ["/", NODE_VERSIONS, HEALTH], "destination": ["/", NODE_VERSIONS]}
+        """The reads it always sends: the source's health, each cluster's plugins when the repository type needs
+        one, a listing of each bucket. The versions are in `checks`."""
+        reads: dict[str, list[str]] = {"source": [HEALTH], "destination": []}
         if plugin_for(self.ctx.spec.repository.type):
             reads = {side: [*paths, PLUGINS] for side, paths in reads.items()}
         return [
@@ -77,6 +81,11 @@ class Preflight(Step):
                 for _, spec, _ in self._readers()
             ),
         ]
+
+    def checks(self) -> list[ConsoleRequest]:
+        """Each cluster's version (`EsClient.version`): read by a resumed run; a first run's discovery has read
+        it moments before (es.VERSION_FRESH_S), and preflight takes that answer."""
+        return [ConsoleRequest(side, "GET", path.lstrip("/") or "/") for side in SIDES for path in ("/", NODE_VERSIONS)]
 
     def _readers(self) -> list[tuple[str, StorageSpec, Callable[[], Storage]]]:
         """(plan field, its storage, how migrator opens it) for each bucket migrator will read."""

@@ -14,6 +14,7 @@ from types import ModuleType
 import pytest
 import yaml
 
+from migrator.clients.es import NODE_VERSIONS
 from migrator.state import StateStore
 from tests.helpers import (
     BIG_INDEX,
@@ -69,6 +70,14 @@ def test_migration_with_wildcard_exclusion_and_rename(seeded, tmp_path, source, 
     problems = nonconforming(document_requests(document), versions)
     problems += nonconforming(log_requests(request_events(plan)), versions)
     assert problems == [], "\n".join(problems)
+    # each cluster's version is read once in the run (by discovery; preflight takes that answer): before, preflight
+    # sent `GET /` and the nodes' versions again
+    version_reads = [
+        (e.data["cluster"], e.data["path"])
+        for e in request_events(plan, 1)
+        if e.data["path"] in ("/", NODE_VERSIONS) and e.data["method"] == "GET"
+    ]
+    assert sorted(version_reads) == sorted((side, path) for side in versions for path in ("/", NODE_VERSIONS))
 
     expected = {
         f"{prefix}-{name}": count
