@@ -3,10 +3,10 @@
 Read-only (GET requests only, some with a body), so observing a finished migration again changes
 nothing. What is compared, each switchable in the plan's `validate:` section:
 
-- document counts (`GET <index>/_count` on both sides). Before a cutover (phase one of a two-phase
-  plan) the source still takes writes, so its count is recorded beside the destination's but a
-  difference is only a warning; the cutover's validation refreshes the write-blocked source first
-  and requires the counts exactly equal;
+- document counts (a `_search` of `size: 0` with one `terms` bucket per index, on both sides, see
+  below). Before a cutover (phase one of a two-phase plan) the source still takes writes, so its
+  count is recorded beside the destination's but a difference is only a warning; the cutover's
+  validation refreshes the write-blocked source first and requires the counts exactly equal;
 - mappings (`GET <index>/_mapping`), equal modulo what a newer version changes by itself: the type
   level of a 6.x mapping (`{"_doc": {...}}`) and the 6.x `_default_` mapping are dropped, so is
   `_all: {enabled: true}` (6.x writes out the 5.x default on a restored 5.x index; an index created by
@@ -24,6 +24,9 @@ nothing. What is compared, each switchable in the plan's `validate:` section:
 - optionally `sample_docs` documents picked at random (a seed fixed by the snapshot name, so a
   second run checks the same ones) on the source with `GET <index>/_search`, fetched from the
   destination with `GET <target>/_mget` and compared by id and a SHA-256 of their `_source`.
+
+The counts, mappings and settings of the indices whose recovery ended are read together, a few requests
+for many indices (migrator.steps.validation_reads); each step still compares and reports its own index.
 """
 
 from __future__ import annotations
@@ -37,6 +40,15 @@ from typing import Any, TypeVar
 from migrator.clients.es import EsClient, build_path
 from migrator.dag import StepKind
 from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
+from migrator.steps.validation_reads import (
+    Pair,
+    Wanted,
+    count_request,
+    mapping_path,
+    read_indices,
+    refresh_path,
+    settings_path,
+)
 
 T = TypeVar("T")
 SETTINGS_THAT_MATTER = (
@@ -54,7 +66,6 @@ SETTINGS_THAT_MATTER = (
 MAPPING_KEYS = {"properties", "dynamic", "dynamic_templates", "_source", "_meta", "_routing", "runtime", "enabled"}
 SHOWN = 5  # differences named in a failure message
 MGET_BATCH = 1000
-FLAT = {"flat_settings": True}
 CLOSED_COUNT = {"forbid_closed_indices": False, "filter_path": "indices.*.primaries.docs.count"}
 
 
@@ -121,12 +132,6 @@ def source_hash(source: Any) -> str:
     return hashlib.sha256(json.dumps(source, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def _only(body: dict[str, Any], key: str) -> Any:
-    """The one index's section of a per-index answer (`{"<index>": {key: ...}}`)."""
-    section: dict[str, Any] = next(iter(body.values()), {})
-    return section.get(key, {})
-
-
 class ValidateIndex(Step):
     kind = StepKind.VALIDATE
     title = "Validate the restored index against its source"
@@ -157,40 +162,73 @@ class ValidateIndex(Step):
         }
 
     def describe(self) -> list[ConsoleRequest]:
-        validate, source, target = self.ctx.spec.validate, self.params["source"], self.params["target"]
+        """The reads as they are sent joined with the other indices recovered meanwhile (the path names them all,
+        comma-joined: see migrator.steps.validation_reads), shown for this index; `checks` has the lone form."""
+        return self._reads_shown(joined=True) + self._sample_shown()
+
+    def checks(self) -> list[ConsoleRequest]:
+        """The same reads for this index alone: sent when a joined answer left it out, or none was kept for it."""
+        return self._reads_shown(joined=False)
+
+    def _reads_shown(self, joined: bool) -> list[ConsoleRequest]:
+        wanted, source, target = self._wanted(), self.params["source"], self.params["target"]
+        closed = self.params.get("closed")
         reads: list[ConsoleRequest] = []
-        for wanted, path in (
-            (validate.doc_counts, "_count"),
-            (validate.mappings or validate.sample_docs > 0, "_mapping"),
-            (validate.settings, "_settings?flat_settings=true"),
-        ):
-            if wanted:
-                if path == "_count" and self.params.get("closed"):
-                    path = "_stats/docs?forbid_closed_indices=false&filter_path=indices.*.primaries.docs.count"
-                if path == "_count" and self.params.get("cutover"):
-                    reads.append(ConsoleRequest("source", "POST", f"{source}/_refresh"))
-                reads.append(ConsoleRequest("source", "GET", f"{source}/{path}"))
-                reads.append(ConsoleRequest("destination", "GET", f"{target}/{path}"))
-        if validate.sample_docs and not self.params.get("closed"):
-            reads.append(ConsoleRequest("source", "GET", f"{source}/_search", self._sample_body()))
-            ids = {"docs": [{"_id": "<each sampled id>", "routing": "<its routing, if any>"}]}
-            reads.append(ConsoleRequest("destination", "GET", f"{target}/_mget", ids))
-        return reads
+        if wanted.counts and self.params.get("cutover"):
+            reads.append(ConsoleRequest("source", "POST", refresh_path([source], joined).lstrip("/")))
+        for cluster, index in (("source", source), ("destination", target)):
+            if wanted.counts and closed:
+                reads.append(ConsoleRequest(cluster, "GET", build_path(index, "_stats", "docs", params=CLOSED_COUNT)))
+            elif wanted.counts:
+                method, path, body = count_request([index], joined)
+                reads.append(ConsoleRequest(cluster, method, path, body))
+            if wanted.mappings:
+                reads.append(ConsoleRequest(cluster, "GET", mapping_path([index], joined and not closed)))
+            if wanted.settings:
+                reads.append(ConsoleRequest(cluster, "GET", settings_path([index], joined and not closed)))
+        return [ConsoleRequest(r.cluster, r.method, r.path.lstrip("/"), r.body) for r in reads]
+
+    def _sample_shown(self) -> list[ConsoleRequest]:
+        source, target = self.params["source"], self.params["target"]
+        if not self.ctx.spec.validate.sample_docs or self.params.get("closed"):
+            return []
+        ids = {"docs": [{"_id": "<each sampled id>", "routing": "<its routing, if any>"}]}
+        return [
+            ConsoleRequest("source", "GET", f"{source}/_search", self._sample_body()),
+            ConsoleRequest("destination", "GET", f"{target}/_mget", ids),
+        ]
+
+    def _wanted(self) -> Wanted:
+        validate = self.ctx.spec.validate
+        return Wanted(validate.doc_counts, bool(validate.mappings or validate.sample_docs > 0), validate.settings)
+
+    def _reads(self) -> Pair:
+        """(source's reads, destination's reads) of this index: from the shared joined reads, or for a closed
+        index (whose count is its last commit's, below) its mapping and settings read alone."""
+        source, target, wanted = self.params["source"], self.params["target"], self._wanted()
+        clients = (self.ctx.source, self.ctx.destination)
+        if self.params.get("closed"):
+            alone = Wanted(False, wanted.mappings, wanted.settings)
+            found = self._both(lambda client, index: read_indices(client, [index], alone)[index])
+            return found[0], found[1]
+        refresh = bool(self.params.get("cutover"))  # writes are blocked: make every accepted document countable
+        return self.ctx.validation_reads.take(clients, self.ctx.requests.at_once, wanted, source, target, refresh)
 
     def observe(self) -> Observation:
         validate, target = self.ctx.spec.validate, self.params["target"]
         detail: dict[str, Any] = {"warnings": []}
         problems: list[str] = []
+        reads = self._reads()
         if validate.doc_counts:
-            problems += self._counts(detail)
-        mappings = self._mappings() if validate.mappings or validate.sample_docs else None
+            problems += self._counts(detail, reads)
+        mappings = [reads[0].mapping, reads[1].mapping] if validate.mappings or validate.sample_docs else None
         if validate.mappings and mappings is not None:
             found = differences(*(normalized_mapping(m) for m in mappings))
             detail["mapping_differences"] = len(found)
             if found:
                 problems.append(f"mappings differ at {self._some(found)}")
         if validate.settings:
-            problems += self._settings(detail)
+            problems += self._settings(detail, reads)
         if validate.sample_docs and mappings is not None:
             problems += self._documents(mappings[0], detail)
         if problems:
@@ -203,14 +241,12 @@ class ValidateIndex(Step):
             count += f"the source has {detail['source_docs']} now (still taking writes), "
         return Observation(True, summary=f"{count}{', '.join(checks) or 'nothing else'} equal", detail=detail)
 
-    def _counts(self, detail: dict[str, Any]) -> list[str]:
+    def _counts(self, detail: dict[str, Any], reads: Pair) -> list[str]:
         source, target = self.params["source"], self.params["target"]
-        if self.params.get("cutover"):  # writes are blocked: make every accepted document countable
-            self.ctx.source.request("POST", build_path(source, "_refresh"))
-        if self.params.get("closed"):  # `_count` cannot read a closed index; its last commit can be
+        if self.params.get("closed"):  # a search cannot read a closed index; its last commit can be
             expected, actual = self._both(lambda client, index: lucene_docs(client, index))
         else:
-            expected, actual = self._both(lambda client, index: client.doc_count(index))
+            expected, actual = int(reads[0].docs or 0), int(reads[1].docs or 0)  # read: counts are wanted
         detail.update(source_docs=expected, destination_docs=actual)
         if expected == actual:
             return []
@@ -225,16 +261,9 @@ class ValidateIndex(Step):
             "(writes since the snapshot? run the cutover phase, or delete the index and apply again)"
         ]
 
-    def _mappings(self) -> list[Any]:
-        return self._both(lambda client, index: _only(client.get(build_path(index, "_mapping")), "mappings"))
-
-    def _settings(self, detail: dict[str, Any]) -> list[str]:
+    def _settings(self, detail: dict[str, Any], reads: Pair) -> list[str]:
         excluded = [*self.ctx.spec.restore.index_settings, *self.ctx.spec.restore.ignore_index_settings]
-        compared = self._both(
-            lambda client, index: settings_that_matter(
-                _only(client.get(build_path(index, "_settings", params=FLAT)), "settings"), excluded
-            )
-        )
+        compared = [settings_that_matter(side.settings or {}, excluded) for side in reads]
         detail["settings_compared"] = sorted(set(compared[0]) | set(compared[1]))
         found = differences(compared[0], compared[1])
         return [f"settings differ: {self._some(found)}"] if found else []

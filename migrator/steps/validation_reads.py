@@ -1,0 +1,187 @@
+"""steps (validate) -> clients: the validation's counts, mappings and settings of many indices, read together.
+
+Place in the flow: executor -> steps (recovery, validate) -> this service -> clients. Each index's
+validate step compares its own index (and passes or fails alone), but reading three things per index
+on both clusters is six requests per index. Elasticsearch answers them for many indices at once:
+
+- counts: `GET a,b,c/_search` with `size: 0` and a `terms` aggregation on `_index` sized to the names:
+  one bucket per index with its documents (top-level documents matching `match_all`, as `_count`
+  counts them). Exact: each shard belongs to one index, so each shard's one bucket is complete and
+  the buckets are summed per index; `hits.total` (a number before 7.x, an object capped at 10,000
+  from 7.x) is not read. An empty index has no bucket;
+- mappings: `GET a,b,c/_mapping` (each index's section, as for one);
+- settings: `GET a,b,c/_settings?flat_settings=true`.
+
+A joined read (several names) adds `ignore_unavailable=true`, so that one missing or closed index does
+not fail the others' read; an index a joined answer leaves out (missing, closed, or with no count
+bucket) is read again alone, without it, which answers 0 documents or raises the error a read of that
+one index raises. Names are cut into groups that fit a request line (`name_groups`). The cutover's
+validation refreshes the sources of the group first (`POST a,b,c/_refresh`), as it refreshes one.
+
+`ValidationReads` is the typed service in the `StepContext`: a recovery step that sees its index's
+recovery ended says so (`recovered`); the first validate step to ask (`take`) reads, in one go, its
+own index and every index recovered since and not read yet, and keeps their answers for their own
+validate steps, which take them without asking the cluster. An answer is used once; an index whose
+recovery ends again (restored again) drops the answer read before: a read made before an index's
+recovery ended never validates it. A step that finds no answer (a resumed run, a retry) reads itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from migrator.clients.es import EsClient, build_path, name_groups
+
+COUNTED = "indices"  # the terms aggregation's name in the count read
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """Which of the three reads the plan's `validate:` section asks for."""
+
+    counts: bool
+    mappings: bool
+    settings: bool
+
+
+@dataclass
+class IndexReads:
+    """One index's answers on one cluster: documents (None: not read), mapping and flat settings as
+    `GET <index>/_mapping` and `GET <index>/_settings?flat_settings=true` give them (None: not read)."""
+
+    docs: int | None = None
+    mapping: Any = None
+    settings: dict[str, Any] | None = None
+
+
+def _joined(names: list[str], joined: bool | None) -> dict[str, bool]:
+    """`ignore_unavailable=true` on a joined read (`joined` None: when it names several indices)."""
+    return {"ignore_unavailable": True} if (len(names) > 1 if joined is None else joined) else {}
+
+
+def count_request(names: list[str], joined: bool | None = None) -> tuple[str, str, dict[str, Any]]:
+    """(method, path, body) of the documents of `names`, one `terms` bucket per index (see the module)."""
+    body = {"size": 0, "aggs": {COUNTED: {"terms": {"field": "_index", "size": len(names)}}}}
+    return "GET", build_path(",".join(names), "_search", params=_joined(names, joined)), body
+
+
+def mapping_path(names: list[str], joined: bool | None = None) -> str:
+    return build_path(",".join(names), "_mapping", params=_joined(names, joined))
+
+
+def settings_path(names: list[str], joined: bool | None = None) -> str:
+    return build_path(",".join(names), "_settings", params={"flat_settings": True, **_joined(names, joined)})
+
+
+def refresh_path(names: list[str], joined: bool | None = None) -> str:
+    return build_path(",".join(names), "_refresh", params=_joined(names, joined))
+
+
+def read_group(client: EsClient, names: list[str], wanted: Wanted) -> dict[str, IndexReads]:
+    """The wanted reads of `names` (one group, one request each); an index the answer leaves out keeps None."""
+    found = {name: IndexReads() for name in names}
+    if wanted.counts:
+        method, path, body = count_request(names)
+        _, answer = client.request(method, path, body)
+        for bucket in answer.get("aggregations", {}).get(COUNTED, {}).get("buckets", []):
+            if bucket.get("key") in found:
+                found[bucket["key"]].docs = int(bucket["doc_count"])
+        if len(names) == 1 and found[names[0]].docs is None:
+            found[names[0]].docs = 0  # the index exists (else the read raised) and holds no document
+    if wanted.mappings:
+        for name, section in client.get(mapping_path(names)).items():
+            if name in found:
+                found[name].mapping = section.get("mappings", {})
+    if wanted.settings:
+        for name, section in client.get(settings_path(names)).items():
+            if name in found:
+                found[name].settings = section.get("settings", {})
+    return found
+
+
+def read_indices(client: EsClient, names: list[str], wanted: Wanted, refresh: bool = False) -> dict[str, IndexReads]:
+    """Index -> its reads on `client`, in groups that fit a request line; an index a joined answer left out is
+    read again alone (which raises that index's own error). `refresh`: refresh each group first."""
+    found: dict[str, IndexReads] = {}
+    for group in name_groups(names):
+        if refresh:
+            client.request("POST", refresh_path(group))
+        found.update(read_group(client, group, wanted))
+    for name in names:
+        reads = found[name]
+        if (
+            (wanted.counts and reads.docs is None)
+            or (wanted.mappings and reads.mapping is None)
+            or (wanted.settings and reads.settings is None)
+        ):
+            found[name] = read_group(client, [name], wanted)[name]
+    return found
+
+
+# (source index, target index) -> (its reads on the source, on the destination)
+Pair = tuple[IndexReads, IndexReads]
+BothSides = Callable[[Callable[[], dict[str, IndexReads]], Callable[[], dict[str, IndexReads]]], list[Any]]
+
+
+class ValidationReads:
+    """The validate steps' shared reads (see the module docstring). Thread-safe: steps run in parallel."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # the recovered indices, the answers kept, the generations
+        self._reading = threading.Lock()  # one joined read at a time: a step asking meanwhile may find its answer
+        self._recovered: dict[bool, dict[str, str]] = {False: {}, True: {}}  # refresh? -> target -> source
+        self._answers: dict[str, Pair] = {}
+        self._generation: dict[str, int] = {}
+        self.reads = 0  # joined reads made (each: one request per wanted kind and group, on each side)
+
+    def recovered(self, source: str, target: str, refresh: bool = False) -> None:
+        """`target`'s recovery ended (restored from `source`): read it with the next validate step's reads; an
+        answer read before now is dropped."""
+        with self._lock:
+            self._recovered[refresh][target] = source
+            self._answers.pop(target, None)
+            self._generation[target] = self._generation.get(target, 0) + 1
+
+    def take(
+        self,
+        clients: tuple[EsClient, EsClient],
+        both: BothSides,
+        wanted: Wanted,
+        source: str,
+        target: str,
+        refresh: bool = False,
+    ) -> Pair:
+        """(source's reads, destination's reads) of `target`: kept from a read made after its recovery ended,
+        else read now together with every index recovered since (`both`: sends the two sides' reads at once,
+        as `RequestTap.at_once`). Raises what the read raises (the other indices are read again later)."""
+        with self._reading:
+            with self._lock:
+                kept = self._answers.pop(target, None)
+                if kept is not None:
+                    return kept
+                waiting = self._recovered[refresh]
+                waiting.pop(target, None)
+                members = {target: source, **waiting}
+                self._recovered[refresh] = {}
+                generations = {name: self._generation.get(name, 0) for name in members}
+            try:
+                sources, targets = both(
+                    partial(read_indices, clients[0], list(members.values()), wanted, refresh),
+                    partial(read_indices, clients[1], list(members), wanted),
+                )
+            except Exception:
+                with self._lock:  # the others are read by a later step
+                    for name, origin in members.items():
+                        if name != target and self._generation.get(name, 0) == generations[name]:
+                            self._recovered[refresh].setdefault(name, origin)
+                raise
+            self.reads += 1
+            with self._lock:
+                for name, origin in members.items():
+                    if name != target and self._generation.get(name, 0) == generations[name]:
+                        self._answers[name] = (sources[origin], targets[name])
+            return sources[source], targets[target]
