@@ -104,22 +104,26 @@ def read_group(client: EsClient, names: list[str], wanted: Wanted) -> dict[str, 
 
 
 def read_indices(client: EsClient, names: list[str], wanted: Wanted, refresh: bool = False) -> dict[str, IndexReads]:
-    """Index -> its reads on `client`, in groups that fit a request line; an index a joined answer left out is
-    read again alone (which raises that index's own error). `refresh`: refresh each group first."""
+    """Index -> its reads on `client`, in groups that fit a request line (an index a joined answer left out keeps
+    None: see `completed`). `refresh`: refresh each group first."""
     found: dict[str, IndexReads] = {}
     for group in name_groups(names):
         if refresh:
             client.request("POST", refresh_path(group))
         found.update(read_group(client, group, wanted))
-    for name in names:
-        reads = found[name]
-        if (
-            (wanted.counts and reads.docs is None)
-            or (wanted.mappings and reads.mapping is None)
-            or (wanted.settings and reads.settings is None)
-        ):
-            found[name] = read_group(client, [name], wanted)[name]
     return found
+
+
+def completed(client: EsClient, name: str, reads: IndexReads, wanted: Wanted) -> IndexReads:
+    """`reads`, or when a joined answer left out part of them (a missing, closed or empty index), the index read
+    alone: 0 documents, or the error a read of that one index raises."""
+    if (
+        (wanted.counts and reads.docs is None)
+        or (wanted.mappings and reads.mapping is None)
+        or (wanted.settings and reads.settings is None)
+    ):
+        return read_group(client, [name], wanted)[name]
+    return reads
 
 
 # (source index, target index) -> (its reads on the source, on the destination)
@@ -158,6 +162,18 @@ class ValidationReads:
         """(source's reads, destination's reads) of `target`: kept from a read made after its recovery ended,
         else read now together with every index recovered since (`both`: sends the two sides' reads at once,
         as `RequestTap.at_once`). Raises what the read raises (the other indices are read again later)."""
+        kept = self._read(clients, both, wanted, source, target, refresh)
+        return completed(clients[0], source, kept[0], wanted), completed(clients[1], target, kept[1], wanted)
+
+    def _read(
+        self,
+        clients: tuple[EsClient, EsClient],
+        both: BothSides,
+        wanted: Wanted,
+        source: str,
+        target: str,
+        refresh: bool,
+    ) -> Pair:
         with self._reading:
             with self._lock:
                 kept = self._answers.pop(target, None)

@@ -1,0 +1,150 @@
+"""The validation's joined reads (migrator.steps.validation_reads): many indices' counts, mappings and settings in
+a few requests, each index still validated alone, never from a read made before its recovery ended. No cluster:
+a fake one answers the reads as Elasticsearch does (`ignore_unavailable` leaves out what is missing)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pytest
+
+from migrator.clients.es import EsError, Request
+from migrator.clients.tap import RequestTap
+from migrator.steps.base import StepFailed
+from migrator.steps.validate import ValidateIndex
+from migrator.steps.validation_reads import ValidationReads
+
+MAPPING = {"properties": {"message": {"type": "text"}}}
+
+
+class Cluster:
+    """Indices (name -> documents) answering `_count`, the joined `_search`, `_mapping`, `_settings`, `_refresh`."""
+
+    def __init__(self, label: str, docs: dict[str, int]) -> None:
+        self.label, self.docs = label, docs
+        self.sent: list[tuple[str, str]] = []
+
+    def _names(self, path: str) -> tuple[list[str], bool]:
+        split = urlsplit(path)
+        tolerant = parse_qs(split.query).get("ignore_unavailable") == ["true"]
+        names = unquote(split.path.strip("/").split("/")[0]).split(",")
+        missing = [name for name in names if name not in self.docs]
+        if missing and not tolerant:
+            raise EsError(self.label, Request("GET", path), 404, f"no such index [{missing[0]}]")
+        return [name for name in names if name in self.docs], tolerant
+
+    def request(self, method: str, path: str, body: Any = None, **_: Any) -> tuple[int, Any]:
+        self.sent.append((method, path))
+        names, _ = self._names(path)
+        if path.split("?")[0].endswith("/_count"):
+            return 200, {"count": self.docs[names[0]]}
+        if path.split("?")[0].endswith("/_refresh"):
+            return 200, {}
+        assert body["size"] == 0 and body["aggs"]["indices"]["terms"] == {
+            "field": "_index",
+            "size": len(body_names(path)),
+        }
+        buckets = [{"key": name, "doc_count": self.docs[name]} for name in names if self.docs[name]]
+        return 200, {
+            "hits": {"total": {"value": 10000, "relation": "gte"}},
+            "aggregations": {"indices": {"buckets": buckets}},
+        }
+
+    def doc_count(self, index: str) -> int:
+        return int(self.request("GET", f"/{index}/_count")[1]["count"])
+
+    def get(self, path: str, **_: Any) -> Any:
+        self.sent.append(("GET", path))
+        names, _ = self._names(path)
+        if "/_mapping" in path:
+            return {name: {"mappings": MAPPING} for name in names}
+        return {name: {"settings": {"index.number_of_shards": "1"}} for name in names}
+
+
+def body_names(path: str) -> list[str]:
+    return unquote(urlsplit(path).path.strip("/").split("/")[0]).split(",")
+
+
+def context(source: Cluster, destination: Cluster) -> SimpleNamespace:
+    validate = SimpleNamespace(doc_counts=True, mappings=True, settings=True, sample_docs=0)
+    restore = SimpleNamespace(index_settings={}, ignore_index_settings=[])
+    return SimpleNamespace(
+        spec=SimpleNamespace(validate=validate, restore=restore),
+        source=source,
+        destination=destination,
+        requests=RequestTap(),
+        validation_reads=ValidationReads(),
+    )
+
+
+def validate(ctx: SimpleNamespace, name: str, **params: Any) -> ValidateIndex:
+    return ValidateIndex(f"validate[new-{name}]", {"source": name, "target": f"new-{name}", **params}, ctx)
+
+
+def test_200_indices_recovered_together_are_validated_in_a_few_requests_not_six_each():
+    # Before: `_count`, `_mapping` and `_settings` of each index on each side: 6 x 200 = 1,200 requests.
+    names = [f"logs-2026.01.{number:03d}" for number in range(200)]
+    source = Cluster("source", {name: 100 + n for n, name in enumerate(names)})
+    destination = Cluster("destination", {f"new-{name}": 100 + n for n, name in enumerate(names)})
+    ctx = context(source, destination)
+    for name in names:
+        ctx.validation_reads.recovered(name, f"new-{name}")
+    summaries = [validate(ctx, name).observe() for name in names]
+    assert all(observation.done for observation in summaries)
+    assert summaries[7].summary.startswith("107 documents, counts, mappings, settings equal")
+    groups = -(-len(",".join(f"new-{name}" for name in names)) // 3000)  # request lines of at most 3,000 names
+    assert len(source.sent) == len(destination.sent) == 3 * groups
+    assert all("ignore_unavailable=true" in path for _, path in source.sent + destination.sent)
+
+
+def test_each_index_still_passes_or_fails_alone_with_its_own_message():
+    source = Cluster("source", {"a": 5, "b": 6, "c": 7})
+    destination = Cluster("destination", {"new-a": 5, "new-b": 4, "new-c": 7})
+    ctx = context(source, destination)
+    for name in "abc":
+        ctx.validation_reads.recovered(name, f"new-{name}")
+    assert validate(ctx, "a").observe().done
+    with pytest.raises(StepFailed, match=r"new-b has 4 documents on the destination but b has 6 on the source"):
+        validate(ctx, "b").observe()
+    assert validate(ctx, "c").observe().done
+    assert len(destination.sent) == 3  # one joined read of each kind for the three
+
+
+def test_an_index_recovered_again_after_a_joined_read_is_read_again():
+    source = Cluster("source", {"a": 5, "b": 6})
+    destination = Cluster("destination", {"new-a": 5, "new-b": 0})  # b read while its restore was lost
+    ctx = context(source, destination)
+    for name in "ab":
+        ctx.validation_reads.recovered(name, f"new-{name}")
+    assert validate(ctx, "a").observe().done
+    destination.docs["new-b"] = 6  # restored again; its recovery ends again: the answer read before is stale
+    ctx.validation_reads.recovered("b", "new-b")
+    assert validate(ctx, "b").observe().summary.startswith("6 documents")
+
+
+def test_an_index_a_joined_answer_leaves_out_is_read_alone_an_empty_one_counts_zero_a_missing_one_fails():
+    source = Cluster("source", {"empty": 0, "gone": 3, "full": 2})
+    destination = Cluster("destination", {"new-empty": 0, "new-full": 2})
+    ctx = context(source, destination)
+    for name in ("empty", "gone", "full"):
+        ctx.validation_reads.recovered(name, f"new-{name}")
+    assert validate(ctx, "empty").observe().summary.startswith("0 documents")
+    assert ("GET", "/new-empty/_search") in destination.sent  # no bucket in the joined answer: asked alone
+    with pytest.raises(EsError, match=r"no such index \[new-gone\]"):
+        validate(ctx, "gone").observe()
+    assert validate(ctx, "full").observe().done
+
+
+def test_a_step_with_no_answer_kept_reads_itself_alone_and_the_cutover_refreshes_its_source_first():
+    source = Cluster("source", {"a": 5})
+    destination = Cluster("destination", {"new-a": 5})
+    ctx = context(source, destination)  # a resumed run: no recovery ended in this process
+    assert validate(ctx, "a", cutover=True, counts="exact").observe().done
+    assert source.sent[0] == ("POST", "/a/_refresh")
+    assert [path for _, path in destination.sent] == [
+        "/new-a/_search",
+        "/new-a/_mapping",
+        "/new-a/_settings?flat_settings=true",
+    ]
