@@ -39,16 +39,9 @@ from typing import Any, TypeVar
 
 from migrator.clients.es import EsClient, build_path
 from migrator.dag import StepKind
+from migrator.planner import restore_id
 from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
-from migrator.steps.validation_reads import (
-    Pair,
-    Wanted,
-    count_request,
-    mapping_path,
-    read_indices,
-    refresh_path,
-    settings_path,
-)
+from migrator.steps.validation_reads import Pair, Wanted, completed, joined_reads, read_indices
 
 T = TypeVar("T")
 SETTINGS_THAT_MATTER = (
@@ -162,31 +155,38 @@ class ValidateIndex(Step):
         }
 
     def describe(self) -> list[ConsoleRequest]:
-        """The reads as they are sent joined with the other indices recovered meanwhile (the path names them all,
-        comma-joined: see migrator.steps.validation_reads), shown for this index; `checks` has the lone form."""
-        return self._reads_shown(joined=True) + self._sample_shown()
+        """An index read alone (the cutover's, a closed one's, one outside any batch): its reads; an index of a
+        batch: the document sample only (its counts, mappings and settings are checks, read with the batch's)."""
+        return ([] if self._group() else self._alone()) + self._sample_shown()
 
     def checks(self) -> list[ConsoleRequest]:
-        """The same reads for this index alone: sent when a joined answer left it out, or none was kept for it."""
-        return self._reads_shown(joined=False)
+        """An index of a batch: its reads alone (when the batch's joined read did not answer for it), and for the
+        batch's first member the batch's joined reads (sent by whichever member's step asks first)."""
+        group = self._group()
+        if not group:
+            return []
+        listed = self._alone()
+        if group[0][1] == self.params["target"] and len(group) > 1:
+            wanted = self._wanted()
+            for cluster, names in (("source", [s for s, _ in group]), ("destination", [t for _, t in group])):
+                for method, path, body in joined_reads(names, wanted):
+                    listed.append(ConsoleRequest(cluster, method, path.lstrip("/"), body))
+        return listed
 
-    def _reads_shown(self, joined: bool) -> list[ConsoleRequest]:
+    def _alone(self) -> list[ConsoleRequest]:
+        """This index's counts, mappings and settings read alone, on both sides (the cutover refreshes first)."""
         wanted, source, target = self._wanted(), self.params["source"], self.params["target"]
-        closed = self.params.get("closed")
         reads: list[ConsoleRequest] = []
         if wanted.counts and self.params.get("cutover"):
-            reads.append(ConsoleRequest("source", "POST", refresh_path([source], joined).lstrip("/")))
+            reads.append(ConsoleRequest("source", "POST", f"{source}/_refresh"))
         for cluster, index in (("source", source), ("destination", target)):
-            if wanted.counts and closed:
-                reads.append(ConsoleRequest(cluster, "GET", build_path(index, "_stats", "docs", params=CLOSED_COUNT)))
-            elif wanted.counts:
-                method, path, body = count_request([index], joined)
-                reads.append(ConsoleRequest(cluster, method, path, body))
-            if wanted.mappings:
-                reads.append(ConsoleRequest(cluster, "GET", mapping_path([index], joined and not closed)))
-            if wanted.settings:
-                reads.append(ConsoleRequest(cluster, "GET", settings_path([index], joined and not closed)))
-        return [ConsoleRequest(r.cluster, r.method, r.path.lstrip("/"), r.body) for r in reads]
+            if wanted.counts and self.params.get("closed"):
+                path = build_path(index, "_stats", "docs", params=CLOSED_COUNT)
+                reads.append(ConsoleRequest(cluster, "GET", path.lstrip("/")))
+            counts = wanted.counts and not self.params.get("closed")
+            for method, path, body in joined_reads([index], Wanted(counts, wanted.mappings, wanted.settings)):
+                reads.append(ConsoleRequest(cluster, method, path.lstrip("/"), body))
+        return reads
 
     def _sample_shown(self) -> list[ConsoleRequest]:
         source, target = self.params["source"], self.params["target"]
@@ -202,17 +202,35 @@ class ValidateIndex(Step):
         validate = self.ctx.spec.validate
         return Wanted(validate.doc_counts, bool(validate.mappings or validate.sample_docs > 0), validate.settings)
 
+    def _group(self) -> list[tuple[str, str]]:
+        """The (source, target) pairs of the open indices of this index's restore batch, in the batch's order,
+        when this index is read with them (an open index of a bulk phase); else none."""
+        batch = self.params.get("batch")
+        if not batch or self.params.get("closed") or self.params.get("cutover"):
+            return []
+        graph = self.ctx.plan.graph
+        return [
+            (member["source"], member["target"])
+            for member in graph.nodes[batch]["params"]["members"]
+            if not graph.nodes[restore_id(member["target"])]["params"].get("closed")
+        ]
+
     def _reads(self) -> Pair:
-        """(source's reads, destination's reads) of this index: from the shared joined reads, or for a closed
-        index (whose count is its last commit's, below) its mapping and settings read alone."""
+        """(source's reads, destination's reads) of this index's counts (unless closed: its last commit's, read
+        below), mappings and settings: with its batch's (see migrator.steps.validation_reads) or alone."""
         source, target, wanted = self.params["source"], self.params["target"], self._wanted()
         clients = (self.ctx.source, self.ctx.destination)
+        group = self._group()
+        if group:
+            return self.ctx.validation_reads.take(clients, self.ctx.requests.at_once, wanted, (source, target), group)
+        if self.params.get("cutover") and wanted.counts:  # writes are blocked: make every accepted document countable
+            self.ctx.source.request("POST", build_path(source, "_refresh"))
         if self.params.get("closed"):
-            alone = Wanted(False, wanted.mappings, wanted.settings)
-            found = self._both(lambda client, index: read_indices(client, [index], alone)[index])
-            return found[0], found[1]
-        refresh = bool(self.params.get("cutover"))  # writes are blocked: make every accepted document countable
-        return self.ctx.validation_reads.take(clients, self.ctx.requests.at_once, wanted, source, target, refresh)
+            wanted = Wanted(False, wanted.mappings, wanted.settings)
+        found = self._both(
+            lambda client, index: completed(client, index, read_indices(client, [index], wanted)[index], wanted)
+        )
+        return found[0], found[1]
 
     def observe(self) -> Observation:
         validate, target = self.ctx.spec.validate, self.params["target"]

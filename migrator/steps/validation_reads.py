@@ -15,15 +15,18 @@ on both clusters is six requests per index. Elasticsearch answers them for many 
 A joined read (several names) adds `ignore_unavailable=true`, so that one missing or closed index does
 not fail the others' read; an index a joined answer leaves out (missing, closed, or with no count
 bucket) is read again alone, without it, which answers 0 documents or raises the error a read of that
-one index raises. Names are cut into groups that fit a request line (`name_groups`). The cutover's
-validation refreshes the sources of the group first (`POST a,b,c/_refresh`), as it refreshes one.
+one index raises. Names are cut into groups that fit a request line (`name_groups`).
 
-`ValidationReads` is the typed service in the `StepContext`: a recovery step that sees its index's
-recovery ended says so (`recovered`); the first validate step to ask (`take`) reads, in one go, its
-own index and every index recovered since and not read yet, and keeps their answers for their own
-validate steps, which take them without asking the cluster. An answer is used once; an index whose
-recovery ends again (restored again) drops the answer read before: a read made before an index's
-recovery ended never validates it. A step that finds no answer (a resumed run, a retry) reads itself.
+`ValidationReads` is the typed service in the `StepContext`. The indices read together are fixed by
+the plan: the open indices of one restore batch, in the batch's order, so the dry run lists the joined
+requests exactly as they are sent (among the checks of the batch's first validate step). A recovery
+step that sees its index's recovery ended says so (`recovered`); the first validate step of a batch
+to ask (`take`) reads the whole batch when every member's recovery has ended in this run, and keeps
+the answers for the other members' validate steps, which take them without asking the cluster. An
+answer is used once; an index whose recovery ends again (restored again) drops the answer read before:
+a read made before an index's recovery ended never validates it. A step that finds no answer (a
+resumed run, a retry, a batch with a member still recovering) reads its own index alone. The
+cutover's validation and a closed index's read alone (see migrator.steps.validate).
 """
 
 from __future__ import annotations
@@ -77,10 +80,6 @@ def settings_path(names: list[str], joined: bool | None = None) -> str:
     return build_path(",".join(names), "_settings", params={"flat_settings": True, **_joined(names, joined)})
 
 
-def refresh_path(names: list[str], joined: bool | None = None) -> str:
-    return build_path(",".join(names), "_refresh", params=_joined(names, joined))
-
-
 def read_group(client: EsClient, names: list[str], wanted: Wanted) -> dict[str, IndexReads]:
     """The wanted reads of `names` (one group, one request each); an index the answer leaves out keeps None."""
     found = {name: IndexReads() for name in names}
@@ -103,15 +102,26 @@ def read_group(client: EsClient, names: list[str], wanted: Wanted) -> dict[str, 
     return found
 
 
-def read_indices(client: EsClient, names: list[str], wanted: Wanted, refresh: bool = False) -> dict[str, IndexReads]:
+def read_indices(client: EsClient, names: list[str], wanted: Wanted) -> dict[str, IndexReads]:
     """Index -> its reads on `client`, in groups that fit a request line (an index a joined answer left out keeps
-    None: see `completed`). `refresh`: refresh each group first."""
+    None: see `completed`)."""
     found: dict[str, IndexReads] = {}
     for group in name_groups(names):
-        if refresh:
-            client.request("POST", refresh_path(group))
         found.update(read_group(client, group, wanted))
     return found
+
+
+def joined_reads(names: list[str], wanted: Wanted) -> list[tuple[str, str, Any]]:
+    """(method, path, body) of the requests `read_indices` sends for `names` (the runbook's form)."""
+    reads: list[tuple[str, str, Any]] = []
+    for group in name_groups(names):
+        if wanted.counts:
+            reads.append(count_request(group))
+        if wanted.mappings:
+            reads.append(("GET", mapping_path(group), None))
+        if wanted.settings:
+            reads.append(("GET", settings_path(group), None))
+    return reads
 
 
 def completed(client: EsClient, name: str, reads: IndexReads, wanted: Wanted) -> IndexReads:
@@ -137,16 +147,15 @@ class ValidationReads:
     def __init__(self) -> None:
         self._lock = threading.Lock()  # the recovered indices, the answers kept, the generations
         self._reading = threading.Lock()  # one joined read at a time: a step asking meanwhile may find its answer
-        self._recovered: dict[bool, dict[str, str]] = {False: {}, True: {}}  # refresh? -> target -> source
+        self._recovered: set[str] = set()  # targets whose recovery ended, not read since
         self._answers: dict[str, Pair] = {}
         self._generation: dict[str, int] = {}
-        self.reads = 0  # joined reads made (each: one request per wanted kind and group, on each side)
+        self.reads = 0  # joined reads made (each: one request per wanted kind and group of names, on each side)
 
-    def recovered(self, source: str, target: str, refresh: bool = False) -> None:
-        """`target`'s recovery ended (restored from `source`): read it with the next validate step's reads; an
-        answer read before now is dropped."""
+    def recovered(self, target: str) -> None:
+        """`target`'s recovery ended: an answer read before now is dropped."""
         with self._lock:
-            self._recovered[refresh][target] = source
+            self._recovered.add(target)
             self._answers.pop(target, None)
             self._generation[target] = self._generation.get(target, 0) + 1
 
@@ -155,14 +164,16 @@ class ValidationReads:
         clients: tuple[EsClient, EsClient],
         both: BothSides,
         wanted: Wanted,
-        source: str,
-        target: str,
-        refresh: bool = False,
+        member: tuple[str, str],
+        group: list[tuple[str, str]],
     ) -> Pair:
-        """(source's reads, destination's reads) of `target`: kept from a read made after its recovery ended,
-        else read now together with every index recovered since (`both`: sends the two sides' reads at once,
-        as `RequestTap.at_once`). Raises what the read raises (the other indices are read again later)."""
-        kept = self._read(clients, both, wanted, source, target, refresh)
+        """(source's reads, destination's reads) of `member` ((source, target) index), one of `group` (its batch's
+        (source, target) pairs, in the plan's order): kept from a read made after its recovery ended; else, when
+        the recovery of every index of the group has ended and none was read since, the whole group read now
+        (`both`: sends the two sides' reads at once, as `RequestTap.at_once`); else this index read alone.
+        Raises what the read raises."""
+        source, target = member
+        kept = self._read(clients, both, wanted, member, group)
         return completed(clients[0], source, kept[0], wanted), completed(clients[1], target, kept[1], wanted)
 
     def _read(
@@ -170,34 +181,26 @@ class ValidationReads:
         clients: tuple[EsClient, EsClient],
         both: BothSides,
         wanted: Wanted,
-        source: str,
-        target: str,
-        refresh: bool,
+        member: tuple[str, str],
+        group: list[tuple[str, str]],
     ) -> Pair:
+        source, target = member
         with self._reading:
             with self._lock:
                 kept = self._answers.pop(target, None)
                 if kept is not None:
                     return kept
-                waiting = self._recovered[refresh]
-                waiting.pop(target, None)
-                members = {target: source, **waiting}
-                self._recovered[refresh] = {}
-                generations = {name: self._generation.get(name, 0) for name in members}
-            try:
-                sources, targets = both(
-                    partial(read_indices, clients[0], list(members.values()), wanted, refresh),
-                    partial(read_indices, clients[1], list(members), wanted),
-                )
-            except Exception:
-                with self._lock:  # the others are read by a later step
-                    for name, origin in members.items():
-                        if name != target and self._generation.get(name, 0) == generations[name]:
-                            self._recovered[refresh].setdefault(name, origin)
-                raise
+                if not all(name in self._recovered or name == target for _, name in group):
+                    group = [member]  # a resumed run, or a member still recovering: this index alone
+                self._recovered -= {name for _, name in group}
+                generations = {name: self._generation.get(name, 0) for _, name in group}
+            sources, targets = both(
+                partial(read_indices, clients[0], [origin for origin, _ in group], wanted),
+                partial(read_indices, clients[1], [name for _, name in group], wanted),
+            )
             self.reads += 1
             with self._lock:
-                for name, origin in members.items():
+                for origin, name in group:
                     if name != target and self._generation.get(name, 0) == generations[name]:
                         self._answers[name] = (sources[origin], targets[name])
             return sources[source], targets[target]

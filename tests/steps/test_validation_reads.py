@@ -8,14 +8,17 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import networkx as nx
 import pytest
 
 from migrator.clients.es import EsError, Request
 from migrator.clients.tap import RequestTap
+from migrator.planner import restore_id
 from migrator.steps.base import StepFailed
 from migrator.steps.validate import ValidateIndex
 from migrator.steps.validation_reads import ValidationReads
 
+BATCH = "restore.batch[1]"
 MAPPING = {"properties": {"message": {"type": "text"}}}
 
 
@@ -67,11 +70,17 @@ def body_names(path: str) -> list[str]:
     return unquote(urlsplit(path).path.strip("/").split("/")[0]).split(",")
 
 
-def context(source: Cluster, destination: Cluster) -> SimpleNamespace:
+def context(source: Cluster, destination: Cluster, batch: list[str]) -> SimpleNamespace:
+    """Both clusters, and a plan whose one restore batch holds `batch` (source names; targets `new-<name>`)."""
     validate = SimpleNamespace(doc_counts=True, mappings=True, settings=True, sample_docs=0)
     restore = SimpleNamespace(index_settings={}, ignore_index_settings=[])
+    graph = nx.DiGraph()
+    graph.add_node(BATCH, params={"members": [{"source": name, "target": f"new-{name}"} for name in batch]})
+    for name in batch:
+        graph.add_node(restore_id(f"new-{name}"), params={"source": name, "target": f"new-{name}"})
     return SimpleNamespace(
         spec=SimpleNamespace(validate=validate, restore=restore),
+        plan=SimpleNamespace(graph=graph),
         source=source,
         destination=destination,
         requests=RequestTap(),
@@ -80,7 +89,13 @@ def context(source: Cluster, destination: Cluster) -> SimpleNamespace:
 
 
 def validate(ctx: SimpleNamespace, name: str, **params: Any) -> ValidateIndex:
+    params = {"batch": BATCH, **params}
     return ValidateIndex(f"validate[new-{name}]", {"source": name, "target": f"new-{name}", **params}, ctx)
+
+
+def recovered(ctx: SimpleNamespace, names: str | list[str]) -> None:
+    for name in names:
+        ctx.validation_reads.recovered(f"new-{name}")
 
 
 def test_200_indices_recovered_together_are_validated_in_a_few_requests_not_six_each():
@@ -88,9 +103,8 @@ def test_200_indices_recovered_together_are_validated_in_a_few_requests_not_six_
     names = [f"logs-2026.01.{number:03d}" for number in range(200)]
     source = Cluster("source", {name: 100 + n for n, name in enumerate(names)})
     destination = Cluster("destination", {f"new-{name}": 100 + n for n, name in enumerate(names)})
-    ctx = context(source, destination)
-    for name in names:
-        ctx.validation_reads.recovered(name, f"new-{name}")
+    ctx = context(source, destination, names)
+    recovered(ctx, names)
     summaries = [validate(ctx, name).observe() for name in names]
     assert all(observation.done for observation in summaries)
     assert summaries[7].summary.startswith("107 documents, counts, mappings, settings equal")
@@ -102,9 +116,8 @@ def test_200_indices_recovered_together_are_validated_in_a_few_requests_not_six_
 def test_each_index_still_passes_or_fails_alone_with_its_own_message():
     source = Cluster("source", {"a": 5, "b": 6, "c": 7})
     destination = Cluster("destination", {"new-a": 5, "new-b": 4, "new-c": 7})
-    ctx = context(source, destination)
-    for name in "abc":
-        ctx.validation_reads.recovered(name, f"new-{name}")
+    ctx = context(source, destination, list("abc"))
+    recovered(ctx, "abc")
     assert validate(ctx, "a").observe().done
     with pytest.raises(StepFailed, match=r"new-b has 4 documents on the destination but b has 6 on the source"):
         validate(ctx, "b").observe()
@@ -115,21 +128,19 @@ def test_each_index_still_passes_or_fails_alone_with_its_own_message():
 def test_an_index_recovered_again_after_a_joined_read_is_read_again():
     source = Cluster("source", {"a": 5, "b": 6})
     destination = Cluster("destination", {"new-a": 5, "new-b": 0})  # b read while its restore was lost
-    ctx = context(source, destination)
-    for name in "ab":
-        ctx.validation_reads.recovered(name, f"new-{name}")
+    ctx = context(source, destination, list("ab"))
+    recovered(ctx, "ab")
     assert validate(ctx, "a").observe().done
     destination.docs["new-b"] = 6  # restored again; its recovery ends again: the answer read before is stale
-    ctx.validation_reads.recovered("b", "new-b")
+    recovered(ctx, "b")
     assert validate(ctx, "b").observe().summary.startswith("6 documents")
 
 
 def test_an_index_a_joined_answer_leaves_out_is_read_alone_an_empty_one_counts_zero_a_missing_one_fails():
     source = Cluster("source", {"empty": 0, "gone": 3, "full": 2})
     destination = Cluster("destination", {"new-empty": 0, "new-full": 2})
-    ctx = context(source, destination)
-    for name in ("empty", "gone", "full"):
-        ctx.validation_reads.recovered(name, f"new-{name}")
+    ctx = context(source, destination, ["empty", "gone", "full"])
+    recovered(ctx, ["empty", "gone", "full"])
     assert validate(ctx, "empty").observe().summary.startswith("0 documents")
     assert ("GET", "/new-empty/_search") in destination.sent  # no bucket in the joined answer: asked alone
     with pytest.raises(EsError, match=r"no such index \[new-gone\]"):
@@ -137,14 +148,52 @@ def test_an_index_a_joined_answer_leaves_out_is_read_alone_an_empty_one_counts_z
     assert validate(ctx, "full").observe().done
 
 
-def test_a_step_with_no_answer_kept_reads_itself_alone_and_the_cutover_refreshes_its_source_first():
-    source = Cluster("source", {"a": 5})
-    destination = Cluster("destination", {"new-a": 5})
-    ctx = context(source, destination)  # a resumed run: no recovery ended in this process
-    assert validate(ctx, "a", cutover=True, counts="exact").observe().done
+def test_a_batch_with_a_member_still_recovering_or_a_resumed_run_reads_each_index_alone():
+    source = Cluster("source", {"a": 5, "b": 6})
+    destination = Cluster("destination", {"new-a": 5, "new-b": 6})
+    ctx = context(source, destination, ["a", "b"])
+    recovered(ctx, "a")  # b's recovery has not ended (or ended in an earlier run): the batch is not read
+    assert validate(ctx, "a").observe().done
+    assert [path for _, path in destination.sent] == [
+        "/new-a/_search",
+        "/new-a/_mapping",
+        "/new-a/_settings?flat_settings=true",
+    ]
+
+
+def test_the_runbook_lists_the_batch_reads_once_as_sent_and_each_index_alone():
+    ctx = context(Cluster("source", {}), Cluster("destination", {}), ["a", "b"])
+    first, second = validate(ctx, "a"), validate(ctx, "b")
+    assert [r.path for r in first.describe()] == [] == [r.path for r in second.describe()]
+    assert [(r.cluster, r.path) for r in second.checks()] == [
+        ("source", "b/_search"),
+        ("source", "b/_mapping"),
+        ("source", "b/_settings?flat_settings=true"),
+        ("destination", "new-b/_search"),
+        ("destination", "new-b/_mapping"),
+        ("destination", "new-b/_settings?flat_settings=true"),
+    ]
+    assert [(r.cluster, r.path) for r in first.checks()][6:] == [
+        ("source", "a,b/_search?ignore_unavailable=true"),
+        ("source", "a,b/_mapping?ignore_unavailable=true"),
+        ("source", "a,b/_settings?flat_settings=true&ignore_unavailable=true"),
+        ("destination", "new-a,new-b/_search?ignore_unavailable=true"),
+        ("destination", "new-a,new-b/_mapping?ignore_unavailable=true"),
+        ("destination", "new-a,new-b/_settings?flat_settings=true&ignore_unavailable=true"),
+    ]
+
+
+def test_the_cutover_refreshes_its_source_and_reads_its_index_alone():
+    source = Cluster("source", {"a": 5, "b": 5})
+    destination = Cluster("destination", {"new-a": 5, "new-b": 5})
+    ctx = context(source, destination, ["a", "b"])
+    recovered(ctx, "ab")
+    step = ValidateIndex("cutover.validate[new-a]", {"source": "a", "target": "new-a", "cutover": True}, ctx)
+    assert step.observe().done
     assert source.sent[0] == ("POST", "/a/_refresh")
     assert [path for _, path in destination.sent] == [
         "/new-a/_search",
         "/new-a/_mapping",
         "/new-a/_settings?flat_settings=true",
     ]
+    assert [r.console().split("\n")[0] for r in step.describe()][:2] == ["POST a/_refresh", "GET a/_search"]
