@@ -21,7 +21,7 @@ one index raises. Names are cut into groups that fit a request line (`name_group
 the plan: the open indices of one restore batch, in the batch's order, so the dry run lists the joined
 requests exactly as they are sent (among the checks of the batch's first validate step). A recovery
 step that sees its index's recovery ended says so (`recovered`); the first validate step of a batch
-to ask (`take`) reads the whole batch when every member's recovery has ended in this run, and keeps
+to ask (`take`) reads the whole batch once every member's recovery has ended in this run, and keeps
 the answers for the other members' validate steps, which take them without asking the cluster. An
 answer is used once; an index whose recovery ends again (restored again) drops the answer read before:
 a read made before an index's recovery ended never validates it. A step that finds no answer (a
@@ -147,15 +147,13 @@ class ValidationReads:
     def __init__(self) -> None:
         self._lock = threading.Lock()  # the recovered indices, the answers kept, the generations
         self._reading = threading.Lock()  # one joined read at a time: a step asking meanwhile may find its answer
-        self._recovered: set[str] = set()  # targets whose recovery ended, not read since
         self._answers: dict[str, Pair] = {}
-        self._generation: dict[str, int] = {}
+        self._generation: dict[str, int] = {}  # target -> how many times its recovery ended in this run
         self.reads = 0  # joined reads made (each: one request per wanted kind and group of names, on each side)
 
     def recovered(self, target: str) -> None:
         """`target`'s recovery ended: an answer read before now is dropped."""
         with self._lock:
-            self._recovered.add(target)
             self._answers.pop(target, None)
             self._generation[target] = self._generation.get(target, 0) + 1
 
@@ -169,7 +167,7 @@ class ValidationReads:
     ) -> Pair:
         """(source's reads, destination's reads) of `member` ((source, target) index), one of `group` (its batch's
         (source, target) pairs, in the plan's order): kept from a read made after its recovery ended; else, when
-        the recovery of every index of the group has ended and none was read since, the whole group read now
+        the recovery of every index of the group has ended in this run, the whole group read now
         (`both`: sends the two sides' reads at once, as `RequestTap.at_once`); else this index read alone.
         Raises what the read raises."""
         source, target = member
@@ -190,9 +188,8 @@ class ValidationReads:
                 kept = self._answers.pop(target, None)
                 if kept is not None:
                     return kept
-                if not all(name in self._recovered or name == target for _, name in group):
+                if not all(self._generation.get(name) or name == target for _, name in group):
                     group = [member]  # a resumed run, or a member still recovering: this index alone
-                self._recovered -= {name for _, name in group}
                 generations = {name: self._generation.get(name, 0) for _, name in group}
             sources, targets = both(
                 partial(read_indices, clients[0], [origin for origin, _ in group], wanted),

@@ -161,6 +161,25 @@ def test_a_batch_with_a_member_still_recovering_or_a_resumed_run_reads_each_inde
     ]
 
 
+def test_once_the_last_member_recovered_the_next_validate_step_reads_the_whole_batch():
+    # Before: a member read alone (while another still recovered) counted as read, so no later step of its
+    # batch could read the batch: in a real run 3 batches of 5 were read index by index.
+    docs = {"a": 1, "b": 2, "c": 3}
+    source = Cluster("source", dict(docs))
+    destination = Cluster("destination", {f"new-{name}": count for name, count in docs.items()})
+    ctx = context(source, destination, list("abc"))
+    recovered(ctx, "ab")
+    assert validate(ctx, "a").observe().done  # c still recovering: a alone
+    recovered(ctx, "c")
+    assert validate(ctx, "b").observe().done
+    assert validate(ctx, "c").observe().done
+    assert [path for _, path in destination.sent][3:] == [
+        "/new-a,new-b,new-c/_search?ignore_unavailable=true",
+        "/new-a,new-b,new-c/_mapping?ignore_unavailable=true",
+        "/new-a,new-b,new-c/_settings?flat_settings=true&ignore_unavailable=true",
+    ]
+
+
 def test_the_runbook_lists_the_batch_reads_once_as_sent_and_each_index_alone():
     ctx = context(Cluster("source", {}), Cluster("destination", {}), ["a", "b"])
     first, second = validate(ctx, "a"), validate(ctx, "b")
