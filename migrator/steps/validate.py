@@ -25,8 +25,8 @@ nothing. What is compared, each switchable in the plan's `validate:` section:
   second run checks the same ones) on the source with `GET <index>/_search`, fetched from the
   destination with `GET <target>/_mget` and compared by id and a SHA-256 of their `_source`.
 
-The counts, mappings and settings of the indices whose recovery ended are read together, a few requests
-for many indices (migrator.steps.validation_reads); each step still compares and reports its own index.
+The counts, mappings and settings of the open indices of one restore batch are read together, a few
+requests for the batch (migrator.steps.validation_reads); each step still compares and reports its own index.
 """
 
 from __future__ import annotations
