@@ -408,7 +408,8 @@ def add_index(
     if spec.validate.enabled:
         # Before a cutover the source still takes writes: its count can only be compared, not required equal.
         counts = "informational" if two_phases else "exact"
-        chain.append(add(validate_id(move.target), StepKind.VALIDATE, counts=counts, **params))
+        # read with its batch's other open indices (migrator.steps.validation_reads)
+        chain.append(add(validate_id(move.target), StepKind.VALIDATE, counts=counts, batch=batch, **params))
     if closed:
         chain.append(add(close_id(move.target), StepKind.CLOSE, **params))
     nx.add_path(graph, chain)

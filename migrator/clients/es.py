@@ -130,6 +130,22 @@ def build_path(*parts: str, params: Mapping[str, Any] | None = None) -> str:
     return path
 
 
+NAMES_PER_READ = 3000  # characters of index names in one read: Elasticsearch refuses request lines over 4 KB
+
+
+def name_groups(names: list[str]) -> list[list[str]]:
+    """The names in groups whose comma-joined length stays within NAMES_PER_READ."""
+    groups: list[list[str]] = [[]]
+    length = 0
+    for name in names:
+        if groups[-1] and length + len(name) + 1 > NAMES_PER_READ:
+            groups.append([])
+            length = 0
+        groups[-1].append(name)
+        length += len(name) + 1
+    return [group for group in groups if group]
+
+
 # Every node's version: `GET _nodes` with no metric (each node's version is always in its answer; the
 # specification has no `version` metric, which servers ignore).
 NODE_VERSIONS = build_path("_nodes", params={"filter_path": "nodes.*.version"})

@@ -79,9 +79,14 @@ RangeReader = Callable[[int, int], bytes]
 """`read(start, length)`: exactly `length` bytes of the object being written, from offset `start`."""
 
 
+# crcmod builds the polynomial's table (256 entries, in Python) for each `Crc` it makes: 0.25 ms, more than
+# reading a small object; a fresh digest is a copy of this one, which shares the table.
+_CRC64 = crcmod.Crc(CRC64_POLY, initCrc=0, rev=True, xorOut=0xFFFFFFFFFFFFFFFF)
+
+
 def new_crc64() -> crcmod.Crc:
     """A fresh CRC-64/XZ digest, computed the way OSS computes `x-oss-hash-crc64ecma`."""
-    return crcmod.Crc(CRC64_POLY, initCrc=0, rev=True, xorOut=0xFFFFFFFFFFFFFFFF)
+    return _CRC64.new()
 
 
 def crc64_of(data: bytes) -> int:
@@ -428,9 +433,10 @@ class OssStorage(OssClient):
         self.base_path = base_path.strip("/")
         self._root = f"{self.base_path}/" if self.base_path else ""
         self.description = f"oss://{bucket}/{self.base_path} ({endpoint})"
-        # writes check the CRC64 OSS answers against one crcmod pass over the bytes (oss2's own check wraps the
-        # body in a Python-level adapter that costs as much CPU as the upload itself)
-        self._writer = self._open(endpoint, timeout_s, enable_crc=False)
+        # reads and writes check the CRC64 OSS answers against one crcmod pass over the bytes (oss2's own check
+        # wraps the body in a Python-level adapter that costs as much CPU as the upload itself, and builds a CRC
+        # table for each object: 0.36 ms, about a third of migrator's CPU per index in a run of many small ones)
+        self._plain = self._open(endpoint, timeout_s, enable_crc=False)
 
     # the retry loop ----------------------------------------------------------------------------
 
@@ -470,12 +476,13 @@ class OssStorage(OssClient):
 
     def read(self, key: str) -> bytes:
         def attempt() -> bytes:
-            result = self._bucket.get_object(self._root + key)
+            result = self._plain.get_object(self._root + key)
             data = result.read()
             if result.content_length is not None and len(data) != result.content_length:
                 raise _Retry(f"short body: {len(data)} of {result.content_length} bytes")
-            if result.server_crc is not None and result.client_crc != result.server_crc:
-                raise _Retry(f"CRC64 mismatch: computed {result.client_crc}, OSS says {result.server_crc}")
+            computed = crc64_of(data) if result.server_crc is not None else None
+            if computed != result.server_crc:
+                raise _Retry(f"CRC64 mismatch: computed {computed}, OSS says {result.server_crc}")
             return data
 
         return self._call("GetObject", key, attempt)
@@ -521,7 +528,7 @@ class OssStorage(OssClient):
         headers = {"Content-MD5": base64.b64encode(hashlib.md5(data).digest()).decode()}
 
         def attempt() -> int:
-            result = self._writer.put_object(self._root + key, data, headers=headers)
+            result = self._plain.put_object(self._root + key, data, headers=headers)
             return self._stored_crc(result.crc, expected)
 
         return self._call("PutObject", key, attempt)
@@ -556,7 +563,7 @@ class OssStorage(OssClient):
 
         def complete() -> int:
             try:
-                result = self._writer.complete_multipart_upload(name, upload_id, parts)
+                result = self._plain.complete_multipart_upload(name, upload_id, parts)
             except oss2.exceptions.NoSuchUpload:
                 if completed:  # an earlier attempt completed it but its answer was lost
                     return self._stored_crc(self._bucket.head_object(name).server_crc, expected)
@@ -583,7 +590,7 @@ class OssStorage(OssClient):
         expected = crc64_of(data)
 
         def attempt() -> str:
-            result = self._writer.upload_part(self._root + key, upload_id, number, data)
+            result = self._plain.upload_part(self._root + key, upload_id, number, data)
             self._stored_crc(result.crc, expected)
             return str(result.etag)
 

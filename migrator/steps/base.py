@@ -29,6 +29,7 @@ from migrator.ownership import Ledger
 from migrator.planner import MigrationPlan
 from migrator.spec import MigrationSpec
 from migrator.steps.handoffs import HeldRequests, SnapshotSizes
+from migrator.steps.validation_reads import ValidationReads
 
 MASK = "******"
 
@@ -108,6 +109,8 @@ class StepContext:
     held_snapshots: HeldRequests = field(default_factory=HeldRequests)
     held_restores: HeldRequests = field(default_factory=HeldRequests)
     snapshot_index_bytes: SnapshotSizes = field(default_factory=SnapshotSizes)
+    # recovery -> validate: the indices whose recovery ended, read together (migrator.steps.validation_reads).
+    validation_reads: ValidationReads = field(default_factory=ValidationReads)
     # Cross-region plans: the destination's bucket (the replica) and the source bucket's replication rules.
     replica_factory: Callable[[], Storage] | None = None
     replication_factory: Callable[[], BucketReplication] | None = None

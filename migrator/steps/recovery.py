@@ -188,6 +188,7 @@ class FollowRecovery(Step):
             if not replicas.done:
                 return Observation(False, in_progress=True, summary=f"primaries restored; {replicas.shown()}")
             summary += f"; {replicas.started} shard copies started"
+        self.ctx.validation_reads.recovered(self.params["target"])  # its batch's validation may read it now
         return Observation(True, summary=summary, detail=detail)
 
     def _sizes(self) -> tuple[int, int]:

@@ -20,12 +20,10 @@ from functools import cached_property
 from typing import Any
 
 from migrator.blocks import WRITE, before_cutover
-from migrator.clients.es import EsError, build_path
+from migrator.clients.es import EsError, build_path, name_groups
 from migrator.dag import StepKind
 from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepContext, StepFailed
 from migrator.steps.stall import StallWatch
-
-NAMES_PER_READ = 3000  # characters of index names in one read: Elasticsearch refuses request lines over 4 KB
 
 
 def restored_from(ctx: Any, target: str) -> dict[str, Any] | None:
@@ -88,19 +86,6 @@ def snapshot_source(routing: dict[str, Any]) -> dict[str, Any] | None:
             if source.get("type") == "SNAPSHOT":
                 return source
     return None
-
-
-def name_groups(names: list[str]) -> list[list[str]]:
-    """The names in groups whose comma-joined length stays within NAMES_PER_READ."""
-    groups: list[list[str]] = [[]]
-    length = 0
-    for name in names:
-        if groups[-1] and length + len(name) + 1 > NAMES_PER_READ:
-            groups.append([])
-            length = 0
-        groups[-1].append(name)
-        length += len(name) + 1
-    return [group for group in groups if group]
 
 
 UUID_FILTER = "metadata.indices.*.settings.index.uuid"

@@ -3,10 +3,10 @@
 Read-only (GET requests only, some with a body), so observing a finished migration again changes
 nothing. What is compared, each switchable in the plan's `validate:` section:
 
-- document counts (`GET <index>/_count` on both sides). Before a cutover (phase one of a two-phase
-  plan) the source still takes writes, so its count is recorded beside the destination's but a
-  difference is only a warning; the cutover's validation refreshes the write-blocked source first
-  and requires the counts exactly equal;
+- document counts (a `_search` of `size: 0` with one `terms` bucket per index, on both sides, see
+  below). Before a cutover (phase one of a two-phase plan) the source still takes writes, so its
+  count is recorded beside the destination's but a difference is only a warning; the cutover's
+  validation refreshes the write-blocked source first and requires the counts exactly equal;
 - mappings (`GET <index>/_mapping`), equal modulo what a newer version changes by itself: the type
   level of a 6.x mapping (`{"_doc": {...}}`) and the 6.x `_default_` mapping are dropped, so is
   `_all: {enabled: true}` (6.x writes out the 5.x default on a restored 5.x index; an index created by
@@ -24,6 +24,9 @@ nothing. What is compared, each switchable in the plan's `validate:` section:
 - optionally `sample_docs` documents picked at random (a seed fixed by the snapshot name, so a
   second run checks the same ones) on the source with `GET <index>/_search`, fetched from the
   destination with `GET <target>/_mget` and compared by id and a SHA-256 of their `_source`.
+
+The counts, mappings and settings of the open indices of one restore batch are read together, a few
+requests for the batch (migrator.steps.validation_reads); each step still compares and reports its own index.
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ from typing import Any, TypeVar
 
 from migrator.clients.es import EsClient, build_path
 from migrator.dag import StepKind
+from migrator.planner import restore_id
 from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
+from migrator.steps.validation_reads import Pair, Wanted, completed, joined_reads, read_indices
 
 T = TypeVar("T")
 SETTINGS_THAT_MATTER = (
@@ -54,7 +59,6 @@ SETTINGS_THAT_MATTER = (
 MAPPING_KEYS = {"properties", "dynamic", "dynamic_templates", "_source", "_meta", "_routing", "runtime", "enabled"}
 SHOWN = 5  # differences named in a failure message
 MGET_BATCH = 1000
-FLAT = {"flat_settings": True}
 CLOSED_COUNT = {"forbid_closed_indices": False, "filter_path": "indices.*.primaries.docs.count"}
 
 
@@ -121,12 +125,6 @@ def source_hash(source: Any) -> str:
     return hashlib.sha256(json.dumps(source, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def _only(body: dict[str, Any], key: str) -> Any:
-    """The one index's section of a per-index answer (`{"<index>": {key: ...}}`)."""
-    section: dict[str, Any] = next(iter(body.values()), {})
-    return section.get(key, {})
-
-
 class ValidateIndex(Step):
     kind = StepKind.VALIDATE
     title = "Validate the restored index against its source"
@@ -157,40 +155,98 @@ class ValidateIndex(Step):
         }
 
     def describe(self) -> list[ConsoleRequest]:
-        validate, source, target = self.ctx.spec.validate, self.params["source"], self.params["target"]
+        """An index read alone (the cutover's, a closed one's, one outside any batch): its reads; an index of a
+        batch: the document sample only (its counts, mappings and settings are checks, read with the batch's)."""
+        return ([] if self._group() else self._alone()) + self._sample_shown()
+
+    def checks(self) -> list[ConsoleRequest]:
+        """An index of a batch: its reads alone (when the batch's joined read did not answer for it), and for the
+        batch's first member the batch's joined reads (sent by whichever member's step asks first)."""
+        group = self._group()
+        if not group:
+            return []
+        listed = self._alone()
+        if group[0][1] == self.params["target"] and len(group) > 1:
+            wanted = self._wanted()
+            for cluster, names in (("source", [s for s, _ in group]), ("destination", [t for _, t in group])):
+                for method, path, body in joined_reads(names, wanted):
+                    listed.append(ConsoleRequest(cluster, method, path.lstrip("/"), body))
+        return listed
+
+    def _alone(self) -> list[ConsoleRequest]:
+        """This index's counts, mappings and settings read alone, on both sides (the cutover refreshes first)."""
+        wanted, source, target = self._wanted(), self.params["source"], self.params["target"]
         reads: list[ConsoleRequest] = []
-        for wanted, path in (
-            (validate.doc_counts, "_count"),
-            (validate.mappings or validate.sample_docs > 0, "_mapping"),
-            (validate.settings, "_settings?flat_settings=true"),
-        ):
-            if wanted:
-                if path == "_count" and self.params.get("closed"):
-                    path = "_stats/docs?forbid_closed_indices=false&filter_path=indices.*.primaries.docs.count"
-                if path == "_count" and self.params.get("cutover"):
-                    reads.append(ConsoleRequest("source", "POST", f"{source}/_refresh"))
-                reads.append(ConsoleRequest("source", "GET", f"{source}/{path}"))
-                reads.append(ConsoleRequest("destination", "GET", f"{target}/{path}"))
-        if validate.sample_docs and not self.params.get("closed"):
-            reads.append(ConsoleRequest("source", "GET", f"{source}/_search", self._sample_body()))
-            ids = {"docs": [{"_id": "<each sampled id>", "routing": "<its routing, if any>"}]}
-            reads.append(ConsoleRequest("destination", "GET", f"{target}/_mget", ids))
+        if wanted.counts and self.params.get("cutover"):
+            reads.append(ConsoleRequest("source", "POST", f"{source}/_refresh"))
+        for cluster, index in (("source", source), ("destination", target)):
+            if wanted.counts and self.params.get("closed"):
+                path = build_path(index, "_stats", "docs", params=CLOSED_COUNT)
+                reads.append(ConsoleRequest(cluster, "GET", path.lstrip("/")))
+            counts = wanted.counts and not self.params.get("closed")
+            for method, path, body in joined_reads([index], Wanted(counts, wanted.mappings, wanted.settings)):
+                reads.append(ConsoleRequest(cluster, method, path.lstrip("/"), body))
         return reads
+
+    def _sample_shown(self) -> list[ConsoleRequest]:
+        source, target = self.params["source"], self.params["target"]
+        if not self.ctx.spec.validate.sample_docs or self.params.get("closed"):
+            return []
+        ids = {"docs": [{"_id": "<each sampled id>", "routing": "<its routing, if any>"}]}
+        return [
+            ConsoleRequest("source", "GET", f"{source}/_search", self._sample_body()),
+            ConsoleRequest("destination", "GET", f"{target}/_mget", ids),
+        ]
+
+    def _wanted(self) -> Wanted:
+        validate = self.ctx.spec.validate
+        return Wanted(validate.doc_counts, bool(validate.mappings or validate.sample_docs > 0), validate.settings)
+
+    def _group(self) -> list[tuple[str, str]]:
+        """The (source, target) pairs of the open indices of this index's restore batch, in the batch's order,
+        when this index is read with them (an open index of a bulk phase); else none."""
+        batch = self.params.get("batch")
+        if not batch or self.params.get("closed") or self.params.get("cutover"):
+            return []
+        graph = self.ctx.plan.graph
+        return [
+            (member["source"], member["target"])
+            for member in graph.nodes[batch]["params"]["members"]
+            if not graph.nodes[restore_id(member["target"])]["params"].get("closed")
+        ]
+
+    def _reads(self) -> Pair:
+        """(source's reads, destination's reads) of this index's counts (unless closed: its last commit's, read
+        below), mappings and settings: with its batch's (see migrator.steps.validation_reads) or alone."""
+        source, target, wanted = self.params["source"], self.params["target"], self._wanted()
+        clients = (self.ctx.source, self.ctx.destination)
+        group = self._group()
+        if group:
+            return self.ctx.validation_reads.take(clients, self.ctx.requests.at_once, wanted, (source, target), group)
+        if self.params.get("cutover") and wanted.counts:  # writes are blocked: make every accepted document countable
+            self.ctx.source.request("POST", build_path(source, "_refresh"))
+        if self.params.get("closed"):
+            wanted = Wanted(False, wanted.mappings, wanted.settings)
+        found = self._both(
+            lambda client, index: completed(client, index, read_indices(client, [index], wanted)[index], wanted)
+        )
+        return found[0], found[1]
 
     def observe(self) -> Observation:
         validate, target = self.ctx.spec.validate, self.params["target"]
         detail: dict[str, Any] = {"warnings": []}
         problems: list[str] = []
+        reads = self._reads()
         if validate.doc_counts:
-            problems += self._counts(detail)
-        mappings = self._mappings() if validate.mappings or validate.sample_docs else None
+            problems += self._counts(detail, reads)
+        mappings = [reads[0].mapping, reads[1].mapping] if validate.mappings or validate.sample_docs else None
         if validate.mappings and mappings is not None:
             found = differences(*(normalized_mapping(m) for m in mappings))
             detail["mapping_differences"] = len(found)
             if found:
                 problems.append(f"mappings differ at {self._some(found)}")
         if validate.settings:
-            problems += self._settings(detail)
+            problems += self._settings(detail, reads)
         if validate.sample_docs and mappings is not None:
             problems += self._documents(mappings[0], detail)
         if problems:
@@ -203,14 +259,12 @@ class ValidateIndex(Step):
             count += f"the source has {detail['source_docs']} now (still taking writes), "
         return Observation(True, summary=f"{count}{', '.join(checks) or 'nothing else'} equal", detail=detail)
 
-    def _counts(self, detail: dict[str, Any]) -> list[str]:
+    def _counts(self, detail: dict[str, Any], reads: Pair) -> list[str]:
         source, target = self.params["source"], self.params["target"]
-        if self.params.get("cutover"):  # writes are blocked: make every accepted document countable
-            self.ctx.source.request("POST", build_path(source, "_refresh"))
-        if self.params.get("closed"):  # `_count` cannot read a closed index; its last commit can be
+        if self.params.get("closed"):  # a search cannot read a closed index; its last commit can be
             expected, actual = self._both(lambda client, index: lucene_docs(client, index))
         else:
-            expected, actual = self._both(lambda client, index: client.doc_count(index))
+            expected, actual = int(reads[0].docs or 0), int(reads[1].docs or 0)  # read: counts are wanted
         detail.update(source_docs=expected, destination_docs=actual)
         if expected == actual:
             return []
@@ -225,16 +279,9 @@ class ValidateIndex(Step):
             "(writes since the snapshot? run the cutover phase, or delete the index and apply again)"
         ]
 
-    def _mappings(self) -> list[Any]:
-        return self._both(lambda client, index: _only(client.get(build_path(index, "_mapping")), "mappings"))
-
-    def _settings(self, detail: dict[str, Any]) -> list[str]:
+    def _settings(self, detail: dict[str, Any], reads: Pair) -> list[str]:
         excluded = [*self.ctx.spec.restore.index_settings, *self.ctx.spec.restore.ignore_index_settings]
-        compared = self._both(
-            lambda client, index: settings_that_matter(
-                _only(client.get(build_path(index, "_settings", params=FLAT)), "settings"), excluded
-            )
-        )
+        compared = [settings_that_matter(side.settings or {}, excluded) for side in reads]
         detail["settings_compared"] = sorted(set(compared[0]) | set(compared[1]))
         found = differences(compared[0], compared[1])
         return [f"settings differ: {self._some(found)}"] if found else []

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import random
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import crcmod
 import pytest
 
 from migrator.clients.storage import LocalStorage, NotFound, ObjectInfo, OssStorage, Storage, StorageError
@@ -179,6 +182,19 @@ def test_crc_mismatch_is_detected_and_retried(server: OssServer, tmp_path: Path)
     assert err.value.transient and "CRC64 mismatch" in str(err.value)
     assert storage.request_count == 1 + 3
     path.unlink()
+
+
+def test_reading_objects_builds_no_crc_table_per_object(server: OssServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Before: oss2's CRC check made a crcmod digest per object read, whose 256-entry table crcmod builds in
+    # Python each time (0.36 ms): a third of migrator's CPU per index when verifying many small indices.
+    storage = oss(server)
+    builders: list[threading.Thread] = []  # the server (another thread) computes its answers' CRC as it likes
+    module = sys.modules[crcmod.Crc.__module__]  # crcmod/crcmod.py, whose name the package's shadows
+    make = module._mkCrcFun
+    monkeypatch.setattr(module, "_mkCrcFun", lambda *args: builders.append(threading.current_thread()) or make(*args))
+    for key, data in SMALL.items():
+        assert storage.read(key) == data
+    assert threading.current_thread() not in builders
 
 
 def test_wrong_secret_is_not_retried_and_not_printed(server: OssServer) -> None:

@@ -184,7 +184,7 @@ def test_write_errors_name_the_operation_and_hide_the_secret(server: OssServer, 
 @pytest.mark.parametrize("with_md5", [True, False])
 def test_bytes_damaged_on_the_way_are_detected_and_sent_again(server: OssServer, with_md5: bool) -> None:
     storage = oss(server, retries=2)
-    real = storage._writer.put_object
+    real = storage._plain.put_object
     sent: list[bytes] = []
 
     def damaging_put(key: str, data: bytes, headers: dict[str, str] | None = None) -> object:
@@ -194,12 +194,12 @@ def test_bytes_damaged_on_the_way_are_detected_and_sent_again(server: OssServer,
         sent.append(data)
         return real(key, data, headers=headers)
 
-    storage._writer.put_object = damaging_put  # type: ignore[method-assign]
+    storage._plain.put_object = damaging_put  # type: ignore[method-assign]
     data = os.urandom(4096)
     assert storage.write("damaged", data) == crc64_of(data)
     assert len(sent) == 2 and storage.read("damaged") == data
 
-    real_part = storage._writer.upload_part
+    real_part = storage._plain.upload_part
     parts: list[int] = []
 
     def damaging_part(key: str, upload_id: str, number: int, data: bytes) -> object:
@@ -208,6 +208,6 @@ def test_bytes_damaged_on_the_way_are_detected_and_sent_again(server: OssServer,
             data = data[:-1] + bytes([data[-1] ^ 1])
         return real_part(key, upload_id, number, data)
 
-    storage._writer.upload_part = damaging_part  # type: ignore[method-assign]
+    storage._plain.upload_part = damaging_part  # type: ignore[method-assign]
     assert storage.write_stream("damaged-big", len(BIG), Source(BIG), PART) == crc64_of(BIG)
     assert parts == [1, 2, 2, 3, 4] and storage.read("damaged-big") == BIG

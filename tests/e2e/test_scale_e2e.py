@@ -82,6 +82,16 @@ def test_batches_are_sent_as_the_dry_run_shows_and_an_earlier_batch_is_validated
     # Pipelining (one batch restoring at a time): the first batch's indices are validated while the second
     # restores, not after every restore (tests/test_executor.py shows the order without timing).
     assert min(first[step] for step in batch_one) < first["restore.batch[3]"]
+    # Validation reads each batch's indices together (migrator.steps.validation_reads): once every member's
+    # recovery has ended, one `_search` (and `_mapping`, `_settings`) per side names the whole batch.
+    requests = [event for event in events if event.kind == "request" and event.data]
+    for number in range(3):
+        batch = [f"bt-{name}" for name in INDICES[20 * number : 20 * (number + 1)]]
+        joined = f"/{','.join(batch)}/_search?ignore_unavailable=true"
+        senders = {e.step for e in requests if e.data["path"] == joined}
+        assert senders and senders <= {f"validate[{target}]" for target in batch}, (number, senders)
+    validating = [e for e in requests if str(e.step).startswith("validate[")]
+    assert len(validating) < 6 * len(INDICES) / 2  # alone: _search, _mapping and _settings on each side
 
 
 def test_parallel_32_completes_without_resume(many, tmp_path):

@@ -15,6 +15,7 @@ from migrator.steps.finish import Finish
 from migrator.steps.handoffs import SnapshotSizes
 from migrator.steps.recovery import FollowRecovery
 from migrator.steps.stall import Stalled
+from migrator.steps.validation_reads import ValidationReads
 from tests.steps.fakes import Progress
 
 TARGET = "new-orders"
@@ -64,6 +65,7 @@ def context(destination: Cluster, stall_after: float = 900.0, **spec: Any) -> Si
         cancel_requested=lambda: False,
         sleep=lambda seconds=None: None,
         held_restores={},
+        validation_reads=ValidationReads(),
         snapshot="snap",
         snapshot_index_bytes=SnapshotSizes(),
         repository="repo",

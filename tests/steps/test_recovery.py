@@ -20,6 +20,7 @@ from migrator.steps.handoffs import HeldRequests, SnapshotSizes
 from migrator.steps.recovery import FollowRecovery
 from migrator.steps.restore import IndexRestore
 from migrator.steps.stall import Stalled
+from migrator.steps.validation_reads import ValidationReads
 from tests.steps.fakes import Progress
 
 TARGET = "moved-orders"
@@ -108,6 +109,7 @@ def step_with(
         spec=SimpleNamespace(waits=SimpleNamespace(stall_after=900.0)),
         destination=destination,
         held_restores=held_restores,
+        validation_reads=ValidationReads(),
         snapshot="snap",
         snapshot_index_bytes=snapshot_sizes,
         progress=Progress(),

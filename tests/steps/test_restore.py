@@ -11,11 +11,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from migrator.clients.es import EsError, Request
+from migrator.clients.es import NAMES_PER_READ, EsError, Request, name_groups
 from migrator.errors import Cure
 from migrator.ownership import Ledger
 from migrator.steps.handoffs import HeldRequests
-from migrator.steps.restore import NAMES_PER_READ, Restore, name_groups, restored_from, restored_from_many
+from migrator.steps.restore import Restore, restored_from, restored_from_many
 from tests.steps.fakes import Progress
 
 CONCURRENT = (
