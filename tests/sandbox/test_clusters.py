@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from migrator.errors import SandboxError
 from migrator.sandbox import clusters, nodes
 from migrator.sandbox.distributions import KNOWN_VERSIONS, resolve_version
-from migrator.sandbox.processes import SandboxError
 
 
 def three_nodes(version: str, folder: Path) -> list[nodes.NodeLayout]:
