@@ -20,7 +20,7 @@ from typing import Any
 
 import networkx as nx
 
-from migrator.clients.es import EsClient, EsError, build_path
+from migrator.clients.es import EsClient, EsError, Request, build_path
 from migrator.dag import StepKind
 from migrator.pipelines import PATHS, PipelineMove, put_body, same
 from migrator.planner import METADATA_PIPELINES
@@ -92,35 +92,51 @@ class MovePipelines(Step):
             self.ctx.destination.request("PUT", build_path(*move.path.split("/")), move.body)
 
 
+def undo_order(detail: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(path, record) of the step's checkpoint `detail` in the order an undo takes them: by path."""
+    return sorted((key[len(RECORD) :], value) for key, value in detail.items() if key.startswith(RECORD))
+
+
+def undo_request(path: str, record: dict[str, Any]) -> Request | None:
+    """The request that undoes one record: `DELETE <path>` of a pipeline or policy the step created, `PUT
+    <path>` with the body it overwrote (no body when `previous` is None: unknown before the run, as in the
+    dry run); None for a record of neither."""
+    if record.get("created"):
+        return Request("DELETE", build_path(*path.split("/")))
+    if "previous" not in record:
+        return None
+    return Request("PUT", build_path(*path.split("/")), record["previous"])
+
+
 def undo_pipelines(client: EsClient, detail: dict[str, Any]) -> tuple[dict[str, list[str]], dict[str, Any]]:
     """Delete the pipelines and policies the step created and put back the bodies it overwrote, from its
-    checkpoint `detail`. Kept and named: one changed on the destination since the step put it (someone
-    else's now), one the destination refuses to delete (an index uses it). Returns (the paths of each, the
-    records still to undo later: those refused)."""
+    checkpoint `detail` (the requests of `undo_request`, in `undo_order`). Kept and named: one changed on
+    the destination since the step put it (someone else's now), one the destination refuses to delete (an
+    index uses it). Returns (the paths of each, the records still to undo later: those refused)."""
     report: dict[str, list[str]] = {"pipelines_deleted": [], "pipelines_restored": [], "pipelines_kept": []}
     remaining: dict[str, Any] = {}
-    for key, record in sorted(detail.items()):
-        if not key.startswith(RECORD):
-            continue
-        path = key[len(RECORD) :]
+    for path, record in undo_order(detail):
         kind, name = record["kind"], path.rsplit("/", 1)[1]
         now = current(client, kind, name)
         if now is not None and not same(kind, now, record["put"]):
             report["pipelines_kept"].append(f"{path} (changed on the destination since migrator put it)")
             continue
-        if record.get("created"):
-            try:
-                client.request("DELETE", build_path(*path.split("/")), ok=(200, ABSENT))
-            except EsError as exc:
-                if exc.status != 400:
-                    raise
-                report["pipelines_kept"].append(f"{path} (the destination refuses to delete it: {exc})")
-                remaining[key] = record
-                continue
-            report["pipelines_deleted"].append(path)
-        elif "previous" in record:
-            client.request("PUT", build_path(*path.split("/")), record["previous"])
+        request = undo_request(path, record)
+        if request is None:
+            continue
+        if request.method == "PUT":
+            client.request(request.method, request.path, request.body)
             report["pipelines_restored"].append(path)
+            continue
+        try:
+            client.request(request.method, request.path, ok=(200, ABSENT))
+        except EsError as exc:
+            if exc.status != 400:
+                raise
+            report["pipelines_kept"].append(f"{path} (the destination refuses to delete it: {exc})")
+            remaining[RECORD + path] = record
+            continue
+        report["pipelines_deleted"].append(path)
     return report, remaining
 
 
@@ -141,10 +157,10 @@ def planned(graph: nx.DiGraph) -> list[dict[str, Any]]:
 
 
 def planned_undo(graph: nx.DiGraph) -> list[ConsoleRequest]:
-    """What `undo_pipelines` sends for a plan's moves, for the dry run's cancel advice: a DELETE for each it
-    would create, a PUT for each it would overwrite (with the body the state file records before
-    overwriting, unknown before the run)."""
-    return [
-        ConsoleRequest("destination", "PUT" if move.replaces else "DELETE", move.path)
-        for move in map(PipelineMove.from_params, planned(graph))
-    ]
+    """What `undo_pipelines` sends for a plan's moves, for the dry run's cancel advice: the same `undo_order`
+    and `undo_request` on the records the step would write (created; or overwritten, whose body the state
+    file records before overwriting, unknown before the run)."""
+    moves = map(PipelineMove.from_params, planned(graph))
+    records = {record_key(move): {"previous": None} if move.replaces else {"created": True} for move in moves}
+    requests = [undo_request(path, record) for path, record in undo_order(records)]
+    return [ConsoleRequest("destination", r.method, r.path.lstrip("/"), r.body) for r in requests if r is not None]

@@ -141,3 +141,30 @@ def test_the_cancel_advice_lists_the_undo_of_each_planned_move() -> None:
         ("PUT", "_ingest/pipeline/enrich"),
     ]
     assert planned_undo(nx.DiGraph()) == []
+
+
+def test_the_cancel_advice_is_what_the_undo_sends_in_its_order(tmp_path: Path) -> None:
+    """Planned pipelines first (the planner's order), undone by path: the advice follows the undo, as both
+    come from `undo_order` and `undo_request` (before: the advice kept the plan's order)."""
+    theirs = {"description": "theirs", "processors": []}
+    destination = FakeDestination({"_ingest/pipeline/enrich": copy.deepcopy(theirs)})
+    moves = (PipelineMove("pipeline", "enrich", ENRICH.body, replaces=True), HOT)
+    store = StateStore(tmp_path / "state.db")
+    try:
+        run_once(store, step(destination, "overwrite", moves=moves))
+        detail = store.get_checkpoint(METADATA_PIPELINES).detail
+    finally:
+        store.close()
+    destination.sent.clear()
+    undo_pipelines(destination, detail)
+    graph = nx.DiGraph()
+    graph.add_node(METADATA_PIPELINES, params={"moves": [m.to_params() for m in moves]})
+    assert (
+        [f"{r.method} {r.path}" for r in planned_undo(graph)]
+        == destination.sent
+        == [
+            "DELETE _ilm/policy/hot",
+            "PUT _ingest/pipeline/enrich",
+        ]
+    )
+    assert destination.stored == {"_ingest/pipeline/enrich": theirs}
