@@ -10,7 +10,7 @@ from typing import Any
 from migrator.ownership import Ledger
 from migrator.spec import parse_plan
 from migrator.steps.destination_repository import RegisterDestinationRepository
-from migrator.steps.source_repository import RegisterSourceRepository
+from migrator.steps.source_repository import RegisterSourceRepository, repository_bodies
 
 PLAN = """
 name: t
@@ -61,7 +61,7 @@ def registered_as_the_plugin_answers(**changes: str) -> dict[str, Any]:
 def step(cls: type, cluster: Cluster) -> Any:
     ctx = SimpleNamespace(
         spec=parse_plan(PLAN),
-        environment=ENVIRONMENT,
+        repository_bodies=repository_bodies(parse_plan(PLAN), ENVIRONMENT),
         source=cluster,
         destination=cluster,
         repository="my_backup",
