@@ -91,7 +91,7 @@ class Finish(Step):
         if self._moves_aliases():
             reads.extend(ConsoleRequest("destination", "GET", f"_alias/{alias}") for alias in finish.aliases)
         if finish.replicas:
-            reads.extend(copies.checks(list(self._targets().values())))
+            reads.extend(copies.checks(list(self._targets().values()), self.ctx.poll_s))
         return reads
 
     def _missing(self) -> list[ConsoleRequest]:
