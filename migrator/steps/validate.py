@@ -58,9 +58,39 @@ FLAT = {"flat_settings": True}
 CLOSED_COUNT = {"forbid_closed_indices": False, "filter_path": "indices.*.primaries.docs.count"}
 
 
-def lucene_docs(client: EsClient, index: str) -> int:
-    """Documents of an index's last commit, which a closed index still reports (`_stats/docs`)."""
-    body = client.get(build_path(index, "_stats", "docs", params=CLOSED_COUNT))
+def count_read(cluster: str, index: str, closed: bool = False) -> ConsoleRequest:
+    """`GET <index>/_count`, or for a closed index `GET <index>/_stats/docs?forbid_closed_indices=false&...`
+    (the documents of its last commit): the count validate and drift send, as the runbook lists it."""
+    if closed:
+        return ConsoleRequest(cluster, "GET", build_path(index, "_stats", "docs", params=CLOSED_COUNT).lstrip("/"))
+    return ConsoleRequest(cluster, "GET", build_path(index, "_count").lstrip("/"))
+
+
+def mapping_read(cluster: str, index: str) -> ConsoleRequest:
+    """`GET <index>/_mapping`."""
+    return ConsoleRequest(cluster, "GET", build_path(index, "_mapping").lstrip("/"))
+
+
+def settings_read(cluster: str, index: str) -> ConsoleRequest:
+    """`GET <index>/_settings?flat_settings=true`."""
+    return ConsoleRequest(cluster, "GET", build_path(index, "_settings", params=FLAT).lstrip("/"))
+
+
+def refresh_request(index: str) -> ConsoleRequest:
+    """`POST <index>/_refresh` on the source (the cutover's validation, writes blocked)."""
+    return ConsoleRequest("source", "POST", build_path(index, "_refresh").lstrip("/"))
+
+
+def mget_request(target: str, docs: list[dict[str, Any]]) -> ConsoleRequest:
+    """`GET <target>/_mget {"docs": [{"_id", "routing"?}, ...]}` on the destination: the sampled documents."""
+    return ConsoleRequest("destination", "GET", build_path(target, "_mget").lstrip("/"), {"docs": docs})
+
+
+def count_of(client: EsClient, read: ConsoleRequest) -> int:
+    """The count `read` (see `count_read`) answers: `count`, or the primaries' documents of `_stats/docs`."""
+    body = client.get(read.sent_path)
+    if "count" in body:
+        return int(body["count"])
     stats: dict[str, Any] = next(iter(body.get("indices", {}).values()), {})
     return int(stats.get("primaries", {}).get("docs", {}).get("count", 0))
 
@@ -139,8 +169,8 @@ class ValidateIndex(Step):
         validated, target = recorded.get("destination_docs"), self.params["target"]
         if validated is None:
             return None
-        closed = self.params.get("closed")  # counted as validated: its last commit (`_stats/docs`)
-        now = lucene_docs(self.ctx.destination, target) if closed else self.ctx.destination.doc_count(target)
+        closed = bool(self.params.get("closed"))  # counted as validated: its last commit (`_stats/docs`)
+        now = count_of(self.ctx.destination, count_read("destination", target, closed))
         if now == validated:
             return None
         return f"{target} has {now} documents on the destination, {validated} when validated"
@@ -156,25 +186,30 @@ class ValidateIndex(Step):
             "_source": True,
         }
 
+    def _sample_read(self) -> ConsoleRequest:
+        """`GET <source>/_search` of `sample_docs` documents picked at random (a seed fixed by the snapshot)."""
+        return ConsoleRequest(
+            "source", "GET", build_path(self.params["source"], "_search").lstrip("/"), self._sample_body()
+        )
+
     def describe(self) -> list[ConsoleRequest]:
-        validate, source, target = self.ctx.spec.validate, self.params["source"], self.params["target"]
+        """The reads observe sends, from the same builders (the `_mget`'s ids are the sample's, known at run)."""
+        validate, source = self.ctx.spec.validate, self.params["source"]
+        closed = bool(self.params.get("closed"))
         reads: list[ConsoleRequest] = []
-        for wanted, path in (
-            (validate.doc_counts, "_count"),
-            (validate.mappings or validate.sample_docs > 0, "_mapping"),
-            (validate.settings, "_settings?flat_settings=true"),
-        ):
-            if wanted:
-                if path == "_count" and self.params.get("closed"):
-                    path = "_stats/docs?forbid_closed_indices=false&filter_path=indices.*.primaries.docs.count"
-                if path == "_count" and self.params.get("cutover"):
-                    reads.append(ConsoleRequest("source", "POST", f"{source}/_refresh"))
-                reads.append(ConsoleRequest("source", "GET", f"{source}/{path}"))
-                reads.append(ConsoleRequest("destination", "GET", f"{target}/{path}"))
-        if validate.sample_docs and not self.params.get("closed"):
-            reads.append(ConsoleRequest("source", "GET", f"{source}/_search", self._sample_body()))
-            ids = {"docs": [{"_id": "<each sampled id>", "routing": "<its routing, if any>"}]}
-            reads.append(ConsoleRequest("destination", "GET", f"{target}/_mget", ids))
+        if validate.doc_counts:
+            if self.params.get("cutover"):
+                reads.append(refresh_request(source))
+            reads.extend(count_read(cluster, index, closed) for cluster, index in self._indices())
+        if validate.mappings or validate.sample_docs > 0:
+            reads.extend(mapping_read(cluster, index) for cluster, index in self._indices())
+        if validate.settings:
+            reads.extend(settings_read(cluster, index) for cluster, index in self._indices())
+        if validate.sample_docs and not closed:
+            reads.append(self._sample_read())
+            reads.append(
+                mget_request(self.params["target"], [{"_id": "<each sampled id>", "routing": "<its routing, if any>"}])
+            )
         return reads
 
     def observe(self) -> Observation:
@@ -206,11 +241,12 @@ class ValidateIndex(Step):
     def _counts(self, detail: dict[str, Any]) -> list[str]:
         source, target = self.params["source"], self.params["target"]
         if self.params.get("cutover"):  # writes are blocked: make every accepted document countable
-            self.ctx.source.request("POST", build_path(source, "_refresh"))
-        if self.params.get("closed"):  # `_count` cannot read a closed index; its last commit can be
-            expected, actual = self._both(lambda client, index: lucene_docs(client, index))
-        else:
-            expected, actual = self._both(lambda client, index: client.doc_count(index))
+            refresh = refresh_request(source)
+            self.ctx.source.request(refresh.method, refresh.sent_path)
+        closed = bool(self.params.get("closed"))  # `_count` cannot read a closed index; its last commit can be
+        expected, actual = self._both(
+            lambda client, cluster, index: count_of(client, count_read(cluster, index, closed))
+        )
         detail.update(source_docs=expected, destination_docs=actual)
         if expected == actual:
             return []
@@ -226,13 +262,15 @@ class ValidateIndex(Step):
         ]
 
     def _mappings(self) -> list[Any]:
-        return self._both(lambda client, index: _only(client.get(build_path(index, "_mapping")), "mappings"))
+        return self._both(
+            lambda client, cluster, index: _only(client.get(mapping_read(cluster, index).sent_path), "mappings")
+        )
 
     def _settings(self, detail: dict[str, Any]) -> list[str]:
         excluded = [*self.ctx.spec.restore.index_settings, *self.ctx.spec.restore.ignore_index_settings]
         compared = self._both(
-            lambda client, index: settings_that_matter(
-                _only(client.get(build_path(index, "_settings", params=FLAT)), "settings"), excluded
+            lambda client, cluster, index: settings_that_matter(
+                _only(client.get(settings_read(cluster, index).sent_path), "settings"), excluded
             )
         )
         detail["settings_compared"] = sorted(set(compared[0]) | set(compared[1]))
@@ -256,12 +294,15 @@ class ValidateIndex(Step):
             else []
         )
 
-    def _sides(self) -> list[tuple[EsClient, str]]:
-        return [(self.ctx.source, self.params["source"]), (self.ctx.destination, self.params["target"])]
+    def _indices(self) -> list[tuple[str, str]]:
+        """(cluster, index) of both sides: the source index, then its restored copy."""
+        return [("source", self.params["source"]), ("destination", self.params["target"])]
 
-    def _both(self, read: Callable[[EsClient, str], T]) -> list[T]:
-        """`read(client, index)` of the source index and of the destination index, sent at once: [source's, ...]."""
-        return self.ctx.requests.at_once(*(partial(read, client, index) for client, index in self._sides()))
+    def _both(self, read: Callable[[EsClient, str, str], T]) -> list[T]:
+        """`read(client, cluster, index)` of the source index and of the destination index, sent at once:
+        [source's, destination's]."""
+        clients = {"source": self.ctx.source, "destination": self.ctx.destination}
+        return self.ctx.requests.at_once(*(partial(read, clients[c], c, index) for c, index in self._indices()))
 
     @staticmethod
     def _some(items: list[str]) -> str:
@@ -270,8 +311,8 @@ class ValidateIndex(Step):
 
     def _sample(self) -> tuple[int, list[str]]:
         """Sampled documents checked, and the ids missing or different on the destination."""
-        source, target = self.params["source"], self.params["target"]
-        _, found = self.ctx.source.request("GET", build_path(source, "_search"), self._sample_body())
+        target, sample = self.params["target"], self._sample_read()
+        _, found = self.ctx.source.request(sample.method, sample.sent_path, sample.body)
         hits = found.get("hits", {}).get("hits", [])
         expected = {hit["_id"]: source_hash(hit.get("_source")) for hit in hits}
         mismatched: list[str] = []
@@ -280,7 +321,8 @@ class ValidateIndex(Step):
                 {"_id": hit["_id"], **({"routing": hit["_routing"]} if "_routing" in hit else {})}
                 for hit in hits[start : start + MGET_BATCH]
             ]
-            _, answer = self.ctx.destination.request("GET", build_path(target, "_mget"), {"docs": docs})
+            mget = mget_request(target, docs)
+            _, answer = self.ctx.destination.request(mget.method, mget.sent_path, mget.body)
             for doc in answer.get("docs", []):
                 if not doc.get("found") or source_hash(doc.get("_source")) != expected.get(doc["_id"]):
                     mismatched.append(doc["_id"])
