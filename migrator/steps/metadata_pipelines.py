@@ -32,9 +32,19 @@ RECORD = "pipeline:"
 ABSENT = 404
 
 
+def read_request(kind: str, name: str) -> ConsoleRequest:
+    """`GET _ingest/pipeline/<name>` or `GET _ilm/policy/<name>` on the destination."""
+    return ConsoleRequest("destination", "GET", build_path(*PATHS[kind].split("/"), name).lstrip("/"))
+
+
+def put_request(move: PipelineMove) -> ConsoleRequest:
+    """`PUT <path>` with the move's body: what `act` sends and `describe` shows."""
+    return ConsoleRequest("destination", "PUT", build_path(*move.path.split("/")).lstrip("/"), move.body)
+
+
 def current(client: EsClient, kind: str, name: str) -> dict[str, Any] | None:
     """The destination's pipeline or policy `name` as GET answers it (see `pipelines.put_body`), or None."""
-    status, answer = client.request("GET", build_path(*PATHS[kind].split("/"), name), ok=(200, ABSENT))
+    status, answer = client.request("GET", read_request(kind, name).sent_path, ok=(200, ABSENT))
     return answer.get(name) if status == 200 and isinstance(answer, dict) else None
 
 
@@ -52,10 +62,10 @@ class MovePipelines(Step):
         return [PipelineMove.from_params(item) for item in self.params["moves"]]
 
     def describe(self) -> list[ConsoleRequest]:
-        return [ConsoleRequest("destination", "PUT", move.path, move.body) for move in self.moves]
+        return [put_request(move) for move in self.moves]
 
     def checks(self) -> list[ConsoleRequest]:
-        return [ConsoleRequest("destination", "GET", move.path) for move in self.moves]
+        return [read_request(move.kind, move.name) for move in self.moves]
 
     def _to_put(self) -> tuple[list[PipelineMove], dict[str, Any], list[str]]:
         """The moves still to send, the record of what sending them changes, and the ones left as they are."""
@@ -89,7 +99,8 @@ class MovePipelines(Step):
 
     def act(self) -> None:
         for move in self._to_put()[0]:
-            self.ctx.destination.request("PUT", build_path(*move.path.split("/")), move.body)
+            request = put_request(move)
+            self.ctx.destination.request(request.method, request.sent_path, request.body)
 
 
 def undo_order(detail: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

@@ -32,9 +32,19 @@ LISTING = {
 }
 
 
+def template_read(kind: str, name: str) -> ConsoleRequest:
+    """`GET <_template|_index_template|_component_template>/<name>` on the destination."""
+    return ConsoleRequest("destination", "GET", build_path(PATHS[kind], name).lstrip("/"))
+
+
+def put_request(move: TemplateMove) -> ConsoleRequest:
+    """`PUT <path>` with the move's body: what `act` sends and `describe` shows."""
+    return ConsoleRequest("destination", "PUT", build_path(*move.path.split("/")).lstrip("/"), move.body)
+
+
 def current_template(client: EsClient, kind: str, name: str) -> dict[str, Any] | None:
     """The destination's template `name` of `kind` (legacy | composable | component) as GET answers it, or None."""
-    status, answer = client.request("GET", build_path(PATHS[kind], name), ok=(200, 404))
+    status, answer = client.request("GET", template_read(kind, name).sent_path, ok=(200, 404))
     if status == 404:
         return None
     if kind == "legacy":
@@ -62,10 +72,10 @@ class MoveTemplates(Step):
         return [TemplateMove(**{**item, "changes": tuple(item["changes"])}) for item in self.params["templates"]]
 
     def describe(self) -> list[ConsoleRequest]:
-        return [ConsoleRequest("destination", "PUT", move.path, move.body) for move in self.moves]
+        return [put_request(move) for move in self.moves]
 
     def checks(self) -> list[ConsoleRequest]:
-        return [ConsoleRequest("destination", "GET", move.path) for move in self.moves]
+        return [template_read(move.kind, move.name) for move in self.moves]
 
     def _to_put(self) -> tuple[list[TemplateMove], dict[str, Any], list[str]]:
         """The moves still to send, the record of what sending them changes, and the ones left as they are."""
@@ -99,7 +109,8 @@ class MoveTemplates(Step):
 
     def act(self) -> None:
         for move in self._to_put()[0]:
-            self.ctx.destination.request("PUT", build_path(*move.path.split("/")), move.body)
+            request = put_request(move)
+            self.ctx.destination.request(request.method, request.sent_path, request.body)
 
 
 def undo_order(detail: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

@@ -18,6 +18,7 @@ from migrator.planner import METADATA_PIPELINES
 from migrator.state import StateStore
 from migrator.steps.base import StepFailed
 from migrator.steps.metadata_pipelines import MovePipelines, planned_undo, undo_pipelines, undo_recorded
+from tests.steps.listed import sends_only_listed
 
 ENRICH = PipelineMove("pipeline", "enrich", {"description": "d", "processors": []}, ("index orders",))
 HOT = PipelineMove("policy", "hot", {"policy": {"phases": {"hot": {"actions": {}}}}}, ("index orders",))
@@ -76,7 +77,9 @@ def test_describe_is_what_act_sends_and_what_the_destination_adds_still_counts_a
     destination = FakeDestination()
     move = step(destination)
     described = [f"{r.method} {r.path}" for r in move.describe()]
-    move.act()
+    with sends_only_listed(move):
+        assert not move.observe().done
+        move.act()
     assert destination.sent == described == ["PUT _ilm/policy/hot", "PUT _ingest/pipeline/enrich"]
     assert [r.body for r in move.describe()] == [HOT.body, ENRICH.body]
     assert move.observe().done  # a pipeline's dates, a policy's defaults

@@ -14,6 +14,7 @@ from migrator.state import StateStore
 from migrator.steps.base import StepFailed
 from migrator.steps.metadata_templates import MoveTemplates, undo_requests, undo_templates
 from migrator.templates import TemplateMove
+from tests.steps.listed import sends_only_listed
 
 LEGACY = TemplateMove("legacy", "logs", {"index_patterns": ["logs-*"], "order": 2}, "legacy")
 COMPONENT = TemplateMove(
@@ -72,7 +73,9 @@ def test_describe_is_what_act_sends_components_first(tmp_path: Path) -> None:
     destination = FakeDestination()
     move = step(destination)
     described = [f"{r.method} {r.path}" for r in move.describe()]
-    move.act()
+    with sends_only_listed(move):
+        assert not move.observe().done
+        move.act()
     assert (
         destination.sent
         == described
