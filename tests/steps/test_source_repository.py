@@ -14,15 +14,10 @@ from tests.steps.test_destination_repository import (
     ENVIRONMENT,
     PLAN,
     Cluster,
+    masked,
     registered_as_the_plugin_answers,
     step,
 )
-
-SECRETS = ("access_key_id", "secret_access_key")
-
-
-def masked(body: dict) -> dict:
-    return {**body, "settings": {k: MASK if k in SECRETS else v for k, v in body["settings"].items()}}
 
 
 def test_a_first_registration_sends_what_the_dry_run_shows_with_the_secrets_resolved():
