@@ -119,22 +119,33 @@ def undo_request(path: str, record: dict[str, Any]) -> Request | None:
     return Request("PUT", build_path(*path.split("/")), record["previous"])
 
 
-def undo_pipelines(client: EsClient, detail: dict[str, Any]) -> tuple[dict[str, list[str]], dict[str, Any]]:
-    """Delete the pipelines and policies the step created and put back the bodies it overwrote, from its
-    checkpoint `detail` (the requests of `undo_request`, in `undo_order`). Kept and named: one changed on
-    the destination since the step put it (someone else's now), one the destination refuses to delete (an
-    index uses it). Returns (the paths of each, the records still to undo later: those refused)."""
-    report: dict[str, list[str]] = {"pipelines_deleted": [], "pipelines_restored": [], "pipelines_kept": []}
-    remaining: dict[str, Any] = {}
+def undo_plan(client: EsClient, detail: dict[str, Any]) -> tuple[list[tuple[str, Request]], list[str]]:
+    """What undoing the step's checkpoint `detail` sends, read from the destination and sending nothing:
+    (path, request) in `undo_order` (see `undo_request`), and those kept, each with why (changed on the
+    destination since the step put it: someone else's now)."""
+    planned: list[tuple[str, Request]] = []
+    kept: list[str] = []
     for path, record in undo_order(detail):
         kind, name = record["kind"], path.rsplit("/", 1)[1]
         now = current(client, kind, name)
         if now is not None and not same(kind, now, record["put"]):
-            report["pipelines_kept"].append(f"{path} (changed on the destination since migrator put it)")
+            kept.append(f"{path} (changed on the destination since migrator put it)")
             continue
         request = undo_request(path, record)
-        if request is None:
-            continue
+        if request is not None:
+            planned.append((path, request))
+    return planned, kept
+
+
+def undo_pipelines(client: EsClient, detail: dict[str, Any]) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """Delete the pipelines and policies the step created and put back the bodies it overwrote, from its
+    checkpoint `detail`: the requests of `undo_plan` (which `migrator rollback --dry-run` shows). Kept and
+    named besides: one the destination refuses to delete (an index uses it). Returns (the paths of each,
+    the records still to undo later: those refused)."""
+    planned, kept = undo_plan(client, detail)
+    report: dict[str, list[str]] = {"pipelines_deleted": [], "pipelines_restored": [], "pipelines_kept": kept}
+    remaining: dict[str, Any] = {}
+    for path, request in planned:
         if request.method == "PUT":
             client.request(request.method, request.path, request.body)
             report["pipelines_restored"].append(path)
@@ -145,7 +156,7 @@ def undo_pipelines(client: EsClient, detail: dict[str, Any]) -> tuple[dict[str, 
             if exc.status != 400:
                 raise
             report["pipelines_kept"].append(f"{path} (the destination refuses to delete it: {exc})")
-            remaining[RECORD + path] = record
+            remaining[RECORD + path] = detail[RECORD + path]
             continue
         report["pipelines_deleted"].append(path)
     return report, remaining

@@ -133,27 +133,38 @@ def undo_request(path: str, record: dict[str, Any]) -> Request | None:
     return Request("PUT", build_path(*path.split("/")), body)
 
 
-def undo_templates(client: EsClient, detail: dict[str, Any]) -> dict[str, list[str]]:
-    """Delete the templates the step created and put back the bodies it overwrote, from its checkpoint
-    `detail` (the requests of `undo_request`, in `undo_order`). A template changed on the destination
-    since the step put it (its body is no longer the one recorded as put) is someone else's now: kept and
-    named, and so are the component templates it composes. Returns the paths of each."""
-    report: dict[str, list[str]] = {"templates_deleted": [], "templates_restored": [], "templates_kept": []}
+def undo_plan(client: EsClient, detail: dict[str, Any]) -> tuple[list[tuple[str, Request]], list[str]]:
+    """What undoing the step's checkpoint `detail` sends, read from the destination and sending nothing:
+    (path, request) in `undo_order` (see `undo_request`), and the templates kept, each with why. A template
+    changed on the destination since the step put it (its body is no longer the one recorded as put) is
+    someone else's now: kept, and so are the component templates it composes."""
+    planned: list[tuple[str, Request]] = []
+    kept: list[str] = []
     composed: set[str] = set()  # component templates a kept index template still uses
     for path, record in undo_order(detail):
         kind, put, name = record.get("kind"), record.get("put"), path.rsplit("/", 1)[1]
         if path.startswith(PATHS["component"] + "/") and name in composed:
-            report["templates_kept"].append(f"{path} (composed by a template kept on the destination)")
+            kept.append(f"{path} (composed by a template kept on the destination)")
             continue
         if kind and put is not None:  # records of runs before migrator noted what it put have neither
             now = current_template(client, kind, name)
             if now is not None and normalised(kind, now) != normalised(kind, put):
-                report["templates_kept"].append(f"{path} (changed on the destination since migrator put it)")
+                kept.append(f"{path} (changed on the destination since migrator put it)")
                 composed.update(now.get("composed_of", []))
                 continue
         request = undo_request(path, record)
-        if request is None:
-            continue
+        if request is not None:
+            planned.append((path, request))
+    return planned, kept
+
+
+def undo_templates(client: EsClient, detail: dict[str, Any]) -> dict[str, list[str]]:
+    """Delete the templates the step created and put back the bodies it overwrote, from its checkpoint
+    `detail`: the requests of `undo_plan` (which `migrator rollback --dry-run` shows). Returns the paths
+    deleted, restored and kept."""
+    planned, kept = undo_plan(client, detail)
+    report: dict[str, list[str]] = {"templates_deleted": [], "templates_restored": [], "templates_kept": kept}
+    for path, request in planned:
         client.request(
             request.method, request.path, request.body, ok=(200, 404) if request.method == "DELETE" else (200,)
         )
