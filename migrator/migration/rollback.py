@@ -101,12 +101,7 @@ def rollback(migration: Migration, wait_s: float = 90.0) -> dict[str, Any]:
             targets = {move.source: move.target for move in plan.moves}
             taken = RemovedAliases(state)
             report: dict[str, Any] = {}
-            switch = aliases_back(migration, taken, targets)
-            if switch is not None:
-                migration.destination.request(switch.method, switch.path, switch.body)
-            actions = switch.body["actions"] if switch is not None else []
-            report["aliases_removed"] = [a["remove"] for a in actions if "remove" in a]
-            report["aliases_given_back"] = [a["add"] for a in actions if "add" in a]
+            report["aliases_removed"], report["aliases_given_back"] = _switch_back_aliases(migration, taken, targets)
             record = SourceBlocks(state)
             report["writes_unblocked"], report["blocks_changed_by_others"] = _unblock(
                 migration, record, sorted(targets)
@@ -119,10 +114,7 @@ def rollback(migration: Migration, wait_s: float = 90.0) -> dict[str, Any]:
             report["cutover_snapshot"] = _delete_snapshot(
                 migration, Ledger(state), state.get_meta("repository"), cutover_snapshot_name(plan.snapshot, attempt)
             )
-            closed, reopen = reopen_requests(migration, sorted(targets.values()))
-            for request in reopen:
-                migration.destination.request(request.method, request.path)
-            report["reopened"] = closed
+            report["reopened"] = _reopen(migration, sorted(targets.values()))
             report["destination"] = describe_destination(migration, sorted(targets.values()))
             state.reset(sorted(phase_nodes(plan.graph, CUTOVER)))
             record.forget()  # the source is as recorded again: the next cutover records anew
@@ -149,6 +141,18 @@ def aliases_back(migration: Migration, record: RemovedAliases, targets: dict[str
             if status == 200:
                 actions.append({"add": {"index": index, "alias": alias}})
     return Request("POST", "/_aliases", {"actions": actions}) if actions else None
+
+
+def _switch_back_aliases(
+    migration: Migration, record: RemovedAliases, targets: dict[str, str]
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """Send `aliases_back` (when there is something to change). Returns the removals and the additions."""
+    switch = aliases_back(migration, record, targets)
+    if switch is None:
+        return [], []
+    migration.destination.request(switch.method, switch.path, switch.body)
+    actions = switch.body["actions"]
+    return [a["remove"] for a in actions if "remove" in a], [a["add"] for a in actions if "add" in a]
 
 
 def unblock_requests(migration: Migration, record: SourceBlocks, sources: list[str]) -> tuple[list[str], list[Request]]:
@@ -194,6 +198,14 @@ def reopen_requests(migration: Migration, targets: list[str]) -> tuple[list[str]
     states = (body or {}).get("metadata", {}).get("indices", {}) if status == 200 else {}
     closed = sorted(name for name, index in states.items() if name in targets and index.get("state") == "close")
     return closed, [Request("POST", build_path(index, "_open")) for index in closed]
+
+
+def _reopen(migration: Migration, targets: list[str]) -> list[str]:
+    """Send `reopen_requests`. Returns the indices opened again."""
+    closed, requests = reopen_requests(migration, targets)
+    for request in requests:
+        migration.destination.request(request.method, request.path)
+    return closed
 
 
 def _delete_snapshot(migration: Migration, ledger: Ledger, repository: str | None, snapshot: str) -> dict[str, Any]:
