@@ -44,11 +44,16 @@ def alias_actions(wanted: Mapping[str, set[str]], current: Mapping[str, Iterable
     return actions
 
 
+def alias_path(alias: str) -> str:
+    """`/_alias/<alias>`: the read of the indices an alias points at (what `alias_holders` sends)."""
+    return build_path("_alias", alias)
+
+
 def alias_holders(client: EsClient, aliases: Iterable[str]) -> dict[str, set[str]]:
     """Alias -> the indices of `client`'s cluster it points at now (`GET _alias/<alias>`, 404: none)."""
     found: dict[str, set[str]] = {}
     for alias in aliases:
-        status, body = client.request("GET", build_path("_alias", alias), ok=(200, 404))
+        status, body = client.request("GET", alias_path(alias), ok=(200, 404))
         found[alias] = set(body) if status == 200 else set()
     return found
 

@@ -3,7 +3,8 @@
 Place in the flow: every layer raises `MigratorError`s: the plan model and the middle `PlanError`
 (the plan is not valid, or refused), `UsageError` (an option does not fit the plan) and
 `NeedsAttention` (a decision is needed: lock held, plan changed, cancelled); the clients and the
-steps their own kinds (`clients.es.EsError`, `clients.storage.StorageError`, `steps.base.StepFailed`).
+steps their own kinds (`clients.es.EsError`, `clients.storage.StorageError`, `steps.base.StepFailed`);
+the test bed `SandboxError` and its kinds (`sandbox.distributions.DistributionError` among them).
 The executor retries, with backoff, only those marked transient; the CLI turns each into the exit
 code it carries and a last line naming the next command, in one place (`cli/errors.py`).
 
@@ -62,6 +63,24 @@ class NeedsAttention(MigratorError):
 
 class UsageError(MigratorError):
     """A command-line option that does not fit the plan (e.g. an unknown step for --until)."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+class SandboxError(MigratorError):
+    """The test bed (`migrator sandbox`, migrator/sandbox) cannot do what was asked; the message says why
+    and what to do. Exit 1: a start that failed (a node, the OSS server, an image build)."""
+
+
+class SandboxNotRunning(SandboxError):
+    """The sandbox (or the part of it a command needs) is not running: start it with `migrator sandbox up`."""
+
+    exit_code = ExitCode.NEEDS_ATTENTION
+
+
+class SandboxRefused(SandboxError):
+    """An option the test bed cannot serve (an unknown version or engine, cluster sizes its folder does not
+    hold, a plugin a version lacks); nothing was started. Exit 2, like any bad input."""
 
     exit_code = ExitCode.BAD_INPUT
 

@@ -31,7 +31,7 @@ import threading
 import time
 from typing import Any
 
-from migrator.clients.es import EsClient, build_path
+from migrator.clients.es import EsClient, Request, build_path
 from migrator.dag import RunStatus
 from migrator.migration.cancel_requests import delete_snapshot
 from migrator.state import StateStore
@@ -90,21 +90,29 @@ class Ledger:
         """{"intent_ms", "uuid", "start_ms"} of a snapshot this run took or began to take, or None."""
         return self._get(f"{SNAPSHOT_KEY}{repository}/{snapshot}")
 
+    def recognises_snapshot(self, repository: str, snapshot: str, info: dict[str, Any]) -> bool:
+        """Whether the snapshot `info` (an entry of `GET _snapshot/<repo>/<snapshot>`) is ours, recording
+        nothing (what `claim_snapshot` decides; a dry run asks this)."""
+        record = self.snapshot_record(repository, snapshot)
+        uuid, start = info.get("uuid"), info.get("start_time_in_millis")
+        if record is None:
+            return self.legacy
+        if record.get("uuid") is not None:
+            return bool(uuid) and uuid == record["uuid"]
+        return isinstance(start, int) and start >= record["intent_ms"] - CLOCK_SLACK_MS
+
     def claim_snapshot(self, repository: str, snapshot: str, info: dict[str, Any]) -> bool:
         """Whether the snapshot `info` (an entry of `GET _snapshot/<repo>/<snapshot>`) is ours; records its
         uuid and start time the first time it is seen after the intent."""
         with self._lock:
             record = self.snapshot_record(repository, snapshot)
-            uuid, start = info.get("uuid"), info.get("start_time_in_millis")
-            if record is None:
-                if not self.legacy:
-                    return False
-                record = {"intent_ms": None, "uuid": None, "start_ms": None}
-            elif record.get("uuid") is not None:
-                return bool(uuid) and uuid == record["uuid"]
-            elif not isinstance(start, int) or start < record["intent_ms"] - CLOCK_SLACK_MS:
+            if not self.recognises_snapshot(repository, snapshot, info):
                 return False
-            self._set(f"{SNAPSHOT_KEY}{repository}/{snapshot}", {**record, "uuid": uuid, "start_ms": start})
+            if record is not None and record.get("uuid") is not None:
+                return True
+            known = record or {"intent_ms": None, "uuid": None, "start_ms": None}
+            uuid, start = info.get("uuid"), info.get("start_time_in_millis")
+            self._set(f"{SNAPSHOT_KEY}{repository}/{snapshot}", {**known, "uuid": uuid, "start_ms": start})
             return True
 
     def owns_snapshot(self, repository: str, snapshot: str) -> bool:
@@ -164,15 +172,28 @@ class Ledger:
         return self.legacy or bool(self._get(f"{REPOSITORY_KEY}{cluster}/{name}"))
 
 
-def delete_snapshot_if_ours(client: EsClient, ledger: Ledger, repository: str, snapshot: str) -> str:
-    """`DELETE _snapshot/<repository>/<snapshot>` on the source `client` when the snapshot there is ours.
-    Returns "deleted", "absent" (nothing of that name) or "kept" (not made by this migration)."""
+def snapshot_deletion(
+    client: EsClient, ledger: Ledger, repository: str, snapshot: str, *, claim: bool = True
+) -> tuple[str, Request | None]:
+    """Whether the snapshot on the source `client` is to be deleted (`GET _snapshot/<repository>/<snapshot>`):
+    ("ours", its `DELETE`), ("absent", None) or ("kept", None: not made by this migration). `claim` records
+    its uuid on first sight (see `Ledger.claim_snapshot`); a dry run passes False and records nothing."""
     status, body = client.request("GET", build_path("_snapshot", repository, snapshot), ok=(200, 404))
     found = (body.get("snapshots") or []) if status == 200 else []
     if not found:
-        return "absent"
-    if not ledger.claim_snapshot(repository, snapshot, found[0]):
-        return "kept"
-    delete = delete_snapshot(repository, snapshot)
+        return "absent", None
+    ours = ledger.claim_snapshot if claim else ledger.recognises_snapshot
+    if not ours(repository, snapshot, found[0]):
+        return "kept", None
+    return "ours", delete_snapshot(repository, snapshot)
+
+
+def delete_snapshot_if_ours(client: EsClient, ledger: Ledger, repository: str, snapshot: str) -> str:
+    """`DELETE _snapshot/<repository>/<snapshot>` on the source `client` when the snapshot there is ours
+    (`snapshot_deletion`). Returns "deleted", "absent" (nothing of that name) or "kept" (not made by this
+    migration)."""
+    outcome, delete = snapshot_deletion(client, ledger, repository, snapshot)
+    if delete is None:
+        return outcome
     status, _ = client.request(delete.method, delete.path, ok=(200, 404))
     return "deleted" if status == 200 else "absent"

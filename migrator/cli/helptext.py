@@ -63,6 +63,7 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
     "cancel": (("migrator cancel my-plan.yaml", "stop the run and remove what it left half done"),),
     "rollback": (
         ("migrator rollback my-plan.yaml", "writes go to the source again; the aliases leave the destination"),
+        ("migrator rollback --dry-run my-plan.yaml", "the requests it would send now; nothing is sent"),
     ),
     "graph": (("migrator graph my-plan.yaml | dot -Tsvg > plan.svg", "draw the steps with Graphviz"),),
     "schema": (("migrator schema > plan.schema.json", "point your editor's YAML support at the file"),),

@@ -11,6 +11,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -32,7 +33,7 @@ from migrator.migration.opened import Migration, open_migration
 from migrator.migration.readback import cutover_report, status
 from migrator.migration.readback import report as build_report
 from migrator.migration.review import review
-from migrator.migration.rollback import rollback
+from migrator.migration.rollback import rollback, rollback_requests
 from migrator.migration.run import execute
 from migrator.migration.saved import save_plan
 from migrator.migration.undo import cancel
@@ -49,7 +50,7 @@ from migrator.render.plan import (
 from migrator.render.progress import progress_for
 from migrator.render.report import report_markdown
 from migrator.render.status import status_text, status_view
-from migrator.render.undo import cancel_lines
+from migrator.render.undo import cancel_lines, rollback_dry_run_lines
 from migrator.spec import plan_json_schema
 from migrator.steps.base import Step
 from migrator.timeline import timeline_report
@@ -485,14 +486,31 @@ def cancel_command(plan_file: PlanArg, state: StateOpt = None, as_json: JsonOpt 
     "rollback",
     epilog=examples("rollback"),
 )
-def rollback_command(plan_file: PlanArg, state: StateOpt = None, as_json: JsonOpt = False) -> None:
+def rollback_command(
+    plan_file: PlanArg,
+    state: StateOpt = None,
+    as_json: JsonOpt = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print the requests rollback would send for the recorded state; send nothing."),
+    ] = False,
+) -> None:
     """Undo a cutover: aliases off the destination, then writes allowed on the source again.
 
     Stops a running apply, removes the aliases the cutover switched to the destination, then lifts the
     write block the cutover added on the source (never both writable with the aliases on the
     destination; a block the source had before the cutover stays), and says what state each
     destination index is in. A later `apply --phase cutover` tries again with a new incremental
-    snapshot."""
+    snapshot. With --dry-run: the requests it would send, read from the state file and both clusters
+    (nothing is changed), in the runbook's console form (with --json: a list of cluster, method, path, body)."""
+    if dry_run:
+        with opened(plan_file, state) as migration:
+            requests = rollback_requests(migration)
+        if as_json:
+            typer.echo(json.dumps([asdict(r) for r in requests], indent=2))
+        else:
+            typer.echo("\n".join(rollback_dry_run_lines(requests)))
+        return
     with opened(plan_file, state) as migration:
         report = rollback(migration)
     if as_json:

@@ -1,4 +1,5 @@
-"""`migrator sandbox ...`: the local test bed's commands (thin: the work is in migrator.sandbox)."""
+"""`migrator sandbox ...`: the local test bed's commands (thin: the work is in migrator.sandbox; its
+`SandboxError`s become exit codes in cli/errors.py like every other error)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from migrator.cli.choices import Engine, ImageMode, RepositoryType
-from migrator.cli.errors import fail
+from migrator.cli.errors import errors_to_exit_codes
 from migrator.cli.helptext import MARKUP, SANDBOX_ORDER, examples, in_order
 from migrator.exit_codes import ExitCode
 from migrator.sandbox.distributions import (
     DEFAULT_DESTINATION_VERSION,
     DEFAULT_SOURCE_VERSION,
     KNOWN_VERSIONS,
-    DistributionError,
 )
-from migrator.sandbox.processes import SandboxError
 
 if TYPE_CHECKING:
     from migrator.sandbox.engines import SandboxEngine
@@ -63,10 +62,7 @@ def _sandbox(folder: Path | None, engine: str | None = None, image_mode: str = "
     from migrator.sandbox.engines import open_sandbox
     from migrator.sandbox.manager import default_dir
 
-    try:
-        return open_sandbox((folder or default_dir()).resolve(), engine, image_mode)
-    except SandboxError as exc:
-        raise fail(str(exc), ExitCode.BAD_INPUT) from None
+    return open_sandbox((folder or default_dir()).resolve(), engine, image_mode)
 
 
 @app.command(epilog=examples("sandbox up"))
@@ -119,8 +115,8 @@ def up(
     from migrator.sandbox.engines import DEFAULT_ENGINE, remember
 
     chosen = engine.value if engine else None
-    sandbox = _sandbox(folder, chosen, image.value)
-    try:
+    with errors_to_exit_codes():
+        sandbox = _sandbox(folder, chosen, image.value)
         document, started = sandbox.up(
             source_version,
             destination_version,
@@ -129,10 +125,6 @@ def up(
             destination_nodes,
         )
         remember(sandbox.folder, chosen or document.get("engine", DEFAULT_ENGINE))
-    except DistributionError as exc:
-        raise fail(str(exc), ExitCode.BAD_INPUT) from None
-    except SandboxError as exc:
-        raise fail(str(exc), ExitCode.FAILED) from None
     if not started:
         typer.echo(f"the sandbox in {sandbox.folder} is already running", err=True)
     for warning in document.get("warnings", []):
@@ -146,10 +138,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Show what runs: each cluster (URL, version, health) and the OSS server. Exit 3 when stopped."""
-    try:
+    with errors_to_exit_codes():
         report = _sandbox(folder).status()
-    except SandboxError as exc:
-        raise fail(str(exc), ExitCode.FAILED) from None
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     elif not report["running"]:
@@ -171,10 +161,8 @@ def status(
 @app.command(epilog=examples("sandbox down"))
 def down(folder: DirOption = None) -> None:
     """Stop both clusters and the OSS server; no process of the sandbox is left behind."""
-    try:
+    with errors_to_exit_codes():
         stopped = _sandbox(folder).down()
-    except SandboxError as exc:
-        raise fail(str(exc), ExitCode.FAILED) from None
     typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 
@@ -184,10 +172,8 @@ def seed(
     folder: DirOption = None,
 ) -> None:
     """Create example indices with real documents on the source (bulk), one of them `.`-prefixed."""
-    try:
+    with errors_to_exit_codes():
         counts = _sandbox(folder).seed(docs)
-    except SandboxError as exc:
-        raise fail(str(exc), ExitCode.NEEDS_ATTENTION) from None
     typer.echo(json.dumps(counts, indent=2))
 
 
@@ -204,8 +190,6 @@ def faults(
     from migrator.sandbox.oss_server import Faults
 
     wanted = Faults(error_rate, latency_ms, truncate_rate, list(error_key or []), seed)
-    try:
+    with errors_to_exit_codes():
         current = _sandbox(folder).set_faults(wanted)
-    except SandboxError as exc:
-        raise fail(str(exc), ExitCode.NEEDS_ATTENTION) from None
     typer.echo(json.dumps(current, indent=2))

@@ -18,6 +18,7 @@ from migrator.migration.undo import CancelAdvice, cancel_advice
 from migrator.planner import MigrationPlan
 from migrator.recorded_run import recorded_run
 from migrator.steps.base import ConsoleRequest, ProgressSink, Step, StepContext
+from migrator.steps.source_repository import repository_bodies
 
 
 @dataclass
@@ -42,7 +43,7 @@ def describe_steps(migration: Migration, plan: MigrationPlan) -> dict[str, Step]
         plan=plan,
         source=migration.source,
         destination=migration.destination,
-        environment={},
+        repository_bodies=repository_bodies(migration.spec, None),
         storage_factory=migration.buckets.storage,
         progress=_NoProgress(),
     )

@@ -12,6 +12,9 @@ checkpoints (a later `apply --phase cutover` takes a new incremental snapshot) a
 destination index as it is now; it deletes the templates the run created and puts back those it
 overwrote (`steps.metadata_templates.undo_templates`), and so for the pipelines and policies
 (`steps.metadata_pipelines.undo_recorded`).
+
+`rollback_requests` (`migrator rollback --dry-run`) lists what `rollback` would send for the recorded
+state, from the same builders, reading only.
 """
 
 from __future__ import annotations
@@ -21,31 +24,79 @@ from typing import Any
 
 from migrator.aliases import RemovedAliases, alias_holders
 from migrator.blocks import WRITE, SourceBlocks, added_write_block, batches, differences, lift_write_block, read_blocks
-from migrator.clients.es import EsError, build_path
+from migrator.clients.es import EsError, Request, build_path
 from migrator.dag import RunStatus
 from migrator.errors import NeedsAttention
+from migrator.migration.cancel_requests import DESTINATION, SOURCE
 from migrator.migration.opened import Migration
 from migrator.migration.run import recorded_plan
 from migrator.migration.undo import stop_and_take_over
-from migrator.ownership import Ledger, delete_snapshot_if_ours
-from migrator.planner import CUTOVER, METADATA_TEMPLATES, cutover_snapshot_name, phase_nodes
+from migrator.ownership import Ledger, delete_snapshot_if_ours, snapshot_deletion
+from migrator.planner import (
+    CUTOVER,
+    METADATA_PIPELINES,
+    METADATA_TEMPLATES,
+    MigrationPlan,
+    cutover_snapshot_name,
+    phase_nodes,
+)
 from migrator.recorded_run import cutover_attempt
+from migrator.state import StateStore
+from migrator.steps.base import ConsoleRequest
+from migrator.steps.metadata_pipelines import undo_plan as pipelines_undo_plan
 from migrator.steps.metadata_pipelines import undo_recorded
+from migrator.steps.metadata_templates import undo_plan as templates_undo_plan
 from migrator.steps.metadata_templates import undo_templates
 from migrator.steps.restore import restored_from
+
+
+def _plan_to_roll_back(migration: Migration, state: StateStore) -> MigrationPlan:
+    """The recorded run's plan; NeedsAttention when there is no run, or no cutover to undo."""
+    plan = recorded_plan(migration, state)
+    if plan is None:
+        raise NeedsAttention(f"no run to roll back in {state.path}")
+    if not phase_nodes(plan.graph, CUTOVER):
+        raise NeedsAttention(
+            "this plan has no cutover, so there is no write block to lift; `migrator cancel` stops a run"
+        )
+    return plan
+
+
+def rollback_requests(migration: Migration) -> list[ConsoleRequest]:
+    """`migrator rollback --dry-run`: the requests `rollback` would send for the recorded state, in its
+    order, built by the same functions (`aliases_back`, `unblock_requests`, the template and pipeline
+    `undo_plan`s, `ownership.snapshot_deletion`, `reopen_requests`). Reads the state file and both clusters;
+    sends nothing mutating and records nothing. NeedsAttention as `rollback`."""
+    state = migration.open_state()
+    try:
+        plan = _plan_to_roll_back(migration, state)
+        targets = {move.source: move.target for move in plan.moves}
+        sent: list[tuple[str, Request]] = []
+        switch = aliases_back(migration, RemovedAliases(state), targets)
+        sent += [(DESTINATION, switch)] if switch is not None else []
+        sent += [(SOURCE, r) for r in unblock_requests(migration, SourceBlocks(state), sorted(targets))[1]]
+        for node, undo_plan in ((METADATA_TEMPLATES, templates_undo_plan), (METADATA_PIPELINES, pipelines_undo_plan)):
+            checkpoint = state.get_checkpoint(node)
+            sent += [
+                (DESTINATION, r)
+                for _, r in undo_plan(migration.destination, checkpoint.detail if checkpoint else {})[0]
+            ]
+        repository = state.get_meta("repository")
+        if repository:
+            snapshot = cutover_snapshot_name(plan.snapshot, cutover_attempt(state))
+            _, delete = snapshot_deletion(migration.source, Ledger(state), repository, snapshot, claim=False)
+            sent += [(SOURCE, delete)] if delete is not None else []
+        sent += [(DESTINATION, r) for r in reopen_requests(migration, sorted(targets.values()))[1]]
+        return [ConsoleRequest(cluster, r.method, r.path.lstrip("/"), r.body) for cluster, r in sent]
+    finally:
+        state.close()
 
 
 def rollback(migration: Migration, wait_s: float = 90.0) -> dict[str, Any]:
     """Undo a cutover (finished or not): see the module docstring. Returns what was done and found."""
     state = migration.open_state()
     try:
-        plan = recorded_plan(migration, state)
-        if plan is None:
-            raise NeedsAttention(f"no run to roll back in {state.path}")
-        if not phase_nodes(plan.graph, CUTOVER):
-            raise NeedsAttention(
-                "this plan has no cutover, so there is no write block to lift; `migrator cancel` stops a run"
-            )
+        plan = _plan_to_roll_back(migration, state)
         with migration.requests.listening(stop_and_take_over(migration, state, "rollback", wait_s)):
             targets = {move.source: move.target for move in plan.moves}
             taken = RemovedAliases(state)
@@ -75,12 +126,10 @@ def rollback(migration: Migration, wait_s: float = 90.0) -> dict[str, Any]:
         state.close()
 
 
-def _switch_back_aliases(
-    migration: Migration, record: RemovedAliases, targets: dict[str, str]
-) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """Remove each alias of `finish.aliases` from the destination indices this migration restored and give
-    it back, in the same atomic request, to the indices the switch took it from (as recorded; those
-    deleted since are left out). Returns the removals and the additions."""
+def aliases_back(migration: Migration, record: RemovedAliases, targets: dict[str, str]) -> Request | None:
+    """The one atomic `POST _aliases` that removes each alias of `finish.aliases` from the destination
+    indices this migration restored and gives it back to the indices the switch took it from (as recorded;
+    those deleted since are left out: `HEAD <index>`); None when there is nothing to change. Reads only."""
     ours = set(targets.values())
     taken = record.get() or {}
     holders = alias_holders(migration.destination, sorted(migration.spec.finish.aliases))
@@ -91,26 +140,46 @@ def _switch_back_aliases(
             status, _ = migration.destination.request("HEAD", build_path(index), ok=(200, 404))
             if status == 200:
                 actions.append({"add": {"index": index, "alias": alias}})
-    if actions:
-        migration.destination.request("POST", "/_aliases", {"actions": actions})
+    return Request("POST", "/_aliases", {"actions": actions}) if actions else None
+
+
+def _switch_back_aliases(
+    migration: Migration, record: RemovedAliases, targets: dict[str, str]
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """Send `aliases_back` (when there is something to change). Returns the removals and the additions."""
+    switch = aliases_back(migration, record, targets)
+    if switch is None:
+        return [], []
+    migration.destination.request(switch.method, switch.path, switch.body)
+    actions = switch.body["actions"]
     return [a["remove"] for a in actions if "remove" in a], [a["add"] for a in actions if "add" in a]
 
 
-def _unblock(migration: Migration, record: SourceBlocks, sources: list[str]) -> tuple[list[str], dict[str, Any]]:
-    """Lift the write block migrator added (set now, not in the record) back to its recorded value; any
-    other block is the source's own and stays. Returns the indices unblocked and, per index, the blocks
-    that still differ from the record (changed by someone else since; left as they are)."""
+def unblock_requests(migration: Migration, record: SourceBlocks, sources: list[str]) -> tuple[list[str], list[Request]]:
+    """The source indices whose write block migrator added (set now, not in the record), and the `PUT
+    <indices>/_settings` requests that lift it back to its recorded value (one per recorded value and
+    batch); any other block is the source's own and stays. Reads only."""
     before = record.get() or {}
     now = read_blocks(migration.source, sources)
     ours = sorted(name for name in sources if added_write_block(before.get(name), now[name]))
     by_value: dict[str | None, list[str]] = {}  # one request per recorded value ("false", or unset)
     for name in ours:
         by_value.setdefault(before[name].get(WRITE), []).append(name)
-    for names in by_value.values():
-        for batch in batches(names):
-            migration.source.request(
-                "PUT", build_path(",".join(batch), "_settings"), lift_write_block(before[names[0]])
-            )
+    requests = [
+        Request("PUT", build_path(",".join(batch), "_settings"), lift_write_block(before[names[0]]))
+        for names in by_value.values()
+        for batch in batches(names)
+    ]
+    return ours, requests
+
+
+def _unblock(migration: Migration, record: SourceBlocks, sources: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """Send `unblock_requests`, then read the blocks again. Returns the indices unblocked and, per index, the
+    blocks that still differ from the record (changed by someone else since; left as they are)."""
+    before = record.get() or {}
+    ours, requests = unblock_requests(migration, record, sources)
+    for request in requests:
+        migration.source.request(request.method, request.path, request.body)
     after = read_blocks(migration.source, sources)
     still = sorted(name for name in ours if added_write_block(before.get(name), after[name]))
     if still:
@@ -118,17 +187,24 @@ def _unblock(migration: Migration, record: SourceBlocks, sources: list[str]) -> 
     return ours, differences({name: before[name] for name in sources if name in before}, after)
 
 
-def _reopen(migration: Migration, targets: list[str]) -> list[str]:
-    """Open the destination indices the cutover closed but did not restore yet: they hold phase one's data.
-    Their states come from the cluster state's metadata, which skips the targets that do not exist
-    (`ignore_unavailable`, a parameter `_cat/indices` does not have in the REST specification)."""
+def reopen_requests(migration: Migration, targets: list[str]) -> tuple[list[str], list[Request]]:
+    """The destination indices the cutover closed but did not restore yet (they hold phase one's data), and
+    a `POST <index>/_open` for each. Their states come from the cluster state's metadata, which skips the
+    targets that do not exist (`ignore_unavailable`, a parameter `_cat/indices` does not have in the REST
+    specification). Reads only."""
     params = {"filter_path": "metadata.indices.*.state", "ignore_unavailable": True}
     path = build_path("_cluster", "state", "metadata", ",".join(targets), params=params)
     status, body = migration.destination.request("GET", path, ok=(200, 404))
     states = (body or {}).get("metadata", {}).get("indices", {}) if status == 200 else {}
     closed = sorted(name for name, index in states.items() if name in targets and index.get("state") == "close")
-    for index in closed:
-        migration.destination.request("POST", build_path(index, "_open"))
+    return closed, [Request("POST", build_path(index, "_open")) for index in closed]
+
+
+def _reopen(migration: Migration, targets: list[str]) -> list[str]:
+    """Send `reopen_requests`. Returns the indices opened again."""
+    closed, requests = reopen_requests(migration, targets)
+    for request in requests:
+        migration.destination.request(request.method, request.path)
     return closed
 
 

@@ -38,6 +38,7 @@ from migrator.state import StateStore
 from migrator.steps.base import ProgressSink, Step, StepContext
 from migrator.steps.handoffs import HeldRequests
 from migrator.steps.restore import owned_target
+from migrator.steps.source_repository import repository_bodies
 
 
 def run_started(state: StateStore) -> datetime:
@@ -226,7 +227,7 @@ def execute(
                     plan=plan,
                     source=migration.source,
                     destination=migration.destination,
-                    environment=dict(migration.secrets.values),
+                    repository_bodies=repository_bodies(migration.spec, migration.secrets.values),
                     storage_factory=migration.buckets.storage,
                     replica_factory=migration.buckets.replica if migration.spec.replication else None,
                     replication_factory=migration.buckets.replication if migration.spec.replication else None,

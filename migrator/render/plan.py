@@ -244,7 +244,7 @@ def plan_markdown(review: Review) -> str:
         out.append("These requests were sent when the plan was saved; `apply` sends them again to check it.")
     else:
         out.append("This dry run sent these requests to read both clusters; `apply` sends them again to plan.")
-    out += _console_blocks(review.discovery)
+    out += console_blocks(review.discovery)
     out += ["", "## Steps"]
     cutover_shown = False
     for number, node in enumerate(nx.topological_sort(plan.graph), 1):
@@ -296,22 +296,22 @@ def _step_markdown(review: Review, node: str, number: int) -> list[str]:
     console = [r for r in sends if r.cluster != "storage"]
     if console:
         out.append("Requests:")
-        out += _console_blocks(console)
+        out += console_blocks(console)
         out.append("")
     if checks:
         out.append("Checks (read-only, sent before acting and while waiting):")
-        out += _console_blocks(checks)
+        out += console_blocks(checks)
         out.append("")
     out.append(f"Waits for: {step.waits_for or 'nothing'}.")
     out.append("")
     cancel = review.cancel[node]
     out.append(f"To cancel at this step: `migrator cancel PLAN` {cancel.note}" + (":" if cancel.requests else "."))
     if cancel.requests:
-        out += _console_blocks(cancel.requests)
+        out += console_blocks(cancel.requests)
     return out
 
 
-def _console_blocks(requests: list[ConsoleRequest]) -> list[str]:
+def console_blocks(requests: list[ConsoleRequest]) -> list[str]:
     """Requests grouped per cluster, each group one fenced block in Kibana console form."""
     out: list[str] = []
     groups: list[tuple[str, list[ConsoleRequest]]] = []

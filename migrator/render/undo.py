@@ -3,12 +3,16 @@
 Place in the flow: CLI -> migration (undo) -> render (this module). `cancel_lines` turns the report
 `migration.undo.cancel` returns (`{"snapshot_deleted": str | None, "indices_deleted": [...], "kept":
 [...], "templates_deleted": [...], ...}`) into one line per kind of thing, in the order the cancel
-acted; `--json` prints the report itself.
+acted; `--json` prints the report itself. `rollback_dry_run_lines` shows the requests `migrator rollback
+--dry-run` lists (`migration.rollback.rollback_requests`) in the runbook's console form.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from migrator.render.plan import console_blocks
+from migrator.steps.base import ConsoleRequest
 
 # The report's keys in the order a cancel acts, with how each reads; unknown keys follow, as named.
 LABELS = {
@@ -37,3 +41,11 @@ def cancel_lines(report: dict[str, Any]) -> list[str]:
     if len(lines) == 1:
         lines.append("nothing this migration made was left to delete")
     return lines
+
+
+def rollback_dry_run_lines(requests: list[ConsoleRequest]) -> list[str]:
+    """What a rollback would send now, in the runbook's console form (per cluster, in order), or one line
+    saying it would send nothing."""
+    if not requests:
+        return ["rollback would send no request: nothing of the cutover is left to undo"]
+    return [f"rollback would send these {len(requests)} request(s), in this order:", *console_blocks(requests)]

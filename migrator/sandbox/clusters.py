@@ -12,9 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from migrator.errors import SandboxError, SandboxRefused
 from migrator.sandbox import nodes
 from migrator.sandbox.distributions import Distribution
-from migrator.sandbox.processes import SandboxError, pick_port, stop_group
+from migrator.sandbox.processes import pick_port, stop_group
 from migrator.sandbox.repository_plugin import plugin_dir
 
 PREFERRED_PORTS = {"source": 19200, "destination": 19210, "oss": 19000}
@@ -69,14 +70,14 @@ def check_sizes(folder: Path, sizes: dict[str, int]) -> None:
     naming the fix; record the sizes of a new folder."""
     for role, size in sizes.items():
         if not 1 <= size <= MAX_NODES:
-            raise SandboxError(f"--{role}-nodes must be 1 to {MAX_NODES}, not {size}")
+            raise SandboxRefused(f"--{role}-nodes must be 1 to {MAX_NODES}, not {size}")
         marker = folder / role / "nodes"
         if marker.is_file():
             written = int(marker.read_text().strip())
         else:
             written = 1 if (folder / role / "data").is_dir() else size
         if written != size:
-            raise SandboxError(
+            raise SandboxRefused(
                 f"{folder / role} holds the data of a {role} cluster of {written} node(s), not {size}; "
                 f"start it with --{role}-nodes {written}, use another --dir, or delete {folder / role}* "
                 "to start that cluster afresh"
@@ -94,7 +95,7 @@ def check_running_sizes(folder: Path, processes: dict[str, dict[str, Any]], size
             running[entry["cluster"]] += 1
     for role, size in sizes.items():
         if running[role] and running[role] != size:
-            raise SandboxError(
+            raise SandboxRefused(
                 f"the sandbox in {folder} runs a {role} of {running[role]} node(s), not {size}; "
                 f"stop it first with `migrator sandbox down --dir {folder}`"
             )

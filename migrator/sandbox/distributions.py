@@ -15,6 +15,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from migrator.errors import SandboxRefused
+
 ELASTICSEARCH = "elasticsearch"
 OPENSEARCH = "opensearch"
 # Maven group of each flavour's integ-test-zip; the artifact is the flavour's name.
@@ -41,8 +43,8 @@ DEFAULT_SOURCE_VERSION = KNOWN_VERSIONS["7.17"]
 DEFAULT_DESTINATION_VERSION = KNOWN_VERSIONS["8"]
 
 
-class DistributionError(Exception):
-    """A distribution cannot be used; the message names the version and the fix."""
+class DistributionError(SandboxRefused):
+    """A distribution cannot be used; the message names the version and the fix (exit 2)."""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import migrator
+from migrator.errors import SandboxError, SandboxRefused
 from migrator.sandbox import images, nodes
 from migrator.sandbox.distributions import (
     DEFAULT_DESTINATION_VERSION,
@@ -36,7 +37,7 @@ from migrator.sandbox.manager import (
     REPLICA_BUCKET,
     Sandbox,
 )
-from migrator.sandbox.processes import SandboxError, hand_over, pick_port, run_as
+from migrator.sandbox.processes import hand_over, pick_port, run_as
 from migrator.sandbox.repository_plugin import COVERED, has_plugin, plugin_dir
 
 if TYPE_CHECKING:
@@ -131,19 +132,19 @@ class DockerSandbox(Sandbox):
         installed in their images), else `fs`; SandboxError for `oss` asked of a version without it. One
         node per cluster only: more raise SandboxError naming the process engine."""
         if source_nodes != 1 or destination_nodes != 1:
-            raise SandboxError(
+            raise SandboxRefused(
                 "the docker engine runs single-node clusters only; for --source-nodes/--destination-nodes above 1 "
                 "use the process engine (--engine process)"
             )
         if repository not in (None, "oss", "fs"):
-            raise SandboxError(f"--repository must be oss or fs, not {repository!r}")
+            raise SandboxRefused(f"--repository must be oss or fs, not {repository!r}")
         dists = {
             "source": resolve_version(source_version or DEFAULT_SOURCE_VERSION),
             "destination": resolve_version(destination_version or DEFAULT_DESTINATION_VERSION),
         }
         plugged = all(has_plugin(dist) for dist in dists.values())
         if repository == "oss" and not plugged:
-            raise SandboxError(
+            raise SandboxRefused(
                 f"the test bed's oss repository plugin exists for {COVERED} only; "
                 "use --repository fs (the default for these versions)"
             )

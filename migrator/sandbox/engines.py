@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from migrator.sandbox.processes import SandboxError
+from migrator.errors import SandboxRefused
 
 if TYPE_CHECKING:
     from migrator.sandbox.oss_server import Faults
@@ -60,13 +60,13 @@ def open_sandbox(folder: Path, engine: str | None = None, image_mode: str = "aut
     recorded = engine_of(folder)
     chosen = engine or recorded
     if chosen not in ENGINES:
-        raise SandboxError(f"unknown engine {chosen!r}; use --engine process or --engine docker")
+        raise SandboxRefused(f"unknown engine {chosen!r}; use --engine process or --engine docker")
     if image_mode not in IMAGE_MODES:
-        raise SandboxError(f"unknown image {image_mode!r}; use --image {' or --image '.join(IMAGE_MODES)}")
+        raise SandboxRefused(f"unknown image {image_mode!r}; use --image {' or --image '.join(IMAGE_MODES)}")
     if chosen != recorded:
         current = open_sandbox(folder, recorded)
         if current.status()["running"]:
-            raise SandboxError(
+            raise SandboxRefused(
                 f"the sandbox in {folder} runs on the {recorded} engine; stop it first with "
                 f"`migrator sandbox down --dir {folder}`, or choose another --dir"
             )

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from migrator.errors import SandboxError
 from migrator.sandbox.distributions import ELASTICSEARCH, OPENSEARCH, Distribution, find_java_home
-from migrator.sandbox.processes import SandboxError
 
 if TYPE_CHECKING:
     import docker

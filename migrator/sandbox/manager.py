@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from migrator.clients.es import EsClient, EsError
+from migrator.errors import SandboxError, SandboxNotRunning, SandboxRefused
 from migrator.sandbox import clusters, nodes
 from migrator.sandbox.distributions import (
     DEFAULT_DESTINATION_VERSION,
@@ -33,7 +34,6 @@ from migrator.sandbox.distributions import (
 )
 from migrator.sandbox.oss_server import Faults
 from migrator.sandbox.processes import (
-    SandboxError,
     group_alive,
     hand_over,
     pick_port,
@@ -99,7 +99,7 @@ class Sandbox:
 
     def document(self) -> dict[str, Any]:
         if not self.document_path.is_file():
-            raise SandboxError(f"no sandbox in {self.folder}; start one with `migrator sandbox up`")
+            raise SandboxNotRunning(f"no sandbox in {self.folder}; start one with `migrator sandbox up`")
         return json.loads(self.document_path.read_text())
 
     def processes(self) -> dict[str, dict[str, Any]]:
@@ -125,7 +125,7 @@ class Sandbox:
         the bucket's folder. `source_nodes` and `destination_nodes` (1 to clusters.MAX_NODES) size each cluster: its
         nodes find each other on loopback and share the bucket folders in `path.repo` (see nodes.cluster)."""
         if repository not in (None, "oss", "fs"):
-            raise SandboxError(f"--repository must be oss or fs, not {repository!r}")
+            raise SandboxRefused(f"--repository must be oss or fs, not {repository!r}")
         sizes = {"source": source_nodes, "destination": destination_nodes}
         clusters.check_sizes(self.folder, sizes)
         running = self.running()
@@ -138,7 +138,7 @@ class Sandbox:
         destination_dist = resolve_version(destination_version or DEFAULT_DESTINATION_VERSION)
         plugged = all(has_plugin(dist) for dist in (source_dist, destination_dist))
         if repository == "oss" and not plugged:
-            raise SandboxError(
+            raise SandboxRefused(
                 f"the test bed's oss repository plugin exists for {COVERED} only; "
                 "use --repository fs (the default for these versions)"
             )
@@ -374,7 +374,7 @@ class Sandbox:
         """Change the running OSS server's injected faults (its admin endpoint); returns them as set."""
         entry = self.processes().get("oss")
         if entry is None or not group_alive(entry["pgid"]):
-            raise SandboxError("the sandbox's OSS server is not running; start it with `migrator sandbox up`")
+            raise SandboxNotRunning("the sandbox's OSS server is not running; start it with `migrator sandbox up`")
         request = urllib.request.Request(
             f"http://127.0.0.1:{entry['port']}/-/faults",
             data=json.dumps(faults.to_json()).encode(),
@@ -388,7 +388,7 @@ class Sandbox:
         document = self.document()
         running = self.running()
         if not running.get("source"):
-            raise SandboxError("the sandbox's source cluster is not running; start it with `migrator sandbox up`")
+            raise SandboxNotRunning("the sandbox's source cluster is not running; start it with `migrator sandbox up`")
         client = EsClient(document["source"]["url"], label="source", timeout_s=60)
         try:
             return seed_cluster(client, docs)

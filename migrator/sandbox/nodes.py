@@ -27,8 +27,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from migrator.clients.es import EsClient, EsError
+from migrator.errors import SandboxError
 from migrator.sandbox.distributions import Distribution, find_java_home
-from migrator.sandbox.processes import SandboxError, hand_over, pick_port, port_is_free, spawn, tail
+from migrator.sandbox.processes import hand_over, pick_port, port_is_free, spawn, tail
 from migrator.sandbox.repository_plugin import install
 from migrator.state import pid_alive
 

@@ -16,11 +16,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from migrator.errors import SandboxError
+
 SANDBOX_USER = "migrator-es"
-
-
-class SandboxError(Exception):
-    """The test bed cannot do what was asked; the message says why and what to do."""
 
 
 def run_as() -> tuple[int, int] | None:

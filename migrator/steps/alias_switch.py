@@ -10,9 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from migrator.aliases import alias_actions, alias_holders, removals, wanted_aliases
+from migrator.aliases import alias_actions, alias_holders, alias_path, removals, wanted_aliases
 from migrator.dag import StepKind
 from migrator.steps.base import ConsoleRequest, Observation, Step
+
+
+def alias_read(alias: str) -> ConsoleRequest:
+    """`GET _alias/<alias>`: what `aliases.alias_holders` sends for each alias, as the runbook lists it."""
+    return ConsoleRequest("destination", "GET", alias_path(alias).lstrip("/"))
 
 
 def switch_request(actions: list[dict[str, Any]]) -> ConsoleRequest:
@@ -40,7 +45,7 @@ class SwitchAliases(Step):
         return [switch_request(actions)] if actions else []
 
     def checks(self) -> list[ConsoleRequest]:
-        return [ConsoleRequest("destination", "GET", f"_alias/{alias}") for alias in self.wanted()]
+        return [alias_read(alias) for alias in self.wanted()]
 
     def observe(self) -> Observation:
         missing = alias_actions(self.wanted(), self.current())

@@ -4,7 +4,8 @@ Place in the flow: recovery (a restore that answered with failed shards, a resum
 primary cannot be allocated, a stalled recovery) -> allocation (this module) -> clients.es. Asked
 only when something is wrong, never on the common path: `GET _cat/shards/<index>` for the index's
 unassigned primaries, then `GET _cluster/allocation/explain` with body `{"index", "shard",
-"primary": true}` for at most EXPLAINED of them (the answer's `can_allocate`,
+"primary": true}` for at most EXPLAINED of them (both built once, `shards_request` and
+`explain_request`, which recovery's checks list) (the answer's `can_allocate`,
 `allocate_explanation` and per-node `deciders`, Elasticsearch 7.x-9.x alike).
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 
 from migrator.clients.es import EsClient, EsError, build_path
 from migrator.errors import Cure
+from migrator.steps.base import ConsoleRequest
 
 EXPLAINED = 3  # unassigned primaries explained in one message
 EXPLAIN_PATH = "/_cluster/allocation/explain"
@@ -37,18 +39,32 @@ class Explanation:
     cure: Cure
 
 
+def shards_request(index: str) -> ConsoleRequest:
+    """`GET _cat/shards/<index>?format=json&h=shard,prirep,state,unassigned.reason`: each shard copy's
+    number, primary (`p`) or replica, state and unassigned reason (the column's name, not its alias `ur`,
+    which the 9.x rest-api-spec does not list); the one read of shard states recovery and this module send."""
+    path = build_path("_cat", "shards", index, params={"format": "json", "h": "shard,prirep,state,unassigned.reason"})
+    return ConsoleRequest("destination", "GET", path.lstrip("/"))
+
+
+def explain_request(index: str, shard: int) -> ConsoleRequest:
+    """`GET _cluster/allocation/explain {"index", "shard", "primary": true}`: why that primary is where it is."""
+    return ConsoleRequest(
+        "destination", "GET", EXPLAIN_PATH.lstrip("/"), {"index": index, "shard": shard, "primary": True}
+    )
+
+
 def unassigned_primaries(client: EsClient, index: str) -> list[int]:
-    """The shard numbers of the index's primaries that are UNASSIGNED now (`GET _cat/shards/<index>`)."""
-    path = build_path("_cat", "shards", index, params={"format": "json", "h": "shard,prirep,state"})
-    rows = client.get(path)
+    """The shard numbers of the index's primaries that are UNASSIGNED now (`shards_request`)."""
+    rows = client.get(shards_request(index).sent_path)
     return sorted(int(row["shard"]) for row in rows if row.get("prirep") == "p" and row.get("state") == "UNASSIGNED")
 
 
 def explain_primary(client: EsClient, index: str, shard: int) -> Explanation | None:
     """The destination's allocation decision for one primary; None when it is not unassigned any more."""
-    body = {"index": index, "shard": shard, "primary": True}
+    request = explain_request(index, shard)
     try:
-        answer = client.request("GET", EXPLAIN_PATH, body)[1]
+        answer = client.request(request.method, request.sent_path, request.body)[1]
     except EsError as exc:
         if exc.status == 400:  # the shard got assigned meanwhile: nothing to explain
             return None

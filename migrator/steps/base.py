@@ -89,15 +89,35 @@ class ProgressSink(ABC):
         self.message(step, f"{status}: {text}" if text else status)
 
 
+@dataclass(frozen=True)
+class RepositoryBodies:
+    """The repository registrations the repository steps send, by cluster (`source`; `destination`, read-only):
+    `{"type": ..., "settings": {...}}`, built once when the migration is opened (see
+    `steps.source_repository.repository_bodies`). `shown` has the secrets masked (the dry run's); `sent` has
+    the values resolved at open (migration.secrets), None where nothing is sent (the dry run)."""
+
+    shown: dict[str, dict[str, Any]]
+    sent: dict[str, dict[str, Any]] | None = None
+
+    def body(self, cluster: str, *, reveal: bool) -> dict[str, Any]:
+        """The registration for `cluster`; `reveal` the one sent (StepFailed where no secret was resolved)."""
+        if not reveal:
+            return self.shown[cluster]
+        if self.sent is None:
+            raise StepFailed("the repository's secrets were not resolved: a dry run sends no registration")
+        return self.sent[cluster]
+
+
 @dataclass
 class StepContext:
-    """What every step may use: the plan, both clusters, the repository storage, the secrets."""
+    """What every step may use: the plan, both clusters, the repository storage and registrations (their
+    secrets resolved at open, migration.secrets: no step reads the environment)."""
 
     spec: MigrationSpec
     plan: MigrationPlan
     source: EsClient
     destination: EsClient
-    environment: dict[str, str]
+    repository_bodies: RepositoryBodies
     storage_factory: Callable[[], Storage]
     progress: ProgressSink
     cancel_requested: Callable[[], bool] = lambda: False

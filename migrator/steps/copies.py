@@ -43,28 +43,51 @@ class Copies:
         return f"{self.started}/{self.wanted} shard copies started, replicas {self.peer_bytes}/{self.peer_total} bytes"
 
 
-def checks(targets: list[str]) -> list[ConsoleRequest]:
-    """The reads `count` and `follow` send, for the runbook."""
-    joined = ",".join(targets)
-    return [
-        ConsoleRequest("destination", "GET", f"_cat/shards/{joined}"),
-        ConsoleRequest("destination", "GET", "_cluster/health"),
-        ConsoleRequest("destination", "GET", f"{joined}/_recovery"),
-    ]
+def long_poll(poll_s: float) -> str:
+    """The timeout of one long poll of the health (`5 s` for the default 1 s poll; at least `1s`)."""
+    return f"{max(1, round(poll_s * 5))}s"
+
+
+def shards_request(targets: list[str]) -> ConsoleRequest:
+    """`GET _cat/shards/<targets>?format=json&h=index,shard,prirep,state`: every copy of the targets."""
+    path = build_path("_cat", "shards", ",".join(targets), params={"format": "json", "h": "index,shard,prirep,state"})
+    return ConsoleRequest("destination", "GET", path.lstrip("/"))
+
+
+def data_nodes_request() -> ConsoleRequest:
+    """`GET _cluster/health`: its `number_of_data_nodes` bounds the copies the destination can hold."""
+    return ConsoleRequest("destination", "GET", "_cluster/health")
+
+
+def recovery_request(targets: list[str]) -> ConsoleRequest:
+    """`GET <targets>/_recovery`: the peer recoveries' bytes."""
+    return ConsoleRequest("destination", "GET", build_path(",".join(targets), "_recovery").lstrip("/"))
+
+
+def health_request(targets: list[str], poll_s: float) -> ConsoleRequest:
+    """`GET _cluster/health/<targets>?wait_for_no_initializing_shards=true&timeout=<long_poll>`: returns as
+    soon as no shard of the targets is initializing any more (or after the timeout, 408)."""
+    params = {"wait_for_no_initializing_shards": True, "timeout": long_poll(poll_s)}
+    return ConsoleRequest(
+        "destination", "GET", build_path("_cluster", "health", ",".join(targets), params=params).lstrip("/")
+    )
+
+
+def checks(targets: list[str], poll_s: float) -> list[ConsoleRequest]:
+    """The reads `count` and `follow` send (the same objects), for the runbook."""
+    return [shards_request(targets), data_nodes_request(), recovery_request(targets), health_request(targets, poll_s)]
 
 
 def count(client: EsClient, targets: list[str]) -> Copies:
     """The copies of `targets` now (see Copies); an index that does not exist counts as nothing started."""
-    joined = ",".join(targets)
-    path = build_path("_cat", "shards", joined, params={"format": "json", "h": "index,shard,prirep,state"})
-    status, rows = client.request("GET", path, ok=(200, 404))
-    data_nodes = max(1, int(client.get(build_path("_cluster", "health")).get("number_of_data_nodes", 1)))
+    status, rows = client.request("GET", shards_request(targets).sent_path, ok=(200, 404))
+    data_nodes = max(1, int(client.get(data_nodes_request().sent_path).get("number_of_data_nodes", 1)))
     states: dict[tuple[str, str], list[str]] = defaultdict(list)
     for row in rows if status == 200 else []:
         states[(row.get("index", ""), str(row.get("shard")))].append(str(row.get("state")))
     wanted = sum(min(len(copies), data_nodes) for copies in states.values())
     started = sum(min(copies.count("STARTED"), data_nodes) for copies in states.values())
-    status, body = client.request("GET", build_path(joined, "_recovery"), ok=(200, 404))
+    status, body = client.request("GET", recovery_request(targets).sent_path, ok=(200, 404))
     replicas = [
         shard
         for index in (body.values() if status == 200 else [])
@@ -81,7 +104,6 @@ def follow(ctx: Any, step_id: str, targets: list[str]) -> dict[str, int]:
     recoveries' bytes; returns `{"copies": started, "replica_bytes": total}`. Raises Stalled when neither
     the copies nor the bytes move for `waits.stall_after`, Cancelled on a cancel request."""
     watch = StallWatch(ctx, f"the replicas of {', '.join(targets)}")
-    long_poll = f"{max(1, round(ctx.poll_s * 5))}s"
     while True:
         copies = count(ctx.destination, targets)
         ctx.progress.update(step_id, copies.peer_bytes, copies.peer_total, "bytes", "replicas")
@@ -91,8 +113,7 @@ def follow(ctx: Any, step_id: str, targets: list[str]) -> dict[str, int]:
         if ctx.cancel_requested():
             raise Cancelled("cancel requested")
         started = time.monotonic()
-        params = {"wait_for_no_initializing_shards": True, "timeout": long_poll}
-        path = build_path("_cluster", "health", ",".join(targets), params=params)
-        ctx.destination.request("GET", path, ok=(200, 408), timeout_s=ctx.poll_s * 10 + 30)
+        health = health_request(targets, ctx.poll_s)
+        ctx.destination.request("GET", health.sent_path, ok=(200, 408), timeout_s=ctx.poll_s * 10 + 30)
         if time.monotonic() - started < ctx.poll_s:  # nothing initializing: replicas queued or delayed
             ctx.sleep()

@@ -11,7 +11,7 @@ from typing import Any
 from migrator.clients.es import build_path
 from migrator.dag import StepKind
 from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
-from migrator.steps.source_repository import registration, repository_body, same_settings
+from migrator.steps.source_repository import registration, same_settings
 
 
 class RegisterDestinationRepository(Step):
@@ -21,7 +21,7 @@ class RegisterDestinationRepository(Step):
     waits_for = "the repository verification that registering does (read-only: every node can read it)"
 
     def _body(self, reveal: bool) -> dict[str, Any]:
-        return repository_body(self.ctx.spec, self.ctx.environment, destination=True, reveal=reveal)
+        return self.ctx.repository_bodies.body("destination", reveal=reveal)
 
     def describe(self) -> list[ConsoleRequest]:
         return [

@@ -13,14 +13,25 @@ repository registration a step of this run sent. Anything else of those names is
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from migrator.aliases import alias_actions, alias_holders, wanted_aliases
 from migrator.clients.es import build_path
 from migrator.dag import StepKind
 from migrator.steps import copies
+from migrator.steps.alias_switch import alias_read, switch_request
 from migrator.steps.base import ConsoleRequest, Observation, Step
 from migrator.steps.replication import replication_rule
+
+
+@dataclass(frozen=True)
+class Finishing:
+    """One finishing request (`request`, what `act` sends) and the read that tells whether it is still to
+    send (`read`, what `observe` sends; None for the alias move, computed from the aliases read just now)."""
+
+    request: ConsoleRequest
+    read: ConsoleRequest | None
 
 
 class Finish(Step):
@@ -45,74 +56,79 @@ class Finish(Step):
             return None
         return alias_holders(self.ctx.destination, self.ctx.spec.finish.aliases)
 
-    def _wanted(self, aliases_now: Mapping[str, Iterable[str]] | None = None) -> list[ConsoleRequest]:
-        """The finishing requests; the alias move is computed from `aliases_now` (alias -> the destination
-        indices holding it), by default from what discovery found (the dry run)."""
-        finish, repo, snap = self.ctx.spec.finish, self.ctx.repository, self.ctx.snapshot
-        requests: list[ConsoleRequest] = []
+    def _wanted(self, aliases_now: Mapping[str, Iterable[str]] | None = None) -> list[Finishing]:
+        """The finishing requests, each with the read that tells whether it is still to send (built once:
+        `act` sends the one, `observe` the other, `describe` and `checks` list them). The alias move is
+        computed from `aliases_now` (alias -> the destination indices holding it), by default from what
+        discovery found (the dry run)."""
+        finish, repo = self.ctx.spec.finish, self.ctx.repository
+        wanted: list[Finishing] = []
         if finish.replicas is not None:
             for target in self._targets().values():
                 body = {"index": {"number_of_replicas": finish.replicas}}
-                requests.append(ConsoleRequest("destination", "PUT", f"{target}/_settings", body))
+                replicas = build_path(target, "_settings", "index.number_of_replicas").lstrip("/")
+                wanted.append(
+                    Finishing(
+                        ConsoleRequest("destination", "PUT", build_path(target, "_settings").lstrip("/"), body),
+                        ConsoleRequest("destination", "GET", replicas),
+                    )
+                )
         if self._moves_aliases():
             now = self.ctx.plan.facts.destination.aliases if aliases_now is None else aliases_now
             actions = alias_actions(wanted_aliases(self.ctx.spec, self.ctx.plan.moves), now)
-            if actions:
-                requests.append(ConsoleRequest("destination", "POST", "_aliases", {"actions": actions}))
+            if actions:  # computed from the aliases read just now: only what is missing
+                wanted.append(Finishing(switch_request(actions), None))
         if finish.delete_snapshot:
-            requests.append(ConsoleRequest("source", "DELETE", f"_snapshot/{repo}/{snap}"))
-            if self.params.get("cutover_snapshot"):
-                requests.append(
-                    ConsoleRequest("source", "DELETE", f"_snapshot/{repo}/{self.params['cutover_snapshot']}")
-                )
+            for snapshot in (self.ctx.snapshot, self.params.get("cutover_snapshot")):
+                if snapshot:
+                    path = build_path("_snapshot", repo, snapshot).lstrip("/")
+                    wanted.append(
+                        Finishing(ConsoleRequest("source", "DELETE", path), ConsoleRequest("source", "GET", path))
+                    )
         if finish.unregister_repositories:
-            requests.append(ConsoleRequest("destination", "DELETE", f"_snapshot/{repo}"))
-            requests.append(ConsoleRequest("source", "DELETE", f"_snapshot/{repo}"))
+            path = build_path("_snapshot", repo).lstrip("/")
+            for cluster in ("destination", "source"):
+                wanted.append(Finishing(ConsoleRequest(cluster, "DELETE", path), ConsoleRequest(cluster, "GET", path)))
             replication = self.ctx.spec.replication
             if replication is not None and replication.method == "oss":  # OSS allows one rule per target bucket
                 rule = replication_rule(self.ctx.spec)
-                path = f"oss://{rule['source_bucket']}/?replication&comp=delete"
-                requests.append(ConsoleRequest("storage", "POST", path, {"ID": rule["rule_id"]}))
-        return requests
+                bucket = f"oss://{rule['source_bucket']}/"
+                delete = ConsoleRequest("storage", "POST", f"{bucket}?replication&comp=delete", {"ID": rule["rule_id"]})
+                wanted.append(Finishing(delete, ConsoleRequest("storage", "GET", f"{bucket}?replication")))
+        return wanted
 
     def describe(self) -> list[ConsoleRequest]:
-        return self._wanted()
+        return [item.request for item in self._wanted()]
 
     def checks(self) -> list[ConsoleRequest]:
         finish = self.ctx.spec.finish
-        reads = []
-        for request in self._wanted():
-            if request.path.endswith("/_settings"):
-                reads.append(ConsoleRequest(request.cluster, "GET", f"{request.path}/index.number_of_replicas"))
-            elif request.cluster == "storage":
-                reads.append(ConsoleRequest("storage", "GET", request.path.split("?")[0] + "?replication"))
-            elif request.path != "_aliases":
-                reads.append(ConsoleRequest(request.cluster, "GET", request.path))
+        reads = [item.read for item in self._wanted() if item.read is not None]
         if self._moves_aliases():
-            reads.extend(ConsoleRequest("destination", "GET", f"_alias/{alias}") for alias in finish.aliases)
+            reads.extend(alias_read(alias) for alias in finish.aliases)
         if finish.replicas:
-            reads.extend(copies.checks(list(self._targets().values())))
+            reads.extend(copies.checks(list(self._targets().values()), self.ctx.poll_s))
         return reads
 
     def _missing(self) -> list[ConsoleRequest]:
+        """The finishing requests still to send: each one's read (see `_wanted`) sent and judged."""
         missing = []
         self.kept: list[str] = []
-        for request in self._wanted(self._alias_holders()):
-            client = self.ctx.source if request.cluster == "source" else self.ctx.destination
-            if request.cluster == "storage":
+        for item in self._wanted(self._alias_holders()):
+            request, read = item.request, item.read
+            if read is None:
+                missing.append(request)
+            elif read.cluster == "storage":
                 rules = self.ctx.replication().rules()
                 if any(r.rule_id == request.body["ID"] and r.status != "closing" for r in rules):
                     missing.append(request)
-            elif request.path.endswith("/_settings"):
+            elif request.method == "PUT":  # the replicas setting
                 index = request.path.split("/")[0]
-                current = client.get(build_path(index, "_settings", "index.number_of_replicas"))
+                current = self._client(read.cluster).get(read.sent_path)
                 value = current.get(index, {}).get("settings", {}).get("index", {}).get("number_of_replicas")
                 if str(value) != str(self.ctx.spec.finish.replicas):
                     missing.append(request)
-            elif request.path == "_aliases":  # computed from the aliases read just now: only what is missing
-                missing.append(request)
             else:
-                status, body = client.request("GET", "/" + request.path, ok=(200, 404))
+                status, body = self._client(read.cluster).request("GET", read.sent_path, ok=(200, 404))
                 # 7.16+ answer a snapshot of an unregistered repository with 200, no snapshot and a failure.
                 is_snapshot = request.path.count("/") == 2
                 if status == 200 and (not is_snapshot or body.get("snapshots")):
@@ -121,6 +137,9 @@ class Finish(Step):
                     else:
                         self.kept.append(f"{request.cluster} {request.path} (not made by this migration)")
         return missing
+
+    def _client(self, cluster: str) -> Any:
+        return self.ctx.source if cluster == "source" else self.ctx.destination
 
     def _ours(self, request: ConsoleRequest, body: dict[str, Any]) -> bool:
         """Whether the snapshot or repository registration `request` deletes was made by this migration."""
@@ -155,7 +174,6 @@ class Finish(Step):
             if request.cluster == "storage":
                 self.ctx.replication().delete_rule(request.body["ID"])
                 continue
-            client = self.ctx.source if request.cluster == "source" else self.ctx.destination
-            client.request(request.method, "/" + request.path, request.body)
+            self._client(request.cluster).request(request.method, request.sent_path, request.body)
             if request.method == "DELETE" and request.path.count("/") == 1:  # a registration, gone now
                 self.ctx.ledger.forget_repository(request.cluster, request.path.split("/")[1])

@@ -20,7 +20,7 @@ from typing import Any
 
 import networkx as nx
 
-from migrator.clients.es import EsClient, EsError, build_path
+from migrator.clients.es import EsClient, EsError, Request, build_path
 from migrator.dag import StepKind
 from migrator.pipelines import PATHS, PipelineMove, put_body, same
 from migrator.planner import METADATA_PIPELINES
@@ -32,9 +32,19 @@ RECORD = "pipeline:"
 ABSENT = 404
 
 
+def read_request(kind: str, name: str) -> ConsoleRequest:
+    """`GET _ingest/pipeline/<name>` or `GET _ilm/policy/<name>` on the destination."""
+    return ConsoleRequest("destination", "GET", build_path(*PATHS[kind].split("/"), name).lstrip("/"))
+
+
+def put_request(move: PipelineMove) -> ConsoleRequest:
+    """`PUT <path>` with the move's body: what `act` sends and `describe` shows."""
+    return ConsoleRequest("destination", "PUT", build_path(*move.path.split("/")).lstrip("/"), move.body)
+
+
 def current(client: EsClient, kind: str, name: str) -> dict[str, Any] | None:
     """The destination's pipeline or policy `name` as GET answers it (see `pipelines.put_body`), or None."""
-    status, answer = client.request("GET", build_path(*PATHS[kind].split("/"), name), ok=(200, ABSENT))
+    status, answer = client.request("GET", read_request(kind, name).sent_path, ok=(200, ABSENT))
     return answer.get(name) if status == 200 and isinstance(answer, dict) else None
 
 
@@ -52,10 +62,10 @@ class MovePipelines(Step):
         return [PipelineMove.from_params(item) for item in self.params["moves"]]
 
     def describe(self) -> list[ConsoleRequest]:
-        return [ConsoleRequest("destination", "PUT", move.path, move.body) for move in self.moves]
+        return [put_request(move) for move in self.moves]
 
     def checks(self) -> list[ConsoleRequest]:
-        return [ConsoleRequest("destination", "GET", move.path) for move in self.moves]
+        return [read_request(move.kind, move.name) for move in self.moves]
 
     def _to_put(self) -> tuple[list[PipelineMove], dict[str, Any], list[str]]:
         """The moves still to send, the record of what sending them changes, and the ones left as they are."""
@@ -89,38 +99,66 @@ class MovePipelines(Step):
 
     def act(self) -> None:
         for move in self._to_put()[0]:
-            self.ctx.destination.request("PUT", build_path(*move.path.split("/")), move.body)
+            request = put_request(move)
+            self.ctx.destination.request(request.method, request.sent_path, request.body)
+
+
+def undo_order(detail: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(path, record) of the step's checkpoint `detail` in the order an undo takes them: by path."""
+    return sorted((key[len(RECORD) :], value) for key, value in detail.items() if key.startswith(RECORD))
+
+
+def undo_request(path: str, record: dict[str, Any]) -> Request | None:
+    """The request that undoes one record: `DELETE <path>` of a pipeline or policy the step created, `PUT
+    <path>` with the body it overwrote (no body when `previous` is None: unknown before the run, as in the
+    dry run); None for a record of neither."""
+    if record.get("created"):
+        return Request("DELETE", build_path(*path.split("/")))
+    if "previous" not in record:
+        return None
+    return Request("PUT", build_path(*path.split("/")), record["previous"])
+
+
+def undo_plan(client: EsClient, detail: dict[str, Any]) -> tuple[list[tuple[str, Request]], list[str]]:
+    """What undoing the step's checkpoint `detail` sends, read from the destination and sending nothing:
+    (path, request) in `undo_order` (see `undo_request`), and those kept, each with why (changed on the
+    destination since the step put it: someone else's now)."""
+    planned: list[tuple[str, Request]] = []
+    kept: list[str] = []
+    for path, record in undo_order(detail):
+        kind, name = record["kind"], path.rsplit("/", 1)[1]
+        now = current(client, kind, name)
+        if now is not None and not same(kind, now, record["put"]):
+            kept.append(f"{path} (changed on the destination since migrator put it)")
+            continue
+        request = undo_request(path, record)
+        if request is not None:
+            planned.append((path, request))
+    return planned, kept
 
 
 def undo_pipelines(client: EsClient, detail: dict[str, Any]) -> tuple[dict[str, list[str]], dict[str, Any]]:
     """Delete the pipelines and policies the step created and put back the bodies it overwrote, from its
-    checkpoint `detail`. Kept and named: one changed on the destination since the step put it (someone
-    else's now), one the destination refuses to delete (an index uses it). Returns (the paths of each, the
-    records still to undo later: those refused)."""
-    report: dict[str, list[str]] = {"pipelines_deleted": [], "pipelines_restored": [], "pipelines_kept": []}
+    checkpoint `detail`: the requests of `undo_plan` (which `migrator rollback --dry-run` shows). Kept and
+    named besides: one the destination refuses to delete (an index uses it). Returns (the paths of each,
+    the records still to undo later: those refused)."""
+    planned, kept = undo_plan(client, detail)
+    report: dict[str, list[str]] = {"pipelines_deleted": [], "pipelines_restored": [], "pipelines_kept": kept}
     remaining: dict[str, Any] = {}
-    for key, record in sorted(detail.items()):
-        if not key.startswith(RECORD):
-            continue
-        path = key[len(RECORD) :]
-        kind, name = record["kind"], path.rsplit("/", 1)[1]
-        now = current(client, kind, name)
-        if now is not None and not same(kind, now, record["put"]):
-            report["pipelines_kept"].append(f"{path} (changed on the destination since migrator put it)")
-            continue
-        if record.get("created"):
-            try:
-                client.request("DELETE", build_path(*path.split("/")), ok=(200, ABSENT))
-            except EsError as exc:
-                if exc.status != 400:
-                    raise
-                report["pipelines_kept"].append(f"{path} (the destination refuses to delete it: {exc})")
-                remaining[key] = record
-                continue
-            report["pipelines_deleted"].append(path)
-        elif "previous" in record:
-            client.request("PUT", build_path(*path.split("/")), record["previous"])
+    for path, request in planned:
+        if request.method == "PUT":
+            client.request(request.method, request.path, request.body)
             report["pipelines_restored"].append(path)
+            continue
+        try:
+            client.request(request.method, request.path, ok=(200, ABSENT))
+        except EsError as exc:
+            if exc.status != 400:
+                raise
+            report["pipelines_kept"].append(f"{path} (the destination refuses to delete it: {exc})")
+            remaining[RECORD + path] = detail[RECORD + path]
+            continue
+        report["pipelines_deleted"].append(path)
     return report, remaining
 
 
@@ -141,10 +179,10 @@ def planned(graph: nx.DiGraph) -> list[dict[str, Any]]:
 
 
 def planned_undo(graph: nx.DiGraph) -> list[ConsoleRequest]:
-    """What `undo_pipelines` sends for a plan's moves, for the dry run's cancel advice: a DELETE for each it
-    would create, a PUT for each it would overwrite (with the body the state file records before
-    overwriting, unknown before the run)."""
-    return [
-        ConsoleRequest("destination", "PUT" if move.replaces else "DELETE", move.path)
-        for move in map(PipelineMove.from_params, planned(graph))
-    ]
+    """What `undo_pipelines` sends for a plan's moves, for the dry run's cancel advice: the same `undo_order`
+    and `undo_request` on the records the step would write (created; or overwritten, whose body the state
+    file records before overwriting, unknown before the run)."""
+    moves = map(PipelineMove.from_params, planned(graph))
+    records = {record_key(move): {"previous": None} if move.replaces else {"created": True} for move in moves}
+    requests = [undo_request(path, record) for path, record in undo_order(records)]
+    return [ConsoleRequest("destination", r.method, r.path.lstrip("/"), r.body) for r in requests if r is not None]

@@ -37,7 +37,13 @@ from migrator.dag import StepKind
 from migrator.errors import Cure
 from migrator.planner import restore_id
 from migrator.steps import copies
-from migrator.steps.allocation import EXPLAIN_PATH, Explanation, failed_restore_message, why_unassigned
+from migrator.steps.allocation import (
+    Explanation,
+    explain_request,
+    failed_restore_message,
+    shards_request,
+    why_unassigned,
+)
 from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepFailed
 from migrator.steps.restore import IndexRestore
 from migrator.steps.stall import StallWatch
@@ -60,18 +66,24 @@ class FollowRecovery(Step):
     figures: dict[str, Any] | None = None
     restored_again: bool = False  # a failed restore is healed once per run, then reported
 
+    def _recovery(self) -> ConsoleRequest:
+        """`GET <target>/_recovery`: the restore's files and bytes per shard."""
+        return copies.recovery_request([self.params["target"]])
+
     def describe(self) -> list[ConsoleRequest]:
-        return [ConsoleRequest("destination", "GET", f"{self.params['target']}/_recovery")]
+        return [self._recovery()]
 
     def checks(self) -> list[ConsoleRequest]:
+        """The reads observe and wait send, as built once: the shard states, the long poll of the index's
+        health, the replicas' reads (when the restore gives it replicas), and on a stall or a failed restore
+        the allocation decision of an unassigned primary (shard 0 shown; the shard is decided at run time)."""
         target = self.params["target"]
-        replicas = copies.checks([target]) if self.params.get("replicas") else []
-        return replicas + [
-            ConsoleRequest("destination", "GET", f"_cluster/health/{target}?wait_for_no_initializing_shards=true"),
-            ConsoleRequest("destination", "GET", f"_cat/shards/{target}"),
-            ConsoleRequest(
-                "destination", "GET", EXPLAIN_PATH.lstrip("/"), {"index": target, "shard": 0, "primary": True}
-            ),
+        replicas = copies.checks([target], self.ctx.poll_s) if self.params.get("replicas") else []
+        return [
+            *replicas,
+            copies.health_request([target], self.ctx.poll_s),
+            shards_request(target),
+            explain_request(target, 0),
         ]
 
     def _progress(self, heal: bool = False) -> tuple[bool, int, int, str]:
@@ -80,11 +92,12 @@ class FollowRecovery(Step):
         Done means every primary shard STARTED. Health alone cannot tell: Elasticsearch reports the
         primaries of a freshly restored index as yellow while they are still initializing."""
         target = self.params["target"]
-        status, body = self.ctx.destination.request("GET", build_path(target, "_recovery"), ok=(200, 404))
-        path = build_path("_cat", "shards", target, params={"format": "json", "h": "shard,prirep,state,ur"})
-        rows = [] if status == 404 else self.ctx.destination.get(path)
+        status, body = self.ctx.destination.request("GET", self._recovery().sent_path, ok=(200, 404))
+        rows = [] if status == 404 else self.ctx.destination.get(shards_request(target).sent_path)
         primaries = [row for row in rows if row.get("prirep") == "p"]
-        lost = any(row.get("state") == "UNASSIGNED" and row.get("ur") not in LIVE_REASONS for row in primaries)
+        lost = any(
+            row.get("state") == "UNASSIGNED" and row.get("unassigned.reason") not in LIVE_REASONS for row in primaries
+        )
         waiting = sorted(int(row.get("shard", 0)) for row in primaries if row.get("state") == "UNASSIGNED")
         if heal and waiting and not lost and not any(row.get("state") == "INITIALIZING" for row in rows):
             self._heal_failed_restore(waiting)
@@ -105,11 +118,10 @@ class FollowRecovery(Step):
             return {}
         return copies.follow(self.ctx, self.id, [self.params["target"]])
 
-    def _long_poll(self, timeout: str) -> None:
-        """Returns as soon as no shard of the index is initializing any more (or after `timeout`)."""
-        params = {"wait_for_no_initializing_shards": True, "timeout": timeout}
-        path = build_path("_cluster", "health", self.params["target"], params=params)
-        self.ctx.destination.request("GET", path, ok=(200, 408), timeout_s=self.ctx.poll_s * 10 + 30)
+    def _long_poll(self) -> None:
+        """Returns as soon as no shard of the index is initializing any more (or after `copies.long_poll`)."""
+        health = copies.health_request([self.params["target"]], self.ctx.poll_s)
+        self.ctx.destination.request("GET", health.sent_path, ok=(200, 408), timeout_s=self.ctx.poll_s * 10 + 30)
 
     def _heal_failed_restore(self, unassigned: list[int]) -> None:
         """Asked when a primary waits with nothing initializing. When the destination gave up restoring it
@@ -193,7 +205,7 @@ class FollowRecovery(Step):
 
     def _sizes(self) -> tuple[int, int]:
         """(bytes recovered or reused, bytes total), from one `_recovery` read."""
-        _, body = self.ctx.destination.request("GET", build_path(self.params["target"], "_recovery"), ok=(200, 404))
+        _, body = self.ctx.destination.request("GET", self._recovery().sent_path, ok=(200, 404))
         return self._count((body.get(self.params["target"]) or {}).get("shards", []))
 
     def _count(self, shards: list[dict[str, Any]]) -> tuple[int, int]:
@@ -248,7 +260,6 @@ class FollowRecovery(Step):
             return {**self._figures(), **self._follow_replicas()}
         if held is not None:  # it failed or was cut (a restart?): from here on, poll and heal
             self.ctx.held_restores.release(self.params["target"])
-        long_poll = f"{max(1, round(self.ctx.poll_s * 5))}s"
         while True:
             done, recovered, total, stages = self._progress(heal=True)
             self.ctx.progress.update(self.id, recovered, total, "bytes", f"stage {stages}")
@@ -259,7 +270,7 @@ class FollowRecovery(Step):
             if self.ctx.cancel_requested():
                 raise Cancelled("cancel requested")
             started = time.monotonic()
-            self._long_poll(long_poll)
+            self._long_poll()
             if time.monotonic() - started < self.ctx.poll_s:  # nothing initializing yet: queued shards
                 self.ctx.sleep()
 

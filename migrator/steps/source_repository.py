@@ -1,19 +1,25 @@
-"""Register the snapshot repository on the source (PUT; POST to update changed settings), verify it."""
+"""Register the snapshot repository on the source (PUT; POST to update changed settings), verify it.
+
+Place in the flow: migration (opened: secrets resolved once) -> `repository_bodies` (both clusters' registrations,
+built once, masked and as sent) -> StepContext -> this step and repository.destination -> the clusters.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from migrator.clients.es import EsClient, build_path
 from migrator.dag import StepKind
 from migrator.spec import MigrationSpec, SecretRef
-from migrator.steps.base import MASK, ConsoleRequest, Observation, Step
+from migrator.steps.base import MASK, ConsoleRequest, Observation, RepositoryBodies, Step
 
 
 def repository_settings(
-    spec: MigrationSpec, environment: dict[str, str], *, destination: bool, reveal: bool
+    spec: MigrationSpec, secrets: Mapping[str, str], *, destination: bool, reveal: bool
 ) -> dict[str, Any]:
-    """The settings sent to Elasticsearch: secrets resolved (or masked), destination overrides applied."""
+    """The settings sent to Elasticsearch: secrets taken from `secrets` (variable -> value, resolved at
+    open by migration.secrets) or masked, destination overrides applied."""
     repository = spec.repository
     merged = dict(repository.settings_dict())
     if destination:
@@ -24,18 +30,26 @@ def repository_settings(
         if value is None:
             continue
         if isinstance(value, SecretRef):
-            value = value.resolve(environment) if reveal else MASK
+            value = value.resolve(secrets) if reveal else MASK
         settings[key] = value
     return settings
 
 
-def repository_body(
-    spec: MigrationSpec, environment: dict[str, str], *, destination: bool, reveal: bool
-) -> dict[str, Any]:
-    return {
-        "type": spec.repository.type,
-        "settings": repository_settings(spec, environment, destination=destination, reveal=reveal),
-    }
+def repository_bodies(spec: MigrationSpec, secrets: Mapping[str, str] | None) -> RepositoryBodies:
+    """The registrations of both clusters, built once: masked, and (with `secrets`, the values resolved at
+    open; None for the dry run) as sent."""
+
+    def bodies(reveal: bool) -> dict[str, dict[str, Any]]:
+        values = secrets if reveal and secrets is not None else {}
+        return {
+            cluster: {
+                "type": spec.repository.type,
+                "settings": repository_settings(spec, values, destination=cluster == "destination", reveal=reveal),
+            }
+            for cluster in ("source", "destination")
+        }
+
+    return RepositoryBodies(bodies(reveal=False), None if secrets is None else bodies(reveal=True))
 
 
 def same_settings(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
@@ -64,7 +78,7 @@ class RegisterSourceRepository(Step):
     existing: dict[str, Any] | None = None
 
     def _body(self, reveal: bool) -> dict[str, Any]:
-        return repository_body(self.ctx.spec, self.ctx.environment, destination=False, reveal=reveal)
+        return self.ctx.repository_bodies.body("source", reveal=reveal)
 
     def describe(self) -> list[ConsoleRequest]:
         return [

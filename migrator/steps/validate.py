@@ -62,9 +62,29 @@ MGET_BATCH = 1000
 CLOSED_COUNT = {"forbid_closed_indices": False, "filter_path": "indices.*.primaries.docs.count"}
 
 
-def lucene_docs(client: EsClient, index: str) -> int:
-    """Documents of an index's last commit, which a closed index still reports (`_stats/docs`)."""
-    body = client.get(build_path(index, "_stats", "docs", params=CLOSED_COUNT))
+def count_read(cluster: str, index: str, closed: bool = False) -> ConsoleRequest:
+    """`GET <index>/_count`, or for a closed index `GET <index>/_stats/docs?forbid_closed_indices=false&...`
+    (the documents of its last commit): a count read alone (drift, a closed index), as the runbook lists it."""
+    if closed:
+        return ConsoleRequest(cluster, "GET", build_path(index, "_stats", "docs", params=CLOSED_COUNT).lstrip("/"))
+    return ConsoleRequest(cluster, "GET", build_path(index, "_count").lstrip("/"))
+
+
+def refresh_request(index: str) -> ConsoleRequest:
+    """`POST <index>/_refresh` on the source (the cutover's validation, writes blocked)."""
+    return ConsoleRequest("source", "POST", build_path(index, "_refresh").lstrip("/"))
+
+
+def mget_request(target: str, docs: list[dict[str, Any]]) -> ConsoleRequest:
+    """`GET <target>/_mget {"docs": [{"_id", "routing"?}, ...]}` on the destination: the sampled documents."""
+    return ConsoleRequest("destination", "GET", build_path(target, "_mget").lstrip("/"), {"docs": docs})
+
+
+def count_of(client: EsClient, read: ConsoleRequest) -> int:
+    """The count `read` (see `count_read`) answers: `count`, or the primaries' documents of `_stats/docs`."""
+    body = client.get(read.sent_path)
+    if "count" in body:
+        return int(body["count"])
     stats: dict[str, Any] = next(iter(body.get("indices", {}).values()), {})
     return int(stats.get("primaries", {}).get("docs", {}).get("count", 0))
 
@@ -137,8 +157,8 @@ class ValidateIndex(Step):
         validated, target = recorded.get("destination_docs"), self.params["target"]
         if validated is None:
             return None
-        closed = self.params.get("closed")  # counted as validated: its last commit (`_stats/docs`)
-        now = lucene_docs(self.ctx.destination, target) if closed else self.ctx.destination.doc_count(target)
+        closed = bool(self.params.get("closed"))  # counted as validated: its last commit (`_stats/docs`)
+        now = count_of(self.ctx.destination, count_read("destination", target, closed))
         if now == validated:
             return None
         return f"{target} has {now} documents on the destination, {validated} when validated"
@@ -153,6 +173,12 @@ class ValidateIndex(Step):
             "query": {"function_score": {"query": {"match_all": {}}, **random}},
             "_source": True,
         }
+
+    def _sample_read(self) -> ConsoleRequest:
+        """`GET <source>/_search` of `sample_docs` documents picked at random (a seed fixed by the snapshot)."""
+        return ConsoleRequest(
+            "source", "GET", build_path(self.params["source"], "_search").lstrip("/"), self._sample_body()
+        )
 
     def describe(self) -> list[ConsoleRequest]:
         """An index read alone (the cutover's, a closed one's, one outside any batch): its reads; an index of a
@@ -178,25 +204,20 @@ class ValidateIndex(Step):
         wanted, source, target = self._wanted(), self.params["source"], self.params["target"]
         reads: list[ConsoleRequest] = []
         if wanted.counts and self.params.get("cutover"):
-            reads.append(ConsoleRequest("source", "POST", f"{source}/_refresh"))
+            reads.append(refresh_request(source))
         for cluster, index in (("source", source), ("destination", target)):
             if wanted.counts and self.params.get("closed"):
-                path = build_path(index, "_stats", "docs", params=CLOSED_COUNT)
-                reads.append(ConsoleRequest(cluster, "GET", path.lstrip("/")))
+                reads.append(count_read(cluster, index, closed=True))
             counts = wanted.counts and not self.params.get("closed")
             for method, path, body in joined_reads([index], Wanted(counts, wanted.mappings, wanted.settings)):
                 reads.append(ConsoleRequest(cluster, method, path.lstrip("/"), body))
         return reads
 
     def _sample_shown(self) -> list[ConsoleRequest]:
-        source, target = self.params["source"], self.params["target"]
         if not self.ctx.spec.validate.sample_docs or self.params.get("closed"):
             return []
-        ids = {"docs": [{"_id": "<each sampled id>", "routing": "<its routing, if any>"}]}
-        return [
-            ConsoleRequest("source", "GET", f"{source}/_search", self._sample_body()),
-            ConsoleRequest("destination", "GET", f"{target}/_mget", ids),
-        ]
+        ids = [{"_id": "<each sampled id>", "routing": "<its routing, if any>"}]  # known when the sample is read
+        return [self._sample_read(), mget_request(self.params["target"], ids)]
 
     def _wanted(self) -> Wanted:
         validate = self.ctx.spec.validate
@@ -224,7 +245,8 @@ class ValidateIndex(Step):
         if group:
             return self.ctx.validation_reads.take(clients, self.ctx.requests.at_once, wanted, (source, target), group)
         if self.params.get("cutover") and wanted.counts:  # writes are blocked: make every accepted document countable
-            self.ctx.source.request("POST", build_path(source, "_refresh"))
+            refresh = refresh_request(source)
+            self.ctx.source.request(refresh.method, refresh.sent_path)
         if self.params.get("closed"):
             wanted = Wanted(False, wanted.mappings, wanted.settings)
         found = self._both(
@@ -262,7 +284,12 @@ class ValidateIndex(Step):
     def _counts(self, detail: dict[str, Any], reads: Pair) -> list[str]:
         source, target = self.params["source"], self.params["target"]
         if self.params.get("closed"):  # a search cannot read a closed index; its last commit can be
-            expected, actual = self._both(lambda client, index: lucene_docs(client, index))
+            expected, actual = self.ctx.requests.at_once(
+                *(
+                    partial(count_of, client, count_read(cluster, index, closed=True))
+                    for cluster, client, index in self._named()
+                )
+            )
         else:
             expected, actual = int(reads[0].docs or 0), int(reads[1].docs or 0)  # read: counts are wanted
         detail.update(source_docs=expected, destination_docs=actual)
@@ -304,7 +331,14 @@ class ValidateIndex(Step):
         )
 
     def _sides(self) -> list[tuple[EsClient, str]]:
-        return [(self.ctx.source, self.params["source"]), (self.ctx.destination, self.params["target"])]
+        return [(client, index) for _, client, index in self._named()]
+
+    def _named(self) -> list[tuple[str, EsClient, str]]:
+        """(cluster label, client, index) of the source index and of the restored one."""
+        return [
+            ("source", self.ctx.source, self.params["source"]),
+            ("destination", self.ctx.destination, self.params["target"]),
+        ]
 
     def _both(self, read: Callable[[EsClient, str], T]) -> list[T]:
         """`read(client, index)` of the source index and of the destination index, sent at once: [source's, ...]."""
@@ -317,8 +351,8 @@ class ValidateIndex(Step):
 
     def _sample(self) -> tuple[int, list[str]]:
         """Sampled documents checked, and the ids missing or different on the destination."""
-        source, target = self.params["source"], self.params["target"]
-        _, found = self.ctx.source.request("GET", build_path(source, "_search"), self._sample_body())
+        sample = self._sample_read()
+        _, found = self.ctx.source.request(sample.method, sample.sent_path, sample.body)
         hits = found.get("hits", {}).get("hits", [])
         expected = {hit["_id"]: source_hash(hit.get("_source")) for hit in hits}
         mismatched: list[str] = []
@@ -327,7 +361,8 @@ class ValidateIndex(Step):
                 {"_id": hit["_id"], **({"routing": hit["_routing"]} if "_routing" in hit else {})}
                 for hit in hits[start : start + MGET_BATCH]
             ]
-            _, answer = self.ctx.destination.request("GET", build_path(target, "_mget"), {"docs": docs})
+            fetch = mget_request(self.params["target"], docs)
+            _, answer = self.ctx.destination.request(fetch.method, fetch.sent_path, fetch.body)
             for doc in answer.get("docs", []):
                 if not doc.get("found") or source_hash(doc.get("_source")) != expected.get(doc["_id"]):
                     mismatched.append(doc["_id"])

@@ -279,7 +279,23 @@ def test_kill_during_cutover_then_rollback(seeded, tmp_path):
     client = seeded.client(DESTINATION)
     client.request("POST", build_path(f"moved-{names[1]}", "_close"))
     client.close()
+    # the dry run lists what the rollback then sends (the event log's mutating requests), and changes nothing
+    would = json.loads(cli(seeded, "rollback", "--dry-run", "--json", str(plan)).stdout)
+    assert {(r["cluster"], r["method"], r["path"]) for r in would} >= {
+        ("destination", "POST", "_aliases"),
+        ("destination", "POST", f"moved-{names[1]}/_open"),
+    }
+    assert all(write_blocked(seeded, names).values()) and aliases_on_destination(seeded, prefix)
+    store = StateStore(plan.with_name("plan.state.db"))
+    logged = len(store.events(kind="request"))
+    store.close()
     rolled = json.loads(cli(seeded, "rollback", str(plan), "--json").stdout)
+    store = StateStore(plan.with_name("plan.state.db"))
+    sent = [e.data for e in store.events(kind="request")[logged:] if e.data["method"] in ("PUT", "POST", "DELETE")]
+    store.close()
+    assert [(r["cluster"], r["method"], r["path"].lstrip("/"), r["body"]) for r in would] == [
+        (r["cluster"], r["method"], r["path"].lstrip("/"), r.get("body")) for r in sent
+    ]
     assert rolled["reopened"] == [f"moved-{names[1]}"]
     assert sorted(rolled["writes_unblocked"]) == sorted(names)
     assert {a["alias"] for a in rolled["aliases_removed"]} == {f"{prefix}-live", f"{prefix}-all"}
@@ -292,6 +308,8 @@ def test_kill_during_cutover_then_rollback(seeded, tmp_path):
         assert not [step for step in store.checkpoints() if step.startswith("cutover.")]
     finally:
         store.close()
+    again = cli(seeded, "rollback", "--dry-run", str(plan)).stdout
+    assert "rollback would send no request" in again  # nothing of the cutover is left to undo
 
 
 def test_kill_mid_incremental_snapshot_then_resume(seeded, tmp_path):

@@ -10,7 +10,8 @@ Normalised: the leading `/` of a path (the console form drops it), the order of 
 as sorted JSON) and repetition (a request polled many times is compared once). Nothing else: the query
 string is compared as written. What only the run could know does not occur: the snapshot name is fixed
 in the plan (no `{date}`), and no request carries a uuid or a time. The rollback is not in the runbook
-(it is not a step); its requests are checked against the specification only."""
+(it is not a step): its dry run (`rollback --dry-run --json`, before it) lists the mutating requests the
+rollback then sends, in order, and both are checked against the specification."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import json
 import pytest
 
 from migrator.clients.es import build_path
+from migrator.sandbox.conformance import Checked
 from migrator.state import StateStore
 from tests.helpers import cli
 from tests.rest_conformance import document_requests, log_requests, nonconforming, runbook_requests
@@ -70,12 +72,23 @@ def test_the_runbook_is_what_the_run_sends_and_every_request_is_in_the_rest_spec
     store = StateStore(plan.with_name("plan.state.db"))
     applied = log_requests(store.events(kind="request"))
     store.close()
+    dry_run = [Checked(**r) for r in json.loads(cli(seeded, "rollback", "--dry-run", "--json", str(plan)).stdout)]
+    shown_text = cli(seeded, "rollback", "--dry-run", str(plan)).stdout
+    store = StateStore(plan.with_name("plan.state.db"))
+    assert len(log_requests(store.events(kind="request"))) == len(applied), "the dry run sends nothing"
+    store.close()
     cli(seeded, "rollback", str(plan))
     store = StateStore(plan.with_name("plan.state.db"))
     everything = log_requests(store.events(kind="request"))
     store.close()
     assert len(everything) > len(applied), "the rollback's requests are in the event log"
     problems += nonconforming(everything, versions)
+    problems += nonconforming(dry_run, versions)
+    # The rollback's dry run is what it sends: every mutating request, in order (aliases back to the source
+    # side, the write block lifted, the incremental snapshot deleted).
+    rolled_back = [shown(r) for r in everything[len(applied) :] if r.method in MUTATING]
+    assert [shown(r) for r in dry_run] == rolled_back and len(rolled_back) >= 2, (dry_run, rolled_back)
+    assert all(f"{r.method} {r.path.lstrip('/')}" in shown_text for r in dry_run)
 
     assert len(runbook["requests"]) > 10 and len(applied) > 50, (len(runbook["requests"]), len(applied))
     sent = {shown(r) for r in applied}

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from migrator.errors import SandboxError
 from migrator.sandbox.docker_engine import connect
-from migrator.sandbox.processes import SandboxError
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from migrator.clients.es import EsClient
+from migrator.errors import SandboxError
 from migrator.sandbox import clusters, nodes
 from migrator.sandbox.distributions import KNOWN_VERSIONS, resolve_version, unpack
-from migrator.sandbox.processes import SandboxError, hand_over, pick_port, run_as, stop_group
+from migrator.sandbox.processes import hand_over, pick_port, run_as, stop_group
 from tests.conftest import TESTS_ROOT
 
 

@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
+from migrator.errors import SandboxError
 from migrator.sandbox.docker_engine import DockerSandbox, connect
 from migrator.sandbox.engines import engine_of, open_sandbox, remember
 from migrator.sandbox.manager import Sandbox
-from migrator.sandbox.processes import SandboxError
 
 
 def migrator(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

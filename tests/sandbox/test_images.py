@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from migrator.clients.es import EsClient
+from migrator.errors import SandboxError
 from migrator.sandbox import images
 from migrator.sandbox.distributions import KNOWN_VERSIONS, resolve_version, unpack
 from migrator.sandbox.docker_engine import LABEL_DIR, LABEL_ROLE
-from migrator.sandbox.processes import SandboxError
 from migrator.sandbox.repository_plugin import PLUGIN_NAME, plugin_dir
 from tests.conftest import TESTS_ROOT
 from tests.sandbox.test_docker_engine import migrator

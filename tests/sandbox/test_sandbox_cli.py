@@ -61,6 +61,24 @@ def test_unknown_version_names_the_known_ones(tmp_path):
         assert version in result.stderr
 
 
+def test_a_folder_of_other_cluster_sizes_is_bad_input_exit_2(tmp_path):
+    """SandboxError carries its exit code (errors.SandboxRefused: 2) and cli/errors.py maps it; the size
+    check refuses before anything starts, so no node is needed."""
+    (tmp_path / "destination").mkdir()
+    (tmp_path / "destination" / "nodes").write_text("3")
+    result = migrator("sandbox", "up", "--dir", str(tmp_path), "--destination-nodes", "1", check=False)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: ")
+    assert "cluster of 3 node(s), not 1; start it with --destination-nodes 3" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_seed_without_a_sandbox_needs_attention_exit_3(tmp_path):
+    result = migrator("sandbox", "seed", "--dir", str(tmp_path), check=False)
+    assert result.returncode == 3, result.stderr
+    assert f"error: no sandbox in {tmp_path.resolve()}; start one with `migrator sandbox up`" in result.stderr
+
+
 @pytest.mark.cluster
 def test_sandbox_up_seed_snapshot_through_oss_and_down():
     folder = Path("/var/tmp/migrator-tests") / f"sandbox-{uuid.uuid4().hex[:8]}"

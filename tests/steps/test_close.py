@@ -10,6 +10,7 @@ import pytest
 
 from migrator.steps.base import StepFailed
 from migrator.steps.close import CloseIndex
+from tests.steps.listed import sends_only_listed
 
 
 class Destination:
@@ -35,9 +36,10 @@ def step(destination: Destination) -> CloseIndex:
 def test_an_open_index_is_closed_with_the_request_the_dry_run_shows_and_reads_as_its_checks_say():
     destination = Destination("open")
     close = step(destination)
-    assert not close.observe().done
-    close.act()
-    assert close.observe().done and close.wait() == {"closed": "moved-archive"}
+    with sends_only_listed(close):
+        assert not close.observe().done
+        close.act()
+        assert close.observe().done and close.wait() == {"closed": "moved-archive"}
     sends = [(r.method, r.path, r.body) for r in close.describe()]
     reads = [(r.method, r.path, r.body) for r in close.checks()]
     assert [s for s in destination.sent if s[0] == "POST"] == sends == [("POST", "moved-archive/_close", None)]

@@ -9,8 +9,10 @@ from typing import Any
 
 from migrator.ownership import Ledger
 from migrator.spec import parse_plan
+from migrator.steps.base import MASK
 from migrator.steps.destination_repository import RegisterDestinationRepository
-from migrator.steps.source_repository import RegisterSourceRepository
+from migrator.steps.source_repository import RegisterSourceRepository, repository_bodies
+from tests.steps.listed import sends_only_listed
 
 PLAN = """
 name: t
@@ -46,6 +48,13 @@ class Cluster:
         return 200, {"acknowledged": True}
 
 
+SECRETS = ("access_key_id", "secret_access_key")
+
+
+def masked(body: dict) -> dict:
+    return {**body, "settings": {k: MASK if k in SECRETS else v for k, v in body["settings"].items()}}
+
+
 def registered_as_the_plugin_answers(**changes: str) -> dict[str, Any]:
     settings = {
         "endpoint": "http://oss-cn-hangzhou-internal.aliyuncs.com",
@@ -61,7 +70,7 @@ def registered_as_the_plugin_answers(**changes: str) -> dict[str, Any]:
 def step(cls: type, cluster: Cluster) -> Any:
     ctx = SimpleNamespace(
         spec=parse_plan(PLAN),
-        environment=ENVIRONMENT,
+        repository_bodies=repository_bodies(parse_plan(PLAN), ENVIRONMENT),
         source=cluster,
         destination=cluster,
         repository="my_backup",
@@ -90,6 +99,7 @@ def test_a_changed_chunk_size_is_applied_with_post() -> None:
 def test_a_first_registration_is_a_put() -> None:
     cluster = Cluster(None)
     registering = step(RegisterDestinationRepository, cluster)
-    assert not registering.observe().done
-    registering.act()
+    with sends_only_listed(registering, masked=masked):
+        assert not registering.observe().done
+        registering.act()
     assert [(method, body["settings"]["readonly"]) for method, _, body in cluster.sent] == [("PUT", True)]

@@ -18,6 +18,7 @@ from migrator.planner import METADATA_PIPELINES
 from migrator.state import StateStore
 from migrator.steps.base import StepFailed
 from migrator.steps.metadata_pipelines import MovePipelines, planned_undo, undo_pipelines, undo_recorded
+from tests.steps.listed import sends_only_listed
 
 ENRICH = PipelineMove("pipeline", "enrich", {"description": "d", "processors": []}, ("index orders",))
 HOT = PipelineMove("policy", "hot", {"policy": {"phases": {"hot": {"actions": {}}}}}, ("index orders",))
@@ -76,7 +77,9 @@ def test_describe_is_what_act_sends_and_what_the_destination_adds_still_counts_a
     destination = FakeDestination()
     move = step(destination)
     described = [f"{r.method} {r.path}" for r in move.describe()]
-    move.act()
+    with sends_only_listed(move):
+        assert not move.observe().done
+        move.act()
     assert destination.sent == described == ["PUT _ilm/policy/hot", "PUT _ingest/pipeline/enrich"]
     assert [r.body for r in move.describe()] == [HOT.body, ENRICH.body]
     assert move.observe().done  # a pipeline's dates, a policy's defaults
@@ -141,3 +144,30 @@ def test_the_cancel_advice_lists_the_undo_of_each_planned_move() -> None:
         ("PUT", "_ingest/pipeline/enrich"),
     ]
     assert planned_undo(nx.DiGraph()) == []
+
+
+def test_the_cancel_advice_is_what_the_undo_sends_in_its_order(tmp_path: Path) -> None:
+    """Planned pipelines first (the planner's order), undone by path: the advice follows the undo, as both
+    come from `undo_order` and `undo_request` (before: the advice kept the plan's order)."""
+    theirs = {"description": "theirs", "processors": []}
+    destination = FakeDestination({"_ingest/pipeline/enrich": copy.deepcopy(theirs)})
+    moves = (PipelineMove("pipeline", "enrich", ENRICH.body, replaces=True), HOT)
+    store = StateStore(tmp_path / "state.db")
+    try:
+        run_once(store, step(destination, "overwrite", moves=moves))
+        detail = store.get_checkpoint(METADATA_PIPELINES).detail
+    finally:
+        store.close()
+    destination.sent.clear()
+    undo_pipelines(destination, detail)
+    graph = nx.DiGraph()
+    graph.add_node(METADATA_PIPELINES, params={"moves": [m.to_params() for m in moves]})
+    assert (
+        [f"{r.method} {r.path}" for r in planned_undo(graph)]
+        == destination.sent
+        == [
+            "DELETE _ilm/policy/hot",
+            "PUT _ingest/pipeline/enrich",
+        ]
+    )
+    assert destination.stored == {"_ingest/pipeline/enrich": theirs}

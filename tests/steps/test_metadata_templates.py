@@ -14,6 +14,7 @@ from migrator.state import StateStore
 from migrator.steps.base import StepFailed
 from migrator.steps.metadata_templates import MoveTemplates, undo_requests, undo_templates
 from migrator.templates import TemplateMove
+from tests.steps.listed import sends_only_listed
 
 LEGACY = TemplateMove("legacy", "logs", {"index_patterns": ["logs-*"], "order": 2}, "legacy")
 COMPONENT = TemplateMove(
@@ -72,7 +73,9 @@ def test_describe_is_what_act_sends_components_first(tmp_path: Path) -> None:
     destination = FakeDestination()
     move = step(destination)
     described = [f"{r.method} {r.path}" for r in move.describe()]
-    move.act()
+    with sends_only_listed(move):
+        assert not move.observe().done
+        move.act()
     assert (
         destination.sent
         == described
@@ -154,3 +157,31 @@ def test_undo_keeps_a_template_changed_on_the_destination_since_migrator_put_it(
     assert destination.templates["_index_template/orders"] == theirs
     assert "_component_template/shared" in destination.templates  # Elasticsearch refuses to delete it in use
     assert report["templates_deleted"] == ["_template/logs"]
+
+
+def test_the_cancel_advice_is_what_the_undo_sends_in_its_order(tmp_path: Path) -> None:
+    """Planned in another order than the undo takes them (legacy first): the advice follows the undo, as
+    both come from `undo_order` and `undo_request` (before: the advice kept the plan's order)."""
+    theirs = {"index_patterns": ["logs-*"], "order": 9}
+    destination = FakeDestination({"_template/logs": copy.deepcopy(theirs)})
+    replaced = TemplateMove("legacy", "logs", LEGACY.body, "legacy", replaces=True)
+    moves = (replaced, COMPOSABLE, COMPONENT)
+    store = StateStore(tmp_path / "state.db")
+    try:
+        run_once(store, step(destination, "overwrite", moves=moves))
+        detail = store.get_checkpoint("metadata.templates").detail
+    finally:
+        store.close()
+    destination.sent.clear()
+    undo_templates(destination, detail)
+    params = {"templates": [m.to_params() for m in moves], "if_exists": "overwrite"}
+    assert (
+        [f"{r.method} {r.path}" for r in undo_requests(params)]
+        == destination.sent
+        == [
+            "DELETE _index_template/orders",
+            "PUT _template/logs",
+            "DELETE _component_template/shared",
+        ]
+    )
+    assert destination.templates == {"_template/logs": theirs}

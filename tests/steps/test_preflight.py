@@ -9,6 +9,7 @@ from typing import Any
 
 from migrator.clients.tap import RequestTap
 from migrator.steps.preflight import Preflight, missing_plugin
+from tests.steps.listed import sends_only_listed
 
 WITH_OSS = {"nodes": {"n1": {"plugins": [{"name": "elasticsearch-repository-oss"}], "modules": []}}}
 WITHOUT = {"nodes": {"n1": {"plugins": [], "modules": [{"name": "repository-url"}]}, "n2": {"plugins": []}}}
@@ -81,6 +82,8 @@ def test_both_clusters_and_the_bucket_are_read_at_once() -> None:
         replica_factory=None,
         requests=RequestTap(),
     )
-    observation = Preflight("preflight", {}, ctx).observe()  # type: ignore[arg-type]
+    preflight = Preflight("preflight", {}, ctx)  # type: ignore[arg-type]
+    with sends_only_listed(preflight):
+        observation = preflight.observe()
     assert observation.done and observation.summary == "source 7.17.29, destination 8.19.21"
     assert source.at_once == destination.at_once == listed == [True]

@@ -22,6 +22,7 @@ from migrator.steps.restore import IndexRestore
 from migrator.steps.stall import Stalled
 from migrator.steps.validation_reads import ValidationReads
 from tests.steps.fakes import Progress
+from tests.steps.listed import sends_only_listed
 
 TARGET = "moved-orders"
 RECOVERY = {
@@ -79,7 +80,9 @@ FULL_DISK = {
 class FakeDestination:
     def __init__(self) -> None:
         self.requests: list[str] = []
-        self.shards: list[dict[str, Any]] = [{"shard": "0", "prirep": "p", "state": "STARTED", "ur": None}]
+        self.shards: list[dict[str, Any]] = [
+            {"shard": "0", "prirep": "p", "state": "STARTED", "unassigned.reason": None}
+        ]
         self.disk = False
 
     def request(self, method: str, path: str, body: Any = None, **_: Any) -> tuple[int, Any]:
@@ -176,7 +179,9 @@ def test_a_held_restore_with_failed_shards_stops_at_once_with_the_allocation_dec
     held: Future[Any] = Future()
     held.set_result(answered({"total": 1, "failed": 1, "successful": 0}))
     step, destination = step_with(held)
-    destination.shards = [{"shard": "0", "prirep": "p", "state": "UNASSIGNED", "ur": "NEW_INDEX_RESTORED"}]
+    destination.shards = [
+        {"shard": "0", "prirep": "p", "state": "UNASSIGNED", "unassigned.reason": "NEW_INDEX_RESTORED"}
+    ]
     began = time.monotonic()
     with pytest.raises(StepFailed) as failed:
         step.wait()  # today: polls `0/0 bytes` forever
@@ -192,7 +197,9 @@ def test_a_held_restore_with_failed_shards_stops_at_once_with_the_allocation_dec
 
 def test_a_resumed_run_restores_a_failed_restore_again_once_then_stops():
     step, destination = step_with(None)
-    destination.shards = [{"shard": "0", "prirep": "p", "state": "UNASSIGNED", "ur": "NEW_INDEX_RESTORED"}]
+    destination.shards = [
+        {"shard": "0", "prirep": "p", "state": "UNASSIGNED", "unassigned.reason": "NEW_INDEX_RESTORED"}
+    ]
     destination.disk = True
     restores: list[str] = []
 
@@ -212,7 +219,9 @@ def test_a_resumed_run_restores_a_failed_restore_again_once_then_stops():
 def test_a_recovery_that_does_not_move_stops_after_stall_after_naming_what_and_why():
     step, destination = step_with(None)
     step.ctx.spec.waits.stall_after = 0.3
-    destination.shards = [{"shard": "0", "prirep": "p", "state": "INITIALIZING", "ur": "NEW_INDEX_RESTORED"}]
+    destination.shards = [
+        {"shard": "0", "prirep": "p", "state": "INITIALIZING", "unassigned.reason": "NEW_INDEX_RESTORED"}
+    ]
     with pytest.raises(Stalled) as stalled:
         step.wait()
     message = str(stalled.value)
@@ -238,9 +247,11 @@ def test_failed_shards_in_a_batch_answer_stop_only_the_member_whose_primary_fail
     healthy, destination = step_with(held, sizes={"orders": 4096})
     # Before: every member of the batch stopped with "1 of 2 shards failed", the healthy one included.
     assert healthy.wait() == {"bytes": 4096, "reused_bytes": 0}
-    assert destination.requests == [f"GET /_cat/shards/{TARGET}?format=json&h=shard,prirep,state"]
+    assert destination.requests == [f"GET /_cat/shards/{TARGET}?format=json&h=shard,prirep,state,unassigned.reason"]
     failed_member, destination = step_with(held, sizes={"orders": 4096})
-    destination.shards = [{"shard": "0", "prirep": "p", "state": "UNASSIGNED", "ur": "NEW_INDEX_RESTORED"}]
+    destination.shards = [
+        {"shard": "0", "prirep": "p", "state": "UNASSIGNED", "unassigned.reason": "NEW_INDEX_RESTORED"}
+    ]
     with pytest.raises(StepFailed) as failed:
         failed_member.wait()
     message = str(failed.value)
@@ -263,9 +274,9 @@ def test_a_primary_whose_node_left_one_of_several_is_followed_not_restored_again
     # one node of three stopped mid-restore: its primary waits for another node (or for its node), the restore lives
     restores, deletes = restores_and_deletes(
         [
-            {"shard": "0", "prirep": "p", "state": "STARTED", "ur": None},
-            {"shard": "1", "prirep": "p", "state": "UNASSIGNED", "ur": "NODE_LEFT"},
-            {"shard": "2", "prirep": "p", "state": "INITIALIZING", "ur": "NODE_LEFT"},
+            {"shard": "0", "prirep": "p", "state": "STARTED", "unassigned.reason": None},
+            {"shard": "1", "prirep": "p", "state": "UNASSIGNED", "unassigned.reason": "NODE_LEFT"},
+            {"shard": "2", "prirep": "p", "state": "INITIALIZING", "unassigned.reason": "NODE_LEFT"},
         ]
     )
     assert restores == [] and deletes == []
@@ -273,6 +284,37 @@ def test_a_primary_whose_node_left_one_of_several_is_followed_not_restored_again
 
 def test_a_restore_lost_to_a_restart_of_every_node_is_restored_again():
     restores, deletes = restores_and_deletes(
-        [{"shard": "0", "prirep": "p", "state": "UNASSIGNED", "ur": "CLUSTER_RECOVERED"}]
+        [{"shard": "0", "prirep": "p", "state": "UNASSIGNED", "unassigned.reason": "CLUSTER_RECOVERED"}]
     )
     assert restores == [f"restore[{TARGET}]"] and deletes == [f"DELETE /{TARGET}"]
+
+
+def test_every_read_the_recovery_sends_is_one_its_checks_list():
+    """Polled (no held restore): `_recovery`, `_cat/shards` and the long poll of the index's health, then,
+    on a stall, the allocation decision of its unassigned primary: each as the runbook lists it (the
+    shard of the explanation is decided at run time)."""
+    step, destination = step_with(None)
+    destination.shards = [{"shard": "0", "prirep": "p", "state": "INITIALIZING", "unassigned.reason": None}]
+    answers = iter(
+        [
+            destination.shards,
+            destination.shards,
+            [{"shard": "0", "prirep": "p", "state": "STARTED", "unassigned.reason": None}],
+        ]
+    )
+    plain = destination.request
+
+    def request(method: str, path: str, body: Any = None, **options: Any) -> tuple[int, Any]:
+        if path.startswith("/_cat/shards"):
+            destination.requests.append(f"{method} {path}")
+            return 200, next(answers)
+        return plain(method, path, body, **options)
+
+    destination.request = request  # type: ignore[method-assign]
+    with sends_only_listed(step, decided_at_run=("_cluster/allocation/explain",)):
+        assert not step.observe().done
+        assert step.wait() == {"bytes": 100, "reused_bytes": 30}
+        destination.shards = [{"shard": "0", "prirep": "p", "state": "UNASSIGNED", "unassigned.reason": "NEW"}]
+        destination.request = plain  # type: ignore[method-assign]
+        assert "shard 0" in step._stall_reason()
+    assert any("wait_for_no_initializing_shards" in r for r in destination.requests)

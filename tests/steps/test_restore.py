@@ -17,6 +17,7 @@ from migrator.ownership import Ledger
 from migrator.steps.handoffs import HeldRequests
 from migrator.steps.restore import Restore, restored_from, restored_from_many
 from tests.steps.fakes import Progress
+from tests.steps.listed import sends_only_listed
 
 CONCURRENT = (
     "concurrent_snapshot_execution_exception: [r:s] cannot restore a snapshot while a snapshot deletion is in-progress"
@@ -199,7 +200,8 @@ def test_a_closed_index_is_never_taken_for_absent():
 def test_what_describe_shows_is_the_restore_request_act_sends():
     destination = Destination([])
     restore = step(destination)
-    restore.act()
+    with sends_only_listed(restore):
+        restore.act()
     shown = [(r.method, r.path, r.body) for r in restore.describe()]
     assert shown == destination.sent
     assert shown[0][1] == "_snapshot/r/s/_restore?wait_for_completion=true"

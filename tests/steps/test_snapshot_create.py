@@ -10,6 +10,7 @@ from migrator.clients.es import EsError, Request
 from migrator.steps.base import StepFailed
 from migrator.steps.snapshot_create import CreateSnapshot
 from tests.steps.fakes import FakeSource, context
+from tests.steps.listed import sends_only_listed
 
 
 def test_act_returns_once_the_snapshot_is_accepted_with_the_request_held_and_logged_for_the_step():
@@ -36,8 +37,11 @@ def test_what_describe_shows_is_the_create_request_act_sends():
         status is None and sent.append((request.method, request.path.lstrip("/"), request.body))
     )
     step = CreateSnapshot("snapshot.create", {}, context(source))
-    step.act()
-    source.end("SUCCESS")
+    with sends_only_listed(step):
+        assert not step.observe().done
+        step.act()
+        source.end("SUCCESS")
+        step.ctx.held_snapshots["snap-1"].result(timeout=5)
     shown = [(r.method, r.path, r.body) for r in step.describe()]
     assert shown == [r for r in sent if r[0] == "PUT"]
     assert shown[0][1] == "_snapshot/repo/snap-1?wait_for_completion=true"

@@ -4,22 +4,28 @@ the one and resolved in the other; a registration it made is recorded, one it fo
 
 from __future__ import annotations
 
-from migrator.steps.base import MASK
-from migrator.steps.source_repository import RegisterSourceRepository
-from tests.steps.test_destination_repository import Cluster, registered_as_the_plugin_answers, step
+import pytest
 
-SECRETS = ("access_key_id", "secret_access_key")
-
-
-def masked(body: dict) -> dict:
-    return {**body, "settings": {k: MASK if k in SECRETS else v for k, v in body["settings"].items()}}
+from migrator.spec import parse_plan
+from migrator.steps.base import MASK, StepContext, StepFailed
+from migrator.steps.source_repository import RegisterSourceRepository, repository_bodies
+from tests.steps.listed import sends_only_listed
+from tests.steps.test_destination_repository import (
+    ENVIRONMENT,
+    PLAN,
+    Cluster,
+    masked,
+    registered_as_the_plugin_answers,
+    step,
+)
 
 
 def test_a_first_registration_sends_what_the_dry_run_shows_with_the_secrets_resolved():
     cluster = Cluster(None)
     registering = step(RegisterSourceRepository, cluster)
-    assert not registering.observe().done
-    registering.act()
+    with sends_only_listed(registering, masked=masked):
+        assert not registering.observe().done
+        registering.act()
     [(method, path, body)] = cluster.sent
     [shown] = registering.describe()
     assert (shown.method, shown.sent_path, shown.body) == (method, path, masked(body))
@@ -37,3 +43,19 @@ def test_a_registration_found_with_other_settings_is_updated_and_stays_the_users
     registering.act()
     assert [(method, path) for method, path, _ in cluster.sent] == [("POST", "/_snapshot/my_backup")]
     assert not registering.ctx.ledger.owns_repository("source", "my_backup")
+
+
+def test_the_registrations_are_built_once_from_the_secrets_resolved_at_open():
+    """The steps read no environment (StepContext has none): both clusters' registrations come built from
+    the values migration.secrets resolved at open; the dry run's have the secrets masked and send nothing."""
+    assert "environment" not in StepContext.__dataclass_fields__
+    spec = parse_plan(PLAN)
+    resolved = repository_bodies(spec, ENVIRONMENT)
+    assert resolved.body("source", reveal=True)["settings"]["secret_access_key"] == "the-secret"
+    assert resolved.body("destination", reveal=True)["settings"]["readonly"] is True
+    dry = repository_bodies(spec, None)
+    for cluster in ("source", "destination"):
+        assert dry.body(cluster, reveal=False) == masked(resolved.body(cluster, reveal=True))
+        assert "the-secret" not in str(dry.shown) and "LTAI-id" not in str(dry.shown)
+    with pytest.raises(StepFailed, match="a dry run sends no registration"):
+        dry.body("source", reveal=True)
