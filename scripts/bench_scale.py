@@ -150,7 +150,9 @@ def bulk_body(group: list[str]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def plan_document(bed: Bed, run_id: str, count: int, parallel: int | None = None) -> dict[str, Any]:
+def plan_document(
+    bed: Bed, run_id: str, count: int, parallel: int | None = None, batch_indices: int | None = None
+) -> dict[str, Any]:
     oss = bed.document["oss"]
     return {
         "name": run_id,
@@ -173,6 +175,7 @@ def plan_document(bed: Bed, run_id: str, count: int, parallel: int | None = None
             "rename_replacement": f"{run_id}-$1",
             "index_settings": INDEX_SETTINGS,
             **({"parallel": parallel} if parallel is not None else {}),
+            **({"batch_indices": batch_indices} if batch_indices is not None else {}),
         },
     }
 
@@ -323,12 +326,13 @@ class Outcome:
         return self.code == 0 and self.status == "done"
 
 
-def tally_run(bed: Bed, run_id: str, count: int, parallel: int) -> Outcome:
-    """Run migrator once at `restore.parallel: parallel`; what `status --json` and the event log say of it."""
+def tally_run(bed: Bed, run_id: str, count: int, parallel: int, batch_indices: int | None) -> Outcome:
+    """Run migrator once at `restore.parallel: parallel` (and `restore.batch_indices`, None: the default); what
+    `status --json` and the event log say of it."""
     folder = bed.work / run_id
     folder.mkdir(parents=True)
     plan = folder / "plan.yaml"
-    plan.write_text(yaml.safe_dump(plan_document(bed, run_id, count, parallel), sort_keys=False))
+    plan.write_text(yaml.safe_dump(plan_document(bed, run_id, count, parallel, batch_indices), sort_keys=False))
     log = folder / "apply.log"
     wall, cpu, _, code = timed(migrator_command("apply", str(plan), "--yes"), log)
     answer = subprocess.run(migrator_command("status", str(plan), "--json"), capture_output=True, text=True)
@@ -349,14 +353,14 @@ def tally_run(bed: Bed, run_id: str, count: int, parallel: int) -> Outcome:
     return Outcome(run_id, code, report.get("status", "unknown"), wall, cpu, retries, failures)
 
 
-def tally(bed: Bed, count: int, runs: int, parallel: int, stamp: str) -> int:
+def tally(bed: Bed, count: int, runs: int, parallel: int, batch_indices: int | None, stamp: str) -> int:
     """RUNS runs at `parallel`; prints each and the tally. Returns the number that did not complete."""
     seed(bed, count)
     outcomes = []
     for number in range(runs):
         run_id = f"p{parallel}n{count}r{number}-{stamp}"
         try:
-            outcome = tally_run(bed, run_id, count, parallel)
+            outcome = tally_run(bed, run_id, count, parallel, batch_indices)
         finally:
             clean_up(bed, run_id)
         outcomes.append(outcome)
@@ -370,7 +374,8 @@ def tally(bed: Bed, count: int, runs: int, parallel: int, stamp: str) -> int:
             print(f"      {line[:400]}", flush=True)
     done = [outcome for outcome in outcomes if outcome.completed]
     print(
-        f"\nrestore.parallel {parallel}, {count} indices: {len(done)} of {runs} runs completed with no resume; "
+        f"\nrestore.parallel {parallel}, batch_indices {batch_indices or 'default'}, {count} indices: "
+        f"{len(done)} of {runs} runs completed with no resume; "
         f"wall median {median([o.wall_s for o in outcomes]):.1f} s (min {min(o.wall_s for o in outcomes):.1f}, "
         f"max {max(o.wall_s for o in outcomes):.1f}), CPU median {median([o.cpu_s for o in outcomes]):.2f} s, "
         f"runs with retries {sum(1 for o in outcomes if o.retries)}"
@@ -424,6 +429,7 @@ def main() -> int:
     parser.add_argument("--no-terminal", action="store_true", help="skip the pseudo-terminal runs")
     parser.add_argument("--tally", type=int, metavar="RUNS", help="RUNS migrator runs at --parallel, no resume")
     parser.add_argument("--parallel", type=int, default=32, help="restore.parallel of the tally's runs")
+    parser.add_argument("--batch-indices", type=int, help="restore.batch_indices of the tally's runs (1: per index)")
     args = parser.parse_args()
     folder = args.dir.resolve()
     command = migrator_command("sandbox", "up", "--dir", str(folder), "--source-version", "7.17")
@@ -453,7 +459,8 @@ def main() -> int:
     contenders = [MIGRATOR, MINIMAL] + ([] if args.no_terminal else [TERMINAL])
     try:
         if args.tally:
-            failed = sum(tally(bed, count, args.tally, args.parallel, stamp) for count in sizes(args.sizes))
+            batch = args.batch_indices
+            failed = sum(tally(bed, count, args.tally, args.parallel, batch, stamp) for count in sizes(args.sizes))
             print(f"load average at the end: {' '.join(f'{value:.1f}' for value in os.getloadavg())}")
             return 1 if failed else 0
         for count in sizes(args.sizes):
