@@ -117,9 +117,9 @@ def seed(bed: Bed, count: int) -> list[str]:
     over SEED_CONNECTIONS connections at once, filled by bulk requests of SEED_INDICES_PER_BULK indices
     each (also at once), refreshed, then green. Other sizes' indices are deleted first (one node's heap)."""
     names = [f"scale-{count}-{number:05d}" for number in range(count)]
-    for row in bed.source.indices("scale-*"):
-        if not row["index"].startswith(f"scale-{count}-"):
-            bed.source.request("DELETE", build_path(row["index"]), ok=(200, 404))
+    others = [row["index"] for row in bed.source.indices("scale-*") if not row["index"].startswith(f"scale-{count}-")]
+    for start in range(0, len(others), 200):  # by name (no wildcard delete), one cluster-state update per request
+        bed.source.request("DELETE", build_path(",".join(others[start : start + 200])), ok=(200, 404))
     existing = {row["index"] for row in bed.source.indices(f"scale-{count}-*")}
     missing = [name for name in names if name not in existing]
     if not missing:
