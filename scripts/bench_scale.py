@@ -299,7 +299,8 @@ def print_table(rows: list[dict[str, float]]) -> None:
     for row in rows:
         print(
             f"N={row['n']:,}: on a terminal {row['terminal_s']:.1f} s against {row['migrator_s']:.1f} s without "
-            f"one in the same rounds: {row['terminal_ratio']:.2f}x (target <= 1.05x)"
+            f"one in the same rounds: {row['terminal_ratio']:.2f}x (target <= 1.05x); CPU "
+            f"{row['terminal_cpu_ms_per_index'] / row['cpu_ms_per_index']:.2f}x"
         )
     if len(rows) > 1:
         print()
