@@ -1,5 +1,8 @@
 """Benchmark of many small indices (issue 17, "Scale"): migrator against the minimal hand-written script.
 
+(Over ~400 lines: one runnable script whose seeding, contenders, tally and fit share the sandbox and run
+folders it sets up; tests/scripts/test_bench_scale.py loads it as one module.)
+
 One run, one sandbox (`migrator sandbox up --dir DIR`, Elasticsearch 7.17 -> 8), and for each N
 (50, 500, 2,000 by default) N one-shard indices of 100 documents each on the source. For each N the
 contenders run interleaved, round by round, in a rotated order (other jobs share the machine):
