@@ -1,5 +1,8 @@
 """Benchmark of many small indices (issue 17, "Scale"): migrator against the minimal hand-written script.
 
+(Over ~400 lines: one runnable script whose seeding, contenders, tally and fit share the sandbox and run
+folders it sets up; tests/scripts/test_bench_scale.py loads it as one module.)
+
 One run, one sandbox (`migrator sandbox up --dir DIR`, Elasticsearch 7.17 -> 8), and for each N
 (50, 500, 2,000 by default) N one-shard indices of 100 documents each on the source. For each N the
 contenders run interleaved, round by round, in a rotated order (other jobs share the machine):
@@ -16,10 +19,24 @@ migrator's CPU (user + sys of its process, from wait4) per index, the state file
 migrator's peak RSS, the wall time of `migrator plan` (the dry run, with discovery), `status` and
 `report` on the finished run, and the terminal run's ratio. Between runs the restored indices, the
 snapshots and the repositories are removed (not timed). The sandbox is left running when it was
-running before, else stopped at the end.
+running before, else stopped at the end. With several sizes it prints the fit of migrator's wall time
+and CPU against N: the cost per index between consecutive sizes (flat when the work grows linearly)
+and the least-squares fit a + b*N + c*N^2 (c*N^2's share of the largest run: the quadratic term).
+
+The tally (`--tally RUNS`): the same seeded source, RUNS migrator runs at `--parallel P` (fresh state
+file, repository folder and rename prefix each, so a fresh destination), each `apply --yes` once and
+never resumed; per run whether it completed without resume (exit 0 and `status --json` says done),
+its wall time and CPU, its retries (the event log's step.retry and step.reattempt) and, when it did
+not complete, the failed steps and their errors from `migrator status --json`. Prints the tally.
+
+Seeding (not timed, kept between runs): the indices are created over SEED_CONNECTIONS connections at
+once and filled by bulk requests that each cover SEED_INDICES_PER_BULK indices, also sent at once; the
+clusters' `cluster.max_shards_per_node` is raised for the run (one node holds every shard). The
+indices of the other sizes are deleted from the source before a size is seeded.
 
     python scripts/bench_scale.py --dir /var/tmp/scale-bench                 # N = 50, 500, 2000, one round
     python scripts/bench_scale.py --dir /var/tmp/scale-bench --sizes 50,500 --rounds 2
+    python scripts/bench_scale.py --dir /var/tmp/scale-bench --sizes 500 --tally 10 --parallel 32
 """
 
 from __future__ import annotations
@@ -32,6 +49,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,11 +59,15 @@ import yaml
 
 from migrator.clients.es import EsClient, build_path
 from migrator.migration.files import default_state_path
+from migrator.state import StateStore
 
 HERE = Path(__file__).resolve().parent
 MINIMAL_SCRIPT = HERE / "bench_speed" / "minimal_migration.py"
 DOCS = 100
 INDEX_SETTINGS = {"index.number_of_replicas": 0}
+SEED_CONNECTIONS = 8  # index creations and bulk requests in flight at once while seeding
+SEED_INDICES_PER_BULK = 50  # indices one bulk request fills (DOCS documents each)
+MAX_SHARDS = 10_000  # cluster.max_shards_per_node for the run (the default 1,000 is below 2,000 indices)
 MIGRATOR, TERMINAL, MINIMAL = "migrator", "migrator on a terminal", "minimal script"
 TAGS = {MIGRATOR: "m", TERMINAL: "t", MINIMAL: "x"}  # in run ids (index name prefixes)
 # Runs the command given and prints the rusage of its children (the command) as JSON: the terminal run's CPU.
@@ -94,27 +116,49 @@ def timed(command: list[str], log: Path) -> tuple[float, float, int, int]:
 
 
 def seed(bed: Bed, count: int) -> list[str]:
-    """`count` one-shard indices of DOCS documents on the source (kept between runs; made once)."""
+    """`count` one-shard indices of DOCS documents on the source (kept between runs; made once): created
+    over SEED_CONNECTIONS connections at once, filled by bulk requests of SEED_INDICES_PER_BULK indices
+    each (also at once), refreshed, flushed, then green. Other sizes' indices are deleted first (one node's heap)."""
     names = [f"scale-{count}-{number:05d}" for number in range(count)]
+    others = [row["index"] for row in bed.source.indices("scale-*") if not row["index"].startswith(f"scale-{count}-")]
+    for start in range(0, len(others), 200):  # by name (no wildcard delete), one cluster-state update per request
+        bed.source.request("DELETE", build_path(",".join(others[start : start + 200])), ok=(200, 404))
     existing = {row["index"] for row in bed.source.indices(f"scale-{count}-*")}
     missing = [name for name in names if name not in existing]
-    for start in range(0, len(missing), 50):
-        group = missing[start : start + 50]
-        for name in group:
-            settings = {"settings": {"number_of_shards": 1, "number_of_replicas": 0}}
-            bed.source.request("PUT", build_path(name), settings)
-        lines = []
-        for name in group:
-            for number in range(DOCS):
-                lines.append(json.dumps({"index": {"_index": name}}))
-                lines.append(json.dumps({"n": number, "message": f"line {number} of {name}", "level": "info"}))
-        body = ("\n".join(lines) + "\n").encode()
-        bed.source.request("POST", "/_bulk", body)
+    if not missing:
+        return names
+    started = time.perf_counter()
+    settings = {"settings": {"number_of_shards": 1, "number_of_replicas": 0}}
+    with ThreadPoolExecutor(SEED_CONNECTIONS) as pool:
+        list(pool.map(lambda name: bed.source.request("PUT", build_path(name), settings), missing))
+        groups = [
+            missing[start : start + SEED_INDICES_PER_BULK] for start in range(0, len(missing), SEED_INDICES_PER_BULK)
+        ]
+        answers = list(pool.map(lambda group: bed.source.request("POST", "/_bulk", bulk_body(group))[1], groups))
+    if any(answer.get("errors") for answer in answers):
+        raise SystemExit(f"seeding scale-{count}-*: a bulk request reported errors")
     bed.source.request("POST", build_path(f"scale-{count}-*", "_refresh"))
+    # Committed now, not by the first contender's snapshot (which flushes every shard it copies): else the
+    # round's first run pays for the seeding (68 s against 44 s for the same snapshot at N=2,000).
+    bed.source.request("POST", build_path(f"scale-{count}-*", "_flush"), timeout_s=900)
+    bed.source.health(wait_for_status="green", timeout="300s")
+    print(f"seeded {len(missing)} indices in {time.perf_counter() - started:.1f} s", flush=True)
     return names
 
 
-def plan_document(bed: Bed, run_id: str, count: int) -> dict[str, Any]:
+def bulk_body(group: list[str]) -> bytes:
+    """One `_bulk` body: DOCS small log-like documents for each index of `group`."""
+    lines = []
+    for name in group:
+        for number in range(DOCS):
+            lines.append(json.dumps({"index": {"_index": name}}))
+            lines.append(json.dumps({"n": number, "message": f"line {number} of {name}", "level": "info"}))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def plan_document(
+    bed: Bed, run_id: str, count: int, parallel: int | None = None, batch_indices: int | None = None
+) -> dict[str, Any]:
     oss = bed.document["oss"]
     return {
         "name": run_id,
@@ -132,7 +176,13 @@ def plan_document(bed: Bed, run_id: str, count: int) -> dict[str, Any]:
             "access_key_secret": "${MIGRATOR_SANDBOX_OSS_ACCESS_KEY_SECRET}",
         },
         "snapshot": {"indices": [f"scale-{count}-*"]},
-        "restore": {"rename_pattern": "(.+)", "rename_replacement": f"{run_id}-$1", "index_settings": INDEX_SETTINGS},
+        "restore": {
+            "rename_pattern": "(.+)",
+            "rename_replacement": f"{run_id}-$1",
+            "index_settings": INDEX_SETTINGS,
+            **({"parallel": parallel} if parallel is not None else {}),
+            **({"batch_indices": batch_indices} if batch_indices is not None else {}),
+        },
     }
 
 
@@ -252,14 +302,130 @@ def print_table(rows: list[dict[str, float]]) -> None:
             f"| {row['terminal_s']:.1f} s ({row['terminal_cpu_ms_per_index']:.1f} ms/index) "
             f"| {row['terminal_ratio']:.2f}x |"
         )
-    if len(rows) > 1:
-        first, last = rows[0], rows[-1]
-        per_index = [(row["migrator_s"] - row["minimal_s"]) / row["n"] * 1000 for row in (first, last)]
+    for row in rows:
         print(
-            f"\nmigrator's extra wall time per index: {per_index[0]:.1f} ms at N={first['n']:,}, "
-            f"{per_index[1]:.1f} ms at N={last['n']:,} (flat when the work grows linearly)"
+            f"N={row['n']:,}: on a terminal {row['terminal_s']:.1f} s against {row['migrator_s']:.1f} s without "
+            f"one in the same rounds: {row['terminal_ratio']:.2f}x (target <= 1.05x); CPU "
+            f"{row['terminal_cpu_ms_per_index'] / row['cpu_ms_per_index']:.2f}x"
         )
+    if len(rows) > 1:
+        print()
+        print_fit("migrator's wall time", [(row["n"], row["migrator_s"]) for row in rows])
+        print_fit("migrator's CPU", [(row["n"], row["cpu_ms_per_index"] * row["n"] / 1000) for row in rows])
+        print_fit("the minimal script's wall time", [(row["n"], row["minimal_s"]) for row in rows])
     print(f"load average at the end: {' '.join(f'{value:.1f}' for value in os.getloadavg())} on {os.cpu_count()} cores")
+
+
+@dataclass
+class Outcome:
+    """One tally run: `apply --yes` once, never resumed."""
+
+    run_id: str
+    code: int
+    status: str
+    wall_s: float
+    cpu_s: float
+    retries: list[str]  # the event log's step.retry / step.reattempt messages
+    failures: list[str]  # `<step>: <error>` of each failed step, or the log's last line
+
+    @property
+    def completed(self) -> bool:
+        return self.code == 0 and self.status == "done"
+
+
+def tally_run(bed: Bed, run_id: str, count: int, parallel: int, batch_indices: int | None) -> Outcome:
+    """Run migrator once at `restore.parallel: parallel` (and `restore.batch_indices`, None: the default); what
+    `status --json` and the event log say of it."""
+    folder = bed.work / run_id
+    folder.mkdir(parents=True)
+    plan = folder / "plan.yaml"
+    plan.write_text(yaml.safe_dump(plan_document(bed, run_id, count, parallel, batch_indices), sort_keys=False))
+    log = folder / "apply.log"
+    wall, cpu, _, code = timed(migrator_command("apply", str(plan), "--yes"), log)
+    answer = subprocess.run(migrator_command("status", str(plan), "--json"), capture_output=True, text=True)
+    report = json.loads(answer.stdout) if answer.returncode == 0 else {}
+    failures = [
+        f"{step['step']}: {(step['detail'] or {}).get('error', '')}"
+        for step in report.get("steps", [])
+        if step["status"] == "failed"
+    ]
+    store = StateStore(default_state_path(plan))
+    try:
+        retries = [f"{e.step}: {e.message}" for e in store.events() if e.kind in ("step.retry", "step.reattempt")]
+    finally:
+        store.close()
+    if code != 0 and not failures:
+        lines = log.read_text(errors="replace").strip().splitlines()
+        failures = [f"exit {code}: {lines[-1] if lines else '(no output)'}"]
+    return Outcome(run_id, code, report.get("status", "unknown"), wall, cpu, retries, failures)
+
+
+def tally(bed: Bed, count: int, runs: int, parallel: int, batch_indices: int | None, stamp: str) -> int:
+    """RUNS runs at `parallel`; prints each and the tally. Returns the number that did not complete."""
+    seed(bed, count)
+    outcomes = []
+    for number in range(runs):
+        run_id = f"p{parallel}n{count}r{number}-{stamp}"
+        try:
+            outcome = tally_run(bed, run_id, count, parallel, batch_indices)
+        finally:
+            clean_up(bed, run_id)
+        outcomes.append(outcome)
+        verdict = "completed" if outcome.completed else f"NOT completed (exit {outcome.code}, {outcome.status})"
+        print(
+            f"  run {number + 1}/{runs}: {verdict}; {outcome.wall_s:.1f} s, CPU {outcome.cpu_s:.2f} s, "
+            f"{len(outcome.retries)} retries; load {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
+        for line in outcome.failures + outcome.retries[:5]:
+            print(f"      {line[:400]}", flush=True)
+    done = [outcome for outcome in outcomes if outcome.completed]
+    print(
+        f"\nrestore.parallel {parallel}, batch_indices {batch_indices or 'default'}, {count} indices: "
+        f"{len(done)} of {runs} runs completed with no resume; "
+        f"wall median {median([o.wall_s for o in outcomes]):.1f} s (min {min(o.wall_s for o in outcomes):.1f}, "
+        f"max {max(o.wall_s for o in outcomes):.1f}), CPU median {median([o.cpu_s for o in outcomes]):.2f} s, "
+        f"runs with retries {sum(1 for o in outcomes if o.retries)}"
+    )
+    return runs - len(done)
+
+
+def quadratic_fit(points: list[tuple[float, float]]) -> tuple[float, float, float]:
+    """(a, b, c) of the least-squares fit y = a + b*x + c*x^2 (at least three distinct x)."""
+    scale = max(x for x, _ in points)  # solved for x / scale: the normal equations stay well conditioned
+    scaled = [(x / scale, y) for x, y in points]
+    sums = [sum(x**power for x, _ in scaled) for power in range(5)]
+    matrix = [[sums[row + column] for column in range(3)] + [sum(y * x**row for x, y in scaled)] for row in range(3)]
+    for pivot in range(3):  # Gauss-Jordan elimination on the normal equations
+        best = max(range(pivot, 3), key=lambda row: abs(matrix[row][pivot]))
+        matrix[pivot], matrix[best] = matrix[best], matrix[pivot]
+        for row in range(3):
+            if row != pivot:
+                factor = matrix[row][pivot] / matrix[pivot][pivot]
+                matrix[row] = [value - factor * top for value, top in zip(matrix[row], matrix[pivot], strict=True)]
+    a, b, c = (matrix[row][3] / matrix[row][row] for row in range(3))
+    return a, b / scale, c / scale**2
+
+
+def print_fit(name: str, points: list[tuple[float, float]]) -> None:
+    """The cost per index between consecutive sizes and, from three sizes, the quadratic term of the fit."""
+    slopes = [
+        f"{1000 * (y2 - y1) / (x2 - x1):.1f} ms/index from {x1:,.0f} to {x2:,.0f}"
+        for (x1, y1), (x2, y2) in zip(points, points[1:], strict=False)
+    ]
+    print(f"{name}: {'; '.join(slopes)}")
+    if len(points) >= 3:
+        a, b, c = quadratic_fit(points)
+        largest, seconds = points[-1]
+        square = c * largest**2
+        print(
+            f"  fit {name} = {a:.2f} s + {1000 * b:.2f} ms * N + {c * 1e6:.3f} us * N^2: the N^2 term is "
+            f"{square:.1f} s = {100 * square / seconds:.0f} % of the {seconds:.1f} s at N={largest:,.0f}"
+        )
+
+
+def sizes(text: str) -> list[int]:
+    return [int(size) for size in text.split(",")]
 
 
 def main() -> int:
@@ -268,6 +434,9 @@ def main() -> int:
     parser.add_argument("--sizes", default="50,500,2000", help="numbers of indices, comma-separated")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--no-terminal", action="store_true", help="skip the pseudo-terminal runs")
+    parser.add_argument("--tally", type=int, metavar="RUNS", help="RUNS migrator runs at --parallel, no resume")
+    parser.add_argument("--parallel", type=int, default=32, help="restore.parallel of the tally's runs")
+    parser.add_argument("--batch-indices", type=int, help="restore.batch_indices of the tally's runs (1: per index)")
     args = parser.parse_args()
     folder = args.dir.resolve()
     command = migrator_command("sandbox", "up", "--dir", str(folder), "--source-version", "7.17")
@@ -290,10 +459,18 @@ def main() -> int:
         f"sandbox {folder}: {document['source']['version']} -> {document['destination']['version']}; "
         f"load average {' '.join(f'{value:.1f}' for value in os.getloadavg())} on {os.cpu_count()} cores"
     )
+    for client in (bed.source, bed.destination):
+        limit = {"persistent": {"cluster.max_shards_per_node": MAX_SHARDS}}
+        client.request("PUT", "/_cluster/settings", limit)
     rows = []
     contenders = [MIGRATOR, MINIMAL] + ([] if args.no_terminal else [TERMINAL])
     try:
-        for count in (int(size) for size in args.sizes.split(",")):
+        if args.tally:
+            batch = args.batch_indices
+            failed = sum(tally(bed, count, args.tally, args.parallel, batch, stamp) for count in sizes(args.sizes))
+            print(f"load average at the end: {' '.join(f'{value:.1f}' for value in os.getloadavg())}")
+            return 1 if failed else 0
+        for count in sizes(args.sizes):
             names = seed(bed, count)
             runs: list[Run] = []
             for round_number in range(args.rounds):
