@@ -26,7 +26,9 @@ class IndexFacts:
     `_count` cannot read, the Lucene documents of its last commit from `_stats`); bytes are bytes.
     `version_created` is `index.version.created` (e.g. "7172999" for 7.17.29), `settings` the index's
     `index.routing.*` and `index.number_of_replicas` settings (flat keys), `aliases` its alias names and
-    `system` Elasticsearch's own system-index flag (cluster state metadata, 7.10+)."""
+    `system` Elasticsearch's own system-index flag (cluster state metadata, 7.10+). `priority` (`index.priority`,
+    1 when unset) and `creation_date` (`index.creation_date`, ms since the epoch; a restore keeps it) decide
+    which indices a cluster recovers first (see planner.recovery_order)."""
 
     name: str
     status: str  # open | close
@@ -40,6 +42,8 @@ class IndexFacts:
     aliases: list[str] = field(default_factory=list)
     system: bool = False
     blocks: dict[str, str] = field(default_factory=dict)  # its `index.blocks.*` settings (see migrator.blocks)
+    priority: int = 1
+    creation_date: int = 0
 
 
 @dataclass(frozen=True)
@@ -200,6 +204,8 @@ def discover_cluster(
             aliases=sorted(about.get("aliases", [])),
             system=bool(about.get("system", False)),
             blocks=blocks[name],
+            priority=_int(about.get("settings", {}).get("index", {}).get("priority", 1)),
+            creation_date=_int(about.get("settings", {}).get("index", {}).get("creation_date")),
         )
     plugins: set[str] = set()
     path_repo: set[str] = set()
@@ -233,6 +239,8 @@ METADATA = "/_cluster/state/metadata?filter_path=" + ",".join(
         "metadata.indices.*.state",
         BLOCKS_FILTER,
         "metadata.indices.*.settings.index.version.created",
+        "metadata.indices.*.settings.index.creation_date",
+        "metadata.indices.*.settings.index.priority",
         "metadata.indices.*.settings.index.routing",
         "metadata.indices.*.settings.index.number_of_replicas",
         "metadata.indices.*.aliases",
@@ -258,6 +266,9 @@ READS_AT_ONCE = 4  # discovery's requests in flight per cluster
 BUCKETS = 10_000  # index buckets per counting search (Elasticsearch 7.10 refuses more than 10,000)
 
 
+NOT_SETTINGS = {"index.version.created", "index.creation_date", "index.priority"}  # facts of their own
+
+
 def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, str]:
     """Nested settings as flat `index.routing.allocation.require.zone` keys, values as text."""
     flat: dict[str, str] = {}
@@ -265,7 +276,7 @@ def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, str]:
         name = f"{prefix}{key}"
         if isinstance(value, dict):
             flat.update(_flat(value, name + "."))
-        elif name != "index.version.created":
+        elif name not in NOT_SETTINGS:
             flat[name] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
     return flat
 

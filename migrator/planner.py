@@ -29,7 +29,7 @@ from migrator.checks.capacity import restored_replicas
 from migrator.checks.repository import snapshot_name_problems, writable_location_problems
 from migrator.compatibility import refusal
 from migrator.dag import NodeId, StepKind
-from migrator.discovery import Facts
+from migrator.discovery import Facts, IndexFacts
 from migrator.pipelines import plan_pipelines
 from migrator.rename import RenameError, RenameRule
 from migrator.spec import MigrationSpec, Problem, render_snapshot_name
@@ -296,6 +296,7 @@ def build_plan(
             [m.to_params() for m in templates.moves],
             [m.to_params() for m in pipelines.moves],
             {move.source: restored_replicas(spec, facts.source.indices[move.source]) for move in moves},
+            recovery_order(spec, moves, facts.source.indices),
         ),
         problems=problems,
         warnings=warnings,
@@ -310,6 +311,7 @@ def build_graph(
     templates: list[dict[str, Any]] | None = None,
     pipelines: list[dict[str, Any]] | None = None,
     replicas: Mapping[str, int] | None = None,
+    batch_order: list[IndexMove] | None = None,
 ) -> nx.DiGraph:
     """The DAG. Every node carries its `kind` (the step class), `params` and `phase`: `bulk` (the copy,
     while the source takes writes) or, when the plan has a cutover, `cutover` (the write freeze).
@@ -346,7 +348,8 @@ def build_graph(
     )
     last_phase = CUTOVER if two_phases else BULK
     bulk_ends: list[str] = []
-    for number, batch in enumerate(restore_batches(moves, spec.restore.batch_indices, spec.restore.batch_bytes), 1):
+    in_order = batch_order if batch_order is not None else moves
+    for number, batch in enumerate(restore_batches(in_order, spec.restore.batch_indices, spec.restore.batch_bytes), 1):
         members = [{"source": move.source, "target": move.target} for move in batch]
         batch_node = add(restore_batch_id(number), StepKind.RESTORE_BATCH, members=members)
         graph.add_edge(DESTINATION_REPOSITORY, batch_node)
@@ -366,6 +369,25 @@ def build_graph(
         for end in bulk_ends:
             graph.add_edge(end, FINISH)
     return graph
+
+
+def recovery_order(spec: MigrationSpec, moves: list[IndexMove], indices: Mapping[str, IndexFacts]) -> list[IndexMove]:
+    """The moves in the order the destination recovers their shards, which the restore batches follow.
+
+    Every restore's shards wait in one queue on the destination, taken in Elasticsearch's order (the
+    PriorityComparator of its gateway package, the same in 5.x to 9.x and OpenSearch): system indices
+    first, then the higher `index.priority`, then the newer `index.creation_date` (a restore keeps the
+    source's), then the name in reverse. Batches cut in name order put the oldest indices in the first
+    batch, whose request then answers last and holds a `restore.parallel` slot the whole run (2,000 indices:
+    293 s against 25-30 s for every other batch). `restore.index_settings` may set the priority."""
+    restored = spec.restore.index_settings.get("index.priority")
+
+    def rank(move: IndexMove) -> tuple[bool, int, int, str]:
+        index = indices[move.source]
+        priority = int(restored) if isinstance(restored, int | str) and str(restored).isdigit() else index.priority
+        return index.system, priority, index.creation_date, move.target
+
+    return sorted(moves, key=rank, reverse=True)
 
 
 def restore_batches(moves: list[IndexMove], most_indices: int, most_bytes: int) -> list[list[IndexMove]]:

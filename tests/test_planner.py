@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import networkx as nx
@@ -250,6 +251,38 @@ def test_restores_are_batched_by_count_and_by_bytes_and_each_index_keeps_its_ste
     by_bytes = build_plan(spec('snapshot: {indices: ["logs-*"]}\nrestore: {batch_size: "2500b"}'), facts(names), WHEN)
     members = [by_bytes.graph.nodes[n]["params"]["members"] for n in sorted(by_bytes.graph) if "batch" in n]
     assert [len(group) for group in members] == [2, 2, 2, 1]
+
+
+def batch_members(plan) -> list[list[str]]:
+    graph = plan.graph
+    batches = sorted((n for n, kind in graph.nodes(data="kind") if kind == "restore.batch"), key=lambda n: len(n))
+    return [[member["source"] for member in graph.nodes[batch]["params"]["members"]] for batch in sorted(batches)]
+
+
+def test_batches_follow_the_order_the_destination_recovers_in_newest_first():
+    # Elasticsearch recovers the shards of every pending restore in one order (PriorityComparator): higher
+    # index.priority, then newer index.creation_date, then the name in reverse. Batches cut in name order put
+    # the oldest indices first: that batch's request answered last and held a restore slot the whole run.
+    names = [f"logs-2026.11.{day:02d}" for day in range(1, 8)]
+    found = facts(names)
+    for day, name in enumerate(names, 1):
+        created = replace(found.source.indices[name], creation_date=1_764_547_200_000 + day * 86_400_000)
+        found.source.indices[name] = replace(created, priority=10) if day == 2 else created  # first, whatever its age
+    plan = build_plan(spec('snapshot: {indices: ["logs-*"]}\nrestore: {batch_indices: 3}'), found, WHEN)
+    assert batch_members(plan) == [
+        ["logs-2026.11.02", "logs-2026.11.07", "logs-2026.11.06"],
+        ["logs-2026.11.05", "logs-2026.11.04", "logs-2026.11.03"],
+        ["logs-2026.11.01"],
+    ]
+    assert [m.source for m in plan.moves] == names  # the moves themselves (and the plan's listing) keep name order
+    # Indices created in the same millisecond: the name decides, in reverse, as Elasticsearch does.
+    same_time = build_plan(spec('snapshot: {indices: ["logs-*"]}\nrestore: {batch_indices: 4}'), facts(names), WHEN)
+    assert batch_members(same_time)[0] == names[::-1][:4]
+    # A priority the restore sets applies to every index alike: the creation date decides again.
+    set_on_restore = spec(
+        'snapshot: {indices: ["logs-*"]}\nrestore: {batch_indices: 3, index_settings: {"index.priority": 5}}'
+    )
+    assert batch_members(build_plan(set_on_restore, found, WHEN))[0] == names[::-1][:3]
 
 
 def test_a_batch_size_of_nothing_is_refused_naming_the_field():

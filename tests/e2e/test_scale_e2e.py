@@ -20,6 +20,7 @@ from tests.helpers import BIG_INDEX, background, cli, counts, restore_requests, 
 pytestmark = pytest.mark.cluster
 
 INDICES = [f"many-{number:03d}" for number in range(60)]
+NEWEST_FIRST = INDICES[::-1]  # created one after the other in name order by the fixture
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +59,11 @@ def test_batches_are_sent_as_the_dry_run_shows_and_an_earlier_batch_is_validated
     dry = json.loads(cli(many, "plan", str(plan), "--format", "json").stdout)
     shown = [step["requests"] for step in dry["steps"] if step["kind"] == "restore.batch"]
     assert [len(requests) for requests in shown] == [1, 1, 1]
+    # Cut in the order the destination recovers (planner.recovery_order): the fixture created the indices in
+    # name order, so the newest come first and the first batch's request answers first.
+    assert [request["body"]["indices"].split(",") for [request] in shown] == [
+        NEWEST_FIRST[n : n + 20] for n in (0, 20, 40)
+    ]
     assert all(step["requests"] == [] for step in dry["steps"] if step["kind"] == "restore")
 
     cli(many, "apply", str(plan), "--yes", "--poll", "0.5")
@@ -69,16 +75,19 @@ def test_batches_are_sent_as_the_dry_run_shows_and_an_earlier_batch_is_validated
         store.close()
     sent = restore_requests(plan)
     sent_requests = sorted(({"path": r["path"], "body": r["body"]} for r in sent), key=lambda r: r["body"]["indices"])
-    assert sent_requests == [  # the snapshot is named when the run starts; batches 1 and 2 are sent at once
-        {"path": "/" + request["path"].replace(dry["snapshot"], snapshot), "body": request["body"]}
-        for [request] in shown
-    ]
+    assert sent_requests == sorted(  # the snapshot is named when the run starts; batches 1 and 2 are sent at once
+        (
+            {"path": "/" + request["path"].replace(dry["snapshot"], snapshot), "body": request["body"]}
+            for [request] in shown
+        ),
+        key=lambda r: r["body"]["indices"],
+    )
     assert restored_names(plan) == INDICES  # each index in one request, once
     assert counts(many, "8", "bt-*") == {f"bt-{name}": 20 for name in INDICES}
     first = {}
     for event in events:
         first.setdefault(event.step, event.id)
-    batch_one = [f"validate[bt-{name}]" for name in INDICES[:20]]
+    batch_one = [f"validate[bt-{name}]" for name in NEWEST_FIRST[:20]]
     # Pipelining (one batch restoring at a time): the first batch's indices are validated while the second
     # restores, not after every restore (tests/test_executor.py shows the order without timing).
     assert min(first[step] for step in batch_one) < first["restore.batch[3]"]
@@ -86,7 +95,7 @@ def test_batches_are_sent_as_the_dry_run_shows_and_an_earlier_batch_is_validated
     # recovery has ended, one `_search` (and `_mapping`, `_settings`) per side names the whole batch.
     requests = [event for event in events if event.kind == "request" and event.data]
     for number in range(3):
-        batch = [f"bt-{name}" for name in INDICES[20 * number : 20 * (number + 1)]]
+        batch = [f"bt-{name}" for name in NEWEST_FIRST[20 * number : 20 * (number + 1)]]
         joined = f"/{','.join(batch)}/_search?ignore_unavailable=true"
         senders = {e.step for e in requests if e.data["path"] == joined}
         assert senders and senders <= {f"validate[{target}]" for target in batch}, (number, senders)
@@ -152,7 +161,8 @@ def test_a_foreign_index_of_a_member_name_stops_only_that_member_and_resume_rest
         restore={"rename_pattern": "(.+)", "rename_replacement": "fo-$1", "batch_indices": 3},
     )
     destination = many.client("8")
-    foreign = f"fo-{names[1]}"  # made by someone else after the plan was checked: no dry run can refuse it
+    first_batch = names[::-1][:3]  # the newest first (planner.recovery_order)
+    foreign = f"fo-{first_batch[1]}"  # made by someone else after the plan was checked: no dry run can refuse it
     transcript = io.StringIO()
     child = pexpect.spawn(
         sys.executable,
@@ -176,10 +186,11 @@ def test_a_foreign_index_of_a_member_name_stops_only_that_member_and_resume_rest
         # Before: restore.batch[1] failed at its observation and none of its three indices was restored.
         assert child.exitstatus == 1, output
         assert f"{foreign} exists on the destination and was not restored by this migration" in output
-        assert restore_requests(plan)[0]["body"]["indices"] == f"{names[0]},{names[2]}"  # left out of the request
+        left_out = f"{first_batch[0]},{first_batch[2]}"
+        assert restore_requests(plan)[0]["body"]["indices"] == left_out  # the foreign one is left out
         assert counts(many, "8", foreign) == {foreign: 1}  # never overwritten
         restored = counts(many, "8", "fo-*")
-        assert restored[f"fo-{names[0]}"] == restored[f"fo-{names[2]}"] == 20
+        assert restored[f"fo-{first_batch[0]}"] == restored[f"fo-{first_batch[2]}"] == 20
 
         destination.request("DELETE", build_path(foreign))
         cli(many, "resume", str(plan), "--poll", "0.5", timeout=600)
