@@ -25,6 +25,8 @@ ANSWERS: dict[str, Any] = {
                         "index": {
                             "version": {"created": "7172999"},
                             "routing": {"allocation": {"require": {"zone": "a"}}},
+                            "creation_date": "1764547200000",
+                            "priority": "7",
                         }
                     },
                     "aliases": ["shop"],
@@ -111,6 +113,8 @@ def test_the_facts_the_checks_need_come_from_a_fixed_set_of_requests():
     assert (archive.docs, archive.primary_bytes) == (30, 15895)  # closed: from _stats, not 0 and 0 B
     assert orders.version_created == "7172999" and archive.version_created == "6082399"
     assert orders.settings == {"index.routing.allocation.require.zone": "a"} and orders.aliases == ["shop"]
+    assert (orders.creation_date, orders.priority) == (1764547200000, 7)  # the order a restore recovers in
+    assert (archive.creation_date, archive.priority) == (0, 1)  # unknown: oldest; unset: Elasticsearch's 1
     assert facts.data_streams == ["logs-app"] and facts.shards == 10
     assert [n.name for n in facts.data_nodes] == ["d1"] and facts.data_nodes[0].disk_available_bytes == 600
     assert facts.max_shards_per_node == 20 and facts.high_watermark == "90%"  # persistent over the default
