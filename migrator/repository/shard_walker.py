@@ -215,13 +215,15 @@ def index_id_of(key: str) -> str | None:
     return index_id if slash else None
 
 
-def index_groups(listing: Iterable[ObjectInfo], ids: Collection[str]) -> Iterator[tuple[str, list[ObjectInfo]]]:
+def index_groups(
+    listing: Iterable[ObjectInfo], ids: Collection[str], most: int
+) -> Iterator[tuple[str, list[ObjectInfo] | None]]:
     """(index id, its keys in order) for each id of `ids` found in `listing`, a listing of `indices/` in
-    key order, as it streams; the keys of other ids (and stray blobs) are skipped without being kept, so
-    memory holds one group at a time."""
+    key order, as it streams; None instead of the keys when the index has more than `most` (list its
+    folder alone: it streams). Other ids' keys (and stray blobs) are skipped without being kept, so
+    memory holds at most `most` + 1 keys at a time."""
+    # groupby passes over what a group leaves unread (other ids' keys, the rest of a big group) keeping none
     for index_id, infos in itertools.groupby(listing, key=lambda info: index_id_of(info.key)):
         if index_id is not None and index_id in ids:
-            yield index_id, list(infos)
-        else:
-            for _ in infos:  # another index's keys: consumed, never kept
-                pass
+            group = list(itertools.islice(infos, most + 1))
+            yield index_id, group if len(group) <= most else None

@@ -22,8 +22,9 @@ cheapest first, as Elasticsearch's own MetadataVerifier does:
 
 Shards are read while their index's listing streams, in listing order and a bounded window, so
 memory stays bounded by one shard's metadata per index in flight; the joined listing holds at most
-`_GROUPS_IN_FLIGHT` indices' key groups waiting for or in the index pool. Garbage that Elasticsearch leaves
-normally (older `index-N`, unreferenced blobs, `tests-*`, `pending-*`) is reported, not failed.
+`_GROUPS_IN_FLIGHT` indices' key groups (of at most `_GROUP_KEYS` keys: a bigger index is listed
+alone) waiting for or in the index pool. Garbage that Elasticsearch leaves normally (older
+`index-N`, unreferenced blobs, `tests-*`, `pending-*`) is reported, not failed.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ __all__ = ["Finding", "VerifyResult", "verify_snapshot"]
 _WINDOW_PER_WORKER = 4
 _INDEX_WORKERS = 4
 _GROUPS_IN_FLIGHT = 2 * _INDEX_WORKERS  # indices' key groups of the joined listing held at once
+_GROUP_KEYS = 10_000  # an index with more keys is listed alone (its listing streams), not held
 
 
 class Tasks:
@@ -321,11 +323,12 @@ class Verifier:
     def check_indices_joined(self, data: RepositoryData, chosen: list[str], index_pool: ThreadPoolExecutor) -> None:
         """Step 4's listing for all `chosen` indices at once: `indices/` listed once in key order (an index
         id's keys are contiguous), each chosen index's group handed to the index pool, at most
-        `_GROUPS_IN_FLIGHT` held; an index whose id never appears is checked with no keys, as its own
-        empty listing would be. Raises what a check raises (StorageError)."""
+        `_GROUPS_IN_FLIGHT` held (an index of more than `_GROUP_KEYS` keys lists its own folder); an index
+        whose id never appears is checked with no keys, as its own empty listing would be. Raises what a
+        check raises (StorageError)."""
         names = {str(data.raw["indices"][name]["id"]): name for name in chosen}
         groups = Tasks(index_pool, _GROUPS_IN_FLIGHT)
-        for index_id, infos in index_groups(self.storage.list(INDICES), names):
+        for index_id, infos in index_groups(self.storage.list(INDICES), names, _GROUP_KEYS):
             groups.submit(self.check_index, data, names.pop(index_id), infos)
         for name in names.values():  # indices whose id the listing never showed
             groups.submit(self.check_index, data, name, [])

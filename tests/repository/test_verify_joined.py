@@ -172,3 +172,28 @@ def test_damage_mid_listing_is_named_as_the_per_index_listings_name_it(served, m
     for name in ("indices", "shards", "files", "blobs", "bytes", "listed"):
         assert getattr(joined, name) == getattr(per_index, name), name
     assert joined.requests == per_index.requests - 297  # 299 listings of one page each became one of 2 pages
+
+
+def test_an_index_too_big_to_hold_lists_its_own_folder(served, monkeypatch):
+    """An index with more keys than a group may hold is listed alone (its listing streams); the others
+    still come from the joined listing."""
+    bucket, server = served
+    ids = build(bucket / "repo", 6, 0)
+    big = bucket / "repo" / "indices" / ids["main-0003"]
+    for number in range(3):
+        (big / f"meta-old{number}.dat").write_bytes(b"left over")
+    monkeypatch.setattr(verify, "_GROUP_KEYS", KEYS_PER_INDEX + 2)
+    reader = storage(server, "repo")
+    result = verify_snapshot(reader, SNAPSHOT)
+    clean(result)
+    assert [p for p in reader.listed_prefixes if p.startswith("indices")] == [
+        "indices/",
+        f"indices/{ids['main-0003']}/",
+    ]
+    assert result.listed == 6 * KEYS_PER_INDEX + 3
+    assert [f.message for f in result.findings] == [
+        f"snapshot {SNAPSHOT}, index main-0003: 3 blob(s) in indices/{ids['main-0003']}/ that no snapshot "
+        "references (27 bytes; e.g. "
+        + ", ".join(f"indices/{ids['main-0003']}/meta-old{n}.dat" for n in range(3))
+        + "): left by failed or deleted snapshots, harmless"
+    ]
