@@ -217,13 +217,14 @@ def index_id_of(key: str) -> str | None:
 
 def index_groups(
     listing: Iterable[ObjectInfo], ids: Collection[str], most: int
-) -> Iterator[tuple[str, list[ObjectInfo] | None]]:
+) -> Iterator[tuple[str, list[ObjectInfo] | Iterator[ObjectInfo]]]:
     """(index id, its keys in order) for each id of `ids` found in `listing`, a listing of `indices/` in
-    key order, as it streams; None instead of the keys when the index has more than `most` (list its
-    folder alone: it streams). Other ids' keys (and stray blobs) are skipped without being kept, so
-    memory holds at most `most` + 1 keys at a time."""
-    # groupby passes over what a group leaves unread (other ids' keys, the rest of a big group) keeping none
+    key order, as it streams. The keys are a list when there are at most `most` of them, else an
+    iterator over the group as the listing streams it, to consume before asking for the next group.
+    Other ids' keys (and stray blobs) are skipped without being kept, so memory holds at most `most`
+    + 1 keys at a time."""
+    # groupby passes over what a group leaves unread (other ids' keys) keeping none
     for index_id, infos in itertools.groupby(listing, key=lambda info: index_id_of(info.key)):
         if index_id is not None and index_id in ids:
-            group = list(itertools.islice(infos, most + 1))
-            yield index_id, group if len(group) <= most else None
+            head = list(itertools.islice(infos, most + 1))
+            yield index_id, head if len(head) <= most else itertools.chain(head, infos)  # noqa: B031 - its rest

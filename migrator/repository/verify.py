@@ -22,8 +22,8 @@ cheapest first, as Elasticsearch's own MetadataVerifier does:
 
 Shards are read while their index's listing streams, in listing order and a bounded window, so
 memory stays bounded by one shard's metadata per index in flight; the joined listing holds at most
-`_GROUPS_IN_FLIGHT` indices' key groups (of at most `_GROUP_KEYS` keys: a bigger index is listed
-alone) waiting for or in the index pool. Garbage that Elasticsearch leaves normally (older
+`_GROUPS_IN_FLIGHT` indices' key groups (of at most `_GROUP_KEYS` keys: a bigger index is checked
+as the listing streams) waiting for or in the index pool. Garbage that Elasticsearch leaves normally (older
 `index-N`, unreferenced blobs, `tests-*`, `pending-*`) is reported, not failed.
 """
 
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -64,7 +64,7 @@ __all__ = ["Finding", "VerifyResult", "verify_snapshot"]
 _WINDOW_PER_WORKER = 4
 _INDEX_WORKERS = 4
 _GROUPS_IN_FLIGHT = 2 * _INDEX_WORKERS  # indices' key groups of the joined listing held at once
-_GROUP_KEYS = 10_000  # an index with more keys is listed alone (its listing streams), not held
+_GROUP_KEYS = 10_000  # an index with more keys is checked as the joined listing streams, not held
 
 
 class Tasks:
@@ -321,15 +321,17 @@ class Verifier:
                     future.result()
 
     def check_indices_joined(self, data: RepositoryData, chosen: list[str], index_pool: ThreadPoolExecutor) -> None:
-        """Step 4's listing for all `chosen` indices at once: `indices/` listed once in key order (an index
-        id's keys are contiguous), each chosen index's group handed to the index pool, at most
-        `_GROUPS_IN_FLIGHT` held (an index of more than `_GROUP_KEYS` keys lists its own folder); an index
-        whose id never appears is checked with no keys, as its own empty listing would be. Raises what a
-        check raises (StorageError)."""
+        """Step 4's listing for all `chosen` indices at once: `indices/` listed once in key order (an id's keys
+        are contiguous), each chosen index's group handed to the index pool, `_GROUPS_IN_FLIGHT` held at most;
+        an index of more than `_GROUP_KEYS` keys is checked here as the listing streams, an index whose id
+        never appears with no keys (as its own listing would). Raises what a check raises (StorageError)."""
         names = {str(data.raw["indices"][name]["id"]): name for name in chosen}
         groups = Tasks(index_pool, _GROUPS_IN_FLIGHT)
         for index_id, infos in index_groups(self.storage.list(INDICES), names, _GROUP_KEYS):
-            groups.submit(self.check_index, data, names.pop(index_id), infos)
+            if isinstance(infos, list):
+                groups.submit(self.check_index, data, names.pop(index_id), infos)
+            else:  # too big to hold: checked here, as the listing streams
+                self.check_index(data, names.pop(index_id), infos)
         for name in names.values():  # indices whose id the listing never showed
             groups.submit(self.check_index, data, name, [])
         groups.wait()
@@ -371,7 +373,7 @@ class Verifier:
 
     # 4-7: an index -----------------------------------------------------------------------------
 
-    def check_index(self, data: RepositoryData, name: str, listed: list[ObjectInfo] | None = None) -> None:
+    def check_index(self, data: RepositoryData, name: str, listed: Iterable[ObjectInfo] | None = None) -> None:
         """Steps 4-7 for one index; `listed` is its keys from the joined listing, None to list its folder."""
         index = data.raw["indices"][name]
         meta_key = index_metadata_key(data, name, self.uuid)

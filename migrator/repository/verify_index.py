@@ -55,7 +55,7 @@ class IndexCheck:
         shards: list[Shard],
         snapshot_uuids: set[str],
         meta_blob_ids: set[str],
-        listed: list[ObjectInfo] | None = None,
+        listed: Iterable[ObjectInfo] | None = None,
     ) -> None:
         self.v = verifier
         self.storage = verifier.storage

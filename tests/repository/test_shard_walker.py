@@ -114,6 +114,10 @@ def test_failed_shards_are_left_out_and_no_data_generations_have_no_live_blob() 
     assert numeric.live_generation_blob([]) is None
 
 
+def info(key: str) -> ObjectInfo:
+    return ObjectInfo(key, 1)
+
+
 def test_index_groups_hand_each_wanted_index_its_keys_and_skip_the_rest():
     keys = [
         "indices/a-x/0/__1",  # '-' sorts before '/': index a-x before index a
@@ -128,17 +132,17 @@ def test_index_groups_hand_each_wanted_index_its_keys_and_skip_the_rest():
         "indices/d/meta-m.dat",
     ]
     listing = iter([ObjectInfo(key, 1) for key in keys])
-    groups = [
-        (index_id, None if infos is None else [i.key for i in infos])
-        for index_id, infos in index_groups(listing, {"a", "c", "d", "z"}, 2)
+    groups = []
+    for index_id, infos in index_groups(listing, {"a", "c", "d", "z"}, 2):
+        groups.append((index_id, type(infos).__name__, [info.key for info in infos]))
+    assert groups == [
+        ("a", "chain", ["indices/a/0/__1", "indices/a/0/snap-u.dat", "indices/a/meta-m.dat"]),  # 3 > 2: streamed
+        ("c", "chain", ["indices/c/0/__1", "indices/c/0/__2", "indices/c/0/__3"]),
+        ("d", "list", ["indices/d/meta-m.dat"]),
     ]
-    assert groups == [("a", None), ("c", None), ("d", ["indices/d/meta-m.dat"])]
     assert next(listing, None) is None
-    groups = [
-        (index_id, infos and len(infos))
-        for index_id, infos in index_groups(iter([ObjectInfo(k, 1) for k in keys]), {"a", "c"}, 3)
-    ]
-    assert groups == [("a", 3), ("c", 3)]
+    kinds = [(index_id, type(infos).__name__) for index_id, infos in index_groups(iter(map(info, keys)), {"a", "c"}, 3)]
+    assert kinds == [("a", "list"), ("c", "list")]
 
 
 def test_joined_listing_when_the_snapshot_holds_half_of_the_repository_indices():
