@@ -12,22 +12,27 @@ blob means for it:
 - shard N of an index lives under `indices/<index id>/N/`: its `snap-<uuid>.dat` lists the files
   (a FileInfo each, split into `.partK` blobs by `part_size`, or inline bytes for `v__` files) and
   its live `index-<gen>` is named by the root's `shard_generations` (7.6+) or is the largest
-  numeric `index-N` in the folder (before).
+  numeric `index-N` in the folder (before);
+- a listing of `indices/` in key order holds each index id's keys together (they share the prefix
+  `indices/<id>/`), so one listing can serve many indices.
 """
 
 from __future__ import annotations
 
 import base64
+import itertools
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from migrator.clients.storage import ObjectInfo
 from migrator.repository.repository_data import GENERATION, RepositoryData
 
 PART = re.compile(r"^(.+)\.part(\d+)$")  # a chunk of a file bigger than the repository's chunk_size
 SNAP_BLOB = re.compile(r"^snap-(.+)\.dat$")  # a snapshot's file list (root: its SnapshotInfo), by uuid
 META_BLOB = re.compile(r"^meta-(.+)\.dat$")  # metadata (root: global, in an index folder: the index's)
+INDICES = "indices/"  # the folder of every index's blobs, one `<index id>/` folder each
 # shard generations the root index-N records for a shard that has no data in any snapshot
 NO_DATA_GENERATIONS = ("_new", "_deleted")
 
@@ -195,3 +200,31 @@ def index_shards(data: RepositoryData, index: str, count: int, failed: Collectio
         named = value if isinstance(value, str) and not value.isdigit() else None
         shards.append(Shard(index, str(raw_index["id"]), number, named))
     return shards
+
+
+def joined_listing(chosen: int, in_repository: int) -> bool:
+    """Whether to list `indices/` once for `chosen` indices of a repository whose index-N holds
+    `in_repository`: when they are at least half of them, so the other indices' keys listed at most
+    double the pages (on average); a repository of many other snapshots' indices is listed per index."""
+    return chosen > 0 and 2 * chosen >= in_repository
+
+
+def index_id_of(key: str) -> str | None:
+    """The index id of a key under `indices/` (`indices/<id>/...`); None for a blob at that folder's root."""
+    index_id, slash, _ = key[len(INDICES) :].partition("/")
+    return index_id if slash else None
+
+
+def index_groups(
+    listing: Iterable[ObjectInfo], ids: Collection[str], most: int
+) -> Iterator[tuple[str, list[ObjectInfo] | Iterator[ObjectInfo]]]:
+    """(index id, its keys in order) for each id of `ids` found in `listing`, a listing of `indices/` in
+    key order, as it streams. The keys are a list when there are at most `most` of them, else an
+    iterator over the group as the listing streams it, to consume before asking for the next group.
+    Other ids' keys (and stray blobs) are skipped without being kept, so memory holds at most `most`
+    + 1 keys at a time."""
+    # groupby passes over what a group leaves unread (other ids' keys) keeping none
+    for index_id, infos in itertools.groupby(listing, key=lambda info: index_id_of(info.key)):
+        if index_id is not None and index_id in ids:
+            head = list(itertools.islice(infos, most + 1))
+            yield index_id, head if len(head) <= most else itertools.chain(head, infos)  # noqa: B031 - its rest

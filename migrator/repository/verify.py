@@ -8,8 +8,10 @@ cheapest first, as Elasticsearch's own MetadataVerifier does:
 1. the live generation: the largest `index-N` by listing, compared with `index.latest`;
 2. the snapshot in that `index-N` and its state (SUCCESS, or PARTIAL when allowed);
 3. the root `snap-<uuid>.dat` and `meta-<uuid>.dat` (CRC32 checked, decoded);
-4. per index: its metadata blob (-> shard count), then ONE paginated listing of `indices/<id>/`
-   that every later check reads from (never a HEAD per blob);
+4. per index: its metadata blob (-> shard count), then its listing that every later check reads
+   from (never a HEAD per blob): ONE paginated listing of `indices/` for all indices when the
+   snapshot holds at least half of the repository's indices (each index gets its contiguous group of
+   keys; other indices' keys are skipped), else one of `indices/<id>/` per index;
 5. per shard not in the snapshot's failures: its `snap-<uuid>.dat` (CRC32, decoded) and its live
    `index-<gen>` (CRC32);
 6. per file of the shard: every part present with exactly the expected size; `v__` files by their
@@ -19,19 +21,21 @@ cheapest first, as Elasticsearch's own MetadataVerifier does:
 8. the root listing again: a generation that moved means someone wrote meanwhile.
 
 Shards are read while their index's listing streams, in listing order and a bounded window, so
-memory stays bounded by one shard's metadata per index in flight. Garbage that Elasticsearch leaves
-normally (older `index-N`, unreferenced blobs, `tests-*`, `pending-*`) is reported, not failed.
+memory stays bounded by one shard's metadata per index in flight; the joined listing holds at most
+`_GROUPS_IN_FLIGHT` indices' key groups (of at most `_GROUP_KEYS` keys: a bigger index is checked
+as the listing streams) waiting for or in the index pool. Garbage that Elasticsearch leaves normally (older
+`index-N`, unreferenced blobs, `tests-*`, `pending-*`) is reported, not failed.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from migrator.clients.storage import NotFound, Storage
+from migrator.clients.storage import NotFound, ObjectInfo, Storage
 from migrator.repository.blob import BlobError, decode_blob
 from migrator.repository.repository_data import (
     RepositoryData,
@@ -40,12 +44,15 @@ from migrator.repository.repository_data import (
     parse_repository_data,
 )
 from migrator.repository.shard_walker import (
+    INDICES,
     META_BLOB,
     SNAP_BLOB,
     FileInfo,
     failed_shards,
+    index_groups,
     index_metadata_key,
     index_shards,
+    joined_listing,
     meta_blob_ids,
     shard_count,
 )
@@ -55,6 +62,9 @@ from migrator.repository.verify_result import SAMPLES, Finding, Garbage, Level, 
 __all__ = ["Finding", "VerifyResult", "verify_snapshot"]
 
 _WINDOW_PER_WORKER = 4
+_INDEX_WORKERS = 4
+_GROUPS_IN_FLIGHT = 2 * _INDEX_WORKERS  # indices' key groups of the joined listing held at once
+_GROUP_KEYS = 10_000  # an index with more keys is checked as the joined listing streams, not held
 
 
 class Tasks:
@@ -301,11 +311,30 @@ class Verifier:
             for name in unknown:
                 self.add("error", "index_not_in_snapshot", f"index {name} is not in this snapshot", index=name)
             chosen = [name for name in entry.indices if name in set(indices)]
-        index_pool = ThreadPoolExecutor(max_workers=min(4, max(1, len(chosen))), thread_name_prefix="verify-index")
-        with index_pool:
-            futures = [index_pool.submit(self.check_index, data, name) for name in chosen]
-            for future in futures:
-                future.result()
+        workers = min(_INDEX_WORKERS, max(1, len(chosen)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify-index") as index_pool:
+            if joined_listing(len(chosen), len(data.raw["indices"])):
+                self.check_indices_joined(data, chosen, index_pool)
+            else:
+                futures = [index_pool.submit(self.check_index, data, name) for name in chosen]
+                for future in futures:
+                    future.result()
+
+    def check_indices_joined(self, data: RepositoryData, chosen: list[str], index_pool: ThreadPoolExecutor) -> None:
+        """Step 4's listing for all `chosen` indices at once: `indices/` listed once in key order (an id's keys
+        are contiguous), each chosen index's group handed to the index pool, `_GROUPS_IN_FLIGHT` held at most;
+        an index of more than `_GROUP_KEYS` keys is checked here as the listing streams, an index whose id
+        never appears with no keys (as its own listing would). Raises what a check raises (StorageError)."""
+        names = {str(data.raw["indices"][name]["id"]): name for name in chosen}
+        groups = Tasks(index_pool, _GROUPS_IN_FLIGHT)
+        for index_id, infos in index_groups(self.storage.list(INDICES), names, _GROUP_KEYS):
+            if isinstance(infos, list):
+                groups.submit(self.check_index, data, names.pop(index_id), infos)
+            else:  # too big to hold: checked here, as the listing streams
+                self.check_index(data, names.pop(index_id), infos)
+        for name in names.values():  # indices whose id the listing never showed
+            groups.submit(self.check_index, data, name, [])
+        groups.wait()
 
     def unreferenced_root_blobs(self, data: RepositoryData) -> None:
         known = {entry.uuid for entry in data.snapshots.values()}
@@ -344,7 +373,8 @@ class Verifier:
 
     # 4-7: an index -----------------------------------------------------------------------------
 
-    def check_index(self, data: RepositoryData, name: str) -> None:
+    def check_index(self, data: RepositoryData, name: str, listed: Iterable[ObjectInfo] | None = None) -> None:
+        """Steps 4-7 for one index; `listed` is its keys from the joined listing, None to list its folder."""
         index = data.raw["indices"][name]
         meta_key = index_metadata_key(data, name, self.uuid)
         meta = self.read_blob(meta_key, "index-metadata", index=name)
@@ -358,7 +388,7 @@ class Verifier:
         uuids_with_index = {s if isinstance(s, str) else s.get("uuid") for s in index.get("snapshots", [])}
         shards = index_shards(data, name, count, self.failed_shards)
         meta_ids = set(meta_blob_ids(data, name).values())
-        IndexCheck(self, name, f"indices/{index['id']}/", shards, uuids_with_index, meta_ids).run()
+        IndexCheck(self, name, f"indices/{index['id']}/", shards, uuids_with_index, meta_ids, listed).run()
 
 
 def verify_snapshot(

@@ -1,9 +1,10 @@
 """Steps 4-7 of a verification: one index's listing, each shard's file list and live generation, each file.
 
 Place in the flow: verify (the root, which chooses the indices) -> verify_index (this module) ->
-shard_walker (the layout) / blob -> storage. One paginated listing of `indices/<id>/` is streamed shard
-folder by shard folder; each shard's `snap-<uuid>.dat` and `index-<gen>` are fetched ahead in a bounded
-window; `deep` and `full` read each file's footer (and bytes) on the verifier's pool.
+shard_walker (the layout) / blob -> storage. The index's keys (one paginated listing of `indices/<id>/`,
+or its group of the verifier's joined listing of `indices/`) are walked shard folder by shard folder;
+each shard's `snap-<uuid>.dat` and `index-<gen>` are fetched ahead in a bounded window;
+`deep` and `full` read each file's footer (and bytes) on the verifier's pool.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from migrator.clients.storage import NotFound
+from migrator.clients.storage import NotFound, ObjectInfo
 from migrator.repository.blob import FOOTER_LENGTH, BlobError, decode_body, lucene_footer, read_frame
 from migrator.repository.repository_data import GENERATION
 from migrator.repository.shard_walker import (
@@ -54,6 +55,7 @@ class IndexCheck:
         shards: list[Shard],
         snapshot_uuids: set[str],
         meta_blob_ids: set[str],
+        listed: Iterable[ObjectInfo] | None = None,
     ) -> None:
         self.v = verifier
         self.storage = verifier.storage
@@ -61,6 +63,7 @@ class IndexCheck:
         self.prefix = prefix
         self.snapshot_uuids = snapshot_uuids
         self.meta_blob_ids = meta_blob_ids
+        self.listed = listed
         self.by_number = {shard.number: shard for shard in shards}
         self.shards = list(self.by_number)
         self.garbage = Garbage()
@@ -114,10 +117,12 @@ class IndexCheck:
             )
 
     def listing(self) -> Iterator[tuple[str | None, tuple[str, int]]]:
-        """(folder, (name inside it, size)) for every blob under the index; folder None for the index's own blobs."""
+        """(folder, (name inside it, size)) for every blob under the index; folder None for the index's own blobs.
+        From the index's group of the joined listing when the verifier listed `indices/` once, else one
+        paginated listing of the index's folder."""
         cut = len(self.prefix)
         listed = 0
-        for info in self.storage.list(self.prefix):
+        for info in self.storage.list(self.prefix) if self.listed is None else self.listed:
             listed += 1
             rest = info.key[cut:]
             folder, slash, name = rest.partition("/")

@@ -12,14 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from migrator.clients.storage import LocalStorage
+from migrator.clients.storage import LocalStorage, ObjectInfo
 from migrator.repository.blob import decode_blob
 from migrator.repository.repository_data import read_repository_data
 from migrator.repository.shard_walker import (
     Shard,
     failed_shards,
+    index_groups,
     index_metadata_key,
     index_shards,
+    joined_listing,
     parse_file_info,
     shard_count,
     shard_files,
@@ -110,3 +112,39 @@ def test_failed_shards_are_left_out_and_no_data_generations_have_no_live_blob() 
     numeric = Shard(index, "id", 2, None)
     assert numeric.live_generation_blob(["index-3", "index-12", "snap-x.dat"]) == "index-12"
     assert numeric.live_generation_blob([]) is None
+
+
+def info(key: str) -> ObjectInfo:
+    return ObjectInfo(key, 1)
+
+
+def test_index_groups_hand_each_wanted_index_its_keys_and_skip_the_rest():
+    keys = [
+        "indices/a-x/0/__1",  # '-' sorts before '/': index a-x before index a
+        "indices/a/0/__1",
+        "indices/a/0/snap-u.dat",
+        "indices/a/meta-m.dat",
+        "indices/b/0/__1",
+        "indices/c/0/__1",
+        "indices/c/0/__2",
+        "indices/c/0/__3",
+        "indices/stray",
+        "indices/d/meta-m.dat",
+    ]
+    listing = iter([ObjectInfo(key, 1) for key in keys])
+    groups = []
+    for index_id, infos in index_groups(listing, {"a", "c", "d", "z"}, 2):
+        groups.append((index_id, type(infos).__name__, [info.key for info in infos]))
+    assert groups == [
+        ("a", "chain", ["indices/a/0/__1", "indices/a/0/snap-u.dat", "indices/a/meta-m.dat"]),  # 3 > 2: streamed
+        ("c", "chain", ["indices/c/0/__1", "indices/c/0/__2", "indices/c/0/__3"]),
+        ("d", "list", ["indices/d/meta-m.dat"]),
+    ]
+    assert next(listing, None) is None
+    kinds = [(index_id, type(infos).__name__) for index_id, infos in index_groups(iter(map(info, keys)), {"a", "c"}, 3)]
+    assert kinds == [("a", "list"), ("c", "list")]
+
+
+def test_joined_listing_when_the_snapshot_holds_half_of_the_repository_indices():
+    assert joined_listing(500, 500) and joined_listing(20, 40) and joined_listing(1, 1)
+    assert not joined_listing(19, 40) and not joined_listing(0, 0) and not joined_listing(10, 1000)
