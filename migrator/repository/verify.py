@@ -25,6 +25,9 @@ memory stays bounded by one shard's metadata per index in flight; the joined lis
 `_GROUPS_IN_FLIGHT` indices' key groups (of at most `_GROUP_KEYS` keys: a bigger index is checked
 as the listing streams) waiting for or in the index pool. Garbage that Elasticsearch leaves normally (older
 `index-N`, unreferenced blobs, `tests-*`, `pending-*`) is reported, not failed.
+
+Slightly over 400 lines: the root's checks (1-3, 8) and the two ways of listing the indices (one listing
+of `indices/`, or one per index: shard_walker.joined_listing) share the Verifier's state and counters.
 """
 
 from __future__ import annotations

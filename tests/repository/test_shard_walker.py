@@ -146,5 +146,6 @@ def test_index_groups_hand_each_wanted_index_its_keys_and_skip_the_rest():
 
 
 def test_joined_listing_when_the_snapshot_holds_half_of_the_repository_indices():
-    assert joined_listing(500, 500) and joined_listing(20, 40) and joined_listing(1, 1)
+    assert joined_listing(500, 500) and joined_listing(20, 40) and joined_listing(16, 16)
     assert not joined_listing(19, 40) and not joined_listing(0, 0) and not joined_listing(10, 1000)
+    assert not joined_listing(4, 4) and not joined_listing(15, 15)  # a few indices: their listings in parallel

@@ -178,7 +178,7 @@ def test_an_index_too_big_to_hold_is_checked_as_the_listing_streams(served, monk
     """An index with more keys than a group may hold is not held and not listed again: it is checked
     while the joined listing streams its keys."""
     bucket, server = served
-    ids = build(bucket / "repo", 6, 0)
+    ids = build(bucket / "repo", 16, 0)  # JOINED_FROM: fewer are listed per index
     big = bucket / "repo" / "indices" / ids["main-0003"]
     for number in range(3):
         (big / f"meta-old{number}.dat").write_bytes(b"left over")
@@ -187,7 +187,7 @@ def test_an_index_too_big_to_hold_is_checked_as_the_listing_streams(served, monk
     result = verify_snapshot(reader, SNAPSHOT)
     clean(result)
     assert [p for p in reader.listed_prefixes if p.startswith("indices")] == ["indices/"]
-    assert result.listed == 6 * KEYS_PER_INDEX + 3
+    assert result.listed == 16 * KEYS_PER_INDEX + 3
     assert [f.message for f in result.findings] == [
         f"snapshot {SNAPSHOT}, index main-0003: 3 blob(s) in indices/{ids['main-0003']}/ that no snapshot "
         "references (27 bytes; e.g. "
