@@ -43,9 +43,7 @@ class Copies:
         return f"{self.started}/{self.wanted} shard copies started, replicas {self.peer_bytes}/{self.peer_total} bytes"
 
 
-def long_poll(poll_s: float) -> str:
-    """The timeout of one long poll of the health (`5 s` for the default 1 s poll; at least `1s`)."""
-    return f"{max(1, round(poll_s * 5))}s"
+LONG_POLL = "5s"  # one long poll of the health; the same whatever `--poll`, so the runbook shows what is sent
 
 
 def shards_request(targets: list[str]) -> ConsoleRequest:
@@ -64,18 +62,18 @@ def recovery_request(targets: list[str]) -> ConsoleRequest:
     return ConsoleRequest("destination", "GET", build_path(",".join(targets), "_recovery").lstrip("/"))
 
 
-def health_request(targets: list[str], poll_s: float) -> ConsoleRequest:
-    """`GET _cluster/health/<targets>?wait_for_no_initializing_shards=true&timeout=<long_poll>`: returns as
+def health_request(targets: list[str]) -> ConsoleRequest:
+    """`GET _cluster/health/<targets>?wait_for_no_initializing_shards=true&timeout=5s`: returns as
     soon as no shard of the targets is initializing any more (or after the timeout, 408)."""
-    params = {"wait_for_no_initializing_shards": True, "timeout": long_poll(poll_s)}
+    params = {"wait_for_no_initializing_shards": True, "timeout": LONG_POLL}
     return ConsoleRequest(
         "destination", "GET", build_path("_cluster", "health", ",".join(targets), params=params).lstrip("/")
     )
 
 
-def checks(targets: list[str], poll_s: float) -> list[ConsoleRequest]:
+def checks(targets: list[str]) -> list[ConsoleRequest]:
     """The reads `count` and `follow` send (the same objects), for the runbook."""
-    return [shards_request(targets), data_nodes_request(), recovery_request(targets), health_request(targets, poll_s)]
+    return [shards_request(targets), data_nodes_request(), recovery_request(targets), health_request(targets)]
 
 
 def count(client: EsClient, targets: list[str]) -> Copies:
@@ -113,7 +111,7 @@ def follow(ctx: Any, step_id: str, targets: list[str]) -> dict[str, int]:
         if ctx.cancel_requested():
             raise Cancelled("cancel requested")
         started = time.monotonic()
-        health = health_request(targets, ctx.poll_s)
+        health = health_request(targets)
         ctx.destination.request("GET", health.sent_path, ok=(200, 408), timeout_s=ctx.poll_s * 10 + 30)
         if time.monotonic() - started < ctx.poll_s:  # nothing initializing: replicas queued or delayed
             ctx.sleep()

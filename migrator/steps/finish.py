@@ -106,7 +106,7 @@ class Finish(Step):
         if self._moves_aliases():
             reads.extend(alias_read(alias) for alias in finish.aliases)
         if finish.replicas:
-            reads.extend(copies.checks(list(self._targets().values()), self.ctx.poll_s))
+            reads.extend(copies.checks(list(self._targets().values())))
         return reads
 
     def _missing(self) -> list[ConsoleRequest]:

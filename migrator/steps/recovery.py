@@ -78,10 +78,10 @@ class FollowRecovery(Step):
         health, the replicas' reads (when the restore gives it replicas), and on a stall or a failed restore
         the allocation decision of an unassigned primary (shard 0 shown; the shard is decided at run time)."""
         target = self.params["target"]
-        replicas = copies.checks([target], self.ctx.poll_s) if self.params.get("replicas") else []
+        replicas = copies.checks([target]) if self.params.get("replicas") else []
         return [
             *replicas,
-            copies.health_request([target], self.ctx.poll_s),
+            copies.health_request([target]),
             shards_request(target),
             explain_request(target, 0),
         ]
@@ -119,8 +119,8 @@ class FollowRecovery(Step):
         return copies.follow(self.ctx, self.id, [self.params["target"]])
 
     def _long_poll(self) -> None:
-        """Returns as soon as no shard of the index is initializing any more (or after `copies.long_poll`)."""
-        health = copies.health_request([self.params["target"]], self.ctx.poll_s)
+        """Returns as soon as no shard of the index is initializing any more (or after `copies.LONG_POLL`)."""
+        health = copies.health_request([self.params["target"]])
         self.ctx.destination.request("GET", health.sent_path, ok=(200, 408), timeout_s=self.ctx.poll_s * 10 + 30)
 
     def _heal_failed_restore(self, unassigned: list[int]) -> None:

@@ -155,3 +155,16 @@ def test_finish_replicas_end_when_the_new_copies_have_started():
     assert step.wait() == {"copies": 6, "replica_bytes": 100}
     assert step.observe().done
     assert "_cluster/health" in [r.path for r in step.checks()]
+
+
+@pytest.mark.parametrize("poll_s", [0.01, 0.5, 2.0, 7.0])
+def test_the_long_poll_the_run_sends_is_the_one_the_runbook_lists_whatever_its_poll(poll_s):
+    # The runbook is made without `--poll` (the plan has none); before, the long poll's timeout followed the
+    # run's `--poll` (`timeout=2s` at `--poll 0.5`, `10s` at 2 s), so the run sent a request no runbook showed.
+    cluster = Cluster(3, rows("INITIALIZING"), rows("STARTED"))
+    ctx = context(cluster)
+    ctx.poll_s = poll_s
+    copies.follow(ctx, "recovery[x]", [TARGET])
+    listed = {"/" + request.path for request in copies.checks([TARGET])}
+    polls = [r.split(" ", 1)[1] for r in cluster.requests if "wait_for_no_initializing_shards" in r]
+    assert polls and set(polls) <= listed
