@@ -60,7 +60,9 @@ class FollowRecovery(Step):
     title = "Follow the recovery of the restored index"
     waits_for = (
         "every primary shard STARTED (recovery: files and bytes recovered / total), then, when the restore gives "
-        "the index replicas, every copy the data nodes can hold (peer recoveries)"
+        "the index replicas, every copy the data nodes can hold (peer recoveries). A restore the destination gave "
+        "up (a failed primary) is healed once per run: DELETE <target> (the index this run restored) and the "
+        "index's restore request again, naming it alone"
     )
     reused: int = 0
     figures: dict[str, Any] | None = None
