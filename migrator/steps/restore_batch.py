@@ -42,6 +42,7 @@ from migrator.steps.restore import (
     uuid_path,
 )
 from migrator.steps.stall import StallWatch
+from migrator.steps.validate import batch_reads
 
 NAMED_IN_ERRORS = 3  # foreign indices named in a message; the others are counted
 PROGRESS_EVERY_S = 10.0  # the members' recovery while the held restore runs (the stall watch's figures)
@@ -88,7 +89,9 @@ class RestoreBatch(Step):
     def checks(self) -> list[ConsoleRequest]:
         """The first member's reads (is its restore under way yet?), then per group of member names that fits
         a request line: the routing table, `_recovery` (for the members whose shards all started), their
-        `index.uuid` (the members that exist), and while the restore runs, their recovered bytes."""
+        `index.uuid` (the members that exist), and while the restore runs, their recovered bytes; then the
+        validation's joined reads of the batch's open indices, sent for the batch by whichever member's
+        validate step asks first once all have recovered (validate.batch_reads)."""
         first = self.members[0]["target"]
         checks = [
             ConsoleRequest("destination", "GET", f"_cluster/state/routing_table/{first}"),
@@ -109,7 +112,7 @@ class RestoreBatch(Step):
             ):
                 if ConsoleRequest("destination", "GET", path) not in checks:  # a batch of one: listed once
                     checks.append(ConsoleRequest("destination", "GET", path))
-        return checks
+        return checks + batch_reads(self.ctx.spec, self.ctx.plan.graph, self.id)
 
     def _sizes_path(self, group: list[str]) -> str:
         return build_path(",".join(group), "_recovery", params={"ignore_unavailable": True, "filter_path": SIZES})

@@ -37,9 +37,12 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
 
+import networkx as nx
+
 from migrator.clients.es import EsClient, build_path
 from migrator.dag import StepKind
 from migrator.planner import restore_id
+from migrator.spec import MigrationSpec
 from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
 from migrator.steps.validation_reads import Pair, Wanted, completed, joined_reads, read_indices
 
@@ -62,12 +65,10 @@ MGET_BATCH = 1000
 CLOSED_COUNT = {"forbid_closed_indices": False, "filter_path": "indices.*.primaries.docs.count"}
 
 
-def count_read(cluster: str, index: str, closed: bool = False) -> ConsoleRequest:
-    """`GET <index>/_count`, or for a closed index `GET <index>/_stats/docs?forbid_closed_indices=false&...`
-    (the documents of its last commit): a count read alone (drift, a closed index), as the runbook lists it."""
-    if closed:
-        return ConsoleRequest(cluster, "GET", build_path(index, "_stats", "docs", params=CLOSED_COUNT).lstrip("/"))
-    return ConsoleRequest(cluster, "GET", build_path(index, "_count").lstrip("/"))
+def closed_count_read(cluster: str, index: str) -> ConsoleRequest:
+    """`GET <index>/_stats/docs?forbid_closed_indices=false&...`: the documents of a closed index's last commit
+    (a search cannot read it), as the runbook lists it."""
+    return ConsoleRequest(cluster, "GET", build_path(index, "_stats", "docs", params=CLOSED_COUNT).lstrip("/"))
 
 
 def refresh_request(index: str) -> ConsoleRequest:
@@ -80,12 +81,9 @@ def mget_request(target: str, docs: list[dict[str, Any]]) -> ConsoleRequest:
     return ConsoleRequest("destination", "GET", build_path(target, "_mget").lstrip("/"), {"docs": docs})
 
 
-def count_of(client: EsClient, read: ConsoleRequest) -> int:
-    """The count `read` (see `count_read`) answers: `count`, or the primaries' documents of `_stats/docs`."""
-    body = client.get(read.sent_path)
-    if "count" in body:
-        return int(body["count"])
-    stats: dict[str, Any] = next(iter(body.get("indices", {}).values()), {})
+def lucene_docs(client: EsClient, read: ConsoleRequest) -> int:
+    """The primaries' documents a `closed_count_read` answers."""
+    stats: dict[str, Any] = next(iter(client.get(read.sent_path).get("indices", {}).values()), {})
     return int(stats.get("primaries", {}).get("docs", {}).get("count", 0))
 
 
@@ -145,6 +143,34 @@ def source_hash(source: Any) -> str:
     return hashlib.sha256(json.dumps(source, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def wanted_reads(spec: MigrationSpec) -> Wanted:
+    """What the plan's `validate:` section reads of each index (mappings also for the document sample)."""
+    validate = spec.validate
+    return Wanted(validate.doc_counts, bool(validate.mappings or validate.sample_docs > 0), validate.settings)
+
+
+def batch_group(graph: nx.DiGraph, batch: str) -> list[tuple[str, str]]:
+    """The (source, target) pairs of the open indices of restore batch `batch`, in the batch's order."""
+    return [
+        (member["source"], member["target"])
+        for member in graph.nodes[batch]["params"]["members"]
+        if not graph.nodes[restore_id(member["target"])]["params"].get("closed")
+    ]
+
+
+def batch_reads(spec: MigrationSpec, graph: nx.DiGraph, batch: str) -> list[ConsoleRequest]:
+    """The joined validation reads of restore batch `batch` (migrator.steps.validation_reads), on both sides, as
+    sent: listed among the batch step's checks and sent for it (none for a batch of one open index)."""
+    group = batch_group(graph, batch)
+    if len(group) < 2:
+        return []
+    reads = []
+    for cluster, names in (("source", [s for s, _ in group]), ("destination", [t for _, t in group])):
+        for method, path, body in joined_reads(names, wanted_reads(spec)):
+            reads.append(ConsoleRequest(cluster, method, path.lstrip("/"), body))
+    return reads
+
+
 class ValidateIndex(Step):
     kind = StepKind.VALIDATE
     title = "Validate the restored index against its source"
@@ -152,13 +178,19 @@ class ValidateIndex(Step):
     lasting = True
 
     def drift(self, recorded: dict[str, Any]) -> str | None:
-        """The destination's count against the one validated (`GET <target>/_count`, or `_stats/docs` for a
-        closed copy): the source may take writes after the migration, so it is not compared again."""
+        """The destination's count against the one validated (the index's counting `_search`, as validation reads
+        it alone, or `_stats/docs` for a closed copy): the source may take writes after the migration, so it is
+        not compared again."""
         validated, target = recorded.get("destination_docs"), self.params["target"]
         if validated is None:
             return None
         closed = bool(self.params.get("closed"))  # counted as validated: its last commit (`_stats/docs`)
-        now = count_of(self.ctx.destination, count_read("destination", target, closed))
+        if closed:
+            now = lucene_docs(self.ctx.destination, closed_count_read("destination", target))
+        else:  # the read validation lists for the index alone (its checks)
+            counts = Wanted(True, False, False)
+            found = read_indices(self.ctx.destination, [target], counts)[target]
+            now = int(completed(self.ctx.destination, target, found, counts).docs or 0)
         if now == validated:
             return None
         return f"{target} has {now} documents on the destination, {validated} when validated"
@@ -186,18 +218,9 @@ class ValidateIndex(Step):
         return ([] if self._group() else self._alone()) + self._sample_shown()
 
     def checks(self) -> list[ConsoleRequest]:
-        """An index of a batch: its reads alone (when the batch's joined read did not answer for it), and for the
-        batch's first member the batch's joined reads (sent by whichever member's step asks first)."""
-        group = self._group()
-        if not group:
-            return []
-        listed = self._alone()
-        if group[0][1] == self.params["target"] and len(group) > 1:
-            wanted = self._wanted()
-            for cluster, names in (("source", [s for s, _ in group]), ("destination", [t for _, t in group])):
-                for method, path, body in joined_reads(names, wanted):
-                    listed.append(ConsoleRequest(cluster, method, path.lstrip("/"), body))
-        return listed
+        """An index of a batch: its reads alone (when the batch's joined read did not answer for it). The batch's
+        joined reads are the restore batch step's checks (`batch_reads`): they are sent for the batch."""
+        return self._alone() if self._group() else []
 
     def _alone(self) -> list[ConsoleRequest]:
         """This index's counts, mappings and settings read alone, on both sides (the cutover refreshes first)."""
@@ -207,7 +230,7 @@ class ValidateIndex(Step):
             reads.append(refresh_request(source))
         for cluster, index in (("source", source), ("destination", target)):
             if wanted.counts and self.params.get("closed"):
-                reads.append(count_read(cluster, index, closed=True))
+                reads.append(closed_count_read(cluster, index))
             counts = wanted.counts and not self.params.get("closed")
             for method, path, body in joined_reads([index], Wanted(counts, wanted.mappings, wanted.settings)):
                 reads.append(ConsoleRequest(cluster, method, path.lstrip("/"), body))
@@ -220,8 +243,7 @@ class ValidateIndex(Step):
         return [self._sample_read(), mget_request(self.params["target"], ids)]
 
     def _wanted(self) -> Wanted:
-        validate = self.ctx.spec.validate
-        return Wanted(validate.doc_counts, bool(validate.mappings or validate.sample_docs > 0), validate.settings)
+        return wanted_reads(self.ctx.spec)
 
     def _group(self) -> list[tuple[str, str]]:
         """The (source, target) pairs of the open indices of this index's restore batch, in the batch's order,
@@ -229,12 +251,18 @@ class ValidateIndex(Step):
         batch = self.params.get("batch")
         if not batch or self.params.get("closed") or self.params.get("cutover"):
             return []
-        graph = self.ctx.plan.graph
-        return [
-            (member["source"], member["target"])
-            for member in graph.nodes[batch]["params"]["members"]
-            if not graph.nodes[restore_id(member["target"])]["params"].get("closed")
-        ]
+        return batch_group(self.ctx.plan.graph, batch)
+
+    def _for_batch(self, *reads: Callable[[], T]) -> list[T]:
+        """`reads` sent at once for this index's restore batch (the event log names the batch, whose checks list
+        them: whichever member's validation asks first sends them)."""
+        tap = self.ctx.requests
+        step = tap.step
+        tap.working_on(self.params["batch"])
+        try:
+            return tap.at_once(*reads)
+        finally:
+            tap.working_on(step)
 
     def _reads(self) -> Pair:
         """(source's reads, destination's reads) of this index's counts (unless closed: its last commit's, read
@@ -243,7 +271,8 @@ class ValidateIndex(Step):
         clients = (self.ctx.source, self.ctx.destination)
         group = self._group()
         if group:
-            return self.ctx.validation_reads.take(clients, self.ctx.requests.at_once, wanted, (source, target), group)
+            both, joined = self.ctx.requests.at_once, self._for_batch
+            return self.ctx.validation_reads.take(clients, both, joined, wanted, (source, target), group)
         if self.params.get("cutover") and wanted.counts:  # writes are blocked: make every accepted document countable
             refresh = refresh_request(source)
             self.ctx.source.request(refresh.method, refresh.sent_path)
@@ -286,7 +315,7 @@ class ValidateIndex(Step):
         if self.params.get("closed"):  # a search cannot read a closed index; its last commit can be
             expected, actual = self.ctx.requests.at_once(
                 *(
-                    partial(count_of, client, count_read(cluster, index, closed=True))
+                    partial(lucene_docs, client, closed_count_read(cluster, index))
                     for cluster, client, index in self._named()
                 )
             )

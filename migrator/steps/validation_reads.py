@@ -19,7 +19,8 @@ one index raises. Names are cut into groups that fit a request line (`name_group
 
 `ValidationReads` is the typed service in the `StepContext`. The indices read together are fixed by
 the plan: the open indices of one restore batch, in the batch's order, so the dry run lists the joined
-requests exactly as they are sent (among the checks of the batch's first validate step). A recovery
+requests exactly as they are sent (among the checks of the restore batch's step, for which they are sent:
+the event log names the batch, whichever member's validate step asks first). A recovery
 step that sees its index's recovery ended says so (`recovered`); the first validate step of a batch
 to ask (`take`) reads the whole batch once every member's recovery has ended in this run, and keeps
 the answers for the other members' validate steps, which take them without asking the cluster. An
@@ -161,23 +162,25 @@ class ValidationReads:
         self,
         clients: tuple[EsClient, EsClient],
         both: BothSides,
+        joined: BothSides,
         wanted: Wanted,
         member: tuple[str, str],
         group: list[tuple[str, str]],
     ) -> Pair:
         """(source's reads, destination's reads) of `member` ((source, target) index), one of `group` (its batch's
         (source, target) pairs, in the plan's order): kept from a read made after its recovery ended; else, when
-        the recovery of every index of the group has ended in this run, the whole group read now
-        (`both`: sends the two sides' reads at once, as `RequestTap.at_once`); else this index read alone.
-        Raises what the read raises."""
+        the recovery of every index of the group has ended in this run, the whole group read now (sent with
+        `joined`: for the batch); else this index read alone (sent with `both`). Each sends the two sides' reads
+        at once, as `RequestTap.at_once`. Raises what the read raises."""
         source, target = member
-        kept = self._read(clients, both, wanted, member, group)
+        kept = self._read(clients, both, joined, wanted, member, group)
         return completed(clients[0], source, kept[0], wanted), completed(clients[1], target, kept[1], wanted)
 
     def _read(
         self,
         clients: tuple[EsClient, EsClient],
         both: BothSides,
+        joined: BothSides,
         wanted: Wanted,
         member: tuple[str, str],
         group: list[tuple[str, str]],
@@ -191,7 +194,7 @@ class ValidationReads:
                 if not all(self._generation.get(name) or name == target for _, name in group):
                     group = [member]  # a resumed run, or a member still recovering: this index alone
                 generations = {name: self._generation.get(name, 0) for _, name in group}
-            sources, targets = both(
+            sources, targets = (joined if len(group) > 1 else both)(
                 partial(read_indices, clients[0], [origin for origin, _ in group], wanted),
                 partial(read_indices, clients[1], [name for _, name in group], wanted),
             )

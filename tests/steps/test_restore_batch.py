@@ -11,11 +11,13 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
+import networkx as nx
 import pytest
 
 from migrator.clients.es import EsError, Request
 from migrator.errors import Cure
 from migrator.ownership import Ledger, now_ms
+from migrator.planner import restore_id
 from migrator.steps import restore_batch
 from migrator.steps.base import StepFailed
 from migrator.steps.handoffs import HeldRequests
@@ -104,8 +106,14 @@ def batch_with(destination: Destination, stall_after: float = 900.0) -> RestoreB
     ledger = Ledger()
     ledger.intend_snapshot("repo", "snap")
     assert ledger.claim_snapshot("repo", "snap", {"uuid": "snap-uuid", "start_time_in_millis": now_ms()})
+    graph = nx.DiGraph()  # the plan: this batch and its members' restore steps (their validation reads the batch)
+    graph.add_node("restore.batch[1]", params={"members": MEMBERS})
+    for member in MEMBERS:
+        graph.add_node(restore_id(member["target"]), params=member)
+    validate = SimpleNamespace(doc_counts=True, mappings=True, settings=True, sample_docs=0)
     ctx = SimpleNamespace(
-        spec=SimpleNamespace(restore=restore, waits=SimpleNamespace(stall_after=stall_after)),
+        spec=SimpleNamespace(restore=restore, waits=SimpleNamespace(stall_after=stall_after), validate=validate),
+        plan=SimpleNamespace(graph=graph),
         destination=destination,
         repository="repo",
         snapshot="snap",
@@ -227,3 +235,18 @@ def test_the_members_uuids_are_recorded_while_the_restore_runs_not_after_its_ans
     destination.hold.set()
     waiting.join(10)
     assert destination.reads.count("/_cluster/state/metadata/moved-a,moved-b,moved-c") == 1  # not again after
+
+
+def test_the_batch_lists_its_validation_joined_reads_which_are_sent_for_it():
+    # Sent by whichever member's validate step asks first once every member recovered, logged under the batch:
+    # before, they were listed under the first member's validate step only, and a run in which another member
+    # asked first sent reads its step's runbook entry did not show (tests/e2e/test_review_e2e.py saw it).
+    listed = [(r.cluster, r.path) for r in batch_with(Destination()).checks()]
+    assert listed[-6:] == [
+        ("source", "a,b,c/_search?ignore_unavailable=true"),
+        ("source", "a,b,c/_mapping?ignore_unavailable=true"),
+        ("source", "a,b,c/_settings?flat_settings=true&ignore_unavailable=true"),
+        ("destination", "moved-a,moved-b,moved-c/_search?ignore_unavailable=true"),
+        ("destination", "moved-a,moved-b,moved-c/_mapping?ignore_unavailable=true"),
+        ("destination", "moved-a,moved-b,moved-c/_settings?flat_settings=true&ignore_unavailable=true"),
+    ]
