@@ -4,14 +4,13 @@ read serves preflight), read again once it is older than VERSION_FRESH_S."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from migrator.clients import es
 from migrator.clients.es import EsClient
+from tests.canned_http import canned_server
 
 ANSWERS = {
     "/": {"version": {"number": "7.17.29"}},
@@ -24,26 +23,12 @@ def cluster() -> Iterator[tuple[str, list[str]]]:
     """The URL of a 'cluster' that answers `GET /` and `GET /_nodes`, and the paths it was asked, in order."""
     asked: list[str] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            path = self.path.split("?")[0]
-            asked.append(path)
-            body = json.dumps(ANSWERS[path]).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def answer(path: str) -> tuple[str, bytes]:
+        asked.append(path.split("?")[0])
+        return "application/json", json.dumps(ANSWERS[asked[-1]]).encode()
 
-        def log_message(self, *args: object) -> None:
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", asked
-    server.shutdown()
-    server.server_close()
+    with canned_server(answer) as url:
+        yield url, asked
 
 
 def test_the_version_is_read_once_while_fresh(cluster: tuple[str, list[str]]) -> None:

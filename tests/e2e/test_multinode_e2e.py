@@ -86,7 +86,7 @@ def write_plan(box: Sandbox, folder: Path, name: str, indices: list[str], **sect
 
 
 def shard_rows(destination: EsClient, index: str) -> list[dict[str, Any]]:
-    params = {"format": "json", "h": "shard,prirep,state,node,ur"}
+    params = {"format": "json", "h": "shard,prirep,state,node,unassigned.reason"}
     return destination.get(build_path("_cat", "shards", index, params=params))
 
 
@@ -201,7 +201,7 @@ def test_a_destination_node_stopped_and_started_mid_restore_does_not_lose_the_re
         wait_until(
             "a primary unassigned because its node left",
             lambda: any(
-                r["prirep"] == "p" and r["state"] == "UNASSIGNED" and r["ur"] == "NODE_LEFT"
+                r["prirep"] == "p" and r["state"] == "UNASSIGNED" and r["unassigned.reason"] == "NODE_LEFT"
                 for r in shard_rows(destination, target)
             ),
         )
@@ -222,7 +222,7 @@ def test_a_destination_node_stopped_and_started_mid_restore_does_not_lose_the_re
         # the resumed run looked at the primaries (observe, then the wait's polls) while the node was away
         wait_until("the resumed run's polls", lambda: shard_reads() >= before + 3 or resuming.poll() is not None)
         assert any(  # the node's primary still waited for it when the run looked
-            r["prirep"] == "p" and r["state"] == "UNASSIGNED" and r["ur"] == "NODE_LEFT"
+            r["prirep"] == "p" and r["state"] == "UNASSIGNED" and r["unassigned.reason"] == "NODE_LEFT"
             for r in shard_rows(destination, target)
         ), log.read_text()  # else the run deleted the index and restored it again
         sandbox.start_node("destination-2")

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 from typer.testing import CliRunner
 
 from migrator.cli import app
+from tests.canned_http import canned_server
 
 ANSWERS = {
     "html": ("text/html", b"<html><body>Welcome to nginx!</body></html>"),
@@ -20,25 +18,8 @@ ANSWERS = {
 
 @pytest.fixture(params=sorted(ANSWERS))
 def bad_cluster(request):
-    content_type, body = ANSWERS[request.param]
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            self.send_response(200)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with canned_server(lambda path: ANSWERS[request.param]) as url:
+        yield url
 
 
 def test_a_malformed_cluster_answer_is_a_clear_error(bad_cluster, tmp_path):

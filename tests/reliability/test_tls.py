@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import ssl
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from typer.testing import CliRunner
 
 from migrator.cli import app
+from tests.canned_http import canned_server
 
 
 @pytest.fixture(scope="module")
@@ -40,26 +39,10 @@ def https_server(tmp_path_factory):
         capture_output=True,
     )
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            body = b"<html>not elasticsearch</html>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"https://127.0.0.1:{server.server_address[1]}", cert
-    server.shutdown()
-    server.server_close()
+    with canned_server(lambda path: ("text/html", b"<html>not elasticsearch</html>"), tls=context) as url:
+        yield url, cert
 
 
 def plan_output(tmp_path, url: str, tls: str) -> str:
