@@ -11,6 +11,13 @@ While oss2 is imported here, those packages are found as usual but their modules
 `importlib.util.LazyLoader`: each one runs the first time something reads an attribute of it, so
 anything that does use client-side encryption still gets the real modules, only later. Modules
 imported before this one (by a test, say) are left as they are.
+
+oss2 itself is not imported with this module either: `oss2` here is a stand-in that imports it on the
+first attribute read (one thread imports, the others wait for it), and `load_in_background` starts that
+import on a thread of its own. `apply` calls it as discovery begins (migrator.migration.opened): oss2 is
+first used by preflight's bucket listing, after discovery, so its import (about 40 ms of CPU once
+elastic-transport has loaded urllib3) runs while discovery waits on the clusters' answers instead of
+before the first request.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
+import threading
 from collections.abc import Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -56,7 +64,36 @@ def _import_oss2() -> ModuleType:
     return oss2
 
 
+class _OnFirstUse(ModuleType):
+    """Stands for oss2 until something reads one of its names, then imports it (once) and hands that over."""
+
+    def __init__(self) -> None:
+        super().__init__("oss2")
+        self._lock = threading.Lock()
+        self._module: ModuleType | None = None
+
+    def load(self) -> ModuleType:
+        with self._lock:
+            if self._module is None:
+                self._module = _import_oss2()
+            return self._module
+
+    def __getattr__(self, name: str) -> object:  # only names this stand-in lacks: oss2's own
+        return getattr(self.load(), name)
+
+
+_oss2 = _OnFirstUse()
+
+
+def load_in_background() -> threading.Thread:
+    """Import oss2 on a daemon thread now (a no-op once imported); whoever reads `oss2.X` meanwhile waits for
+    that import to end. Returns the thread (tests join it)."""
+    thread = threading.Thread(target=_oss2.load, name="import-oss2", daemon=True)
+    thread.start()
+    return thread
+
+
 if TYPE_CHECKING:  # the type checker reads the module itself (untyped: its names are Any there)
     import oss2
 else:
-    oss2 = _import_oss2()
+    oss2 = _oss2
