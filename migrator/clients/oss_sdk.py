@@ -13,11 +13,11 @@ anything that does use client-side encryption still gets the real modules, only 
 imported before this one (by a test, say) are left as they are.
 
 oss2 itself is not imported with this module either: `oss2` here is a stand-in that imports it on the
-first attribute read (one thread imports, the others wait for it), and `load_in_background` starts that
-import on a thread of its own. `apply` calls it as discovery begins (migrator.migration.opened): oss2 is
-first used by preflight's bucket listing, after discovery, so its import (about 40 ms of CPU once
-elastic-transport has loaded urllib3) runs while discovery waits on the clusters' answers instead of
-before the first request.
+first attribute read (one thread imports, the others wait for it), so a command that never reads a bucket
+(`status` and `report` read the state file only) does not pay for it, and `apply` pays when preflight first lists the
+bucket. Importing it earlier on a thread of its own while discovery waits on the clusters was measured
+(2026-11-30, docs/performance.md) and made the start slower: the import holds the GIL in slices of the
+interpreter's switch interval (5 ms), so discovery's threads wait for it at each answer they read.
 """
 
 from __future__ import annotations
@@ -83,14 +83,6 @@ class _OnFirstUse(ModuleType):
 
 
 _oss2 = _OnFirstUse()
-
-
-def load_in_background() -> threading.Thread:
-    """Import oss2 on a daemon thread now (a no-op once imported); whoever reads `oss2.X` meanwhile waits for
-    that import to end. Returns the thread (tests join it)."""
-    thread = threading.Thread(target=_oss2.load, name="import-oss2", daemon=True)
-    thread.start()
-    return thread
 
 
 if TYPE_CHECKING:  # the type checker reads the module itself (untyped: its names are Any there)

@@ -19,7 +19,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from migrator.clients import oss_sdk
 from migrator.clients.es import EsClient
 from migrator.clients.replication import BucketReplication
 from migrator.clients.storage import LocalStorage, OssStorage, Storage
@@ -118,7 +117,6 @@ class Migration:
             spec = self.spec
             snapshot = kwargs.get("snapshot_name") or render_snapshot_name(spec.snapshot.name, spec.name, when)
             names = snapshot_names(spec, snapshot, kwargs.get("cutover_attempt", 1))
-            oss_sdk.load_in_background()  # first used after discovery (preflight): imported while it waits
             facts = discover(self.source, self.destination, spec.snapshot.indices, spec.repository.name, names)
         return build_plan(self.spec, facts, when, **kwargs)
 

@@ -8,8 +8,8 @@ import json
 import subprocess
 import sys
 
-# Imported later than the command line: oss2 when a bucket is first read (started in the background as
-# discovery begins, see migrator.clients.oss_sdk), rich when a terminal's view is drawn (migrator.render.live).
+# Imported later than the command line: oss2 when a bucket is first read (migrator.clients.oss_sdk), rich when
+# a terminal's view is drawn (migrator.render.live).
 NOT_AT_START = ("oss2", "rich", "migrator.render.live")
 
 

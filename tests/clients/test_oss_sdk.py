@@ -62,8 +62,7 @@ def test_oss2_is_imported_on_first_use_once_whatever_the_threads() -> None:
         before = "oss2" in sys.modules
         seen = []
         threads = [threading.Thread(target=lambda: seen.append(oss_sdk.oss2.Bucket)) for _ in range(4)]
-        threads.append(oss_sdk.load_in_background())
-        for thread in threads[:-1]:
+        for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
@@ -76,15 +75,3 @@ def test_oss2_is_imported_on_first_use_once_whatever_the_threads() -> None:
         """
     )
     assert found == {"before": False, "after": True, "one_bucket_class": True, "uses": 4}
-
-
-def test_a_background_load_ends_with_oss2_imported() -> None:
-    found = run_fresh(
-        """
-        import json, sys
-        from migrator.clients import oss_sdk
-        oss_sdk.load_in_background().join(timeout=60)
-        print(json.dumps({"oss2": "oss2" in sys.modules, "api": "oss2.api" in sys.modules}))
-        """
-    )
-    assert found == {"oss2": True, "api": True}
