@@ -50,7 +50,7 @@ import yaml
 
 import migrator
 from migrator.clients.es import EsClient, EsError, build_path
-from migrator.planner import SNAPSHOT_WAIT
+from migrator.planner import PREFLIGHT, SNAPSHOT_WAIT
 from migrator.sandbox.distributions import cache_dir
 
 HERE = Path(__file__).resolve().parent
@@ -553,9 +553,11 @@ def migrator_phases(timeline: dict[str, Any], started: float, ended: float, snap
     first, last = timeline["first_event"], max(end for _, end in spans.values())
     snapshot_done = spans[SNAPSHOT_WAIT][1]
     restores_start = min((start for step, (start, _) in spans.items() if step.startswith("restore")), default=last)
+    preflight = spans.get(PREFLIGHT, (first, first))[0]
     return {
         "process start to first event": first - started,
         "preflight, repository, snapshot": snapshot_done - first,
+        "of which discovery and planning (first request to preflight's)": preflight - first,
         "of which the snapshot's end to snapshot.wait done": snapshot_done - snapshot_end,
         "verify in storage, destination repository": restores_start - snapshot_done,
         "restores, recoveries, counts": last - restores_start,
