@@ -890,6 +890,11 @@ def bench(args: argparse.Namespace, folder: Path, began: float) -> int:
             print(f"{BEFORE}: the same `migrator apply` with the package of {bed.before} (PYTHONPATH)")
         print(f"rounds: {args.rounds}, contenders interleaved, order rotated each round", flush=True)
 
+        # One untimed run first: the first migration after the nodes start tends to be slow (their JIT warm-up),
+        # and it was always round 1's first contender's, migrator's (its slowest run in 3 of 4 benchmarks on
+        # 2026-11-30: 16.4, 19.0, 17.4 s against 15.4, 15.0, 15.6 s in round 2).
+        warm = run_once(bed, MINIMAL, 0)
+        print(f"  warm-up (not counted): minimal (a) {warm.wall_s:.2f} s {'ok' if warm.ok else 'FAILED'}", flush=True)
         results: list[RunResult] = []
         for round_number in range(1, args.rounds + 1):
             shift = (round_number - 1) % len(contenders)
