@@ -11,13 +11,6 @@ While oss2 is imported here, those packages are found as usual but their modules
 `importlib.util.LazyLoader`: each one runs the first time something reads an attribute of it, so
 anything that does use client-side encryption still gets the real modules, only later. Modules
 imported before this one (by a test, say) are left as they are.
-
-oss2 itself is not imported with this module either: `oss2` here is a stand-in that imports it on the
-first attribute read (one thread imports, the others wait for it), so a command that never reads a bucket
-(`status` and `report` read the state file only) does not pay for it, and `apply` pays when preflight first lists the
-bucket. Importing it earlier on a thread of its own while discovery waits on the clusters was measured
-(2026-11-30, docs/performance.md) and made the start slower: the import holds the GIL in slices of the
-interpreter's switch interval (5 ms), so discovery's threads wait for it at each answer they read.
 """
 
 from __future__ import annotations
@@ -26,7 +19,6 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
-import threading
 from collections.abc import Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -64,28 +56,7 @@ def _import_oss2() -> ModuleType:
     return oss2
 
 
-class _OnFirstUse(ModuleType):
-    """Stands for oss2 until something reads one of its names, then imports it (once) and hands that over."""
-
-    def __init__(self) -> None:
-        super().__init__("oss2")
-        self._lock = threading.Lock()
-        self._module: ModuleType | None = None
-
-    def load(self) -> ModuleType:
-        with self._lock:
-            if self._module is None:
-                self._module = _import_oss2()
-            return self._module
-
-    def __getattr__(self, name: str) -> object:  # only names this stand-in lacks: oss2's own
-        return getattr(self.load(), name)
-
-
-_oss2 = _OnFirstUse()
-
-
 if TYPE_CHECKING:  # the type checker reads the module itself (untyped: its names are Any there)
     import oss2
 else:
-    oss2 = _oss2
+    oss2 = _import_oss2()

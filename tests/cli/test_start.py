@@ -8,9 +8,10 @@ import json
 import subprocess
 import sys
 
-# Imported later than the command line: oss2 when a bucket is first read (migrator.clients.oss_sdk), rich when
-# a terminal's view is drawn (migrator.render.live).
-NOT_AT_START = ("oss2", "rich", "migrator.render.live")
+# Imported later than the command line: rich, when a terminal's view is drawn (migrator.render.live). oss2 stays
+# in the start-up: apply's preflight reads the bucket moments later, and imported there (beside the clusters'
+# reads) it cost 20-35 ms against 16 ms at start (docs/performance.md).
+NOT_AT_START = ("rich", "migrator.render.live")
 
 
 def modules_after(code: str) -> list[str]:
@@ -20,7 +21,7 @@ def modules_after(code: str) -> list[str]:
     return json.loads(done.stdout)
 
 
-def test_the_command_line_loads_without_oss2_or_rich() -> None:
+def test_the_command_line_loads_without_rich() -> None:
     loaded = modules_after("import migrator.cli")
     assert "migrator.cli.main" in loaded  # the whole command line was imported
     assert [name for name in loaded if name.split(".")[0] in NOT_AT_START or name in NOT_AT_START] == []
