@@ -50,7 +50,7 @@ import yaml
 
 import migrator
 from migrator.clients.es import EsClient, EsError, build_path
-from migrator.planner import SNAPSHOT_WAIT
+from migrator.planner import PREFLIGHT, SNAPSHOT_WAIT
 from migrator.sandbox.distributions import cache_dir
 
 HERE = Path(__file__).resolve().parent
@@ -553,9 +553,11 @@ def migrator_phases(timeline: dict[str, Any], started: float, ended: float, snap
     first, last = timeline["first_event"], max(end for _, end in spans.values())
     snapshot_done = spans[SNAPSHOT_WAIT][1]
     restores_start = min((start for step, (start, _) in spans.items() if step.startswith("restore")), default=last)
+    preflight = spans.get(PREFLIGHT, (first, first))[0]
     return {
         "process start to first event": first - started,
         "preflight, repository, snapshot": snapshot_done - first,
+        "of which discovery and planning (first request to preflight's)": preflight - first,
         "of which the snapshot's end to snapshot.wait done": snapshot_done - snapshot_end,
         "verify in storage, destination repository": restores_start - snapshot_done,
         "restores, recoveries, counts": last - restores_start,
@@ -714,7 +716,8 @@ IMPORT_PROBES = {
         "import gc; gc.disable(); import typer, rich.console, rich.live, rich.progress, rich.table, pydantic, yaml, "
         "networkx, elastic_transport, migrator.clients.oss_sdk; gc.freeze()"
     ),
-    "all of migrator's CLI": "import migrator.cli.main",
+    # since 2026-11-30 (speed2) the command line does not load rich (a terminal's view only)
+    "all of migrator's CLI (before its first request)": "import migrator.cli.main",
 }
 
 
@@ -883,6 +886,11 @@ def bench(args: argparse.Namespace, folder: Path, began: float) -> int:
             print(f"{BEFORE}: the same `migrator apply` with the package of {bed.before} (PYTHONPATH)")
         print(f"rounds: {args.rounds}, contenders interleaved, order rotated each round", flush=True)
 
+        # One untimed run first: the first migration after the nodes start tends to be slow (their JIT warm-up),
+        # and it was always round 1's first contender's, migrator's (its slowest run in 3 of 4 benchmarks on
+        # 2026-11-30: 16.4, 19.0, 17.4 s against 15.4, 15.0, 15.6 s in round 2).
+        warm = run_once(bed, MINIMAL, 0)
+        print(f"  warm-up (not counted): minimal (a) {warm.wall_s:.2f} s {'ok' if warm.ok else 'FAILED'}", flush=True)
         results: list[RunResult] = []
         for round_number in range(1, args.rounds + 1):
             shift = (round_number - 1) % len(contenders)

@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.live import Live
 
 from migrator import __version__
 from migrator.cli import sandbox
@@ -435,6 +433,9 @@ def status_command(
     if not watch:
         typer.echo(status_text(report))
         return
+    from rich.console import Console  # the live view's, imported for it alone (see migrator.render.status)
+    from rich.live import Live
+
     with Live(status_view(report), console=Console(), refresh_per_second=4) as live:
         while report["live"] and report["status"] in LIVE:
             time.sleep(interval)

@@ -1,17 +1,16 @@
 """`migrator status`: the run recorded in the state file, as plain text or as a live rich table
-(`--watch`), from the dictionary `migration.readback.status()` returns."""
+(`--watch`), from the dictionary `migration.readback.status()` returns. rich is imported by the live
+view only, so that the commands that never draw one (`apply` without a terminal) start without it."""
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
-
-from rich.console import Group
-from rich.progress_bar import ProgressBar
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from migrator.render.plan import human_bytes, human_seconds
+
+if TYPE_CHECKING:
+    from rich.console import Group
 
 COLOURS = {"done": "green", "acting": "yellow", "failed": "red", "pending": "dim"}
 ALL_STEPS_UP_TO = 40  # a larger plan shows its totals and the steps acting or failed, not every step
@@ -77,7 +76,12 @@ def status_text(report: dict[str, Any]) -> str:
 
 def status_view(report: dict[str, Any]) -> Group:
     """A live view: the totals, then one row per shown step (see `shown_steps`) with its status, attempts,
-    duration and progress bar."""
+    duration and progress bar. rich is imported here, for `status --watch` alone: the plain text needs none."""
+    from rich.console import Group
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=Text(headline(report) + "\n" + totals(report)), title_justify="left", expand=False)
     steps, more = shown_steps(report)
     for column in ("step", "status", "attempts", "took", "progress", ""):

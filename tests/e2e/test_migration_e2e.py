@@ -105,7 +105,7 @@ def test_migration_with_wildcard_exclusion_and_rename(seeded, tmp_path, source, 
     assert all(started <= s["started"] <= s["finished"] <= ended for s in spans.values())
     assert timeline["waits"]["source"]["requests"] >= 1
     phases = bench_speed().migrator_phases(timeline, started, ended, spans["snapshot.wait"]["started"])
-    assert len(phases) == 6 and all(seconds >= 0 for seconds in phases.values()), phases
+    assert len(phases) == 7 and all(seconds >= 0 for seconds in phases.values()), phases
 
     second = cli(seeded, "apply", str(plan), "--yes")
     assert "already done" in second.stdout

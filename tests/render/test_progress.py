@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from migrator.render.progress import ACTIVE_LINES, RichProgress
+from migrator.render.live import ACTIVE_LINES, RichProgress
 
 
 def test_the_terminal_shows_totals_and_a_fixed_number_of_active_steps():
