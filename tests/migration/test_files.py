@@ -16,7 +16,7 @@ def lines(path: Path) -> list[dict]:
 
 
 def test_the_event_log_is_opened_once_not_per_event(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Before: each event opened and closed the log (half an event's CPU; a run records three per index).
+    # Before: each event opened and closed the log (a quarter of its CPU; a run records three events per index).
     state = JournaledState(tmp_path / "plan.state.db")
     log = event_log_path(tmp_path / "plan.state.db")
     opened: list[str] = []
