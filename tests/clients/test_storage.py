@@ -287,3 +287,16 @@ def test_the_environments_proxy_and_ca_bundle_still_apply(server: OssServer, mon
     assert session.trust_env is False
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     assert oss(server)._session.session.proxies == {}
+
+
+def test_a_netrc_entry_for_the_endpoint_does_not_replace_the_signature(
+    server: OssServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: requests read ~/.netrc on every request and, for a host it names, sent basic credentials in
+    # the Authorization header instead of oss2's signature, so every read was refused.
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password other\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert oss(server).read("index-3") == SMALL["index-3"]
