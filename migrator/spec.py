@@ -459,8 +459,10 @@ class RestoreSpec(_Model):
     include_aliases: bool = Field(False, description="restore the aliases of the restored indices")
     if_exists: Literal["fail", "skip"] = Field("fail", description="a target index that already exists")
     parallel: int = Field(2, ge=1, le=MAX_PARALLEL, description="restores running at once")
+    # 250: while one request's batch recovers, the next request must wait behind it with enough shards queued to
+    # cover the cluster-state update of the request sent when the first answers (docs/performance.md, "Many indices").
     batch_indices: int = Field(
-        100, ge=1, le=1000, description="indices one restore request moves at most (one cluster-state update each)"
+        250, ge=1, le=1000, description="indices one restore request moves at most (one cluster-state update each)"
     )
     batch_size: ByteSize = Field(
         "20gb", description='primary bytes one restore request moves at most, e.g. "20gb" (a larger index goes alone)'

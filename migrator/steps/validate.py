@@ -251,7 +251,7 @@ class ValidateIndex(Step):
         batch = self.params.get("batch")
         if not batch or self.params.get("closed") or self.params.get("cutover"):
             return []
-        return batch_group(self.ctx.plan.graph, batch)
+        return self.ctx.validation_reads.group(batch, partial(batch_group, self.ctx.plan.graph))
 
     def _for_batch(self, *reads: Callable[[], T]) -> list[T]:
         """`reads` sent at once for this index's restore batch (the event log names the batch, whose checks list

@@ -150,7 +150,16 @@ class ValidationReads:
         self._reading = threading.Lock()  # one joined read at a time: a step asking meanwhile may find its answer
         self._answers: dict[str, Pair] = {}
         self._generation: dict[str, int] = {}  # target -> how many times its recovery ended in this run
+        self._groups: dict[str, list[tuple[str, str]]] = {}  # restore batch -> its (source, target) open indices
         self.reads = 0  # joined reads made (each: one request per wanted kind and group of names, on each side)
+
+    def group(self, batch: str, find: Callable[[str], list[tuple[str, str]]]) -> list[tuple[str, str]]:
+        """The (source, target) pairs read together for restore batch `batch`: `find(batch)` once per batch (the
+        plan fixes them; every member's validate step asks, each time it is described, checked or run)."""
+        with self._lock:
+            if batch not in self._groups:
+                self._groups[batch] = find(batch)
+            return self._groups[batch]
 
     def recovered(self, target: str) -> None:
         """`target`'s recovery ended: an answer read before now is dropped."""

@@ -1,7 +1,7 @@
 """Many indices on real nodes (7.17 -> 8): restores in batches shown by the dry run as sent, pipelined,
 correct at `restore.parallel: 32`, a run that ends with a restore still in flight exits cleanly and is
 finished by `resume` without restoring anything twice, and a foreign index of a member's name stops only
-that member."""
+that member; a plan with the default batches restores 251 indices in two requests."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import io
 import json
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pexpect
 import pytest
@@ -202,3 +203,45 @@ def test_a_foreign_index_of_a_member_name_stops_only_that_member_and_resume_rest
     finally:
         destination.request("DELETE", build_path("fo-*"), ok=(200, 404))
         destination.close()
+
+
+WIDE = [f"wide-{number:03d}" for number in range(251)]
+
+
+@pytest.fixture(scope="module")
+def wide(testbed):
+    """251 one-shard indices of 2 documents on 7.17 (one more than a default restore batch), deleted after."""
+    client = testbed.client("7.17")
+    settings = {"settings": {"number_of_shards": 1, "number_of_replicas": 0}}
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda name: client.request("PUT", build_path(name), settings), WIDE))
+        lines = []
+        for name in WIDE:
+            for number in range(2):
+                lines += [json.dumps({"index": {"_index": name, "_id": str(number)}}), json.dumps({"n": number})]
+        client.request("POST", "/_bulk", ("\n".join(lines) + "\n").encode(), timeout_s=300)
+        client.request("POST", build_path("wide-*", "_refresh"))
+        yield testbed
+    finally:
+        client.request("DELETE", build_path("wide-*"), ok=(200, 404))
+        client.close()
+
+
+def test_a_default_plan_restores_251_indices_in_two_requests_as_the_dry_run_shows(wide, tmp_path):
+    plan = wide.write_plan(
+        tmp_path,
+        "7.17",
+        "8",
+        name="wide",
+        snapshot={"indices": ["wide-*"]},
+        restore={"rename_pattern": "(.+)", "rename_replacement": "wd-$1"},
+    )
+    dry = json.loads(cli(wide, "plan", str(plan), "--format", "json").stdout)
+    shown = [step["requests"] for step in dry["steps"] if step["kind"] == "restore.batch"]
+    assert [len(request["body"]["indices"].split(",")) for [request] in shown] == [250, 1]
+    cli(wide, "apply", str(plan), "--yes", "--poll", "0.5")
+    sent = restore_requests(plan)
+    assert sorted(len(r["body"]["indices"].split(",")) for r in sent) == [1, 250]
+    assert restored_names(plan) == WIDE  # each index in one request, once
+    assert counts(wide, "8", "wd-*") == {f"wd-{name}": 2 for name in WIDE}
