@@ -185,17 +185,22 @@ class RestoreBatch(Step):
     def _refused(self, exc: EsError) -> bool:
         """A refusal whose reason names members (`[name]`, as Elasticsearch quotes an index): when they are
         foreign now (made by someone else since the observation), they are left out and True is returned (send
-        again without them); else a StepFailed naming them, with the refusal's cure. False when it names none."""
+        again without them); else a StepFailed naming them, with the refusal's cure. A refusal that names none
+        (a cluster limit) is a StepFailed naming every member the request was for; False for a request cut
+        without an answer (no status)."""
         by_name = {m["target"]: m["target"] for m in self.to_restore} | {
             m["source"]: m["target"] for m in self.to_restore
         }
         named = sorted({by_name[word] for word in BRACKETED.findall(str(exc)) if word in by_name})
-        if not named:
+        if not named and exc.status is None:
             return False
-        before = set(self.foreign)
-        self.observe()
-        if set(self.foreign) - before and self.to_restore:
-            return True
+        if named:
+            before = set(self.foreign)
+            self.observe()
+            if set(self.foreign) - before and self.to_restore:
+                return True
+        else:  # a refusal of the whole request (a cluster limit, a setting): every member it was for
+            named = [member["target"] for member in self.to_restore]
         raise StepFailed(
             f"the restore of {some_names(named)} (in {self.id}) was refused: {exc}",
             transient=exc.transient,

@@ -201,6 +201,24 @@ def test_a_refusal_naming_a_member_is_reported_against_that_member_with_its_cure
     assert len(destination.restores) == 1
 
 
+def test_a_refusal_naming_no_member_names_the_members_the_request_was_for():
+    # Seen on the sandbox (7.17 -> 8): cluster.max_shards_per_node lowered during the run refused a batch,
+    # and the error named the request only, not which indices were left unrestored.
+    destination = Destination()
+    step = batch_with(destination)
+    assert not step.observe().done
+    reason = (
+        "validation_exception: Validation Failed: 1: this action would add [3] shards, but this cluster "
+        "currently has [622]/[620] maximum normal shards open;"
+    )
+    destination.refuse = (EsError("destination", Request("POST", "/x"), 400, reason), {})
+    with pytest.raises(StepFailed) as failed:
+        step.act()
+    assert str(failed.value).startswith("the restore of moved-a, moved-b, moved-c (in restore.batch[1]) was refused:")
+    assert "maximum normal shards open" in str(failed.value) and not failed.value.transient
+    assert len(destination.restores) == 1
+
+
 def test_a_batch_whose_restore_does_not_move_stops_after_stall_after(monkeypatch):
     monkeypatch.setattr(restore_batch, "PROGRESS_EVERY_S", 0.05)
     destination = Destination()
