@@ -201,6 +201,31 @@ def test_a_refusal_naming_a_member_is_reported_against_that_member_with_its_cure
     assert len(destination.restores) == 1
 
 
+class PartlyStarted(Destination):
+    """`moved-b` started, the other members still restoring from `snap` (their routing names the snapshot)."""
+
+    def request(self, method: str, path: str, body: Any = None, **options: Any) -> tuple[int, Any]:
+        route = urlsplit(path).path
+        if route.startswith("/_cluster/state/routing_table"):
+            names = [name for name in route.split("/")[-1].split(",") if name in self.indices]
+            restoring = {"state": "INITIALIZING", "recovery_source": OURS}
+            routed = {
+                name: {"shards": {"0": [{"state": "STARTED"} if name == "moved-b" else restoring]}} for name in names
+            }
+            return 200, {"routing_table": {"indices": routed}}
+        return super().request(method, path, body, **options)
+
+
+def test_a_batch_partly_restored_reads_only_what_the_dry_run_lists():
+    # Seen on the sandbox after a kill and resume (7.17 -> 8): with some members started and others still
+    # restoring, `_recovery` was read for the started ones only, a path no runbook showed.
+    destination = PartlyStarted({target: OURS for target in ("moved-a", "moved-b", "moved-c")})
+    step = batch_with(destination)
+    with sends_only_listed(step) as sent:
+        assert step.observe().done
+    assert "/moved-a,moved-b,moved-c/_recovery?ignore_unavailable=true" in [path for _, _, path, _ in sent]
+
+
 def test_a_refusal_naming_no_member_names_the_members_the_request_was_for():
     # Seen on the sandbox (7.17 -> 8): cluster.max_shards_per_node lowered during the run refused a batch,
     # and the error named the request only, not which indices were left unrestored.
