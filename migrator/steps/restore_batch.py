@@ -129,11 +129,16 @@ class RestoreBatch(Step):
         count = len(self.members)
         if self.held is not None and self._answered_all():
             restored = count - len(self.foreign)
-            return Observation(
-                True,
-                summary=f"{restored} of {count} indices restored (the batch's request answered)",
-                detail=self._detail(),
-            )
+            held = self.held
+            answer = (held.result() or {}) if held.done() and held.exception() is None else {}
+            failed = answer.get("snapshot", {}).get("shards", {}).get("failed", 0)
+            summary = f"{restored} of {count} indices restored (the batch's request answered)"
+            if failed:  # the members' recovery steps name the indices and heal them
+                summary = (
+                    f"the batch's request for {restored} of {count} indices answered with {failed} failed shard(s): "
+                    "each index's recovery step names its own and restores it again"
+                )
+            return Observation(True, summary=summary, detail=self._detail())
         targets = [member["target"] for member in self.members]
         found = owned_targets_now(self.ctx, self.ctx.ledger, self.ctx.repository, targets)
         foreign = [target for target in targets if found[target] == (True, False)]

@@ -153,6 +153,25 @@ def test_one_request_restores_every_member_and_hands_its_answer_to_each_recovery
     assert destination.reads.count("/_cluster/state/metadata/moved-a,moved-b,moved-c") == 1
 
 
+class FailingShards(Destination):
+    """A restore that answers with every shard failed (seen with cluster.routing.allocation.enable: none)."""
+
+    def _restore(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        status, answer = super()._restore(path, body)
+        shards = answer["snapshot"]["shards"]
+        answer["snapshot"]["shards"] = {**shards, "failed": shards["total"], "successful": 0}
+        return status, answer
+
+
+def test_a_batch_answered_with_failed_shards_does_not_say_its_indices_were_restored():
+    # Seen on the sandbox (7.17 -> 8): allocation disabled on the destination, the batch's request answered
+    # with every shard failed and the step reported "5 of 5 indices restored".
+    step = batch_with(FailingShards())
+    run(step)
+    summary = step.observe().summary
+    assert "restored (" not in summary and "3 failed shard(s)" in summary, summary
+
+
 def test_a_resumed_batch_restores_only_the_members_not_yet_restored_and_a_done_one_nothing():
     destination = Destination({"moved-b": OURS})
     run(batch_with(destination))
