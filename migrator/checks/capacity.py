@@ -200,7 +200,9 @@ def allocation_findings(spec: MigrationSpec, facts: Facts, moves: list[IndexMove
             seen[key] = allowed_nodes(filters, nodes)
         allowed = seen[key]
         if not allowed:
-            shown = ", ".join(f"{k}: {v}" for k, v in sorted(filters.items()))
+            # the filters that alone let no node in; when only their combination does, all of them
+            blocking = {k: v for k, v in filters.items() if not allowed_nodes({k: v}, nodes)} or filters
+            shown = ", ".join(f"{k}: {v}" for k, v in sorted(blocking.items()))
             found.problems.append(
                 Problem(
                     "restore.ignore_index_settings",

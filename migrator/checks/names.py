@@ -91,6 +91,18 @@ def clash_findings(spec: MigrationSpec, facts: Facts, moves: list[IndexMove]) ->
                             "set restore.include_aliases: false and add the aliases you want with finish.aliases",
                         )
                     )
+                serving = [name for name in aliases.get(alias, []) if name not in targets]
+                if serving:
+                    found.problems.append(
+                        Problem(
+                            "restore.include_aliases",
+                            f"{move.source!r} carries alias {alias!r}, which already points at {', '.join(serving)} "
+                            f"on the destination: the restore would add {move.target!r} to it before any validation, "
+                            f"and reads through {alias!r} would return its documents too",
+                            "set restore.include_aliases: false and add the alias once validated with finish.aliases "
+                            "(or a cutover), or remove the alias from the destination's indices",
+                        )
+                    )
     for alias in spec.finish.aliases:
         clash = _name_taken(alias, destination, targets)
         if clash:

@@ -38,8 +38,9 @@ def restored_from_many(ctx: Any, targets: list[str]) -> dict[str, dict[str, Any]
     exist, `{}` when it exists but was not restored from a snapshot; many indices in a few requests.
 
     Read in this order, per group of names: the routing table first (one cluster state, in which an index
-    still restoring names the snapshot as the recovery source of its shards), then `_recovery` only for
-    the indices whose shards all left that state (a started shard keeps the recovery it went through). A
+    still restoring names the snapshot as the recovery source of its shards), then, when some index of the
+    group left that state, `_recovery` of the group (the path the runbook lists), used only for the indices
+    whose shards all left that state (a started shard keeps the recovery it went through). A
     shard only ever goes from "recovering from the snapshot" to "started", so no restore slips between
     the two reads unseen; the other order could (an index whose shards were not yet assigned when
     `_recovery` was read, started by the time its routing was: it looked foreign)."""
@@ -56,7 +57,8 @@ def restored_from_many(ctx: Any, targets: list[str]) -> dict[str, dict[str, Any]
                 settled.append(target)
         if not settled:
             continue
-        path = build_path(",".join(settled), "_recovery", params={"ignore_unavailable": True})
+        # Read for the whole group, as the runbook lists it; only the settled indices' answers are used.
+        path = build_path(",".join(group), "_recovery", params={"ignore_unavailable": True})
         status, body = ctx.destination.request("GET", path, ok=(200, 404))
         for target in settled:
             shards = (body.get(target) or {}).get("shards", []) if status == 200 else []

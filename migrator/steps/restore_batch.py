@@ -129,11 +129,16 @@ class RestoreBatch(Step):
         count = len(self.members)
         if self.held is not None and self._answered_all():
             restored = count - len(self.foreign)
-            return Observation(
-                True,
-                summary=f"{restored} of {count} indices restored (the batch's request answered)",
-                detail=self._detail(),
-            )
+            held = self.held
+            answer = (held.result() or {}) if held.done() and held.exception() is None else {}
+            failed = answer.get("snapshot", {}).get("shards", {}).get("failed", 0)
+            summary = f"{restored} of {count} indices restored (the batch's request answered)"
+            if failed:  # the members' recovery steps name the indices and heal them
+                summary = (
+                    f"the batch's request for {restored} of {count} indices answered with {failed} failed shard(s): "
+                    "each index's recovery step names its own and restores it again"
+                )
+            return Observation(True, summary=summary, detail=self._detail())
         targets = [member["target"] for member in self.members]
         found = owned_targets_now(self.ctx, self.ctx.ledger, self.ctx.repository, targets)
         foreign = [target for target in targets if found[target] == (True, False)]
@@ -185,17 +190,22 @@ class RestoreBatch(Step):
     def _refused(self, exc: EsError) -> bool:
         """A refusal whose reason names members (`[name]`, as Elasticsearch quotes an index): when they are
         foreign now (made by someone else since the observation), they are left out and True is returned (send
-        again without them); else a StepFailed naming them, with the refusal's cure. False when it names none."""
+        again without them); else a StepFailed naming them, with the refusal's cure. A refusal that names none
+        (a cluster limit) is a StepFailed naming every member the request was for; False for a request cut
+        without an answer (no status)."""
         by_name = {m["target"]: m["target"] for m in self.to_restore} | {
             m["source"]: m["target"] for m in self.to_restore
         }
         named = sorted({by_name[word] for word in BRACKETED.findall(str(exc)) if word in by_name})
-        if not named:
+        if not named and exc.status is None:
             return False
-        before = set(self.foreign)
-        self.observe()
-        if set(self.foreign) - before and self.to_restore:
-            return True
+        if named:
+            before = set(self.foreign)
+            self.observe()
+            if set(self.foreign) - before and self.to_restore:
+                return True
+        else:  # a refusal of the whole request (a cluster limit, a setting): every member it was for
+            named = [member["target"] for member in self.to_restore]
         raise StepFailed(
             f"the restore of {some_names(named)} (in {self.id}) was refused: {exc}",
             transient=exc.transient,

@@ -60,3 +60,20 @@ def test_replicas_the_destination_has_no_nodes_for_are_a_warning():
     two = replace(one_node, destination=replace(one_node.destination, data_nodes=[NODE, NODE]))
     served = build_plan(spec('snapshot: {indices: ["orders"]}\nfinish: {replicas: 1}'), two, WHEN)
     assert not any("data nodes but the destination has" in w for w in served.warnings)
+
+
+def test_rule5_names_only_the_allocation_filters_no_node_satisfies():
+    # Seen on the sandbox (7.17 -> 8): the refusal listed index.routing.allocation.include._tier_preference
+    # (satisfied by every data node) beside the require._name no node has, and the fix said to drop them all.
+    pinned = index(
+        "orders",
+        settings={
+            "index.routing.allocation.include._tier_preference": "data_content",
+            "index.routing.allocation.require._name": "no-such-node",
+            "index.number_of_replicas": "0",
+        },
+    )
+    refused = build_plan(spec('snapshot: {indices: ["orders"]}'), facts([pinned]), WHEN)
+    assert fields(refused) == ["restore.ignore_index_settings"]
+    message = refused.problems[0].message
+    assert "index.routing.allocation.require._name: no-such-node" in message and "_tier_preference" not in message

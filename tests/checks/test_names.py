@@ -53,3 +53,29 @@ def test_rule2_clashes_with_destination_aliases_data_streams_and_the_plans_own_n
         WHEN,
     )
     assert fixed.problems == []
+
+
+def test_rule2_a_restored_alias_that_already_serves_other_destination_indices_is_refused():
+    # Seen on the sandbox (7.17 -> 8): 'serving' pointed at the destination's live index; the restore with
+    # include_aliases added the restored, not yet validated index to it, and the dry run said nothing.
+    source = [index("orders", aliases=["serving"])]
+    live = [index("live-orders", aliases=["serving"])]
+    refused = build_plan(
+        spec('snapshot: {indices: ["orders"]}\nrestore: {include_aliases: true}'), facts(source, live), WHEN
+    )
+    assert fields(refused) == ["restore.include_aliases"]
+    message = refused.problems[0].message
+    assert "'serving'" in message and "live-orders" in message, message
+    assert "finish.aliases" in refused.problems[0].fix
+    # The plan's own target already in the alias (a repeated run that skips it) is no clash.
+    again = build_plan(
+        spec(
+            'snapshot: {indices: ["orders"]}\nrestore: {include_aliases: true, if_exists: skip, '
+            'rename_pattern: "(.+)", rename_replacement: "moved-$1"}'
+        ),
+        facts(source, [index("moved-orders", aliases=["serving"])]),
+        WHEN,
+    )
+    assert again.problems == []
+    fixed = build_plan(spec('snapshot: {indices: ["orders"]}'), facts(source, live), WHEN)
+    assert fixed.problems == []

@@ -93,6 +93,27 @@ def test_rule2_a_target_or_restored_alias_clashing_with_a_destination_alias_or_i
     assert set(aliases[f"new-{name}"]["aliases"]) == {f"{name}-live"}
 
 
+def test_rule2_a_restored_alias_already_serving_destination_indices(testbed, tmp_path):
+    # Before the rule, the restore with include_aliases added the restored index to the destination's live
+    # alias (reads through it returned both) and the dry run said nothing.
+    source, destination = testbed.client("7.17"), testbed.client("8")
+    name, live, alias = unique("r2s"), unique("r2s-live"), unique("r2s-serving")
+    make_index(source, name, 10, {"aliases": {alias: {}}})
+    make_index(destination, live, 3, {"aliases": {alias: {"is_write_index": True}}})
+    bad = testbed.write_plan(
+        tmp_path / "bad", "7.17", "8", snapshot={"indices": [name]},
+        restore={"rename_pattern": "(.+)", "rename_replacement": "mig-$1", "include_aliases": True},
+    )  # fmt: skip
+    output = refused(testbed, bad)
+    assert "restore.include_aliases" in output and f"alias '{alias}', which already points at {live}" in output
+    good = testbed.write_plan(
+        tmp_path / "good", "7.17", "8", snapshot={"indices": [name]},
+        restore={"rename_pattern": "(.+)", "rename_replacement": "mig-$1"},
+    )  # fmt: skip
+    migrates(testbed, good)
+    assert set(destination.get(build_path(alias, "_alias"))) == {live}
+
+
 def test_rule3_an_index_created_in_6_8_living_in_7_17_cannot_move_to_8(testbed, tmp_path):
     source = testbed.client("7.17")
     copy = testbed.bucket_dir / unique("fixture-6.8")

@@ -153,6 +153,25 @@ def test_one_request_restores_every_member_and_hands_its_answer_to_each_recovery
     assert destination.reads.count("/_cluster/state/metadata/moved-a,moved-b,moved-c") == 1
 
 
+class FailingShards(Destination):
+    """A restore that answers with every shard failed (seen with cluster.routing.allocation.enable: none)."""
+
+    def _restore(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        status, answer = super()._restore(path, body)
+        shards = answer["snapshot"]["shards"]
+        answer["snapshot"]["shards"] = {**shards, "failed": shards["total"], "successful": 0}
+        return status, answer
+
+
+def test_a_batch_answered_with_failed_shards_does_not_say_its_indices_were_restored():
+    # Seen on the sandbox (7.17 -> 8): allocation disabled on the destination, the batch's request answered
+    # with every shard failed and the step reported "5 of 5 indices restored".
+    step = batch_with(FailingShards())
+    run(step)
+    summary = step.observe().summary
+    assert "restored (" not in summary and "3 failed shard(s)" in summary, summary
+
+
 def test_a_resumed_batch_restores_only_the_members_not_yet_restored_and_a_done_one_nothing():
     destination = Destination({"moved-b": OURS})
     run(batch_with(destination))
@@ -198,6 +217,49 @@ def test_a_refusal_naming_a_member_is_reported_against_that_member_with_its_cure
         step.act()
     assert str(failed.value).startswith("the restore of moved-b (in restore.batch[1]) was refused:")
     assert failed.value.cure is Cure.REPLAN and not failed.value.transient
+    assert len(destination.restores) == 1
+
+
+class PartlyStarted(Destination):
+    """`moved-b` started, the other members still restoring from `snap` (their routing names the snapshot)."""
+
+    def request(self, method: str, path: str, body: Any = None, **options: Any) -> tuple[int, Any]:
+        route = urlsplit(path).path
+        if route.startswith("/_cluster/state/routing_table"):
+            names = [name for name in route.split("/")[-1].split(",") if name in self.indices]
+            restoring = {"state": "INITIALIZING", "recovery_source": OURS}
+            routed = {
+                name: {"shards": {"0": [{"state": "STARTED"} if name == "moved-b" else restoring]}} for name in names
+            }
+            return 200, {"routing_table": {"indices": routed}}
+        return super().request(method, path, body, **options)
+
+
+def test_a_batch_partly_restored_reads_only_what_the_dry_run_lists():
+    # Seen on the sandbox after a kill and resume (7.17 -> 8): with some members started and others still
+    # restoring, `_recovery` was read for the started ones only, a path no runbook showed.
+    destination = PartlyStarted({target: OURS for target in ("moved-a", "moved-b", "moved-c")})
+    step = batch_with(destination)
+    with sends_only_listed(step) as sent:
+        assert step.observe().done
+    assert "/moved-a,moved-b,moved-c/_recovery?ignore_unavailable=true" in [path for _, _, path, _ in sent]
+
+
+def test_a_refusal_naming_no_member_names_the_members_the_request_was_for():
+    # Seen on the sandbox (7.17 -> 8): cluster.max_shards_per_node lowered during the run refused a batch,
+    # and the error named the request only, not which indices were left unrestored.
+    destination = Destination()
+    step = batch_with(destination)
+    assert not step.observe().done
+    reason = (
+        "validation_exception: Validation Failed: 1: this action would add [3] shards, but this cluster "
+        "currently has [622]/[620] maximum normal shards open;"
+    )
+    destination.refuse = (EsError("destination", Request("POST", "/x"), 400, reason), {})
+    with pytest.raises(StepFailed) as failed:
+        step.act()
+    assert str(failed.value).startswith("the restore of moved-a, moved-b, moved-c (in restore.batch[1]) was refused:")
+    assert "maximum normal shards open" in str(failed.value) and not failed.value.transient
     assert len(destination.restores) == 1
 
 
