@@ -105,7 +105,9 @@ def up(
     """Start the source and destination clusters and the OSS server; print the sandbox as JSON.
 
     The JSON (also written to DIR/sandbox.json) holds both URLs and versions, the OSS endpoint,
-    bucket and key pair, the repository's type and settings (keys left out) and a ready plan file.
+    bucket and key id (the secret is printed as ${MIGRATOR_SANDBOX_OSS_ACCESS_KEY_SECRET}, the
+    variable the plans read from DIR/sandbox.env; sandbox.json keeps it, mode 600), the repository's
+    type and settings (keys left out) and a ready plan file.
     The OSS server also serves a replica bucket in another region (`oss.replica_bucket`,
     `oss.replica_region`) for cross-region replication, and `replica_repository` is the settings of
     its copy of the repository. Running `up` on a running sandbox changes nothing and exits 0.
@@ -113,6 +115,7 @@ def up(
     `destination.url`, the plans' URL, is the first).
     """
     from migrator.sandbox.engines import DEFAULT_ENGINE, remember
+    from migrator.sandbox.sandbox_plans import printable
 
     chosen = engine.value if engine else None
     with errors_to_exit_codes():
@@ -129,7 +132,7 @@ def up(
         typer.echo(f"the sandbox in {sandbox.folder} is already running", err=True)
     for warning in document.get("warnings", []):
         typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
-    typer.echo(json.dumps(document, indent=2))
+    typer.echo(json.dumps(printable(document), indent=2))
 
 
 @app.command(epilog=examples("sandbox status"))

@@ -151,3 +151,12 @@ finish:
   unregister_repositories: true # also removes the replication rule (OSS allows one per target bucket)
 """
     )
+
+
+def printable(document: dict[str, Any]) -> dict[str, Any]:
+    """The sandbox document as `sandbox up` prints it: the OSS secret shown as
+    `${MIGRATOR_SANDBOX_OSS_ACCESS_KEY_SECRET}`, the variable the plans read from DIR/sandbox.env (the secret
+    itself stays in that file and in sandbox.json, both mode 600). Secrets are never printed, a local
+    sandbox's included."""
+    oss = {**document["oss"], "access_key_secret": f"${{{SECRET_VAR}}}"}
+    return {**document, "oss": oss}

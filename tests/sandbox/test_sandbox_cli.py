@@ -18,6 +18,7 @@ import pytest
 from migrator.clients.es import EsClient
 from migrator.clients.replication import BucketReplication
 from migrator.sandbox.distributions import KNOWN_VERSIONS
+from migrator.sandbox.sandbox_plans import printable
 
 
 def migrator(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -83,16 +84,18 @@ def test_seed_without_a_sandbox_needs_attention_exit_3(tmp_path):
 def test_sandbox_up_seed_snapshot_through_oss_and_down():
     folder = Path("/var/tmp/migrator-tests") / f"sandbox-{uuid.uuid4().hex[:8]}"
     try:
-        document = json.loads(migrator("sandbox", "up", "--dir", str(folder)).stdout)
+        up = migrator("sandbox", "up", "--dir", str(folder))
+        document = json.loads((folder / "sandbox.json").read_text())  # the secret in full, mode 600
+        assert oct(os.stat(folder / "sandbox.json").st_mode & 0o777) == "0o600"
+        assert document["oss"]["access_key_secret"] not in up.stdout + up.stderr  # printed as its variable
+        assert json.loads(up.stdout) == printable(document)
         assert document["source"]["version"] == KNOWN_VERSIONS["7.17"]
         assert document["destination"]["version"] == KNOWN_VERSIONS["8"]
-        assert json.loads((folder / "sandbox.json").read_text()) == document
-        assert oct(os.stat(folder / "sandbox.json").st_mode & 0o777) == "0o600"
         assert Path(document["plan"]).is_file()
 
         again = migrator("sandbox", "up", "--dir", str(folder))
         assert "already running" in again.stderr
-        assert json.loads(again.stdout) == document
+        assert json.loads(again.stdout) == printable(document)
 
         counts = json.loads(migrator("sandbox", "seed", "--docs", "300", "--dir", str(folder)).stdout)
         assert counts["orders"] == 300 and counts[".sandbox-settings"] == 30

@@ -13,6 +13,7 @@ from migrator.sandbox.sandbox_plans import (
     SECRET_VAR,
     cross_region_plan,
     cutover_plan,
+    printable,
     repository_document,
     sandbox_plan,
 )
@@ -78,3 +79,16 @@ def test_sandbox_json_leaves_the_keys_out_of_the_repository() -> None:
         "region": "cn-hangzhou",
     }
     assert entries["replica_repository"]["settings"]["bucket"] == OSS["replica_bucket"]
+
+
+@pytest.mark.parametrize("kind", ["oss", "fs"])
+def test_the_printed_sandbox_shows_the_secret_as_its_variable_and_keeps_everything_else(kind: str) -> None:
+    # Before: `sandbox up` printed the document with the OSS secret in clear.
+    full = document(kind)
+    shown = printable(full)
+    assert OSS["access_key_secret"] not in str(shown)
+    assert shown["oss"]["access_key_secret"] == f"${{{SECRET_VAR}}}"
+    assert {key: value for key, value in shown.items() if key != "oss"} == {
+        key: value for key, value in full.items() if key != "oss"
+    }
+    assert full["oss"]["access_key_secret"] == OSS["access_key_secret"]  # sandbox.json keeps it
