@@ -86,3 +86,14 @@ def test_redo_forgets_the_step_and_what_follows_it_for_the_same_target_and_the_f
     graph = graph_of(["a", "b"])
     assert redo_steps(graph, {"restore[b]"}) == {"restore[b]", "validate[b]", FINISH}
     assert redo_steps(graph, {"validate[a]"}) == {"validate[a]", FINISH}
+
+
+def test_redo_of_a_batched_restore_forgets_its_batch_so_the_batch_restores_it_again():
+    # Before: only restore[b] was forgotten, so the redone index was restored by a request of its own, one per index
+    # (`--redo restore` of 200 batched indices sent 200 restores).
+    graph = graph_of(["a", "b", "c"])
+    graph.add_node("restore.batch[1]", kind="restore.batch", params={"members": []})
+    for target in ("a", "b", "c"):
+        graph.add_edge("restore.batch[1]", f"restore[{target}]")
+    assert redo_steps(graph, {"restore[b]"}) == {"restore.batch[1]", "restore[b]", "validate[b]", FINISH}
+    assert redo_steps(graph, {"validate[b]"}) == {"validate[b]", FINISH}  # no restore named: the batch stays done

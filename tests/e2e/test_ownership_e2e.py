@@ -178,6 +178,15 @@ def test_a_finished_migration_is_observed_again_and_drift_is_reported_with_the_c
     assert cli(testbed, "status", str(plan), "--watch", check=False).returncode == 1
 
     cli(testbed, "resume", str(plan), "--redo", f"restore[{second}]", "--poll", "0.5")
+    store = StateStore(plan.with_name("plan.state.db"))
+    redo_run = store.run
+    store.close()
+    restores = [
+        e for e in request_events(plan, redo_run) if e.data["method"] == "POST" and "/_restore" in e.data["path"]
+    ]
+    # the batch restores the redone index again, in its own request form (before: restore[...] sent one of its own)
+    assert [e.step for e in restores] == ["restore.batch[1]"], [(e.step, e.data["path"]) for e in restores]
+    assert restores[0].data["body"]["indices"] == second  # the redone index alone
     destination = testbed.client("8")
     try:
         assert destination.doc_count(second) == 5
