@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 import yaml
 
@@ -87,3 +89,16 @@ def throttle(plan: Path, snapshot: str = "400kb", restore: str = "400kb") -> Non
     document["repository"]["settings"]["max_snapshot_bytes_per_sec"] = snapshot
     document["repository"]["destination_settings"] = {"max_restore_bytes_per_sec": restore}
     plan.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def load_script(name: str) -> ModuleType:
+    """scripts/<name>.py as a module (scripts/ is not a package), loaded once per test session."""
+    if name in sys.modules:
+        return sys.modules[name]
+    path = Path(__file__).parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclasses look their module up while they are made
+    spec.loader.exec_module(module)
+    return module

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
-import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import yaml
@@ -21,6 +18,7 @@ from tests.helpers import (
     background,
     cli,
     counts,
+    load_script,
     repository_of,
     request_events,
     restore_requests,
@@ -31,17 +29,6 @@ from tests.helpers import (
 from tests.rest_conformance import document_requests, log_requests, nonconforming
 
 pytestmark = pytest.mark.cluster
-
-
-def bench_speed() -> ModuleType:
-    """scripts/bench_speed.py as a module (scripts/ is not a package)."""
-    path = Path(__file__).parents[2] / "scripts" / "bench_speed.py"
-    spec = importlib.util.spec_from_file_location("bench_speed", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, module)  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize(
@@ -104,7 +91,7 @@ def test_migration_with_wildcard_exclusion_and_rename(seeded, tmp_path, source, 
     assert {step["step"] for step in report["steps"] if step["status"] == "done"} <= set(spans)
     assert all(started <= s["started"] <= s["finished"] <= ended for s in spans.values())
     assert timeline["waits"]["source"]["requests"] >= 1
-    phases = bench_speed().migrator_phases(timeline, started, ended, spans["snapshot.wait"]["started"])
+    phases = load_script("bench_speed").migrator_phases(timeline, started, ended, spans["snapshot.wait"]["started"])
     assert len(phases) == 7 and all(seconds >= 0 for seconds in phases.values()), phases
 
     second = cli(seeded, "apply", str(plan), "--yes")

@@ -3,23 +3,9 @@ gives (migrator/timeline.py)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pytest
 
-
-def bench_speed() -> ModuleType:
-    """scripts/bench_speed.py as a module (scripts/ is not a package)."""
-    path = Path(__file__).parents[2] / "scripts" / "bench_speed.py"
-    spec = importlib.util.spec_from_file_location("bench_speed", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up while they are made
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers import load_script
 
 
 def span(step: str, started: float, finished: float) -> dict[str, object]:
@@ -42,7 +28,7 @@ def test_the_phases_split_the_run_at_its_steps_and_name_discovery_on_its_own():
             span("validate[a]", 115.3, 115.4),
         ],
     }
-    phases = bench_speed().migrator_phases(timeline, 100.0, 115.45, 104.8)
+    phases = load_script("bench_speed").migrator_phases(timeline, 100.0, 115.45, 104.8)
     assert phases == {
         "process start to first event": pytest.approx(0.5),
         "preflight, repository, snapshot": pytest.approx(4.4),
