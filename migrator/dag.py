@@ -89,3 +89,68 @@ class NodeId:
     def in_cutover(self) -> bool:
         """Whether the node is one of the cutover's (phase two: `cutover.block`, `cutover.restore[orders]`...)."""
         return self.name.startswith("cutover.")
+
+
+# The planner's node ids: the steps run once per plan, and `name[target]` for those of one index. They live here,
+# beside NodeId, so that what reads a state file (status, report) knows them without the planner's imports.
+PREFLIGHT = "preflight"
+SOURCE_REPOSITORY = "repository.source"
+SNAPSHOT_CREATE = "snapshot.create"
+SNAPSHOT_WAIT = "snapshot.wait"
+STORAGE_VERIFY = "storage.verify"
+DESTINATION_REPOSITORY = "repository.destination"
+REPLICATION = "replication"
+REPLICA_VERIFY = "replica.verify"
+FINISH = "finish"
+WRITE_BLOCK = "cutover.block"
+CUTOVER_SNAPSHOT_CREATE = "cutover.snapshot.create"
+CUTOVER_SNAPSHOT_WAIT = "cutover.snapshot.wait"
+CUTOVER_STORAGE_VERIFY = "cutover.storage.verify"
+CUTOVER_REPLICATION = "cutover.replication"
+CUTOVER_REPLICA_VERIFY = "cutover.replica.verify"
+ALIAS_SWITCH = "cutover.switch"
+METADATA_TEMPLATES = "metadata.templates"
+METADATA_PIPELINES = "metadata.pipelines"
+BULK, CUTOVER = "bulk", "cutover"
+
+
+# The names of the nodes of one index, `name[target]` (migrator.dag.NodeId).
+RESTORE, RECOVERY, VALIDATE, CLOSE = "restore", "recovery", "validate", "close"
+CUTOVER_RESTORE, CUTOVER_RECOVERY, CUTOVER_VALIDATE = "cutover.restore", "cutover.recovery", "cutover.validate"
+
+
+def restore_id(target: str) -> str:
+    return str(NodeId(RESTORE, target))
+
+
+def restore_batch_id(number: int) -> str:
+    return str(NodeId(StepKind.RESTORE_BATCH, str(number)))
+
+
+def recovery_id(target: str) -> str:
+    return str(NodeId(RECOVERY, target))
+
+
+def validate_id(target: str) -> str:
+    return str(NodeId(VALIDATE, target))
+
+
+def close_id(target: str) -> str:
+    return str(NodeId(CLOSE, target))
+
+
+def cutover_restore_id(target: str) -> str:
+    return str(NodeId(CUTOVER_RESTORE, target))
+
+
+def cutover_recovery_id(target: str) -> str:
+    return str(NodeId(CUTOVER_RECOVERY, target))
+
+
+def cutover_validate_id(target: str) -> str:
+    return str(NodeId(CUTOVER_VALIDATE, target))
+
+
+def cutover_snapshot_name(snapshot: str, attempt: int = 1) -> str:
+    """The incremental snapshot of the cutover; a cutover tried again after a rollback takes a new one."""
+    return f"{snapshot}-cutover" + (f"-{attempt}" if attempt > 1 else "")

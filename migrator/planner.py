@@ -28,74 +28,43 @@ from migrator.checks import check_plan, closed_index_findings
 from migrator.checks.capacity import restored_replicas
 from migrator.checks.repository import snapshot_name_problems, writable_location_problems
 from migrator.compatibility import refusal
-from migrator.dag import NodeId, StepKind
+from migrator.dag import (  # the node ids, defined beside NodeId; importable from here as before
+    ALIAS_SWITCH,
+    BULK,
+    CUTOVER,
+    CUTOVER_REPLICA_VERIFY,
+    CUTOVER_REPLICATION,
+    CUTOVER_SNAPSHOT_CREATE,
+    CUTOVER_SNAPSHOT_WAIT,
+    CUTOVER_STORAGE_VERIFY,
+    DESTINATION_REPOSITORY,
+    FINISH,
+    METADATA_PIPELINES,
+    METADATA_TEMPLATES,
+    PREFLIGHT,
+    REPLICA_VERIFY,
+    REPLICATION,
+    SNAPSHOT_CREATE,
+    SNAPSHOT_WAIT,
+    SOURCE_REPOSITORY,
+    STORAGE_VERIFY,
+    WRITE_BLOCK,
+    StepKind,
+    close_id,
+    cutover_recovery_id,
+    cutover_restore_id,
+    cutover_snapshot_name,
+    cutover_validate_id,
+    recovery_id,
+    restore_batch_id,
+    restore_id,
+    validate_id,
+)
 from migrator.discovery import Facts, IndexFacts
 from migrator.pipelines import plan_pipelines
 from migrator.rename import RenameError, RenameRule
 from migrator.spec import MigrationSpec, Problem, render_snapshot_name
 from migrator.templates import plan_templates
-
-PREFLIGHT = "preflight"
-SOURCE_REPOSITORY = "repository.source"
-SNAPSHOT_CREATE = "snapshot.create"
-SNAPSHOT_WAIT = "snapshot.wait"
-STORAGE_VERIFY = "storage.verify"
-DESTINATION_REPOSITORY = "repository.destination"
-REPLICATION = "replication"
-REPLICA_VERIFY = "replica.verify"
-FINISH = "finish"
-WRITE_BLOCK = "cutover.block"
-CUTOVER_SNAPSHOT_CREATE = "cutover.snapshot.create"
-CUTOVER_SNAPSHOT_WAIT = "cutover.snapshot.wait"
-CUTOVER_STORAGE_VERIFY = "cutover.storage.verify"
-CUTOVER_REPLICATION = "cutover.replication"
-CUTOVER_REPLICA_VERIFY = "cutover.replica.verify"
-ALIAS_SWITCH = "cutover.switch"
-METADATA_TEMPLATES = "metadata.templates"
-METADATA_PIPELINES = "metadata.pipelines"
-BULK, CUTOVER = "bulk", "cutover"
-
-
-# The names of the nodes of one index, `name[target]` (migrator.dag.NodeId).
-RESTORE, RECOVERY, VALIDATE, CLOSE = "restore", "recovery", "validate", "close"
-CUTOVER_RESTORE, CUTOVER_RECOVERY, CUTOVER_VALIDATE = "cutover.restore", "cutover.recovery", "cutover.validate"
-
-
-def restore_id(target: str) -> str:
-    return str(NodeId(RESTORE, target))
-
-
-def restore_batch_id(number: int) -> str:
-    return str(NodeId(StepKind.RESTORE_BATCH, str(number)))
-
-
-def recovery_id(target: str) -> str:
-    return str(NodeId(RECOVERY, target))
-
-
-def validate_id(target: str) -> str:
-    return str(NodeId(VALIDATE, target))
-
-
-def close_id(target: str) -> str:
-    return str(NodeId(CLOSE, target))
-
-
-def cutover_restore_id(target: str) -> str:
-    return str(NodeId(CUTOVER_RESTORE, target))
-
-
-def cutover_recovery_id(target: str) -> str:
-    return str(NodeId(CUTOVER_RECOVERY, target))
-
-
-def cutover_validate_id(target: str) -> str:
-    return str(NodeId(CUTOVER_VALIDATE, target))
-
-
-def cutover_snapshot_name(snapshot: str, attempt: int = 1) -> str:
-    """The incremental snapshot of the cutover; a cutover tried again after a rollback takes a new one."""
-    return f"{snapshot}-cutover" + (f"-{attempt}" if attempt > 1 else "")
 
 
 def snapshot_names(spec: MigrationSpec, snapshot: str, cutover_attempt: int = 1) -> tuple[str, ...]:

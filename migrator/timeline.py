@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from migrator.planner import CUTOVER_SNAPSHOT_WAIT, SNAPSHOT_WAIT
+from migrator.dag import CUTOVER_SNAPSHOT_WAIT, SNAPSHOT_WAIT
 from migrator.state import Event, StateStore
 
 WINDOW_S = 60.0  # the window of `peak_per_minute`

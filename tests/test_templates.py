@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from migrator.discovery import ClusterFacts, Facts, IndexFacts
-from migrator.migration.saved import plan_changes
+from migrator.migration.run import plan_changes
 from migrator.planner import build_plan
 from migrator.spec import MetadataSpec, parse_plan
 from migrator.templates import normalised, plan_templates, template_changes

@@ -1,17 +1,17 @@
 """`migrator` commands: the thin top of the flow (CLI → migration → planner/executor → steps → clients).
 
-Over 400 lines: one function per command with its options, and the outcome messages of `run` and
-`rollback`. Help layout and examples are in helptext.py, closed choices in choices.py."""
+Over 400 lines: one function per command with its options, and the outcome messages of `rollback`. Help
+layout and examples are in helptext.py, closed choices in choices.py, apply's and resume's run in apply.py.
+
+Each command imports what it runs inside its body: loading the command line (for any command, `--help`
+or `--version`) imports typer and the options' types only, `status` and `report` read the state file
+without the planner, the clients or the spec's models, and only the commands that open a migration
+load those (tests/cli/test_start.py pins it; docs/performance.md has the figures)."""
 
 from __future__ import annotations
 
 import json
-import sys
-import textwrap
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -20,38 +20,12 @@ import typer
 from migrator import __version__
 from migrator.cli import sandbox
 from migrator.cli.choices import GraphFormat, Phase, PlanFormat, ReportFormat
-from migrator.cli.errors import errors_to_exit_codes, fail, stopped_line
+from migrator.cli.errors import errors_to_exit_codes, fail
 from migrator.cli.helptext import MARKUP, ORDER_OF_USE, examples, in_order
+from migrator.cli.loading import frozen_imports
 from migrator.cli.verify import verify
-from migrator.dag import RunStatus, StepKind
-from migrator.errors import NeedsAttention, PlanError
+from migrator.dag import RunStatus
 from migrator.exit_codes import ExitCode
-from migrator.migration.files import default_state_path
-from migrator.migration.opened import Migration, open_migration
-from migrator.migration.readback import cutover_report, status
-from migrator.migration.readback import report as build_report
-from migrator.migration.review import review
-from migrator.migration.rollback import rollback, rollback_requests
-from migrator.migration.run import execute
-from migrator.migration.saved import save_plan
-from migrator.migration.undo import cancel
-from migrator.planner import CUTOVER, MigrationPlan
-from migrator.render.plan import (
-    graph_dot,
-    graph_mermaid,
-    human_bytes,
-    plan_document,
-    plan_markdown,
-    plan_text,
-    step_text,
-)
-from migrator.render.progress import progress_for
-from migrator.render.report import report_markdown
-from migrator.render.status import status_text, status_view
-from migrator.render.undo import cancel_lines, rollback_dry_run_lines
-from migrator.spec import plan_json_schema
-from migrator.steps.base import Step
-from migrator.timeline import timeline_report
 
 app = typer.Typer(
     help=(
@@ -91,20 +65,12 @@ def main(version: bool = typer.Option(False, "--version", help="Print the versio
         raise typer.Exit()
 
 
-@contextmanager
-def opened(plan_file: Path, state: Path | None) -> Iterator[Migration]:
-    with errors_to_exit_codes():
-        migration = open_migration(plan_file.resolve(), state.resolve() if state else None)
-    try:
-        with errors_to_exit_codes(migration.redactor.text):
-            yield migration
-    finally:
-        migration.close()
-
-
 @app.command(epilog=examples("schema"))
 def schema() -> None:
     """Print the plan file's JSON Schema, for an editor's YAML support."""
+    with frozen_imports():
+        from migrator.spec import plan_json_schema
+
     typer.echo(json.dumps(plan_json_schema(), indent=2))
 
 
@@ -136,6 +102,13 @@ def plan_command(
     if as_json and fmt not in (PlanFormat.TEXT, PlanFormat.JSON):
         raise fail(f"--json and --format {fmt} exclude each other", ExitCode.BAD_INPUT)
     fmt = PlanFormat.JSON if as_json else fmt
+    with frozen_imports():
+        from migrator.cli.apply import opened
+        from migrator.errors import PlanError
+        from migrator.migration.review import review
+        from migrator.migration.saved import save_plan
+        from migrator.render.plan import graph_dot, graph_mermaid, plan_document, plan_markdown, plan_text
+
     with opened(plan_file, state) as migration:
         reviewed = review(migration)
         document = plan_document(reviewed)
@@ -165,121 +138,6 @@ def graph(
 ) -> None:
     """Print the plan's DAG of steps; the same as `plan --format dot|mermaid`."""
     plan_command(plan_file, state=state, fmt=PlanFormat(fmt.value))
-
-
-def run(
-    plan_file: Path,
-    state: Path | None,
-    *,
-    yes: bool,
-    replan: bool,
-    force_unlock: bool,
-    resuming: bool,
-    parallel: int | None,
-    poll: float,
-    step_by_step: bool = False,
-    until: str | None = None,
-    only: str | None = None,
-    phase: str | None = None,
-    redo: str | None = None,
-) -> None:
-    tty = sys.stderr.isatty()
-    progress = progress_for(tty and not step_by_step)
-    ask_each = [step_by_step]
-
-    def confirm(plan: MigrationPlan) -> bool:
-        summary = (
-            f"Migrate {len(plan.moves)} indices ({human_bytes(plan.total_bytes)}) from {plan.facts.source.url} "
-            f"to {plan.facts.destination.url} through snapshot {plan.snapshot}?"
-        )
-        if yes:
-            return True
-        if not sys.stdin.isatty():
-            raise NeedsAttention(summary + " Not confirmed: no terminal to ask; pass --yes to proceed")
-        return typer.confirm(summary)
-
-    def on_step(step: str, status_: str, text: str) -> None:
-        progress.step(step, status_, text)
-
-    with opened(plan_file, state) as migration:
-
-        def gate(step: Step) -> bool:
-            """Step by step: show the step's requests, send nothing until answered."""
-            if not ask_each[0] and step.kind != "write.block":  # the cutover is always approved on its own
-                return True
-            if step.kind == StepKind.WRITE_BLOCK:
-                typer.secho(
-                    "\nPHASE TWO, the cutover: from the next step on, the source refuses writes until the "
-                    "aliases point at the destination (or `migrator rollback`).",
-                    bold=True,
-                    fg=typer.colors.YELLOW,
-                )
-            typer.secho(f"\nnext step: {step.id}: {step.title}", bold=True)
-            typer.echo(textwrap.indent(migration.redactor.text(step_text(step)), "  "))
-            question = "Send these requests? [y]es, [n]o: stop here, [a]ll: the rest without asking"
-            while (answer := typer.prompt(question).strip().lower()[:1]) not in ("y", "n", "a"):
-                typer.echo("answer y, n or a")
-            ask_each[0] = answer != "a"
-            return answer != "n"
-
-        try:
-            plan, result = execute(
-                migration,
-                progress=progress,
-                confirm=confirm,
-                replan=replan,
-                force_unlock=force_unlock,
-                resuming=resuming,
-                parallel=parallel,
-                poll_s=poll,
-                on_step=on_step,
-                gate=gate if step_by_step else None,
-                until=until,
-                only=only,
-                phase="all" if step_by_step and phase is None else phase,
-                redo=redo,
-            )
-        finally:
-            progress.close()
-    if result.cancelled:
-        raise fail("the run was cancelled", ExitCode.NEEDS_ATTENTION)
-    if result.failed:
-        for step, message in result.failed.items():
-            typer.secho(f"failed: {step}: {message}", err=True, fg=typer.colors.RED)
-        raise fail(stopped_line(result.cure, str(plan_file)), ExitCode.FAILED)
-    if result.drift:
-        for drift in result.drift:
-            typer.secho(f"drift: {drift.step}: {drift.what}", err=True, fg=typer.colors.RED)
-            typer.echo(f"  to redo it: migrator resume {plan_file} --redo '{drift.redo_step}'", err=True)
-        raise fail(
-            f"migration {plan.spec.name} was complete, but {len(result.drift)} part(s) are no longer as it left "
-            "them (above); nothing was changed",
-            ExitCode.FAILED,
-        )
-    if result.declined:
-        raise fail(
-            f"stopped before {result.declined} as answered; `migrator resume {plan_file}` continues",
-            ExitCode.NEEDS_ATTENTION,
-        )
-    done = len(result.done)
-    if result.not_run and all(plan.graph.nodes[node].get("phase") == CUTOVER for node in result.not_run):
-        typer.echo(
-            f"phase one done: {len(plan.moves)} indices copied while the source keeps taking writes "
-            f"({done} step(s) run, {len(result.skipped)} already done). When ready to cut over (writes on the "
-            f"source are blocked until the aliases point at the destination):\n"
-            f"  migrator apply {plan_file} --phase cutover"
-        )
-        return
-    if result.not_run:
-        typer.echo(
-            f"paused as asked: {done} step(s) run, {len(result.not_run)} left ({', '.join(result.not_run[:5])}"
-            f"{', ...' if len(result.not_run) > 5 else ''}); `migrator resume {plan_file}` continues"
-        )
-        return
-    typer.echo(
-        f"migration {plan.spec.name} complete: {len(plan.moves)} indices, snapshot {plan.snapshot} "
-        f"({done} step(s) run, {len(result.skipped)} already done)"
-    )
 
 
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
@@ -347,6 +205,9 @@ def apply(
 
     Given a plan saved with `plan --out`, runs exactly it, and refuses (exit 3, naming what changed)
     when a fresh discovery of the clusters gives a different plan."""
+    with frozen_imports():
+        from migrator.cli.apply import run
+
     run(
         plan_file,
         state,
@@ -382,6 +243,9 @@ def resume(
 
     An in-flight snapshot or restore is followed, never started twice. A cutover that began is
     continued to its end."""
+    with frozen_imports():
+        from migrator.cli.apply import run
+
     run(
         plan_file,
         state,
@@ -424,6 +288,10 @@ def status_command(
     Reads the state file only: each step's status, duration and progress, the lock, the last events.
     With --watch, follow it live; the exit code then tells how it ended (0 done or paused, 1 failed or
     drifted since it was done, 3 cancelled or interrupted)."""
+    from migrator.migration.files import default_state_path
+    from migrator.migration.readback import status
+    from migrator.render.status import status_text, status_view
+
     path = (state or default_state_path(plan_file)).resolve()
     with errors_to_exit_codes():
         report = status(path)
@@ -464,6 +332,12 @@ def report_command(
     From the state file: per index the documents on each side and the bytes, each step's duration,
     attempts and retries, and every warning; the JSON also has the last run's timeline (when each step
     started and finished, the requests it sent, the waits' request rates)."""
+    from migrator.migration.files import default_state_path
+    from migrator.migration.readback import cutover_report
+    from migrator.migration.readback import report as build_report
+    from migrator.render.report import report_markdown
+    from migrator.timeline import timeline_report
+
     path = (state or default_state_path(plan_file)).resolve()
     with errors_to_exit_codes():
         data = build_report(path)
@@ -478,6 +352,11 @@ def cancel_command(plan_file: PlanArg, state: StateOpt = None, as_json: JsonOpt 
 
     As the document says: delete the snapshot being taken and the indices being restored; a running
     `apply` stops at its next poll. A later `apply` starts afresh."""
+    with frozen_imports():
+        from migrator.cli.apply import opened
+        from migrator.migration.undo import cancel
+        from migrator.render.undo import cancel_lines
+
     with opened(plan_file, state) as migration:
         report = cancel(migration)
     typer.echo(json.dumps(report, indent=2) if as_json else "\n".join(cancel_lines(report)))
@@ -504,6 +383,13 @@ def rollback_command(
     destination index is in. A later `apply --phase cutover` tries again with a new incremental
     snapshot. With --dry-run: the requests it would send, read from the state file and both clusters
     (nothing is changed), in the runbook's console form (with --json: a list of cluster, method, path, body)."""
+    from dataclasses import asdict
+
+    with frozen_imports():
+        from migrator.cli.apply import opened
+        from migrator.migration.rollback import rollback, rollback_requests
+        from migrator.render.undo import rollback_dry_run_lines
+
     if dry_run:
         with opened(plan_file, state) as migration:
             requests = rollback_requests(migration)

@@ -15,17 +15,17 @@ import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from migrator.cli.choices import Signature
 from migrator.cli.errors import errors_to_exit_codes, fail
-from migrator.clients.storage import LocalStorage, OssStorage, Storage, StorageError
 from migrator.exit_codes import ExitCode
-from migrator.migration.opened import open_buckets
-from migrator.repository.repository_data import RepositoryFormatError, list_snapshots
-from migrator.repository.verify import VerifyResult, verify_snapshot
+
+if TYPE_CHECKING:  # imported where used: the command line loads this module for every command (main.py)
+    from migrator.clients.storage import Storage
+    from migrator.repository.verify import VerifyResult
 
 _COLORS = {"error": typer.colors.RED, "warning": typer.colors.YELLOW, "garbage": None}
 _HEADINGS = {"error": "Problems", "warning": "Warnings", "garbage": "Leftovers (normal, not a problem)"}
@@ -40,6 +40,8 @@ def _oss_storage(
     if not key_id or not secret:
         missing = "set OSS_ACCESS_KEY_ID and OSS_ACCESS_KEY_SECRET (and OSS_SESSION_TOKEN with STS)"
         raise fail(missing, ExitCode.BAD_INPUT)
+    from migrator.clients.storage import OssStorage
+
     try:
         return OssStorage(
             endpoint=endpoint,
@@ -65,6 +67,9 @@ def _open_storage(
     signature: Literal["v4", "v1"],
 ) -> tuple[Storage, bool]:
     """The storage to read, and whether the plan allows PARTIAL snapshots."""
+    from migrator.clients.storage import LocalStorage
+    from migrator.migration.opened import open_buckets
+
     chosen = [name for name, value in (("--plan", plan), ("--dir", directory), ("--endpoint", endpoint)) if value]
     if len(chosen) != 1:
         raise fail(
@@ -85,6 +90,8 @@ def _open_storage(
 
 
 def _print_listing(storage: Storage, as_json: bool) -> None:
+    from migrator.repository.repository_data import list_snapshots
+
     generation, snapshots = list_snapshots(storage)
     if as_json:
         document = {
@@ -196,6 +203,10 @@ def verify(
     each file's checksum footer, --full every byte. Exit 0 only when the snapshot is restorable,
     1 when it is not (or the repository cannot be read), 2 for bad options.
     """
+    from migrator.clients.storage import StorageError
+    from migrator.repository.repository_data import RepositoryFormatError
+    from migrator.repository.verify import verify_snapshot
+
     storage, plan_partial = _open_storage(
         plan, directory, endpoint, bucket, base_path, region, "v1" if signature is Signature.V1 else "v4"
     )

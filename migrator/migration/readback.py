@@ -10,19 +10,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from migrator.dag import NodeId, RunStatus, StepStatus
-from migrator.errors import NeedsAttention
-from migrator.migration.files import event_log_path
-from migrator.planner import (
+from migrator.dag import (
     ALIAS_SWITCH,
     CUTOVER_RECOVERY,
     CUTOVER_SNAPSHOT_WAIT,
     SNAPSHOT_WAIT,
     WRITE_BLOCK,
+    NodeId,
+    RunStatus,
+    StepStatus,
     cutover_validate_id,
     recovery_id,
     validate_id,
 )
+from migrator.errors import NeedsAttention
+from migrator.migration.files import event_log_path
 from migrator.state import StateStore, holder_alive
 
 

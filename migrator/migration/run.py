@@ -28,17 +28,20 @@ from migrator.errors import NeedsAttention, PlanError
 from migrator.estimate import estimate
 from migrator.executor import Executor, RequestLog, RunResult
 from migrator.migration.opened import Migration
-from migrator.migration.saved import saved_plan_to_run
 from migrator.ownership import Ledger
+from migrator.pipelines import pipeline_changes
 from migrator.planner import MigrationPlan, build_plan
 from migrator.recorded_run import own_plan_options
 from migrator.redact import Redactor
 from migrator.selection import phase_selection, selection, steps_named
 from migrator.state import StateStore
+from migrator.steps import metadata_pipelines
 from migrator.steps.base import ProgressSink, Step, StepContext
 from migrator.steps.handoffs import HeldRequests
+from migrator.steps.metadata_templates import moved_templates
 from migrator.steps.restore import owned_target
 from migrator.steps.source_repository import repository_bodies
+from migrator.templates import template_changes
 
 
 def run_started(state: StateStore) -> datetime:
@@ -101,6 +104,51 @@ def record_run(state: StateStore, plan: MigrationPlan, when: datetime, redactor:
         status=RunStatus.PLANNED,
         cancel_requested="0",
     )
+
+
+def plan_changes(saved: MigrationPlan, fresh: MigrationPlan) -> list[str]:
+    """What a fresh discovery changes in a saved plan: versions, the indices moved, their targets and
+    shards, and what would be refused now. Document counts and sizes only change the estimates."""
+    changes = []
+    for side in ("source", "destination"):
+        before, after = getattr(saved.facts, side).version, getattr(fresh.facts, side).version
+        if before != after:
+            changes.append(f"the {side} now runs Elasticsearch {after}, not {before}")
+    before_moves = {move.source: move for move in saved.moves}
+    after_moves = {move.source: move for move in fresh.moves}
+    for name in sorted(before_moves.keys() - after_moves.keys()):
+        why = fresh.skipped.get(name) or ("gone from the source" if name not in fresh.facts.source.indices else "")
+        changes.append(f"{name} would no longer be migrated" + (f" ({why})" if why else ""))
+    for name in sorted(after_moves.keys() - before_moves.keys()):
+        changes.append(f"{name} would now be migrated too (as {after_moves[name].target})")
+    for name in sorted(before_moves.keys() & after_moves.keys()):
+        old, new = before_moves[name], after_moves[name]
+        if old.target != new.target:
+            changes.append(f"{name} would be restored as {new.target}, not {old.target}")
+        if old.primary_shards != new.primary_shards:
+            changes.append(f"{name} has {new.primary_shards} primary shards now, not {old.primary_shards}")
+    changes.extend(f"refused now: {p.field}: {p.message}" for p in fresh.problems)
+    changes.extend(template_changes(*(moved_templates(plan.graph) for plan in (saved, fresh))))
+    changes.extend(pipeline_changes(*(metadata_pipelines.planned(plan.graph) for plan in (saved, fresh))))
+    if not changes and set(saved.graph.edges) != set(fresh.graph.edges):
+        changes.append("the steps of the plan changed")
+    return changes
+
+
+def saved_plan_to_run(migration: Migration) -> tuple[MigrationPlan, datetime]:
+    """The saved plan, once a fresh discovery shows the clusters still give the same plan (else refused)."""
+    saved = migration.saved
+    assert saved is not None
+    plan = migration.saved_plan()
+    fresh = migration.plan(when=saved.started, snapshot_name=saved.snapshot)
+    changes = plan_changes(plan, fresh)
+    if changes:
+        listed = "\n".join(f"  - {change}" for change in changes)
+        raise NeedsAttention(
+            f"the clusters changed since the plan was saved; nothing was changed:\n{listed}\n"
+            "Review the new plan and save it again: migrator plan PLAN --out FILE"
+        )
+    return plan, saved.started
 
 
 def prepare(

@@ -3,7 +3,8 @@
 Place in the flow: CLI -> migration (saved) -> planner. A saved plan holds the spec, the facts
 discovered, the snapshot name and the plan hash (no secret: `${VAR}` references only). Applying it
 rebuilds the plan from those facts and refuses, naming what changed, when a fresh discovery of the
-clusters gives a different plan (`plan_changes`).
+clusters gives a different plan (`migrator.migration.run.plan_changes`). Light to import: `status` and
+`report` read a plan file's state path through `load_saved_plan`.
 """
 
 from __future__ import annotations
@@ -15,15 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from migrator.discovery import Facts
-from migrator.errors import NeedsAttention, PlanError, Problem
-from migrator.pipelines import pipeline_changes
-from migrator.planner import MigrationPlan
-from migrator.steps import metadata_pipelines
-from migrator.steps.metadata_templates import moved_templates
-from migrator.templates import template_changes
+from migrator.errors import PlanError, Problem
 
 if TYPE_CHECKING:  # both import this module: a saved plan is read when a migration is opened
+    from migrator.discovery import Facts
     from migrator.migration.opened import Migration
     from migrator.migration.review import Review
 
@@ -67,6 +63,8 @@ def load_saved_plan(path: Path) -> SavedPlan | None:
                 )
             ]
         )
+    from migrator.discovery import Facts  # the clusters' facts: read for a saved plan only, not by `status PLAN`
+
     try:
         return SavedPlan(
             plan_file=data["plan_file"],
@@ -101,48 +99,3 @@ def save_plan(migration: Migration, reviewed: Review, document: dict[str, Any], 
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as out:
         out.write(text)
-
-
-def plan_changes(saved: MigrationPlan, fresh: MigrationPlan) -> list[str]:
-    """What a fresh discovery changes in a saved plan: versions, the indices moved, their targets and
-    shards, and what would be refused now. Document counts and sizes only change the estimates."""
-    changes = []
-    for side in ("source", "destination"):
-        before, after = getattr(saved.facts, side).version, getattr(fresh.facts, side).version
-        if before != after:
-            changes.append(f"the {side} now runs Elasticsearch {after}, not {before}")
-    before_moves = {move.source: move for move in saved.moves}
-    after_moves = {move.source: move for move in fresh.moves}
-    for name in sorted(before_moves.keys() - after_moves.keys()):
-        why = fresh.skipped.get(name) or ("gone from the source" if name not in fresh.facts.source.indices else "")
-        changes.append(f"{name} would no longer be migrated" + (f" ({why})" if why else ""))
-    for name in sorted(after_moves.keys() - before_moves.keys()):
-        changes.append(f"{name} would now be migrated too (as {after_moves[name].target})")
-    for name in sorted(before_moves.keys() & after_moves.keys()):
-        old, new = before_moves[name], after_moves[name]
-        if old.target != new.target:
-            changes.append(f"{name} would be restored as {new.target}, not {old.target}")
-        if old.primary_shards != new.primary_shards:
-            changes.append(f"{name} has {new.primary_shards} primary shards now, not {old.primary_shards}")
-    changes.extend(f"refused now: {p.field}: {p.message}" for p in fresh.problems)
-    changes.extend(template_changes(*(moved_templates(plan.graph) for plan in (saved, fresh))))
-    changes.extend(pipeline_changes(*(metadata_pipelines.planned(plan.graph) for plan in (saved, fresh))))
-    if not changes and set(saved.graph.edges) != set(fresh.graph.edges):
-        changes.append("the steps of the plan changed")
-    return changes
-
-
-def saved_plan_to_run(migration: Migration) -> tuple[MigrationPlan, datetime]:
-    """The saved plan, once a fresh discovery shows the clusters still give the same plan (else refused)."""
-    saved = migration.saved
-    assert saved is not None
-    plan = migration.saved_plan()
-    fresh = migration.plan(when=saved.started, snapshot_name=saved.snapshot)
-    changes = plan_changes(plan, fresh)
-    if changes:
-        listed = "\n".join(f"  - {change}" for change in changes)
-        raise NeedsAttention(
-            f"the clusters changed since the plan was saved; nothing was changed:\n{listed}\n"
-            "Review the new plan and save it again: migrator plan PLAN --out FILE"
-        )
-    return plan, saved.started

@@ -15,6 +15,7 @@ import networkx as nx
 
 from migrator.checks import capacity
 from migrator.migration.review import Review
+from migrator.render.units import human_bytes, human_seconds
 from migrator.steps.base import ConsoleRequest, Step
 
 SCHEMA = "migrator.plan/v1"
@@ -22,24 +23,6 @@ WHERE = {
     "source": "on the source (Kibana console of the source cluster)",
     "destination": "on the destination (Kibana console of the destination cluster)",
 }
-
-
-def human_bytes(size: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1024 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TB"
-
-
-def human_seconds(seconds: float) -> str:
-    if seconds < 1:
-        return "< 1 s"
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
 def expected(estimate: dict[str, Any]) -> str:

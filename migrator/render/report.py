@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from migrator.render.plan import human_bytes, human_seconds
+from migrator.render.units import human_bytes, human_seconds
 
 
 def _cell(value: Any) -> str:

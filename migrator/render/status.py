@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from migrator.render.plan import human_bytes, human_seconds
+from migrator.render.units import human_bytes, human_seconds
 
 if TYPE_CHECKING:
     from rich.console import Group
