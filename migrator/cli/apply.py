@@ -23,8 +23,8 @@ from migrator.exit_codes import ExitCode
 from migrator.migration.opened import Migration, open_migration
 from migrator.migration.run import execute
 from migrator.planner import CUTOVER, MigrationPlan
-from migrator.render.plan import human_bytes, step_text
 from migrator.render.progress import progress_for
+from migrator.render.units import human_bytes
 from migrator.steps.base import Step
 
 
@@ -91,6 +91,8 @@ def run(
                     fg=typer.colors.YELLOW,
                 )
             typer.secho(f"\nnext step: {step.id}: {step.title}", bold=True)
+            from migrator.render.plan import step_text  # the dry run's renderer, loaded when a step is shown
+
             typer.echo(textwrap.indent(migration.redactor.text(step_text(step)), "  "))
             question = "Send these requests? [y]es, [n]o: stop here, [a]ll: the rest without asking"
             while (answer := typer.prompt(question).strip().lower()[:1]) not in ("y", "n", "a"):

@@ -19,8 +19,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from migrator.render.plan import human_bytes
 from migrator.render.progress import Display
+from migrator.render.units import human_bytes
 
 ACTIVE_LINES = 8  # steps shown with a bar on a terminal; the others are counted
 QUIET = ("start", "done", "skipped")  # counted in the totals on a terminal, not printed as lines

@@ -69,6 +69,7 @@ def test_reading_a_recorded_run_imports_no_migration_machinery(tmp_path: Path, c
 def test_apply_imports_the_migration_machinery_when_it_runs() -> None:
     loaded = modules_after("import migrator.cli\nfrom migrator.cli.apply import run")
     assert loaded_packages(loaded) == sorted(MIGRATION_ONLY)
+    assert "migrator.render.plan" not in loaded  # the dry run's renderer: only when a step is shown for approval
 
 
 def test_the_plain_progress_needs_no_rich_and_the_terminal_view_loads_it() -> None:
