@@ -170,7 +170,9 @@ def discover_cluster(
         asked_templates = {name: pool.submit(read) for name, read in template_reads.items()}
         rows = asked_rows.result()
         closed = [row["index"] for row in rows if row.get("status") == "close"]
-        asked_closed = pool.submit(_closed_stats, client) if closed else None
+        # Before 7.2 a closed index has no shard, hence no statistics (the read would answer 400).
+        readable = Version.parse(str(asked_version.result())).keeps_closed_shards
+        asked_closed = pool.submit(_closed_stats, client) if closed and readable else None
         repositories = asked_repositories.result()
         registered = repositories if isinstance(repositories, dict) else {}
         asked_snapshots = (

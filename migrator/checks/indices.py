@@ -70,6 +70,16 @@ def closed_index_findings(spec: MigrationSpec, facts: Facts, selected: list[str]
             )
         )
         return closed, found
+    if closed and mode == "restore_closed" and not Version.parse(facts.source.version).keeps_closed_shards:
+        found.problems.append(
+            Problem(
+                "snapshot.closed_indices",
+                f"Elasticsearch {facts.source.version} cannot snapshot a closed index (it has no shard before 7.2: "
+                f'"blocked by: [FORBIDDEN/4/index closed]"): {", ".join(closed)}',
+                "open them on the source first (POST <index>/_open), or set snapshot.closed_indices: skip",
+            )
+        )
+        return closed, found
     for name in closed:
         index = facts.source.indices[name]
         about = f"{name!r} is closed on the source ({index.docs} documents, {human_size(index.primary_bytes)})"
