@@ -77,3 +77,24 @@ def test_rule5_names_only_the_allocation_filters_no_node_satisfies():
     assert fields(refused) == ["restore.ignore_index_settings"]
     message = refused.problems[0].message
     assert "index.routing.allocation.require._name: no-such-node" in message and "_tier_preference" not in message
+
+
+def test_rule5_the_destinations_own_allocation_settings():
+    # Seen on the sandbox (6.8 -> 7.10): with cluster.routing.allocation.enable none, or a cluster filter
+    # excluding the only data node, the dry run passed and every restored shard failed or stayed unassigned.
+    plan = spec('snapshot: {indices: ["orders"]}')
+    with_replicas = spec('snapshot: {indices: ["orders"]}\nfinish: {replicas: 1}')
+    none = build_plan(plan, facts([index("orders")], allocation_enable="none"), WHEN)
+    assert fields(none) == ["destination"] and "cluster.routing.allocation.enable is none" in none.problems[0].message
+    assert '"cluster.routing.allocation.enable": null' in none.problems[0].fix
+    primaries = facts([index("orders")], allocation_enable="primaries")
+    assert build_plan(plan, primaries, WHEN).problems == []  # a restored primary is allocated
+    assert fields(build_plan(with_replicas, primaries, WHEN)) == ["destination"]  # its replica is not
+    excluded = facts([index("orders")], allocation_filters={"exclude._name": "d0"})
+    refused = build_plan(plan, excluded, WHEN)
+    assert fields(refused) == ["destination"]
+    assert "cluster.routing.allocation.exclude._name: d0" in refused.problems[0].message
+    assert build_plan(plan, facts([index("orders")], allocation_filters={"exclude._name": "d9"}), WHEN).problems == []
+    # the index's own filters and the cluster's apply together: zone a is the only node's, and it is excluded
+    zoned = [index("orders", settings={"index.routing.allocation.require.zone": "a"})]
+    assert fields(build_plan(plan, facts(zoned, allocation_filters={"exclude.zone": "a"}), WHEN)) == ["destination"]
