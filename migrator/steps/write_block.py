@@ -8,6 +8,11 @@ Before it sends anything, the step records every source index's blocks in the st
 (`migrator.blocks.SourceBlocks`): an index that refuses writes already (an archive with its own
 `index.blocks.write` or `read_only`) is left as it is, and its block is the source's, not ours, for
 the cutover restore and for rollback. A resumed run keeps the record it finds.
+
+Before it blocks anything it lists the source's indices (`GET _cat/indices?format=json&h=index`): an index
+the plan's selection matches now that phase one did not know (a daily index created since) would be left
+writable and uncopied while the aliases move to the destination, so the step stops, naming it, with no
+block set.
 """
 
 from __future__ import annotations
@@ -17,9 +22,13 @@ from typing import Any
 from migrator.blocks import WRITE, batches, before_cutover, blocks_path, read_blocks, refuses_writes
 from migrator.clients.es import build_path
 from migrator.dag import StepKind
-from migrator.steps.base import ConsoleRequest, Observation, Step
+from migrator.errors import Cure
+from migrator.planner import select_names
+from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
 
 BLOCK = {WRITE: True}
+NAMED = 5  # new indices named in the failure; the others are counted
+LISTING = ConsoleRequest("source", "GET", build_path("_cat", "indices", params={"format": "json", "h": "index"})[1:])
 
 
 def block_request(batch: list[str]) -> ConsoleRequest:
@@ -43,7 +52,15 @@ class BlockWrites(Step):
         return [block_request(batch) for batch in batches(self._to_block())]
 
     def checks(self) -> list[ConsoleRequest]:
-        return [ConsoleRequest("source", "GET", blocks_path(batch).lstrip("/")) for batch in batches(self._sources())]
+        blocks = [ConsoleRequest("source", "GET", blocks_path(b).lstrip("/")) for b in batches(self._sources())]
+        return [LISTING, *blocks]
+
+    def _new_indices(self) -> list[str]:
+        """The source indices `snapshot.indices` (less `exclude`) selects now that discovery did not see when the
+        plan was made (one `_cat/indices` read: LISTING)."""
+        names = sorted(str(row["index"]) for row in self.ctx.source.get(LISTING.sent_path))
+        selected, _, _ = select_names(self.ctx.spec, names)
+        return [name for name in selected if name not in self.ctx.plan.facts.source.indices]
 
     def _observe_and_record(self) -> dict[str, dict[str, str]]:
         """The sources' blocks now; the first observation of each index (before our block) is recorded."""
@@ -61,6 +78,16 @@ class BlockWrites(Step):
         return Observation(True, summary=f"writes blocked on {len(now)} source index(es)")
 
     def act(self) -> None:
+        """Raises StepFailed (cure: a plan change) before any block when the selection matches new indices."""
+        new = self._new_indices()
+        if new:
+            more = f" and {len(new) - NAMED} more" if len(new) > NAMED else ""
+            raise StepFailed(
+                f"{', '.join(new[:NAMED])}{more} match snapshot.indices but did not exist when the plan was made: "
+                "the cutover would switch the aliases and leave their writes on the source, uncopied. No write was "
+                "blocked. Add them to snapshot.exclude to leave them behind, or migrate them in a plan of their own",
+                cure=Cure.REPLAN,
+            )
         now = self._observe_and_record()
         for batch in batches(sorted(name for name, blocks in now.items() if not refuses_writes(blocks))):
             request = block_request(batch)
