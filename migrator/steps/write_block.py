@@ -36,6 +36,11 @@ def block_request(batch: list[str]) -> ConsoleRequest:
     return ConsoleRequest("source", "PUT", build_path(",".join(batch), "_settings").lstrip("/"), BLOCK)
 
 
+def some(names: list[str]) -> str:
+    """`a, b and 3 more`: at most NAMED names, the others counted."""
+    return ", ".join(names[:NAMED]) + (f" and {len(names) - NAMED} more" if len(names) > NAMED else "")
+
+
 class BlockWrites(Step):
     kind = StepKind.WRITE_BLOCK
     title = "Cutover: block writes on the source indices"
@@ -55,12 +60,13 @@ class BlockWrites(Step):
         blocks = [ConsoleRequest("source", "GET", blocks_path(b).lstrip("/")) for b in batches(self._sources())]
         return [LISTING, *blocks]
 
-    def _new_indices(self) -> list[str]:
-        """The source indices `snapshot.indices` (less `exclude`) selects now that discovery did not see when the
-        plan was made (one `_cat/indices` read: LISTING)."""
+    def _selection_changes(self) -> tuple[list[str], list[str]]:
+        """(new, gone): the source indices `snapshot.indices` (less `exclude`) selects now that discovery did not
+        see when the plan was made, and the plan's sources no longer there (one `_cat/indices` read: LISTING)."""
         names = sorted(str(row["index"]) for row in self.ctx.source.get(LISTING.sent_path))
         selected, _, _ = select_names(self.ctx.spec, names)
-        return [name for name in selected if name not in self.ctx.plan.facts.source.indices]
+        new = [name for name in selected if name not in self.ctx.plan.facts.source.indices]
+        return new, sorted(set(self._sources()) - set(names))
 
     def _observe_and_record(self) -> dict[str, dict[str, str]]:
         """The sources' blocks now; the first observation of each index (before our block) is recorded."""
@@ -79,13 +85,19 @@ class BlockWrites(Step):
 
     def act(self) -> None:
         """Raises StepFailed (cure: a plan change) before any block when the selection matches new indices."""
-        new = self._new_indices()
+        new, gone = self._selection_changes()
         if new:
-            more = f" and {len(new) - NAMED} more" if len(new) > NAMED else ""
             raise StepFailed(
-                f"{', '.join(new[:NAMED])}{more} match snapshot.indices but did not exist when the plan was made: "
-                "the cutover would switch the aliases and leave their writes on the source, uncopied. No write was "
-                "blocked. Add them to snapshot.exclude to leave them behind, or migrate them in a plan of their own",
+                f"{some(new)} match snapshot.indices but did not exist when the plan was made: the cutover would "
+                "switch the aliases and leave their writes on the source, uncopied. No write was blocked. Add them "
+                "to snapshot.exclude to leave them behind, or migrate them in a plan of their own",
+                cure=Cure.REPLAN,
+            )
+        if gone:
+            raise StepFailed(
+                f"{some(gone)} (copied in phase one) no longer exist on the source: the cutover cannot block or copy "
+                "them. No write was blocked. Add them to snapshot.exclude (their destination copies stay as phase "
+                "one left them)",
                 cure=Cure.REPLAN,
             )
         now = self._observe_and_record()

@@ -61,8 +61,13 @@ def test_a_new_index_the_selection_matches_stops_the_cutover_before_any_block(tm
             step.act()
     assert "live-2 match snapshot.indices but did not exist when the plan was made" in str(failed.value)
     assert failed.value.cure == Cure.REPLAN and cluster.sent == []  # nothing blocked
-    cluster.blocks["other"] = {}  # not selected: the cutover goes on
     del cluster.blocks["live-2"]
+    gone = cluster.blocks.pop("live")  # deleted since phase one: the block request would answer 404
+    with pytest.raises(StepFailed) as failed:
+        step.act()
+    assert "live (copied in phase one) no longer exist on the source" in str(failed.value) and cluster.sent == []
+    cluster.blocks["live"] = gone
+    cluster.blocks["other"] = {}  # not selected: the cutover goes on
     step.act()
     assert cluster.blocks["live"] == {"index.blocks.write": "true"} and cluster.blocks["other"] == {}
 
