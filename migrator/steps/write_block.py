@@ -89,15 +89,15 @@ class BlockWrites(Step):
         if new:
             raise StepFailed(
                 f"{some(new)} match snapshot.indices but did not exist when the plan was made: the cutover would "
-                "switch the aliases and leave their writes on the source, uncopied. No write was blocked. Add them "
-                "to snapshot.exclude to leave them behind, or migrate them in a plan of their own",
+                "switch the aliases and leave their writes on the source, uncopied. The write block was not sent. Add "
+                "them to snapshot.exclude to leave them behind, or migrate them in a plan of their own",
                 cure=Cure.REPLAN,
             )
         if gone:
             raise StepFailed(
                 f"{some(gone)} (copied in phase one) no longer exist on the source: the cutover cannot block or copy "
-                "them. No write was blocked. Add them to snapshot.exclude (their destination copies stay as phase "
-                "one left them)",
+                "them. The write block was not sent. Add them to snapshot.exclude (their destination copies stay as "
+                "phase one left them)",
                 cure=Cure.REPLAN,
             )
         now = self._observe_and_record()
