@@ -27,6 +27,15 @@ def replicas_of(spec: MigrationSpec, index: IndexFacts) -> int:
     return max(restored_replicas(spec, index), spec.finish.replicas or 0)
 
 
+def _copies_to_add(spec: MigrationSpec, facts: Facts, move: IndexMove) -> int:
+    """Copies of each primary shard the plan adds: 1 + replicas for a new target, the replicas finish.replicas adds
+    to one already restored (see `capacity`)."""
+    index = facts.source.indices[move.source]
+    if move.target in facts.destination.indices:
+        return replicas_of(spec, index) - restored_replicas(spec, index)
+    return 1 + replicas_of(spec, index)
+
+
 def headroom(node: NodeFacts, cluster: ClusterFacts) -> int:
     """Bytes a data node can take before its high disk watermark (all it has free when the disk
     threshold decider is off)."""
@@ -55,9 +64,11 @@ def capacity(spec: MigrationSpec, facts: Facts, moves: list[IndexMove]) -> dict[
     primaries x (1 + replicas once finished)), `shard_limit` (`cluster.max_shards_per_node` x data
     nodes, None when unknown); `bytes_needed` (primary bytes x the same copies) and `bytes_room` (free
     bytes below each data node's high watermark, summed; None when unknown), `room_is` (what the room
-    is measured against)."""
+    is measured against). A target already on the destination (restored by this migration: a resumed or
+    re-planned run) holds the copies its restore made, counted in `shards_now` and on disk: only the replicas
+    finish.replicas adds are added for it."""
     destination = facts.destination
-    copies = [(move, 1 + replicas_of(spec, facts.source.indices[move.source])) for move in moves]
+    copies = [(move, _copies_to_add(spec, facts, move)) for move in moves]
     nodes = len(destination.data_nodes)
     if destination.data_nodes:
         room: int | None = sum(headroom(node, destination) for node in destination.data_nodes)
