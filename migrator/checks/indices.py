@@ -80,16 +80,20 @@ def closed_index_findings(spec: MigrationSpec, facts: Facts, selected: list[str]
             )
         )
         return closed, found
+    snapshotted = Version.parse(facts.source.version).keeps_closed_shards
+    restore_closed = "restore_closed (restored, validated by what a closed index shows, closed again) or "
     for name in closed:
         index = facts.source.indices[name]
         about = f"{name!r} is closed on the source ({index.docs} documents, {human_size(index.primary_bytes)})"
+        if not snapshotted:  # no shard, no statistics before 7.2 (see Version.keeps_closed_shards)
+            about = f"{name!r} is closed on the source (Elasticsearch {facts.source.version}: it cannot be snapshotted)"
         if mode == "refuse":
             found.problems.append(
                 Problem(
                     "snapshot.closed_indices",
                     about,
-                    "set snapshot.closed_indices: restore_closed (restored, validated by what a closed index shows, "
-                    "closed again) or skip, or open it on the source (POST <index>/_open), or exclude it",
+                    f"set snapshot.closed_indices: {restore_closed if snapshotted else ''}skip, or open it on the "
+                    "source (POST <index>/_open), or exclude it",
                 )
             )
         elif mode == "restore_closed":

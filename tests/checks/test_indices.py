@@ -71,3 +71,5 @@ def test_rule4_restore_closed_is_refused_on_a_source_before_7_2():
     assert "Elasticsearch 6.8.23 cannot snapshot a closed index" in refused.problems[0].message
     assert "POST <index>/_open" in refused.problems[0].fix
     assert build_plan(plan, facts(source), WHEN).problems == []  # a 7.17 source snapshots it
+    default = build_plan(spec('snapshot: {indices: ["orders", "archive"]}'), old, WHEN).problems
+    assert "it cannot be snapshotted" in default[0].message and "restore_closed" not in default[0].fix
