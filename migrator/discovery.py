@@ -80,6 +80,10 @@ class ClusterFacts:
     data_streams: list[str] = field(default_factory=list)
     shards: int = 0  # shard copies in the cluster now (assigned or not), as the shard limit counts them
     max_shards_per_node: int | None = None
+    # `cluster.routing.allocation.enable` and the cluster-level allocation filters (`exclude._name` -> value),
+    # destination only: restored shards obey both as well as the index's own filters.
+    allocation_enable: str = "all"
+    allocation_filters: dict[str, str] = field(default_factory=dict)
     disk_threshold_enabled: bool = True
     high_watermark: str = "90%"
     metadata: dict[str, Any] = field(default_factory=dict)  # templates and what indices name: see template_facts
@@ -170,7 +174,9 @@ def discover_cluster(
         asked_templates = {name: pool.submit(read) for name, read in template_reads.items()}
         rows = asked_rows.result()
         closed = [row["index"] for row in rows if row.get("status") == "close"]
-        asked_closed = pool.submit(_closed_stats, client) if closed else None
+        # Before 7.2 a closed index has no shard, hence no statistics (the read would answer 400).
+        readable = Version.parse(str(asked_version.result())).keeps_closed_shards
+        asked_closed = pool.submit(_closed_stats, client) if closed and readable else None
         repositories = asked_repositories.result()
         registered = repositories if isinstance(repositories, dict) else {}
         asked_snapshots = (
@@ -258,7 +264,9 @@ NODES = (
 FS = "/_nodes/stats/fs?filter_path=nodes.*.fs.total.total_in_bytes,nodes.*.fs.total.available_in_bytes"
 CAPACITY = (
     "/_cluster/settings?include_defaults=true&filter_path=**.max_shards_per_node,"
-    "**.routing.allocation.disk.threshold_enabled,**.routing.allocation.disk.watermark.high"
+    "**.routing.allocation.disk.threshold_enabled,**.routing.allocation.disk.watermark.high,"
+    "**.routing.allocation.enable,**.routing.allocation.require,**.routing.allocation.include,"
+    "**.routing.allocation.exclude"
 )
 CLOSED_STATS = (
     "/_stats/docs,store?expand_wildcards=closed&forbid_closed_indices=false"
@@ -367,18 +375,26 @@ def _data_nodes(nodes: dict[str, Any], stats: dict[str, Any]) -> tuple[list[Node
 
 
 def _capacity_settings(client: EsClient) -> dict[str, Any]:
-    """The shard limit and the disk high watermark, as set (transient over persistent) or defaulted."""
+    """The shard limit, the disk high watermark, `cluster.routing.allocation.enable` and the cluster's allocation
+    filters (`exclude._name` -> value; an empty value is none), as set (transient over persistent) or defaulted."""
     body = client.get(CAPACITY)
     found: dict[str, Any] = {}
+    filters: dict[str, str] = {}
     for scope in ("defaults", "persistent", "transient"):
         cluster = body.get(scope, {}).get("cluster", {})
-        disk = cluster.get("routing", {}).get("allocation", {}).get("disk", {})
+        allocation = cluster.get("routing", {}).get("allocation", {})
+        disk = allocation.get("disk", {})
+        if "enable" in allocation:
+            found["allocation_enable"] = str(allocation["enable"]).lower()
+        for kind in ("require", "include", "exclude"):
+            filters.update(_flat(allocation.get(kind, {}), f"{kind}."))
         if "max_shards_per_node" in cluster:
             found["max_shards_per_node"] = _int(cluster["max_shards_per_node"])
         if "threshold_enabled" in disk:
             found["disk_threshold_enabled"] = str(disk["threshold_enabled"]).lower() == "true"
         if "high" in disk.get("watermark", {}):
             found["high_watermark"] = str(disk["watermark"]["high"])
+    found["allocation_filters"] = {key: value for key, value in filters.items() if value}
     return found
 
 

@@ -125,7 +125,11 @@ def wildcard(pattern: str) -> re.Pattern[str]:
 
 def select(spec: MigrationSpec, facts: Facts) -> tuple[list[str], dict[str, str], list[Problem]]:
     """The source indices to move, the ones left out (and why), and problems."""
-    available = sorted(facts.source.indices)
+    return select_names(spec, sorted(facts.source.indices))
+
+
+def select_names(spec: MigrationSpec, available: list[str]) -> tuple[list[str], dict[str, str], list[Problem]]:
+    """`select` among these source index names (sorted): the cutover asks it again of the names there now."""
     selected: list[str] = []
     skipped: dict[str, str] = {}
     problems: list[Problem] = []

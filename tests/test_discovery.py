@@ -83,7 +83,13 @@ class Canned:
                         "routing": {"allocation": {"disk": {"watermark": {"high": "90%"}}}},
                     }
                 },
-                "persistent": {"cluster": {"max_shards_per_node": "20"}},
+                "persistent": {
+                    "cluster": {
+                        "max_shards_per_node": "20",
+                        "routing": {"allocation": {"exclude": {"_name": "d9", "zone": ""}, "enable": "primaries"}},
+                    }
+                },
+                "transient": {"cluster": {"routing": {"allocation": {"enable": "none"}}}},
             }
         if path.startswith(TEMPLATE_READS):  # migrator.template_facts: none on this cluster
             return 200, {}
@@ -118,6 +124,7 @@ def test_the_facts_the_checks_need_come_from_a_fixed_set_of_requests():
     assert facts.data_streams == ["logs-app"] and facts.shards == 10
     assert [n.name for n in facts.data_nodes] == ["d1"] and facts.data_nodes[0].disk_available_bytes == 600
     assert facts.max_shards_per_node == 20 and facts.high_watermark == "90%"  # persistent over the default
+    assert facts.allocation_enable == "none" and facts.allocation_filters == {"exclude._name": "d9"}  # transient first
     assert all(method == "GET" for method, _, _ in client.sent)  # discovery only reads
     searches = [r for r in client.sent if "/_search" in r[1]]
     assert len(searches) == 1 and searches[0][1].startswith("/orders,archive/_search?ignore_unavailable=true")

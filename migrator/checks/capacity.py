@@ -27,6 +27,15 @@ def replicas_of(spec: MigrationSpec, index: IndexFacts) -> int:
     return max(restored_replicas(spec, index), spec.finish.replicas or 0)
 
 
+def _copies_to_add(spec: MigrationSpec, facts: Facts, move: IndexMove) -> int:
+    """Copies of each primary shard the plan adds: 1 + replicas for a new target, the replicas finish.replicas adds
+    to one already restored (see `capacity`)."""
+    index = facts.source.indices[move.source]
+    if move.target in facts.destination.indices:
+        return replicas_of(spec, index) - restored_replicas(spec, index)
+    return 1 + replicas_of(spec, index)
+
+
 def headroom(node: NodeFacts, cluster: ClusterFacts) -> int:
     """Bytes a data node can take before its high disk watermark (all it has free when the disk
     threshold decider is off)."""
@@ -55,9 +64,11 @@ def capacity(spec: MigrationSpec, facts: Facts, moves: list[IndexMove]) -> dict[
     primaries x (1 + replicas once finished)), `shard_limit` (`cluster.max_shards_per_node` x data
     nodes, None when unknown); `bytes_needed` (primary bytes x the same copies) and `bytes_room` (free
     bytes below each data node's high watermark, summed; None when unknown), `room_is` (what the room
-    is measured against)."""
+    is measured against). A target already on the destination (restored by this migration: a resumed or
+    re-planned run) holds the copies its restore made, counted in `shards_now` and on disk: only the replicas
+    finish.replicas adds are added for it."""
     destination = facts.destination
-    copies = [(move, 1 + replicas_of(spec, facts.source.indices[move.source])) for move in moves]
+    copies = [(move, _copies_to_add(spec, facts, move)) for move in moves]
     nodes = len(destination.data_nodes)
     if destination.data_nodes:
         room: int | None = sum(headroom(node, destination) for node in destination.data_nodes)
@@ -183,12 +194,58 @@ def allowed_nodes(settings: dict[str, str], nodes: list[NodeFacts]) -> list[Node
     return allowed
 
 
+def cluster_filters(cluster: ClusterFacts) -> dict[str, str]:
+    """The cluster-level allocation filters as `index.routing.allocation.*` keys (`allowed_nodes` reads both)."""
+    return {ALLOCATION + key: value for key, value in cluster.allocation_filters.items()}
+
+
+def cluster_allocation_findings(spec: MigrationSpec, facts: Facts, moves: list[IndexMove]) -> Findings:
+    """Rule 5, the destination's own allocation settings: `cluster.routing.allocation.enable: none` allocates no
+    restored shard (the restore answers with every shard failed, "no allocations are allowed due to cluster
+    setting"), `primaries`/`new_primaries` no replica a plan asks for, and cluster filters that let no data node
+    in leave every shard unassigned."""
+    found = Findings()
+    destination = facts.destination
+    if not moves:
+        return found
+    enable = destination.allocation_enable
+    settings = 'PUT _cluster/settings {"persistent": {"%s": null}, "transient": {"%s": null}} on the destination'
+    if enable == "none" or (
+        enable in ("primaries", "new_primaries")
+        and any(replicas_of(spec, facts.source.indices[move.source]) for move in moves)
+    ):
+        what = "no restored shard" if enable == "none" else "no replica (the plan asks for replicas)"
+        found.problems.append(
+            Problem(
+                "destination",
+                f"cluster.routing.allocation.enable is {enable} on the destination: {what} can be allocated, the "
+                "restore would fail or never end",
+                "set it back to all: " + settings % (("cluster.routing.allocation.enable",) * 2),
+            )
+        )
+    filters = cluster_filters(destination)
+    if destination.data_nodes and not allowed_nodes(filters, destination.data_nodes):
+        shown = ", ".join(
+            f"cluster.routing.allocation.{k}: {v}" for k, v in sorted(destination.allocation_filters.items())
+        )
+        key = f"cluster.routing.allocation.{sorted(destination.allocation_filters)[0]}"
+        found.problems.append(
+            Problem(
+                "destination",
+                f"the destination's allocation filters let no data node take a shard ({shown}): every restored "
+                "shard would stay unassigned",
+                "remove or widen them, e.g. " + settings % (key, key),
+            )
+        )
+    return found
+
+
 def allocation_findings(spec: MigrationSpec, facts: Facts, moves: list[IndexMove]) -> Findings:
     """Rule 5, allocation: filters and `total_shards_per_node` a restored index would carry that the
     destination's data nodes cannot satisfy (its shards would stay unassigned, the restore never ends)."""
-    found = Findings()
-    nodes = facts.destination.data_nodes
-    if not nodes:
+    found = cluster_allocation_findings(spec, facts, moves)
+    nodes = allowed_nodes(cluster_filters(facts.destination), facts.destination.data_nodes)
+    if not nodes or found.problems:
         return found
     seen: dict[tuple[tuple[str, str], ...], list[NodeFacts]] = {}
     for move in moves:

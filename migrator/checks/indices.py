@@ -70,16 +70,30 @@ def closed_index_findings(spec: MigrationSpec, facts: Facts, selected: list[str]
             )
         )
         return closed, found
+    if closed and mode == "restore_closed" and not Version.parse(facts.source.version).keeps_closed_shards:
+        found.problems.append(
+            Problem(
+                "snapshot.closed_indices",
+                f"Elasticsearch {facts.source.version} cannot snapshot a closed index (it has no shard before 7.2: "
+                f'"blocked by: [FORBIDDEN/4/index closed]"): {", ".join(closed)}',
+                "open them on the source first (POST <index>/_open), or set snapshot.closed_indices: skip",
+            )
+        )
+        return closed, found
+    snapshotted = Version.parse(facts.source.version).keeps_closed_shards
+    restore_closed = "restore_closed (restored, validated by what a closed index shows, closed again) or "
     for name in closed:
         index = facts.source.indices[name]
         about = f"{name!r} is closed on the source ({index.docs} documents, {human_size(index.primary_bytes)})"
+        if not snapshotted:  # no shard, no statistics before 7.2 (see Version.keeps_closed_shards)
+            about = f"{name!r} is closed on the source (Elasticsearch {facts.source.version}: it cannot be snapshotted)"
         if mode == "refuse":
             found.problems.append(
                 Problem(
                     "snapshot.closed_indices",
                     about,
-                    "set snapshot.closed_indices: restore_closed (restored, validated by what a closed index shows, "
-                    "closed again) or skip, or open it on the source (POST <index>/_open), or exclude it",
+                    f"set snapshot.closed_indices: {restore_closed if snapshotted else ''}skip, or open it on the "
+                    "source (POST <index>/_open), or exclude it",
                 )
             )
         elif mode == "restore_closed":

@@ -66,6 +66,14 @@ class Version:
         Elasticsearch 7.10.2 (typeless mappings, 7.x settings), so its 1.x and 2.x count as 7."""
         return 7 if self.opensearch else self.major
 
+    @property
+    def keeps_closed_shards(self) -> bool:
+        """Whether a closed index keeps its shards here (Elasticsearch 7.2+'s replicated closed indices, and
+        OpenSearch): only then can it be snapshotted or its statistics read (`forbid_closed_indices=false`).
+        Before 7.2 a closed index has no shard: `_stats` answers 400 `index_closed_exception`, a snapshot 403
+        "blocked by: [FORBIDDEN/4/index closed]" (seen on 5.6.16 and 6.8.23)."""
+        return self.opensearch or (self.major, self.minor) >= (7, 2)
+
     def __str__(self) -> str:
         number = f"{self.major}.{self.minor}.{self.patch}"
         return f"{OPENSEARCH}-{number}" if self.opensearch else number

@@ -21,7 +21,7 @@ import networkx as nx
 from migrator.aliases import RemovedAliases
 from migrator.blocks import SourceBlocks
 from migrator.clients.es import build_path
-from migrator.dag import RunStatus
+from migrator.dag import RunStatus, StepKind
 from migrator.discovery import Facts
 from migrator.drift import redo_steps
 from migrator.errors import NeedsAttention, PlanError
@@ -201,8 +201,30 @@ def prepare(
         if plan.problems:
             raise PlanError(plan.problems, refused=True)
         record_run(state, plan, when, migration.redactor)
-        state.event("replan", f"re-planned: hash {plan.plan_hash}")
+        recut = recut_batches(plan, state)
+        state.reset(recut)
+        state.event(
+            "replan", f"re-planned: hash {plan.plan_hash}" + (f"; batches re-cut: {', '.join(recut)}" if recut else "")
+        )
     return plan
+
+
+def recut_batches(plan: MigrationPlan, state: StateStore) -> list[str]:
+    """The restore batches of a re-planned run whose checkpoint was recorded for other members (a changed
+    `restore.batch_indices` or `batch_size` cuts the indices anew under the same ids): forgotten, so each batch
+    observes its own members and restores in one request those not restored yet. Kept, a done checkpoint of
+    the old cut would leave the new members to their restore steps, one request each, none in the runbook."""
+    recut = []
+    for node, data in plan.graph.nodes(data=True):
+        if data.get("kind") != StepKind.RESTORE_BATCH:
+            continue
+        recorded = state.get_checkpoint(node)
+        if recorded is None or "members" not in recorded.detail:
+            continue
+        was = set(recorded.detail.get("members", [])) | set(recorded.detail.get("foreign", []))
+        if was != {member["target"] for member in data["params"]["members"]}:
+            recut.append(node)
+    return recut
 
 
 class RecordedProgress(ProgressSink):

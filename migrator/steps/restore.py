@@ -119,12 +119,13 @@ def owned_targets_now(
     ctx: Any, ledger: Any, repository: str | None, targets: list[str]
 ) -> dict[str, tuple[bool, bool]]:
     """Target -> (exists, ours) on the destination (`ctx`: anything with a `destination` client), in a few
-    reads for all (`restored_from_many`, then `index_uuids` of those that exist): ours when the ledger holds
+    reads for all (`restored_from_many`, then, when any exists, `index_uuids` of all: the same paths whichever
+    exist, as the runbook lists them): ours when the ledger holds
     its uuid, or when its restore names a snapshot this run took (then its uuid is recorded, so that a close
     and open or a restart, which rewrite the recovery record, keep it ours)."""
     restored = restored_from_many(ctx, targets)
     existing = [target for target in targets if restored[target] is not None]
-    uuids = index_uuids(ctx.destination, existing) if existing else {}
+    uuids = index_uuids(ctx.destination, targets) if existing else {}
     found: dict[str, tuple[bool, bool]] = {}
     for target in targets:
         source, uuid = restored[target], uuids.get(target)

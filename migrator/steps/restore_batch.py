@@ -39,6 +39,7 @@ from migrator.steps.restore import (
     name_groups,
     owned_targets_now,
     restored_from,
+    restored_from_many,
     uuid_path,
 )
 from migrator.steps.stall import StallWatch
@@ -223,17 +224,29 @@ class RestoreBatch(Step):
                 return
             except TimeoutError:
                 pass
-            if (restored_from(self.ctx, first) or {}).get("snapshot") == self.snapshot:
+            if (self._restored_from(first) or {}).get("snapshot") == self.snapshot:
                 return
             if self.ctx.cancel_requested():
                 raise Cancelled("cancel requested")
             watch.see(None)
             delay = min(2 * delay, 1.0)
 
+    def _targets(self) -> list[str]:
+        return [member["target"] for member in self.members]
+
+    def _restored_from(self, target: str) -> dict[str, Any] | None:
+        """`restored_from` of a member, read as the runbook lists it: alone when it is the batch's first, else with
+        its group (a resumed batch restoring some members only: no read of a subset of names the runbook lacks)."""
+        if target == self.members[0]["target"]:
+            return restored_from(self.ctx, target)
+        group = next(group for group in name_groups(self._targets()) if target in group)
+        return restored_from_many(self.ctx, group)[target]
+
     def _sizes(self) -> tuple[int, int]:
-        """(bytes recovered or reused, bytes total) of the members being restored, one `_recovery` read per group."""
+        """(bytes recovered or reused, bytes total) of the members, one `_recovery` read per group of all the members
+        (as listed; those restored before, by an earlier run, count as recovered)."""
         recovered = total = 0
-        for group in name_groups([member["target"] for member in self.to_restore]):
+        for group in name_groups(self._targets()):
             status, body = self.ctx.destination.request("GET", self._sizes_path(group), ok=(200, 404))
             for index in (body or {}).values() if status == 200 else []:
                 for shard in index.get("shards", []):
@@ -243,10 +256,11 @@ class RestoreBatch(Step):
         return recovered, total
 
     def _record_uuids(self, targets: list[str]) -> None:
-        """Record the `index.uuid` of these restored (or restoring) members in the ledger, one read per group:
-        they stay ours whatever rewrites their recovery record later (a close, a restart, a cutover)."""
-        for target, uuid in (index_uuids(self.ctx.destination, targets) if targets else {}).items():
-            if uuid is not None:
+        """Record the `index.uuid` of these restored (or restoring) members in the ledger, one read per group of all
+        the members (the runbook's paths): they stay ours whatever rewrites their recovery record later (a close, a
+        restart, a cutover). Only these are recorded (a foreign member never)."""
+        for target, uuid in (index_uuids(self.ctx.destination, self._targets()) if targets else {}).items():
+            if uuid is not None and target in targets:
                 self.ctx.ledger.record_index(target, uuid)
                 self.recorded.add(target)
 

@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 
 import networkx as nx
 
-from migrator.clients.es import EsClient, build_path
+from migrator.clients.es import EsClient, Version, build_path
 from migrator.dag import StepKind
 from migrator.planner import restore_id
 from migrator.spec import MigrationSpec
@@ -199,7 +199,13 @@ class ValidateIndex(Step):
         return int(hashlib.sha256(f"{self.ctx.snapshot}/{self.params['source']}".encode()).hexdigest()[:7], 16)
 
     def _sample_body(self) -> dict[str, Any]:
-        random = {"random_score": {"seed": self._seed(), "field": "_seq_no"}, "boost_mode": "replace"}
+        """A `function_score` search of `sample_docs` documents in an order fixed by the seed: `random_score` on
+        `_seq_no` from Elasticsearch 6.0 (OpenSearch included); 5.x knows no `field` there ("random_score query
+        does not support [field]") and has no `_seq_no`: its `random_score` takes the seed alone (on `_uid`)."""
+        random_score: dict[str, Any] = {"seed": self._seed()}
+        if Version.parse(self.ctx.plan.facts.source.version).es_major >= 6:
+            random_score["field"] = "_seq_no"
+        random = {"random_score": random_score, "boost_mode": "replace"}
         return {
             "size": self.ctx.spec.validate.sample_docs,
             "query": {"function_score": {"query": {"match_all": {}}, **random}},

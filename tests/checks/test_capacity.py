@@ -77,3 +77,41 @@ def test_rule5_names_only_the_allocation_filters_no_node_satisfies():
     assert fields(refused) == ["restore.ignore_index_settings"]
     message = refused.problems[0].message
     assert "index.routing.allocation.require._name: no-such-node" in message and "_tier_preference" not in message
+
+
+def test_rule5_the_destinations_own_allocation_settings():
+    # Seen on the sandbox (6.8 -> 7.10): with cluster.routing.allocation.enable none, or a cluster filter
+    # excluding the only data node, the dry run passed and every restored shard failed or stayed unassigned.
+    plan = spec('snapshot: {indices: ["orders"]}')
+    with_replicas = spec('snapshot: {indices: ["orders"]}\nfinish: {replicas: 1}')
+    none = build_plan(plan, facts([index("orders")], allocation_enable="none"), WHEN)
+    assert fields(none) == ["destination"] and "cluster.routing.allocation.enable is none" in none.problems[0].message
+    assert '"cluster.routing.allocation.enable": null' in none.problems[0].fix
+    primaries = facts([index("orders")], allocation_enable="primaries")
+    assert build_plan(plan, primaries, WHEN).problems == []  # a restored primary is allocated
+    assert fields(build_plan(with_replicas, primaries, WHEN)) == ["destination"]  # its replica is not
+    excluded = facts([index("orders")], allocation_filters={"exclude._name": "d0"})
+    refused = build_plan(plan, excluded, WHEN)
+    assert fields(refused) == ["destination"]
+    assert "cluster.routing.allocation.exclude._name: d0" in refused.problems[0].message
+    assert build_plan(plan, facts([index("orders")], allocation_filters={"exclude._name": "d9"}), WHEN).problems == []
+    # the index's own filters and the cluster's apply together: zone a is the only node's, and it is excluded
+    zoned = [index("orders", settings={"index.routing.allocation.require.zone": "a"})]
+    assert fields(build_plan(plan, facts(zoned, allocation_filters={"exclude.zone": "a"}), WHEN)) == ["destination"]
+
+
+def test_rule5_a_resumed_plan_does_not_count_the_targets_it_restored_already():
+    # Seen on the sandbox (6.8 -> 7.10): kill -9 with 80 of 120 indices restored, then `resume --replan` (a new
+    # restore.batch_indices) was refused: "this plan adds 120 shards but the destination has 948/1000", the 80
+    # restored targets counted twice (in the shards there and as shards to add).
+    restored = [index(f"logs-{n}", primary_shards=1) for n in range(3)]
+    mine = [index(f"logs-{n}", primary_shards=1) for n in range(2)]  # restored by this migration (same names)
+    near = facts(restored, mine, shards=998)
+    plan = spec('snapshot: {indices: ["logs-*"]}\nrestore: {index_settings: {index.number_of_replicas: 0}}')
+    owned = frozenset(i.name for i in mine)
+    assert build_plan(plan, near, WHEN, owned_targets=owned).problems == []  # one shard to add: 999 of 1000
+    assert capacity(plan, near, build_plan(plan, near, WHEN, owned_targets=owned).moves)["shards_added"] == 1
+    full = facts(restored, mine, shards=1000)
+    assert fields(build_plan(plan, full, WHEN, owned_targets=owned)) == ["destination"]
+    replicas = spec('snapshot: {indices: ["logs-*"]}\nfinish: {replicas: 1}')  # restored with 0, finish adds 1 each
+    assert capacity(replicas, near, build_plan(replicas, near, WHEN, owned_targets=owned).moves)["shards_added"] == 4

@@ -3,6 +3,8 @@ plan accepted."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from migrator.checks.indices import created_version
 from migrator.planner import build_plan
 from tests.checks.facts import WHEN, facts, fields, index, spec
@@ -54,3 +56,20 @@ def test_rule7_system_indices_are_refused_by_flag_or_by_the_known_patterns():
     assert "feature states" in messages and "'.my-app'" not in messages
     fixed = build_plan(spec('snapshot: {indices: [".my-app", "orders"]}'), facts(source), WHEN)
     assert fixed.problems == []
+
+
+def test_rule4_restore_closed_is_refused_on_a_source_before_7_2():
+    # Seen on 6.8.23: a closed index has no shard before 7.2; its snapshot answers 403 "index closed".
+    source = [index("archive", status="close"), index("orders")]
+    old = facts(source)
+    old = replace(
+        old, source=replace(old.source, version="6.8.23"), destination=replace(old.destination, version="7.10.2")
+    )
+    plan = spec('snapshot: {indices: ["orders", "archive"], closed_indices: restore_closed}')
+    refused = build_plan(plan, old, WHEN)
+    assert fields(refused) == ["snapshot.closed_indices"]
+    assert "Elasticsearch 6.8.23 cannot snapshot a closed index" in refused.problems[0].message
+    assert "POST <index>/_open" in refused.problems[0].fix
+    assert build_plan(plan, facts(source), WHEN).problems == []  # a 7.17 source snapshots it
+    default = build_plan(spec('snapshot: {indices: ["orders", "archive"]}'), old, WHEN).problems
+    assert "it cannot be snapshotted" in default[0].message and "restore_closed" not in default[0].fix

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from migrator.clients.es import EsError, build_path
 from migrator.state import StateStore
@@ -337,3 +338,42 @@ def test_kill_mid_incremental_snapshot_then_resume(seeded, tmp_path):
     source, destination = exact_counts(seeded, prefix, names)
     assert destination == source
     assert all(write_blocked(seeded, names).values())
+
+
+def test_an_index_created_after_phase_one_stops_the_cutover_before_the_write_block(seeded, tmp_path):
+    """Reported by breaker5 (6.8 -> 7.10): a daily index matching `snapshot.indices`, created between phase
+    one and the cutover, stayed writable and uncopied while the cutover reported success. Now the cutover
+    stops before blocking anything, naming it; excluding it and `resume --replan` finishes the cutover."""
+    prefix = "newday"
+    names = make_sources(seeded, prefix, docs=50)
+    plan = seeded.write_plan(
+        tmp_path,
+        SOURCE,
+        DESTINATION,
+        name=prefix,
+        snapshot={"indices": [f"{prefix}-*"]},
+        restore={"rename_pattern": "(.+)", "rename_replacement": "moved-$1"},
+        cutover={"enabled": True},
+        finish={"aliases": {f"{prefix}-live": [names[0]]}},
+    )
+    cli(seeded, "apply", str(plan), "--yes", "--poll", "0.5")
+    late = f"{prefix}-late"
+    CREATED.append(late)
+    client = seeded.client(SOURCE)
+    client.request("POST", build_path(late, "_doc", params={"refresh": "true"}), {"n": 1}, ok=(201,))
+    client.close()
+
+    stopped = cli(seeded, "apply", str(plan), "--phase", "cutover", "--yes", "--poll", "0.5", check=False)
+    assert stopped.returncode == 1, stopped.stdout + stopped.stderr
+    assert f"{late} match snapshot.indices but did not exist when the plan was made" in stopped.stdout + stopped.stderr
+    assert write_blocked(seeded, [*names, late]) == {name: False for name in [*names, late]}
+    assert aliases_on_destination(seeded, prefix) == {}
+
+    document = yaml.safe_load(plan.read_text())
+    document["snapshot"]["exclude"] = [late]
+    plan.write_text(yaml.safe_dump(document, sort_keys=False))
+    cli(seeded, "resume", str(plan), "--replan", "--poll", "0.5")
+    assert write_blocked(seeded, [*names, late]) == {names[0]: True, names[1]: True, late: False}
+    assert aliases_on_destination(seeded, prefix) == {f"{prefix}-live": [f"moved-{names[0]}"]}
+    source, destination = exact_counts(seeded, prefix, names)
+    assert destination == source

@@ -191,6 +191,30 @@ def test_rule5_the_shard_limit_and_allocation_filters_of_the_destination(testbed
     migrates(testbed, good)
 
 
+def test_rule5_the_destinations_own_allocation_settings(testbed, tmp_path):
+    """Reported by breaker5: `cluster.routing.allocation.enable: none` on the destination, or a cluster filter
+    excluding its data node, passed the dry run; the restore then failed every shard (or left them unassigned)."""
+    source, destination = testbed.client("7.17"), testbed.client("8")
+    name = unique("r5c")
+    make_index(source, name, 5)
+    node = next(iter(destination.get("/_nodes?filter_path=nodes.*.name")["nodes"].values()))["name"]
+    plan = testbed.write_plan(tmp_path, "7.17", "8", snapshot={"indices": [name]})
+    try:
+        destination.request("PUT", "/_cluster/settings", {"transient": {"cluster.routing.allocation.enable": "none"}})
+        output = refused(testbed, plan)
+        assert "destination: cluster.routing.allocation.enable is none on the destination" in output
+        destination.request("PUT", "/_cluster/settings", {"transient": {"cluster.routing.allocation.enable": None}})
+        excluded = {"persistent": {"cluster.routing.allocation.exclude._name": node}}
+        destination.request("PUT", "/_cluster/settings", excluded)
+        output = refused(testbed, plan)
+        assert f"cluster.routing.allocation.exclude._name: {node}" in output
+    finally:
+        reset = {"cluster.routing.allocation.enable": None, "cluster.routing.allocation.exclude._name": None}
+        destination.request("PUT", "/_cluster/settings", {"transient": reset, "persistent": reset})
+        destination.close()
+    migrates(testbed, plan)
+
+
 def test_rule6_restore_settings_elasticsearch_refuses_and_a_misspelt_one(testbed, tmp_path):
     source = testbed.client("8")
     name = unique("r6")

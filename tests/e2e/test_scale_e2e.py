@@ -8,14 +8,18 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pexpect
 import pytest
+import yaml
 
 from migrator.clients.es import build_path
 from migrator.state import StateStore
+from tests.e2e.test_review_e2e import console_requests
+from tests.e2e.test_review_e2e import sent as review_sent
 from tests.helpers import BIG_INDEX, background, cli, counts, restore_requests, throttle, wait_for_checkpoint
 
 pytestmark = pytest.mark.cluster
@@ -245,3 +249,41 @@ def test_a_default_plan_restores_251_indices_in_two_requests_as_the_dry_run_show
     assert sorted(len(r["body"]["indices"].split(",")) for r in sent) == [1, 250]
     assert restored_names(plan) == WIDE  # each index in one request, once
     assert counts(wide, "8", "wd-*") == {f"wd-{name}": 2 for name in WIDE}
+
+
+def test_a_batch_resumed_with_some_members_restored_sends_what_the_runbook_shows(many, tmp_path):
+    """Reported by breaker5 (6.8 -> 7.10, kill -9 in a batch's restore, then `restore.batch_indices` changed and
+    `resume --replan`): a batch whose members were partly restored read their uuids for the members left,
+    `GET _cluster/state/metadata/<some members>`, a path the runbook did not show. Here the first batch of 20
+    is restored (`--until`), then batches of 30 put 20 restored members and 10 new ones in one batch."""
+    plan = many.write_plan(
+        tmp_path,
+        "7.17",
+        "8",
+        name="partial",
+        snapshot={"indices": ["many-*"]},
+        restore={"rename_pattern": "(.+)", "rename_replacement": "pb-$1", "batch_indices": 20, "parallel": 1},
+    )
+    cli(many, "apply", str(plan), "--yes", "--poll", "0.5", "--until", "restore.batch[1]")
+    document = yaml.safe_load(plan.read_text())
+    document["restore"]["batch_indices"] = 30
+    plan.write_text(yaml.safe_dump(document, sort_keys=False))
+    runbook = cli(many, "plan", str(plan), "--format", "markdown").stdout
+    cli(many, "resume", str(plan), "--replan", "--poll", "0.5")
+
+    store = StateStore(plan.with_name("plan.state.db"))
+    try:
+        snapshot, last = store.get_meta("snapshot"), store.run
+        sent = [e for e in store.events(kind="request", run=last)]
+    finally:
+        store.close()
+    dry_snapshot = re.search(r"partial-\d{4}\.\d\d\.\d\d-\d{6}", runbook)
+    listed = console_requests(runbook.replace(dry_snapshot.group(0), snapshot) if dry_snapshot else runbook)
+    unlisted = [
+        (e.step, review_sent(e)) for e in sent if review_sent(e) not in listed.get(e.step or "discovery", set())
+    ]
+    assert unlisted == []
+    batch_one = [r for r in restore_requests(plan) if len(r["body"]["indices"].split(",")) == 10]
+    assert len(batch_one) == 1  # the new batch 1 restored only its 10 members not restored before
+    assert restored_names(plan) == INDICES  # each index once
+    assert counts(many, "8", "pb-*") == {f"pb-{name}": 20 for name in INDICES}

@@ -280,3 +280,59 @@ def test_opensearch_really_cannot_restore_an_index_created_too_early(
         reader.close()
     assert status != 200, answer
     assert "created" in str(answer) and created in str(answer)
+
+
+def test_old_sources_validate_a_sample_in_batches_and_plan_beside_a_closed_index(versions_bed, tmp_path):
+    """Reported by breaker5. 5.6 -> 6.8 in batches of two with `validate.sample_docs`: 5.6's `random_score`
+    knows no `field` (the dry run passed, every validation failed "random_score query does not support
+    [field]"). 6.8 -> 7.10 beside a closed index on the source: discovery read the closed indices' statistics
+    with `forbid_closed_indices`, which 6.8 refuses (400: the plan of any other index failed too), and a
+    closed index selected with `restore_closed` passed the dry run though 6.8 cannot snapshot it."""
+    prefix = "b5old"
+    plan = versions_bed.write_plan(
+        tmp_path,
+        "5.6",
+        "6.8",
+        name=prefix,
+        snapshot={"indices": ["logs-*", "orders"], "exclude": ["logs-debug"]},
+        restore={"rename_pattern": "(.+)", "rename_replacement": f"{prefix}-$1", "batch_indices": 2},
+        validate={"sample_docs": 5},
+    )
+    cli(versions_bed, "apply", str(plan), "--yes", "--poll", "0.5")
+    sent = request_events(plan)
+    assert {e.step for e in sent if e.data["path"].startswith("/_snapshot/")} >= {
+        "restore.batch[1]",
+        "restore.batch[2]",
+    }
+    assert len([e for e in sent if e.data["path"].endswith("/_mget")]) == 3  # each index's sample compared
+    expected = {f"{prefix}-{name}": n for name, n in counts(versions_bed, "5.6", "logs-*,orders").items()}
+    assert counts(versions_bed, "6.8", f"{prefix}-*") == {k: v for k, v in expected.items() if "debug" not in k}
+
+    closed = "b5-closed"
+    client = versions_bed.client("6.8")
+    client.request("PUT", build_path(closed), {"settings": {"number_of_shards": 1, "number_of_replicas": 0}})
+    client.request("POST", build_path(closed, "_close"))
+    try:
+        beside = versions_bed.write_plan(
+            tmp_path / "beside",
+            "6.8",
+            "7.10",
+            name="b5beside",
+            snapshot={"indices": ["orders"]},
+            restore={"rename_pattern": "(.+)", "rename_replacement": "b5beside-$1"},
+        )
+        assert "orders -> b5beside-orders" in cli(versions_bed, "plan", str(beside)).stdout
+        selected = versions_bed.write_plan(
+            tmp_path / "selected",
+            "6.8",
+            "7.10",
+            name="b5closed",
+            snapshot={"indices": [closed], "closed_indices": "restore_closed"},
+        )
+        refused = cli(versions_bed, "plan", str(selected), check=False)
+    finally:
+        client.request("DELETE", build_path(closed))
+        client.close()
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "snapshot.closed_indices" in refused.stderr and "cannot snapshot a closed index" in refused.stderr
+    assert "POST <index>/_open" in refused.stderr

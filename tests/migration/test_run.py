@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
+import networkx as nx
 import pytest
 
+from migrator.dag import StepKind, StepStatus
 from migrator.errors import NeedsAttention
-from migrator.migration.run import prepare, run_started
+from migrator.migration.run import prepare, recut_batches, run_started
 from migrator.state import StateStore
 from tests.render.conftest import SECRETS
 
@@ -103,3 +106,26 @@ def test_the_recorded_plan_file_keeps_secret_references_only(opened):
         state.close()
     assert spec["repository"]["settings"]["secret_access_key"] == "${SK}"
     assert not any(value in state_path.read_bytes().decode("latin-1") for value in SECRETS.values())
+
+
+def test_a_replan_forgets_the_restore_batches_cut_anew_under_the_same_ids(tmp_path):
+    # Seen on real nodes (7.17 -> 8): batch 1 of 20 done, then restore.batch_indices 30 and `resume --replan`: the
+    # new batch 1 (the 20 and 10 more) kept the old one's done checkpoint, and the 10 were restored one request
+    # each by their restore steps, requests no runbook showed.
+    graph = nx.DiGraph()
+    members = [{"source": name, "target": f"m-{name}"} for name in ("a", "b", "c")]
+    graph.add_node("restore.batch[1]", kind=StepKind.RESTORE_BATCH, params={"members": members})
+    graph.add_node(
+        "restore.batch[2]", kind=StepKind.RESTORE_BATCH, params={"members": [members[0] | {"target": "m-d"}]}
+    )
+    graph.add_node("restore.batch[3]", kind=StepKind.RESTORE_BATCH, params={"members": members[:1]})
+    graph.add_node("restore[m-a]", kind=StepKind.RESTORE, params=members[0])
+    state = StateStore(tmp_path / "plan.state.db")
+    try:
+        state.checkpoint("restore.batch[1]", StepStatus.DONE, {"members": ["m-a", "m-b"], "restored": 2})
+        state.checkpoint("restore.batch[2]", StepStatus.DONE, {"members": [], "foreign": ["m-d"]})  # the same one
+        state.checkpoint("restore.batch[3]", StepStatus.DONE, {"restored": 1})  # no members recorded: kept
+        state.checkpoint("restore[m-a]", StepStatus.DONE, {})
+        assert recut_batches(SimpleNamespace(graph=graph), state) == ["restore.batch[1]"]  # type: ignore[arg-type]
+    finally:
+        state.close()

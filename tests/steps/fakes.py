@@ -135,7 +135,8 @@ def context(
 
 class FakeIndices:
     """A cluster of named indices with blocks and aliases, answering what the block and alias code sends:
-    the filtered cluster state, `PUT <names>/_settings` of blocks, `GET _alias/<alias>`, `POST _aliases`."""
+    the filtered cluster state, `_cat/indices`, `PUT <names>/_settings` of blocks, `GET _alias/<alias>`,
+    `POST _aliases`."""
 
     def __init__(self, blocks: dict[str, dict[str, str]], aliases: dict[str, set[str]] | None = None) -> None:
         self.blocks = {name: dict(carried) for name, carried in blocks.items()}
@@ -159,6 +160,8 @@ class FakeIndices:
             return 200, ({"metadata": {"indices": indices}} if indices else {})
         if method == "HEAD":
             return (200 if parts[0] in self.blocks else 404), {}
+        if method == "GET" and parts == ["_cat", "indices"]:
+            return 200, [{"index": name} for name in self.blocks]
         if method == "GET" and parts[0] == "_alias":
             holders = self.aliases.get(parts[1], set())
             if not holders:

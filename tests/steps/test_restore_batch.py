@@ -245,6 +245,19 @@ def test_a_batch_partly_restored_reads_only_what_the_dry_run_lists():
     assert "/moved-a,moved-b,moved-c/_recovery?ignore_unavailable=true" in [path for _, _, path, _ in sent]
 
 
+def test_a_resumed_batch_restoring_some_members_reads_only_what_the_dry_run_lists():
+    # Seen on the sandbox (6.8 -> 7.10, kill -9 in a batch's restore, then resume): the members' uuids and the
+    # "under way" read were sent for the members left to restore, paths (subsets of names) no runbook showed.
+    destination = Destination({"moved-a": OURS})
+    step = batch_with(destination)
+    restore_path = step.path().lstrip("/").split("?")[0]  # its body names the members left: decided at run
+    with sends_only_listed(step, decided_at_run=(restore_path,)) as sent:
+        run(step)
+    assert [body["indices"] for _, body in destination.restores] == ["b,c"]
+    assert "/_cluster/state/metadata/moved-a,moved-b,moved-c" in [path.split("?")[0] for _, _, path, _ in sent]
+    assert step.ctx.ledger.owns_index_uuid("moved-b", "uuid-moved-b")
+
+
 def test_a_refusal_naming_no_member_names_the_members_the_request_was_for():
     # Seen on the sandbox (7.17 -> 8): cluster.max_shards_per_node lowered during the run refused a batch,
     # and the error named the request only, not which indices were left unrestored.

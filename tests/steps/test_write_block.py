@@ -8,12 +8,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
+import pytest
+
 from migrator.blocks import SourceBlocks
 from migrator.discovery import ClusterFacts, Facts, IndexFacts
+from migrator.errors import Cure
 from migrator.migration.rollback import _unblock
 from migrator.planner import build_plan, cutover_restore_id, restore_id
 from migrator.spec import parse_plan
 from migrator.state import StateStore
+from migrator.steps.base import StepFailed
 from migrator.steps.cutover_restore import RestoreOver
 from migrator.steps.restore import Restore
 from migrator.steps.write_block import BlockWrites
@@ -41,6 +45,31 @@ def context(cluster: FakeIndices, record: SourceBlocks, discovered: dict[str, di
     spec = parse_plan(PLAN)
     plan = build_plan(spec, facts, datetime(2026, 11, 30, tzinfo=UTC))
     return SimpleNamespace(spec=spec, plan=plan, source=cluster, source_blocks=record, repository="repo", snapshot="s")
+
+
+def test_a_new_index_the_selection_matches_stops_the_cutover_before_any_block(tmp_path):
+    # Seen on the sandbox (6.8 -> 7.10): a source index matching snapshot.indices, created after phase one, was
+    # left writable and uncopied while the cutover reported success and switched the aliases.
+    cluster = FakeIndices({"archive": ARCHIVE, "live": {}})
+    ctx = context(cluster, SourceBlocks(StateStore(tmp_path / "state.db")), {"archive": ARCHIVE})
+    ctx.spec = parse_plan(PLAN.replace("[archive, live]", "[archive, live*]"))
+    cluster.blocks["live-2"] = {}
+    step = block_step(ctx)
+    with sends_only_listed(step):
+        assert not step.observe().done
+        with pytest.raises(StepFailed) as failed:
+            step.act()
+    assert "live-2 match snapshot.indices but did not exist when the plan was made" in str(failed.value)
+    assert failed.value.cure == Cure.REPLAN and cluster.sent == []  # nothing blocked
+    del cluster.blocks["live-2"]
+    gone = cluster.blocks.pop("live")  # deleted since phase one: the block request would answer 404
+    with pytest.raises(StepFailed) as failed:
+        step.act()
+    assert "live (copied in phase one) no longer exist on the source" in str(failed.value) and cluster.sent == []
+    cluster.blocks["live"] = gone
+    cluster.blocks["other"] = {}  # not selected: the cutover goes on
+    step.act()
+    assert cluster.blocks["live"] == {"index.blocks.write": "true"} and cluster.blocks["other"] == {}
 
 
 def block_step(ctx: SimpleNamespace) -> BlockWrites:
