@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from migrator.repository.verify import Verifier
 
 _CHUNK = 8 * 1024 * 1024
+_NEXT_SNAPSHOT = "restore reads only snap-*.dat, but the next snapshot or delete of this shard will fail"
 
 
 @dataclass
@@ -178,42 +179,19 @@ class IndexCheck:
         try:
             return read_frame(key, self.storage.read(key), "snapshots").body
         except NotFound:
-            self.v.add(
-                "error",
-                "shard_generation_missing",
-                f"the shard's live {name} is missing: restore reads only snap-*.dat, but the next snapshot or "
-                "delete of this shard will fail",
-                index=self.name,
-                shard=shard,
-                key=key,
-            )
+            self.listed_generation(shard, name, None)
         except BlobError as exc:
             self.v.add("error", "shard_generation_damaged", str(exc), index=self.name, shard=shard, key=key)
         return None
 
     def listed_generation(self, shard: int, name: str, size: int | None) -> bool:
         """Whether the shard's live index-<gen> is listed (`size` None when not) with bytes; else a finding."""
-        key = f"{self.prefix}{shard}/{name}"
-        if size is None:
-            self.v.add(
-                "error",
-                "shard_generation_missing",
-                f"the shard's live {name} is missing: restore reads only snap-*.dat, but the next snapshot or "
-                "delete of this shard will fail",
-                index=self.name,
-                shard=shard,
-                key=key,
-            )
-        elif size == 0:
-            self.v.add(
-                "error",
-                "shard_generation_damaged",
-                f"the shard's live {name} is empty (0 bytes): restore reads only snap-*.dat, but the next "
-                "snapshot or delete of this shard will fail",
-                index=self.name,
-                shard=shard,
-                key=key,
-            )
+        if not size:
+            missing = size is None
+            code = "shard_generation_missing" if missing else "shard_generation_damaged"
+            what = "missing" if missing else "empty (0 bytes)"
+            where: dict[str, Any] = {"index": self.name, "shard": shard, "key": f"{self.prefix}{shard}/{name}"}
+            self.v.add("error", code, f"the shard's live {name} is {what}: {_NEXT_SNAPSHOT}", **where)
         return bool(size)
 
     def check_shard(self, shard: int, fetched: ShardData, entries: Iterator[tuple[str, int]]) -> None:
@@ -268,8 +246,7 @@ class IndexCheck:
                 v.add(
                     "error",
                     "shard_generation_missing",
-                    "the shard folder has no index-N: restore reads only snap-*.dat, but the next snapshot or "
-                    "delete of this shard will fail",
+                    f"the shard folder has no index-N: {_NEXT_SNAPSHOT}",
                     key=f"{self.prefix}{shard}/",
                     **where,
                 )
