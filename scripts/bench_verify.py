@@ -6,10 +6,13 @@ in a separate process (as a real bucket is remote), and measures in the same run
 
 - requests: the verification's (client and server counts) against ceil(N/1000) + O(shards);
 - time: the verification against a raw paged listing of the same prefix (median of the rounds);
-- memory: the verification's peak Python allocations (tracemalloc) and the process's peak RSS.
+- memory: the verification's peak Python allocations (tracemalloc) and the process's peak RSS;
+- one small GET's CPU: `--gets` whole-object reads (`OssStorage.read`) of a 700-byte object, this
+  process's reading thread's CPU (`time.thread_time`) per read; the server's is in its own process.
 
     python scripts/bench_verify.py                 # 100,000 blobs, 4 indices x 25 shards
     python scripts/bench_verify.py --blobs 20000 --deep
+    python scripts/bench_verify.py --gets-only     # only the CPU of one small GET (1,000 reads)
 """
 
 from __future__ import annotations
@@ -183,6 +186,19 @@ def timed_verify(storage: OssStorage, workers: int, deep: bool = False) -> tuple
     return time.perf_counter() - started, result
 
 
+def get_cpu_ms(endpoint: str, key: str, secret: str, reads: int) -> float:
+    """Milliseconds of the calling thread's CPU per whole-object read of a 700-byte object (CRC64 checked),
+    after 50 reads that warm the connection pool; the object is written under `get/`, beside the repository."""
+    storage = OssStorage(endpoint, BUCKET, "get", key, secret, region=REGION)
+    storage.write("object-700", os.urandom(700))
+    for _ in range(50):
+        storage.read("object-700")
+    started = time.thread_time()
+    for _ in range(reads):
+        storage.read("object-700")
+    return (time.thread_time() - started) * 1000 / reads
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blobs", type=int, default=100_000, help="blobs in the repository (N)")
@@ -193,10 +209,23 @@ def main() -> int:
     parser.add_argument("--compress", action="store_true", help="DEFLATE the metadata blobs")
     parser.add_argument("--deep", action="store_true", help="also time one --deep verification (1 GET per file)")
     parser.add_argument("--dir", type=Path, help="work folder [default: a temporary one, removed after]")
+    parser.add_argument("--gets", type=int, default=1000, help="reads of a 700-byte object for one GET's CPU")
+    parser.add_argument("--gets-only", action="store_true", help="measure only one small GET's CPU")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-verify-", dir=args.dir) as work:
         folder = Path(work)
+        if args.gets_only:
+            (folder / BUCKET).mkdir()
+            key, secret = "bench", secrets.token_urlsafe(16)
+            process, endpoint = start_server(folder, key, secret)
+            try:
+                cpu = get_cpu_ms(endpoint, key, secret, args.gets)
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
+            print(f"one GET of 700 bytes: {cpu:.3f} ms of CPU ({args.gets} reads)")
+            return 0
         started = time.perf_counter()
         blobs = build(folder / BUCKET / BASE, args.blobs, args.indices, args.shards, args.compress)
         shards = args.indices * args.shards
@@ -231,8 +260,8 @@ def main() -> int:
                 f"median {verify_median:.2f}s (rounds: {rounds(verify_times)})"
             )
             print(
-                f"  requests bound:  ceil(N/1000) = {pages}; + 2 x {shards} shards + 2 x {args.indices} indices "
-                f"+ 10 at the root = {pages + 2 * shards + 2 * args.indices + 10}"
+                f"  requests bound:  ceil(N/1000) = {pages}; + {shards} shards + 2 x {args.indices} indices "
+                f"+ 10 at the root = {pages + shards + 2 * args.indices + 10}"
             )
             print(f"  time ratio:      {verify_median / listing_median:.2f}x the raw listing (target <= 1.5x)")
             print(f"  checked:         {result.files} files, {result.blobs} data blobs, {result.listed} listed")
@@ -249,6 +278,8 @@ def main() -> int:
                 f"  memory:          verify peak {verify_peak / 2**20:.1f} MiB of Python allocations "
                 f"(raw listing {listing_peak / 2**20:.1f} MiB); process peak RSS {rss:.0f} MiB"
             )
+            cpu = get_cpu_ms(endpoint, key, secret, args.gets)
+            print(f"one GET of 700 bytes: {cpu:.3f} ms of CPU ({args.gets} reads)")
             if args.deep:
                 seconds, deep = timed_verify(storage, args.workers, deep=True)
                 print(

@@ -177,7 +177,12 @@ def verify(
     region: Annotated[str | None, typer.Option(help="The bucket's region, e.g. cn-hangzhou (V4 signing).")] = None,
     signature: Annotated[Signature, typer.Option(help="OSS request signature version.")] = Signature.V4,
     deep: Annotated[
-        bool, typer.Option("--deep", help="Also check every file's checksum footer (one small ranged GET per file).")
+        bool,
+        typer.Option(
+            "--deep",
+            help="Also read each shard folder's live index-N (only the next snapshot or delete reads it) and "
+            "check every file's checksum footer (one small ranged GET per file).",
+        ),
     ] = False,
     full: Annotated[
         bool, typer.Option("--full", help="Also read every byte and check its CRC32 (implies --deep; slow).")
@@ -199,9 +204,10 @@ def verify(
     """Verify a snapshot in its repository, reading the bucket (or folder) itself, read-only.
 
     Checks the live index-N, the snapshot and its state, its metadata blobs, every shard's file
-    list and every file's blobs with their exact sizes, with one listing per index; --deep adds
-    each file's checksum footer, --full every byte. Exit 0 only when the snapshot is restorable,
-    1 when it is not (or the repository cannot be read), 2 for bad options.
+    list and every file's blobs with their exact sizes, with one listing per index (what a restore
+    reads); --deep adds each shard folder's live index-N and each file's checksum footer, --full every
+    byte. Exit 0 only when the snapshot is restorable, 1 when it is not (or the repository cannot be
+    read), 2 for bad options.
     """
     from migrator.clients.storage import StorageError
     from migrator.repository.repository_data import RepositoryFormatError

@@ -13,7 +13,8 @@ cheapest first, as Elasticsearch's own MetadataVerifier does:
    snapshot holds at least half of the repository's indices (each index gets its contiguous group of
    keys; other indices' keys are skipped), else one of `indices/<id>/` per index;
 5. per shard not in the snapshot's failures: its `snap-<uuid>.dat` (CRC32, decoded) and its live
-   `index-<gen>` (CRC32);
+   `index-<gen>`: listed with bytes (restore never reads it), GET and CRC32-checked at `deep` and
+   `full`, or when the shard folder has names the snap file does not explain;
 6. per file of the shard: every part present with exactly the expected size; `v__` files by their
    inline bytes;
 7. `deep`: the Lucene footer of every file (a ranged GET of its last 16 bytes) against the

@@ -3,8 +3,13 @@
 Place in the flow: verify (the root, which chooses the indices) -> verify_index (this module) ->
 shard_walker (the layout) / blob -> storage. The index's keys (one paginated listing of `indices/<id>/`,
 or its group of the verifier's joined listing of `indices/`) are walked shard folder by shard folder;
-each shard's `snap-<uuid>.dat` and `index-<gen>` are fetched ahead in a bounded window;
-`deep` and `full` read each file's footer (and bytes) on the verifier's pool.
+each shard's `snap-<uuid>.dat` (and, at `deep` and `full`, its live `index-<gen>`) are fetched ahead in a
+bounded window; `deep` and `full` read each file's footer (and bytes) on the verifier's pool.
+
+The normal level reads what a restore reads: a shard's live `index-<gen>` (which only the next snapshot
+or delete of the shard reads) must be listed with a non-zero size, and is read (CRC32 checked, decoded)
+only when the shard folder holds names its snap file does not explain, to tell garbage from files of
+other snapshots.
 """
 
 from __future__ import annotations
@@ -34,11 +39,12 @@ if TYPE_CHECKING:
     from migrator.repository.verify import Verifier
 
 _CHUNK = 8 * 1024 * 1024
+_NEXT_SNAPSHOT = "restore reads only snap-*.dat, but the next snapshot or delete of this shard will fail"
 
 
 @dataclass
 class ShardData:
-    """What was fetched ahead for one shard: its snapshot file list and its live index-<gen> frame."""
+    """What was fetched ahead for one shard: its snapshot file list and (deep, full) its live index-<gen> body."""
 
     files: list[FileInfo] | None = None
     generation_body: bytes | None = None
@@ -137,7 +143,7 @@ class IndexCheck:
                 self.garbage.add(f"{self.prefix}{name}", size)
 
     def fetch_shard(self, shard: int) -> ShardData:
-        """GET the shard's snap file (and its index-<gen> when its name is known), in a pool thread."""
+        """GET the shard's snap file (and, deep or full, its index-<gen> when its name is known), in a pool thread."""
         where: dict[str, Any] = {"index": self.name, "shard": shard}
         key = f"{self.prefix}{shard}/snap-{self.v.uuid}.dat"
         fetched = ShardData()
@@ -163,7 +169,7 @@ class IndexCheck:
                 f"the live index-N records shard generation {generation} (no data) for a shard this snapshot has",
                 **where,
             )
-        elif generation is not None:
+        elif generation is not None and self.v.level != "normal":
             fetched.generation_body = self.read_generation(shard, f"index-{generation}")
         return fetched
 
@@ -173,18 +179,20 @@ class IndexCheck:
         try:
             return read_frame(key, self.storage.read(key), "snapshots").body
         except NotFound:
-            self.v.add(
-                "error",
-                "shard_generation_missing",
-                f"the shard's live {name} is missing: restore reads only snap-*.dat, but the next snapshot or "
-                "delete of this shard will fail",
-                index=self.name,
-                shard=shard,
-                key=key,
-            )
+            self.listed_generation(shard, name, None)
         except BlobError as exc:
             self.v.add("error", "shard_generation_damaged", str(exc), index=self.name, shard=shard, key=key)
         return None
+
+    def listed_generation(self, shard: int, name: str, size: int | None) -> bool:
+        """Whether the shard's live index-<gen> is listed (`size` None when not) with bytes; else a finding."""
+        if not size:
+            missing = size is None
+            code = "shard_generation_missing" if missing else "shard_generation_damaged"
+            what = "missing" if missing else "empty (0 bytes)"
+            where: dict[str, Any] = {"index": self.name, "shard": shard, "key": f"{self.prefix}{shard}/{name}"}
+            self.v.add("error", code, f"the shard's live {name} is {what}: {_NEXT_SNAPSHOT}", **where)
+        return bool(size)
 
     def check_shard(self, shard: int, fetched: ShardData, entries: Iterator[tuple[str, int]]) -> None:
         """Walk the shard folder's listing once against what its snap file expects."""
@@ -198,13 +206,16 @@ class IndexCheck:
         own_snap = f"snap-{v.uuid}.dat"
         generation = self.generation(shard)
         live_generation = f"index-{generation}" if generation else None
+        live_size: int | None = None
         numeric_generations: list[tuple[int, int]] = []
         seen: dict[str, int] = {}
         unexplained: list[tuple[str, int]] = []
         for name, size in entries:
             if name in expected:
                 seen[name] = size
-            elif name in (own_snap, live_generation):
+            elif name == live_generation:
+                live_size = size
+            elif name == own_snap:
                 continue
             elif name.startswith("index-"):
                 match = GENERATION.match(name)
@@ -217,25 +228,30 @@ class IndexCheck:
             else:
                 unexplained.append((name, size))
         v.count(shards=1, files=len(files), blobs=len(expected), bytes=sum(i.length for i in files))
+        listed = False  # normal level: the live index-<gen> named by index-N is listed with bytes (GET when needed)
+        if v.level == "normal" and live_generation and generation not in NO_DATA_GENERATIONS:
+            listed = self.listed_generation(shard, live_generation, live_size)
         if fetched.files is None:
             return
         body = fetched.generation_body
         if generation is None:
             if numeric_generations:
-                live = max(numeric_generations)
-                body = self.read_generation(shard, f"index-{live[0]}")
+                live, live_size = max(numeric_generations)
+                if v.level != "normal" or (self.listed_generation(shard, f"index-{live}", live_size) and unexplained):
+                    body = self.read_generation(shard, f"index-{live}")
                 for number, size in numeric_generations:
-                    if number != live[0]:
+                    if number != live:
                         self.garbage.add(f"{self.prefix}{shard}/index-{number}", size)
             else:
                 v.add(
                     "error",
                     "shard_generation_missing",
-                    "the shard folder has no index-N: restore reads only snap-*.dat, but the next snapshot or "
-                    "delete of this shard will fail",
+                    f"the shard folder has no index-N: {_NEXT_SNAPSHOT}",
                     key=f"{self.prefix}{shard}/",
                     **where,
                 )
+        elif listed and unexplained:
+            body = self.read_generation(shard, f"index-{generation}")
         referenced = self.referenced_files(shard, body) if unexplained else None
         if referenced is not None:  # without a readable index-<gen> nothing can be called garbage
             for name, size in unexplained:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 # Vendored from the opensearch-migrations project (Apache-2.0; origin and contents in its README.md),
 # so that a clone passes its tests with nothing beside it.
@@ -29,3 +30,19 @@ def framed_blobs(root: Path) -> list[Path]:
         if path.is_file()
         and (path.suffix == ".dat" or (path.name.startswith("index-") and path.parents[2].name == "indices"))
     )
+
+
+class ReadRecorder:
+    """A Storage that passes every call on to `inner` and records the key of each whole-object read
+    (the verifier's GETs of metadata blobs), so a test can say which blobs a verification read."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.reads: list[str] = []
+
+    def read(self, key: str) -> bytes:
+        self.reads.append(key)
+        return bytes(self.inner.read(key))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)

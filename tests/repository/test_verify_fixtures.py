@@ -23,7 +23,7 @@ from migrator.repository.blob import decode_blob, encode_blob
 from migrator.repository.repository_data import list_snapshots
 from migrator.repository.verify import VerifyResult, verify_snapshot
 from migrator.sandbox.oss_server import BucketConfig, Faults, OssServer
-from tests.repository import FIXTURES, fixture_repositories
+from tests.repository import FIXTURES, ReadRecorder, fixture_repositories
 
 EXPECTED = {
     "ES_5_6_Updates_Deletes": ["rfs_snapshot"],
@@ -98,10 +98,24 @@ def test_through_the_oss_server_the_result_is_the_same(server, repository, snaps
 
 def test_normal_verification_request_budget(server):
     """Without deep: a fixed handful at the root, then per index one GET + its listing (4 indices: fewer
-    than shard_walker.JOINED_FROM, listed one by one, in parallel), per shard two GETs."""
+    than shard_walker.JOINED_FROM, listed one by one, in parallel), per shard one GET (its snap file: the
+    live index-<gen> is only listed, as restore never reads it)."""
     result = verify_snapshot(oss(server, "ES_7_10_BWC_Check"), "rfs-snapshot")
     assert_clean(result)
-    assert result.requests == 10 + result.indices * 2 + result.shards * 2
+    assert result.requests == 10 + result.indices * 2 + result.shards
+
+
+@pytest.mark.parametrize(("level", "per_index"), [("normal", 2), ("deep", 3)])
+def test_gets_per_one_shard_index(server, level, per_index):
+    """Per one-shard index, normal reads what a restore reads (the index's meta-*.dat, the shard's
+    snap-*.dat); deep reads the shard's live index-<gen> as well."""
+    reader = ReadRecorder(oss(server, "ES_7_10_BWC_Check"))
+    result = verify_snapshot(reader, "rfs-snapshot", deep=level == "deep")
+    assert_clean(result)
+    assert result.indices == result.shards == 4
+    per_shard = [key for key in reader.reads if key.startswith("indices/")]
+    assert len(per_shard) == per_index * result.indices, per_shard
+    assert (level == "deep") == any(key.rsplit("/", 1)[1].startswith("index-") for key in per_shard)
 
 
 def test_v1_signatures_and_injected_faults(server):
@@ -231,9 +245,23 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], dict, str, str, str]] = {
         "shard_generation_missing",
         "shard 0: the shard's live index-guSEIbPOR8SI_i1M0mOHLQ is missing",
     ),
-    "shard index-gen damaged": (
-        lambda r: flip(r / DOUBLE_SHARD / "index-guSEIbPOR8SI_i1M0mOHLQ", 100),
+    "shard index-gen missing, deep": (
+        lambda r: (r / DOUBLE_SHARD / "index-guSEIbPOR8SI_i1M0mOHLQ").unlink(),
+        {"deep": True},
+        "error",
+        "shard_generation_missing",
+        "shard 0: the shard's live index-guSEIbPOR8SI_i1M0mOHLQ is missing",
+    ),
+    "shard index-gen empty": (
+        lambda r: (r / DOUBLE_SHARD / "index-guSEIbPOR8SI_i1M0mOHLQ").write_bytes(b""),
         {},
+        "error",
+        "shard_generation_damaged",
+        "shard 0: the shard's live index-guSEIbPOR8SI_i1M0mOHLQ is empty (0 bytes)",
+    ),
+    "shard index-gen damaged, deep": (
+        lambda r: flip(r / DOUBLE_SHARD / "index-guSEIbPOR8SI_i1M0mOHLQ", 100),
+        {"deep": True},
         "error",
         "shard_generation_damaged",
         "CRC32 mismatch",
@@ -326,6 +354,21 @@ def test_each_damage_is_named(double, case):
     assert result.restorable == (severity != "error")
     if severity == "error":
         assert words in result.summary() or len(result.errors) > 5
+
+
+def test_damaged_shard_index_gen_is_not_read_at_the_normal_level(double):
+    """Restore never reads a shard's live index-<gen>: normal leaves damaged bytes there unread (deep finds
+    them, see DAMAGE) unless the shard folder holds names its snap file does not explain."""
+    generation = f"{DOUBLE_SHARD}/index-guSEIbPOR8SI_i1M0mOHLQ"
+    flip(double / generation, 100)
+    reader = ReadRecorder(LocalStorage(double))
+    assert verify_snapshot(reader, "global_state_snapshot").restorable
+    assert generation not in reader.reads and f"{DOUBLE_SHARD}/snap-7_1RHMshSc6c0cuzX1NCDg.dat" in reader.reads
+    (double / DOUBLE_SHARD / "__orphan").write_bytes(b"x")  # garbage or another snapshot's file: index-<gen> says
+    reader = ReadRecorder(LocalStorage(double))
+    result = verify_snapshot(reader, "global_state_snapshot")
+    assert generation in reader.reads
+    assert [f.code for f in result.errors] == ["shard_generation_damaged"]
 
 
 def test_flipped_middle_byte_is_found_only_by_full(double):

@@ -23,7 +23,7 @@ from migrator.clients.storage import LocalStorage, OssStorage, Storage
 from migrator.repository.blob import DEFLATE_HEADER, decode_blob, read_frame
 from migrator.repository.verify import VerifyResult, verify_snapshot
 from migrator.sandbox.oss_server import Faults
-from tests.repository import framed_blobs
+from tests.repository import ReadRecorder, framed_blobs
 
 pytestmark = pytest.mark.cluster
 
@@ -219,6 +219,14 @@ def live_index_n(folder: Path) -> Path:
     return max(folder.glob("index-*"), key=lambda p: int(p.name.removeprefix("index-")))
 
 
+def live_shard_generation(folder: Path) -> Path:
+    """Shard 0's live `index-<gen>` of the SUCCESS snapshot's index, as the root index-N names it."""
+    data = json.loads(live_index_n(folder).read_text())
+    snapshot = next(s for s in data["snapshots"] if s["name"] == GOOD)
+    index = next(i for i in data["indices"].values() if snapshot["uuid"] in i["snapshots"])
+    return folder / "indices" / index["id"] / "0" / f"index-{index['shard_generations'][0]}"
+
+
 CORRUPTIONS: dict[str, tuple[Callable[[Path], None], str, dict, str, Callable[[Target], str]]] = {
     # name: (damage, snapshot, verify options, finding code, the words the message must contain)
     "deleted data blob": (
@@ -248,6 +256,20 @@ CORRUPTIONS: dict[str, tuple[Callable[[Path], None], str, dict, str, Callable[[T
         {},
         "blob_missing",
         lambda t: f"shard 0: indices/{t.shard_folder.parent.name}/0/{t.snap_file.name} is missing",
+    ),
+    "deleted shard index-<gen>": (
+        lambda f: live_shard_generation(f).unlink(),
+        GOOD,
+        {},
+        "shard_generation_missing",
+        lambda t: f"shard 0: the shard's live {live_shard_generation(t.shard_folder.parents[2]).name} is missing",
+    ),
+    "damaged shard index-<gen> (deep)": (
+        lambda f: flip_last_byte(live_shard_generation(f)),
+        GOOD,
+        {"deep": True},
+        "shard_generation_damaged",
+        lambda t: "CRC32 mismatch",
     ),
     "deleted live index-N": (
         lambda f: live_index_n(f).unlink(),
@@ -283,6 +305,11 @@ def test_each_corruption_is_detected_with_the_right_message(written, testbed, os
             assert any(words(target) in message for message in messages), (repository.label, result.findings)
             if case == "flipped byte (deep)":  # only the deep check reads the bytes
                 assert verify_snapshot(storage, snapshot).restorable
+            if case == "damaged shard index-<gen> (deep)":  # restore never reads it: normal does not either
+                reader = ReadRecorder(storage)
+                assert verify_snapshot(reader, snapshot).restorable
+                damaged = live_shard_generation(copy).relative_to(copy).as_posix()
+                assert damaged not in reader.reads and any(key.startswith("indices/") for key in reader.reads)
         finally:
             shutil.rmtree(copy)
 
