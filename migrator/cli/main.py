@@ -11,7 +11,6 @@ import textwrap
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -508,7 +507,7 @@ def rollback_command(
         with opened(plan_file, state) as migration:
             requests = rollback_requests(migration)
         if as_json:
-            typer.echo(json.dumps([asdict(r) for r in requests], indent=2))
+            typer.echo(json.dumps([r.as_json() for r in requests], indent=2))
         else:
             typer.echo("\n".join(rollback_dry_run_lines(requests)))
         return
