@@ -23,6 +23,7 @@ from migrator.cli.errors import errors_to_exit_codes, fail, stopped_line
 from migrator.cli.helptext import MARKUP, ORDER_OF_USE, examples, in_order
 from migrator.cli.verify import verify
 from migrator.dag import RunStatus, StepKind
+from migrator.drift import drift_record
 from migrator.errors import NeedsAttention, PlanError
 from migrator.exit_codes import ExitCode
 from migrator.migration.files import default_state_path
@@ -46,7 +47,7 @@ from migrator.render.plan import (
 )
 from migrator.render.progress import progress_for
 from migrator.render.report import report_markdown
-from migrator.render.status import status_text, status_view
+from migrator.render.status import drift_lines, status_text, status_view
 from migrator.render.undo import cancel_lines, rollback_dry_run_lines
 from migrator.spec import plan_json_schema
 from migrator.steps.base import Step
@@ -247,9 +248,9 @@ def run(
             typer.secho(f"failed: {step}: {message}", err=True, fg=typer.colors.RED)
         raise fail(stopped_line(result.cure, str(plan_file)), ExitCode.FAILED)
     if result.drift:
-        for drift in result.drift:
-            typer.secho(f"drift: {drift.step}: {drift.what}", err=True, fg=typer.colors.RED)
-            typer.echo(f"  to redo it: migrator resume {plan_file} --redo '{drift.redo_step}'", err=True)
+        record = drift_record(plan.graph, result.drift)
+        for line in drift_lines(record["drift"], record["redo"], str(plan_file)):
+            typer.secho(line, err=True, fg=typer.colors.RED if line.startswith("drift") else None)
         raise fail(
             f"migration {plan.spec.name} was complete, but {len(result.drift)} part(s) are no longer as it left "
             "them (above); nothing was changed",
@@ -305,8 +306,9 @@ RedoOpt = Annotated[
     typer.Option(
         "--redo",
         metavar="STEP",
-        help="Do a done step again (an id as a drift report names it, or a kind), with what follows it for the same "
-        "target: what a drift report names.",
+        help="Do a done step again, with what follows it for the same target: an id as a drift report names "
+        "it, a kind, a pattern like 'restore[logs-*]', a comma list of these, or `drifted` (every step the last "
+        "drift report named).",
     ),
 ]
 PhaseOpt = Annotated[
@@ -430,7 +432,7 @@ def status_command(
         typer.echo(json.dumps(report, indent=2))
         return
     if not watch:
-        typer.echo(status_text(report))
+        typer.echo(status_text(report, str(plan_file)))
         return
     from rich.console import Console  # the live view's, imported for it alone (see migrator.render.status)
     from rich.live import Live
