@@ -356,6 +356,7 @@ class SlowCount(EsError):
             "their first search, and a busy source answers slowly. Fix: refresh the plan's indices on the source "
             "(`POST <snapshot.indices>/_refresh`, which makes no change to their documents) and plan again",
         )
+        self.transient = False  # asking again waits for the same refreshes: the fix comes first
 
 
 def _matches(expressions: list[str], name: str) -> bool:
