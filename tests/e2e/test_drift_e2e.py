@@ -1,5 +1,6 @@
-"""Drift of many indices on real nodes (7.17 -> 8): 300 restored targets deleted after a finished migration are
-reported in a few lines with one `--redo`, and that command, run as printed, restores exactly those 300 again."""
+"""Drift of many indices on real nodes (7.17 -> 8): 300 restored targets deleted after a finished migration (a
+range of names, or scattered among the others) are reported in a few lines with one `--redo` (patterns, or
+`drifted`), and that command, run as printed, restores exactly those 300 again."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from tests.helpers import cli, counts, request_events
 pytestmark = pytest.mark.cluster
 
 SOURCES = [f"dr-{number:03d}" for number in range(320)]
-GONE = SOURCES[:300]  # their targets deleted on the destination: the drift
+RANGE = SOURCES[:300]  # targets deleted on the destination (the drift): a range, said by patterns
+SCATTERED = [name for number, name in enumerate(SOURCES) if number % 16]  # 300 among the 320: `--redo drifted`
+PREFIXES = ("drt", "drs")  # the targets' prefixes, one per case
 
 
 @pytest.fixture(scope="module")
@@ -38,26 +41,35 @@ def drifting(testbed):
         client.request("DELETE", build_path("dr-*"), ok=(200, 404))
         client.close()
         destination = testbed.client("8")
-        for start in range(0, len(SOURCES), 100):
-            names = ",".join(f"drt-{name}" for name in SOURCES[start : start + 100])
-            destination.request("DELETE", build_path(names) + "?ignore_unavailable=true", ok=(200, 404))
+        for prefix in PREFIXES:
+            for start in range(0, len(SOURCES), 100):
+                names = ",".join(f"{prefix}-{name}" for name in SOURCES[start : start + 100])
+                destination.request("DELETE", build_path(names) + "?ignore_unavailable=true", ok=(200, 404))
         destination.close()
 
 
-def test_300_drifted_indices_are_said_in_a_few_lines_and_the_printed_redo_restores_exactly_them(drifting, tmp_path):
+@pytest.mark.parametrize(
+    ("prefix", "gone", "redo"),
+    [("drt", RANGE, "'restore[drt-dr-0*],restore[drt-dr-1*],restore[drt-dr-2*]'"), ("drs", SCATTERED, "'drifted'")],
+    ids=["a-range", "scattered"],
+)
+def test_300_drifted_indices_are_said_in_a_few_lines_and_the_printed_redo_restores_exactly_them(
+    drifting, tmp_path, prefix, gone, redo
+):
     plan = drifting.write_plan(
         tmp_path,
         "7.17",
         "8",
         name="drift300",
         snapshot={"indices": ["dr-*"]},
-        restore={"rename_pattern": "(.+)", "rename_replacement": "drt-$1"},
+        restore={"rename_pattern": "(.+)", "rename_replacement": f"{prefix}-$1"},
     )
     cli(drifting, "apply", str(plan), "--yes", "--poll", "0.5")
     destination = drifting.client("8")
     try:
-        for start in range(0, len(GONE), 100):
-            destination.request("DELETE", build_path(",".join(f"drt-{name}" for name in GONE[start : start + 100])))
+        for start in range(0, len(gone), 100):
+            names = ",".join(f"{prefix}-{name}" for name in gone[start : start + 100])
+            destination.request("DELETE", build_path(names))
     finally:
         destination.close()
 
@@ -66,12 +78,12 @@ def test_300_drifted_indices_are_said_in_a_few_lines_and_the_printed_redo_restor
     report = drifted.stderr.splitlines()
     assert len(report) <= 10, drifted.stderr  # before: two lines per drifted index, 600 here
     assert "drift: 300 done step(s) are no longer as the run left them:" in report
-    [kind] = [line for line in report if line.startswith("  restore: 300 (restore[drt-dr-")]  # in the plan's order
-    assert "and 297 more); restore[drt-dr-" in kind and "does not exist on the destination" in kind
+    [kind] = [line for line in report if line.startswith(f"  restore: 300 (restore[{prefix}-dr-")]  # plan's order
+    assert f"and 297 more); restore[{prefix}-dr-" in kind and "does not exist on the destination" in kind
     [command] = [line.split(": ", 1)[1] for line in report if line.startswith("  to redo them: ")]
-    assert command.startswith(f"migrator resume {plan} --redo ")
+    assert command == f"migrator resume {plan} --redo {redo}"
     status = json.loads(cli(drifting, "status", str(plan), "--json").stdout)
-    assert sorted(item["redo"] for item in status["drift"]) == [f"restore[drt-{name}]" for name in GONE]
+    assert sorted(item["redo"] for item in status["drift"]) == [f"restore[{prefix}-{name}]" for name in gone]
 
     store = StateStore(plan.with_name("plan.state.db"))
     before = store.run
@@ -83,6 +95,6 @@ def test_300_drifted_indices_are_said_in_a_few_lines_and_the_printed_redo_restor
         if event.run > before and event.data["method"] == "POST" and re.search(r"/_restore\b", event.data["path"])
         for name in event.data["body"]["indices"].split(",")
     ]
-    assert sorted(restored) == GONE  # exactly the drifted ones, each once
-    assert counts(drifting, "8", "drt-dr-*") == {f"drt-{name}": 1 for name in SOURCES}
+    assert sorted(restored) == gone  # exactly the drifted ones, each once
+    assert counts(drifting, "8", f"{prefix}-dr-*") == {f"{prefix}-{name}": 1 for name in SOURCES}
     assert cli(drifting, "resume", str(plan)).returncode == 0  # no drift left
