@@ -121,5 +121,10 @@ def test_the_dry_run_says_which_reads_of_a_recovery_are_conditional_and_on_what(
     lines = [line.strip() for line in text.splitlines()]
     shown = lines.index("[destination] GET new-orders/_recovery")
     assert lines[shown - 1] == f"# only when {read['when']}"
+    # The same kind: the versions a resumed run reads, an index's reads alone when its batch's did not answer.
+    preflight = next(step for step in document["steps"] if step["kind"] == "preflight")
+    assert preflight["checks"] and all("resumed run" in r["when"] for r in preflight["checks"])
+    batched = [step for step in document["steps"] if step["kind"] == "validate" and step["checks"]]
+    assert batched and all("joined reads did not answer" in r["when"] for s in batched for r in s["checks"])
     snapshot = next(step for step in document["steps"] if step["kind"] == "snapshot.create")
     assert snapshot["requests"] and all("when" not in r for r in snapshot["requests"])
