@@ -5,8 +5,8 @@ stored in the state file, so `resume` re-plans from exactly the facts the run be
 are independent of each other: both clusters are read at once, each with READS_AT_ONCE requests in
 flight, so discovery costs the slowest chain of reads, not their sum.
 
-Slightly over 400 lines: the facts' shapes and their one set of reads stay together (the templates'
-and pipelines' facts are already apart, in migrator.template_facts).
+About 440 lines: the facts' shapes and their one set of reads stay together (the templates' and
+pipelines' facts are already apart, in migrator.template_facts), with the counting search's bounds.
 """
 
 from __future__ import annotations
@@ -275,6 +275,13 @@ CLOSED_STATS = (
 T = TypeVar("T")
 READS_AT_ONCE = 4  # discovery's requests in flight per cluster
 BUCKETS = 10_000  # index buckets per counting search (Elasticsearch 7.10 refuses more than 10,000)
+# Shards the counting search asks at once per node (`max_concurrent_shard_requests`, 5 by default). A search-idle
+# shard (no search for `index.search.idle.after`, 30 s by default) skips its scheduled refreshes, and the first
+# search then waits for its next one (up to `index.refresh_interval`, 1 s); 5 at a time, 2,000 freshly written
+# one-shard indices took 156 s (issue 17), 100 took 11.3 s on 7.17 against 1.4 s with 10,000 at once. 256 keeps
+# well under a node's search queue (1,000 by default), whose rejections would fail shards of the count.
+COUNT_SHARDS_AT_ONCE = 256
+COUNT_TIMEOUT_S = 300.0  # the counting search's request timeout, not retried (a second try waits for the same)
 
 
 NOT_SETTINGS = {"index.version.created", "index.creation_date", "index.priority"}  # facts of their own
@@ -321,20 +328,43 @@ def _top_level_docs(client: EsClient, counted: list[str] | None, open_indices: l
                 "ignore_unavailable": True,
                 "allow_no_indices": True,
                 "expand_wildcards": client.expand_wildcards("open,hidden"),
-                "filter_path": "aggregations.docs.buckets",
+                "max_concurrent_shard_requests": COUNT_SHARDS_AT_ONCE,
+                "filter_path": "aggregations.docs.buckets,_shards.failed",
             },
         )
-        try:
-            _, body = client.request("GET", path, {"size": 0, "aggs": {"docs": {"terms": terms}}})  # read-only: GET
+        query = {"size": 0, "aggs": {"docs": {"terms": terms}}}
+        try:  # read-only: GET
+            _, body = client.request("GET", path, query, timeout_s=COUNT_TIMEOUT_S, retry_timeout=False)
         except EsError as exc:
+            if exc.status is None:
+                raise SlowCount(client, exc.request, len(open_indices)) from exc
             if exc.status != 503:
                 raise
             # No shard of some index can answer (primaries unassigned): its `_cat/indices` count stands,
             # and preflight names the index with the fix.
             return {}
+        if body.get("_shards", {}).get("failed"):
+            return {}  # some shard could not answer (rejected, relocating): the `_cat/indices` counts stand
         for bucket in body.get("aggregations", {}).get("docs", {}).get("buckets", []):
             docs[str(bucket["key"])] = int(bucket["doc_count"])
     return {name: docs.get(name, 0) for name in open_indices if name in docs or _matches(counted, name)}
+
+
+class SlowCount(EsError):
+    """The counting search got no answer within COUNT_TIMEOUT_S: the cause (search-idle shards waiting for a
+    refresh, or a busy source) and the fix, in the message."""
+
+    def __init__(self, client: EsClient, request: Request, indices: int) -> None:
+        super().__init__(
+            client.label,
+            request,
+            None,
+            f"counting the top-level documents of {indices} open indices took more than {COUNT_TIMEOUT_S:.0f} s. "
+            "Shards that were not searched for `index.search.idle.after` (30 s by default) wait for a refresh on "
+            "their first search, and a busy source answers slowly. Fix: refresh the plan's indices on the source "
+            "(`POST <snapshot.indices>/_refresh`, which makes no change to their documents) and plan again",
+        )
+        self.transient = False  # asking again waits for the same refreshes: the fix comes first
 
 
 def _matches(expressions: list[str], name: str) -> bool:

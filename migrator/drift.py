@@ -13,13 +13,18 @@ follows it for the same target (and the finish), so the next run observes and re
 
 from __future__ import annotations
 
+import re
+from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import networkx as nx
 
 from migrator.dag import StepKind, StepStatus
+from migrator.errors import UsageError
 from migrator.planner import FINISH
+from migrator.selection import steps_named
 from migrator.state import Checkpoint
 from migrator.steps.base import Step
 
@@ -112,3 +117,80 @@ def redo_steps(graph: nx.DiGraph, named: set[str]) -> set[str]:
             if later == FINISH or (target is not None and _target(graph, later) == target):
                 redo.add(later)
     return redo
+
+
+TARGETED = re.compile(r"(?P<name>[^\[]+)\[(?P<target>.*)\]")  # a node id `restore[orders]`: name and target
+
+
+DRIFTED = "drifted"  # `--redo drifted`: every step the last drift check named (the state file's drift record)
+SHORT = 200  # characters of a --redo argument printed as it is; a longer one is said as `drifted`
+
+
+def redo_argument(graph: nx.DiGraph, nodes: Iterable[str]) -> str:
+    """The `--redo` argument that designates exactly `nodes`, short whatever their number: a kind when every step
+    of it is named (`restore`), else the fewest `restore[prefix*]` patterns that match the named targets and no
+    other (`restore[logs-1*],restore[logs-20]`; see selection.steps_named), else the ids; when that is longer
+    than SHORT characters (targets scattered among others), `drifted` (see `redo_named`)."""
+    named = set(nodes)
+    by_kind: dict[str, set[str]] = defaultdict(set)
+    for node in named:
+        by_kind[graph.nodes[node]["kind"]].add(node)
+    parts: list[str] = []
+    for kind, chosen in sorted(by_kind.items()):
+        same_kind = {node for node in graph.nodes if graph.nodes[node]["kind"] == kind}
+        parts.extend([kind] if chosen == same_kind else _patterns(chosen, same_kind - chosen))
+    argument = ",".join(parts)
+    if steps_named(graph, argument, "--redo") != named:
+        argument = ",".join(sorted(named))
+    return argument if len(argument) <= SHORT else DRIFTED
+
+
+def redo_named(graph: nx.DiGraph, redo: str, recorded: dict[str, Any] | None) -> set[str]:
+    """The steps `--redo REDO` names: `drifted`, the redo step of every drift the last check recorded
+    (`recorded`: the state file's `drift_record`), else what selection.steps_named designates. Raises
+    UsageError for `drifted` when the last run found no drift."""
+    if redo != DRIFTED:
+        return steps_named(graph, redo, "--redo")
+    named = {item["redo"] for item in (recorded or {}).get("drift", []) if item["redo"] in graph}
+    if not named:
+        raise UsageError(
+            "--redo drifted: the last run found no drift to redo; `migrator status PLAN` shows the run, and "
+            "--redo STEP names a step (an id, a kind or a pattern like 'restore[logs-*]')"
+        )
+    return named
+
+
+def _patterns(chosen: set[str], others: set[str]) -> list[str]:
+    """`name[prefix*]` patterns matching every id of `chosen` and none of `others` (ids `name[target]` of one
+    name; any other shape: the ids themselves)."""
+    shapes = [TARGETED.fullmatch(node) for node in chosen | others]
+    names = {shape["name"] for shape in shapes if shape}
+    if None in shapes or len(names) != 1:
+        return sorted(chosen)
+    [name] = names
+    targets = {TARGETED.fullmatch(node)["target"] for node in chosen}  # type: ignore[index]
+    rest = {TARGETED.fullmatch(node)["target"] for node in others}  # type: ignore[index]
+    return [f"{name}[{prefix}]" for prefix in _prefixes(targets, rest, "")]
+
+
+def _prefixes(chosen: set[str], others: set[str], prefix: str) -> list[str]:
+    """`prefix*` when no other target starts with `prefix`; else the chosen target equal to it and the prefixes
+    one character longer, each as far as needed."""
+    if not others:
+        return [prefix + "*"]
+    found = [prefix] if prefix in chosen else []
+    for char in sorted({target[len(prefix)] for target in chosen if len(target) > len(prefix)}):
+        longer = prefix + char
+        found += _prefixes(
+            {t for t in chosen if t.startswith(longer)}, {t for t in others if t.startswith(longer)}, longer
+        )
+    return found
+
+
+def drift_record(graph: nx.DiGraph, found: list[Drift]) -> dict[str, Any]:
+    """What the state file keeps of a drift check, for `status --json` and scripts: `{"drift": [{"step", "what",
+    "redo"}, ...], "redo": the --redo argument that redoes every one of them (redo_argument)}`."""
+    return {
+        "drift": [{**asdict(drift), "redo": drift.redo_step} for drift in found],
+        "redo": redo_argument(graph, {drift.redo_step for drift in found}) if found else None,
+    }

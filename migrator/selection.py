@@ -8,6 +8,7 @@ that would run a step before what it needs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import networkx as nx
@@ -18,11 +19,17 @@ from migrator.planner import BULK, CUTOVER, phase_nodes
 
 
 def steps_named(graph: nx.DiGraph, name: str, option: str) -> set[str]:
-    """The nodes a step name designates: one node id (`restore[orders]`) or every node of a kind (`restore`)."""
-    nodes = {node for node, kind in graph.nodes(data="kind") if name in (node, kind)}
-    if not nodes:
-        known = ", ".join(nx.topological_sort(graph))
-        raise UsageError(f"{option} {name}: no such step in this plan; steps: {known}")
+    """The nodes a step name designates: one node id (`restore[orders]`), every node of a kind (`restore`), the
+    node ids a pattern matches (`*` any text: `restore[logs-2024-*]`), or a comma list of these (what a drift
+    report's `--redo` names). Raises UsageError naming a part that designates no step."""
+    nodes: set[str] = set()
+    for part in (item.strip() for item in name.split(",")):
+        matches = re.compile(".*".join(map(re.escape, part.split("*")))).fullmatch
+        found = {node for node, kind in graph.nodes(data="kind") if part in (node, kind) or matches(node)}
+        if not found:
+            known = ", ".join(nx.topological_sort(graph))
+            raise UsageError(f"{option} {part}: no such step in this plan; steps: {known}")
+        nodes |= found
     return nodes
 
 

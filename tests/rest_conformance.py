@@ -41,10 +41,15 @@ def nonconforming(requests: list[Checked], versions: dict[str, str]) -> list[str
 
 def document_requests(document: dict[str, Any]) -> list[Checked]:
     """The requests of the dry run's JSON form: discovery, then each step's requests, checks and cancel."""
-    found = [Checked(**r) for r in document["discovery"]]
+    found = [_checked(r) for r in document["discovery"]]
     for step in document["steps"]:
-        found += [Checked(**r) for r in [*step["requests"], *step["checks"], *step["cancel"]["requests"]]]
+        found += [_checked(r) for r in [*step["requests"], *step["checks"], *step["cancel"]["requests"]]]
     return found
+
+
+def _checked(request: dict[str, Any]) -> Checked:
+    """A request of the JSON form; its `when` (the condition a run sends it on) is no part of the request."""
+    return Checked(request["cluster"], request["method"], request["path"], request["body"])
 
 
 def runbook_requests(markdown: str) -> dict[str, list[Checked]]:
@@ -82,6 +87,8 @@ def _console(cluster: str, lines: list[str]) -> list[Checked]:
             requests.append(Checked(cluster, head[0], head[1], json.loads(text) if text else None))
 
     for line in lines:
+        if line.startswith("#"):  # a comment, as the Kibana console reads it (`# only when ...`)
+            continue
         words = line.split(" ", 1)
         if len(words) == 2 and words[0] in METHODS:
             close()

@@ -6,8 +6,21 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
 from migrator.clients.es import EsError, Request
-from migrator.discovery import CLOSED_STATS, FS, METADATA, NODES, READS_AT_ONCE, discover, discover_cluster
+from migrator.discovery import (
+    CLOSED_STATS,
+    COUNT_SHARDS_AT_ONCE,
+    COUNT_TIMEOUT_S,
+    FS,
+    METADATA,
+    NODES,
+    READS_AT_ONCE,
+    SlowCount,
+    discover,
+    discover_cluster,
+)
 
 ROWS = [
     {"index": "orders", "status": "open", "health": "green", "docs.count": "1500", "pri.store.size": "900", "pri": "1"},
@@ -140,6 +153,32 @@ def test_an_index_no_shard_of_which_can_answer_leaves_the_counts_of_cat_indices(
 
     facts = discover_cluster(Unassigned(), ["orders"], capacity=True)  # type: ignore[arg-type]
     assert facts.indices["orders"].docs == 1500  # `_cat/indices`: preflight then names the red index
+
+
+def test_a_counting_search_with_no_answer_in_time_is_sent_once_and_names_the_cause_and_the_fix():
+    # Before: a 30-s timeout, retried 5 times (about 3 minutes with no output), then "unreachable ... check the URL".
+    class Cold(Canned):
+        asked: list[dict[str, Any]] = []
+
+        def request(self, method: str, path: str, body: Any = None, **kwargs: Any) -> tuple[int, Any]:
+            if "/_search" in path:
+                self.asked.append(kwargs)
+                raise EsError("source", Request(method, path), None, "unreachable (ConnectionTimeout)")
+            return super().request(method, path, body, **kwargs)
+
+    with pytest.raises(SlowCount) as raised:
+        discover_cluster(Cold(), ["orders"])  # type: ignore[arg-type]
+    assert Cold.asked == [{"timeout_s": COUNT_TIMEOUT_S, "retry_timeout": False}]
+    message = str(raised.value)
+    assert "index.search.idle.after" in message and "POST <snapshot.indices>/_refresh" in message
+    assert f"more than {COUNT_TIMEOUT_S:.0f} s" in message and not raised.value.transient
+
+
+def test_the_counting_search_asks_many_shards_at_once():
+    client = Canned()
+    discover_cluster(client, ["orders"])  # type: ignore[arg-type]
+    [search] = [path for _, path, _ in client.sent if "/_search" in path]
+    assert f"max_concurrent_shard_requests={COUNT_SHARDS_AT_ONCE}" in search and COUNT_SHARDS_AT_ONCE >= 100
 
 
 class Slow(Canned):

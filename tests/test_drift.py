@@ -6,9 +6,10 @@ import threading
 from types import SimpleNamespace
 
 import networkx as nx
+import pytest
 
 from migrator.clients.tap import RequestTap
-from migrator.drift import redo_steps
+from migrator.drift import drift_record, redo_named, redo_steps
 from migrator.executor import Executor
 from migrator.planner import FINISH
 from migrator.redact import Redactor
@@ -97,3 +98,28 @@ def test_redo_of_a_batched_restore_forgets_its_batch_so_the_batch_restores_it_ag
         graph.add_edge("restore.batch[1]", f"restore[{target}]")
     assert redo_steps(graph, {"restore[b]"}) == {"restore.batch[1]", "restore[b]", "validate[b]", FINISH}
     assert redo_steps(graph, {"validate[b]"}) == {"validate[b]", FINISH}  # no restore named: the batch stays done
+
+
+@pytest.mark.parametrize("drifted", [range(100, 400), range(1, 400, 2)], ids=["a-range", "scattered"])
+def test_the_printed_redo_of_300_drifted_indices_redoes_exactly_them(tmp_path, drifted):
+    """What a drift report prints (`redo_argument`) and `--redo` then names (`redo_named`, given the drift record
+    the run keeps) restores again exactly the drifted targets: none more, none less."""
+    targets = [f"logs-{number:03d}" for number in range(400)]
+    world = SimpleNamespace(present={}, acts=[], ctx=SimpleNamespace(cancel_requested=lambda: False))
+    graph = graph_of(targets)
+    assert run(tmp_path, graph, world).ok
+    gone = {f"restore[{targets[number]}]" for number in drifted}
+    for node in gone:
+        world.present[node] = False
+    result = run(tmp_path, graph, world)
+    assert {d.redo_step for d in result.drift} == gone
+    argument = drift_record(graph, result.drift)["redo"]
+    assert len(argument) <= 200
+    state = StateStore(tmp_path / "state.db")
+    try:
+        state.reset(sorted(redo_steps(graph, redo_named(graph, argument, drift_record(graph, result.drift)))))
+    finally:
+        state.close()
+    world.acts.clear()
+    assert run(tmp_path, graph, world).ok
+    assert sorted(world.acts) == sorted(gone)  # the fake validation and finish see their work still there

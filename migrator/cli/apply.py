@@ -18,12 +18,14 @@ import typer
 
 from migrator.cli.errors import errors_to_exit_codes, fail, stopped_line
 from migrator.dag import StepKind
+from migrator.drift import drift_record
 from migrator.errors import NeedsAttention
 from migrator.exit_codes import ExitCode
 from migrator.migration.opened import Migration, open_migration
 from migrator.migration.run import execute
 from migrator.planner import CUTOVER, MigrationPlan
 from migrator.render.progress import progress_for
+from migrator.render.status import drift_lines
 from migrator.render.units import human_bytes
 from migrator.steps.base import Step
 
@@ -126,9 +128,9 @@ def run(
             typer.secho(f"failed: {step}: {message}", err=True, fg=typer.colors.RED)
         raise fail(stopped_line(result.cure, str(plan_file)), ExitCode.FAILED)
     if result.drift:
-        for drift in result.drift:
-            typer.secho(f"drift: {drift.step}: {drift.what}", err=True, fg=typer.colors.RED)
-            typer.echo(f"  to redo it: migrator resume {plan_file} --redo '{drift.redo_step}'", err=True)
+        record = drift_record(plan.graph, result.drift)
+        for line in drift_lines(record["drift"], record["redo"], str(plan_file)):
+            typer.secho(line, err=True, fg=typer.colors.RED if line.startswith("drift") else None)
         raise fail(
             f"migration {plan.spec.name} was complete, but {len(result.drift)} part(s) are no longer as it left "
             "them (above); nothing was changed",

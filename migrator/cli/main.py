@@ -164,8 +164,9 @@ RedoOpt = Annotated[
     typer.Option(
         "--redo",
         metavar="STEP",
-        help="Do a done step again (an id as a drift report names it, or a kind), with what follows it for the same "
-        "target: what a drift report names.",
+        help="Do a done step again, with what follows it for the same target: an id as a drift report names "
+        "it, a kind, a pattern like 'restore[logs-*]', a comma list of these, or `drifted` (every step the last "
+        "drift report named).",
     ),
 ]
 PhaseOpt = Annotated[
@@ -299,7 +300,7 @@ def status_command(
         typer.echo(json.dumps(report, indent=2))
         return
     if not watch:
-        typer.echo(status_text(report))
+        typer.echo(status_text(report, str(plan_file)))
         return
     from rich.console import Console  # the live view's, imported for it alone (see migrator.render.status)
     from rich.live import Live
@@ -383,8 +384,6 @@ def rollback_command(
     destination index is in. A later `apply --phase cutover` tries again with a new incremental
     snapshot. With --dry-run: the requests it would send, read from the state file and both clusters
     (nothing is changed), in the runbook's console form (with --json: a list of cluster, method, path, body)."""
-    from dataclasses import asdict
-
     with frozen_imports():
         from migrator.cli.apply import opened
         from migrator.migration.rollback import rollback, rollback_requests
@@ -394,7 +393,7 @@ def rollback_command(
         with opened(plan_file, state) as migration:
             requests = rollback_requests(migration)
         if as_json:
-            typer.echo(json.dumps([asdict(r) for r in requests], indent=2))
+            typer.echo(json.dumps([r.as_json() for r in requests], indent=2))
         else:
             typer.echo("\n".join(rollback_dry_run_lines(requests)))
         return

@@ -230,8 +230,11 @@ class EsClient:
         *,
         ok: tuple[int, ...] = (200,),
         timeout_s: float | None = None,
+        retry_timeout: bool = True,
     ) -> tuple[int, Any]:
-        """Send one request; statuses outside `ok` raise EsError. Returns (status, parsed body)."""
+        """Send one request; statuses outside `ok` raise EsError. Returns (status, parsed body). A read (GET,
+        HEAD) that times out is sent again unless `retry_timeout` is False (a slow read another try makes no
+        faster: its caller says why it is slow)."""
         request = Request(method, path, body)
         self._notify(request, None)
         try:
@@ -241,7 +244,7 @@ class EsClient:
                 body=body,
                 headers=self._headers,
                 request_timeout=timeout_s or self.timeout_s,
-                retry_on_timeout=method in ("GET", "HEAD"),
+                retry_on_timeout=retry_timeout and method in ("GET", "HEAD"),
             )
         except (TransportConnectionError, ConnectionTimeout) as exc:
             self._notify(request, NO_ANSWER)

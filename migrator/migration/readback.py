@@ -82,6 +82,9 @@ def status(state_path: Path) -> dict[str, Any]:
             "lock": lock,
             "live": lock is not None and holder_alive(lock),
             "steps": steps,
+            # The last drift check's findings, every one (migrator.drift.drift_record): each done step no longer
+            # as the run left it, and the --redo argument that redoes them all (None when none drifted).
+            **(state.get_json("drift") or {"drift": [], "redo": None}),
             "last_events": [
                 {"ts": e.ts, "run": e.run, "step": e.step, "kind": e.kind, "message": e.message}
                 for e in state.recent_events(10)

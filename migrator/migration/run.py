@@ -23,7 +23,7 @@ from migrator.blocks import SourceBlocks
 from migrator.clients.es import build_path
 from migrator.dag import RunStatus, StepKind
 from migrator.discovery import Facts
-from migrator.drift import redo_steps
+from migrator.drift import drift_record, redo_named, redo_steps
 from migrator.errors import NeedsAttention, PlanError
 from migrator.estimate import estimate
 from migrator.executor import Executor, RequestLog, RunResult
@@ -33,7 +33,7 @@ from migrator.pipelines import pipeline_changes
 from migrator.planner import MigrationPlan, build_plan
 from migrator.recorded_run import own_plan_options
 from migrator.redact import Redactor
-from migrator.selection import phase_selection, selection, steps_named
+from migrator.selection import phase_selection, selection
 from migrator.state import StateStore
 from migrator.steps import metadata_pipelines
 from migrator.steps.base import ProgressSink, Step, StepContext
@@ -283,7 +283,8 @@ def execute(
             try:
                 plan = prepare(migration, state, replan=replan, confirm=confirm, resuming=resuming)
                 if redo is not None:
-                    forgotten = sorted(redo_steps(plan.graph, steps_named(plan.graph, redo, "--redo")))
+                    named = redo_named(plan.graph, redo, state.get_json("drift"))
+                    forgotten = sorted(redo_steps(plan.graph, named))
                     redo_restores(migration, state, plan, forgotten, progress)
                     state.reset(forgotten)
                     state.event("redo", f"--redo {redo}: done again: {', '.join(forgotten)}")
@@ -325,6 +326,7 @@ def execute(
                 state.set_json("dag", {"nodes": list(executor.graph.nodes), "edges": sorted(executor.graph.edges)})
                 progress.expect(executor.graph.number_of_nodes())
                 result = executor.run()
+                state.set_json("drift", drift_record(plan.graph, result.drift))
                 if result.cancelled or (result.failed and ctx.cancel_requested()):
                     result.cancelled = True
                     state.set_meta(status=RunStatus.CANCELLING)

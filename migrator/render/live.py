@@ -23,7 +23,9 @@ from migrator.render.progress import Display
 from migrator.render.units import human_bytes
 
 ACTIVE_LINES = 8  # steps shown with a bar on a terminal; the others are counted
-QUIET = ("start", "done", "skipped")  # counted in the totals on a terminal, not printed as lines
+# Counted in the totals on a terminal, not printed as lines; drift is said by the command in a few lines
+# whatever the number of steps (render.status.drift_lines).
+QUIET = ("start", "done", "skipped", "drift")
 
 
 @dataclass

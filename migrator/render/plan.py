@@ -9,6 +9,7 @@ itself sent. The JSON form is documented in docs/state-and-plan-json.md.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import networkx as nx
@@ -33,7 +34,8 @@ def expected(estimate: dict[str, Any]) -> str:
 
 
 def request_json(request: ConsoleRequest) -> dict[str, Any]:
-    return {"cluster": request.cluster, "method": request.method, "path": request.path, "body": request.body}
+    """A request in the plan's JSON form: cluster, method, path, body, and `when` for a conditional one."""
+    return request.as_json()
 
 
 def step_requests(step: Step) -> list[ConsoleRequest]:
@@ -163,7 +165,10 @@ def step_text(step: Step) -> str:
     """One step's requests (cluster, console form) and what it waits for, for a terminal."""
     lines = []
     for request in step_requests(step):
-        shown = f"{request.method} {request.path}" if request.cluster == "storage" else request.console()
+        if request.when:
+            lines.append(f"# only when {request.when}")
+        always = replace(request, when="")
+        shown = f"{request.method} {request.path}" if request.cluster == "storage" else always.console()
         lines.append(f"[{request.cluster}] {shown}")
     if step.waits_for:
         lines.append(f"waits for: {step.waits_for}")

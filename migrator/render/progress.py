@@ -19,19 +19,44 @@ class Display(ProgressSink):
         """Stop drawing; nothing by default."""
 
 
+# News of a step said elsewhere, not as a line per step: steps already done are counted (one line for them all),
+# and drift is reported by the command in a few lines whatever the number of steps (render.status.drift_lines).
+COUNTED, SAID_BY_THE_COMMAND = "skipped", "drift"
+
+
 class PlainProgress(Display):
-    """One line per event; progress lines at most every `every_s` seconds per step."""
+    """One line per event; progress lines at most every `every_s` seconds per step; the steps already done
+    (checkpoints) in one line, before the next other news or at the end (before: one line each, 1,000 lines
+    when resuming a plan of 300 indices)."""
 
     def __init__(self, stream=None, every_s: float = 5.0) -> None:  # noqa: ANN001 - a text stream
         self.stream = stream or sys.stderr
         self.every_s = every_s
         self._last: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._already_done = 0
 
     def _print(self, text: str) -> None:
         with self._lock:
-            self.stream.write(time.strftime("%H:%M:%S ") + text + "\n")
+            done, self._already_done = self._already_done, 0
+            stamp = time.strftime("%H:%M:%S ")
+            if done:
+                self.stream.write(f"{stamp}{done} step(s) already done (checkpoints): skipped\n")
+            if text:
+                self.stream.write(stamp + text + "\n")
             self.stream.flush()
+
+    def step(self, step: str, status: str, text: str = "") -> None:
+        if status == COUNTED:
+            with self._lock:
+                self._already_done += 1
+        elif status != SAID_BY_THE_COMMAND:
+            super().step(step, status, text)
+
+    def close(self) -> None:
+        """Say the steps already done that no later news said."""
+        if self._already_done:
+            self._print("")
 
     def update(self, step: str, completed: float, total: float, unit: str, text: str = "") -> None:
         now = time.monotonic()

@@ -59,7 +59,7 @@ def progress_text(progress: dict[str, Any] | None) -> str:
     return f"{percent}{amount} {progress['text']}".strip()
 
 
-def status_text(report: dict[str, Any]) -> str:
+def status_text(report: dict[str, Any], plan_file: str = "PLAN") -> str:
     lines = [headline(report)]
     if lock := lock_line(report):
         lines.append(lock)
@@ -71,7 +71,37 @@ def status_text(report: dict[str, Any]) -> str:
         lines.append(f"  {step['status']:<9} {step['step']}{took}" + (f"  {shown}" if shown else ""))
     if more:
         lines.append(f"  ... and {more} more acting or failed")
+    if report.get("drift"):
+        lines.extend(drift_lines(report["drift"], report["redo"], plan_file))
     return "\n".join(lines)
+
+
+EACH_UP_TO = 5  # drifted steps listed one by one, each with its own --redo; more are grouped by kind
+NAMED = 3  # drifted steps named per kind when grouped; the others are counted (all are in `status --json`)
+
+
+def drift_lines(drift: list[dict[str, Any]], redo: str, plan_file: str) -> list[str]:
+    """A drift report (`drift`: [{"step", "what", "redo"}]) in a bounded number of lines: up to EACH_UP_TO
+    drifted steps each with what changed and its `--redo`; more, one line per kind of step with its count, the
+    first NAMED steps and what changed in the first, then the one command that redoes them all (`redo`:
+    migrator.drift.redo_argument) and where the full list is (before: two lines per drifted step)."""
+    if len(drift) <= EACH_UP_TO:
+        lines = []
+        for item in drift:
+            lines.append(f"drift: {item['step']}: {item['what']}")
+            lines.append(f"  to redo it: migrator resume {plan_file} --redo '{item['redo']}'")
+        return lines
+    kinds: dict[str, list[dict[str, Any]]] = {}
+    for item in drift:
+        kinds.setdefault(item["step"].split("[", 1)[0], []).append(item)
+    lines = [f"drift: {len(drift)} done step(s) are no longer as the run left them:"]
+    for kind, items in kinds.items():
+        names = ", ".join(item["step"] for item in items[:NAMED])
+        others = f" and {len(items) - NAMED} more" if len(items) > NAMED else ""
+        lines.append(f"  {kind}: {len(items)} ({names}{others}); {items[0]['step']}: {items[0]['what']}")
+    lines.append(f"  to redo them: migrator resume {plan_file} --redo '{redo}'")
+    lines.append(f'  every one, with what changed: migrator status {plan_file} --json (its "drift")')
+    return lines
 
 
 def status_view(report: dict[str, Any]) -> Group:

@@ -14,7 +14,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from migrator.aliases import RemovedAliases
@@ -51,6 +51,9 @@ class ConsoleRequest:
     method: str
     path: str
     body: Any = None
+    # When a run may skip it: the condition under which the step sends it ("" when it is always sent). Not part
+    # of the request: two requests that differ only in it are the same request.
+    when: str = field(default="", compare=False)
 
     @property
     def sent_path(self) -> str:
@@ -58,10 +61,21 @@ class ConsoleRequest:
         return "/" + self.path.lstrip("/")
 
     def console(self) -> str:
+        """The Kibana console form; a conditional request is preceded by `# only when <condition>`, a comment
+        line the console ignores."""
         text = f"{self.method} {self.path.lstrip('/') or '/'}"  # the root (`GET /`) keeps its slash
         if self.body is not None:
             text += "\n" + json.dumps(self.body, indent=2)
-        return text
+        return f"# only when {self.when}\n{text}" if self.when else text
+
+    def as_json(self) -> dict[str, Any]:
+        """`{"cluster", "method", "path", "body"}`, and `"when"` (see above) for a conditional request."""
+        shown = {"cluster": self.cluster, "method": self.method, "path": self.path, "body": self.body}
+        return {**shown, "when": self.when} if self.when else shown
+
+    def only_when(self, condition: str) -> ConsoleRequest:
+        """The same request, sent only when `condition` holds (shown by the dry run)."""
+        return replace(self, when=condition)
 
 
 @dataclass

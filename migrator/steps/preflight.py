@@ -85,7 +85,13 @@ class Preflight(Step):
     def checks(self) -> list[ConsoleRequest]:
         """Each cluster's version (`EsClient.version`): read by a resumed run; a first run's discovery has read
         it moments before (es.VERSION_FRESH_S), and preflight takes that answer."""
-        return [ConsoleRequest(side, "GET", path.lstrip("/") or "/") for side in SIDES for path in ("/", NODE_VERSIONS)]
+        return [
+            ConsoleRequest(side, "GET", path.lstrip("/") or "/").only_when(
+                "the run did not discover the clusters moments before (a resumed run)"
+            )
+            for side in SIDES
+            for path in ("/", NODE_VERSIONS)
+        ]
 
     def _readers(self) -> list[tuple[str, StorageSpec, Callable[[], Storage]]]:
         """(plan field, its storage, how migrator opens it) for each bucket migrator will read."""

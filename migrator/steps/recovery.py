@@ -53,6 +53,12 @@ PROGRESS_EVERY_S = 10.0  # `_recovery` while the held restore runs: 6 a minute p
 # cluster lived on, so the primary is either still to be restored (on another node, the restore alive) or
 # restored on that node and back with it. A restart of every node says CLUSTER_RECOVERED: the restore is lost.
 LIVE_REASONS = {"NEW_INDEX_RESTORED", "EXISTING_INDEX_RESTORED", "INDEX_CREATED", "NODE_LEFT"}
+# When the reads of a recovery are sent (the dry run shows these conditions; see ConsoleRequest.when).
+UNTIL_THE_HELD_ANSWER = (
+    "the held restore request has not answered that every shard is restored: every 10 s while it runs, and each "
+    "poll of a run that holds no restore request (a resumed run, a request cut by a restart)"
+)
+POLLING = "the run holds no restore request for the index (a resumed run, a request cut by a restart): each poll"
 
 
 class FollowRecovery(Step):
@@ -73,19 +79,27 @@ class FollowRecovery(Step):
         return copies.recovery_request([self.params["target"]])
 
     def describe(self) -> list[ConsoleRequest]:
-        return [self._recovery()]
+        """`_recovery`, which a run skips when the held restore answers within PROGRESS_EVERY_S that every shard
+        is restored (a new index without replicas: its bytes are the snapshot's); the dry run says so."""
+        if self.params.get("replicas") or self.params.get("cutover"):  # the replicas' bytes, the bytes reused
+            return [self._recovery()]
+        return [self._recovery().only_when(UNTIL_THE_HELD_ANSWER)]
 
     def checks(self) -> list[ConsoleRequest]:
-        """The reads observe and wait send, as built once: the shard states, the long poll of the index's
-        health, the replicas' reads (when the restore gives it replicas), and on a stall or a failed restore
-        the allocation decision of an unassigned primary (shard 0 shown; the shard is decided at run time)."""
+        """The reads observe and wait send, as built once, each with when a run sends it: the shard states and
+        the long poll of the index's health (polling: no held restore), the replicas' reads (when the restore
+        gives it replicas), and on a stall or a failed restore the allocation decision of an unassigned primary
+        (shard 0 shown; the shard is decided at run time)."""
         target = self.params["target"]
         replicas = copies.checks([target]) if self.params.get("replicas") else []
         return [
             *replicas,
-            copies.health_request([target]),
-            shards_request(target),
-            explain_request(target, 0),
+            copies.health_request([target]).only_when(POLLING),
+            shards_request(target).only_when(POLLING),
+            explain_request(target, 0).only_when(
+                "a primary waits with no shard initializing, the recovery stalls (`waits.stall_after`) or its "
+                "restore failed"
+            ),
         ]
 
     def _progress(self, heal: bool = False) -> tuple[bool, int, int, str]:

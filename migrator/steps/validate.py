@@ -226,7 +226,9 @@ class ValidateIndex(Step):
     def checks(self) -> list[ConsoleRequest]:
         """An index of a batch: its reads alone (when the batch's joined read did not answer for it). The batch's
         joined reads are the restore batch step's checks (`batch_reads`): they are sent for the batch."""
-        return self._alone() if self._group() else []
+        if not self._group():
+            return []
+        return [read.only_when("the batch's joined reads did not answer for this index") for read in self._alone()]
 
     def _alone(self) -> list[ConsoleRequest]:
         """This index's counts, mappings and settings read alone, on both sides (the cutover refreshes first)."""

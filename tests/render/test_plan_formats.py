@@ -105,3 +105,26 @@ def test_a_two_phase_plan_shows_where_the_write_freeze_begins(opened, tmp_path):
     assert phases["restore[new-orders]"] == "bulk" and phases["cutover.switch"] == phases["finish"] == "cutover"
     cancel = {step["id"]: step["cancel"]["note"] for step in plan_document(reviewed)["steps"]}
     assert "migrator rollback" in cancel["cutover.restore[new-orders]"]
+
+
+def test_the_dry_run_says_which_reads_of_a_recovery_are_conditional_and_on_what(opened):
+    """A runbook is read as "what will be sent": the recovery's `_recovery` read is skipped when the held restore
+    answers that every shard is restored, so its console form says so (a `#` line, which the Kibana console
+    ignores), and the JSON form gives the condition as `when`; a request sent every time has no condition."""
+    reviewed = review(opened())
+    text, runbook = plan_text(reviewed), plan_markdown(reviewed)
+    document = plan_document(reviewed)
+    recovery = next(step for step in document["steps"] if step["id"] == "recovery[new-orders]")
+    read = next(r for r in [*recovery["requests"], *recovery["checks"]] if r["path"] == "new-orders/_recovery")
+    assert "held restore" in read["when"]
+    assert f"# only when {read['when']}\nGET new-orders/_recovery" in runbook  # in a console block
+    lines = [line.strip() for line in text.splitlines()]
+    shown = lines.index("[destination] GET new-orders/_recovery")
+    assert lines[shown - 1] == f"# only when {read['when']}"
+    # The same kind: the versions a resumed run reads, an index's reads alone when its batch's did not answer.
+    preflight = next(step for step in document["steps"] if step["kind"] == "preflight")
+    assert preflight["checks"] and all("resumed run" in r["when"] for r in preflight["checks"])
+    batched = [step for step in document["steps"] if step["kind"] == "validate" and step["checks"]]
+    assert batched and all("joined reads did not answer" in r["when"] for s in batched for r in s["checks"])
+    snapshot = next(step for step in document["steps"] if step["kind"] == "snapshot.create")
+    assert snapshot["requests"] and all("when" not in r for r in snapshot["requests"])

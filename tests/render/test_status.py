@@ -42,3 +42,22 @@ def test_status_of_a_large_plan_shows_totals_and_the_acting_steps_only():
     shown = console.export_text()
     assert shown.count("recovery[i-") == SHOWN and "steps: 2000, 1960 done, 40 acting" in shown
     assert len(status_text(report_of(10)).splitlines()) == 2 + 10  # a small plan: every step
+
+
+def test_status_of_a_drifted_run_says_its_drift_in_a_few_lines_and_keeps_every_drift_in_the_json():
+    report = {
+        **report_of(2000),
+        "status": "drifted",
+        "drift": [
+            {"step": f"restore[i-{n}]", "what": f"i-{n} does not exist", "redo": f"restore[i-{n}]"} for n in range(300)
+        ],
+        "redo": "restore",
+    }
+    text = status_text(report, "plan.yaml").splitlines()
+    drift = text[text.index("drift: 300 done step(s) are no longer as the run left them:") :]
+    assert (
+        drift[1]
+        == "  restore: 300 (restore[i-0], restore[i-1], restore[i-2] and 297 more); restore[i-0]: i-0 does not exist"
+    )
+    assert drift[2] == "  to redo them: migrator resume plan.yaml --redo 'restore'"
+    assert len(drift) == 4
