@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from migrator.cli import app
-from migrator.cli import main as cli_main
+from migrator.cli import apply as cli_apply
 from migrator.drift import Drift, drift_record, redo_named
 from migrator.executor import RunResult
 from tests.test_drift import graph_of
@@ -36,8 +36,8 @@ def report(tmp_path, monkeypatch, drifted: list[str]):
     def opened(plan_file, state):
         yield SimpleNamespace()
 
-    monkeypatch.setattr(cli_main, "opened", opened)
-    monkeypatch.setattr(cli_main, "execute", lambda migration, **options: (plan, RunResult(drift=drift)))
+    monkeypatch.setattr(cli_apply, "opened", opened)
+    monkeypatch.setattr(cli_apply, "execute", lambda migration, **options: (plan, RunResult(drift=drift)))
     plan_file = tmp_path / "plan.yaml"
     plan_file.write_text("name: logs\n")
     result = CliRunner().invoke(app, ["resume", str(plan_file)])
