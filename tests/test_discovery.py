@@ -189,31 +189,36 @@ class Slow(Canned):
     def __init__(self, in_flight: list[int], lock: threading.Lock) -> None:
         super().__init__()
         self.in_flight, self.lock, self.most = in_flight, lock, 0
+        self.own, self.own_most, self.beside_other = 0, 0, False
 
     def request(self, method: str, path: str, body: Any = None, **kwargs: Any) -> tuple[int, Any]:
         with self.lock:
             self.in_flight[0] += 1
+            self.own += 1
             self.most = max(self.most, self.in_flight[0])
+            self.own_most = max(self.own_most, self.own)
+            self.beside_other |= self.in_flight[0] > self.own  # the other cluster had a read in flight too
         time.sleep(self.LATENCY)
         try:
             return super().request(method, path, body, **kwargs)
         finally:
             with self.lock:
                 self.in_flight[0] -= 1
+                self.own -= 1
 
 
 def test_both_clusters_are_read_at_once_with_a_few_reads_in_flight_each():
     # Before: one read after the other, source then destination: 2 x 15 round trips (about 1.5 s here).
     in_flight, lock = [0], threading.Lock()
     source, destination = Slow(in_flight, lock), Slow(in_flight, lock)
-    began = time.monotonic()
     facts = discover(source, destination, ["orders", "archive"])  # type: ignore[arg-type]
-    took = time.monotonic() - began
     assert facts.source.indices["orders"].docs == 500 and facts.destination.max_shards_per_node == 20
-    reads = len(source.sent) + len(destination.sent)
-    assert reads >= 25 and took < reads * Slow.LATENCY / 3  # at least three reads at a time on average
-    most = max(source.most, destination.most)  # reads in flight at once, both clusters together
-    assert 1 < most <= 2 * READS_AT_ONCE
+    assert len(source.sent) + len(destination.sent) >= 25
+    # States, not times (a loaded machine stretches any wall-clock bound): each cluster had several reads in
+    # flight at once, never more than READS_AT_ONCE, and the two clusters were read at the same moment.
+    assert 1 < source.own_most <= READS_AT_ONCE and 1 < destination.own_most <= READS_AT_ONCE
+    assert source.beside_other or destination.beside_other
+    assert max(source.most, destination.most) <= 2 * READS_AT_ONCE
 
 
 def test_the_counting_search_does_not_wait_for_cat_indices():
