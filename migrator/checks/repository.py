@@ -19,6 +19,8 @@ from migrator.spec import MigrationSpec, SecretRef
 # settings whose values are credentials: compared only when both sides carry them (Elasticsearch leaves them
 # out of `GET _snapshot`, the dry run has them masked), and never shown
 SECRET_SETTINGS = ("secret_access_key", "access_key_id", "security_token")
+# a registered setting the plan leaves out is no difference when it holds Elasticsearch's default
+DEFAULTS = {"readonly": "false"}
 
 
 def repository_location(repository_type: str, settings: dict[str, Any]) -> tuple[str, ...] | None:
@@ -52,8 +54,9 @@ def _shown(settings: Mapping[str, Any], key: str) -> str:
 def registration_differences(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
     """How the registration `current` (an entry of `GET _snapshot/<name>`: {"type", "settings"}) differs
     from the `wanted` one ({"type", "settings"}, the plan's), as `key: registered -> planned` lines; empty when
-    they match. Values compare as the strings Elasticsearch returns, case-insensitively; a secret setting is
-    compared only when both carry it, and its value is never shown."""
+    they match. Values compare as the strings Elasticsearch returns, case-insensitively; a setting only the
+    registration has differs unless it holds the default (`DEFAULTS`); a secret setting is compared only when
+    both carry it, and its value is never shown."""
     differences = []
     if current.get("type") != wanted["type"]:
         differences.append(f"type: {current.get('type')} -> {wanted['type']}")
@@ -62,6 +65,8 @@ def registration_differences(current: Mapping[str, Any], wanted: Mapping[str, An
         if key in SECRET_SETTINGS and (key not in have or key not in want):
             continue
         if key in have and key in want and str(have[key]).lower() == str(want[key]).lower():
+            continue
+        if key not in want and str(have[key]).lower() == DEFAULTS.get(key):
             continue
         differences.append(f"{key}: {_shown(have, key)} -> {_shown(want, key)}")
     return differences
@@ -74,6 +79,8 @@ def foreign_registration(cluster: str, name: str, current: Mapping[str, Any], di
     settings = current.get("settings") or {}
     location = repository_location(str(current.get("type", "")), settings)
     where = "/".join(part for part in location if part) if location else "no bucket or location"
+    if settings.get("endpoint"):
+        where += f" via {settings['endpoint']}"
     return Problem(
         "repository.name",
         f"the {cluster} already has repository {name!r} ({current.get('type')}, at {where}), not registered by "
