@@ -2,7 +2,7 @@
 
 Two clusters must never both write one repository location (`writable_location_problems`), a
 registration of `repository.name` that migrator did not make is never changed (`foreign_registration_problems`;
-the repository steps refuse the same at run time with `registration_refusal`), and the snapshot a run takes
+the repository steps refuse the same at run time with `foreign_registration`), and the snapshot a run takes
 must not already be in the repository unless this migration took it (`snapshot_name_problems`). All read
 only the spec, the discovered facts (discovery.py) and what the run's ledger says it made (ownership.py).
 """
