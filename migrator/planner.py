@@ -26,7 +26,11 @@ import networkx as nx
 from migrator.aliases import alias_problems
 from migrator.checks import check_plan, closed_index_findings
 from migrator.checks.capacity import restored_replicas
-from migrator.checks.repository import snapshot_name_problems, writable_location_problems
+from migrator.checks.repository import (
+    foreign_registration_problems,
+    snapshot_name_problems,
+    writable_location_problems,
+)
 from migrator.compatibility import refusal
 from migrator.dag import (  # the node ids, defined beside NodeId; importable from here as before
     ALIAS_SWITCH,
@@ -167,10 +171,12 @@ def build_plan(
     snapshot_name: str | None = None,
     owned_targets: frozenset[str] = frozenset(),
     owned_snapshots: Mapping[str, str | None] | None = None,
+    owned_repositories: frozenset[str] = frozenset(),
     cutover_attempt: int = 1,
 ) -> MigrationPlan:
     """The whole plan. `owned_targets` are destination indices this migration restored itself,
-    `owned_snapshots` (name -> uuid, see `checks.repository.snapshot_name_problems`) the snapshots it took;
+    `owned_snapshots` (name -> uuid, see `checks.repository.snapshot_name_problems`) the snapshots it took,
+    `owned_repositories` the clusters (source, destination) where it registered `repository.name` itself;
     `cutover_attempt` counts cutovers rolled back (each attempt takes its own incremental snapshot)."""
     problems: list[Problem] = []
     warnings: list[str] = []
@@ -245,6 +251,7 @@ def build_plan(
     problems.extend(pipelines.problems)
     warnings.extend(pipelines.warnings)
 
+    problems.extend(foreign_registration_problems(spec, facts, owned_repositories))
     problems.extend(writable_location_problems(spec, facts))
     names = snapshot_names(spec, snapshot, cutover_attempt)
     problems.extend(snapshot_name_problems(spec, facts, names, owned_snapshots or {}))

@@ -44,7 +44,8 @@ def cutover_attempt(state: StateStore) -> int:
 def own_plan_options(state: StateStore, repository: str) -> dict[str, Any]:
     """What a recorded run makes its own when it is planned again (`build_plan`'s keywords): its snapshot
     name, the targets it restored, the snapshots of `repository` it took (name -> uuid; name -> None for a
-    run begun by an older migrator, which recorded no uuid), its cutover attempt."""
+    run begun by an older migrator, which recorded no uuid), the clusters where it registered `repository`,
+    its cutover attempt."""
     ledger, snapshot, attempt = Ledger(state), state.get_meta("snapshot"), cutover_attempt(state)
     owned: dict[str, str | None] = dict(ledger.snapshot_uuids(repository))
     if ledger.legacy and snapshot:  # begun by an older migrator: its snapshots are its own by name
@@ -54,6 +55,9 @@ def own_plan_options(state: StateStore, repository: str) -> dict[str, Any]:
         "snapshot_name": snapshot,
         "owned_targets": owned_targets(state),
         "owned_snapshots": owned,
+        "owned_repositories": frozenset(
+            cluster for cluster in ("source", "destination") if ledger.owns_repository(cluster, repository)
+        ),
         "cutover_attempt": attempt,
     }
 

@@ -108,3 +108,16 @@ def test_planning_a_run_of_an_older_migrator_counts_its_snapshots_by_name(tmp_pa
         assert own_plan_options(state, "repo")["owned_snapshots"] == {}
     finally:
         state.close()
+
+
+def test_planning_a_recorded_run_counts_the_registrations_it_made_as_its_own(tmp_path: Path):
+    """A replan after the plan's repository settings changed may update what the run registered itself."""
+    state = StateStore(tmp_path / "plan.state.db")
+    try:
+        state.set_meta(status="running", ownership="1")
+        assert own_plan_options(state, "repo")["owned_repositories"] == frozenset()
+        Ledger(state).record_repository("destination", "repo")
+        Ledger(state).record_repository("source", "other")
+        assert own_plan_options(state, "repo")["owned_repositories"] == frozenset({"destination"})
+    finally:
+        state.close()

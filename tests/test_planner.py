@@ -150,6 +150,40 @@ def test_a_writable_registration_of_the_same_location_on_the_destination_is_refu
     assert build_plan(the_spec, with_repositories(elsewhere), WHEN).problems == []
 
 
+def with_registrations(base: Facts, source: dict[str, dict], destination: dict[str, dict]) -> Facts:
+    return Facts(
+        ClusterFacts(**{**vars(base.source), "repositories": source}),
+        ClusterFacts(**{**vars(base.destination), "repositories": destination}),
+    )
+
+
+def test_a_registration_of_the_repository_name_with_other_settings_is_refused_unless_this_migration_made_it():
+    """Before: no problem, and the repository steps re-pointed the user's registration with POST."""
+    the_spec = spec('snapshot: {indices: ["a"]}')
+    nightly = {"type": "fs", "settings": {"location": "/backups/nightly", "compress": "true"}}
+    found = with_registrations(facts(["a"]), {"repo": nightly}, {})
+    [problem] = build_plan(the_spec, found, WHEN).problems
+    assert problem.field == "repository.name"
+    assert "the source already has repository 'repo' (fs, at fs//backups/nightly)" in problem.message
+    assert "compress: true -> not set; location: /backups/nightly -> /tmp/repo" in problem.message
+    assert "choose another repository.name" in problem.fix and "DELETE _snapshot/repo" in problem.fix
+    assert build_plan(the_spec, found, WHEN, owned_repositories=frozenset({"source"})).problems == []
+
+    read_only = {"type": "fs", "settings": {"location": "/tmp/repo", "readonly": "true"}}
+    [problem] = build_plan(the_spec, with_registrations(facts(["a"]), {"repo": read_only}, {}), WHEN).problems
+    assert "readonly: true -> not set" in problem.message  # the source must write its snapshot
+    other_type = {"repo": {"type": "url", "settings": {"url": "file:/tmp/repo"}}}
+    [problem] = build_plan(the_spec, with_registrations(facts(["a"]), {}, other_type), WHEN).problems
+    assert "the destination already has repository 'repo'" in problem.message and "type: url -> fs" in problem.message
+
+
+def test_a_registration_with_the_planned_settings_is_adopted():
+    the_spec = spec('snapshot: {indices: ["a"]}')
+    source = {"repo": {"type": "fs", "settings": {"location": "/tmp/repo", "readonly": "false"}}}
+    destination = {"repo": {"type": "fs", "settings": {"location": "/tmp/repo", "readonly": "true"}}}
+    assert build_plan(the_spec, with_registrations(facts(["a"]), source, destination), WHEN).problems == []
+
+
 def with_snapshots(base: Facts, snapshots: dict[str, dict]) -> Facts:
     source = ClusterFacts(**{**vars(base.source), "snapshots": snapshots})
     return Facts(source, base.destination)

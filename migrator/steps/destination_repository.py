@@ -1,7 +1,8 @@
 """Register the same bucket and base_path on the destination, read-only.
 
 Two clusters must never both write one repository: the destination's registration always has
-`readonly: true`. A registration of that name that is writable is refused, never overwritten.
+`readonly: true`. A registration of that name that is writable is refused, never overwritten; one with
+other settings is updated only when this migration made it (see steps.source_repository).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 from migrator.clients.es import build_path
 from migrator.dag import StepKind
 from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
-from migrator.steps.source_repository import registration, same_settings
+from migrator.steps.source_repository import observe_registration, registration
 
 
 class RegisterDestinationRepository(Step):
@@ -39,19 +40,16 @@ class RegisterDestinationRepository(Step):
         if current is None:
             return Observation(False, summary="not registered")
         settings = current.get("settings", {})
-        wanted = self._body(reveal=True)
         if str(settings.get("readonly", "false")).lower() != "true":
             raise StepFailed(
                 f"the destination already has a writable repository {self.ctx.repository!r}; two clusters must "
                 "never write one repository. Unregister it (DELETE _snapshot/"
                 f"{self.ctx.repository}) or choose another repository.name"
             )
-        if current.get("type") == wanted["type"] and same_settings(settings, wanted["settings"]):
-            return Observation(True, summary="registered read-only with the planned settings")
-        return Observation(False, summary="registered with other settings: will update with POST")
+        return observe_registration(self.ctx, "destination", current, self._body(reveal=True))
 
     def act(self) -> None:
         method = "POST" if self.existing else "PUT"  # POST updates a registration (Alibaba's document)
         self.ctx.destination.request(method, build_path("_snapshot", self.ctx.repository), self._body(reveal=True))
-        if self.existing is None:  # a registration that was there before is the user's, even if updated
+        if self.existing is None:  # one found is updated only when the ledger already records it (observe)
             self.ctx.ledger.record_repository("destination", self.ctx.repository)

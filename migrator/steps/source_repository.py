@@ -1,7 +1,10 @@
-"""Register the snapshot repository on the source (PUT; POST to update changed settings), verify it.
+"""Register the snapshot repository on the source (PUT; POST to update one this migration made), verify it.
 
 Place in the flow: migration (opened: secrets resolved once) -> `repository_bodies` (both clusters' registrations,
 built once, masked and as sent) -> StepContext -> this step and repository.destination -> the clusters.
+A registration of that name with the planned settings is adopted as it is; with other settings it is updated
+only when the run's ledger says this migration made it, and refused otherwise (the planner refuses the same
+earlier: checks.repository.foreign_registration_problems).
 """
 
 from __future__ import annotations
@@ -9,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from migrator.checks.repository import foreign_registration, registration_differences
 from migrator.clients.es import EsClient, build_path
 from migrator.dag import StepKind
+from migrator.errors import Cure
 from migrator.spec import MigrationSpec, SecretRef
-from migrator.steps.base import MASK, ConsoleRequest, Observation, RepositoryBodies, Step
+from migrator.steps.base import MASK, ConsoleRequest, Observation, RepositoryBodies, Step, StepContext, StepFailed
 
 
 def repository_settings(
@@ -52,14 +57,22 @@ def repository_bodies(spec: MigrationSpec, secrets: Mapping[str, str] | None) ->
     return RepositoryBodies(bodies(reveal=False), None if secrets is None else bodies(reveal=True))
 
 
-def same_settings(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
-    """Elasticsearch returns settings as strings; secure settings are not returned at all."""
-    for key, value in wanted.items():
-        if key in current and str(current[key]).lower() != str(value).lower():
-            return False
-        if key not in current and key not in ("secret_access_key", "access_key_id", "security_token"):
-            return False
-    return True
+def observe_registration(
+    ctx: StepContext, cluster: str, current: dict[str, Any], wanted: dict[str, Any]
+) -> Observation:
+    """The registration `current` of `ctx.repository` on `cluster` against the `wanted` one (as sent): done
+    when they match; to update (POST) when they differ and the ledger records that this migration made it;
+    StepFailed (cure: replan) when they differ and it is someone else's, which migrator never changes."""
+    differences = registration_differences(current, wanted)
+    if not differences:
+        return Observation(True, summary="registered with the planned settings")
+    if not ctx.ledger.owns_repository(cluster, ctx.repository):
+        problem = foreign_registration(cluster, ctx.repository, current, differences)
+        raise StepFailed(f"{problem.message}. To go on: {problem.fix}", cure=Cure.REPLAN)
+    return Observation(
+        False,
+        summary=f"registered by this migration with other settings: will update with POST ({'; '.join(differences)})",
+    )
 
 
 def registration(client: EsClient, name: str) -> dict[str, Any] | None:
@@ -93,13 +106,10 @@ class RegisterSourceRepository(Step):
         self.existing = current
         if current is None:
             return Observation(False, summary="not registered")
-        wanted = self._body(reveal=True)
-        if current.get("type") == wanted["type"] and same_settings(current.get("settings", {}), wanted["settings"]):
-            return Observation(True, summary="registered with the planned settings")
-        return Observation(False, summary="registered with other settings: will update with POST")
+        return observe_registration(self.ctx, "source", current, self._body(reveal=True))
 
     def act(self) -> None:
         method = "POST" if self.existing else "PUT"
         self.ctx.source.request(method, build_path("_snapshot", self.ctx.repository), self._body(reveal=True))
-        if self.existing is None:  # a registration that was there before is the user's, even if updated
+        if self.existing is None:  # one found is updated only when the ledger already records it (observe)
             self.ctx.ledger.record_repository("source", self.ctx.repository)

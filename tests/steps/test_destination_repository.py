@@ -1,15 +1,19 @@
 """Registering the `oss` repository on the destination as Alibaba Cloud's plugin answers: the secrets are
-left out of `GET _snapshot`, and a changed setting (the document's chunk_size) is applied with POST.
-Canned answers, no cluster (tests/sandbox/test_repository_plugin.py has the real plugin)."""
+left out of `GET _snapshot`, and a changed setting (the document's chunk_size) is applied with POST to a
+registration this migration made, refused on one it did not. Canned answers, no cluster
+(tests/sandbox/test_repository_plugin.py has the real plugin)."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
+from migrator.errors import Cure
 from migrator.ownership import Ledger
 from migrator.spec import parse_plan
-from migrator.steps.base import MASK
+from migrator.steps.base import MASK, StepFailed
 from migrator.steps.destination_repository import RegisterDestinationRepository
 from migrator.steps.source_repository import RegisterSourceRepository, repository_bodies
 from tests.steps.listed import sends_only_listed
@@ -55,15 +59,17 @@ def masked(body: dict) -> dict:
     return {**body, "settings": {k: MASK if k in SECRETS else v for k, v in body["settings"].items()}}
 
 
-def registered_as_the_plugin_answers(**changes: str) -> dict[str, Any]:
+def registered_as_the_plugin_answers(cluster: str = "destination", **changes: str) -> dict[str, Any]:
+    """The planned registration of `cluster` as GET answers it (`readonly` on the destination), with `changes`."""
     settings = {
         "endpoint": "http://oss-cn-hangzhou-internal.aliyuncs.com",
         "bucket": "b",
         "base_path": "snapshot",
         "compress": "true",
         "chunk_size": "500mb",
-        "readonly": "true",
     }
+    if cluster == "destination":
+        settings["readonly"] = "true"
     return {"type": "oss", "settings": {**settings, **changes}}
 
 
@@ -79,21 +85,43 @@ def step(cls: type, cluster: Cluster) -> Any:
     return cls("repository", {}, ctx)
 
 
+STEPS = ((RegisterSourceRepository, "source"), (RegisterDestinationRepository, "destination"))
+
+
 def test_a_registration_without_its_secrets_has_the_planned_settings() -> None:
-    for cls in (RegisterDestinationRepository, RegisterSourceRepository):
-        cluster = Cluster(registered_as_the_plugin_answers())
+    for cls, cluster_name in STEPS:
+        cluster = Cluster(registered_as_the_plugin_answers(cluster_name))
         assert step(cls, cluster).observe().done
 
 
-def test_a_changed_chunk_size_is_applied_with_post() -> None:
-    for cls in (RegisterDestinationRepository, RegisterSourceRepository):
-        cluster = Cluster(registered_as_the_plugin_answers(chunk_size="1gb"))
+def test_a_changed_chunk_size_of_a_registration_this_migration_made_is_applied_with_post() -> None:
+    for cls, cluster_name in STEPS:
+        cluster = Cluster(registered_as_the_plugin_answers(cluster_name, chunk_size="1gb"))
         registering = step(cls, cluster)
+        registering.ctx.ledger.record_repository(cluster_name, "my_backup")  # an earlier run of this plan made it
         assert not registering.observe().done
         registering.act()
         [(method, path, body)] = cluster.sent
         assert (method, path, body["settings"]["chunk_size"]) == ("POST", "/_snapshot/my_backup", "500mb")
         assert body["settings"]["secret_access_key"] == "the-secret"
+
+
+def test_a_registration_it_did_not_make_with_other_settings_is_refused_and_left_as_it_is() -> None:
+    """The user's own repository under the plan's name (another chunk_size, another base_path) is never
+    re-pointed or re-configured: observe fails naming the cluster, the location and the differences."""
+    for cls, cluster_name in STEPS:
+        cluster = Cluster(registered_as_the_plugin_answers(cluster_name, chunk_size="1gb", base_path="nightly"))
+        registering = step(cls, cluster)
+        with pytest.raises(StepFailed) as failed:
+            registering.observe()
+        message = str(failed.value)
+        assert f"the {cluster_name} already has repository 'my_backup'" in message
+        assert "oss/b/nightly via http://oss-cn-hangzhou-internal.aliyuncs.com" in message
+        assert "base_path: nightly -> snapshot" in message and "chunk_size: 1gb -> 500mb" in message
+        assert "choose another repository.name" in message and "DELETE _snapshot/my_backup" in message
+        assert "the-secret" not in message and "LTAI-id" not in message
+        assert failed.value.cure == Cure.REPLAN
+        assert cluster.sent == [] and not registering.ctx.ledger.owns_repository(cluster_name, "my_backup")
 
 
 def test_a_first_registration_is_a_put() -> None:

@@ -1,6 +1,7 @@
 """repository.source, with canned source answers (the `Cluster` of test_destination_repository answers as
 Alibaba Cloud's oss plugin does): the registration the dry run shows is the one sent, secrets masked in
-the one and resolved in the other; a registration it made is recorded, one it found is the user's."""
+the one and resolved in the other; a registration it made is recorded, one it found is the user's and is
+never changed."""
 
 from __future__ import annotations
 
@@ -36,13 +37,28 @@ def test_a_first_registration_sends_what_the_dry_run_shows_with_the_secrets_reso
     assert [(r.method, r.sent_path) for r in registering.checks()] == [("GET", "/_snapshot/my_backup")]
 
 
-def test_a_registration_found_with_other_settings_is_updated_and_stays_the_users():
-    cluster = Cluster(registered_as_the_plugin_answers(readonly="false", base_path="elsewhere"))
+def test_a_registration_found_with_other_settings_is_refused_not_re_pointed():
+    """Before: observed "will update with POST" and re-pointed the user's repository to base_path snapshot."""
+    cluster = Cluster(registered_as_the_plugin_answers("source", readonly="false", base_path="elsewhere"))
     registering = step(RegisterSourceRepository, cluster)
-    assert not registering.observe().done
-    registering.act()
-    assert [(method, path) for method, path, _ in cluster.sent] == [("POST", "/_snapshot/my_backup")]
-    assert not registering.ctx.ledger.owns_repository("source", "my_backup")
+    with pytest.raises(StepFailed, match=r"base_path: elsewhere -> snapshot\)"):
+        registering.observe()
+    assert cluster.sent == [] and not registering.ctx.ledger.owns_repository("source", "my_backup")
+
+
+def test_a_read_only_registration_found_on_the_source_is_refused_not_made_writable():
+    cluster = Cluster(registered_as_the_plugin_answers("source", readonly="true"))
+    registering = step(RegisterSourceRepository, cluster)
+    with pytest.raises(StepFailed, match="readonly: true -> not set"):
+        registering.observe()
+    assert cluster.sent == []
+
+
+def test_a_registration_found_with_the_planned_settings_is_adopted_and_stays_the_users():
+    cluster = Cluster(registered_as_the_plugin_answers("source", readonly="false"))
+    registering = step(RegisterSourceRepository, cluster)
+    assert registering.observe().done
+    assert cluster.sent == [] and not registering.ctx.ledger.owns_repository("source", "my_backup")
 
 
 def test_the_registrations_are_built_once_from_the_secrets_resolved_at_open():
