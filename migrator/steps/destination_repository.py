@@ -49,7 +49,8 @@ class RegisterDestinationRepository(Step):
         return observe_registration(self.ctx, "destination", current, self._body(reveal=True))
 
     def act(self) -> None:
-        method = "POST" if self.existing else "PUT"  # POST updates a registration (Alibaba's document)
-        self.ctx.destination.request(method, build_path("_snapshot", self.ctx.repository), self._body(reveal=True))
+        # PUT both registers and updates (Elasticsearch treats POST alike, as Alibaba's document updates with it):
+        # the runbook's request, whichever it is
+        self.ctx.destination.request("PUT", build_path("_snapshot", self.ctx.repository), self._body(reveal=True))
         if self.existing is None:  # one found is updated only when the ledger already records it (observe)
             self.ctx.ledger.record_repository("destination", self.ctx.repository)

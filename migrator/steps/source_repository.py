@@ -1,4 +1,4 @@
-"""Register the snapshot repository on the source (PUT; POST to update one this migration made), verify it.
+"""Register the snapshot repository on the source (PUT, which also updates one this migration made), verify it.
 
 Place in the flow: migration (opened: secrets resolved once) -> `repository_bodies` (both clusters' registrations,
 built once, masked and as sent) -> StepContext -> this step and repository.destination -> the clusters.
@@ -61,7 +61,7 @@ def observe_registration(
     ctx: StepContext, cluster: str, current: dict[str, Any], wanted: dict[str, Any]
 ) -> Observation:
     """The registration `current` of `ctx.repository` on `cluster` against the `wanted` one (as sent): done
-    when they match; to update (POST) when they differ and the ledger records that this migration made it;
+    when they match; to update (PUT) when they differ and the ledger records that this migration made it;
     StepFailed (cure: replan) when they differ and it is someone else's, which migrator never changes."""
     differences = registration_differences(current, wanted)
     if not differences:
@@ -71,7 +71,7 @@ def observe_registration(
         raise StepFailed(f"{problem.message}. To go on: {problem.fix}", cure=Cure.REPLAN)
     return Observation(
         False,
-        summary=f"registered by this migration with other settings: will update with POST ({'; '.join(differences)})",
+        summary=f"registered by this migration with other settings: will update with PUT ({'; '.join(differences)})",
     )
 
 
@@ -109,7 +109,7 @@ class RegisterSourceRepository(Step):
         return observe_registration(self.ctx, "source", current, self._body(reveal=True))
 
     def act(self) -> None:
-        method = "POST" if self.existing else "PUT"
-        self.ctx.source.request(method, build_path("_snapshot", self.ctx.repository), self._body(reveal=True))
+        # PUT both registers and updates (Elasticsearch treats POST alike): the runbook's request, whichever it is
+        self.ctx.source.request("PUT", build_path("_snapshot", self.ctx.repository), self._body(reveal=True))
         if self.existing is None:  # one found is updated only when the ledger already records it (observe)
             self.ctx.ledger.record_repository("source", self.ctx.repository)

@@ -1,5 +1,5 @@
 """Registering the `oss` repository on the destination as Alibaba Cloud's plugin answers: the secrets are
-left out of `GET _snapshot`, and a changed setting (the document's chunk_size) is applied with POST to a
+left out of `GET _snapshot`, and a changed setting (the document's chunk_size) is applied, with the runbook's PUT, to a
 registration this migration made, refused on one it did not. Canned answers, no cluster
 (tests/sandbox/test_repository_plugin.py has the real plugin)."""
 
@@ -94,7 +94,9 @@ def test_a_registration_without_its_secrets_has_the_planned_settings() -> None:
         assert step(cls, cluster).observe().done
 
 
-def test_a_changed_chunk_size_of_a_registration_this_migration_made_is_applied_with_post() -> None:
+def test_a_changed_chunk_size_of_a_registration_this_migration_made_is_applied_as_the_runbook_shows() -> None:
+    """Before: the update was sent as POST while the runbook (describe) showed PUT; Elasticsearch treats both
+    alike, so the request sent is the one shown."""
     for cls, cluster_name in STEPS:
         cluster = Cluster(registered_as_the_plugin_answers(cluster_name, chunk_size="1gb"))
         registering = step(cls, cluster)
@@ -102,7 +104,9 @@ def test_a_changed_chunk_size_of_a_registration_this_migration_made_is_applied_w
         assert not registering.observe().done
         registering.act()
         [(method, path, body)] = cluster.sent
-        assert (method, path, body["settings"]["chunk_size"]) == ("POST", "/_snapshot/my_backup", "500mb")
+        [shown] = registering.describe()
+        assert (method, path, body["settings"]["chunk_size"]) == ("PUT", "/_snapshot/my_backup", "500mb")
+        assert (shown.method, "/" + shown.path) == (method, path)
         assert body["settings"]["secret_access_key"] == "the-secret"
 
 
