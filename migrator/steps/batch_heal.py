@@ -43,10 +43,11 @@ def restore_again(ctx: Any, batch: str, target: str, given_up: GivenUp) -> bool:
             return False
         params = ctx.plan.graph.nodes[batch]["params"]
         members = [m for m in params["members"] if m["target"] not in heals.restored_again]
-        others = [m["target"] for m in members if m["target"] != target]
-        chosen = {target} | set(given_up_members(ctx, others, given_up))
+        # read for every member not restored again yet, as the batch's checks list these reads
+        targets = [m["target"] for m in members]
+        chosen = {target} | set(given_up_members(ctx, targets, given_up))
         again = [m for m in members if m["target"] in chosen]
-        owned = owned_targets_now(ctx, ctx.ledger, ctx.repository, [m["target"] for m in again])
+        owned = owned_targets_now(ctx, ctx.ledger, ctx.repository, targets)
         again = [m for m in again if owned[m["target"]] != (True, False)]  # not ours: never touched
         doomed = [m["target"] for m in again if owned[m["target"]][0]]
         names = some_names([m["target"] for m in again])
@@ -63,7 +64,8 @@ def restore_again(ctx: Any, batch: str, target: str, given_up: GivenUp) -> bool:
 
 def given_up_members(ctx: Any, targets: list[str], given_up: GivenUp) -> list[str]:
     """The `targets` whose restore `given_up` says was given up, from one routing table read per group (an
-    absent index is not one: whether its recovery ended before it was deleted is not known here)."""
+    absent index is not one: whether its recovery ended before it was deleted is not known here; the member
+    whose recovery step asks is restored again in any case)."""
     found: list[str] = []
     for group in name_groups(targets):
         path = build_path("_cluster", "state", "routing_table", ",".join(group))

@@ -21,7 +21,8 @@ lost restore.
 A restore that answers with failed shards (a primary no destination node may hold: an allocation
 filter copied from the source, a full disk) stops the step at once, with the destination's
 allocation decision and the fix (see allocation). A resumed run that finds such a failed primary
-deletes the index (ours) and restores it again, once: the fix may have been made meanwhile. Both
+deletes the index (ours) and restores it again, once: the fix may have been made meanwhile. An index
+of a restore batch is restored again by its batch, with every member given up, in one request (batch_heal). Both
 waits end on a stall too: no byte recovered for `waits.stall_after` (see stall).
 """
 
@@ -62,8 +63,9 @@ class FollowRecovery(Step):
     waits_for = (
         "every primary shard STARTED (recovery: files and bytes recovered / total), then, when the restore gives "
         "the index replicas, every copy the data nodes can hold (peer recoveries). A restore the destination gave "
-        "up (a failed primary) is healed once per run: DELETE <target> (the index this run restored) and the "
-        "index's restore request again, naming it alone"
+        "up (a failed primary, a lost restore) is healed once per run: in a restore batch, by the batch's request "
+        "naming its members given up, after one DELETE of those this migration restored (see the batch); alone "
+        "(the cutover's), DELETE <target> and the index's restore request again"
     )
     reused: int = 0
     figures: dict[str, Any] | None = None

@@ -15,6 +15,7 @@ from migrator.planner import restore_id
 from migrator.steps.batch_heal import restore_again
 from migrator.steps.handoffs import BatchHeals, HeldRequests
 from migrator.steps.recovery import FollowRecovery, restore_given_up
+from migrator.steps.restore_batch import RestoreBatch
 from migrator.steps.validation_reads import ValidationReads
 from tests.steps.fakes import Progress
 from tests.steps.test_recovery import FILTERED
@@ -97,7 +98,11 @@ def context(destination: Destination, members: list[str]) -> SimpleNamespace:
         include_aliases=False,
     )
     return SimpleNamespace(
-        spec=SimpleNamespace(restore=restore, waits=SimpleNamespace(stall_after=900.0)),
+        spec=SimpleNamespace(
+            restore=restore,
+            waits=SimpleNamespace(stall_after=900.0),
+            validate=SimpleNamespace(doc_counts=True, mappings=True, settings=True, sample_docs=0),
+        ),
         plan=SimpleNamespace(graph=graph),
         destination=destination,
         repository="repo",
@@ -129,6 +134,7 @@ def test_a_resumed_run_restores_the_failed_members_of_a_batch_in_one_request_del
     first = recovery(ctx, "moved-a")
     done, *_ = first._progress(heal=True)
     assert not done
+    heal_sent = list(destination.requests)
     assert [body["indices"] for body in destination.restores] == ["a,b,d,e"]  # one request for the batch
     assert destination.deletes == ["/moved-a,moved-b,moved-d,moved-e"]  # the owned failed members only
     assert "moved-f" in destination.indices and "moved-c" in destination.indices
@@ -138,7 +144,13 @@ def test_a_resumed_run_restores_the_failed_members_of_a_batch_in_one_request_del
         assert target in ctx.held_restores
         other._progress(heal=True)
     assert len(destination.restores) == 1 and len(destination.deletes) == 1
-    assert any("POST /_snapshot/" in r for r in destination.requests)
+    # what the runbook lists for the batch and the recovery: every read (the explanation's body decided at run)
+    # and the batch's request's path (naming fewer indices, as a resumed batch's does)
+    batch = RestoreBatch(BATCH, ctx.plan.graph.nodes[BATCH]["params"], ctx)
+    shown = [*batch.describe(), *batch.checks(), *first.describe(), *first.checks()]
+    listed = {f"{r.method} /{r.path}".split("?")[0] for r in shown}
+    sent = [r for r in heal_sent if not r.startswith("DELETE")]
+    assert "POST /_snapshot/repo/snap/_restore" in sent and set(sent) - listed == set(), set(sent) - listed
 
 
 def test_a_member_given_up_again_in_the_same_run_is_not_restored_again():
