@@ -31,16 +31,17 @@ from migrator.steps.restore_batch import RestoreBatch, some_names
 GivenUp = Callable[[str, dict[str, Any]], bool]
 
 
-def restore_again(ctx: Any, batch: str, target: str, given_up: GivenUp) -> bool:
+def restore_again(ctx: Any, batch: str, target: str, given_up: GivenUp, given_up_now: Callable[[], bool]) -> bool:
     """Restore again, in one request of `batch`, `target` (its recovery step found its restore given up) and
     every other member whose restore `given_up` says was given up, deleting first those this migration owns.
-    False when `target` was restored again already in this run (its recovery step stops); True when it is
-    restored again now, or was just now with another member (its held request is in `ctx.held_restores`).
-    Raises what the batch's request raises (a refusal: StepFailed naming the members)."""
+    True when it is restored again now, or was with another member meanwhile and is being restored (its held
+    request in `ctx.held_restores`, unless it was taken); False when it was restored again in this run and
+    `given_up_now` (its recovery step's look, taken again once the lock is held) says it is given up again:
+    its recovery step stops. Raises what the batch's request raises (a refusal: StepFailed naming members)."""
     heals = ctx.batch_heals
     with heals.lock(batch):
         if target in heals.restored_again:
-            return False
+            return not given_up_now()
         params = ctx.plan.graph.nodes[batch]["params"]
         members = [m for m in params["members"] if m["target"] not in heals.restored_again]
         # read for every member not restored again yet, as the batch's checks list these reads

@@ -138,7 +138,9 @@ class FollowRecovery(Step):
             return
         batch = self._batch()
         if batch is not None:  # its batch restores it again, with the other members given up (batch_heal)
-            if not restore_again(self.ctx, batch, target, restore_given_up(self.ctx, self.snapshot)):
+            if not restore_again(
+                self.ctx, batch, target, restore_given_up(self.ctx, self.snapshot), self._given_up_now
+            ):
                 raise StepFailed(failed_restore_message(target, {}, explanations), cure=_cure(explanations))
         else:
             if self.restored_again:
@@ -177,7 +179,9 @@ class FollowRecovery(Step):
         why = "vanished during its recovery" if missing else "lost its restore (the destination restarted?)"
         batch = self._batch()
         if batch is not None:  # its batch restores it again, with the other members given up (batch_heal)
-            if not restore_again(self.ctx, batch, target, restore_given_up(self.ctx, self.snapshot)):
+            if not restore_again(
+                self.ctx, batch, target, restore_given_up(self.ctx, self.snapshot), self._given_up_now
+            ):
                 raise StepFailed(f"{target} {why} again after it was restored again in this run; see `migrator status`")
             self.ctx.held_restores.release(target)  # followed by polling from here on
             return
@@ -194,6 +198,22 @@ class FollowRecovery(Step):
             return None
         node = self.ctx.plan.graph.nodes.get(restore_id(self.params["target"]))
         return None if node is None else node.get("params", {}).get("batch")
+
+    def _given_up_now(self) -> bool:
+        """Whether the index's restore is given up now (asked after its batch restored it again in this run):
+        absent, or with nothing initializing a primary that waits for a reason a live restore does not have
+        or whose restore failed (`_cat/shards`, then the allocation decision)."""
+        target = self.params["target"]
+        status, rows = self.ctx.destination.request("GET", shards_request(target).sent_path, ok=(200, 404))
+        if status == 404:
+            return True
+        if any(row.get("state") == "INITIALIZING" for row in rows):
+            return False
+        waiting = [row for row in rows if row.get("prirep") == "p" and row.get("state") == "UNASSIGNED"]
+        if any(row.get("unassigned.reason") not in LIVE_REASONS for row in waiting):
+            return True
+        shards = sorted(int(row.get("shard", 0)) for row in waiting)
+        return bool(shards) and any(e.failed_restore for e in why_unassigned(self.ctx.destination, target, shards))
 
     def _held(self) -> Future[Any] | None:
         return self.ctx.held_restores.get(self.params["target"])

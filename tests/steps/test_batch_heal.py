@@ -157,8 +157,12 @@ def test_a_member_given_up_again_in_the_same_run_is_not_restored_again():
     destination = Destination({"moved-a": routing("UNASSIGNED", OURS)})
     ctx = context(destination, ["a"])
     given_up = restore_given_up(ctx, "snap")
-    assert restore_again(ctx, BATCH, "moved-a", given_up)
-    assert not restore_again(ctx, BATCH, "moved-a", given_up)  # its recovery step stops, naming the reason
+    step = recovery(ctx, "moved-a")
+    assert restore_again(ctx, BATCH, "moved-a", given_up, step._given_up_now)
+    # asked again while its new restore runs (another member's step healed it meanwhile): it is followed
+    assert restore_again(ctx, BATCH, "moved-a", given_up, step._given_up_now)
+    destination.indices["moved-a"] = routing("UNASSIGNED", OURS)  # failed again: the fix was not made
+    assert not restore_again(ctx, BATCH, "moved-a", given_up, step._given_up_now)  # its recovery step stops
     assert [body["indices"] for body in destination.restores] == ["a"]  # a batch of one: its own index alone
 
 
