@@ -42,25 +42,36 @@ def restore_again(ctx: Any, batch: str, target: str, given_up: GivenUp, given_up
     with heals.lock(batch):
         if target in heals.restored_again:
             return not given_up_now()
-        params = ctx.plan.graph.nodes[batch]["params"]
-        members = [m for m in params["members"] if m["target"] not in heals.restored_again]
-        # read for every member not restored again yet, as the batch's checks list these reads
-        targets = [m["target"] for m in members]
-        chosen = {target} | set(given_up_members(ctx, targets, given_up))
-        again = [m for m in members if m["target"] in chosen]
-        owned = owned_targets_now(ctx, ctx.ledger, ctx.repository, targets)
-        again = [m for m in again if owned[m["target"]] != (True, False)]  # not ours: never touched
-        doomed = [m["target"] for m in again if owned[m["target"]][0]]
-        names = some_names([m["target"] for m in again])
-        ctx.progress.message(batch, f"restoring {names} again from {ctx.snapshot} in one request (restore given up)")
-        for group in name_groups(doomed):
-            ctx.destination.request("DELETE", build_path(",".join(group)), ok=(200, 404))
-        if again:
-            step = RestoreBatch(batch, params, ctx)
-            step.to_restore = again
-            step.act()
-        heals.restored_again |= {m["target"] for m in again}
-        return target in heals.restored_again
+        asking = ctx.requests.step
+        ctx.requests.working_on(batch)  # the event log names the batch, whose runbook entry lists these requests
+        try:
+            return _restore_given_up(ctx, batch, target, given_up)
+        finally:
+            ctx.requests.working_on(asking)
+
+
+def _restore_given_up(ctx: Any, batch: str, target: str, given_up: GivenUp) -> bool:
+    """`restore_again`'s work, under the batch's lock: read, delete, restore; True when `target` is restored again."""
+    heals = ctx.batch_heals
+    params = ctx.plan.graph.nodes[batch]["params"]
+    members = [m for m in params["members"] if m["target"] not in heals.restored_again]
+    # read for every member not restored again yet, as the batch's checks list these reads
+    targets = [m["target"] for m in members]
+    chosen = {target} | set(given_up_members(ctx, targets, given_up))
+    again = [m for m in members if m["target"] in chosen]
+    owned = owned_targets_now(ctx, ctx.ledger, ctx.repository, targets)
+    again = [m for m in again if owned[m["target"]] != (True, False)]  # not ours: never touched
+    doomed = [m["target"] for m in again if owned[m["target"]][0]]
+    names = some_names([m["target"] for m in again])
+    ctx.progress.message(batch, f"restoring {names} again from {ctx.snapshot} in one request (restore given up)")
+    for group in name_groups(doomed):
+        ctx.destination.request("DELETE", build_path(",".join(group)), ok=(200, 404))
+    if again:
+        step = RestoreBatch(batch, params, ctx)
+        step.to_restore = again
+        step.act()
+    heals.restored_again |= {m["target"] for m in again}
+    return target in heals.restored_again
 
 
 def given_up_members(ctx: Any, targets: list[str], given_up: GivenUp) -> list[str]:

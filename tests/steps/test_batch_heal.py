@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import networkx as nx
 
+from migrator.clients.tap import RequestTap
 from migrator.ownership import Ledger, now_ms
 from migrator.planner import restore_id
 from migrator.steps.batch_heal import restore_again
@@ -108,6 +109,7 @@ def context(destination: Destination, members: list[str]) -> SimpleNamespace:
         repository="repo",
         snapshot="snap",
         held_restores=HeldRequests(),
+        requests=RequestTap(),
         batch_heals=BatchHeals(),
         validation_reads=ValidationReads(),
         ledger=ledger,
