@@ -49,7 +49,15 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "resume": (
         ("migrator resume my-plan.yaml", "continue after a crash, a kill or `--until`"),
-        ("migrator resume my-plan.yaml --redo restore", "do a drifted restore again, as a drift report says"),
+        (
+            "migrator resume my-plan.yaml --redo 'restore[logs-2024.06.01]'",
+            "restore that one index again (deleted first when this migration restored it), then its recovery, "
+            "its validation and the finish: a step id selects that step and what follows it for its index",
+        ),
+        (
+            "migrator resume my-plan.yaml --redo restore",
+            "a step kind selects every step of that kind: restores EVERY index of the plan again",
+        ),
     ),
     "report": (
         ("migrator report my-plan.yaml > report.md", "the run's report, to keep with the change"),

@@ -8,6 +8,7 @@ nothing handed over falls back to reading the cluster):
   and `snapshot.wait` waits on its answer (keyed by snapshot name);
 - `HeldRequests` of restores: `restore` sends `POST _snapshot/<repo>/<snapshot>/_restore?wait_for_completion=true`
   and `recovery` waits on its answer (keyed by destination index);
+- `BatchHeals`: `recovery` hands a batch member whose restore was given up back to its batch (batch_heal);
 - `SnapshotSizes`: `snapshot.wait` records, once the snapshot ended, the bytes of each source index's files
   in it (7.8+'s `_status` totals); `recovery` reports them as what restoring into a new index copies.
 """
@@ -96,3 +97,18 @@ class SnapshotSizes(Mapping[str, Mapping[str, int]]):
 
     def __len__(self) -> int:
         return len(self._sizes)
+
+
+class BatchHeals:
+    """recovery -> restore batch (see batch_heal): the batch members restored again in this run (target names),
+    and one lock per batch, so that members whose restores were given up at once are restored in one request."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._batches: dict[str, threading.Lock] = {}
+        self.restored_again: set[str] = set()
+
+    def lock(self, batch: str) -> threading.Lock:
+        """The lock of `batch` (made on first use)."""
+        with self._lock:
+            return self._batches.setdefault(batch, threading.Lock())

@@ -21,7 +21,8 @@ lost restore.
 A restore that answers with failed shards (a primary no destination node may hold: an allocation
 filter copied from the source, a full disk) stops the step at once, with the destination's
 allocation decision and the fix (see allocation). A resumed run that finds such a failed primary
-deletes the index (ours) and restores it again, once: the fix may have been made meanwhile. Both
+deletes the index (ours) and restores it again, once: the fix may have been made meanwhile. An index
+of a restore batch is restored again by its batch, with every member given up, in one request (batch_heal). Both
 waits end on a stall too: no byte recovered for `waits.stall_after` (see stall).
 """
 
@@ -45,6 +46,7 @@ from migrator.steps.allocation import (
     why_unassigned,
 )
 from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepFailed
+from migrator.steps.batch_heal import GivenUp, restore_again
 from migrator.steps.restore import IndexRestore
 from migrator.steps.stall import StallWatch
 
@@ -67,8 +69,9 @@ class FollowRecovery(Step):
     waits_for = (
         "every primary shard STARTED (recovery: files and bytes recovered / total), then, when the restore gives "
         "the index replicas, every copy the data nodes can hold (peer recoveries). A restore the destination gave "
-        "up (a failed primary) is healed once per run: DELETE <target> (the index this run restored) and the "
-        "index's restore request again, naming it alone"
+        "up (a failed primary, a lost restore) is healed once per run: in a restore batch, by the batch's request "
+        "naming its members given up, after one DELETE of those this migration restored (see the batch); alone "
+        "(the cutover's), DELETE <target> and the index's restore request again"
     )
     reused: int = 0
     figures: dict[str, Any] | None = None
@@ -147,12 +150,19 @@ class FollowRecovery(Step):
         explanations = why_unassigned(self.ctx.destination, target, unassigned)
         if not any(e.failed_restore for e in explanations):
             return
-        if self.restored_again:
-            raise StepFailed(failed_restore_message(target, {}, explanations), cure=_cure(explanations))
-        self.restored_again = True
-        self.ctx.progress.message(self.id, f"{target}: its restore had failed; deleting it and restoring it again")
-        self.ctx.destination.request("DELETE", build_path(target), ok=(200, 404))
-        IndexRestore(self.ctx, restore_id(target), self.params, self.snapshot).send()
+        batch = self._batch()
+        if batch is not None:  # its batch restores it again, with the other members given up (batch_heal)
+            if not restore_again(
+                self.ctx, batch, target, restore_given_up(self.ctx, self.snapshot), self._given_up_now
+            ):
+                raise StepFailed(failed_restore_message(target, {}, explanations), cure=_cure(explanations))
+        else:
+            if self.restored_again:
+                raise StepFailed(failed_restore_message(target, {}, explanations), cure=_cure(explanations))
+            self.restored_again = True
+            self.ctx.progress.message(self.id, f"{target}: its restore had failed; deleting it and restoring it again")
+            self.ctx.destination.request("DELETE", build_path(target), ok=(200, 404))
+            IndexRestore(self.ctx, restore_id(target), self.params, self.snapshot).send()
         held = self.ctx.held_restores.release(target)
         if held is not None:  # its answer comes at once when it fails again, and stops the step
             self._await_held(held, StallWatch(self.ctx, f"the restore of {target}"))
@@ -181,11 +191,43 @@ class FollowRecovery(Step):
     def _restore_again(self, *, missing: bool) -> None:
         target = self.params["target"]
         why = "vanished during its recovery" if missing else "lost its restore (the destination restarted?)"
+        batch = self._batch()
+        if batch is not None:  # its batch restores it again, with the other members given up (batch_heal)
+            if not restore_again(
+                self.ctx, batch, target, restore_given_up(self.ctx, self.snapshot), self._given_up_now
+            ):
+                raise StepFailed(f"{target} {why} again after it was restored again in this run; see `migrator status`")
+            self.ctx.held_restores.release(target)  # followed by polling from here on
+            return
         self.ctx.progress.message(self.id, f"{target} {why}: restoring it again from {self.snapshot}")
         if not missing:
             self.ctx.destination.request("DELETE", build_path(target), ok=(200, 404))
         IndexRestore(self.ctx, restore_id(target), self.params, self.snapshot).send()
         self.ctx.held_restores.release(target)  # followed by polling from here on
+
+    def _batch(self) -> str | None:
+        """The restore batch whose request restores this index (its restore step's `batch`); None for an index
+        restored alone (the cutover's restore over it)."""
+        if self.params.get("cutover"):
+            return None
+        node = self.ctx.plan.graph.nodes.get(restore_id(self.params["target"]))
+        return None if node is None else node.get("params", {}).get("batch")
+
+    def _given_up_now(self) -> bool:
+        """Whether the index's restore is given up now (asked after its batch restored it again in this run):
+        absent, or with nothing initializing a primary that waits for a reason a live restore does not have
+        or whose restore failed (`_cat/shards`, then the allocation decision)."""
+        target = self.params["target"]
+        status, rows = self.ctx.destination.request("GET", shards_request(target).sent_path, ok=(200, 404))
+        if status == 404:
+            return True
+        if any(row.get("state") == "INITIALIZING" for row in rows):
+            return False
+        waiting = [row for row in rows if row.get("prirep") == "p" and row.get("state") == "UNASSIGNED"]
+        if any(row.get("unassigned.reason") not in LIVE_REASONS for row in waiting):
+            return True
+        shards = sorted(int(row.get("shard", 0)) for row in waiting)
+        return bool(shards) and any(e.failed_restore for e in why_unassigned(self.ctx.destination, target, shards))
 
     def _held(self) -> Future[Any] | None:
         return self.ctx.held_restores.get(self.params["target"])
@@ -299,3 +341,29 @@ def answered_indices_of(answer: Any) -> list[str]:
 def _cure(explanations: list[Explanation]) -> Cure:
     """`resume --replan` when one of the fixes is a plan change, else `resume`."""
     return Cure.REPLAN if any(e.cure is Cure.REPLAN for e in explanations) else Cure.RESUME
+
+
+def restore_given_up(ctx: Any, snapshot: str) -> GivenUp:
+    """Whether a batch member's restore from `snapshot` was given up, from its routing table entry: with no shard
+    initializing, a primary still to be restored from the snapshot (unassigned, its recovery source the
+    snapshot: it never started) that waits for a reason a live restore does not have (LIVE_REASONS: lost), or
+    whose allocation decision says its restore failed (one `_cluster/allocation/explain` per such primary,
+    at most allocation.EXPLAINED)."""
+
+    def given_up(target: str, routing: dict[str, Any]) -> bool:
+        copies = [copy for shard in (routing.get("shards") or {}).values() for copy in shard]
+        if any(copy.get("state") == "INITIALIZING" for copy in copies):
+            return False
+        waiting = [
+            copy
+            for copy in copies
+            if copy.get("primary")
+            and copy.get("state") == "UNASSIGNED"
+            and (copy.get("recovery_source") or {}).get("snapshot") == snapshot
+        ]
+        if any((copy.get("unassigned_info") or {}).get("reason") not in LIVE_REASONS for copy in waiting):
+            return True
+        shards = sorted(int(copy.get("shard", 0)) for copy in waiting)
+        return bool(shards) and any(e.failed_restore for e in why_unassigned(ctx.destination, target, shards))
+
+    return given_up

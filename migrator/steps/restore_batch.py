@@ -63,7 +63,9 @@ class RestoreBatch(Step):
     title = "Restore a batch of indices on the destination (one request)"
     waits_for = (
         "the batch's restore request to answer (every shard of its indices restored); the request names only "
-        "the members not restored yet"
+        "the members not restored yet. A member whose restore the destination gave up (a failed primary, a lost "
+        "restore) is restored again by this request naming the members given up, after `DELETE <those of them "
+        "this migration restored>` (sent by the member's recovery step, once per run)"
     )
 
     def __init__(self, node_id: str, params: dict[str, Any], ctx: Any) -> None:

@@ -135,3 +135,11 @@ def test_sandbox_versions_are_completed_from_the_known_ones():
     words = "migrator sandbox up --source-version 7."
     completion = {**os.environ, "_MIGRATOR_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": "4"}
     assert set(run(env=completion).split()) == {"7.10", "7.17"}
+
+
+def test_the_redo_examples_say_what_an_id_and_a_kind_select():
+    # Before: `--redo restore` was shown as "do a drifted restore again", but a kind redoes every index.
+    shown = " ".join(run("resume", "--help").split())
+    assert "--redo 'restore[logs-2024.06.01]': restore that one index again" in shown
+    assert "--redo restore: a step kind selects every step of that kind: restores EVERY index" in shown
+    assert "do a drifted restore again" not in shown

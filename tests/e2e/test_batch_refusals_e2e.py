@@ -5,12 +5,14 @@ The limit is lowered after the dry run and preflight passed, as another tenant's
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pytest
 
 from migrator.clients.es import build_path
+from migrator.state import StateStore
 from tests.e2e.test_dry_run_e2e import make_index, unique
-from tests.helpers import cli
+from tests.helpers import cli, request_events
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("leave_the_clusters_as_found")]
 LIMIT = "cluster.max_shards_per_node"
@@ -72,3 +74,47 @@ def test_a_batch_whose_shards_all_failed_is_not_reported_restored_and_heals_on_r
     cli(testbed, "resume", str(plan), "--poll", "0.5")
     report = json.loads(cli(testbed, "report", str(plan), "--format", "json").stdout)
     assert report["status"] == "done" and all(i["destination_docs"] == 4 for i in report["indices"]), report
+
+
+def test_failed_restores_of_batches_are_restored_again_in_one_request_per_batch_on_resume(testbed, tmp_path):
+    # Reported on 6.8 -> 7.10 and 7.17 -> 8: after an allocation exclude failed the batches' restores, the resumed
+    # run's recovery steps each deleted and restored their own index (one DELETE and one restore per index).
+    source, destination = testbed.client("7.17"), testbed.client("8")
+    names = [unique("bheal") for _ in range(30)]
+    for name in names:
+        make_index(source, name, 3)
+    plan = testbed.write_plan(
+        tmp_path, "7.17", "8", snapshot={"indices": names},
+        restore={"rename_pattern": "(.+)", "rename_replacement": "moved-$1", "batch_indices": 10},
+    )  # fmt: skip
+    cli(testbed, "apply", str(plan), "--yes", "--until", "restore.batch[1]", "--poll", "0.5")  # batch 1 answered
+    [node] = [row["name"] for row in destination.get("/_cat/nodes?format=json&h=name")]
+    exclude = "cluster.routing.allocation.exclude._name"
+    destination.request("PUT", "/_cluster/settings", {"persistent": {exclude: node}})
+    try:
+        failed = cli(testbed, "resume", str(plan), "--poll", "0.5", check=False)
+        assert failed.returncode == 1, failed.stdout + failed.stderr
+        assert "failed" in failed.stderr, failed.stderr
+    finally:
+        destination.request("PUT", "/_cluster/settings", {"persistent": {exclude: None}})
+    store = StateStore(plan.with_name("plan.state.db"))
+    failed_run = store.run
+    store.close()
+    cli(testbed, "resume", str(plan), "--poll", "0.5")
+    store = StateStore(plan.with_name("plan.state.db"))
+    healing_run = store.run
+    store.close()
+    assert healing_run != failed_run
+    sent = [e for e in request_events(plan, healing_run) if e.data["method"] in ("POST", "DELETE")]
+    restores = [e for e in sent if e.data["path"].split("?")[0].endswith("/_restore")]
+    by_step = Counter(e.step for e in restores)
+    # one restore request per batch (its failed members restored again together, or its members first restored)
+    assert restores and all(step.startswith("restore.batch[") for step in by_step), by_step
+    assert max(by_step.values()) == 1, by_step
+    deletes = [e for e in sent if e.data["method"] == "DELETE"]
+    # the failed members a batch owns, one DELETE per batch, logged under the batch (its runbook entry)
+    assert 1 <= len(deletes) <= len(restores), [e.data["path"] for e in deletes]
+    assert all(e.step.startswith("restore.batch[") for e in deletes), [e.step for e in deletes]
+    report = json.loads(cli(testbed, "report", str(plan), "--format", "json").stdout)
+    assert report["status"] == "done", report["status"]
+    assert len(report["indices"]) == 30 and all(i["destination_docs"] == 3 for i in report["indices"]), report

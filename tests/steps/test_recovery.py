@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 from unittest.mock import patch
 
+import networkx as nx
 import pytest
 
 from migrator.clients.es import EsError, Request
@@ -110,6 +111,7 @@ def step_with(
         snapshot_sizes.record("snap", sizes)
     ctx = SimpleNamespace(
         spec=SimpleNamespace(waits=SimpleNamespace(stall_after=900.0)),
+        plan=SimpleNamespace(graph=nx.DiGraph()),  # restored alone (not in a batch: see test_batch_heal)
         destination=destination,
         held_restores=held_restores,
         validation_reads=ValidationReads(),
