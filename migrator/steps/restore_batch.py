@@ -45,6 +45,12 @@ from migrator.steps.restore import (
 from migrator.steps.stall import StallWatch
 from migrator.steps.validate import batch_reads
 
+# When a run deletes members of a batch and restores them again (steps/batch_heal.py): the dry run's words.
+RESTORE_GIVEN_UP = (
+    "a run finds members' restores given up (a failed primary, a restore lost to a restart): those this migration "
+    "restored are deleted (only they are named), then the restore above is sent again naming them alone"
+)
+
 NAMED_IN_ERRORS = 3  # foreign indices named in a message; the others are counted
 PROGRESS_EVERY_S = 10.0  # the members' recovery while the held restore runs (the stall watch's figures)
 SIZES = "*.shards.index.size"  # filter_path of the progress read
@@ -94,7 +100,8 @@ class RestoreBatch(Step):
         a request line: the routing table, `_recovery` (for the members whose shards all started), their
         `index.uuid` (the members that exist), and while the restore runs, their recovered bytes; then the
         validation's joined reads of the batch's open indices, sent for the batch by whichever member's
-        validate step asks first once all have recovered (validate.batch_reads)."""
+        validate step asks first once all have recovered (validate.batch_reads). Conditional: the DELETE of
+        members whose restores were given up, before this batch's request is sent again naming them alone."""
         first = self.members[0]["target"]
         checks = [
             ConsoleRequest("destination", "GET", f"_cluster/state/routing_table/{first}"),
@@ -115,7 +122,12 @@ class RestoreBatch(Step):
             ):
                 if ConsoleRequest("destination", "GET", path) not in checks:  # a batch of one: listed once
                     checks.append(ConsoleRequest("destination", "GET", path))
-        return checks + batch_reads(self.ctx.spec, self.ctx.plan.graph, self.id)
+        # a member's recovery step finding its restore given up (batch_heal): the given-up members ours deleted
+        deletes = [
+            ConsoleRequest("destination", "DELETE", ",".join(group)).only_when(RESTORE_GIVEN_UP)
+            for group in name_groups([member["target"] for member in self.members])
+        ]
+        return checks + deletes + batch_reads(self.ctx.spec, self.ctx.plan.graph, self.id)
 
     def _sizes_path(self, group: list[str]) -> str:
         return build_path(",".join(group), "_recovery", params={"ignore_unavailable": True, "filter_path": SIZES})

@@ -153,6 +153,9 @@ def test_a_resumed_run_restores_the_failed_members_of_a_batch_in_one_request_del
     listed = {f"{r.method} /{r.path}".split("?")[0] for r in shown}
     sent = [r for r in heal_sent if not r.startswith("DELETE")]
     assert "POST /_snapshot/repo/snap/_restore" in sent and set(sent) - listed == set(), set(sent) - listed
+    # the DELETE is listed too, as conditional, naming the batch's members (a run names those given up of them)
+    [listed_delete] = [r for r in batch.checks() if r.method == "DELETE"]
+    assert listed_delete.when and set(listed_delete.path.split(",")) >= {"moved-a", "moved-b", "moved-d", "moved-e"}
 
 
 def test_a_member_given_up_again_in_the_same_run_is_not_restored_again():
