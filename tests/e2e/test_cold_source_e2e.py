@@ -1,7 +1,8 @@
 """Discovery on a cold source (7.17): indices written after their shards went search-idle. Their first search
 waits for each shard's next scheduled refresh, and their `_cat/indices` counts do not show the unrefreshed
 documents yet, so the plan's counts need that search; discovery asks all the shards at once (issue 17: 2,000
-such indices took 156 s, the search asking 5 shards at a time per node) and gets the top-level counts."""
+such indices took 156 s, the search asking 5 shards at a time per node) and gets the top-level counts. The
+test asserts the counts (a state) and prints both searches' times beside each other."""
 
 from __future__ import annotations
 
@@ -62,5 +63,6 @@ def test_discovery_counts_a_cold_source_at_once_with_top_level_counts(two_cold_g
     _, answer = client.request("GET", build_path("cold-b-*", "_search"), query, timeout_s=600)
     default_s = time.monotonic() - began
     assert {bucket["doc_count"] for bucket in answer["aggregations"]["docs"]["buckets"]} == {DOCS}
+    # The times are printed for docs/performance.md, not asserted (speed lives in figures, not in timed tests):
+    # before, the two took about as long; tests/test_discovery.py pins the request that makes the difference.
     print(f"discovery {discovery_s:.1f} s, the default search {default_s:.1f} s ({INDICES} cold indices each)")
-    assert discovery_s < default_s / 2, (discovery_s, default_s)  # before: the same search (a ratio about 1)
