@@ -61,7 +61,7 @@ import pexpect
 import yaml
 
 import migrator
-from migrator.clients.es import EsClient, build_path
+from migrator.clients.es import EsClient, EsError, build_path
 from migrator.migration.files import default_state_path
 from migrator.state import StateStore
 
@@ -145,7 +145,7 @@ def fill(bed: Bed, count: int, missing: list[str]) -> None:
         groups = [
             missing[start : start + SEED_INDICES_PER_BULK] for start in range(0, len(missing), SEED_INDICES_PER_BULK)
         ]
-        answers = list(pool.map(lambda group: bed.source.request("POST", "/_bulk", bulk_body(group))[1], groups))
+        answers = list(pool.map(lambda group: bulk(bed, group), groups))
     if any(answer.get("errors") for answer in answers):
         raise SystemExit(f"seeding scale-{count}-*: a bulk request reported errors")
     bed.source.request("POST", build_path(f"scale-{count}-*", "_refresh"))
@@ -154,6 +154,20 @@ def fill(bed: Bed, count: int, missing: list[str]) -> None:
     bed.source.request("POST", build_path(f"scale-{count}-*", "_flush"), timeout_s=900)
     bed.source.health(wait_for_status="green", timeout="300s")
     print(f"seeded {len(missing)} indices in {time.perf_counter() - started:.1f} s", flush=True)
+
+
+def bulk(bed: Bed, group: list[str]) -> dict[str, Any]:
+    """One seeding `_bulk` of `group`'s documents, sent again after a 429 (the source's small heap trips its
+    parent circuit breaker while thousands of new shards start: a 2,000-index seeding stopped so on
+    2026-12-01), for up to about two minutes."""
+    for attempt in range(11):
+        try:
+            return bed.source.request("POST", "/_bulk", bulk_body(group))[1]
+        except EsError as exc:
+            if exc.status != 429:
+                raise
+            time.sleep(min(2**attempt, 15))
+    return bed.source.request("POST", "/_bulk", bulk_body(group))[1]
 
 
 def warm_up(bed: Bed, count: int) -> None:
