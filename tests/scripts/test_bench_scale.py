@@ -32,3 +32,18 @@ def test_a_run_completed_only_when_it_exited_0_and_its_state_says_done():
     assert outcome("r", 0, "done", 1.0, 1.0, [], []).completed
     assert not outcome("r", 1, "failed", 1.0, 1.0, [], ["restore[x]: exists"]).completed
     assert not outcome("r", 0, "running", 1.0, 1.0, [], []).completed
+
+
+def test_without_terminal_runs_the_table_says_not_run_instead_of_nan(capsys):
+    script = load_script("bench_scale")
+    runs = [
+        script.Run(
+            script.MIGRATOR, wall_s=3.6, cpu_s=0.7, rss_kb=65_000, commands={"plan": 0.6, "status": 0.2, "report": 0.2}
+        ),
+        script.Run(script.MINIMAL, wall_s=2.8, cpu_s=0.1),
+    ]
+    script.print_table([script.report(50, runs)])
+    out = capsys.readouterr().out
+    assert "nan" not in out
+    assert "| not run | not run |" in out
+    assert "1.29x" in out
