@@ -377,3 +377,43 @@ def test_an_index_created_after_phase_one_stops_the_cutover_before_the_write_blo
     assert aliases_on_destination(seeded, prefix) == {f"{prefix}-live": [f"moved-{names[0]}"]}
     source, destination = exact_counts(seeded, prefix, names)
     assert destination == source
+
+
+def test_a_source_index_deleted_after_phase_one_stops_the_cutover_before_the_write_block(seeded, tmp_path):
+    """Reported by breaker5 (6.8 -> 7.10): a source copied in phase one and deleted before the cutover made the
+    cutover fail on a raw 404 after blocking the others, with `resume` as the cure, which failed the same way.
+    Now it stops before blocking anything, naming the index; excluding it and `resume --replan` finishes."""
+    prefix = "goneday"
+    names = make_sources(seeded, prefix, docs=50)
+    plan = seeded.write_plan(
+        tmp_path,
+        SOURCE,
+        DESTINATION,
+        name=prefix,
+        snapshot={"indices": [f"{prefix}-*"]},
+        restore={"rename_pattern": "(.+)", "rename_replacement": "moved-$1"},
+        cutover={"enabled": True},
+        finish={"aliases": {f"{prefix}-live": [names[0]]}},
+    )
+    cli(seeded, "apply", str(plan), "--yes", "--poll", "0.5")
+    gone = names[1]
+    client = seeded.client(SOURCE)
+    client.request("DELETE", build_path(gone), ok=(200,))
+    client.close()
+
+    stopped = cli(seeded, "apply", str(plan), "--phase", "cutover", "--yes", "--poll", "0.5", check=False)
+    assert stopped.returncode == 1, stopped.stdout + stopped.stderr
+    assert f"{gone} (copied in phase one) no longer exist on the source" in stopped.stdout + stopped.stderr
+    assert write_blocked(seeded, [names[0]]) == {names[0]: False}
+    assert aliases_on_destination(seeded, prefix) == {}
+
+    document = yaml.safe_load(plan.read_text())
+    document["snapshot"]["exclude"] = [gone]
+    plan.write_text(yaml.safe_dump(document, sort_keys=False))
+    cli(seeded, "resume", str(plan), "--replan", "--poll", "0.5")
+    assert write_blocked(seeded, [names[0]]) == {names[0]: True}
+    assert aliases_on_destination(seeded, prefix) == {f"{prefix}-live": [f"moved-{names[0]}"]}
+    source, destination = exact_counts(seeded, prefix, [names[0]])
+    kept = f"moved-{names[0]}"
+    assert destination[kept] == source[kept]
+    assert f"moved-{gone}" in destination  # its phase-one copy stays, as the message says
