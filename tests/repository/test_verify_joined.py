@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import struct
+import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -194,3 +195,24 @@ def test_an_index_too_big_to_hold_is_checked_as_the_listing_streams(served, monk
         + ", ".join(f"indices/{ids['main-0003']}/meta-old{n}.dat" for n in range(3))
         + "): left by failed or deleted snapshots, harmless"
     ]
+
+
+def test_a_one_shard_index_reads_its_shard_file_list_in_its_own_thread(served, monkeypatch):
+    """Before: each index of the joined listing handed its one shard's `snap-*.dat` to the verifier's pool and
+    waited for it at once (a task and two hand-overs between threads per index, for no overlap). Now the thread
+    that checks the index reads it."""
+    bucket, server = served
+    build(bucket / "repo", 20, 0)
+    reader = storage(server, "repo")
+    threads: dict[str, str] = {}
+    read = OssStorage.read
+
+    def recorded(self: OssStorage, key: str) -> bytes:
+        threads[key] = threading.current_thread().name
+        return read(self, key)
+
+    monkeypatch.setattr(OssStorage, "read", recorded)
+    clean(verify_snapshot(reader, SNAPSHOT))
+    shard_reads = {key: name for key, name in threads.items() if key.endswith("/0/snap-uuid-snap-main.dat")}
+    assert len(shard_reads) == 20
+    assert {name.rpartition("_")[0] for name in shard_reads.values()} == {"verify-index"}
