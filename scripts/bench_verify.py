@@ -7,12 +7,15 @@ in a separate process (as a real bucket is remote), and measures in the same run
 - requests: the verification's (client and server counts) against ceil(N/1000) + O(shards);
 - time: the verification against a raw paged listing of the same prefix (median of the rounds);
 - memory: the verification's peak Python allocations (tracemalloc) and the process's peak RSS;
+- client CPU: this process's CPU (all its threads) per verification and per request;
 - one small GET's CPU: `--gets` whole-object reads (`OssStorage.read`) of a 700-byte object, this
   process's reading thread's CPU (`time.thread_time`) per read; the server's is in its own process.
 
     python scripts/bench_verify.py                 # 100,000 blobs, 4 indices x 25 shards
     python scripts/bench_verify.py --blobs 20000 --deep
     python scripts/bench_verify.py --gets-only     # only the CPU of one small GET (1,000 reads)
+    python scripts/bench_verify.py --blobs 354 --indices 50 --shards 1 --compress --rounds 5
+                                                   # the sandbox's shape: one-shard indices of 4 files
 """
 
 from __future__ import annotations
@@ -186,6 +189,17 @@ def timed_verify(storage: OssStorage, workers: int, deep: bool = False) -> tuple
     return time.perf_counter() - started, result
 
 
+def verify_cpu(storage: OssStorage, workers: int, rounds: int) -> tuple[float, float, int]:
+    """This process's CPU (every thread's; the server runs in its own process) of `rounds` verifications:
+    milliseconds per verification and per request, and the requests of one."""
+    requests = 0
+    started = time.process_time()
+    for _ in range(rounds):
+        requests = timed_verify(storage, workers)[1].requests
+    cpu = (time.process_time() - started) * 1000 / rounds
+    return cpu, cpu / requests, requests
+
+
 def get_cpu_ms(endpoint: str, key: str, secret: str, reads: int) -> float:
     """Milliseconds of the calling thread's CPU per whole-object read of a 700-byte object (CRC64 checked),
     after 50 reads that warm the connection pool; the object is written under `get/`, beside the repository."""
@@ -277,6 +291,11 @@ def main() -> int:
             print(
                 f"  memory:          verify peak {verify_peak / 2**20:.1f} MiB of Python allocations "
                 f"(raw listing {listing_peak / 2**20:.1f} MiB); process peak RSS {rss:.0f} MiB"
+            )
+            cpu, per_request, requests = verify_cpu(storage, args.workers, args.rounds)
+            print(
+                f"  client CPU:      {cpu:.1f} ms per verification, {per_request:.3f} ms per request "
+                f"({requests} requests, mean of {args.rounds} rounds, every thread of this process)"
             )
             cpu = get_cpu_ms(endpoint, key, secret, args.gets)
             print(f"one GET of 700 bytes: {cpu:.3f} ms of CPU ({args.gets} reads)")

@@ -59,11 +59,20 @@ def _encoded_7bit_size(length: int) -> int:
     return full * 8 + (left + 1 if left else 0)
 
 
+_SMALL_INTS = tuple(_zigzag(n) for n in range(32))  # the value of each small-int token 0xC0-0xDF
+
+
 class _Decoder:
-    __slots__ = ("data", "pos", "names", "values", "raw_binary")
+    """One document's decoding state. The hot paths (short strings and key names, small ints, objects,
+    arrays) read `data` through local names and slices, one method call per value; the rarer tokens go
+    through the helpers. Every read is bounds-checked against `size`, so a truncated document fails with
+    its offset, never with an IndexError or a short slice."""
+
+    __slots__ = ("data", "size", "pos", "names", "values", "raw_binary")
 
     def __init__(self, data: bytes, flags: int) -> None:
         self.data = data
+        self.size = len(data)
         self.pos = 4
         self.names: list[str] | None = [] if flags & _SHARED_NAMES else None
         self.values: list[str] | None = [] if flags & _SHARED_VALUES else None
@@ -75,79 +84,94 @@ class _Decoder:
     def take(self, n: int) -> bytes:
         start = self.pos
         end = start + n
-        if end > len(self.data):
+        if end > self.size:
             raise self.fail(f"document ends inside a {n}-byte value", start)
         self.pos = end
         return self.data[start:end]
 
-    def until_end_marker(self) -> bytes:
-        end = self.data.find(_END_OF_STRING, self.pos)
+    def long_text(self, encoding: str) -> str:
+        """A string or key name that runs to the end-of-string marker (0xFC), which is skipped."""
+        start = self.pos
+        end = self.data.find(_END_OF_STRING, start)
         if end < 0:
-            raise self.fail("document ends inside a long string", self.pos)
-        text = self.data[self.pos : end]
+            raise self.fail("document ends inside a long string", start)
+        text = self.text(start, end, encoding)
         self.pos = end + 1
         return text
 
     def vint(self) -> int:
         data = self.data
+        pos = self.pos
+        size = self.size
         value = 0
-        while True:
-            if self.pos >= len(data):
-                raise self.fail("document ends inside a VInt", self.pos)
-            byte = data[self.pos]
-            self.pos += 1
+        while pos < size:
+            byte = data[pos]
+            pos += 1
             if byte & 0x80:
+                self.pos = pos
                 return (value << 6) | (byte & 0x3F)
             value = (value << 7) | byte
+        raise self.fail("document ends inside a VInt", pos)
 
     def seven_bit_bytes(self, length: int) -> bytes:
         return _from_7bit(self.take(_encoded_7bit_size(length)), length)
 
-    def text(self, raw: bytes, encoding: str) -> str:
+    def text(self, start: int, end: int, encoding: str) -> str:
+        """The bytes `start:end` (within the document) as text; the position moves to `end`."""
+        if end > self.size:
+            raise self.fail(f"document ends inside a {end - start}-byte value", start)
         try:
-            return raw.decode(encoding)
+            text = self.data[start:end].decode(encoding)
         except UnicodeDecodeError as exc:
-            raise self.fail(f"invalid {encoding} text ({exc.reason})", self.pos - len(raw)) from None
-
-    def remember(self, table: list[str], text: str) -> None:
-        if len(table) == _MAX_SHARED:
-            table.clear()
-        table.append(text)
+            raise self.fail(f"invalid {encoding} text ({exc.reason})", start) from None
+        self.pos = end
+        return text
 
     def shared_value(self, index: int) -> str:
         if self.values is None or index >= len(self.values):
             raise self.fail(f"reference to shared string value {index}, which was not seen")
         return self.values[index]
 
+    def shared_name(self, index: int) -> str:
+        if self.names is None or index >= len(self.names):
+            raise self.fail(f"reference to shared key name {index}, which was not seen")
+        return self.names[index]
+
     def value(self) -> Any:
-        if self.pos >= len(self.data):
-            raise self.fail("document ends where a value should start", self.pos)
-        tag = self.data[self.pos]
-        self.pos += 1
-        kind = tag >> 5
-        if kind == 7:
+        pos = self.pos
+        if pos >= self.size:
+            raise self.fail("document ends where a value should start", pos)
+        tag = self.data[pos]
+        pos += 1
+        self.pos = pos
+        if tag >= 0xC0:
+            if tag < 0xE0:
+                return _SMALL_INTS[tag & 0x1F]
             if tag == 0xFA:
                 return self.object()
             if tag == 0xF8:
                 return self.array()
             return self.misc(tag)
-        if 2 <= kind <= 5:  # tiny/short ASCII (1..64 bytes), tiny/short Unicode (2..65 bytes)
-            if kind <= 3:
-                text = self.text(self.take((tag & 0x3F) + 1), "ascii")
+        if tag >= 0x40:  # tiny/short ASCII (0x40-0x7F: 1..64 bytes), tiny/short Unicode (0x80-0xBF: 2..65 bytes)
+            if tag < 0x80:
+                text = self.text(pos, pos + (tag & 0x3F) + 1, "ascii")
             else:
-                text = self.text(self.take((tag & 0x3F) + 2), "utf-8")
-            if self.values is not None:
-                self.remember(self.values, text)
+                text = self.text(pos, pos + (tag & 0x3F) + 2, "utf-8")
+            values = self.values
+            if values is not None:
+                if len(values) == _MAX_SHARED:
+                    values.clear()
+                values.append(text)
             return text
-        if kind == 6:
-            return _zigzag(tag & 0x1F)
-        if kind == 0:
-            if tag == 0:
-                raise self.fail("invalid value byte 0x00")
-            return self.shared_value(tag - 1)
-        return self.literal_or_number(tag)
+        if tag >= 0x20:
+            return self.literal_or_number(tag)
+        if tag == 0:
+            raise self.fail("invalid value byte 0x00")
+        return self.shared_value(tag - 1)
 
     def literal_or_number(self, tag: int) -> Any:
+        if tag in (0x24, 0x25):
+            return _zigzag(self.vint())
         if tag == 0x20:
             return ""
         if tag == 0x21:
@@ -156,8 +180,6 @@ class _Decoder:
             return False
         if tag == 0x23:
             return True
-        if tag in (0x24, 0x25):
-            return _zigzag(self.vint())
         if tag == 0x26:
             return int.from_bytes(self.seven_bit_bytes(self.vint()), "big", signed=True)
         if tag == 0x28:
@@ -178,9 +200,9 @@ class _Decoder:
 
     def misc(self, tag: int) -> Any:
         if tag == 0xE0:
-            return self.text(self.until_end_marker(), "ascii")
+            return self.long_text("ascii")
         if tag == 0xE4:
-            return self.text(self.until_end_marker(), "utf-8")
+            return self.long_text("utf-8")
         if tag == 0xE8:
             return self.seven_bit_bytes(self.vint())
         if 0xEC <= tag <= 0xEF:
@@ -193,54 +215,68 @@ class _Decoder:
 
     def array(self) -> list[Any]:
         items: list[Any] = []
+        append = items.append
+        value = self.value
         data = self.data
+        size = self.size
         while True:
-            if self.pos >= len(data):
-                raise self.fail("document ends inside an array", self.pos)
-            if data[self.pos] == 0xF9:
-                self.pos += 1
+            pos = self.pos
+            if pos >= size:
+                raise self.fail("document ends inside an array", pos)
+            if data[pos] == 0xF9:
+                self.pos = pos + 1
                 return items
-            items.append(self.value())
+            append(value())
 
     def object(self) -> dict[str, Any]:
         result: dict[str, Any] = {}
         data = self.data
+        size = self.size
         names = self.names
+        value = self.value
         while True:
-            if self.pos >= len(data):
-                raise self.fail("document ends inside an object", self.pos)
-            tag = data[self.pos]
-            self.pos += 1
-            if tag == 0xFB:
-                return result
+            pos = self.pos
+            if pos >= size:
+                raise self.fail("document ends inside an object", pos)
+            tag = data[pos]
+            pos += 1
+            self.pos = pos
             if 0x40 <= tag <= 0x7F:  # short shared name reference
                 index = tag & 0x3F
-                if names is None or index >= len(names):
-                    raise self.fail(f"reference to shared key name {index}, which was not seen")
-                name = names[index]
-            elif tag >= 0x80:
+                name = names[index] if names is not None and index < len(names) else self.shared_name(index)
+            elif 0x80 <= tag <= 0xF7:  # short ASCII name (1..64 bytes), short Unicode name (2..57 bytes)
                 if tag < 0xC0:
-                    name = self.text(self.take((tag & 0x3F) + 1), "ascii")
-                elif tag <= 0xF7:
-                    name = self.text(self.take(tag - 0xC0 + 2), "utf-8")
+                    name = self.text(pos, pos + (tag & 0x3F) + 1, "ascii")
                 else:
-                    raise self.fail(f"invalid key byte 0x{tag:02X}")
+                    name = self.text(pos, pos + tag - 0xC0 + 2, "utf-8")
                 if names is not None:
-                    self.remember(names, name)
-            elif 0x30 <= tag <= 0x33:  # long shared name reference
-                index = ((tag & 0x03) << 8) | self.take(1)[0]
-                if names is None or index >= len(names):
-                    raise self.fail(f"reference to shared key name {index}, which was not seen")
-                name = names[index]
-            elif tag == 0x34:
-                name = self.text(self.until_end_marker(), "utf-8")
-                if names is not None:
-                    self.remember(names, name)
-            elif tag == 0x20:
-                name = ""
+                    if len(names) == _MAX_SHARED:
+                        names.clear()
+                    names.append(name)
+            elif tag == 0xFB:
+                return result
+            elif 0x30 <= tag <= 0x33 and pos < size:  # long shared name reference (2 bytes)
+                index = ((tag & 0x03) << 8) | data[pos]
+                self.pos = pos + 1
+                name = names[index] if names is not None and index < len(names) else self.shared_name(index)
             else:
-                raise self.fail(f"invalid key byte 0x{tag:02X}")
-            result[name] = self.value()
+                name = self.rare_key(tag)
+            result[name] = value()
+
+    def rare_key(self, tag: int) -> str:
+        """A key other than a short name or a whole reference: a long name, the empty name (or what fails)."""
+        if 0x30 <= tag <= 0x33:  # long shared name reference
+            return self.shared_name(((tag & 0x03) << 8) | self.take(1)[0])
+        if tag == 0x34:
+            name = self.long_text("utf-8")
+            if self.names is not None:
+                if len(self.names) == _MAX_SHARED:
+                    self.names.clear()
+                self.names.append(name)
+            return name
+        if tag == 0x20:
+            return ""
+        raise self.fail(f"invalid key byte 0x{tag:02X}")
 
 
 def is_smile(data: bytes) -> bool:

@@ -23,9 +23,9 @@ cheapest first, as Elasticsearch's own MetadataVerifier does:
 
 Shards are read while their index's listing streams, in listing order and a bounded window, so
 memory stays bounded by one shard's metadata per index in flight; the joined listing holds at most
-`_GROUPS_IN_FLIGHT` indices' key groups (of at most `_GROUP_KEYS` keys: a bigger index is checked
-as the listing streams) waiting for or in the index pool. Garbage that Elasticsearch leaves normally (older
-`index-N`, unreferenced blobs, `tests-*`, `pending-*`) is reported, not failed.
+one index's key group (of at most `_GROUP_KEYS` keys: a bigger index is checked as the listing streams)
+per thread of the index pool, each of which takes the next group itself. Garbage that Elasticsearch
+leaves normally (older `index-N`, unreferenced blobs, `tests-*`, `pending-*`) is reported, not failed.
 
 Slightly over 400 lines: the root's checks (1-3, 8) and the two ways of listing the indices (one listing
 of `indices/`, or one per index: shard_walker.joined_listing) share the Verifier's state and counters.
@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -67,7 +67,6 @@ __all__ = ["Finding", "VerifyResult", "verify_snapshot"]
 
 _WINDOW_PER_WORKER = 4
 _INDEX_WORKERS = 4
-_GROUPS_IN_FLIGHT = 2 * _INDEX_WORKERS  # indices' key groups of the joined listing held at once
 _GROUP_KEYS = 10_000  # an index with more keys is checked as the joined listing streams, not held
 
 
@@ -318,27 +317,46 @@ class Verifier:
         workers = min(_INDEX_WORKERS, max(1, len(chosen)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify-index") as index_pool:
             if joined_listing(len(chosen), len(data.raw["indices"])):
-                self.check_indices_joined(data, chosen, index_pool)
+                self.check_indices_joined(data, chosen, index_pool, workers)
             else:
                 futures = [index_pool.submit(self.check_index, data, name) for name in chosen]
                 for future in futures:
                     future.result()
 
-    def check_indices_joined(self, data: RepositoryData, chosen: list[str], index_pool: ThreadPoolExecutor) -> None:
+    def check_indices_joined(
+        self, data: RepositoryData, chosen: list[str], index_pool: ThreadPoolExecutor, workers: int
+    ) -> None:
         """Step 4's listing for all `chosen` indices at once: `indices/` listed once in key order (an id's keys
-        are contiguous), each chosen index's group handed to the index pool, `_GROUPS_IN_FLIGHT` held at most;
-        an index of more than `_GROUP_KEYS` keys is checked here as the listing streams, an index whose id
-        never appears with no keys (as its own listing would). Raises what a check raises (StorageError)."""
+        are contiguous). Each of the index pool's `workers` threads takes the next chosen index's group from
+        the listing (one thread at a time) and checks it, so at most `workers` groups are held and no task
+        is handed over per index; an index of more than `_GROUP_KEYS` keys is checked by the thread that
+        took it as the listing streams (the others wait for the listing meanwhile), an index whose id never
+        appears with no keys (as its own listing would). Raises what a check raises (StorageError) once
+        every thread has stopped; a failed listing stops them all."""
         names = {str(data.raw["indices"][name]["id"]): name for name in chosen}
-        groups = Tasks(index_pool, _GROUPS_IN_FLIGHT)
-        for index_id, infos in index_groups(self.storage.list(INDICES), names, _GROUP_KEYS):
-            if isinstance(infos, list):
-                groups.submit(self.check_index, data, names.pop(index_id), infos)
-            else:  # too big to hold: checked here, as the listing streams
-                self.check_index(data, names.pop(index_id), infos)
-        for name in names.values():  # indices whose id the listing never showed
-            groups.submit(self.check_index, data, name, [])
-        groups.wait()
+
+        def groups() -> Iterator[tuple[str, list[ObjectInfo] | Iterator[ObjectInfo]]]:
+            yield from index_groups(self.storage.list(INDICES), names, _GROUP_KEYS)
+            yield from [(index_id, []) for index_id in names]  # indices whose id the listing never showed
+
+        listing = groups()
+        turn = threading.Lock()  # whose turn it is to read the listing
+
+        def check_next() -> None:
+            while True:
+                with turn:
+                    found = next(listing, None)
+                    if found is None:
+                        return
+                    index_id, infos = found
+                    name = names.pop(index_id)
+                    if not isinstance(infos, list):  # too big to hold: checked as the listing streams
+                        self.check_index(data, name, infos)
+                        continue
+                self.check_index(data, name, infos)
+
+        for future in [index_pool.submit(check_next) for _ in range(workers)]:
+            future.result()
 
     def unreferenced_root_blobs(self, data: RepositoryData) -> None:
         known = {entry.uuid for entry in data.snapshots.values()}

@@ -80,8 +80,11 @@ class IndexCheck:
 
     def run(self) -> None:
         """Match the listing's folders to shards by exact name (`0.bak/` or `0-old/` is not shard 0's
-        folder, whatever its place in the listing); a shard whose folder never appears is checked empty."""
-        window = self.v.workers * 2
+        folder, whatever its place in the listing); a shard whose folder never appears is checked empty. Shards
+        are fetched ahead on the verifier's pool, except the one shard of an index whose listing is already held
+        (its group of the joined listing): this thread would only wait for that fetch, so it makes it itself (no
+        task, no hand-over between threads)."""
+        window = 0 if len(self.shards) == 1 and isinstance(self.listed, list) else self.v.workers * 2
         ahead: dict[str, tuple[int, Future[ShardData]]] = {}
         upcoming = iter(sorted(self.shards, key=lambda shard: f"{shard}/"))  # the listing's order
         wanted = {str(shard): shard for shard in self.shards}

@@ -154,3 +154,14 @@ def test_shared_tables_start_over_after_1024_entries(shared_values):
     keys = [f"key-{n}" for n in range(1500)]  # more distinct names (and values) than a table holds
     document = [{key: key for key in keys}, {key: n for n, key in enumerate(keys)}]
     assert smile.decode(smile.encode(document, shared_values=shared_values)) == document
+
+
+@pytest.mark.parametrize("path", FIXTURE_BLOBS[::4], ids=lambda path: "/".join(path.parts[-4:]))
+def test_every_truncation_of_a_fixture_blob_fails_with_its_offset(path):
+    # The decoder reads strings and key names by slicing: a document cut anywhere must fail with a SmileError
+    # naming an offset inside it, never decode a short slice or raise an IndexError.
+    body = read_frame(str(path), path.read_bytes()).body
+    for end in range(4, len(body), max(1, len(body) // 300)):
+        with pytest.raises(smile.SmileError, match=r"at offset (\d+)") as failed:
+            smile.decode(body[:end])
+        assert int(failed.value.args[0].rpartition(" ")[2]) <= end

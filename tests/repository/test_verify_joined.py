@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 import shutil
 import struct
+import threading
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from migrator.clients.storage import ObjectInfo, OssStorage
+from migrator.clients.storage import ObjectInfo, OssStorage, StorageError
 from migrator.repository import verify
 from migrator.repository.blob import FOOTER_MAGIC, encode_blob
 from migrator.repository.verify import VerifyResult, verify_snapshot
@@ -194,3 +197,62 @@ def test_an_index_too_big_to_hold_is_checked_as_the_listing_streams(served, monk
         + ", ".join(f"indices/{ids['main-0003']}/meta-old{n}.dat" for n in range(3))
         + "): left by failed or deleted snapshots, harmless"
     ]
+
+
+def test_a_one_shard_index_reads_its_shard_file_list_in_its_own_thread(served, monkeypatch):
+    """Before: each index of the joined listing handed its one shard's `snap-*.dat` to the verifier's pool and
+    waited for it at once (a task and two hand-overs between threads per index, for no overlap). Now the thread
+    that checks the index reads it."""
+    bucket, server = served
+    build(bucket / "repo", 20, 0)
+    reader = storage(server, "repo")
+    threads: dict[str, str] = {}
+    read = OssStorage.read
+
+    def recorded(self: OssStorage, key: str) -> bytes:
+        threads[key] = threading.current_thread().name
+        return read(self, key)
+
+    monkeypatch.setattr(OssStorage, "read", recorded)
+    clean(verify_snapshot(reader, SNAPSHOT))
+    shard_reads = {key: name for key, name in threads.items() if key.endswith("/0/snap-uuid-snap-main.dat")}
+    assert len(shard_reads) == 20
+    assert {name.rpartition("_")[0] for name in shard_reads.values()} == {"verify-index"}
+
+
+def test_the_index_pool_takes_groups_from_the_listing_without_a_task_per_index(served, monkeypatch):
+    """Before: the listing thread handed each index's group to the index pool as a task (a future, a slot of
+    a semaphore, a callback and two thread wake-ups per index). Now each of the pool's threads takes the next
+    group from the listing itself: as many tasks as threads, whatever the number of indices."""
+    bucket, server = served
+    build(bucket / "repo", 40, 0)
+    submitted: list[str] = []
+    submit = ThreadPoolExecutor.submit
+
+    def recorded(self: ThreadPoolExecutor, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        if self._thread_name_prefix == "verify-index":
+            submitted.append(fn.__name__)
+        return submit(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(ThreadPoolExecutor, "submit", recorded)
+    result = verify_snapshot(storage(server, "repo"), SNAPSHOT)
+    clean(result)
+    assert result.indices == 40
+    assert len(submitted) == verify._INDEX_WORKERS, submitted
+
+
+def test_a_listing_that_fails_midway_stops_every_index_thread(served):
+    bucket, server = served
+    build(bucket / "repo", 40, 0)
+
+    class FailingListing(RecordingStorage):
+        def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+            for number, info in enumerate(super().list(prefix)):
+                if prefix == "indices/" and number == 50:
+                    raise StorageError("listing indices/ failed midway", transient=True)
+                yield info
+
+    reader = FailingListing(server.endpoint, BUCKET, "repo", AK, SK, region=REGION)
+    reader.listed_prefixes = []
+    with pytest.raises(StorageError, match="failed midway"):
+        verify_snapshot(reader, SNAPSHOT)
