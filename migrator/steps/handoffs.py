@@ -9,6 +9,10 @@ nothing handed over falls back to reading the cluster):
 - `HeldRequests` of restores: `restore` sends `POST _snapshot/<repo>/<snapshot>/_restore?wait_for_completion=true`
   and `recovery` waits on its answer (keyed by destination index);
 - `BatchHeals`: `recovery` hands a batch member whose restore was given up back to its batch (batch_heal);
+- `StartedRestores`: `restore.batch` records the members whose primaries all started while its held request
+  still runs (its poll of the routing table); their `restore` and `recovery` steps take that as restored;
+- `EarlyReleases`: a running step (`restore.batch`) tells the executor which of its successors may start
+  before it is done (the members it saw restored); the executor reads them (migrator.executor);
 - `SnapshotSizes`: `snapshot.wait` records, once the snapshot ended, the bytes of each source index's files
   in it (7.8+'s `_status` totals); `recovery` reports them as what restoring into a new index copies.
 """
@@ -16,7 +20,7 @@ nothing handed over falls back to reading the cluster):
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from typing import Any
 
@@ -112,3 +116,61 @@ class BatchHeals:
         """The lock of `batch` (made on first use)."""
         with self._lock:
             return self._batches.setdefault(batch, threading.Lock())
+
+
+class StartedRestores:
+    """restore batch -> restore, recovery: the destination indices (target names) whose primaries all started
+    while their batch's held restore still ran, as the batch's poll of the routing table saw them (their
+    `index.uuid` recorded in the ledger by that batch: restored by this migration). Their restore step takes
+    them as restored and their recovery step as recovered, without a read of their own. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._started: set[str] = set()
+
+    def started(self, targets: Iterable[str]) -> None:
+        """These indices' primaries all started (restored from this migration's snapshot)."""
+        with self._lock:
+            self._started.update(targets)
+
+    def forget(self, targets: Iterable[str]) -> None:
+        """These indices are restored again (batch_heal): what was seen before no longer holds."""
+        with self._lock:
+            self._started.difference_update(targets)
+
+    def __contains__(self, target: object) -> bool:
+        with self._lock:
+            return target in self._started
+
+
+class EarlyReleases:
+    """step -> executor: the successors a running step lets start before it is done (an edge of the DAG
+    satisfied early; the step's own checkpoint is recorded as before, when it ends). Thread-safe: the step
+    calls `release` from its worker thread; the executor waits on `signal()` beside the running steps and
+    takes the edges with `take()`. An edge that is not one of the graph's, or whose step is not running any
+    more, is ignored by the executor."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._edges: list[tuple[str, str]] = []
+        self._signal: Future[None] = Future()
+
+    def release(self, step: str, successors: Iterable[str]) -> None:
+        """`step` (running) lets these of its successors start now (they still wait for their other predecessors)."""
+        with self._lock:
+            self._edges.extend((step, successor) for successor in successors)
+            if self._edges and not self._signal.done():
+                self._signal.set_result(None)
+
+    def signal(self) -> Future[None]:
+        """A future done once an edge is released and not yet taken (to wait on beside the steps' futures)."""
+        with self._lock:
+            return self._signal
+
+    def take(self) -> list[tuple[str, str]]:
+        """The (step, successor) edges released since the last take, in order; the signal is reset."""
+        with self._lock:
+            edges, self._edges = self._edges, []
+            if self._signal.done():
+                self._signal = Future()
+            return edges

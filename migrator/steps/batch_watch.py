@@ -1,0 +1,68 @@
+"""restore batch -> its members' steps: the members whose primaries all started, released while the batch's
+held restore still runs (issue 17, "pipelining").
+
+Place in the flow: executor -> steps (restore_batch.wait) -> this module -> clients, and back to the executor
+(`EarlyReleases`) and to the members' restore and recovery steps (`StartedRestores`). Elasticsearch restores a
+batch's primaries a few at a time (`cluster.routing.allocation.node_initial_primaries_recoveries`, 4 per
+node by default), and the batch's request answers only when the last has started. Meanwhile the batch's step
+reads the routing table of its members (one `_cluster/state/routing_table/<names>` per group of names that
+fits a request line, `name_groups`, as the batch's checks list it; only groups with a member still to see),
+first after FIRST_POLL_S, then twice as long after each poll that saw nothing new, up to LAST_POLL_S, and
+back to FIRST_POLL_S when one did. A member whose every primary is STARTED, and that this migration restored
+(its `index.uuid` recorded in the ledger by this batch once its request was under way, or observed ours by the
+batch before it), is recorded in `ctx.restores_started` and its restore step released to the executor: its
+restore, recovery and validation run while the later members still restore, and read what this poll saw
+instead of polling the cluster themselves. A member with a failed or waiting primary is never released: it
+waits for the batch's answer as before (its recovery step names it and heals it; the batch's stall watch
+ends the wait).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from migrator.clients.es import build_path, name_groups
+from migrator.dag import restore_id
+
+FIRST_POLL_S = 0.1  # a batch's first members start within a few tenths of a second on a small index
+LAST_POLL_S = 1.6  # the longest pause between two reads while nothing new starts (a large index restoring)
+
+
+def primaries_started(routing: dict[str, Any]) -> bool:
+    """Whether every primary of an index's routing table entry (`{"shards": {"0": [copy, ...]}}`) is STARTED:
+    its restore is over (a primary starts once every file is restored from the snapshot)."""
+    primaries = [copy for shard in (routing.get("shards") or {}).values() for copy in shard if copy.get("primary")]
+    return bool(primaries) and all(copy.get("state") == "STARTED" for copy in primaries)
+
+
+class MemberWatch:
+    """The members of one restore batch seen restored while its held request runs (see the module).
+
+    `members`: every member's target name, in the batch's order (the groups of names read, as listed);
+    `candidates`: those this migration restored or restores (others are never released)."""
+
+    def __init__(self, ctx: Any, batch: str, members: list[str], candidates: set[str]) -> None:
+        self.ctx = ctx
+        self.batch = batch
+        self.groups = name_groups(members)
+        self.pending = set(candidates)
+        self.delay = FIRST_POLL_S  # seconds until the next poll
+
+    def poll(self) -> list[str]:
+        """Read the routing table of the groups holding a pending member; the members whose primaries all
+        started now (recorded as started and their restore steps released), in the batch's order."""
+        started: list[str] = []
+        for group in self.groups:
+            if self.pending.isdisjoint(group):
+                continue
+            path = build_path("_cluster", "state", "routing_table", ",".join(group))
+            routed = self.ctx.destination.get(path).get("routing_table", {}).get("indices", {})
+            started += [name for name in group if name in self.pending and primaries_started(routed.get(name, {}))]
+        if started:
+            self.pending.difference_update(started)
+            self.ctx.restores_started.started(started)
+            self.ctx.releases.release(self.batch, [restore_id(name) for name in started])
+            self.delay = FIRST_POLL_S
+        else:
+            self.delay = min(2 * self.delay, LAST_POLL_S)
+        return started
