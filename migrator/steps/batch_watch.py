@@ -2,7 +2,7 @@
 held restore still runs (issue 17, "pipelining").
 
 Place in the flow: executor -> steps (restore_batch.wait) -> this module -> clients, and back to the executor
-(`EarlyReleases`) and to the members' restore and recovery steps (`StartedRestores`). Elasticsearch restores a
+(`EarlyReleases`) and to the members' restore and recovery steps (`HeldRequests.mark_done`). Elasticsearch restores a
 batch's primaries a few at a time (`cluster.routing.allocation.node_initial_primaries_recoveries`, 4 per
 node by default), and the batch's request answers only when the last has started. Meanwhile the batch's step
 reads the routing table of its members (one `_cluster/state/routing_table/<names>` per group of names that
@@ -10,7 +10,7 @@ fits a request line, `name_groups`, as the batch's checks list it; only groups w
 first after FIRST_POLL_S, then twice as long after each poll that saw nothing new, up to LAST_POLL_S, and
 back to FIRST_POLL_S when one did. A member whose every primary is STARTED, and that this migration restored
 (its `index.uuid` recorded in the ledger by this batch once its request was under way, or observed ours by the
-batch before it), is recorded in `ctx.restores_started` and its restore step released to the executor: its
+batch before it), is marked done in `ctx.held_restores` and its restore step released to the executor: its
 restore, recovery and validation run while the later members still restore, and read what this poll saw
 instead of polling the cluster themselves. A member with a failed or waiting primary is never released: it
 waits for the batch's answer as before (its recovery step names it and heals it; the batch's stall watch
@@ -60,7 +60,7 @@ class MemberWatch:
             started += [name for name in group if name in self.pending and primaries_started(routed.get(name, {}))]
         if started:
             self.pending.difference_update(started)
-            self.ctx.restores_started.started(started)
+            self.ctx.held_restores.mark_done(started)
             self.ctx.releases.release(self.batch, [restore_id(name) for name in started])
             self.delay = FIRST_POLL_S
         else:

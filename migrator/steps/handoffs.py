@@ -9,8 +9,9 @@ nothing handed over falls back to reading the cluster):
 - `HeldRequests` of restores: `restore` sends `POST _snapshot/<repo>/<snapshot>/_restore?wait_for_completion=true`
   and `recovery` waits on its answer (keyed by destination index);
 - `BatchHeals`: `recovery` hands a batch member whose restore was given up back to its batch (batch_heal);
-- `StartedRestores`: `restore.batch` records the members whose primaries all started while its held request
-  still runs (its poll of the routing table); their `restore` and `recovery` steps take that as restored;
+  a restore batch's request holds every member's key, and marks the members it saw restored while it still
+  runs (`mark_done`: their primaries started, steps/batch_watch); their `restore` and `recovery` steps take
+  that as restored (`marked_done`) without waiting for the answer;
 - `EarlyReleases`: a running step (`restore.batch`) tells the executor which of its successors may start
   before it is done (the members it saw restored); the executor reads them (migrator.executor);
 - `SnapshotSizes`: `snapshot.wait` records, once the snapshot ended, the bytes of each source index's files
@@ -39,6 +40,7 @@ class HeldRequests(Mapping[str, "Future[Any]"]):
     def __init__(self, tap: RequestTap | None = None) -> None:
         self._tap = tap  # the clients' tap, told which step the holding thread sends for (None: not logged)
         self._held: dict[str, Future[Any]] = {}
+        self._done: set[str] = set()  # keys whose part of their held request is over, though it still runs
         self._lock = threading.Lock()
 
     def send(self, client: EsClient, step_id: str, method: str, path: str, body: Any) -> Future[Any]:
@@ -61,11 +63,25 @@ class HeldRequests(Mapping[str, "Future[Any]"]):
         """Hand `answer` over under `key` (replacing one held before) to the step that waits on it."""
         with self._lock:
             self._held[key] = answer
+            self._done.discard(key)
 
     def release(self, key: str) -> Future[Any] | None:
         """Forget the request held under `key` (its waiter follows by polling from now on); returns it."""
         with self._lock:
+            self._done.discard(key)
             return self._held.pop(key, None)
+
+    def mark_done(self, keys: Iterable[str]) -> None:
+        """The part of their held request these keys stand for is over, though the request still runs (a batch
+        member restored: its primaries started); until another request is kept for one of them, or it is
+        released."""
+        with self._lock:
+            self._done.update(key for key in keys if key in self._held)
+
+    def marked_done(self, key: str) -> bool:
+        """Whether `key`'s part of its held request was marked over (`mark_done`)."""
+        with self._lock:
+            return key in self._done
 
     def __getitem__(self, key: str) -> Future[Any]:
         with self._lock:
@@ -116,31 +132,6 @@ class BatchHeals:
         """The lock of `batch` (made on first use)."""
         with self._lock:
             return self._batches.setdefault(batch, threading.Lock())
-
-
-class StartedRestores:
-    """restore batch -> restore, recovery: the destination indices (target names) whose primaries all started
-    while their batch's held restore still ran, as the batch's poll of the routing table saw them (their
-    `index.uuid` recorded in the ledger by that batch: restored by this migration). Their restore step takes
-    them as restored and their recovery step as recovered, without a read of their own. Thread-safe."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._started: set[str] = set()
-
-    def started(self, targets: Iterable[str]) -> None:
-        """These indices' primaries all started (restored from this migration's snapshot)."""
-        with self._lock:
-            self._started.update(targets)
-
-    def forget(self, targets: Iterable[str]) -> None:
-        """These indices are restored again (batch_heal): what was seen before no longer holds."""
-        with self._lock:
-            self._started.difference_update(targets)
-
-    def __contains__(self, target: object) -> bool:
-        with self._lock:
-            return target in self._started
 
 
 class EarlyReleases:

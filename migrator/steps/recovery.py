@@ -243,7 +243,7 @@ class FollowRecovery(Step):
 
     def observe(self) -> Observation:
         held = self._held()
-        if held is not None and self.params["target"] in self.ctx.restores_started:  # seen by its batch's poll
+        if held is not None and self.ctx.held_restores.marked_done(self.params["target"]):  # by its batch's poll
             detail, summary = self._figures(), "every primary restored (its batch's request still runs)"
         elif held is not None and not held.done():
             return Observation(False, in_progress=True, summary="restore under way (its request is held open)")
@@ -316,7 +316,7 @@ class FollowRecovery(Step):
         target = self.params["target"]
         watch = StallWatch(self.ctx, f"the recovery of {target}", explain=self._stall_reason)
         held = self._held()
-        seen = self.params["target"] in self.ctx.restores_started  # by its batch's poll: no wait on the request
+        seen = held is not None and self.ctx.held_restores.marked_done(target)  # by its batch's poll: no wait
         if held is not None and (seen or self._await_held(held, watch)):
             return {**self._figures(), **self._follow_replicas()}
         if held is not None:  # it failed or was cut (a restart?): from here on, poll and heal

@@ -261,7 +261,7 @@ class Restore(Step):
         target = self.params["target"]
         if target in answered_indices(self.ctx.held_restores.get(target)):  # its batch recorded its uuid
             return Observation(True, summary=f"{target} restored by this migration (its restore request answered)")
-        if target in self.ctx.restores_started:  # its batch's poll saw it (its uuid recorded): steps/batch_watch
+        if self.ctx.held_restores.marked_done(target):  # its batch's poll saw it (its uuid recorded): batch_watch
             return Observation(True, summary=f"{target} restored by this migration (every primary started)")
         exists, ours = owned_target(self.ctx, self.ctx.ledger, self.ctx.repository, target)
         if not exists:

@@ -187,7 +187,6 @@ class RestoreBatch(Step):
         is under way (or answered); its answer is kept in `ctx.held_restores` for each member. A refusal
         Elasticsearch marks transient is sent again; one that names members is theirs (see `_refused`)."""
         attempt = 0
-        self.ctx.restores_started.forget(member["target"] for member in self.to_restore)  # restored (again) now
         while True:
             members = self.to_restore
             answer = self.ctx.held_restores.send(self.ctx.destination, self.id, "POST", self.path(), self.body(members))
@@ -286,7 +285,7 @@ class RestoreBatch(Step):
     def _why_stalled(self) -> str:
         """The destination's reason why the primaries of the first NAMED_IN_ERRORS members not started wait (asked
         on a stall)."""
-        waiting = [member for member in self.to_restore if member["target"] not in self.ctx.restores_started]
+        waiting = [member for member in self.to_restore if not self.ctx.held_restores.marked_done(member["target"])]
         members = waiting[:NAMED_IN_ERRORS]
         return " ".join(e.text for m in members for e in why_unassigned(self.ctx.destination, m["target"]))
 

@@ -20,7 +20,7 @@ from migrator.ownership import Ledger, now_ms
 from migrator.planner import restore_id
 from migrator.steps import restore_batch
 from migrator.steps.base import StepFailed
-from migrator.steps.handoffs import HeldRequests
+from migrator.steps.handoffs import EarlyReleases, HeldRequests
 from migrator.steps.restore import Restore
 from migrator.steps.restore_batch import RestoreBatch
 from migrator.steps.stall import Stalled
@@ -118,6 +118,7 @@ def batch_with(destination: Destination, stall_after: float = 900.0) -> RestoreB
         repository="repo",
         snapshot="snap",
         held_restores=HeldRequests(),
+        releases=EarlyReleases(),
         ledger=ledger,
         progress=Progress(),
         cancel_requested=lambda: False,
