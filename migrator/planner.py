@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import networkx as nx
 
@@ -340,6 +340,8 @@ def build_graph(
             bulk_ends.append(
                 add_index(spec, graph, add, move, batch_node, number, two_phases, move.source in closed, replicas)
             )
+        if spec.validate.enabled:
+            add_validation_waves(graph, [move.target for move in batch if move.source not in closed])
     if not bulk_ends:
         bulk_ends.append(DESTINATION_REPOSITORY)
     if two_phases:
@@ -382,6 +384,31 @@ def restore_batches(moves: list[IndexMove], most_indices: int, most_bytes: int) 
         batches[-1].append(move)
         size += move.primary_bytes
     return batches
+
+
+T = TypeVar("T")
+
+# A restore batch's open indices are validated in waves of this many, in the batch's order (the order the
+# destination restores them): each wave's validation begins once every index of the wave has recovered, and
+# reads the wave together (one joined read per kind and side, migrator.steps.validation_reads), while the
+# batch's later indices still restore (issue 17, pipelining). Two rounds of the destination's default 4
+# primaries restored at once per node (`node_initial_primaries_recoveries`), rounded up: 10.
+VALIDATED_TOGETHER = 10
+
+
+def validation_waves(members: list[T]) -> list[list[T]]:
+    """The open members of a restore batch (in its order) cut into waves of VALIDATED_TOGETHER."""
+    return [members[start : start + VALIDATED_TOGETHER] for start in range(0, len(members), VALIDATED_TOGETHER)]
+
+
+def add_validation_waves(graph: nx.DiGraph, targets: list[str]) -> None:
+    """Each validation of a wave of `targets` (a batch's open indices) waits for the recovery of every index of
+    its wave (see VALIDATED_TOGETHER)."""
+    for wave in validation_waves(targets):
+        for target in wave:
+            for other in wave:
+                if other != target:
+                    graph.add_edge(recovery_id(other), validate_id(target))
 
 
 def add_index(

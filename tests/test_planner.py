@@ -9,7 +9,7 @@ import networkx as nx
 import pytest
 
 from migrator.discovery import ClusterFacts, Facts, IndexFacts
-from migrator.planner import build_plan
+from migrator.planner import VALIDATED_TOGETHER, build_plan
 from migrator.spec import PlanError, parse_plan, render_snapshot_name
 
 WHEN = datetime(2026, 11, 26, 12, 30, 5, tzinfo=UTC)
@@ -285,6 +285,25 @@ def test_restores_are_batched_by_count_and_by_bytes_and_each_index_keeps_its_ste
     by_bytes = build_plan(spec('snapshot: {indices: ["logs-*"]}\nrestore: {batch_size: "2500b"}'), facts(names), WHEN)
     members = [by_bytes.graph.nodes[n]["params"]["members"] for n in sorted(by_bytes.graph) if "batch" in n]
     assert [len(group) for group in members] == [2, 2, 2, 1]
+
+
+def test_a_batch_s_indices_are_validated_in_waves_each_after_the_recovery_of_its_own_wave_only():
+    # Pipelining (issue 17): a validation waits for the recoveries of its wave (read together), not of its batch.
+    names = [f"logs-{number:03d}" for number in range(25)]
+    graph = build_plan(spec('snapshot: {indices: ["logs-*"]}'), facts(names), WHEN).graph
+    [members] = batch_members_of(graph)
+    waves = [members[start : start + VALIDATED_TOGETHER] for start in (0, 10, 20)]
+    assert [len(wave) for wave in waves] == [10, 10, 5]
+    for wave in waves:
+        for name in wave:
+            before = {node for node in graph.predecessors(f"validate[{name}]") if node.startswith("recovery[")}
+            assert before == {f"recovery[{other}]" for other in wave}
+    assert not nx.has_path(graph, f"recovery[{waves[1][0]}]", f"validate[{waves[0][0]}]")
+
+
+def batch_members_of(graph: nx.DiGraph) -> list[list[str]]:
+    batches = sorted(n for n, kind in graph.nodes(data="kind") if kind == "restore.batch")
+    return [[member["source"] for member in graph.nodes[batch]["params"]["members"]] for batch in batches]
 
 
 def test_by_default_500_small_indices_go_in_two_restore_requests_held_at_once():
