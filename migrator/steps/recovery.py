@@ -16,7 +16,8 @@ length. The figures it records at the end (bytes restored, bytes reused) come fr
 `_recovery` read, except for a new index restored from a snapshot this run followed to its end:
 that restore copied every file of the index, whose total snapshot.wait already read. Without the
 held request (a resume in a new process, or a held request cut by a restart) it polls, and heals a
-lost restore.
+lost restore. An index of a restore batch whose primaries the batch's poll saw started while the batch's
+request still runs (`HeldRequests.marked_done`, steps/batch_watch) is recovered at once, without a read.
 
 A restore that answers with failed shards (a primary no destination node may hold: an allocation
 filter copied from the source, a full disk) stops the step at once, with the destination's

@@ -1,11 +1,12 @@
 """Restore one index from the snapshot on the destination, with the plan's rename rule.
 
 In a batch (see restore_batch) its batch's request restores it and this step observes and records
-it; alone (the cutover's restore over an index), or when its index is missing after its batch (a
-`--redo`, a foreign index of its name removed since), it sends its own: the batch's request naming
-only its index. Before acting it looks at the destination: an index with the target name that a
-restore of this very snapshot created is ours (the run was interrupted after sending the restore) and
-is followed, not restored again; any other index with that name stops the step: it is never
+it (without a read when its batch's answer, or its batch's poll while the request runs, names it);
+alone (the cutover's restore over an index), or when its index is missing after its batch (a `--redo`,
+a foreign index of its name removed since), it sends its own: the batch's request naming only its
+index. Before acting it looks at the destination: an index with the target name that a restore of
+this very snapshot created is ours (the run was interrupted after sending the restore) and is
+followed, not restored again; any other index with that name stops the step: it is never
 overwritten. "This very snapshot" is the one whose uuid the state holds, not any snapshot of that
 name (migrator.ownership).
 

@@ -101,10 +101,11 @@ class RestoreBatch(Step):
 
     def checks(self) -> list[ConsoleRequest]:
         """The first member's reads (is its restore under way yet?), then per group of member names that fits
-        a request line: the routing table, `_recovery` (for the members whose shards all started), their
+        a request line: the routing table (also polled while the restore runs, to release the members whose
+        primaries started: batch_watch), `_recovery` (for the members whose shards all started), their
         `index.uuid` (the members that exist), and while the restore runs, their recovered bytes; then the
-        validation's joined reads of the batch's open indices, sent for the batch by whichever member's
-        validate step asks first once all have recovered (validate.batch_reads). Conditional: the DELETE of
+        validation's joined reads per wave of the batch's open indices, sent for the batch by whichever member's
+        validate step asks first once the wave has recovered (validate.batch_reads). Conditional: the DELETE of
         members whose restores were given up, before this batch's request is sent again naming them alone."""
         first = self.members[0]["target"]
         checks = [
