@@ -1,0 +1,88 @@
+"""The restore batch's watch of its members (migrator.steps.batch_watch): one routing table read per group of
+names per poll, only for groups with a member still to see, an interval that backs off while nothing starts
+and is short again once something did, and only the members this migration restores are released. A canned
+routing table, no cluster."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from migrator.dag import restore_id
+from migrator.steps import batch_watch
+from migrator.steps.batch_watch import FIRST_POLL_S, LAST_POLL_S, MemberWatch, primaries_started
+from migrator.steps.handoffs import EarlyReleases, HeldRequests
+
+
+class Routing:
+    """The destination's routing table: `started` names have every primary STARTED, the others one initializing."""
+
+    def __init__(self) -> None:
+        self.started: set[str] = set()
+        self.reads: list[list[str]] = []
+
+    def get(self, path: str) -> dict[str, Any]:
+        names = unquote(urlsplit(path).path).split("/")[-1].split(",")
+        self.reads.append(names)
+        started = {"0": [{"primary": True, "state": "STARTED"}, {"primary": False, "state": "UNASSIGNED"}]}
+        restoring = {"0": [{"primary": True, "state": "STARTED"}], "1": [{"primary": True, "state": "INITIALIZING"}]}
+        indices = {name: {"shards": started if name in self.started else restoring} for name in names}
+        return {"routing_table": {"indices": indices}}
+
+
+def watch_of(members: list[str], candidates: set[str]) -> tuple[MemberWatch, Routing]:
+    routing = Routing()
+    held = HeldRequests()
+    for name in members:
+        held.keep(name, Future())
+    ctx = SimpleNamespace(destination=routing, held_restores=held, releases=EarlyReleases())
+    return MemberWatch(ctx, "restore.batch[1]", members, candidates), routing
+
+
+def test_a_primary_still_initializing_or_none_at_all_is_not_started():
+    assert primaries_started({"shards": {"0": [{"primary": True, "state": "STARTED"}]}})
+    assert not primaries_started({"shards": {"0": [{"primary": True, "state": "UNASSIGNED"}]}})
+    assert not primaries_started({})  # absent from the routing table
+
+
+def test_the_interval_backs_off_while_nothing_starts_and_is_short_again_once_something_did():
+    watch, routing = watch_of(["a", "b", "c"], {"a", "b", "c"})
+    assert watch.delay == FIRST_POLL_S
+    delays = []
+    for _ in range(6):
+        assert watch.poll() == []
+        delays.append(watch.delay)
+    assert delays == [0.2, 0.4, 0.8, 1.6, LAST_POLL_S, LAST_POLL_S]  # every wait between two reads is bounded
+    routing.started.add("b")
+    assert watch.poll() == ["b"] and watch.delay == FIRST_POLL_S
+    assert watch.ctx.releases.take() == [("restore.batch[1]", restore_id("b"))]
+    assert watch.ctx.held_restores.marked_done("b") and not watch.ctx.held_restores.marked_done("a")
+    assert all(read == ["a", "b", "c"] for read in routing.reads)  # the batch's names, as its checks list them
+
+
+def test_only_groups_with_a_member_to_see_are_read_and_only_candidates_are_released(monkeypatch):
+    # two groups of names (as if the names filled a request line each): a, b | c, d
+    monkeypatch.setattr(batch_watch, "name_groups", lambda names: [names[:2], names[2:]])
+    watch, routing = watch_of(["a", "b", "c", "d"], {"a", "b", "c"})  # d: not restored by this migration
+    routing.started |= {"a", "b", "d"}
+    assert watch.poll() == ["a", "b"] and routing.reads == [["a", "b"], ["c", "d"]]
+    routing.reads.clear()
+    assert watch.poll() == [] and routing.reads == [["c", "d"]]  # a and b seen: their group is not read again
+    routing.started.add("c")
+    assert watch.poll() == ["c"] and not watch.pending
+    released = [successor for _, successor in watch.ctx.releases.take()]
+    assert released == [restore_id(name) for name in "abc"]
+
+
+@pytest.mark.parametrize("members", [["a"], ["a", "b"]])
+def test_a_member_already_released_is_never_released_again(members):
+    watch, routing = watch_of(members, set(members))
+    routing.started |= set(members)
+    assert watch.poll() == members
+    routing.reads.clear()
+    assert watch.poll() == [] and routing.reads == []  # nothing left to see: no read
+    assert len(watch.ctx.releases.take()) == len(members)
