@@ -46,6 +46,7 @@ class MemberWatch:
         self.batch = batch
         self.groups = name_groups(members)
         self.pending = set(candidates)
+        self.seen: set[str] = set()  # the members seen started (released)
         self.delay = FIRST_POLL_S  # seconds until the next poll
 
     def poll(self) -> list[str]:
@@ -60,6 +61,7 @@ class MemberWatch:
             started += [name for name in group if name in self.pending and primaries_started(routed.get(name, {}))]
         if started:
             self.pending.difference_update(started)
+            self.seen.update(started)
             self.ctx.held_restores.mark_done(started)
             self.ctx.releases.release(self.batch, [restore_id(name) for name in started])
             self.delay = FIRST_POLL_S

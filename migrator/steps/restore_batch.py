@@ -315,11 +315,11 @@ class RestoreBatch(Step):
                     raise Cancelled("cancel requested")
                 wait_for_futures([held], timeout=members.delay if members.pending else 0.5)
                 if not held.done() and members.pending and members.poll():
-                    started = len(restoring - members.pending)
+                    started = len(restoring & members.seen)
                     self.ctx.progress.update(self.id, started, len(restoring), "indices", "restoring")
             if not held.done():
                 recovered, total = self._sizes()
-                started = len(restoring - members.pending)
+                started = len(restoring & members.seen)
                 self.ctx.progress.update(self.id, started, len(restoring), "indices", f"{recovered}/{total} bytes")
                 watch.see((len(members.pending), recovered, total), f"{recovered}/{total} bytes")
         error = held.exception()

@@ -73,7 +73,7 @@ def test_only_groups_with_a_member_to_see_are_read_and_only_candidates_are_relea
     routing.reads.clear()
     assert watch.poll() == [] and routing.reads == [["c", "d"]]  # a and b seen: their group is not read again
     routing.started.add("c")
-    assert watch.poll() == ["c"] and not watch.pending
+    assert watch.poll() == ["c"] and not watch.pending and watch.seen == {"a", "b", "c"}
     released = [successor for _, successor in watch.ctx.releases.take()]
     assert released == [restore_id(name) for name in "abc"]
 
