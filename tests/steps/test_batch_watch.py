@@ -13,6 +13,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from migrator.dag import restore_id
+from migrator.planner import VALIDATED_TOGETHER
 from migrator.steps import batch_watch
 from migrator.steps.batch_watch import FIRST_POLL_S, LAST_POLL_S, MemberWatch, primaries_started
 from migrator.steps.handoffs import EarlyReleases, HeldRequests
@@ -49,7 +50,7 @@ def test_a_primary_still_initializing_or_none_at_all_is_not_started():
     assert not primaries_started({})  # absent from the routing table
 
 
-def test_the_interval_backs_off_while_nothing_starts_and_is_short_again_once_something_did():
+def test_the_interval_backs_off_while_nothing_starts_up_to_its_bound():
     watch, routing = watch_of(["a", "b", "c"], {"a", "b", "c"})
     assert watch.delay == FIRST_POLL_S
     delays = []
@@ -58,10 +59,22 @@ def test_the_interval_backs_off_while_nothing_starts_and_is_short_again_once_som
         delays.append(watch.delay)
     assert delays == [0.2, 0.4, 0.8, 1.6, LAST_POLL_S, LAST_POLL_S]  # every wait between two reads is bounded
     routing.started.add("b")
-    assert watch.poll() == ["b"] and watch.delay == FIRST_POLL_S
+    assert watch.poll() == ["b"] and watch.delay == LAST_POLL_S  # one in 1.6 s: a wave takes longer than that
     assert watch.ctx.releases.take() == [("restore.batch[1]", restore_id("b"))]
     assert watch.ctx.held_restores.marked_done("b") and not watch.ctx.held_restores.marked_done("a")
     assert all(read == ["a", "b", "c"] for read in routing.reads)  # the batch's names, as its checks list them
+
+
+def test_after_members_start_the_next_poll_comes_when_a_wave_should_have_started_at_the_rate_seen():
+    names = [f"m{number:02d}" for number in range(60)]
+    watch, routing = watch_of(names, set(names))
+    watch.delay = 0.4
+    routing.started |= set(names[:20])  # 20 in 0.4 s: a wave of 10 in 0.2 s
+    assert len(watch.poll()) == 20 and watch.delay == pytest.approx(0.4 * VALIDATED_TOGETHER / 20)
+    routing.started |= set(names[20:55])  # 35 in 0.2 s: faster than FIRST_POLL_S would see, which bounds it
+    assert len(watch.poll()) == 35 and watch.delay == FIRST_POLL_S
+    routing.started |= set(names[55:56])  # 1 in 0.1 s
+    assert watch.poll() == ["m55"] and watch.delay == pytest.approx(0.1 * VALIDATED_TOGETHER)
 
 
 def test_only_groups_with_a_member_to_see_are_read_and_only_candidates_are_released(monkeypatch):
