@@ -284,11 +284,13 @@ class RestoreBatch(Step):
                 self.recorded.add(target)
 
     def _why_stalled(self) -> str:
-        """The destination's reason why the primaries of the first NAMED_IN_ERRORS members not started wait (asked
-        on a stall)."""
+        """Asked on a stall: the members not seen restored yet (named, up to NAMED_IN_ERRORS), and the destination's
+        reason why the primaries of those named wait."""
         waiting = [member for member in self.to_restore if not self.ctx.held_restores.marked_done(member["target"])]
         members = waiting[:NAMED_IN_ERRORS]
-        return " ".join(e.text for m in members for e in why_unassigned(self.ctx.destination, m["target"]))
+        reasons = " ".join(e.text for m in members for e in why_unassigned(self.ctx.destination, m["target"]))
+        named = f"Not restored yet: {some_names([member['target'] for member in waiting])}"
+        return f"{named}. {reasons}" if reasons else named
 
     def wait(self) -> dict[str, Any]:
         """Until the held restore answers, releasing the members whose primaries started meanwhile to their own

@@ -405,5 +405,6 @@ def test_a_member_whose_primary_never_starts_is_not_released_and_the_stall_names
         step.wait()
     assert sorted(t for _, t in step.ctx.releases.take()) == [restore_id("moved-a"), restore_id("moved-b")]
     assert "has not moved for" in str(stalled.value) and explained == ["moved-c"]  # why the one not started waits
+    assert "Not restored yet: moved-c." in str(stalled.value)
     assert not step.ctx.held_restores.marked_done("moved-c")
     destination.hold.set()
