@@ -4,15 +4,16 @@ held restore still runs (issue 17, "pipelining").
 Place in the flow: executor -> steps (restore_batch.wait) -> this module -> clients, and back to the executor
 (`EarlyReleases`) and to the members' restore and recovery steps (`HeldRequests.mark_done`). Elasticsearch restores a
 batch's primaries a few at a time (`cluster.routing.allocation.node_initial_primaries_recoveries`, 4 per
-node by default), and the batch's request answers only when the last has started. Meanwhile the batch's step
-reads the routing table of its members (one `_cluster/state/routing_table/<names>` per group of names that
-fits a request line, `name_groups`, as the batch's checks list it; only groups with a member still to see),
-first after FIRST_POLL_S, then twice as long after each poll that saw nothing new, and, after one that saw
-members start, as long as one validation wave (planner.VALIDATED_TOGETHER) takes to start at the rate just
-seen: always between FIRST_POLL_S and LAST_POLL_S. Polling more often would not validate sooner (a wave
-waits for its last member) and would log a path naming the batch's members each time (the event log: on
-the sandbox at 50 indices, 25 polls at a fixed 0.1 s after each start took 3 KB of state file per index).
-A member whose every primary is STARTED, and that this migration restored
+node by default), and the batch's request answers only when the last has started. Meanwhile the batch's
+step reads the routing table of its members: one `_cluster/state/routing_table/<names>` per group of
+names that fits a request line (`name_groups`), filtered to the shard copies' states (`poll_path`), as
+the batch's checks list it, and only for the groups with a member still to see. The first poll comes
+after FIRST_POLL_S, the next twice as long after a poll that saw nothing new, and, after one that saw
+members start, as long as one validation wave (planner.VALIDATED_TOGETHER) takes to start at the rate
+just seen: always between FIRST_POLL_S and LAST_POLL_S. Polling more often would not validate sooner (a
+wave waits for its last member) and would log a path naming the batch's members each time (the event
+log: on the sandbox at 50 indices, 25 polls at a fixed 0.1 s after each start took 3 KB of state file
+per index). A member whose every primary is STARTED, and that this migration restored
 (its `index.uuid` recorded in the ledger by this batch once its request was under way, or observed ours by the
 batch before it), is marked done in `ctx.held_restores` and its restore step released to the executor: its
 restore, recovery and validation run while the later members still restore, and read what this poll saw
@@ -29,8 +30,15 @@ from migrator.clients.es import build_path, name_groups
 from migrator.dag import restore_id
 from migrator.planner import VALIDATED_TOGETHER
 
+# The poll reads only each shard copy's state and whether it is the primary: a routing table entry is ~10x that.
+ROUTING_STATES = "routing_table.indices.*.shards.*.state,routing_table.indices.*.shards.*.primary"
 FIRST_POLL_S = 0.1  # a batch's first members start within a few tenths of a second on a small index
 LAST_POLL_S = 1.6  # the longest pause between two reads while nothing new starts (a large index restoring)
+
+
+def poll_path(names: list[str]) -> str:
+    """`GET _cluster/state/routing_table/<names>?filter_path=...`: the poll of one group of a batch's names."""
+    return build_path("_cluster", "state", "routing_table", ",".join(names), params={"filter_path": ROUTING_STATES})
 
 
 def primaries_started(routing: dict[str, Any]) -> bool:
@@ -61,8 +69,7 @@ class MemberWatch:
         for group in self.groups:
             if self.pending.isdisjoint(group):
                 continue
-            path = build_path("_cluster", "state", "routing_table", ",".join(group))
-            routed = self.ctx.destination.get(path).get("routing_table", {}).get("indices", {})
+            routed = (self.ctx.destination.get(poll_path(group)) or {}).get("routing_table", {}).get("indices", {})
             started += [name for name in group if name in self.pending and primaries_started(routed.get(name, {}))]
         if started:
             self.pending.difference_update(started)

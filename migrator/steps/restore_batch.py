@@ -35,7 +35,7 @@ from migrator.clients.es import EsError, build_path
 from migrator.dag import StepKind
 from migrator.steps.allocation import EXPLAIN_PATH, why_unassigned
 from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepFailed
-from migrator.steps.batch_watch import MemberWatch
+from migrator.steps.batch_watch import MemberWatch, poll_path
 from migrator.steps.restore import (
     Restore,
     answered_indices,
@@ -121,6 +121,7 @@ class RestoreBatch(Step):
             targets = ",".join(group)
             for path in (
                 f"_cluster/state/routing_table/{targets}",
+                poll_path(group).lstrip("/"),
                 f"{targets}/_recovery?ignore_unavailable=true",
                 uuid_path(targets),
                 self._sizes_path(group).lstrip("/"),
