@@ -388,27 +388,35 @@ def restore_batches(moves: list[IndexMove], most_indices: int, most_bytes: int) 
 
 T = TypeVar("T")
 
-# A restore batch's open indices are validated in waves of this many, in the batch's order (the order the
-# destination restores them): each wave's validation begins once every index of the wave has recovered, and
-# reads the wave together (one joined read per kind and side, migrator.steps.validation_reads), while the
-# batch's later indices still restore (issue 17, pipelining). Two rounds of the destination's default 4
-# primaries restored at once per node (`node_initial_primaries_recoveries`), rounded up: 10.
-VALIDATED_TOGETHER = 10
+# A restore batch's open indices are validated in waves, in the batch's order (the order the destination
+# restores them): a wave's validation begins once every index of the wave has recovered and reads the wave
+# together (one joined read per kind and side, migrator.steps.validation_reads), while the batch's later
+# indices still restore (issue 17, pipelining). A wave holds SMALLEST_WAVE indices (two rounds of the
+# destination's default 4 primaries restored at once per node, `node_initial_primaries_recoveries`, rounded
+# up), or more in a large batch, which has WAVES_PER_BATCH waves: at most 6 x WAVES_PER_BATCH joined reads.
+SMALLEST_WAVE = 10
+WAVES_PER_BATCH = 10
+
+
+def wave_size(count: int) -> int:
+    """How many of a batch's `count` open indices one validation wave holds."""
+    return max(SMALLEST_WAVE, -(-count // WAVES_PER_BATCH))
 
 
 def validation_waves(members: list[T]) -> list[list[T]]:
-    """The open members of a restore batch (in its order) cut into waves of VALIDATED_TOGETHER."""
-    return [members[start : start + VALIDATED_TOGETHER] for start in range(0, len(members), VALIDATED_TOGETHER)]
+    """The open members of a restore batch (in its order) cut into waves of `wave_size`."""
+    size = wave_size(len(members))
+    return [members[start : start + size] for start in range(0, len(members), size)]
 
 
 def add_validation_waves(graph: nx.DiGraph, targets: list[str]) -> None:
-    """Each validation of a wave of `targets` (a batch's open indices) waits for the recovery of every index of
-    its wave (see VALIDATED_TOGETHER)."""
-    for wave in validation_waves(targets):
-        for target in wave:
-            for other in wave:
-                if other != target:
-                    graph.add_edge(recovery_id(other), validate_id(target))
+    """The first validation of each wave of `targets` (a batch's open indices) waits for the recovery of every
+    index of its wave (it reads the wave together); the wave's other validations follow it (they take what it
+    read). Two edges per index, not the square of a wave's size."""
+    for first, *others in validation_waves(targets):
+        for other in others:
+            graph.add_edge(recovery_id(other), validate_id(first))
+            graph.add_edge(validate_id(first), validate_id(other))
 
 
 def add_index(

@@ -9,7 +9,7 @@ step reads the routing table of its members: one `_cluster/state/routing_table/<
 names that fits a request line (`name_groups`), filtered to the shard copies' states (`poll_path`), as
 the batch's checks list it, and only for the groups with a member still to see. The first poll comes
 after FIRST_POLL_S, the next twice as long after a poll that saw nothing new, and, after one that saw
-members start, as long as one validation wave (planner.VALIDATED_TOGETHER) takes to start at the rate
+members start, as long as one validation wave (planner.wave_size) takes to start at the rate
 just seen: always between FIRST_POLL_S and LAST_POLL_S. Polling more often would not validate sooner (a
 wave waits for its last member) and would log a path naming the batch's members each time (the event
 log: on the sandbox at 50 indices, 25 polls at a fixed 0.1 s after each start took 3 KB of state file
@@ -28,7 +28,7 @@ from typing import Any
 
 from migrator.clients.es import build_path, name_groups
 from migrator.dag import restore_id
-from migrator.planner import VALIDATED_TOGETHER
+from migrator.planner import wave_size
 
 # The poll reads only each shard copy's state and whether it is the primary: a routing table entry is ~10x that.
 ROUTING_STATES = "routing_table.indices.*.shards.*.state,routing_table.indices.*.shards.*.primary"
@@ -61,6 +61,7 @@ class MemberWatch:
         self.pending = set(candidates)
         self.seen: set[str] = set()  # the members seen started (released)
         self.delay = FIRST_POLL_S  # seconds until the next poll
+        self.wave = wave_size(len(members))  # the members one validation wave holds
 
     def poll(self) -> list[str]:
         """Read the routing table of the groups holding a pending member; the members whose primaries all
@@ -77,6 +78,6 @@ class MemberWatch:
             self.ctx.held_restores.mark_done(started)
             self.ctx.releases.release(self.batch, [restore_id(name) for name in started])
         # seconds for a wave to start at the rate seen (none: twice as long as the last pause)
-        pause = self.delay * VALIDATED_TOGETHER / len(started) if started else 2 * self.delay
+        pause = self.delay * self.wave / len(started) if started else 2 * self.delay
         self.delay = min(max(pause, FIRST_POLL_S), LAST_POLL_S)
         return started

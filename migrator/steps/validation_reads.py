@@ -18,9 +18,9 @@ bucket) is read again alone, without it, which answers 0 documents or raises the
 one index raises. Names are cut into groups that fit a request line (`name_groups`).
 
 `ValidationReads` is the typed service in the `StepContext`. The indices read together are fixed by
-the plan: a wave of the open indices of one restore batch (planner.validation_waves: at most
-VALIDATED_TOGETHER, in the batch's order; each wave's validate steps wait in the DAG for the recovery of
-the whole wave, so that a wave is validated while the batch's later indices still restore), so the dry run
+the plan: a wave of the open indices of one restore batch (planner.validation_waves, in the batch's
+order; the wave's first validate step waits in the DAG for the recovery of the whole wave and the others
+follow it, so that a wave is validated while the batch's later indices still restore), so the dry run
 lists the joined requests exactly as they are sent (among the checks of the restore batch's step, for which
 they are sent: the event log names the batch, whichever member's validate step asks first). A recovery
 step that sees its index's recovery ended says so (`recovered`); the first validate step of a wave

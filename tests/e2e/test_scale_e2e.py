@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from migrator.clients.es import build_path
-from migrator.planner import VALIDATED_TOGETHER
+from migrator.planner import validation_waves
 from migrator.state import StateStore
 from migrator.steps.batch_watch import poll_path
 from tests.e2e.test_review_e2e import console_requests
@@ -104,7 +104,7 @@ def test_batches_are_sent_as_the_dry_run_shows_and_an_earlier_batch_is_validated
     requests = [event for event in events if event.kind == "request" and event.data]
     for number in range(3):
         batch = [f"bt-{name}" for name in NEWEST_FIRST[20 * number : 20 * (number + 1)]]
-        for wave in (batch[:VALIDATED_TOGETHER], batch[VALIDATED_TOGETHER:]):
+        for wave in validation_waves(batch):
             joined = f"/{','.join(wave)}/_search?ignore_unavailable=true"
             senders = {e.step for e in requests if e.data["path"] == joined}
             assert senders == {f"restore.batch[{number + 1}]"}, (number, senders)  # sent for the batch: it lists it

@@ -13,7 +13,6 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from migrator.dag import restore_id
-from migrator.planner import VALIDATED_TOGETHER
 from migrator.steps import batch_watch
 from migrator.steps.batch_watch import FIRST_POLL_S, LAST_POLL_S, MemberWatch, primaries_started
 from migrator.steps.handoffs import EarlyReleases, HeldRequests
@@ -70,11 +69,12 @@ def test_after_members_start_the_next_poll_comes_when_a_wave_should_have_started
     watch, routing = watch_of(names, set(names))
     watch.delay = 0.4
     routing.started |= set(names[:20])  # 20 in 0.4 s: a wave of 10 in 0.2 s
-    assert len(watch.poll()) == 20 and watch.delay == pytest.approx(0.4 * VALIDATED_TOGETHER / 20)
+    assert watch.wave == 10  # planner.wave_size of 60 members
+    assert len(watch.poll()) == 20 and watch.delay == pytest.approx(0.4 * 10 / 20)
     routing.started |= set(names[20:55])  # 35 in 0.2 s: faster than FIRST_POLL_S would see, which bounds it
     assert len(watch.poll()) == 35 and watch.delay == FIRST_POLL_S
     routing.started |= set(names[55:56])  # 1 in 0.1 s
-    assert watch.poll() == ["m55"] and watch.delay == pytest.approx(0.1 * VALIDATED_TOGETHER)
+    assert watch.poll() == ["m55"] and watch.delay == pytest.approx(0.1 * 10)
 
 
 def test_only_groups_with_a_member_to_see_are_read_and_only_candidates_are_released(monkeypatch):
