@@ -7,11 +7,11 @@ nothing handed over falls back to reading the cluster):
 - `HeldRequests` of snapshots: `snapshot.create` sends `PUT _snapshot/<repo>/<snapshot>?wait_for_completion=true`
   and `snapshot.wait` waits on its answer (keyed by snapshot name);
 - `HeldRequests` of restores: `restore` sends `POST _snapshot/<repo>/<snapshot>/_restore?wait_for_completion=true`
-  and `recovery` waits on its answer (keyed by destination index);
+  and `recovery` waits on its answer (keyed by destination index); a restore batch's request is held under
+  every member's key, and the batch marks the members it saw restored while it still runs (`mark_done`:
+  their primaries started, steps/batch_watch); their `restore` and `recovery` steps take that as restored
+  (`marked_done`) without waiting for the answer;
 - `BatchHeals`: `recovery` hands a batch member whose restore was given up back to its batch (batch_heal);
-  a restore batch's request holds every member's key, and marks the members it saw restored while it still
-  runs (`mark_done`: their primaries started, steps/batch_watch); their `restore` and `recovery` steps take
-  that as restored (`marked_done`) without waiting for the answer;
 - `EarlyReleases`: a running step (`restore.batch`) tells the executor which of its successors may start
   before it is done (the members it saw restored); the executor reads them (migrator.executor);
 - `SnapshotSizes`: `snapshot.wait` records, once the snapshot ended, the bytes of each source index's files
