@@ -24,6 +24,8 @@ ends the wait).
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from migrator.clients.es import build_path, name_groups
@@ -52,10 +54,20 @@ class MemberWatch:
     """The members of one restore batch seen restored while its held request runs (see the module).
 
     `members`: every member's target name, in the batch's order (the groups of names read, as listed);
-    `candidates`: those this migration restored or restores (others are never released)."""
+    `candidates`: those this migration restored or restores (others are never released); `clock`: seconds,
+    for the rate at which members start (the time between two polls, the polls' own included)."""
 
-    def __init__(self, ctx: Any, batch: str, members: list[str], candidates: set[str]) -> None:
+    def __init__(
+        self,
+        ctx: Any,
+        batch: str,
+        members: list[str],
+        candidates: set[str],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.ctx = ctx
+        self.clock = clock
+        self.polled = clock()  # when the last poll ended (first: when the watch began)
         self.batch = batch
         self.groups = name_groups(members)
         self.pending = set(candidates)
@@ -77,7 +89,9 @@ class MemberWatch:
             self.seen.update(started)
             self.ctx.held_restores.mark_done(started)
             self.ctx.releases.release(self.batch, [restore_id(name) for name in started])
-        # seconds for a wave to start at the rate seen (none: twice as long as the last pause)
-        pause = self.delay * self.wave / len(started) if started else 2 * self.delay
+        now = self.clock()
+        since, self.polled = now - self.polled, now
+        # seconds for a wave to start at the rate seen since the last poll (none: twice as long as the last pause)
+        pause = since * self.wave / len(started) if started else 2 * self.delay
         self.delay = min(max(pause, FIRST_POLL_S), LAST_POLL_S)
         return started

@@ -34,13 +34,23 @@ class Routing:
         return {"routing_table": {"indices": indices}}
 
 
-def watch_of(members: list[str], candidates: set[str]) -> tuple[MemberWatch, Routing]:
+class Clock:
+    """Seconds, moved on by the test."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def watch_of(members: list[str], candidates: set[str], clock: Clock | None = None) -> tuple[MemberWatch, Routing]:
     routing = Routing()
     held = HeldRequests()
     for name in members:
         held.keep(name, Future())
     ctx = SimpleNamespace(destination=routing, held_restores=held, releases=EarlyReleases())
-    return MemberWatch(ctx, "restore.batch[1]", members, candidates), routing
+    return MemberWatch(ctx, "restore.batch[1]", members, candidates, clock or Clock()), routing
 
 
 def test_a_primary_still_initializing_or_none_at_all_is_not_started():
@@ -50,13 +60,16 @@ def test_a_primary_still_initializing_or_none_at_all_is_not_started():
 
 
 def test_the_interval_backs_off_while_nothing_starts_up_to_its_bound():
-    watch, routing = watch_of(["a", "b", "c"], {"a", "b", "c"})
+    clock = Clock()
+    watch, routing = watch_of(["a", "b", "c"], {"a", "b", "c"}, clock)
     assert watch.delay == FIRST_POLL_S
     delays = []
     for _ in range(6):
+        clock.now += watch.delay
         assert watch.poll() == []
         delays.append(watch.delay)
     assert delays == [0.2, 0.4, 0.8, 1.6, LAST_POLL_S, LAST_POLL_S]  # every wait between two reads is bounded
+    clock.now += watch.delay
     routing.started.add("b")
     assert watch.poll() == ["b"] and watch.delay == LAST_POLL_S  # one in 1.6 s: a wave takes longer than that
     assert watch.ctx.releases.take() == [("restore.batch[1]", restore_id("b"))]
@@ -66,15 +79,18 @@ def test_the_interval_backs_off_while_nothing_starts_up_to_its_bound():
 
 def test_after_members_start_the_next_poll_comes_when_a_wave_should_have_started_at_the_rate_seen():
     names = [f"m{number:02d}" for number in range(60)]
-    watch, routing = watch_of(names, set(names))
-    watch.delay = 0.4
-    routing.started |= set(names[:20])  # 20 in 0.4 s: a wave of 10 in 0.2 s
+    clock = Clock()
+    watch, routing = watch_of(names, set(names), clock)
     assert watch.wave == 10  # planner.wave_size of 60 members
-    assert len(watch.poll()) == 20 and watch.delay == pytest.approx(0.4 * 10 / 20)
+    clock.now += 0.4
+    routing.started |= set(names[:20])  # 20 in 0.4 s (the polls' own time included): a wave of 10 in 0.2 s
+    assert len(watch.poll()) == 20 and watch.delay == pytest.approx(0.2)
+    clock.now += 0.2
     routing.started |= set(names[20:55])  # 35 in 0.2 s: faster than FIRST_POLL_S would see, which bounds it
     assert len(watch.poll()) == 35 and watch.delay == FIRST_POLL_S
-    routing.started |= set(names[55:56])  # 1 in 0.1 s
-    assert watch.poll() == ["m55"] and watch.delay == pytest.approx(0.1 * 10)
+    clock.now += 0.5
+    routing.started |= set(names[55:56])  # 1 in 0.5 s: a wave in 5 s, longer than LAST_POLL_S, which bounds it
+    assert watch.poll() == ["m55"] and watch.delay == LAST_POLL_S
 
 
 def test_only_groups_with_a_member_to_see_are_read_and_only_candidates_are_released(monkeypatch):
