@@ -7,7 +7,8 @@ batch's primaries a few at a time (`cluster.routing.allocation.node_initial_prim
 node by default), and the batch's request answers only when the last has started. Meanwhile the batch's
 step reads the routing table of its members: one `_cluster/state/routing_table/<names>` per group of
 names that fits a request line (`name_groups`), filtered to the shard copies' states (`poll_path`), as
-the batch's checks list it, and only for the groups with a member still to see. The first poll comes
+the batch's checks list it, and only for the groups with a member still to see (until a member started, the
+first of them: the destination restores in the batch's order). The first poll comes
 after FIRST_POLL_S, the next twice as long after a poll that saw nothing new, and, after one that saw
 members start, as long as one validation wave (planner.wave_size) takes to start at the rate
 just seen: always between FIRST_POLL_S and LAST_POLL_S. Polling more often would not validate sooner (a
@@ -76,12 +77,14 @@ class MemberWatch:
         self.wave = wave_size(len(members))  # the members one validation wave holds
 
     def poll(self) -> list[str]:
-        """Read the routing table of the groups holding a pending member; the members whose primaries all
-        started now (recorded as started and their restore steps released), in the batch's order."""
+        """Read the routing table of the groups holding a pending member (until one member started, the first of
+        them only); the members whose primaries all started now (recorded as started and their restore steps
+        released), in the batch's order."""
         started: list[str] = []
-        for group in self.groups:
-            if self.pending.isdisjoint(group):
-                continue
+        groups = [group for group in self.groups if not self.pending.isdisjoint(group)]
+        # Until one member started, the first such group only: the destination restores in the batch's order
+        # (planner.recovery_order), so it starts first; a batch queued behind another polls one group, not all.
+        for group in groups if self.seen else groups[:1]:
             routed = (self.ctx.destination.get(poll_path(group)) or {}).get("routing_table", {}).get("indices", {})
             started += [name for name in group if name in self.pending and primaries_started(routed.get(name, {}))]
         if started:

@@ -97,8 +97,11 @@ def test_only_groups_with_a_member_to_see_are_read_and_only_candidates_are_relea
     # two groups of names (as if the names filled a request line each): a, b | c, d
     monkeypatch.setattr(batch_watch, "name_groups", lambda names: [names[:2], names[2:]])
     watch, routing = watch_of(["a", "b", "c", "d"], {"a", "b", "c"})  # d: not restored by this migration
-    routing.started |= {"a", "b", "d"}
-    assert watch.poll() == ["a", "b"] and routing.reads == [["a", "b"], ["c", "d"]]
+    routing.started |= {"d"}
+    assert watch.poll() == [] and routing.reads == [["a", "b"]]  # nothing started yet: the first group only
+    routing.reads.clear()
+    routing.started |= {"a", "b"}
+    assert watch.poll() == ["a", "b"] and routing.reads == [["a", "b"]]
     routing.reads.clear()
     assert watch.poll() == [] and routing.reads == [["c", "d"]]  # a and b seen: their group is not read again
     routing.started.add("c")
