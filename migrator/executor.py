@@ -7,6 +7,9 @@ errors, storage faults) are retried with backoff; anything else stops the run cl
 finish their current request, nothing new starts, and `resume` picks up from the checkpoints.
 Every request sent to a cluster is recorded in the event log, redacted. A run may be limited to
 some steps (`selected`), and a `gate` may be asked before each step sends anything (step by step).
+A running step may let some of its successors start before it is done (`EarlyReleases`: a restore batch
+releases the members it saw restored while its held request still runs); its own checkpoint, and
+everything for steps that release nothing, is as above.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Any
 
 import networkx as nx
 
@@ -31,6 +35,7 @@ from migrator.redact import Redactor
 from migrator.state import StateStore
 from migrator.steps import STEP_KINDS
 from migrator.steps.base import Cancelled, Observation, Step, StepContext, StepFailed
+from migrator.steps.handoffs import EarlyReleases
 
 # A transient failure (as migrator.errors classifies it) is retried with backoff (2, 4, 8, 16 s, then every
 # 30 s) until the pauses add up to RETRY_BUDGET_S: long enough for a node restart or a master election on
@@ -108,6 +113,8 @@ class ReadySet:
             if node not in finished
         }
         self.heaps: dict[str, list[int]] = {}
+        self.released: set[tuple[str, str]] = set()  # edges counted before their step finished
+        self.done: set[str] = set(finished)
         for node, count in self.blocking.items():
             if count == 0 and self._wanted(node):
                 self._push(node)
@@ -130,12 +137,29 @@ class ReadySet:
 
     def finished(self, node: str) -> None:
         """`node` is done: its successors with no other unfinished predecessor become ready."""
+        self.done.add(node)
         for successor in self.graph.successors(node):
-            if successor not in self.blocking:
-                continue
-            self.blocking[successor] -= 1
-            if self.blocking[successor] == 0 and self._wanted(successor):
-                self._push(successor)
+            if (node, successor) not in self.released:
+                self._count(successor)
+
+    def release(self, node: str, successor: str) -> bool:
+        """The edge `node` -> `successor` is satisfied before `node` finished (`node` released it early): counted
+        now, once (not again when `node` finishes). False, and nothing changes, when it is not an edge of the
+        graph, `node` finished already, or it was released before."""
+        edge = (node, successor)
+        if node in self.done or edge in self.released or not self.graph.has_edge(node, successor):
+            return False
+        self.released.add(edge)
+        self._count(successor)
+        return True
+
+    def _count(self, successor: str) -> None:
+        """One more predecessor of `successor` is satisfied: it becomes ready when it was the last."""
+        if successor not in self.blocking:
+            return
+        self.blocking[successor] -= 1
+        if self.blocking[successor] == 0 and self._wanted(successor):
+            self._push(successor)
 
 
 class Executor:
@@ -152,6 +176,7 @@ class Executor:
         steps: dict[str, Step] | None = None,
         gate: Callable[[Step], bool] | None = None,
         selected: set[str] | None = None,
+        releases: EarlyReleases | None = None,
     ) -> None:
         self.graph = graph
         self.ctx = ctx
@@ -163,6 +188,8 @@ class Executor:
         self.steps = steps if steps is not None else build_steps(graph, ctx)
         self.gate = gate
         self.selected = selected
+        # where running steps release successors early (the steps' `ctx.releases`); None: none do
+        self.releases = releases if releases is not None else EarlyReleases()
         self._stop = threading.Event()
 
     def run(self) -> RunResult:
@@ -201,8 +228,10 @@ class Executor:
                     running[pool.submit(self._run_step, node)] = node
                 if not running:
                     break
-                completed, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for future in completed:
+                waited: list[Future[Any]] = [*running, self.releases.signal()]
+                completed, _ = wait(waited, return_when=FIRST_COMPLETED)
+                self._release(ready, set(running.values()))
+                for future in [future for future in completed if future in running]:
                     node = running.pop(future)
                     try:
                         future.result()
@@ -223,6 +252,17 @@ class Executor:
                         self._stop.set()
         result.not_run = [node for node in order if node not in finished]
         return result
+
+    def _release(self, ready: ReadySet, running: set[str]) -> None:
+        """The successors running steps released early become ready (when nothing else holds them); an edge
+        from a step that is not running (any more) is ignored: a step's finish counts its edges."""
+        released: dict[str, list[str]] = {}
+        for node, successor in self.releases.take():
+            if node in running and ready.release(node, successor):
+                released.setdefault(node, []).append(successor)
+        for node, successors in released.items():
+            text = f"{len(successors)} of its successors may start before it is done: {', '.join(successors)}"
+            self.state.event("step.release", text, step=node, data={"successors": successors})
 
     def _drift(self, nodes: set[str]) -> list[Drift]:
         """Everything asked is done: look at the lasting steps again (read-only), record and report drift."""

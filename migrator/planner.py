@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import networkx as nx
 
@@ -340,6 +340,8 @@ def build_graph(
             bulk_ends.append(
                 add_index(spec, graph, add, move, batch_node, number, two_phases, move.source in closed, replicas)
             )
+        if spec.validate.enabled:
+            add_validation_waves(graph, [move.target for move in batch if move.source not in closed])
     if not bulk_ends:
         bulk_ends.append(DESTINATION_REPOSITORY)
     if two_phases:
@@ -382,6 +384,39 @@ def restore_batches(moves: list[IndexMove], most_indices: int, most_bytes: int) 
         batches[-1].append(move)
         size += move.primary_bytes
     return batches
+
+
+T = TypeVar("T")
+
+# A restore batch's open indices are validated in waves, in the batch's order (the order the destination
+# restores them): a wave's validation begins once every index of the wave has recovered and reads the wave
+# together (one joined read per kind and side, migrator.steps.validation_reads), while the batch's later
+# indices still restore (issue 17, pipelining). A wave holds SMALLEST_WAVE indices (two rounds of the
+# destination's default 4 primaries restored at once per node, `node_initial_primaries_recoveries`, rounded
+# up), or more in a large batch, which has WAVES_PER_BATCH waves: at most 6 x WAVES_PER_BATCH joined reads.
+SMALLEST_WAVE = 10
+WAVES_PER_BATCH = 10
+
+
+def wave_size(count: int) -> int:
+    """How many of a batch's `count` open indices one validation wave holds."""
+    return max(SMALLEST_WAVE, -(-count // WAVES_PER_BATCH))
+
+
+def validation_waves(members: list[T]) -> list[list[T]]:
+    """The open members of a restore batch (in its order) cut into waves of `wave_size`."""
+    size = wave_size(len(members))
+    return [members[start : start + size] for start in range(0, len(members), size)]
+
+
+def add_validation_waves(graph: nx.DiGraph, targets: list[str]) -> None:
+    """The first validation of each wave of `targets` (a batch's open indices) waits for the recovery of every
+    index of its wave (it reads the wave together); the wave's other validations follow it (they take what it
+    read). Two edges per index, not the square of a wave's size."""
+    for first, *others in validation_waves(targets):
+        for other in others:
+            graph.add_edge(recovery_id(other), validate_id(first))
+            graph.add_edge(validate_id(first), validate_id(other))
 
 
 def add_index(

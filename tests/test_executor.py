@@ -176,3 +176,86 @@ def test_restore_batches_have_slots_of_their_own_so_restored_indices_are_validat
         steps[node].act = lambda act=act, node=node: (act(), world.done.add(node))
     assert executor.run().ok
     assert seen == {"batch2 ran beside restore1": True, "validate1 done while batch2 ran": True}
+
+
+def releasing_world(tmp_path, graph):
+    """A world whose executor and steps share one EarlyReleases (as a run's ctx.releases)."""
+    from migrator.steps.handoffs import EarlyReleases
+
+    world, state, executor, steps = make_world(tmp_path, graph)
+    world.ctx.releases = executor.releases = EarlyReleases()
+    return world, state, executor, steps
+
+
+def test_a_running_step_releases_some_successors_which_run_to_their_end_before_it_is_done(tmp_path):
+    """A batch that releases member a while it runs: a's steps run to their end before the batch is done; b (not
+    released) and c (released, but waiting for another predecessor too) start only after the batch is done."""
+    graph = nx.DiGraph()
+    nx.add_path(graph, ["batch", "restore[a]", "validate[a]"])
+    nx.add_path(graph, ["batch", "restore[b]", "validate[b]"])
+    nx.add_path(graph, ["restore[b]", "other", "restore[c]"])  # c waits for b's step too
+    graph.add_edge("batch", "restore[c]")
+    graph.nodes["batch"]["slots"] = "restores"
+    world, state, executor, steps = releasing_world(tmp_path, graph)
+    a_validated = threading.Event()
+    seen = {}
+
+    def batch():
+        # "validate[b]" is not an edge of the batch's: ignored. Released twice: counted once.
+        world.ctx.releases.release("batch", ["restore[a]", "restore[c]", "validate[b]", "restore[a]"])
+        deadline = time.monotonic() + 10
+        while "validate[a]" not in {e.step for e in state.events("step.done")} and time.monotonic() < deadline:
+            time.sleep(0.01)  # until a's validation is recorded done (a state; the deadline only ends the test)
+        seen["a validated while the batch ran"] = a_validated.is_set()
+        seen["started while the batch ran"] = sorted(set(world.order) - {"batch"})
+
+    steps["batch"].act = lambda: (batch(), world.done.add("batch"))
+    steps["validate[a]"].act = lambda: (world.order.append("validate[a]"), a_validated.set(), world.done.add("v"))
+    steps["validate[a]"].observe = lambda: Observation("v" in world.done)
+    result = executor.run()
+    assert result.ok and sorted(result.done) == sorted(graph), result
+    assert seen == {
+        "a validated while the batch ran": True,
+        "started while the batch ran": ["restore[a]", "validate[a]"],
+    }
+    done = [event.step for event in state.events("step.done")]
+    assert done.index("validate[a]") < done.index("batch") < done.index("restore[b]")
+    assert done.index("batch") < done.index("other") < done.index("restore[c]")
+    released = state.events("step.release")
+    assert [event.data["successors"] for event in released] == [["restore[a]", "restore[c]"]]
+    assert {step: cp.status for step, cp in state.checkpoints().items()} == dict.fromkeys(graph, "done")
+
+
+def test_a_released_step_that_fails_stops_the_run_and_the_releasing_step_still_ends_and_is_checkpointed(tmp_path):
+    """A released member's failure stops the run as any failure does: nothing new starts (b, not released, stays
+    for a later run), the releasing step runs to its end and records done; a resume runs only what is left."""
+    graph = nx.DiGraph()
+    nx.add_path(graph, ["batch", "restore[a]", "validate[a]"])
+    nx.add_path(graph, ["batch", "restore[b]"])
+    world, state, executor, steps = releasing_world(tmp_path, graph)
+    failed = threading.Event()
+
+    def batch():
+        world.ctx.releases.release("batch", ["restore[a]"])
+        failed.wait(10)
+
+    steps["batch"].act = lambda: (batch(), world.done.add("batch"))
+
+    def validate_a():
+        failed.set()
+        raise StepFailed("validate[a]: counts differ")
+
+    steps["validate[a]"].act = validate_a
+    result = executor.run()
+    assert result.failed == {"validate[a]": "validate[a]: counts differ"}
+    assert sorted(result.done) == ["batch", "restore[a]"] and sorted(result.not_run) == ["restore[b]", "validate[a]"]
+    statuses = {step: cp.status for step, cp in state.checkpoints().items()}
+    assert statuses == {"batch": "done", "restore[a]": "done", "validate[a]": "failed"}
+
+    steps["validate[a]"].act = lambda: world.done.add("validate[a]")
+    world.order.clear()
+    state.begin_run()
+    resumed = Executor(graph, world.ctx, state, RequestTap(), Redactor([]), steps=steps, releases=world.ctx.releases)
+    again = resumed.run()
+    assert again.ok and sorted(again.done) == ["restore[b]", "validate[a]"] and "batch" in again.skipped
+    assert sorted(world.order) == ["restore[b]"]  # nothing done before is acted on again

@@ -9,7 +9,7 @@ import networkx as nx
 import pytest
 
 from migrator.discovery import ClusterFacts, Facts, IndexFacts
-from migrator.planner import build_plan
+from migrator.planner import SMALLEST_WAVE, WAVES_PER_BATCH, build_plan, validation_waves
 from migrator.spec import PlanError, parse_plan, render_snapshot_name
 
 WHEN = datetime(2026, 11, 26, 12, 30, 5, tzinfo=UTC)
@@ -285,6 +285,28 @@ def test_restores_are_batched_by_count_and_by_bytes_and_each_index_keeps_its_ste
     by_bytes = build_plan(spec('snapshot: {indices: ["logs-*"]}\nrestore: {batch_size: "2500b"}'), facts(names), WHEN)
     members = [by_bytes.graph.nodes[n]["params"]["members"] for n in sorted(by_bytes.graph) if "batch" in n]
     assert [len(group) for group in members] == [2, 2, 2, 1]
+
+
+def test_a_batch_s_indices_are_validated_in_waves_each_after_the_recovery_of_its_own_wave_only():
+    # Pipelining (issue 17): a wave's validation waits for the recoveries of its wave (read together), not of its
+    # batch: the wave's first validation waits for all of them, the others follow it (two edges per index).
+    names = [f"logs-{number:03d}" for number in range(25)]
+    graph = build_plan(spec('snapshot: {indices: ["logs-*"]}'), facts(names), WHEN).graph
+    [members] = batch_members_of(graph)
+    waves = [members[start : start + SMALLEST_WAVE] for start in (0, 10, 20)]
+    assert [len(wave) for wave in waves] == [10, 10, 5] and validation_waves(members) == waves
+    for first, *others in waves:
+        assert set(graph.predecessors(f"validate[{first}]")) == {f"recovery[{name}]" for name in [first, *others]}
+        for name in others:
+            assert set(graph.predecessors(f"validate[{name}]")) == {f"recovery[{name}]", f"validate[{first}]"}
+    assert not nx.has_path(graph, f"recovery[{waves[1][0]}]", f"validate[{waves[0][0]}]")
+    # a large batch has WAVES_PER_BATCH waves, so its joined reads stay few
+    assert [len(wave) for wave in validation_waves(list(range(250)))] == [25] * WAVES_PER_BATCH
+
+
+def batch_members_of(graph: nx.DiGraph) -> list[list[str]]:
+    batches = sorted(n for n, kind in graph.nodes(data="kind") if kind == "restore.batch")
+    return [[member["source"] for member in graph.nodes[batch]["params"]["members"]] for batch in batches]
 
 
 def test_by_default_500_small_indices_go_in_two_restore_requests_held_at_once():

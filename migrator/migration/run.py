@@ -322,6 +322,7 @@ def execute(
                     on_step=on_step,
                     gate=gate,
                     selected=selected,
+                    releases=ctx.releases,
                 )
                 state.set_json("dag", {"nodes": list(executor.graph.nodes), "edges": sorted(executor.graph.edges)})
                 progress.expect(executor.graph.number_of_nodes())

@@ -28,7 +28,7 @@ from migrator.errors import MigratorError
 from migrator.ownership import Ledger
 from migrator.planner import MigrationPlan
 from migrator.spec import MigrationSpec
-from migrator.steps.handoffs import BatchHeals, HeldRequests, SnapshotSizes
+from migrator.steps.handoffs import BatchHeals, EarlyReleases, HeldRequests, SnapshotSizes
 from migrator.steps.validation_reads import ValidationReads
 
 MASK = "******"
@@ -147,6 +147,8 @@ class StepContext:
     validation_reads: ValidationReads = field(default_factory=ValidationReads)
     # recovery -> restore batch: the members whose restore was given up, restored again by their batch (batch_heal).
     batch_heals: BatchHeals = field(default_factory=BatchHeals)
+    # step -> executor: successors a running step lets start early (the executor given it reads them).
+    releases: EarlyReleases = field(default_factory=EarlyReleases)
     # Cross-region plans: the destination's bucket (the replica) and the source bucket's replication rules.
     replica_factory: Callable[[], Storage] | None = None
     replication_factory: Callable[[], BucketReplication] | None = None

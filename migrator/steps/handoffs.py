@@ -7,8 +7,13 @@ nothing handed over falls back to reading the cluster):
 - `HeldRequests` of snapshots: `snapshot.create` sends `PUT _snapshot/<repo>/<snapshot>?wait_for_completion=true`
   and `snapshot.wait` waits on its answer (keyed by snapshot name);
 - `HeldRequests` of restores: `restore` sends `POST _snapshot/<repo>/<snapshot>/_restore?wait_for_completion=true`
-  and `recovery` waits on its answer (keyed by destination index);
+  and `recovery` waits on its answer (keyed by destination index); a restore batch's request is held under
+  every member's key, and the batch marks the members it saw restored while it still runs (`mark_done`:
+  their primaries started, steps/batch_watch); their `restore` and `recovery` steps take that as restored
+  (`marked_done`) without waiting for the answer;
 - `BatchHeals`: `recovery` hands a batch member whose restore was given up back to its batch (batch_heal);
+- `EarlyReleases`: a running step (`restore.batch`) tells the executor which of its successors may start
+  before it is done (the members it saw restored); the executor reads them (migrator.executor);
 - `SnapshotSizes`: `snapshot.wait` records, once the snapshot ended, the bytes of each source index's files
   in it (7.8+'s `_status` totals); `recovery` reports them as what restoring into a new index copies.
 """
@@ -16,7 +21,7 @@ nothing handed over falls back to reading the cluster):
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from typing import Any
 
@@ -35,6 +40,7 @@ class HeldRequests(Mapping[str, "Future[Any]"]):
     def __init__(self, tap: RequestTap | None = None) -> None:
         self._tap = tap  # the clients' tap, told which step the holding thread sends for (None: not logged)
         self._held: dict[str, Future[Any]] = {}
+        self._done: set[str] = set()  # keys whose part of their held request is over, though it still runs
         self._lock = threading.Lock()
 
     def send(self, client: EsClient, step_id: str, method: str, path: str, body: Any) -> Future[Any]:
@@ -57,11 +63,25 @@ class HeldRequests(Mapping[str, "Future[Any]"]):
         """Hand `answer` over under `key` (replacing one held before) to the step that waits on it."""
         with self._lock:
             self._held[key] = answer
+            self._done.discard(key)
 
     def release(self, key: str) -> Future[Any] | None:
         """Forget the request held under `key` (its waiter follows by polling from now on); returns it."""
         with self._lock:
+            self._done.discard(key)
             return self._held.pop(key, None)
+
+    def mark_done(self, keys: Iterable[str]) -> None:
+        """The part of their held request these keys stand for is over, though the request still runs (a batch
+        member restored: its primaries started); until another request is kept for one of them, or it is
+        released."""
+        with self._lock:
+            self._done.update(key for key in keys if key in self._held)
+
+    def marked_done(self, key: str) -> bool:
+        """Whether `key`'s part of its held request was marked over (`mark_done`)."""
+        with self._lock:
+            return key in self._done
 
     def __getitem__(self, key: str) -> Future[Any]:
         with self._lock:
@@ -112,3 +132,36 @@ class BatchHeals:
         """The lock of `batch` (made on first use)."""
         with self._lock:
             return self._batches.setdefault(batch, threading.Lock())
+
+
+class EarlyReleases:
+    """step -> executor: the successors a running step lets start before it is done (an edge of the DAG
+    satisfied early; the step's own checkpoint is recorded as before, when it ends). Thread-safe: the step
+    calls `release` from its worker thread; the executor waits on `signal()` beside the running steps and
+    takes the edges with `take()`. An edge that is not one of the graph's, or whose step is not running any
+    more, is ignored by the executor."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._edges: list[tuple[str, str]] = []
+        self._signal: Future[None] = Future()
+
+    def release(self, step: str, successors: Iterable[str]) -> None:
+        """`step` (running) lets these of its successors start now (they still wait for their other predecessors)."""
+        with self._lock:
+            self._edges.extend((step, successor) for successor in successors)
+            if self._edges and not self._signal.done():
+                self._signal.set_result(None)
+
+    def signal(self) -> Future[None]:
+        """A future done once an edge is released and not yet taken (to wait on beside the steps' futures)."""
+        with self._lock:
+            return self._signal
+
+    def take(self) -> list[tuple[str, str]]:
+        """The (step, successor) edges released since the last take, in order; the signal is reset."""
+        with self._lock:
+            edges, self._edges = self._edges, []
+            if self._signal.done():
+                self._signal = Future()
+            return edges

@@ -16,7 +16,8 @@ length. The figures it records at the end (bytes restored, bytes reused) come fr
 `_recovery` read, except for a new index restored from a snapshot this run followed to its end:
 that restore copied every file of the index, whose total snapshot.wait already read. Without the
 held request (a resume in a new process, or a held request cut by a restart) it polls, and heals a
-lost restore.
+lost restore. An index of a restore batch whose primaries the batch's poll saw started while the batch's
+request still runs (`HeldRequests.marked_done`, steps/batch_watch) is recovered at once, without a read.
 
 A restore that answers with failed shards (a primary no destination node may hold: an allocation
 filter copied from the source, a full disk) stops the step at once, with the destination's
@@ -243,9 +244,11 @@ class FollowRecovery(Step):
 
     def observe(self) -> Observation:
         held = self._held()
-        if held is not None and not held.done():
+        if held is not None and self.ctx.held_restores.marked_done(self.params["target"]):  # by its batch's poll
+            detail, summary = self._figures(), "every primary restored (its batch's request still runs)"
+        elif held is not None and not held.done():
             return Observation(False, in_progress=True, summary="restore under way (its request is held open)")
-        if held is not None and self._held_succeeded(held):
+        elif held is not None and self._held_succeeded(held):
             detail, summary = self._figures(), "every shard restored (the held restore answered)"
         else:
             done, recovered, total, stages = self._progress()
@@ -314,7 +317,8 @@ class FollowRecovery(Step):
         target = self.params["target"]
         watch = StallWatch(self.ctx, f"the recovery of {target}", explain=self._stall_reason)
         held = self._held()
-        if held is not None and self._await_held(held, watch):
+        seen = held is not None and self.ctx.held_restores.marked_done(target)  # by its batch's poll: no wait
+        if held is not None and (seen or self._await_held(held, watch)):
             return {**self._figures(), **self._follow_replicas()}
         if held is not None:  # it failed or was cut (a restart?): from here on, poll and heal
             self.ctx.held_restores.release(self.params["target"])

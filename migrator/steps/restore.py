@@ -1,11 +1,12 @@
 """Restore one index from the snapshot on the destination, with the plan's rename rule.
 
 In a batch (see restore_batch) its batch's request restores it and this step observes and records
-it; alone (the cutover's restore over an index), or when its index is missing after its batch (a
-`--redo`, a foreign index of its name removed since), it sends its own: the batch's request naming
-only its index. Before acting it looks at the destination: an index with the target name that a
-restore of this very snapshot created is ours (the run was interrupted after sending the restore) and
-is followed, not restored again; any other index with that name stops the step: it is never
+it (without a read when its batch's answer, or its batch's poll while the request runs, names it);
+alone (the cutover's restore over an index), or when its index is missing after its batch (a `--redo`,
+a foreign index of its name removed since), it sends its own: the batch's request naming only its
+index. Before acting it looks at the destination: an index with the target name that a restore of
+this very snapshot created is ours (the run was interrupted after sending the restore) and is
+followed, not restored again; any other index with that name stops the step: it is never
 overwritten. "This very snapshot" is the one whose uuid the state holds, not any snapshot of that
 name (migrator.ownership).
 
@@ -261,6 +262,8 @@ class Restore(Step):
         target = self.params["target"]
         if target in answered_indices(self.ctx.held_restores.get(target)):  # its batch recorded its uuid
             return Observation(True, summary=f"{target} restored by this migration (its restore request answered)")
+        if self.ctx.held_restores.marked_done(target):  # its batch's poll saw it (its uuid recorded): batch_watch
+            return Observation(True, summary=f"{target} restored by this migration (every primary started)")
         exists, ours = owned_target(self.ctx, self.ctx.ledger, self.ctx.repository, target)
         if not exists:
             return Observation(False, summary=f"{target} does not exist on the destination")

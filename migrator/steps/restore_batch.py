@@ -14,6 +14,9 @@ to restore, so a resumed batch never restores a member twice. It is held open
 (`wait_for_completion=true`) and the step waits on its answer, which the members' recovery steps
 then read from `ctx.held_restores` without asking the cluster; meanwhile the executor may start the
 next batch, and an earlier batch's indices are followed and validated while a later one restores.
+While it waits, the members whose primaries have all started are released at once to their own steps
+(steps/batch_watch: one routing table read per group of names per poll), so the first members are
+validated while the later ones still restore; the step itself is done only when its request answered.
 The wait ends on the answer, on a refusal (attributed to the members its reason names), or on a
 stall (no byte recovered by any member for `waits.stall_after`, read every PROGRESS_EVERY_S). A
 done batch is not observed again (its members may be closed and restored over by a cutover since);
@@ -32,6 +35,7 @@ from migrator.clients.es import EsError, build_path
 from migrator.dag import StepKind
 from migrator.steps.allocation import EXPLAIN_PATH, why_unassigned
 from migrator.steps.base import Cancelled, ConsoleRequest, Observation, Step, StepFailed
+from migrator.steps.batch_watch import MemberWatch, poll_path
 from migrator.steps.restore import (
     Restore,
     answered_indices,
@@ -97,10 +101,11 @@ class RestoreBatch(Step):
 
     def checks(self) -> list[ConsoleRequest]:
         """The first member's reads (is its restore under way yet?), then per group of member names that fits
-        a request line: the routing table, `_recovery` (for the members whose shards all started), their
+        a request line: the routing table (also polled while the restore runs, to release the members whose
+        primaries started: batch_watch), `_recovery` (for the members whose shards all started), their
         `index.uuid` (the members that exist), and while the restore runs, their recovered bytes; then the
-        validation's joined reads of the batch's open indices, sent for the batch by whichever member's
-        validate step asks first once all have recovered (validate.batch_reads). Conditional: the DELETE of
+        validation's joined reads per wave of the batch's open indices, sent for the batch by whichever member's
+        validate step asks first once the wave has recovered (validate.batch_reads). Conditional: the DELETE of
         members whose restores were given up, before this batch's request is sent again naming them alone."""
         first = self.members[0]["target"]
         checks = [
@@ -116,6 +121,7 @@ class RestoreBatch(Step):
             targets = ",".join(group)
             for path in (
                 f"_cluster/state/routing_table/{targets}",
+                poll_path(group).lstrip("/"),
                 f"{targets}/_recovery?ignore_unavailable=true",
                 uuid_path(targets),
                 self._sizes_path(group).lstrip("/"),
@@ -279,16 +285,22 @@ class RestoreBatch(Step):
                 self.recorded.add(target)
 
     def _why_stalled(self) -> str:
-        """The destination's reason why the primaries of the first NAMED_IN_ERRORS members wait (asked on a stall)."""
-        members = self.to_restore[:NAMED_IN_ERRORS]
-        return " ".join(e.text for m in members for e in why_unassigned(self.ctx.destination, m["target"]))
+        """Asked on a stall: the members not seen restored yet (named, up to NAMED_IN_ERRORS), and the destination's
+        reason why the primaries of those named wait."""
+        waiting = [member for member in self.to_restore if not self.ctx.held_restores.marked_done(member["target"])]
+        members = waiting[:NAMED_IN_ERRORS]
+        reasons = " ".join(e.text for m in members for e in why_unassigned(self.ctx.destination, m["target"]))
+        named = f"Not restored yet: {some_names([member['target'] for member in waiting])}"
+        return f"{named}. {reasons}" if reasons else named
 
     def wait(self) -> dict[str, Any]:
-        """Until the held restore answers, reading the members' recovered bytes every PROGRESS_EVERY_S for the
-        stall watch. A refusal raises (naming the members it names); a request cut (a restart, a proxy) ends
-        the wait, and the members' recovery steps poll and heal. The members' `index.uuid` is recorded while
-        the restore runs (the restore made every member at once when it began: one read, off the path to the
-        answer), and for any answered member not recorded then, after the answer."""
+        """Until the held restore answers, releasing the members whose primaries started meanwhile to their own
+        steps (steps/batch_watch, polled at its adaptive interval) and reading the members' recovered bytes
+        every PROGRESS_EVERY_S for the stall watch (its figures: the members not started yet and the bytes). A
+        refusal raises (naming the members it names); a request cut (a restart, a proxy) ends the wait, and
+        the members' recovery steps poll and heal. The members' `index.uuid` is recorded while the restore
+        runs (the restore made every member at once when it began: one read, off the path to the answer), and
+        for any answered member not recorded then, after the answer. Raises Cancelled on a cancel."""
         held = self.held
         if held is None:
             return {}
@@ -296,16 +308,23 @@ class RestoreBatch(Step):
             self._record_uuids([member["target"] for member in self.to_restore])
         names = some_names([member["target"] for member in self.to_restore])
         watch = StallWatch(self.ctx, f"the restore of {names} ({self.id})", explain=self._why_stalled)
+        restoring = {member["target"] for member in self.to_restore}
+        ours = {target for target in self._targets() if target not in restoring and target not in self.foreign}
+        members = MemberWatch(self.ctx, self.id, self._targets(), ours | self.recorded)
         while not held.done():
             deadline = time.monotonic() + PROGRESS_EVERY_S
             while not held.done() and time.monotonic() < deadline:
                 if self.ctx.cancel_requested():
                     raise Cancelled("cancel requested")
-                wait_for_futures([held], timeout=0.5)
+                wait_for_futures([held], timeout=members.delay if members.pending else 0.5)
+                if not held.done() and members.pending and members.poll():
+                    started = len(restoring & members.seen)
+                    self.ctx.progress.update(self.id, started, len(restoring), "indices", "restoring")
             if not held.done():
                 recovered, total = self._sizes()
-                self.ctx.progress.update(self.id, 0, len(self.to_restore), "indices", f"{recovered}/{total} bytes")
-                watch.see((recovered, total), f"{recovered}/{total} bytes")
+                started = len(restoring & members.seen)
+                self.ctx.progress.update(self.id, started, len(restoring), "indices", f"{recovered}/{total} bytes")
+                watch.see((len(members.pending), recovered, total), f"{recovered}/{total} bytes")
         error = held.exception()
         if isinstance(error, EsError) and error.status is not None:
             if not self._refused(error):

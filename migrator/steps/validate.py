@@ -26,7 +26,8 @@ nothing. What is compared, each switchable in the plan's `validate:` section:
   destination with `GET <target>/_mget` and compared by id and a SHA-256 of their `_source`.
 
 The counts, mappings and settings of the open indices of one restore batch are read together, a few
-requests for the batch (migrator.steps.validation_reads); each step still compares and reports its own index.
+requests per wave of the batch (planner.validation_waves, migrator.steps.validation_reads); each step still
+compares and reports its own index.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ import networkx as nx
 
 from migrator.clients.es import EsClient, Version, build_path
 from migrator.dag import StepKind
-from migrator.planner import restore_id
+from migrator.planner import restore_id, validation_waves
 from migrator.spec import MigrationSpec
 from migrator.steps.base import ConsoleRequest, Observation, Step, StepFailed
 from migrator.steps.validation_reads import Pair, Wanted, completed, joined_reads, read_indices
@@ -158,16 +159,22 @@ def batch_group(graph: nx.DiGraph, batch: str) -> list[tuple[str, str]]:
     ]
 
 
+def batch_waves(graph: nx.DiGraph, batch: str) -> list[list[tuple[str, str]]]:
+    """The open indices of restore batch `batch` (`batch_group`) in their validation waves (planner)."""
+    return validation_waves(batch_group(graph, batch))
+
+
 def batch_reads(spec: MigrationSpec, graph: nx.DiGraph, batch: str) -> list[ConsoleRequest]:
-    """The joined validation reads of restore batch `batch` (migrator.steps.validation_reads), on both sides, as
-    sent: listed among the batch step's checks and sent for it (none for a batch of one open index)."""
-    group = batch_group(graph, batch)
-    if len(group) < 2:
-        return []
+    """The joined validation reads of restore batch `batch` (migrator.steps.validation_reads), per wave of its
+    open indices (planner.validation_waves), on both sides, as sent: listed among the batch step's checks and
+    sent for it (none for a wave of one open index: it is read alone, by its own step)."""
     reads = []
-    for cluster, names in (("source", [s for s, _ in group]), ("destination", [t for _, t in group])):
-        for method, path, body in joined_reads(names, wanted_reads(spec)):
-            reads.append(ConsoleRequest(cluster, method, path.lstrip("/"), body))
+    for group in batch_waves(graph, batch):
+        if len(group) < 2:
+            continue
+        for cluster, names in (("source", [s for s, _ in group]), ("destination", [t for _, t in group])):
+            for method, path, body in joined_reads(names, wanted_reads(spec)):
+                reads.append(ConsoleRequest(cluster, method, path.lstrip("/"), body))
     return reads
 
 
@@ -254,12 +261,14 @@ class ValidateIndex(Step):
         return wanted_reads(self.ctx.spec)
 
     def _group(self) -> list[tuple[str, str]]:
-        """The (source, target) pairs of the open indices of this index's restore batch, in the batch's order,
-        when this index is read with them (an open index of a bulk phase); else none."""
+        """The (source, target) pairs of this index's validation wave (planner.validation_waves: open indices of
+        its restore batch, in the batch's order), when this index is read with them (an open index of a bulk
+        phase); else none."""
         batch = self.params.get("batch")
         if not batch or self.params.get("closed") or self.params.get("cutover"):
             return []
-        return self.ctx.validation_reads.group(batch, partial(batch_group, self.ctx.plan.graph))
+        member = (self.params["source"], self.params["target"])
+        return self.ctx.validation_reads.wave(batch, member, partial(batch_waves, self.ctx.plan.graph))
 
     def _for_batch(self, *reads: Callable[[], T]) -> list[T]:
         """`reads` sent at once for this index's restore batch (the event log names the batch, whose checks list

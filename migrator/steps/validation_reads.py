@@ -18,15 +18,17 @@ bucket) is read again alone, without it, which answers 0 documents or raises the
 one index raises. Names are cut into groups that fit a request line (`name_groups`).
 
 `ValidationReads` is the typed service in the `StepContext`. The indices read together are fixed by
-the plan: the open indices of one restore batch, in the batch's order, so the dry run lists the joined
-requests exactly as they are sent (among the checks of the restore batch's step, for which they are sent:
-the event log names the batch, whichever member's validate step asks first). A recovery
-step that sees its index's recovery ended says so (`recovered`); the first validate step of a batch
-to ask (`take`) reads the whole batch once every member's recovery has ended in this run, and keeps
+the plan: a wave of the open indices of one restore batch (planner.validation_waves, in the batch's
+order; the wave's first validate step waits in the DAG for the recovery of the whole wave and the others
+follow it, so that a wave is validated while the batch's later indices still restore), so the dry run
+lists the joined requests exactly as they are sent (among the checks of the restore batch's step, for which
+they are sent: the event log names the batch, whichever member's validate step asks first). A recovery
+step that sees its index's recovery ended says so (`recovered`); the first validate step of a wave
+to ask (`take`) reads the whole wave once every member's recovery has ended in this run, and keeps
 the answers for the other members' validate steps, which take them without asking the cluster. An
 answer is used once; an index whose recovery ends again (restored again) drops the answer read before:
 a read made before an index's recovery ended never validates it. A step that finds no answer (a
-resumed run, a retry, a batch with a member still recovering) reads its own index alone. The
+resumed run, a retry, a wave with a member still recovering) reads its own index alone. The
 cutover's validation and a closed index's read alone (see migrator.steps.validate).
 """
 
@@ -150,16 +152,20 @@ class ValidationReads:
         self._reading = threading.Lock()  # one joined read at a time: a step asking meanwhile may find its answer
         self._answers: dict[str, Pair] = {}
         self._generation: dict[str, int] = {}  # target -> how many times its recovery ended in this run
-        self._groups: dict[str, list[tuple[str, str]]] = {}  # restore batch -> its (source, target) open indices
+        # restore batch -> (source, target) open index -> its validation wave (planner.validation_waves)
+        self._waves: dict[str, dict[tuple[str, str], list[tuple[str, str]]]] = {}
         self.reads = 0  # joined reads made (each: one request per wanted kind and group of names, on each side)
 
-    def group(self, batch: str, find: Callable[[str], list[tuple[str, str]]]) -> list[tuple[str, str]]:
-        """The (source, target) pairs read together for restore batch `batch`: `find(batch)` once per batch (the
-        plan fixes them; every member's validate step asks, each time it is described, checked or run)."""
+    def wave(
+        self, batch: str, member: tuple[str, str], find: Callable[[str], list[list[tuple[str, str]]]]
+    ) -> list[tuple[str, str]]:
+        """The (source, target) pairs read together with `member` (one of them): its wave of restore batch `batch`,
+        as `find(batch)` cuts the batch's open indices, once per batch (the plan fixes them; every member's validate
+        step asks, each time it is described, checked or run); none when `member` is in no wave (closed)."""
         with self._lock:
-            if batch not in self._groups:
-                self._groups[batch] = find(batch)
-            return self._groups[batch]
+            if batch not in self._waves:
+                self._waves[batch] = {pair: wave for wave in find(batch) for pair in wave}
+            return self._waves[batch].get(member, [])
 
     def recovered(self, target: str) -> None:
         """`target`'s recovery ended: an answer read before now is dropped."""

@@ -17,7 +17,9 @@ import pytest
 import yaml
 
 from migrator.clients.es import build_path
+from migrator.planner import validation_waves
 from migrator.state import StateStore
+from migrator.steps.batch_watch import poll_path
 from tests.e2e.test_review_e2e import console_requests
 from tests.e2e.test_review_e2e import sent as review_sent
 from tests.helpers import BIG_INDEX, background, cli, counts, restore_requests, throttle, wait_for_checkpoint
@@ -98,17 +100,58 @@ def test_batches_are_sent_as_the_dry_run_shows_and_an_earlier_batch_is_validated
     assert min(first[step] for step in batch_one) < first["restore.batch[3]"]
     # Validation reads each batch's indices together (migrator.steps.validation_reads): once every member's
     # recovery has ended, one `_search` (and `_mapping`, `_settings`) per side names the whole batch.
+    # Per wave of the batch (planner.validation_waves: 10 of its indices, validated while its later ones restore).
     requests = [event for event in events if event.kind == "request" and event.data]
     for number in range(3):
         batch = [f"bt-{name}" for name in NEWEST_FIRST[20 * number : 20 * (number + 1)]]
-        joined = f"/{','.join(batch)}/_search?ignore_unavailable=true"
-        senders = {e.step for e in requests if e.data["path"] == joined}
-        assert senders == {f"restore.batch[{number + 1}]"}, (number, senders)  # sent for the batch, which lists it
+        for wave in validation_waves(batch):
+            joined = f"/{','.join(wave)}/_search?ignore_unavailable=true"
+            senders = {e.step for e in requests if e.data["path"] == joined}
+            assert senders == {f"restore.batch[{number + 1}]"}, (number, senders)  # sent for the batch: it lists it
     joined_kinds = ("/_search?", "/_mapping?", "/_settings?flat_settings=true&")  # the batch's joined reads
     validating = [
         e for e in requests if str(e.step).startswith("validate[") or any(k in e.data["path"] for k in joined_kinds)
     ]
     assert len(validating) < 6 * len(INDICES) / 2  # alone: _search, _mapping and _settings on each side
+
+
+def test_a_batch_s_first_indices_are_validated_before_its_restore_request_answers(many, tmp_path):
+    # Before (issue 17, pipelining): each index's restore, recovery and validation waited for its batch's held
+    # restore to answer, i.e. for the batch's LAST index to be restored. 60 one-shard indices in one batch, the
+    # destination restoring 4 primaries at a time (node_initial_primaries_recoveries left at its default): the
+    # first waves are restored long before the last, a state (the order of the event log), not a race.
+    plan = many.write_plan(
+        tmp_path,
+        "7.17",
+        "8",
+        name="pipelined",
+        snapshot={"indices": ["many-*"]},
+        restore={"rename_pattern": "(.+)", "rename_replacement": "pl-$1"},
+    )
+    cli(many, "apply", str(plan), "--yes", "--poll", "0.5")
+    store = StateStore(plan.with_name("plan.state.db"))
+    try:
+        events, checkpoints = store.events(), store.checkpoints()
+    finally:
+        store.close()
+    assert restored_names(plan) == INDICES  # one request, each index once
+    assert counts(many, "8", "pl-*") == {f"pl-{name}": 20 for name in INDICES}
+    assert checkpoints["restore.batch[1]"].status == "done"
+    done = {event.step: event.id for event in events if event.kind == "step.done"}
+    answered = done["restore.batch[1]"]
+    validated_before = [name for name in INDICES if done[f"validate[pl-{name}]"] < answered]
+    assert validated_before, "no index was validated before its batch's restore request answered"
+    released = [event for event in events if event.kind == "step.release" and event.step == "restore.batch[1]"]
+    assert released and all(event.id < answered for event in released)
+    # Until the batch's request answered, the members' restore and recovery steps sent nothing: they read what
+    # the batch's poll saw (one routing table read for the 60 names per poll).
+    requests = [event for event in events if event.kind == "request" and event.id < answered]
+    by_members = [e for e in requests if str(e.step).startswith(("restore[", "recovery["))]
+    assert by_members == [], [(e.step, e.message) for e in by_members[:5]]
+    polls = {
+        e.data["path"] for e in requests if e.step == "restore.batch[1]" and "filter_path=routing" in e.data["path"]
+    }
+    assert polls == {poll_path([f"pl-{name}" for name in NEWEST_FIRST])}
 
 
 def test_parallel_32_completes_without_resume(many, tmp_path):

@@ -12,7 +12,7 @@ import pytest
 
 from migrator.steps import copies
 from migrator.steps.finish import Finish
-from migrator.steps.handoffs import SnapshotSizes
+from migrator.steps.handoffs import HeldRequests, SnapshotSizes
 from migrator.steps.recovery import FollowRecovery
 from migrator.steps.stall import Stalled
 from migrator.steps.validation_reads import ValidationReads
@@ -64,7 +64,7 @@ def context(destination: Cluster, stall_after: float = 900.0, **spec: Any) -> Si
         poll_s=0.01,
         cancel_requested=lambda: False,
         sleep=lambda seconds=None: None,
-        held_restores={},
+        held_restores=HeldRequests(),
         validation_reads=ValidationReads(),
         snapshot="snap",
         snapshot_index_bytes=SnapshotSizes(),
@@ -116,7 +116,7 @@ def answered() -> Future[Any]:
 def test_recovery_with_restored_replicas_ends_when_they_have_started():
     cluster = Cluster(3, rows("INITIALIZING"), rows("INITIALIZING"), rows("STARTED"))
     ctx = context(cluster)
-    ctx.held_restores[TARGET] = answered()
+    ctx.held_restores.keep(TARGET, answered())
     ctx.snapshot_index_bytes.record("snap", {"orders": 200})
     step = FollowRecovery(f"recovery[{TARGET}]", {"source": "orders", "target": TARGET, "replicas": 1}, ctx)
     observed = step.observe()
@@ -133,7 +133,7 @@ def test_recovery_with_restored_replicas_ends_when_they_have_started():
 def test_recovery_without_replicas_sends_no_copy_request():
     cluster = Cluster(3, rows("UNASSIGNED"))
     ctx = context(cluster)
-    ctx.held_restores[TARGET] = answered()
+    ctx.held_restores.keep(TARGET, answered())
     ctx.snapshot_index_bytes.record("snap", {"orders": 200})
     step = FollowRecovery(f"recovery[{TARGET}]", {"source": "orders", "target": TARGET}, ctx)
     assert step.observe().done and step.wait() == {"bytes": 200, "reused_bytes": 0}

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future
 from typing import Any
 
 from migrator.clients.es import Request
 from migrator.clients.tap import RequestTap
-from migrator.steps.handoffs import HeldRequests, SnapshotSizes
+from migrator.steps.handoffs import EarlyReleases, HeldRequests, SnapshotSizes
 
 
 class Client:
@@ -46,3 +47,27 @@ def test_snapshot_sizes_are_read_per_snapshot_and_index():
         sizes.of("snap-1", "orders") == 600 and sizes.of("snap-1", "logs") is None and sizes.of("snap-2", "x") is None
     )
     assert sizes == {"snap-1": {"orders": 600}}
+
+
+def test_early_releases_signal_once_per_take_and_hand_over_the_edges_in_order():
+    releases = EarlyReleases()
+    assert not releases.signal().done() and releases.take() == []
+    releases.release("batch", ["restore[a]"])
+    releases.release("batch", ["restore[b]", "restore[c]"])
+    assert releases.signal().done()
+    assert releases.take() == [("batch", "restore[a]"), ("batch", "restore[b]"), ("batch", "restore[c]")]
+    assert not releases.signal().done()  # reset: the executor's next wait blocks until the next release
+    releases.release("batch", [])
+    assert not releases.signal().done()
+
+
+def test_a_held_request_marked_done_for_some_keys_is_cleared_when_another_is_kept_or_it_is_released():
+    held = HeldRequests()
+    answer: Future[Any] = Future()
+    for key in ("a", "b", "c"):
+        held.keep(key, answer)
+    held.mark_done(["a", "b", "z"])  # z: no request held for it, never marked
+    assert [key for key in "abcz" if held.marked_done(key)] == ["a", "b"]
+    held.keep("a", Future())  # restored again: what was seen of the first request no longer holds
+    held.release("b")
+    assert not any(held.marked_done(key) for key in "abcz") and not answer.done()

@@ -320,3 +320,17 @@ def test_every_read_the_recovery_sends_is_one_its_checks_list():
         destination.request = plain  # type: ignore[method-assign]
         assert "shard 0" in step._stall_reason()
     assert any("wait_for_no_initializing_shards" in r for r in destination.requests)
+
+
+def test_a_member_its_batch_saw_restored_is_recovered_without_waiting_for_the_batch_answer_or_a_read():
+    # Pipelining (issue 17): the batch's poll saw the index's primaries started while its request still runs.
+    held: Future[Any] = Future()
+    step, destination = step_with(held, sizes={"orders": 4096})
+    assert step.observe().in_progress  # not seen yet: it waits on the held request
+    step.ctx.held_restores.mark_done([TARGET])
+    observation = step.observe()
+    assert observation.done and observation.detail == {"bytes": 4096, "reused_bytes": 0}
+    assert step.wait() == {"bytes": 4096, "reused_bytes": 0} and not held.done()
+    assert destination.requests == []
+    step.ctx.held_restores.keep(TARGET, Future())  # restored again (batch_heal): what was seen no longer holds
+    assert step.observe().in_progress

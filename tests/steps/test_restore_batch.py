@@ -20,7 +20,8 @@ from migrator.ownership import Ledger, now_ms
 from migrator.planner import restore_id
 from migrator.steps import restore_batch
 from migrator.steps.base import StepFailed
-from migrator.steps.handoffs import HeldRequests
+from migrator.steps.batch_watch import poll_path
+from migrator.steps.handoffs import EarlyReleases, HeldRequests
 from migrator.steps.restore import Restore
 from migrator.steps.restore_batch import RestoreBatch
 from migrator.steps.stall import Stalled
@@ -118,6 +119,7 @@ def batch_with(destination: Destination, stall_after: float = 900.0) -> RestoreB
         repository="repo",
         snapshot="snap",
         held_restores=HeldRequests(),
+        releases=EarlyReleases(),
         ledger=ledger,
         progress=Progress(),
         cancel_requested=lambda: False,
@@ -325,3 +327,89 @@ def test_the_batch_lists_its_validation_joined_reads_which_are_sent_for_it():
         ("destination", "moved-a,moved-b,moved-c/_mapping?ignore_unavailable=true"),
         ("destination", "moved-a,moved-b,moved-c/_settings?flat_settings=true&ignore_unavailable=true"),
     ]
+
+
+class Restoring(Destination):
+    """Primaries restoring a few at a time, as the canned routing table says: `started` (names) STARTED, the
+    other members INITIALIZING from `snap` (their routing names the snapshot); the restore held until `hold`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started: set[str] = set()
+
+    def request(self, method: str, path: str, body: Any = None, **options: Any) -> tuple[int, Any]:
+        route = urlsplit(path).path
+        if route.startswith("/_cluster/state/routing_table"):
+            with self.lock:
+                self.reads.append(route)
+                names = [name for name in route.split("/")[-1].split(",") if name in self.indices]
+                restoring = {"state": "INITIALIZING", "primary": True, "recovery_source": OURS}
+                routed = {
+                    name: {
+                        "shards": {"0": [{"state": "STARTED", "primary": True} if name in self.started else restoring]}
+                    }
+                    for name in names
+                }
+            return 200, {"routing_table": {"indices": routed}}
+        return super().request(method, path, body, **options)
+
+
+def released_now(step: RestoreBatch) -> list[tuple[str, str]]:
+    """The edges the batch releases next (waiting for them: a state; the timeout only ends a broken test)."""
+    step.ctx.releases.signal().result(timeout=10)
+    return step.ctx.releases.take()
+
+
+def test_members_whose_primaries_started_are_released_while_the_held_restore_runs():
+    # Before (issue 17, pipelining): no member's own steps began before the batch's request answered, so the
+    # first members restored waited for the last (2 s of restore at 50 indices on the sandbox, then every count).
+    destination = Restoring()
+    destination.hold.clear()
+    step = batch_with(destination)
+    with sends_only_listed(step) as sent:
+        assert not step.observe().done
+        step.act()
+        destination.started.add("moved-b")  # b's primary started first; a and c still restore
+        waiting = threading.Thread(target=step.wait)
+        waiting.start()
+        assert released_now(step) == [("restore.batch[1]", restore_id("moved-b"))]
+        held = step.ctx.held_restores
+        assert held.marked_done("moved-b") and not held.marked_done("moved-a") and not held.marked_done("moved-c")
+        assert not step.held.done() and waiting.is_alive()  # the batch's request still runs: the step is not done
+        # the member's restore step takes what the batch's poll saw: done, without a read of its own
+        reads = len(destination.reads)
+        member = Restore(restore_id("moved-b"), {**MEMBERS[1], "batch": step.id}, step.ctx)
+        assert member.observe().done and len(destination.reads) == reads
+        destination.started |= {"moved-a", "moved-c"}
+        assert sorted(released_now(step)) == [("restore.batch[1]", restore_id(t)) for t in ("moved-a", "moved-c")]
+        destination.hold.set()
+        waiting.join(10)
+    assert not waiting.is_alive() and step.observe().done
+    # one routing table read per group of the batch's names per poll, as listed (never one per member)
+    reads = [path for _, _, path, _ in sent if path.startswith("/_cluster/state/routing_table/")]
+    polls = [path for path in reads if "filter_path" in path]
+    assert len(polls) >= 2 and set(polls) == {poll_path(["moved-a", "moved-b", "moved-c"])}
+    # and before: the observation's read of the group, the request's "under way" read of its first member
+    assert set(reads) - set(polls) == {
+        f"/_cluster/state/routing_table/{n}" for n in ("moved-a,moved-b,moved-c", "moved-a")
+    }
+    assert step.ctx.releases.take() == []  # each member released once
+
+
+def test_a_member_whose_primary_never_starts_is_not_released_and_the_stall_names_it(monkeypatch):
+    monkeypatch.setattr(restore_batch, "PROGRESS_EVERY_S", 0.05)
+    destination = Restoring()
+    destination.hold.clear()  # the restore request never answers
+    step = batch_with(destination, stall_after=0.5)
+    assert not step.observe().done
+    step.act()
+    destination.started |= {"moved-a", "moved-b"}
+    explained = []
+    monkeypatch.setattr(restore_batch, "why_unassigned", lambda client, target: explained.append(target) or [])
+    with pytest.raises(Stalled) as stalled:
+        step.wait()
+    assert sorted(t for _, t in step.ctx.releases.take()) == [restore_id("moved-a"), restore_id("moved-b")]
+    assert "has not moved for" in str(stalled.value) and explained == ["moved-c"]  # why the one not started waits
+    assert "Not restored yet: moved-c." in str(stalled.value)
+    assert not step.ctx.held_restores.marked_done("moved-c")
+    destination.hold.set()
