@@ -340,11 +340,9 @@ def test_kill_mid_incremental_snapshot_then_resume(seeded, tmp_path):
     assert all(write_blocked(seeded, names).values())
 
 
-def test_an_index_created_after_phase_one_stops_the_cutover_before_the_write_block(seeded, tmp_path):
-    """Reported by breaker5 (6.8 -> 7.10): a daily index matching `snapshot.indices`, created between phase
-    one and the cutover, stayed writable and uncopied while the cutover reported success. Now the cutover
-    stops before blocking anything, naming it; excluding it and `resume --replan` finishes the cutover."""
-    prefix = "newday"
+def phase_one_of_a_daily_selection(seeded, tmp_path: Path, prefix: str) -> tuple[list[str], Path]:
+    """Two source indices of this test selected by `<prefix>-*`, migrated by phase one of a cutover plan (the
+    alias `<prefix>-live` on the first): their names and the plan."""
     names = make_sources(seeded, prefix, docs=50)
     plan = seeded.write_plan(
         tmp_path,
@@ -357,6 +355,23 @@ def test_an_index_created_after_phase_one_stops_the_cutover_before_the_write_blo
         finish={"aliases": {f"{prefix}-live": [names[0]]}},
     )
     cli(seeded, "apply", str(plan), "--yes", "--poll", "0.5")
+    return names, plan
+
+
+def exclude_and_replan(seeded, plan: Path, index: str) -> None:
+    """The cure a stopped cutover names: `index` added to snapshot.exclude, then `resume --replan`."""
+    document = yaml.safe_load(plan.read_text())
+    document["snapshot"]["exclude"] = [index]
+    plan.write_text(yaml.safe_dump(document, sort_keys=False))
+    cli(seeded, "resume", str(plan), "--replan", "--poll", "0.5")
+
+
+def test_an_index_created_after_phase_one_stops_the_cutover_before_the_write_block(seeded, tmp_path):
+    """Reported by breaker5 (6.8 -> 7.10): a daily index matching `snapshot.indices`, created between phase
+    one and the cutover, stayed writable and uncopied while the cutover reported success. Now the cutover
+    stops before blocking anything, naming it; excluding it and `resume --replan` finishes the cutover."""
+    prefix = "newday"
+    names, plan = phase_one_of_a_daily_selection(seeded, tmp_path, prefix)
     late = f"{prefix}-late"
     CREATED.append(late)
     client = seeded.client(SOURCE)
@@ -369,10 +384,7 @@ def test_an_index_created_after_phase_one_stops_the_cutover_before_the_write_blo
     assert write_blocked(seeded, [*names, late]) == {name: False for name in [*names, late]}
     assert aliases_on_destination(seeded, prefix) == {}
 
-    document = yaml.safe_load(plan.read_text())
-    document["snapshot"]["exclude"] = [late]
-    plan.write_text(yaml.safe_dump(document, sort_keys=False))
-    cli(seeded, "resume", str(plan), "--replan", "--poll", "0.5")
+    exclude_and_replan(seeded, plan, late)
     assert write_blocked(seeded, [*names, late]) == {names[0]: True, names[1]: True, late: False}
     assert aliases_on_destination(seeded, prefix) == {f"{prefix}-live": [f"moved-{names[0]}"]}
     source, destination = exact_counts(seeded, prefix, names)
@@ -384,18 +396,7 @@ def test_a_source_index_deleted_after_phase_one_stops_the_cutover_before_the_wri
     cutover fail on a raw 404 after blocking the others, with `resume` as the cure, which failed the same way.
     Now it stops before blocking anything, naming the index; excluding it and `resume --replan` finishes."""
     prefix = "goneday"
-    names = make_sources(seeded, prefix, docs=50)
-    plan = seeded.write_plan(
-        tmp_path,
-        SOURCE,
-        DESTINATION,
-        name=prefix,
-        snapshot={"indices": [f"{prefix}-*"]},
-        restore={"rename_pattern": "(.+)", "rename_replacement": "moved-$1"},
-        cutover={"enabled": True},
-        finish={"aliases": {f"{prefix}-live": [names[0]]}},
-    )
-    cli(seeded, "apply", str(plan), "--yes", "--poll", "0.5")
+    names, plan = phase_one_of_a_daily_selection(seeded, tmp_path, prefix)
     gone = names[1]
     client = seeded.client(SOURCE)
     client.request("DELETE", build_path(gone), ok=(200,))
@@ -407,10 +408,7 @@ def test_a_source_index_deleted_after_phase_one_stops_the_cutover_before_the_wri
     assert write_blocked(seeded, [names[0]]) == {names[0]: False}
     assert aliases_on_destination(seeded, prefix) == {}
 
-    document = yaml.safe_load(plan.read_text())
-    document["snapshot"]["exclude"] = [gone]
-    plan.write_text(yaml.safe_dump(document, sort_keys=False))
-    cli(seeded, "resume", str(plan), "--replan", "--poll", "0.5")
+    exclude_and_replan(seeded, plan, gone)
     assert write_blocked(seeded, [names[0]]) == {names[0]: True}
     assert aliases_on_destination(seeded, prefix) == {f"{prefix}-live": [f"moved-{names[0]}"]}
     source, destination = exact_counts(seeded, prefix, [names[0]])
